@@ -1,0 +1,5 @@
+"""ssl-domains medical plugin."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

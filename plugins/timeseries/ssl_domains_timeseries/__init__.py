@@ -1,0 +1,5 @@
+"""ssl-domains timeseries plugin."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,42 @@
+"""Hook implementations of the timeseries plugin: registration only; components live in their modules."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ssl_domains import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+    from ssl_domains.registry import Registrar
+
+
+@hookimpl
+def register_loaders(registry: Registrar) -> None:
+    pass
+
+
+@hookimpl
+def register_backbones(registry: Registrar) -> None:
+    pass
+
+
+@hookimpl
+def register_pretext_tasks(registry: Registrar) -> None:
+    pass
+
+
+@hookimpl
+def register_finetune_tasks(registry: Registrar) -> None:
+    pass
+
+
+@hookimpl
+def register_baselines(registry: Registrar) -> None:
+    pass
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    pass

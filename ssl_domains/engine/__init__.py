@@ -1,0 +1,1 @@
+"""Training engine: pre-training, fine-tuning, evaluation and prediction loops."""

@@ -1,0 +1,184 @@
+"""Plugin discovery and loading, one plugin at a time, each failure isolated.
+
+Environment variables:
+    SSL_DOMAINS_PLUGINS: comma-separated entry-point names to load (others are not loaded).
+    SSL_DOMAINS_DISABLE: comma-separated entry-point names to skip.
+    SSL_DOMAINS_STRICT: ``1`` makes a plugin that fails to import fatal instead of skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from ssl_domains import PROJECT_NAME, __version__, hookspecs
+from ssl_domains.errors import PluginError, SSLDomainsError
+from ssl_domains.registry import KINDS, Registrar, Registry
+
+__all__ = ["ENTRY_POINT_GROUP", "LoadedPlugin", "Host", "get_host", "reset_host"]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "ssl_domains"
+HOST_PLUGIN = "ssl_domains.builtin"
+
+
+class PluginImportWarning(UserWarning):
+    """A plugin failed to import and was skipped."""
+
+
+@dataclass
+class LoadedPlugin:
+    """A plugin that loaded, with where it came from."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    components: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _env_list(var: str) -> set[str] | None:
+    raw = os.environ.get(var)
+    if raw is None or not raw.strip():
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+class Host:
+    """The plugin manager plus the registry filled by every plugin's hooks."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.plugins: dict[str, LoadedPlugin] = {}
+        self.skipped: dict[str, str] = {}
+
+    # -- loading -----------------------------------------------------------------------------
+    def load(self, entry_points: list[Any] | None = None) -> Host:
+        """Load the host's built-ins, then every entry point of the ``ssl_domains`` group.
+
+        Args:
+            entry_points: Entry points to load instead of the installed ones (tests).
+
+        Raises:
+            PluginError: A plugin broke the contract (duplicate name, bad registration,
+                misspelled hook), or failed to import while ``SSL_DOMAINS_STRICT=1``.
+        """
+        from ssl_domains import builtin
+
+        self.register_module(builtin, name="ssl_domains", distribution="ssl-domains",
+                             version=__version__)
+        only = _env_list("SSL_DOMAINS_PLUGINS")
+        disabled = _env_list("SSL_DOMAINS_DISABLE") or set()
+        strict = os.environ.get("SSL_DOMAINS_STRICT", "") not in ("", "0", "false", "no")
+        eps = entry_points if entry_points is not None else list(
+            md.entry_points(group=ENTRY_POINT_GROUP)
+        )
+        for ep in sorted(eps, key=lambda e: e.name):
+            if (only is not None and ep.name not in only) or ep.name in disabled:
+                self.skipped[ep.name] = "disabled by environment"
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - isolation is the point
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                if strict:
+                    raise PluginError(
+                        f'Error importing plugin "{ep.name}": {reason} '
+                        "(SSL_DOMAINS_STRICT is set)"
+                    ) from exc
+                self.skipped[ep.name] = reason
+                warnings.warn(
+                    f'Error importing plugin "{ep.name}": {reason}; skipped '
+                    "(set SSL_DOMAINS_STRICT=1 to make this fatal)",
+                    PluginImportWarning,
+                    stacklevel=2,
+                )
+                continue
+            dist = getattr(ep, "dist", None)
+            self.register_module(
+                module,
+                name=ep.name,
+                distribution=getattr(dist, "name", ep.name) if dist else ep.name,
+                version=getattr(dist, "version", "unknown") if dist else "unknown",
+            )
+        return self
+
+    def register_module(
+        self, module: ModuleType | object, *, name: str, distribution: str, version: str
+    ) -> LoadedPlugin:
+        """Register one plugin object and run its registration hooks.
+
+        Raises:
+            PluginError: Misspelled hook, or an error in one of its registration hooks.
+        """
+        if name in self.plugins:
+            raise PluginError(f"plugin {name!r} is loaded twice (two distributions claim it?)")
+        try:
+            self.pm.register(module, name=name)
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(name=name) if self.pm.has_plugin(name) else None
+            raise PluginError(f"plugin {name!r}: {exc}") from exc
+        plugin = LoadedPlugin(name, distribution, version, getattr(module, "__name__", name))
+        for kind, hook_name in KINDS.items():
+            hook = getattr(self.pm.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                if impl.plugin_name != name:
+                    continue
+                registrar = Registrar(self.registry, kind, name, version)
+                try:
+                    impl.function(registry=registrar)
+                except SSLDomainsError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    raise PluginError(
+                        f"plugin {name!r}: {hook_name} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+        plugin.components = self.registry.by_plugin().get(name, {})
+        self.plugins[name] = plugin
+        return plugin
+
+    # -- queries -----------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What loaded (with versions and components) and what was skipped."""
+        return {
+            "host": {"name": "ssl-domains", "version": __version__},
+            "plugins": [
+                {
+                    "name": p.name,
+                    "distribution": p.distribution,
+                    "version": p.version,
+                    "module": p.module,
+                    "components": p.components,
+                }
+                for p in self.plugins.values()
+            ],
+            "skipped": self.skipped,
+        }
+
+
+_HOST: Host | None = None
+
+
+def get_host() -> Host:
+    """The process-wide host, loaded on first use."""
+    global _HOST
+    if _HOST is None:
+        _HOST = Host().load()
+    return _HOST
+
+
+def reset_host() -> None:
+    """Forget the loaded host (tests; after changing the environment variables)."""
+    global _HOST
+    _HOST = None

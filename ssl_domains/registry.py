@@ -1,0 +1,313 @@
+"""Named components with provenance: which plugin registered what, at which version.
+
+Plugins never touch :class:`Registry` directly: each hook receives a :class:`Registrar` bound
+to one kind and one plugin, which validates at ``add()`` time and names the plugin in errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ssl_domains.contracts import MODALITIES, Example
+from ssl_domains.errors import ContractError, RegistryError
+
+__all__ = ["KINDS", "Entry", "Registry", "Registrar", "component", "SHIPPED_COMPONENTS"]
+
+#: Component kinds, with the hook that registers each.
+KINDS: dict[str, str] = {
+    "loader": "register_loaders",
+    "backbone": "register_backbones",
+    "pretext": "register_pretext_tasks",
+    "finetune": "register_finetune_tasks",
+    "baseline": "register_baselines",
+}
+
+#: Components of the shipped plugins, so an unknown name can say which plugin to install.
+SHIPPED_COMPONENTS: dict[str, tuple[str, str]] = {
+    # name: (distribution, install path)
+    **{
+        n: ("ssl-domains-medical", "./plugins/medical")
+        for n in (
+            "dicom", "nifti", "medmnist", "image_manifest", "case_folders",
+            "resnet_encoder", "unet_encoder", "vit_encoder",
+            "masked_inpainting", "genesis_restoration",
+            "tumor_classification", "image_logistic",
+        )
+    },
+    **{
+        n: ("ssl-domains-timeseries", "./plugins/timeseries")
+        for n in (
+            "csv", "parquet", "numpy", "ucr", "wfdb", "torch_dict", "nab",
+            "patch_transformer", "tcn",
+            "forecasting", "masked_patches",
+            "anomaly_classification", "minirocket",
+        )
+    },
+}
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered component.
+
+    Attributes:
+        kind: One of :data:`KINDS`.
+        name: Unique name within the kind (``snake_case``).
+        factory: Callable that builds the component.
+        plugin: Name of the plugin that registered it.
+        version: That plugin's distribution version.
+        description: One line for ``ssl-domains list``.
+        modalities: Modalities it accepts or produces (``image``/``signal``).
+        dims: Spatial dimensionalities it supports.
+        examples: Small configurations for the conformance kit.
+        meta: Any further metadata the plugin attached.
+    """
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    version: str
+    description: str = ""
+    modalities: tuple[str, ...] = ()
+    dims: tuple[int, ...] = ()
+    examples: tuple[Example, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly description (for ``ssl-domains describe``)."""
+        try:
+            signature = str(inspect.signature(self.factory))
+        except (TypeError, ValueError):
+            signature = "(...)"
+        doc = inspect.getdoc(self.factory) or ""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "plugin": self.plugin,
+            "version": self.version,
+            "description": self.description,
+            "modalities": list(self.modalities),
+            "dims": list(self.dims),
+            "signature": signature,
+            "doc": doc,
+            "examples": [{"args": e.args, "input_shape": e.input_shape} for e in self.examples],
+        }
+
+
+def component(
+    name: str,
+    *,
+    description: str = "",
+    modalities: Sequence[str] = (),
+    dims: Sequence[int] = (),
+    examples: Sequence[Example | dict[str, Any]] = (),
+    **meta: Any,
+) -> Callable[[Any], Any]:
+    """Attach registration metadata next to a definition (``@component("unet_encoder", ...)``).
+
+    The plugin's hook then registers it with ``registry.add(UNetEncoder)``.
+    """
+
+    def mark(obj: Any) -> Any:
+        obj.__ssl_component__ = {
+            "name": name,
+            "description": description,
+            "modalities": tuple(modalities),
+            "dims": tuple(dims),
+            "examples": tuple(examples),
+            "meta": meta,
+        }
+        return obj
+
+    return mark
+
+
+class Registry:
+    """All components of all loaded plugins, by kind and name."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in KINDS:
+            raise RegistryError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}")
+
+    def add(self, entry: Entry) -> None:
+        """Add an entry; a duplicate name is an error naming both plugins."""
+        self._check_kind(entry.kind)
+        existing = self._entries[entry.kind].get(entry.name)
+        if existing is not None:
+            raise RegistryError(
+                f"plugin {entry.plugin!r}: {entry.kind} {entry.name!r} is already registered "
+                f"by plugin {existing.plugin!r}; rename one of them"
+            )
+        self._entries[entry.kind][entry.name] = entry
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry ``kind``/``name``.
+
+        Raises:
+            RegistryError: Unknown name; the message suggests close names or the plugin to
+                install.
+        """
+        self._check_kind(kind)
+        try:
+            return self._entries[kind][name]
+        except KeyError:
+            pass
+        if name in SHIPPED_COMPONENTS:
+            dist, path = SHIPPED_COMPONENTS[name]
+            raise RegistryError(
+                f"{kind} {name!r} needs plugin {dist} (not installed or not loaded): "
+                f"pip install {path}"
+            )
+        known = sorted(self._entries[kind])
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(known) if known else "none registered"
+        raise RegistryError(f"unknown {kind} {name!r}{hint} (known: {listing})")
+
+    def create(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Build component ``name`` with ``factory(*args, **kwargs)``.
+
+        Raises:
+            RegistryError: Unknown name, or arguments the factory does not take.
+        """
+        entry = self.get(kind, name)
+        try:
+            inspect.signature(entry.factory).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise RegistryError(
+                f"{kind} {name!r} (plugin {entry.plugin}): bad arguments {sorted(kwargs)}: {exc}; "
+                f"see `ssl-domains describe {kind} {name}`"
+            ) from None
+        except ValueError:
+            pass
+        return entry.factory(*args, **kwargs)
+
+    def names(self, kind: str) -> list[str]:
+        """Registered names of a kind, sorted."""
+        self._check_kind(kind)
+        return sorted(self._entries[kind])
+
+    def entries(self, kind: str | None = None) -> list[Entry]:
+        """Entries of one kind (or all), sorted by kind then name."""
+        kinds: Iterable[str] = [kind] if kind else KINDS
+        out: list[Entry] = []
+        for k in kinds:
+            self._check_kind(k)
+            out.extend(self._entries[k][n] for n in sorted(self._entries[k]))
+        return out
+
+    def by_plugin(self) -> dict[str, dict[str, list[str]]]:
+        """``{plugin: {kind: [names]}}``."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for e in self.entries():
+            out.setdefault(e.plugin, {}).setdefault(e.kind, []).append(e.name)
+        return out
+
+
+class Registrar:
+    """What a registration hook receives: adds components of one kind for one plugin."""
+
+    def __init__(self, registry: Registry, kind: str, plugin: str, version: str) -> None:
+        self.registry = registry
+        self.kind = kind
+        self.plugin = plugin
+        self.version = version
+
+    def add(
+        self,
+        name_or_factory: str | Callable[..., Any],
+        factory: Callable[..., Any] | None = None,
+        *,
+        description: str | None = None,
+        modalities: Sequence[str] | None = None,
+        dims: Sequence[int] | None = None,
+        examples: Sequence[Example | dict[str, Any]] | None = None,
+        **meta: Any,
+    ) -> None:
+        """Register a component: ``add(Factory)`` (metadata from :func:`component`) or
+        ``add("name", factory, ...)``.
+
+        Raises:
+            ContractError: Bad name, non-callable factory, or malformed metadata; the message
+                names the plugin.
+        """
+        if factory is None and callable(name_or_factory):
+            factory = name_or_factory
+            marked = getattr(factory, "__ssl_component__", None)
+            if marked is None:
+                raise ContractError(
+                    f"plugin {self.plugin!r}: {self.kind} {factory!r} has no @component(...) "
+                    "marker; pass a name: registry.add('name', factory)"
+                )
+            name = marked["name"]
+        else:
+            if not isinstance(name_or_factory, str):
+                raise ContractError(
+                    f"plugin {self.plugin!r}: {self.kind} name must be a string, "
+                    f"got {name_or_factory!r}"
+                )
+            name = name_or_factory
+            marked = getattr(factory, "__ssl_component__", None) or {}
+        if not callable(factory):
+            raise ContractError(
+                f"plugin {self.plugin!r}: {self.kind} {name!r} factory is not callable "
+                f"({type(factory).__name__})"
+            )
+        if not _NAME.match(name):
+            raise ContractError(
+                f"plugin {self.plugin!r}: {self.kind} name {name!r} must be snake_case "
+                "(lower-case letters, digits, underscores)"
+            )
+        mods = tuple(modalities if modalities is not None else marked.get("modalities", ()))
+        bad = [m for m in mods if m not in MODALITIES]
+        if bad:
+            raise ContractError(
+                f"plugin {self.plugin!r}: {self.kind} {name!r} has unknown modalities {bad}; "
+                f"allowed: {list(MODALITIES)}"
+            )
+        dim_t = tuple(dims if dims is not None else marked.get("dims", ()))
+        if any(d not in (1, 2, 3) for d in dim_t):
+            raise ContractError(
+                f"plugin {self.plugin!r}: {self.kind} {name!r} dims must be among 1, 2, 3; "
+                f"got {list(dim_t)}"
+            )
+        raw_examples = examples if examples is not None else marked.get("examples", ())
+        ex: list[Example] = []
+        for e in raw_examples:
+            if isinstance(e, dict):
+                e = Example(**e)
+            if not isinstance(e, Example):
+                raise ContractError(
+                    f"plugin {self.plugin!r}: {self.kind} {name!r} examples must be Example "
+                    f"or dict, got {type(e).__name__}"
+                )
+            ex.append(e)
+        desc = description if description is not None else marked.get("description", "")
+        if not desc:
+            doc = inspect.getdoc(factory) or ""
+            desc = doc.splitlines()[0] if doc else ""
+        self.registry.add(
+            Entry(
+                kind=self.kind,
+                name=name,
+                factory=factory,
+                plugin=self.plugin,
+                version=self.version,
+                description=desc,
+                modalities=mods,
+                dims=dim_t,
+                examples=tuple(ex),
+                meta={**marked.get("meta", {}), **meta},
+            )
+        )
