@@ -1,0 +1,285 @@
+"""The ``ssl-domains`` command line (click). Plugins add their own groups."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from ssl_domains import __version__
+from ssl_domains.config import ComponentRef, InitConfig, RunConfig, load_config, parse_config
+from ssl_domains.errors import ConfigError, SSLDomainsError
+from ssl_domains.registry import KINDS
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger("ssl_domains")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    def one_line(message: Any, category: Any, filename: str, lineno: int, line: str | None = None) -> str:
+        return f"warning: {message}\n"
+
+    warnings.formatwarning = one_line  # type: ignore[assignment]
+
+
+def _host() -> Any:
+    from ssl_domains.plugins import get_host
+
+    return get_host()
+
+
+def _parse_args(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in pairs:
+        if "=" not in item:
+            raise ConfigError(f"--arg {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v) if v.strip() else None
+    return out
+
+
+def _resolve(config: str | None, overrides: tuple[str, ...], resume: str | None, out: str | None) -> tuple[RunConfig, Path]:
+    if resume:
+        rpath = Path(resume)
+        if not (rpath / "config.yaml").is_file():
+            raise ConfigError(f"{rpath}: not a run folder (no config.yaml) — nothing to resume")
+        cfg = load_config(rpath / "config.yaml", list(overrides))
+        return cfg, rpath
+    if config is None:
+        raise ConfigError("give a CONFIG file (or --resume RUN_DIR)")
+    cfg = load_config(config, list(overrides))
+    return cfg, Path(out) if out else Path(cfg.output_dir) / cfg.name
+
+
+def _init(path: str | None, source: str) -> InitConfig | None:
+    return InitConfig(path=path, source=source) if path else None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ssl-domains")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
+    """Self-supervised pre-training and few-label fine-tuning, with domain plugins."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_cmd(as_json: bool) -> None:
+    """List loaded plugins, their versions and what each registered."""
+    info = _host().describe()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"ssl-domains {info['host']['version']}")
+    for p in info["plugins"]:
+        click.echo(f"{p['name']} ({p['distribution']} {p['version']})")
+        for kind, names in p["components"].items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+    for name, why in info["skipped"].items():
+        click.echo(f"{name}: skipped ({why})")
+
+
+@cli.command("list")
+@click.argument("kind", type=click.Choice(list(KINDS)))
+def list_cmd(kind: str) -> None:
+    """List registered components of KIND."""
+    for e in _host().registry.entries(kind):
+        click.echo(f"{e.name:<24} {e.plugin:<12} {e.description}")
+
+
+@cli.command("describe")
+@click.argument("kind", type=click.Choice(list(KINDS)))
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def describe_cmd(kind: str, name: str, as_json: bool) -> None:
+    """Show a component's arguments, documentation and provenance."""
+    d = _host().registry.get(kind, name).describe()
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    click.echo(f"{kind} {name} — plugin {d['plugin']} {d['version']}")
+    click.echo(f"{name}{d['signature']}")
+    if d["modalities"]:
+        click.echo(f"modalities: {', '.join(d['modalities'])}; dims: {d['dims']}")
+    click.echo("")
+    click.echo(d["doc"])
+
+
+_common = [
+    click.argument("config", required=False, type=click.Path(dir_okay=False)),
+    click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable)."),
+    click.option("--init", "init_path", type=click.Path(), help="Start from an export, run folder, checkpoint or foreign weights."),
+    click.option("--init-source", default="auto", show_default=True, help="Format of foreign --init weights."),
+    click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder from its last checkpoint."),
+    click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: output_dir/name)."),
+]
+
+
+def _with_common(f: Any) -> Any:
+    for deco in reversed(_common):
+        f = deco(f)
+    return f
+
+
+def _refuse_overwrite(run_path: Path, stage: str, resume: str | None) -> None:
+    if not resume and (run_path / "checkpoints" / stage / "last.pt").is_file():
+        raise ConfigError(
+            f"{run_path} already holds a {stage} run; continue it with --resume {run_path} "
+            "or choose another folder (--out, or --set name=...)"
+        )
+
+
+@cli.command("pretrain")
+@_with_common
+def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str | None, init_source: str,
+                 resume: str | None, out: str | None) -> None:
+    """(Continued) self-supervised pre-training from CONFIG's `pretrain` section."""
+    from ssl_domains.engine.pretrain import pretrain
+
+    cfg, run_path = _resolve(config, overrides, resume, out)
+    _refuse_overwrite(run_path, "pretrain", resume)
+    summary = pretrain(cfg, run_path, init=_init(init_path, init_source), resume=bool(resume))
+    click.echo(json.dumps(summary, indent=2))
+
+
+@cli.command("finetune")
+@_with_common
+def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str | None, init_source: str,
+                 resume: str | None, out: str | None) -> None:
+    """Fine-tune on labeled data from CONFIG's `finetune` section; evaluates and exports."""
+    from ssl_domains.engine.finetune import finetune
+
+    cfg, run_path = _resolve(config, overrides, resume, out)
+    _refuse_overwrite(run_path, "finetune", resume)
+    summary = finetune(cfg, run_path, init=_init(init_path, init_source), resume=bool(resume))
+    click.echo(json.dumps({k: summary[k] for k in ("threshold", "val", "test") if k in summary}, indent=2))
+
+
+@cli.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--loader", help="Evaluate on this loader instead of the run's test data.")
+@click.option("--arg", "args", multiple=True, metavar="NAME=VALUE", help="Loader argument (repeatable).")
+def evaluate_cmd(run_dir: str, loader: str | None, args: tuple[str, ...]) -> None:
+    """Score the run's test data (or another labeled loader) with its stored threshold."""
+    from ssl_domains.engine.evaluate import evaluate
+
+    ref = ComponentRef(name=loader, args=_parse_args(args)) if loader else None
+    click.echo(json.dumps(evaluate(run_dir, ref), indent=2))
+
+
+@cli.command("predict")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--loader", required=True, help="Loader for the inputs (see `ssl-domains list loader`).")
+@click.option("--arg", "args", multiple=True, metavar="NAME=VALUE", help="Loader argument (repeatable).")
+@click.option("--out", "out_csv", type=click.Path(dir_okay=False), default="predictions.csv", show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, batch_size: int) -> None:
+    """Write a CSV of scores and decisions (validation-chosen threshold) for every input."""
+    from ssl_domains.engine.evaluate import predict_data
+
+    res = predict_data(run_dir, ComponentRef(name=loader, args=_parse_args(args)), Path(out_csv), batch_size)
+    click.echo(json.dumps(res, indent=2))
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def report_cmd(run_dir: str) -> None:
+    """(Re)build RUN_DIR/report/report.html from what the run wrote."""
+    from ssl_domains.evaluation.report import build_report
+
+    click.echo(str(build_report(Path(run_dir))))
+
+
+@cli.command("demo")
+@click.option("--plugin", "plugins", multiple=True, help="Only these plugins' demos (default: all installed).")
+@click.option("--data-dir", default="sample_data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override keys of every demo config.")
+def demo_cmd(plugins: tuple[str, ...], data_dir: str, out: str, overrides: tuple[str, ...]) -> None:
+    """Pre-train, fine-tune, evaluate and report on the bundled sample data."""
+    from ssl_domains.engine.finetune import finetune
+    from ssl_domains.engine.pretrain import pretrain
+    from ssl_domains.evaluation.report import build_report
+
+    root = Path(data_dir)
+    configs = sorted(root.glob("*/demo.yaml"))
+    if plugins:
+        configs = [c for c in configs if c.parent.name in plugins]
+    if not configs:
+        raise ConfigError(f"{root}: no */demo.yaml found; run from the repository root or pass --data-dir")
+    host = _host()
+    for path in configs:
+        if path.parent.name not in host.plugins:
+            click.echo(f"demo {path.parent.name}: plugin not installed, skipped")
+            continue
+        cfg = load_config(path, list(overrides))
+        run_path = Path(out) / f"demo-{path.parent.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        click.echo(f"== demo {path.parent.name} -> {run_path}")
+        ssl = pretrain(cfg, run_path)
+        click.echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']}")
+        res = finetune(cfg, run_path)
+        scratch_cfg = parse_config({**cfg.model_dump(mode='json'), "pretrain": None,
+                                    "finetune": {**cfg.finetune.model_dump(mode='json'), "from_scratch": True}})  # type: ignore[union-attr]
+        base = finetune(scratch_cfg, run_path / "scratch")
+        report = build_report(run_path)
+        for name, r in (("ssl", res), ("scratch", base)):
+            t = r.get("test", {})
+            click.echo(f"{name:8s} test AUROC {t.get('auroc', float('nan')):.3f}  AUPRC {t.get('auprc', float('nan')):.3f}")
+        click.echo(f"report: {report}")
+
+
+def _add_plugin_commands() -> None:
+    try:
+        host = _host()
+    except SSLDomainsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    host.pm.hook.register_commands(cli=cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors (non-zero exit); ``--debug`` shows the traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    _setup_logging("-v" in args or "--verbose" in args)
+    _add_plugin_commands()
+    try:
+        cli.main(args=args, prog_name="ssl-domains", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SSLDomainsError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; resume with --resume RUN_DIR.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - one line unless --debug
+        if debug:
+            raise
+        click.echo(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

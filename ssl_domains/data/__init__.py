@@ -1,0 +1,1 @@
+"""Datasets from the registry, splits, label budgets and DataLoader building."""

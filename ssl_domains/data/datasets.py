@@ -1,0 +1,107 @@
+"""Build datasets from registry references and keep their labels through subsetting."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ssl_domains.config import ComponentRef, DataConfig
+from ssl_domains.data.collate import collate_items
+from ssl_domains.data.sampler import EpochSampler
+from ssl_domains.errors import DataError, SSLDomainsError
+from ssl_domains.registry import Registry
+
+__all__ = ["build_dataset", "Subset", "labels_of", "groups_of", "make_loader"]
+
+log = logging.getLogger(__name__)
+
+
+def build_dataset(registry: Registry, ref: ComponentRef, role: str) -> Dataset:
+    """Instantiate loader ``ref`` and report what it skipped.
+
+    Raises:
+        DataError: The loader failed on its input or produced no items.
+    """
+    try:
+        ds = registry.create("loader", ref.name, **ref.args)
+    except SSLDomainsError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{role} data ({ref.name})", f"{type(exc).__name__}: {exc}") from None
+    skipped: Sequence[tuple[str, str]] = getattr(ds, "skipped", []) or []
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
+    if len(ds) == 0:  # type: ignore[arg-type]
+        raise DataError(f"{role} data ({ref.name})", f"no usable items (args {ref.args})")
+    return ds
+
+
+def labels_of(ds: Dataset) -> list[int] | None:
+    labels = getattr(ds, "labels", None)
+    return None if labels is None else [int(v) for v in labels]
+
+
+def groups_of(ds: Dataset) -> list[str] | None:
+    groups = getattr(ds, "groups", None)
+    return None if groups is None else [str(g) for g in groups]
+
+
+class Subset(Dataset):
+    """A view of some items of a dataset that keeps ``labels``/``groups`` aligned."""
+
+    def __init__(self, base: Dataset, indices: Sequence[int] | np.ndarray) -> None:
+        self.base = base
+        self.indices = [int(i) for i in indices]
+        base_labels = labels_of(base)
+        base_groups = groups_of(base)
+        self.labels = None if base_labels is None else [base_labels[i] for i in self.indices]
+        self.groups = None if base_groups is None else [base_groups[i] for i in self.indices]
+        self.skipped = getattr(base, "skipped", [])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.base[self.indices[i]]
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    import random
+
+    random.seed(seed)
+
+
+def make_loader(
+    ds: Dataset,
+    cfg: DataConfig,
+    *,
+    train: bool,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """A DataLoader with the resumable :class:`EpochSampler` (sharded when distributed)."""
+    sampler = EpochSampler(len(ds), seed=seed, shuffle=train, rank=rank,  # type: ignore[arg-type]
+                           world_size=world_size if train else 1)
+    bs = cfg.batch_size if train else (cfg.eval_batch_size or cfg.batch_size)
+    return DataLoader(
+        ds,
+        batch_size=bs,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        pin_memory=cfg.pin_memory,
+        collate_fn=collate_items,
+        drop_last=cfg.drop_last and train,
+        worker_init_fn=_seed_worker if cfg.num_workers else None,
+        persistent_workers=False,
+        # a private generator: creating an iterator must not consume the global RNG, or a
+        # resumed run would drift from an uninterrupted one
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -1,0 +1,91 @@
+"""Stratified, group-aware splits and few-label subsets. Seeded; the test set is never touched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+
+from ssl_domains.errors import ConfigError
+
+__all__ = ["split_off", "label_subset"]
+
+
+def split_off(
+    n: int,
+    fraction: float,
+    seed: int,
+    labels: Sequence[int] | None = None,
+    groups: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices ``0..n-1`` into (keep, held_out) with ``fraction`` held out.
+
+    Stratified by ``labels`` when given (and every class has >= 2 items); items sharing a group
+    (e.g. one case's patches) stay on the same side.
+    """
+    idx = np.arange(n)
+    n_out = max(1, int(round(n * fraction)))
+    if n < 2:
+        raise ConfigError(f"cannot split {n} item(s) into training and validation data")
+    if groups is not None and len(set(groups)) < n:
+        gss = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        keep, out = next(gss.split(idx, groups=np.asarray(groups)))
+        return np.sort(keep), np.sort(out)
+    rng = np.random.RandomState(seed)
+    if labels is not None:
+        y = np.asarray(labels)
+        counts = np.bincount(y - y.min()) if len(y) else np.array([])
+        if len(np.unique(y)) > 1 and counts[counts > 0].min() >= 2 and n_out >= len(np.unique(y)):
+            sss = StratifiedShuffleSplit(n_splits=1, test_size=n_out, random_state=seed)
+            keep, out = next(sss.split(idx, y))
+            return np.sort(keep), np.sort(out)
+    perm = rng.permutation(n)
+    return np.sort(perm[n_out:]), np.sort(perm[:n_out])
+
+
+def label_subset(
+    labels: Sequence[int],
+    seed: int,
+    fraction: float | None = None,
+    count: int | None = None,
+) -> np.ndarray:
+    """Indices of a stratified labeled subset: ``fraction`` of the items or ``count`` items.
+
+    Every class keeps at least one item, so a 1 % budget on an imbalanced set still sees the
+    rare class. The same (labels, seed, size) always gives the same subset, and a smaller
+    budget is drawn independently of larger ones.
+
+    Raises:
+        ConfigError: The budget is larger than the data or smaller than the number of classes.
+    """
+    y = np.asarray(labels)
+    n = len(y)
+    if fraction is None and count is None:
+        return np.arange(n)
+    k = int(round(n * fraction)) if fraction is not None else int(count)  # type: ignore[arg-type]
+    classes = np.unique(y)
+    if k > n:
+        raise ConfigError(f"label budget {k} is larger than the {n} labeled items available")
+    if k >= n:
+        return np.arange(n)
+    if k < len(classes):
+        raise ConfigError(
+            f"label budget {k} is smaller than the number of classes ({len(classes)}); "
+            "use a larger label_fraction or label_count"
+        )
+    rng = np.random.RandomState(seed)
+    # proportional allocation, at least one per class (largest remainders get the rest)
+    share = np.array([(y == c).sum() for c in classes], dtype=float) / n * k
+    alloc = np.maximum(1, np.floor(share).astype(int))
+    while alloc.sum() > k:
+        alloc[np.argmax(alloc)] -= 1
+    order = np.argsort(-(share - np.floor(share)))
+    i = 0
+    while alloc.sum() < k:
+        c = order[i % len(classes)]
+        if alloc[c] < (y == classes[c]).sum():
+            alloc[c] += 1
+        i += 1
+    chosen = [rng.permutation(np.flatnonzero(y == c))[:a] for c, a in zip(classes, alloc)]
+    return np.sort(np.concatenate(chosen))

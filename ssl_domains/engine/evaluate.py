@@ -1,0 +1,110 @@
+"""Evaluate or apply a fine-tuned export: rebuild it by registry name, score data, write CSVs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file
+from torch import nn
+
+from ssl_domains.config import ComponentRef, DataConfig
+from ssl_domains.data.datasets import build_dataset, make_loader
+from ssl_domains.engine.build import check_modality
+from ssl_domains.engine.checkpoints import MODEL_FILE
+from ssl_domains.engine.finetune import _metrics, write_predictions
+from ssl_domains.engine.inference import predict
+from ssl_domains.engine.run_dir import atomic_write_text
+from ssl_domains.engine.runtime import Runtime
+from ssl_domains.errors import CheckpointError
+from ssl_domains.plugins import get_host
+
+__all__ = ["load_finetuned", "evaluate", "predict_data"]
+
+
+def _export_dir(path: Path) -> Path:
+    if (path / "export" / "config.json").is_file():
+        return path / "export"
+    if (path / "config.json").is_file():
+        return path
+    raise CheckpointError(f"{path}: no export found (expected {path}/export/config.json)")
+
+
+def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The fine-tuned task model of a run or export folder, and its export config.
+
+    Raises:
+        CheckpointError: Not a fine-tuning export, or weights that do not fit.
+    """
+    folder = _export_dir(Path(path))
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("stage") != "finetune" or not (folder / MODEL_FILE).is_file():
+        raise CheckpointError(f"{folder}: a pre-training export has no classifier; fine-tune it first")
+    registry = get_host().registry
+    bb = config["backbone"]
+    backbone = registry.create("backbone", bb["name"], **bb.get("args", {}))
+    task_ref = config["task"]
+    args = {k: v for k, v in task_ref.get("args", {}).items() if k != "num_classes"}
+    task = registry.create("finetune", task_ref["name"], backbone, num_classes=config["num_classes"], **args)
+    try:
+        task.load_state_dict(load_file(str(folder / MODEL_FILE)))
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{folder / MODEL_FILE}: weights do not fit the model ({first})") from None
+    task.eval()
+    return task, config
+
+
+def predict_data(
+    path: str | Path, loader: ComponentRef, out_csv: Path, batch_size: int = 32, device: str = "auto"
+) -> dict[str, Any]:
+    """Score every item of ``loader`` with the export at ``path``; write a CSV of scores and
+    decisions at the validation-chosen threshold. Labels, when present, are copied along."""
+    task, config = load_finetuned(path)
+    rt = Runtime.create(device, "auto")
+    task.to(rt.device)
+    ds = build_dataset(get_host().registry, loader, "prediction")
+    check_modality(task.backbone, ds[0], f"prediction data ({loader.name})")
+    dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0)
+    preds = predict(task, dl, rt)
+    write_predictions(out_csv, preds, config.get("threshold"))
+    return {"items": len(preds.ids), "threshold": config.get("threshold"), "csv": str(out_csv),
+            "skipped": [list(s) for s in getattr(ds, "skipped", [])]}
+
+
+def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: str = "auto") -> dict[str, Any]:
+    """Re-score the run's test data (or ``loader``) with the stored threshold; updates
+    ``eval.json`` and ``predictions/test.csv`` when the run's own test set is used."""
+    run = Path(run_path)
+    task, config = load_finetuned(run)
+    if loader is None:
+        import yaml
+
+        cfg_path = run / "config.yaml"
+        if not cfg_path.is_file():
+            raise CheckpointError(f"{run}: no config.yaml; pass the data to evaluate on")
+        raw = yaml.safe_load(cfg_path.read_text())
+        test = (raw.get("finetune") or {}).get("data", {}).get("test")
+        if not test:
+            raise CheckpointError(f"{run}: the run has no test data; pass --loader/--arg")
+        loader = ComponentRef(**test)
+        out_csv = run / "predictions" / "test.csv"
+    else:
+        out_csv = run / "predictions" / f"eval_{loader.name}.csv"
+    rt = Runtime.create(device, "auto")
+    task.to(rt.device)
+    ds = build_dataset(get_host().registry, loader, "evaluation")
+    dl = make_loader(ds, DataConfig(train=loader), train=False, seed=0)
+    preds = predict(task, dl, rt)
+    threshold = config.get("threshold")
+    write_predictions(out_csv, preds, threshold)
+    metrics = _metrics(preds, threshold)
+    eval_path = run / "eval.json"
+    summary = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
+    key = "test" if out_csv.name == "test.csv" else f"eval_{loader.name}"
+    summary[key] = metrics
+    summary[f"n_{key}"] = len(preds.ids)
+    if eval_path.parent.is_dir():
+        atomic_write_text(eval_path, json.dumps(summary, indent=2))
+    return {"metrics": metrics, "threshold": threshold, "n": len(preds.ids), "csv": str(out_csv)}

@@ -1,0 +1,217 @@
+"""Supervised fine-tuning on a (small) labeled set, then thresholds, test metrics and export.
+
+The labeled budget (``label_fraction``/``label_count``) is drawn stratified from the training
+pool with the run's seed; the decision threshold is chosen on validation data only; the test
+set is used once, at the end, for reporting.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
+from ssl_domains.data.datasets import Subset, build_dataset, groups_of, labels_of, make_loader
+from ssl_domains.data.splits import label_subset, split_off
+from ssl_domains.engine.build import apply_init, build_backbone, check_modality
+from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint, save_export
+from ssl_domains.engine.inference import Predictions, predict
+from ssl_domains.engine.loop import Trainer
+from ssl_domains.engine.pretrain import export_config
+from ssl_domains.engine.run_dir import RunDir, atomic_write_text
+from ssl_domains.engine.runtime import Runtime, seed_everything
+from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
+from ssl_domains.evaluation.metrics import classification_metrics
+from ssl_domains.evaluation.thresholds import choose_threshold
+from ssl_domains.plugins import get_host
+
+__all__ = ["finetune", "prepare_finetune_data", "write_predictions"]
+
+log = logging.getLogger(__name__)
+
+
+def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig) -> dict[str, Any]:
+    """Training subset (label budget), validation and test datasets, all seeded.
+
+    Raises:
+        DataError: Training data without labels.
+    """
+    registry = get_host().registry
+    pool = build_dataset(registry, fcfg.data.train, "fine-tuning")
+    pool_labels = labels_of(pool)
+    if pool_labels is None:
+        raise DataError(f"fine-tuning data ({fcfg.data.train.name})", "has no labels; give a labeled loader (e.g. a label column)")
+    if fcfg.data.val is not None:
+        train_idx = np.arange(len(pool))  # type: ignore[arg-type]
+        val_ds = build_dataset(registry, fcfg.data.val, "validation")
+        if labels_of(val_ds) is None:
+            raise DataError(f"validation data ({fcfg.data.val.name})", "has no labels")
+    else:
+        train_idx, val_idx = split_off(len(pool), fcfg.data.val_fraction, cfg.seed,  # type: ignore[arg-type]
+                                       labels=pool_labels, groups=groups_of(pool))
+        val_ds = Subset(pool, val_idx)
+    sub = label_subset([pool_labels[i] for i in train_idx], cfg.seed,
+                       fraction=fcfg.label_fraction, count=fcfg.label_count)
+    train_ds = Subset(pool, train_idx[sub])
+    test_ds = build_dataset(registry, fcfg.data.test, "test") if fcfg.data.test is not None else None
+    return {"pool": pool, "train": train_ds, "val": val_ds, "test": test_ds,
+            "n_pool": len(train_idx)}
+
+
+def write_predictions(path: Path, preds: Predictions, threshold: float | None) -> None:
+    """CSV: id, label, score (binary P(class 1)) or score_k, decision."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    k = preds.probs.shape[1]
+    header = ["id", "label"] + (["score"] if k == 2 else [f"score_{j}" for j in range(k)]) + ["decision"]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for i, item in enumerate(preds.ids):
+            label = "" if preds.labels is None else int(preds.labels[i])
+            if k == 2:
+                s = float(preds.probs[i, 1])
+                decision = int(s >= threshold) if threshold is not None else int(s >= 0.5)
+                w.writerow([item, label, f"{s:.6f}", decision])
+            else:
+                row = [f"{float(v):.6f}" for v in preds.probs[i]]
+                w.writerow([item, label, *row, int(np.argmax(preds.probs[i]))])
+    tmp.replace(path)
+
+
+def _metrics(preds: Predictions, threshold: float | None) -> dict[str, float]:
+    if preds.labels is None:
+        return {}
+    m = classification_metrics(preds.labels, preds.scores, threshold=threshold)
+    if preds.loss is not None:
+        m["loss"] = preds.loss
+    return {k: float(v) for k, v in m.items()}
+
+
+def finetune(
+    cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None, resume: bool = False
+) -> dict[str, Any]:
+    """Run the ``finetune`` stage of ``cfg`` into ``run_path``; returns the evaluation summary.
+
+    Initial weights, in order: ``init`` (``--init``), ``cfg.init``, then this run's own
+    pre-training export when the config also pre-trains; none when ``from_scratch``.
+
+    Raises:
+        ConfigError: No ``finetune`` section.
+    """
+    if cfg.finetune is None:
+        raise ConfigError(f"{cfg.name}: the config has no 'finetune' section")
+    fcfg = cfg.finetune
+    rt = Runtime.create(cfg.device, fcfg.train.amp)
+    seed_everything(cfg.seed, cfg.deterministic)
+    run = RunDir(run_path, enabled=rt.is_main)
+    state = None
+    if resume:
+        ckpt = latest_checkpoint(run.checkpoints / "finetune")
+        if ckpt is None:
+            raise SSLDomainsError(f"{run_path}: nothing to resume (no checkpoints/finetune/last.pt)")
+        state = load_checkpoint(ckpt)
+    run.create(cfg)
+    registry = get_host().registry
+    data = prepare_finetune_data(cfg, fcfg)
+    train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
+    train_labels = labels_of(train_ds) or []
+
+    backbone = build_backbone(registry, cfg.backbone)
+    check_modality(backbone, train_ds[0], f"fine-tuning data ({fcfg.data.train.name})")
+    init_cfg = None
+    if not fcfg.from_scratch:
+        init_cfg = init or cfg.init
+        if init_cfg is None and cfg.pretrain is not None and (run.export / "backbone.safetensors").is_file():
+            init_cfg = InitConfig(path=str(run.export))
+    init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
+    n_classes = int(fcfg.task.args.get("num_classes", max(train_labels + (labels_of(val_ds) or [0])) + 1))
+    args = {k: v for k, v in fcfg.task.args.items() if k != "num_classes"}
+    task = registry.create("finetune", fcfg.task.name, backbone, num_classes=max(2, n_classes), **args)
+    if hasattr(task, "observe_labels"):
+        task.observe_labels(train_labels)
+
+    head_params = [p for n, p in task.named_parameters() if not n.startswith("backbone.")]
+    groups: list[dict[str, Any]] = [{"params": head_params}]
+    frozen: list[nn.Module] = []
+    if fcfg.mode == "linear":
+        backbone.requires_grad_(False)
+        frozen.append(backbone)
+    else:
+        groups.append({"params": list(backbone.parameters()), "lr_scale": fcfg.backbone_lr_scale})
+
+    def on_epoch_start(model: nn.Module, epoch: int) -> None:
+        if fcfg.mode != "frozen_then_unfrozen":
+            return
+        frozen_now = epoch < fcfg.unfreeze_epoch
+        backbone.requires_grad_(not frozen_now)
+        trainer.frozen = [backbone] if frozen_now else []
+
+    torch.manual_seed(cfg.seed + 1000 * rt.rank)
+    train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size)
+    val_loader = make_loader(val_ds, fcfg.data, train=False, seed=cfg.seed)
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        return _metrics(predict(model, val_loader, rt), None)
+
+    trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
+                      validate=validate, on_epoch_start=on_epoch_start, frozen=frozen,
+                      resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed)
+    if state is not None:
+        trainer.load_state(state)
+    result = trainer.fit()
+
+    val_preds = predict(task, val_loader, rt)
+    threshold = None
+    if task.num_classes == 2 and val_preds.labels is not None and len(set(val_preds.labels)) == 2:
+        threshold = float(choose_threshold(val_preds.labels, val_preds.scores, fcfg.threshold_rule))
+    summary: dict[str, Any] = {
+        "threshold": threshold,
+        "threshold_rule": fcfg.threshold_rule,
+        "val": _metrics(val_preds, threshold),
+        "n_train": len(train_ds),
+        "n_val": len(val_ds),
+        "n_pool": data["n_pool"],
+        "label_counts": {"train": dict(Counter(map(str, train_labels))),
+                         "val": dict(Counter(map(str, labels_of(val_ds) or [])))},
+        "steps": result.step,
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+        "init": init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none"),
+        "seconds": result.seconds,
+    }
+    if rt.is_main:
+        write_predictions(run.predictions / "val.csv", val_preds, threshold)
+    if test_ds is not None:
+        test_preds = predict(task, make_loader(test_ds, fcfg.data, train=False, seed=cfg.seed), rt)
+        summary["test"] = _metrics(test_preds, threshold)
+        summary["n_test"] = len(test_ds)
+        summary["label_counts"]["test"] = dict(Counter(map(str, labels_of(test_ds) or [])))
+        if rt.is_main:
+            write_predictions(run.predictions / "test.csv", test_preds, threshold)
+    if rt.is_main:
+        atomic_write_text(run.path / "eval.json", json.dumps(summary, indent=2))
+        export_cfg = export_config(
+            cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=task.num_classes,
+            threshold=threshold, threshold_rule=fcfg.threshold_rule,
+            data_stats=getattr(data["pool"], "stats", None),
+        )
+        save_export(run.export, backbone=backbone, model=task, config=export_cfg,
+                    card=_card(cfg, summary))
+    rt.barrier()
+    run.close()
+    return summary
+
+
+def _card(cfg: RunConfig, summary: dict[str, Any]) -> str:
+    from ssl_domains.evaluation.model_card import model_card
+
+    return model_card(cfg.model_dump(mode="json"), summary, summary.get("label_counts", {}), None)

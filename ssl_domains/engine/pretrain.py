@@ -1,0 +1,178 @@
+"""Self-supervised (continued) pre-training: a pretext task on unlabeled data."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ssl_domains import __version__
+from ssl_domains.config import InitConfig, RunConfig
+from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader
+from ssl_domains.data.splits import split_off
+from ssl_domains.engine.build import apply_init, build_backbone, check_modality
+from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint, save_export
+from ssl_domains.engine.loop import Trainer
+from ssl_domains.engine.run_dir import RunDir
+from ssl_domains.engine.runtime import Runtime, seed_everything
+from ssl_domains.errors import ConfigError, SSLDomainsError
+from ssl_domains.plugins import get_host
+
+__all__ = ["pretrain", "export_config"]
+
+log = logging.getLogger(__name__)
+
+
+def export_config(cfg: RunConfig, backbone: nn.Module, stage: str, **extra: Any) -> dict[str, Any]:
+    """What ``export/config.json`` holds: enough to rebuild the model by registry name."""
+    from ssl_domains.engine.run_dir import environment_info
+
+    spec = backbone.input_spec
+    return {
+        "format": "ssl-domains-export/1",
+        "stage": stage,
+        "run": cfg.name,
+        "backbone": cfg.backbone.model_dump(mode="json"),
+        "input_spec": {"modality": spec.modality, "dims": spec.dims, "channels": spec.channels},
+        "num_features": int(backbone.num_features),
+        "host_version": __version__,
+        "environment": environment_info(),
+        **extra,
+    }
+
+
+def _mean_loss(loader: DataLoader, rt: Runtime, max_batches: int = 50) -> Any:
+    def validate(model: nn.Module) -> dict[str, float]:
+        total, n = 0.0, 0
+        for i, batch in enumerate(loader):
+            if i >= max_batches:
+                break
+            batch = rt.to_device(batch)
+            with rt.autocast():
+                out = model(batch)
+            total += float(out["loss"])
+            n += 1
+        return {"loss": rt.all_reduce_mean(total / max(n, 1))}
+
+    return validate
+
+
+def pretrain(
+    cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None, resume: bool = False
+) -> dict[str, Any]:
+    """Run the ``pretrain`` stage of ``cfg`` into ``run_path``; returns a summary.
+
+    Args:
+        cfg: Run config with a ``pretrain`` section.
+        run_path: The run folder.
+        init: Weights to continue from (overrides ``cfg.init``).
+        resume: Continue from the run folder's last pre-training checkpoint.
+
+    Raises:
+        ConfigError: No ``pretrain`` section.
+    """
+    if cfg.pretrain is None:
+        raise ConfigError(f"{cfg.name}: the config has no 'pretrain' section")
+    pcfg = cfg.pretrain
+    rt = Runtime.create(cfg.device, pcfg.train.amp)
+    seed_everything(cfg.seed, cfg.deterministic)
+    run = RunDir(run_path, enabled=rt.is_main)
+    state = None
+    if resume:
+        ckpt = latest_checkpoint(run.checkpoints / "pretrain")
+        if ckpt is None:
+            raise SSLDomainsError(f"{run_path}: nothing to resume (no checkpoints/pretrain/last.pt)")
+        state = load_checkpoint(ckpt)
+    run.create(cfg)
+    registry = get_host().registry
+
+    data = build_dataset(registry, pcfg.data.train, "pre-training")
+    if pcfg.data.val is not None:
+        train_ds, val_ds = data, build_dataset(registry, pcfg.data.val, "validation")
+    else:
+        keep, held = split_off(len(data), pcfg.data.val_fraction, cfg.seed, groups=groups_of(data))  # type: ignore[arg-type]
+        train_ds, val_ds = Subset(data, keep), Subset(data, held)
+
+    backbone = build_backbone(registry, cfg.backbone)
+    check_modality(backbone, train_ds[0], f"pretrain data ({pcfg.data.train.name})")
+    if state is None:
+        apply_init(backbone, init or cfg.init, run.path if rt.is_main else None)
+    task = registry.create("pretext", pcfg.task.name, backbone, **pcfg.task.args)
+    if not isinstance(getattr(task, "backbone", None), nn.Module):
+        entry = registry.get("pretext", pcfg.task.name)
+        raise SSLDomainsError(f"plugin {entry.plugin!r}: pretext {pcfg.task.name!r} must keep its backbone as .backbone")
+    # data-side randomness differs per rank; model init above is identical on every rank
+    torch.manual_seed(cfg.seed + 1000 * rt.rank)
+
+    train_loader = make_loader(train_ds, pcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size)
+    val_loader = make_loader(val_ds, pcfg.data, train=False, seed=cfg.seed)
+    trainer = Trainer(task, train_loader, pcfg.train, rt, run, "pretrain",
+                      validate=_mean_loss(val_loader, rt), resolved_config=cfg.model_dump(mode="json"),
+                      seed=cfg.seed)
+    if state is not None:
+        trainer.load_state(state)
+        log.info("resumed pre-training at step %d (epoch %d)", trainer.step, trainer.epoch)
+    result = trainer.fit()
+
+    if rt.is_main:
+        _save_figures(task, val_loader, rt, run, cfg.seed)
+        stats = getattr(data, "stats", None)
+        save_export(
+            run.export, backbone=backbone, model=None,
+            config=export_config(cfg, backbone, "pretrain", pretext=pcfg.task.model_dump(mode="json"),
+                                 data_stats=stats, steps=result.step),
+            card=_pretrain_card(cfg, len(train_ds), result.step, result.best_metric),  # type: ignore[arg-type]
+        )
+    rt.barrier()
+    summary = {"stage": "pretrain", "steps": result.step, "epochs": result.epoch,
+               "best_val_loss": result.best_metric, "seconds": result.seconds,
+               "n_train": len(train_ds), "n_val": len(val_ds), "export": str(run.export)}  # type: ignore[arg-type]
+    run.close()
+    return summary
+
+
+def _save_figures(task: nn.Module, loader: DataLoader, rt: Runtime, run: RunDir, seed: int) -> None:
+    """Pretext pictures (e.g. input | corrupted | reconstruction) from one validation batch."""
+    figures_fn = getattr(task, "figures", None)
+    if figures_fn is None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    task.eval()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        batch = rt.to_device(next(iter(loader)))
+        out = task(batch)
+    out = {k: (v.detach().float().cpu() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+    try:
+        figs = figures_fn(out, max_items=4)
+    except Exception as exc:  # noqa: BLE001 - pictures must not lose a finished run
+        log.warning("pretext figures failed: %s: %s", type(exc).__name__, exc)
+        return
+    run.figures.mkdir(parents=True, exist_ok=True)
+    for name, fig in figs.items():
+        fig.savefig(run.figures / f"pretext_{name}.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+
+
+def _pretrain_card(cfg: RunConfig, n: int, steps: int, best: float | None) -> str:
+    assert cfg.pretrain is not None
+    return (
+        f"# {cfg.name}: pre-trained backbone\n\n"
+        f"- Backbone: `{cfg.backbone.name}` {cfg.backbone.args}\n"
+        f"- Pretext task: `{cfg.pretrain.task.name}` {cfg.pretrain.task.args}\n"
+        f"- Data: loader `{cfg.pretrain.data.train.name}`, {n} unlabeled training items\n"
+        f"- Steps: {steps}; best validation pretext loss: {best}\n"
+        f"- Continued from: {cfg.init.path if cfg.init else 'random initialisation'}\n\n"
+        "## Intended use\nStarting point for fine-tuning with `ssl-domains finetune --init <this folder>`. "
+        "It makes no predictions on its own.\n\n"
+        "## Files\n`backbone.safetensors` (weights, safetensors), `config.json` (how to rebuild it by "
+        "registry name).\n"
+    )
