@@ -14,7 +14,16 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_loaders(registry: Registrar) -> None:
-    pass
+    from ssl_domains_timeseries.loaders.nab import NABDataset
+    from ssl_domains_timeseries.loaders.numpy import NumpyDataset
+    from ssl_domains_timeseries.loaders.tabular import CSVDataset, ParquetDataset
+    from ssl_domains_timeseries.loaders.torch_dict import TorchDictDataset
+    from ssl_domains_timeseries.loaders.ucr import UCRDataset
+    from ssl_domains_timeseries.loaders.wfdb import WFDBDataset
+
+    for loader in (CSVDataset, ParquetDataset, NumpyDataset, UCRDataset, WFDBDataset,
+                   TorchDictDataset, NABDataset):
+        registry.add(loader)
 
 
 @hookimpl
@@ -39,4 +48,6 @@ def register_baselines(registry: Registrar) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    pass
+    from ssl_domains_timeseries.commands import timeseries
+
+    cli.add_command(timeseries)

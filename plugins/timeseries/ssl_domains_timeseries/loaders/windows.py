@@ -1,0 +1,506 @@
+"""Windowing core shared by every time-series loader.
+
+A loader turns its files into :class:`Recording` objects (``[C, T]`` float32, NaN = missing,
+optional per-point labels, anomaly intervals or a whole-series label) and hands them to
+:class:`SignalDataset`, which cuts fixed-length windows, labels them, pads short series with
+NaN and a ``False`` mask, and normalises without ever replacing a NaN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ssl_domains.errors import DataError
+
+__all__ = [
+    "NORMALIZE_MODES",
+    "Recording",
+    "SignalDataset",
+    "hash_id",
+    "map_labels",
+    "parse_label_rule",
+    "intervals_to_points",
+    "array_recordings",
+    "check_finite_or_nan",
+]
+
+#: Allowed values of ``normalize``.
+NORMALIZE_MODES = ("none", "per_series", "per_window", "global")
+
+_RULE = re.compile(r"^fraction\s*>=\s*([0-9]*\.?[0-9]+)$")
+
+
+def hash_id(*parts: Any, length: int = 12) -> str:
+    """An opaque, stable id for a series (file names and patient ids never leave the loader)."""
+    raw = "\x1f".join(str(p) for p in parts).encode()
+    return hashlib.sha256(raw).hexdigest()[:length]
+
+
+@dataclass
+class Recording:
+    """One multichannel series before windowing.
+
+    Attributes:
+        signal: ``[C, T]`` float32; NaN marks a missing value.
+        series_id: Opaque id (use :func:`hash_id`); it becomes the item's group.
+        point_labels: ``[T]`` int labels per time step (0 = normal), or None.
+        intervals: Anomaly intervals as ``(start, end)`` sample indices, end exclusive, or None.
+        label: Whole-series label, inherited by each of its windows, or None.
+        times: ``[T]`` timestamps as strings (for ``meta["start_time"]``), or None.
+        meta: Extra JSON-able scalars copied into every item's ``meta``.
+    """
+
+    signal: np.ndarray
+    series_id: str
+    point_labels: np.ndarray | None = None
+    intervals: list[tuple[int, int]] | None = None
+    label: int | None = None
+    times: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        """Number of time steps."""
+        return int(self.signal.shape[1])
+
+    @property
+    def num_channels(self) -> int:
+        """Number of channels."""
+        return int(self.signal.shape[0])
+
+
+def parse_label_rule(rule: str) -> float | None:
+    """``"any"`` -> None (one positive point suffices); ``"fraction>=x"`` -> x in (0, 1].
+
+    Raises:
+        ValueError: Any other string.
+    """
+    rule = rule.strip().lower()
+    if rule == "any":
+        return None
+    m = _RULE.match(rule)
+    if m:
+        x = float(m.group(1))
+        if 0.0 < x <= 1.0:
+            return x
+    raise ValueError(f"label_rule must be 'any' or 'fraction>=x' with 0 < x <= 1, got {rule!r}")
+
+
+def intervals_to_points(intervals: Iterable[tuple[int, int]], length: int) -> np.ndarray:
+    """Per-point 0/1 labels ``[length]`` from ``(start, end)`` intervals (end exclusive)."""
+    out = np.zeros(length, dtype=np.int64)
+    for s, e in intervals:
+        out[max(0, int(s)) : min(length, int(e))] = 1
+    return out
+
+
+def _events(points: np.ndarray) -> np.ndarray:
+    """Event index per point (-1 outside events): runs of consecutive positive points."""
+    pos = points > 0
+    starts = pos & ~np.concatenate([[False], pos[:-1]])
+    ids = np.cumsum(starts) - 1
+    return np.where(pos, ids, -1)
+
+
+def _canon(value: Any) -> str:
+    """Canonical text of a raw label (``1.0`` and ``"1"`` and ``1`` are the same class)."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        f = float(text)
+    except ValueError:
+        return text
+    return str(int(f)) if f.is_integer() else text
+
+
+def map_labels(
+    raw: Sequence[Any] | np.ndarray,
+    path: str | Path,
+    label_map: Mapping[Any, int] | None = None,
+    positive_classes: Sequence[Any] | None = None,
+) -> list[int]:
+    """Integer labels from raw class values.
+
+    Args:
+        raw: Raw labels (ints, integer-valued floats or strings).
+        path: File the labels come from (for error messages).
+        label_map: ``{raw: int}``; keys compare by value (``1``, ``1.0`` and ``"1"`` match).
+        positive_classes: Raw classes that become 1; every other class becomes 0. Overrides
+            ``label_map``. E.g. ECG5000: ``[2, 3, 4, 5]``.
+
+    Returns:
+        One int per raw label. Without a map, integer-valued labels are kept as they are.
+
+    Raises:
+        DataError: A label missing from ``label_map``, or a non-integer label without a map.
+    """
+    canon = [_canon(v) for v in np.asarray(raw, dtype=object).reshape(-1)]
+    if positive_classes is not None:
+        pos = {_canon(c) for c in positive_classes}
+        return [1 if c in pos else 0 for c in canon]
+    if label_map is not None:
+        table = {_canon(k): int(v) for k, v in label_map.items()}
+        missing = sorted({c for c in canon if c not in table})
+        if missing:
+            raise DataError(
+                path, f"labels {missing[:5]} are not in label_map (keys: {sorted(table)})"
+            )
+        return [table[c] for c in canon]
+    out: list[int] = []
+    for i, c in enumerate(canon):
+        try:
+            out.append(int(c))
+        except ValueError:
+            raise DataError(
+                path,
+                f"label {c!r} (item {i}) is not an integer; pass label_map={{...}} or "
+                "positive_classes=[...]",
+            ) from None
+    return out
+
+
+def _nan_stats(x: np.ndarray, axis: int | tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std ignoring NaN; channels without data get mean 0, std 1; std 0 becomes 1."""
+    count = np.sum(~np.isnan(x), axis=axis)
+    total = np.nansum(x, axis=axis, dtype=np.float64)
+    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    shape = [1] * x.ndim
+    keep = [a for a in range(x.ndim) if a not in np.atleast_1d(axis)]
+    for a in keep:
+        shape[a] = x.shape[a]
+    centered = x - mean.reshape(shape)
+    var = np.nansum(centered * centered, axis=axis, dtype=np.float64) / np.maximum(count, 1)
+    std = np.sqrt(var)
+    std = np.where((count > 0) & (std > 1e-8), std, 1.0)
+    return mean, std
+
+
+class SignalDataset(Dataset):
+    """Fixed-length windows over recordings, as dict items.
+
+    Items: ``{"signal": [C, L] float32 (NaN kept), "mask": [C, L] bool (True = observed),
+    "label": int (labeled data only), "meta": {"series_id", "start", "length", ...}}``;
+    with ``point_labels=True`` also ``"point_label": [L] int64`` (-1 on padding).
+
+    Args:
+        recordings: The series; all must have the same number of channels.
+        window: Window length L; None = one item per series, padded with NaN (mask False) to
+            the longest series.
+        stride: Step between window starts; None = ``window`` (no overlap).
+        label_rule: How a window's label follows from per-point labels or intervals:
+            ``"any"`` (a positive point makes it positive) or ``"fraction>=x"`` (at least a
+            fraction x of its points). Whole-series labels are inherited as they are.
+        normalize: ``"none"``, ``"per_series"`` (each channel of each series to mean 0,
+            std 1), ``"per_window"`` (each channel of each item) or ``"global"`` (per-channel
+            statistics of this dataset, or of ``stats`` when given). NaNs are ignored in
+            statistics and stay NaN.
+        stats: ``{"mean": [C], "std": [C]}`` from a training set (``train.stats``), so
+            validation and test use training statistics with ``normalize="global"``.
+        cover_end: Add a last window ending at the series' end when the stride leaves a tail.
+        point_labels: Also return the per-point labels of each window.
+        source: File or folder the recordings came from (for error messages).
+        channel_names: Names of the channels (for ``inspect`` and ``stats``).
+
+    Attributes:
+        labels: One int per item, or None when the recordings carry no labels.
+        groups: Series id per item (keeps a series on one side of a split).
+        stats: ``{"mean", "std", "channels"}`` used by global normalisation, else None.
+        recordings: The (normalised unless per-window) recordings.
+        skipped: ``(path, reason)`` of inputs the loader skipped.
+
+    Raises:
+        DataError: No recordings, channel counts that differ, or bad options.
+    """
+
+    def __init__(
+        self,
+        recordings: Sequence[Recording],
+        window: int | None = None,
+        stride: int | None = None,
+        label_rule: str = "any",
+        normalize: str = "none",
+        stats: Mapping[str, Sequence[float]] | None = None,
+        cover_end: bool = False,
+        point_labels: bool = False,
+        source: str | Path = "<recordings>",
+        channel_names: Sequence[str] | None = None,
+    ) -> None:
+        self.source = str(source)
+        if not recordings:
+            raise DataError(source, "no series found")
+        counts = {r.num_channels for r in recordings}
+        if len(counts) > 1:
+            raise DataError(source, f"series have different channel counts {sorted(counts)}")
+        if normalize not in NORMALIZE_MODES:
+            raise DataError(source, f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
+        if window is not None and window < 1:
+            raise DataError(source, f"window must be >= 1, got {window}")
+        if stride is not None and stride < 1:
+            raise DataError(source, f"stride must be >= 1, got {stride}")
+        try:
+            self._fraction = parse_label_rule(label_rule)
+        except ValueError as exc:
+            raise DataError(source, str(exc)) from None
+        self.window = window
+        self.stride = stride or window
+        self.label_rule = label_rule
+        self.normalize = normalize
+        self.cover_end = cover_end
+        self.point_labels = point_labels
+        self.num_channels = counts.pop()
+        self.channel_names = (
+            list(channel_names)
+            if channel_names is not None
+            else [f"ch{i}" for i in range(self.num_channels)]
+        )
+        self.skipped: list[tuple[str, str]] = []
+        self.recordings = list(recordings)
+        self._points = [self._point_labels_of(r) for r in self.recordings]
+        self._events = [None if p is None else _events(p) for p in self._points]
+        self.stats = self._normalise(stats)
+        self.length = window or max(r.length for r in self.recordings)
+        self._index: list[tuple[int, int]] = []
+        for k, rec in enumerate(self.recordings):
+            self._index.extend((k, s) for s in self._starts(rec.length))
+        self.groups = [self.recordings[k].series_id for k, _ in self._index]
+        self.labels = self._window_labels()
+
+    # -- construction ----------------------------------------------------------------------
+    @staticmethod
+    def _point_labels_of(rec: Recording) -> np.ndarray | None:
+        if rec.point_labels is not None:
+            return np.asarray(rec.point_labels, dtype=np.int64).reshape(-1)
+        if rec.intervals is not None:
+            return intervals_to_points(rec.intervals, rec.length)
+        return None
+
+    def _starts(self, length: int) -> list[int]:
+        if self.window is None or length <= self.window:
+            return [0]
+        assert self.stride is not None
+        starts = list(range(0, length - self.window + 1, self.stride))
+        if self.cover_end and starts[-1] + self.window < length:
+            starts.append(length - self.window)
+        return starts
+
+    def _normalise(self, stats: Mapping[str, Sequence[float]] | None) -> dict[str, Any] | None:
+        if self.normalize == "per_series":
+            for rec in self.recordings:
+                mean, std = _nan_stats(rec.signal, axis=1)
+                rec.signal = ((rec.signal - mean[:, None]) / std[:, None]).astype(np.float32)
+            return None
+        if self.normalize != "global":
+            return None
+        if stats is None:
+            joined = np.concatenate([r.signal for r in self.recordings], axis=1)
+            mean, std = _nan_stats(joined, axis=1)
+        else:
+            try:
+                mean = np.asarray(stats["mean"], dtype=np.float64).reshape(-1)
+                std = np.asarray(stats["std"], dtype=np.float64).reshape(-1)
+            except (KeyError, TypeError, ValueError):
+                raise DataError(self.source, "stats must be {'mean': [C], 'std': [C]}") from None
+            if len(mean) != self.num_channels or len(std) != self.num_channels:
+                raise DataError(
+                    self.source,
+                    f"stats have {len(mean)} channels, data has {self.num_channels}",
+                )
+            std = np.where(std > 1e-8, std, 1.0)
+        for rec in self.recordings:
+            rec.signal = ((rec.signal - mean[:, None]) / std[:, None]).astype(np.float32)
+        return {
+            "mean": [float(v) for v in mean],
+            "std": [float(v) for v in std],
+            "channels": list(self.channel_names),
+        }
+
+    def _window_labels(self) -> list[int] | None:
+        has_series = [r.label is not None for r in self.recordings]
+        has_points = [p is not None for p in self._points]
+        if not any(has_series) and not any(has_points):
+            return None
+        if not all(s or p for s, p in zip(has_series, has_points)):
+            raise DataError(self.source, "some series have labels and others do not")
+        labels: list[int] = []
+        for k, s in self._index:
+            rec = self.recordings[k]
+            if rec.label is not None:
+                labels.append(int(rec.label))
+                continue
+            pts = self._points[k]
+            assert pts is not None
+            seg = pts[s : s + self.length]
+            if self._fraction is None:
+                labels.append(int(seg.max()) if len(seg) else 0)
+            else:
+                pos = seg > 0
+                frac = float(pos.mean()) if len(seg) else 0.0
+                labels.append(int(seg[pos].max()) if frac >= self._fraction else 0)
+        return labels
+
+    # -- access ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def window_of(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw window ``[C, L]`` (NaN-padded) and its per-point labels (-1 on padding)."""
+        k, s = self._index[i]
+        rec = self.recordings[k]
+        L = self.length
+        seg = rec.signal[:, s : s + L]
+        x = np.full((self.num_channels, L), np.nan, dtype=np.float32)
+        x[:, : seg.shape[1]] = seg
+        pts = self._points[k]
+        y = None
+        if pts is not None:
+            y = np.full(L, -1, dtype=np.int64)
+            part = pts[s : s + L]
+            y[: len(part)] = part
+        return x, y
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        k, s = self._index[i]
+        rec = self.recordings[k]
+        x, y = self.window_of(i)
+        if self.normalize == "per_window":
+            mean, std = _nan_stats(x, axis=1)
+            x = ((x - mean[:, None]) / std[:, None]).astype(np.float32)
+        meta: dict[str, Any] = {
+            **rec.meta,
+            "series_id": rec.series_id,
+            "start": int(s),
+            "length": int(min(self.length, rec.length - s)),
+        }
+        if rec.times is not None and s < len(rec.times):
+            meta["start_time"] = str(rec.times[s])
+        events = self._events[k]
+        if events is not None:
+            ev = events[s : s + self.length]
+            ev = ev[ev >= 0]
+            meta["event"] = f"{rec.series_id}#{int(ev[0])}" if len(ev) else ""
+        item: dict[str, Any] = {
+            "signal": torch.from_numpy(x),
+            "mask": torch.from_numpy(~np.isnan(x)),
+            "meta": meta,
+        }
+        if self.labels is not None:
+            item["label"] = self.labels[i]
+        if self.point_labels and y is not None:
+            item["point_label"] = torch.from_numpy(y)
+        return item
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """All items as ``x [N, C, L]`` (NaN kept) and ``y [N]`` or None (for baselines)."""
+        xs = np.stack([self[i]["signal"].numpy() for i in range(len(self))]) if len(self) else (
+            np.zeros((0, self.num_channels, self.length), dtype=np.float32)
+        )
+        y = None if self.labels is None else np.asarray(self.labels, dtype=np.int64)
+        return xs, y
+
+    def summary(self) -> dict[str, Any]:
+        """Channels, lengths, NaN counts and label counts of the recordings (for ``inspect``)."""
+        lengths = [r.length for r in self.recordings]
+        nan = np.zeros(self.num_channels, dtype=np.int64)
+        for r in self.recordings:
+            nan += np.isnan(r.signal).sum(axis=1)
+        out: dict[str, Any] = {
+            "series": len(self.recordings),
+            "channels": list(self.channel_names),
+            "length": {
+                "min": int(min(lengths)),
+                "median": float(np.median(lengths)),
+                "max": int(max(lengths)),
+                "total": int(sum(lengths)),
+            },
+            "nan": {c: int(n) for c, n in zip(self.channel_names, nan)},
+            "items": len(self),
+        }
+        series_labels = [r.label for r in self.recordings if r.label is not None]
+        if series_labels:
+            vals, cnt = np.unique(series_labels, return_counts=True)
+            out["series_labels"] = {str(int(v)): int(c) for v, c in zip(vals, cnt)}
+        pts = [p for p in self._points if p is not None]
+        if pts:
+            allp = np.concatenate(pts)
+            vals, cnt = np.unique(allp, return_counts=True)
+            out["point_labels"] = {str(int(v)): int(c) for v, c in zip(vals, cnt)}
+            out["events"] = int(sum(int(e.max()) + 1 for e in self._events if e is not None and len(e)))
+        if self.labels is not None:
+            vals, cnt = np.unique(self.labels, return_counts=True)
+            out["item_labels"] = {str(int(v)): int(c) for v, c in zip(vals, cnt)}
+        return out
+
+
+def check_finite_or_nan(x: np.ndarray, path: str | Path) -> None:
+    """Refuse infinite values (NaN is allowed: it means missing).
+
+    Raises:
+        DataError: The array contains +/-inf.
+    """
+    if np.isinf(x).any():
+        idx = np.argwhere(np.isinf(x))[0]
+        raise DataError(path, f"infinite value at index {tuple(int(i) for i in idx)}")
+
+
+def array_recordings(
+    x: np.ndarray | Sequence[np.ndarray],
+    path: str | Path,
+    labels: Sequence[int] | None = None,
+    point_labels: np.ndarray | Sequence[np.ndarray] | None = None,
+    start: int = 0,
+) -> list[Recording]:
+    """Recordings from ``[N, C, T]`` (or a list of ``[C, T_i]``) with optional labels.
+
+    Args:
+        x: The series.
+        path: Their file (for ids and messages).
+        labels: One whole-series label per series, or None.
+        point_labels: ``[N, T]`` (or a list of ``[T_i]``) per-point labels, or None.
+        start: Index of the first series in the file (ids stay unique across files).
+
+    Raises:
+        DataError: Label counts or point-label lengths that do not match, or infinite values.
+    """
+    n = len(x)
+    if labels is not None and len(labels) != n:
+        raise DataError(path, f"{len(labels)} labels for {n} series")
+    if point_labels is not None and len(point_labels) != n:
+        raise DataError(path, f"{len(point_labels)} point-label rows for {n} series")
+    name = Path(path).name
+    out = []
+    for i in range(n):
+        sig = np.asarray(x[i], dtype=np.float32)
+        if sig.ndim == 1:
+            sig = sig[None]
+        check_finite_or_nan(sig, path)
+        pts = None
+        if point_labels is not None:
+            pts = np.asarray(point_labels[i]).reshape(-1).astype(np.int64)
+            if len(pts) != sig.shape[1]:
+                raise DataError(
+                    path, f"series {start + i}: {len(pts)} point labels for length {sig.shape[1]}"
+                )
+        out.append(
+            Recording(
+                signal=sig,
+                series_id=hash_id(name, start + i),
+                point_labels=pts,
+                label=None if labels is None else int(labels[i]),
+                meta={"index": start + i},
+            )
+        )
+    return out
