@@ -186,7 +186,7 @@ class Registry:
             inspect.signature(entry.factory).bind(*args, **kwargs)
         except TypeError as exc:
             raise RegistryError(
-                f"{kind} {name!r} (plugin {entry.plugin}): bad arguments {sorted(kwargs)}: {exc}; "
+                f"{kind} {name!r} (plugin {entry.plugin}): {exc}; "
                 f"see `ssl-domains describe {kind} {name}`"
             ) from None
         except ValueError:

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig) -> dict[str, Any]:
     """Training subset (label budget), validation and test datasets, all seeded.
 
+    Without a ``val`` loader, validation is split off the label budget (stratified), so the
+    budget counts every label the run sees. With a ``val`` loader, that set is used whole.
+
     Raises:
         DataError: Training data without labels.
     """
@@ -49,21 +52,23 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig) -> dict[str, Any
     pool_labels = labels_of(pool)
     if pool_labels is None:
         raise DataError(f"fine-tuning data ({fcfg.data.train.name})", "has no labels; give a labeled loader (e.g. a label column)")
+    # the label budget is drawn first, from the whole pool: without a separate validation
+    # loader, validation comes out of that budget, so "25 labels" means 25 labels in all
+    budget = label_subset(pool_labels, cfg.seed, fraction=fcfg.label_fraction, count=fcfg.label_count)
     if fcfg.data.val is not None:
-        train_idx = np.arange(len(pool))  # type: ignore[arg-type]
+        train_ds = Subset(pool, budget)
         val_ds = build_dataset(registry, fcfg.data.val, "validation")
         if labels_of(val_ds) is None:
             raise DataError(f"validation data ({fcfg.data.val.name})", "has no labels")
     else:
-        train_idx, val_idx = split_off(len(pool), fcfg.data.val_fraction, cfg.seed,  # type: ignore[arg-type]
-                                       labels=pool_labels, groups=groups_of(pool))
-        val_ds = Subset(pool, val_idx)
-    sub = label_subset([pool_labels[i] for i in train_idx], cfg.seed,
-                       fraction=fcfg.label_fraction, count=fcfg.label_count)
-    train_ds = Subset(pool, train_idx[sub])
+        groups = groups_of(pool)
+        keep, held = split_off(len(budget), fcfg.data.val_fraction, cfg.seed,
+                               labels=[pool_labels[i] for i in budget],
+                               groups=None if groups is None else [groups[i] for i in budget])
+        train_ds, val_ds = Subset(pool, budget[keep]), Subset(pool, budget[held])
     test_ds = build_dataset(registry, fcfg.data.test, "test") if fcfg.data.test is not None else None
     return {"pool": pool, "train": train_ds, "val": val_ds, "test": test_ds,
-            "n_pool": len(train_idx)}
+            "n_pool": len(pool), "n_budget": len(budget)}  # type: ignore[arg-type]
 
 
 def write_predictions(path: Path, preds: Predictions, threshold: float | None) -> None:
@@ -80,9 +85,9 @@ def write_predictions(path: Path, preds: Predictions, threshold: float | None) -
             if k == 2:
                 s = float(preds.probs[i, 1])
                 decision = int(s >= threshold) if threshold is not None else int(s >= 0.5)
-                w.writerow([item, label, f"{s:.6f}", decision])
+                w.writerow([item, label, repr(s), decision])
             else:
-                row = [f"{float(v):.6f}" for v in preds.probs[i]]
+                row = [repr(float(v)) for v in preds.probs[i]]
                 w.writerow([item, label, *row, int(np.argmax(preds.probs[i]))])
     tmp.replace(path)
 
@@ -180,6 +185,7 @@ def finetune(
         "n_train": len(train_ds),
         "n_val": len(val_ds),
         "n_pool": data["n_pool"],
+        "n_labels": data["n_budget"],
         "label_counts": {"train": dict(Counter(map(str, train_labels))),
                          "val": dict(Counter(map(str, labels_of(val_ds) or [])))},
         "steps": result.step,

@@ -1,0 +1,95 @@
+"""Fine-tuning end to end on built-in components: budgets, modes, thresholds, exports."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ssl_domains.config import parse_config
+from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
+from ssl_domains.engine.finetune import finetune
+from ssl_domains.engine.pretrain import pretrain
+from ssl_domains.config import ComponentRef
+from ssl_domains.errors import CheckpointError, ConfigError
+from tests.conftest import make_config
+
+
+def test_pretrain_then_finetune_with_label_fraction(tmp_path: Path, arrays: Path) -> None:
+    cfg = parse_config(make_config(tmp_path, arrays, **{"finetune.label_fraction": 0.1}))
+    run = tmp_path / "runs" / "t"
+    p = pretrain(cfg, run)
+    assert p["n_train"] == 320 and p["n_val"] == 80
+    s = finetune(cfg, run)
+    # 10 % of 400 = 40 labels in all; 20 % of them validate
+    assert s["n_labels"] == 40 and s["n_train"] == 32 and s["n_val"] == 8
+    assert sum(s["label_counts"]["train"].values()) == 32
+    assert "loaded" in s["init"] and "missing 0" in s["init"]  # backbone came from this run's pre-training
+    assert 0.0 <= s["test"]["auroc"] <= 1.0 and s["n_test"] == 400
+    rows = list(csv.DictReader((run / "predictions" / "test.csv").open()))
+    assert len(rows) == 400 and set(rows[0]) == {"id", "label", "score", "decision"}
+    # decisions follow the validation-chosen threshold exactly
+    thr = s["threshold"]
+    assert all(int(r["decision"]) == int(float(r["score"]) >= thr) for r in rows)
+    card = (run / "export" / "README.md").read_text()
+    assert "32" in card
+    exported = json.loads((run / "export" / "config.json").read_text())
+    assert exported["threshold"] == thr and exported["task"]["name"] == "classification"
+
+
+def test_linear_probe_leaves_backbone_untouched(tmp_path: Path, arrays: Path) -> None:
+    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.mode": "linear"}))
+    torch.manual_seed(0)
+    run = tmp_path / "runs" / "lin"
+    finetune(cfg, run)
+    from ssl_domains.plugins import get_host
+
+    torch.manual_seed(0)
+    fresh = get_host().registry.create("backbone", "mlp", input_shape=[1, 32], hidden=32)
+    trained = load_file(str(run / "export" / "backbone.safetensors"))
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, trained[k]), k
+
+
+def test_same_seed_same_result_and_budget_too_small(tmp_path: Path, arrays: Path) -> None:
+    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.label_count": 30}))
+    a = finetune(cfg, tmp_path / "a")
+    b = finetune(cfg, tmp_path / "b")
+    assert a["test"] == b["test"]
+    bad = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.label_fraction": 0.001}))
+    with pytest.raises(ConfigError, match="label budget 0 is smaller than the number of classes"):
+        finetune(bad, tmp_path / "c")
+
+
+def test_evaluate_and_predict_from_export(tmp_path: Path, arrays: Path) -> None:
+    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None))
+    run = tmp_path / "runs" / "t"
+    s = finetune(cfg, run)
+    again = evaluate(run)
+    assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"])
+    out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}), tmp_path / "p.csv")
+    assert out["items"] == 400
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert rows[0]["label"] == "" and len(rows) == 400
+    task, config = load_finetuned(run)
+    assert config["num_classes"] == 2
+    with pytest.raises(CheckpointError, match="no export found"):
+        load_finetuned(tmp_path)
+
+
+def test_multiclass(tmp_path: Path) -> None:
+    rng = np.random.RandomState(0)
+    x = rng.randn(300, 1, 32).astype("float32")
+    y = np.digitize(x[:, 0, :8].mean(1), [-0.2, 0.2])
+    np.savez(tmp_path / "m.npz", x=x, y=y)
+    cfg = parse_config(make_config(tmp_path, tmp_path / "m.npz", pretrain=None,
+                                   **{"finetune.train.early_stopping": None}))
+    s = finetune(cfg, tmp_path / "mc")
+    assert s["threshold"] is None and "accuracy" in s["test"]
+    header = next(csv.reader((tmp_path / "mc" / "predictions" / "test.csv").open()))
+    assert header == ["id", "label", "score_0", "score_1", "score_2", "decision"]
