@@ -1,0 +1,154 @@
+"""Readers for the files the engine writes into a run folder and a sweep folder.
+
+Each reader returns None when its file is absent and raises :class:`DataError` (naming the
+file and the problem) when it is present but unusable, so a report can skip a section with a
+note instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ssl_domains.errors import DataError
+
+#: Sub-folder of a run folder that holds a sweep.
+SWEEP_DIR = "sweep"
+
+
+@dataclass
+class Predictions:
+    """One predictions CSV (``id, label, score`` or ``score_0..score_{K-1}``, ``decision``).
+
+    Attributes:
+        labels: Integer labels [N].
+        scores: P(class 1) [N] for binary, class scores [N, K] otherwise.
+        decision: The engine's decisions [N] (None when the column is absent).
+    """
+
+    labels: np.ndarray
+    scores: np.ndarray
+    decision: np.ndarray | None
+
+    @property
+    def binary(self) -> bool:
+        """Whether the scores are binary P(class 1)."""
+        return self.scores.ndim == 1
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path`` (None when absent)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(path, f"not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_metrics(path: Path) -> tuple[pd.DataFrame, int] | None:
+    """The records of ``metrics.jsonl`` and the number of unreadable lines skipped.
+
+    A run killed mid-write may leave a truncated last line; such lines are counted, not fatal.
+
+    Returns:
+        ``(frame, skipped)`` or None when the file is absent.
+
+    Raises:
+        DataError: When the file cannot be read or holds no usable record.
+    """
+    if not path.is_file():
+        return None
+    records: list[dict[str, Any]] = []
+    skipped = 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(path, f"cannot read ({err})") from None
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            skipped += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            skipped += 1
+    if not records:
+        raise DataError(path, "no JSON records")
+    return pd.DataFrame.from_records(records), skipped
+
+
+def read_predictions(path: Path) -> Predictions | None:
+    """A predictions CSV (None when absent).
+
+    Raises:
+        DataError: When the label or score columns are missing or not numeric.
+    """
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise DataError(path, f"not a readable CSV ({err})") from None
+    if "label" not in df.columns:
+        raise DataError(path, f"no 'label' column (columns: {', '.join(map(str, df.columns))})")
+    multi = sorted((c for c in df.columns if str(c).startswith("score_")),
+                   key=lambda c: int(str(c).split("_", 1)[1]) if str(c)[6:].isdigit() else -1)
+    cols = ["score"] if "score" in df.columns else multi
+    if not cols:
+        raise DataError(path, "no 'score' or 'score_0..score_K-1' columns")
+    try:
+        scores = df[cols].to_numpy(dtype=float)
+        labels = df["label"].to_numpy(dtype=float)
+    except ValueError as err:
+        raise DataError(path, f"non-numeric label or score ({err})") from None
+    keep = ~np.isnan(labels)
+    scores = scores[:, 0] if cols == ["score"] else scores
+    decision = df["decision"].to_numpy()[keep] if "decision" in df.columns else None
+    return Predictions(labels[keep].astype(int), scores[keep], decision)
+
+
+def read_results(path: Path) -> pd.DataFrame | None:
+    """The tidy sweep table ``results.csv`` (None when absent).
+
+    Raises:
+        DataError: When it is unreadable or lacks a required column.
+    """
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise DataError(path, f"not a readable CSV ({err})") from None
+    missing = [c for c in ("arm", "n_labels", "seed", "metric", "value") if c not in df.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {', '.join(missing)}")
+    if "fraction" not in df.columns:
+        df["fraction"] = np.nan
+    return df
+
+
+def find_sweep(path: Path) -> Path | None:
+    """The sweep folder (the one holding ``results.csv``) at or under ``path``, if any."""
+    for candidate in (path, path / SWEEP_DIR):
+        if (candidate / "results.csv").is_file():
+            return candidate
+    return None
+
+
+def parse_cell_name(name: str) -> tuple[str, str, str] | None:
+    """``"<arm>_<size>_<seed>"`` -> ``(arm, size, seed)`` (arm names may contain ``_``)."""
+    parts = name.rsplit("_", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None

@@ -1,0 +1,294 @@
+"""Confidence intervals: bootstrap over cases, paired SSL-minus-scratch differences over seeds.
+
+Two kinds of uncertainty are kept apart:
+
+* **Over test cases** (one trained model): :func:`bootstrap_ci` with ``(y, scores, metric_fn)``
+  resamples the test cases (stratified by class by default) and takes percentiles of the metric.
+* **Over seeds** (a sweep trains one model per seed; each seed fixes the labeled subset, the
+  split and the initialisation, shared by every arm): :func:`summarize` reports per arm the
+  mean, the standard deviation and a Student-t interval over seeds, and
+  :func:`paired_difference_ci` the SSL-minus-scratch difference paired by seed (t-interval by
+  default, a paired bootstrap over seeds on request).
+
+With few seeds (3-5) the t-interval is the honest choice: a bootstrap over five numbers is
+too narrow. All intervals are two-sided at level ``1 - alpha``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ssl_domains.evaluation.metrics import LOWER_IS_BETTER
+
+NAN = float("nan")
+
+#: Columns of the tidy sweep results table.
+RESULT_COLUMNS = ("arm", "n_labels", "fraction", "seed", "metric", "value")
+
+
+class Interval(NamedTuple):
+    """A two-sided confidence interval (NaN bounds when it cannot be computed)."""
+
+    low: float
+    high: float
+
+
+class PairedDifference(NamedTuple):
+    """Mean of the per-seed differences ``a - b`` and its confidence interval.
+
+    Attributes:
+        mean: Mean difference over paired seeds.
+        low: Lower confidence bound.
+        high: Upper confidence bound.
+        n: Number of paired seeds.
+        std: Standard deviation of the per-seed differences (ddof=1).
+        method: ``"t"`` or ``"bootstrap"``.
+    """
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    std: float
+    method: str
+
+
+def t_interval(values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> Interval:
+    """Student-t interval of the mean of ``values`` (NaN bounds for fewer than two values)."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) < 2:
+        return Interval(NAN, NAN)
+    mean, sem = float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v)))
+    half = float(stats.t.ppf(1 - alpha / 2, df=len(v) - 1)) * sem
+    return Interval(mean - half, mean + half)
+
+
+def _percentiles(replicates: np.ndarray, alpha: float) -> Interval:
+    replicates = replicates[~np.isnan(replicates)]
+    if len(replicates) == 0:
+        return Interval(NAN, NAN)
+    low, high = np.percentile(replicates, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return Interval(float(low), float(high))
+
+
+def bootstrap_ci(data: Any, scores: Sequence | np.ndarray | None = None,
+                 metric_fn: Callable[[np.ndarray, np.ndarray], float] | None = None, *,
+                 n: int = 1000, alpha: float = 0.05, seed: int = 0,
+                 stratify: bool = True) -> Interval:
+    """Percentile bootstrap interval.
+
+    Two forms:
+
+    * ``bootstrap_ci(values)``: interval of the mean of ``values`` (resampled with replacement).
+    * ``bootstrap_ci(y, scores, metric_fn)`` (or ``bootstrap_ci((y, scores, metric_fn))``):
+      interval of ``metric_fn(y, scores)`` over resampled cases. With ``stratify`` the cases
+      are resampled within each class, so every replicate keeps the class counts (an AUROC
+      stays defined). Replicates where the metric is NaN are dropped.
+
+    Args:
+        data: The values, or the labels ``y`` (or the ``(y, scores, metric_fn)`` tuple).
+        scores: Scores [N] or [N, K] matching ``y`` (second form).
+        metric_fn: ``metric_fn(y, scores) -> float`` (second form).
+        n: Number of bootstrap replicates.
+        alpha: 1 - confidence level.
+        seed: Seed of the resampling generator.
+        stratify: Resample within classes (second form).
+
+    Returns:
+        ``Interval(low, high)``; NaN bounds when there is nothing to resample.
+
+    Raises:
+        ValueError: When only one of ``scores`` / ``metric_fn`` is given or sizes differ.
+    """
+    if isinstance(data, tuple) and len(data) == 3 and scores is None and metric_fn is None:
+        data, scores, metric_fn = data
+    if (scores is None) != (metric_fn is None):
+        raise ValueError("bootstrap_ci needs both scores and metric_fn, or neither "
+                         "(then it bootstraps the mean of the values)")
+    rng = np.random.default_rng(seed)
+    if scores is None:
+        values = np.asarray(data, dtype=float).reshape(-1)
+        values = values[~np.isnan(values)]
+        if len(values) == 0:
+            return Interval(NAN, NAN)
+        idx = rng.integers(0, len(values), size=(n, len(values)))
+        return _percentiles(values[idx].mean(axis=1), alpha)
+    assert metric_fn is not None
+    y = np.asarray(data)
+    s = np.asarray(scores)
+    if len(y) != len(s):
+        raise ValueError(f"{len(y)} labels but {len(s)} scores; they must match one to one")
+    if len(y) == 0:
+        return Interval(NAN, NAN)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    replicates = np.empty(n)
+    for i in range(n):
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        replicates[i] = metric_fn(y[idx], s[idx])
+    return _percentiles(replicates, alpha)
+
+
+def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(a, Mapping | pd.Series) and isinstance(b, Mapping | pd.Series):
+        sa, sb = pd.Series(a, dtype=float), pd.Series(b, dtype=float)
+        common = sa.index.intersection(sb.index)
+        return sa[common].to_numpy(), sb[common].to_numpy()
+    xa, xb = np.asarray(a, dtype=float).reshape(-1), np.asarray(b, dtype=float).reshape(-1)
+    if len(xa) != len(xb):
+        raise ValueError(f"paired values need the same number of seeds, got {len(xa)} and "
+                         f"{len(xb)}; pass dicts keyed by seed to pair on common seeds")
+    return xa, xb
+
+
+def paired_difference_ci(a: Any, b: Any, alpha: float = 0.05, method: str = "t",
+                         n: int = 1000, seed: int = 0) -> PairedDifference:
+    """Confidence interval of the mean per-seed difference ``a - b`` (e.g. SSL minus scratch).
+
+    The two arms share each seed's labeled subset and split, so the differences are paired:
+    the interval is over the per-seed differences ``d_i = a_i - b_i``, which removes the
+    seed-to-seed variation both arms share.
+
+    Args:
+        a: Per-seed values of the first arm: a sequence (paired by position) or a mapping /
+            Series seed -> value (paired on the common seeds).
+        b: Per-seed values of the second arm, same form.
+        alpha: 1 - confidence level.
+        method: ``"t"``: Student-t interval of the mean difference (default; right for few
+            seeds). ``"bootstrap"``: percentile interval from resampling the seeds' differences.
+        n: Bootstrap replicates (``method="bootstrap"``).
+        seed: Bootstrap seed.
+
+    Returns:
+        A :class:`PairedDifference`; NaN bounds with fewer than two pairs.
+
+    Raises:
+        ValueError: For unequal lengths or an unknown ``method``.
+    """
+    if method not in ("t", "bootstrap"):
+        raise ValueError(f"unknown interval method {method!r}; allowed: 't', 'bootstrap'")
+    xa, xb = _pair(a, b)
+    d = xa - xb
+    d = d[~np.isnan(d)]
+    if len(d) == 0:
+        return PairedDifference(NAN, NAN, NAN, 0, NAN, method)
+    std = float(d.std(ddof=1)) if len(d) > 1 else NAN
+    if len(d) < 2:
+        ci = Interval(NAN, NAN)
+    elif method == "t":
+        ci = t_interval(d, alpha)
+    else:
+        ci = bootstrap_ci(d, n=n, alpha=alpha, seed=seed)
+    return PairedDifference(float(d.mean()), ci.low, ci.high, len(d), std, method)
+
+
+def verdict(diff: PairedDifference, metric: str, a: str = "SSL", b: str = "scratch") -> str:
+    """One plain sentence: which arm won, judged by whether the interval excludes zero."""
+    if diff.n < 2 or math.isnan(diff.low):
+        return f"not enough paired seeds (n={diff.n}) to tell {a} from {b}"
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    if sign * diff.low > 0 or sign * diff.high < 0:
+        better_a = sign * diff.mean > 0
+        return f"{a if better_a else b} beat {b if better_a else a}"
+    return f"no clear difference between {a} and {b} (the interval contains 0)"
+
+
+def _size_key(df: pd.DataFrame) -> list[str]:
+    return [c for c in ("n_labels", "fraction") if c in df.columns]
+
+
+def summarize(results: pd.DataFrame, alpha: float = 0.05,
+              pairs: Sequence[tuple[str, str]] = (("ssl", "scratch"),),
+              method: str = "t") -> pd.DataFrame:
+    """Summary of a tidy sweep table: per arm x size x metric, plus paired difference rows.
+
+    Arm rows: ``mean``, ``std`` (ddof=1), ``n`` (seeds) and a Student-t interval over seeds
+    (``ci_low``, ``ci_high``). Difference rows (``kind == "difference"``, arm named
+    ``"<a>-<b>"``, e.g. ``"ssl-scratch"``): the per-seed differences paired by seed (see
+    :func:`paired_difference_ci`; ``n`` is the number of paired seeds).
+
+    Args:
+        results: Columns ``arm, n_labels, fraction, seed, metric, value`` (``fraction`` may be
+            missing or NaN when sizes are absolute counts).
+        alpha: 1 - confidence level.
+        pairs: ``(a, b)`` arm pairs whose ``a - b`` difference rows are added when both exist.
+        method: Interval method of the difference rows (``"t"`` or ``"bootstrap"``).
+
+    Returns:
+        Columns ``kind, arm, n_labels, fraction, metric, mean, std, n, ci_low, ci_high``,
+        sorted by metric, size and arm.
+
+    Raises:
+        ValueError: When a required column is missing.
+    """
+    missing = [c for c in ("arm", "n_labels", "seed", "metric", "value")
+               if c not in results.columns]
+    if missing:
+        raise ValueError(f"results table lacks column(s) {missing}; expected {RESULT_COLUMNS}")
+    df = results.copy()
+    if "fraction" not in df.columns:
+        df["fraction"] = NAN
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    keys = ["metric", *_size_key(df)]
+    rows: list[dict[str, Any]] = []
+    for (arm, *key), group in df.groupby(["arm", *keys], dropna=False, sort=False):
+        ci = t_interval(group["value"], alpha)
+        vals = group["value"].dropna()
+        rows.append({"kind": "arm", "arm": arm, **dict(zip(keys, key)),
+                     "mean": float(vals.mean()) if len(vals) else NAN,
+                     "std": float(vals.std(ddof=1)) if len(vals) > 1 else NAN,
+                     "n": len(vals), "ci_low": ci.low, "ci_high": ci.high})
+    for a, b in pairs:
+        sub = df[df["arm"].isin([a, b])]
+        for key, group in sub.groupby(keys, dropna=False, sort=False):
+            per_arm = {arm: g.groupby("seed")["value"].mean() for arm, g in group.groupby("arm")}
+            if a not in per_arm or b not in per_arm:
+                continue
+            diff = paired_difference_ci(per_arm[a], per_arm[b], alpha=alpha, method=method)
+            rows.append({"kind": "difference", "arm": f"{a}-{b}", **dict(zip(keys, key)),
+                         "mean": diff.mean, "std": diff.std, "n": diff.n,
+                         "ci_low": diff.low, "ci_high": diff.high})
+    out = pd.DataFrame(rows, columns=["kind", "arm", "n_labels", "fraction", "metric", "mean",
+                                      "std", "n", "ci_low", "ci_high"])
+    return out.sort_values(["metric", "n_labels", "kind", "arm"], kind="stable",
+                           ignore_index=True)
+
+
+def bootstrap_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.ndarray,
+                      threshold: float | None = None, *, n: int = 500, alpha: float = 0.05,
+                      seed: int = 0, specificity: float = 0.9) -> dict[str, Interval]:
+    """Bootstrap intervals over cases for every metric of :func:`classification_metrics`.
+
+    Cases are resampled within each class (the class counts stay fixed); the threshold is
+    held fixed, as it was chosen on validation data. Replicates with a NaN metric are dropped.
+
+    Args:
+        y_true: Labels [N].
+        scores: Scores [N] or [N, K].
+        threshold: Decision threshold for the threshold metrics (binary).
+        n: Number of replicates.
+        alpha: 1 - confidence level.
+        seed: Seed of the resampling generator.
+        specificity: Target specificity of ``sensitivity_at_specificity``.
+
+    Returns:
+        Metric name -> :class:`Interval`.
+    """
+    from ssl_domains.evaluation.metrics import as_arrays, classification_metrics
+
+    y, s = as_arrays(y_true, scores)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    reps: dict[str, list[float]] = {}
+    for _ in range(n):
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        for name, value in classification_metrics(y[idx], s[idx], threshold,
+                                                  specificity).items():
+            reps.setdefault(name, []).append(value)
+    return {name: _percentiles(np.asarray(v, dtype=float), alpha) for name, v in reps.items()}

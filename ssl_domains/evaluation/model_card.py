@@ -1,0 +1,188 @@
+"""The model card (``export/README.md``): data, label counts, metrics with intervals, use, limits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ssl_domains.evaluation.htmlpage import fmt, is_number
+
+#: (label, dotted config path) of the components the card names; flat keys are a fallback.
+COMPONENTS = (
+    ("backbone", "backbone"),
+    ("pretext task", "pretrain.task"),
+    ("fine-tuning task", "finetune.task"),
+    ("pretext task", "pretext"),
+    ("fine-tuning task", "task"),
+)
+#: (label, dotted config path) of the data sections the card describes.
+DATA = (("pre-training data", "pretrain.data"), ("fine-tuning data", "finetune.data"),
+        ("data", "data"))
+
+
+def _get(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _is_path(key: str, value: Any) -> bool:
+    """Paths stay out of the card (folder names can carry identifiers); config.json has them."""
+    return any(w in key.lower() for w in ("path", "root", "dir", "file")) or (
+        isinstance(value, str) and ("/" in value or "\\" in value))
+
+
+def _data_lines(label: str, section: Any) -> list[str]:
+    """One line per split (``{"train": {"name", "args"}, ...}``) with loader and arguments."""
+    if not isinstance(section, Mapping):
+        return []
+    out = []
+    for split, spec in section.items():
+        name = _name(spec)
+        if name is None:
+            continue
+        args = spec.get("args") if isinstance(spec, Mapping) else None
+        shown = ", ".join(f"{k}={v}" for k, v in (args or {}).items()
+                          if isinstance(v, int | float | bool | str) and not _is_path(k, v))
+        out.append(f"- {label}, {split}: loader `{name}`" + (f" ({shown})" if shown else ""))
+    return out
+
+
+def _name(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        for key in ("name", "loader", "component", "type"):
+            if isinstance(value.get(key), str):
+                return value[key]
+    return None
+
+
+def _bounds(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, Mapping):
+        low, high = value.get("low", value.get("ci_low")), value.get("high", value.get("ci_high"))
+    elif isinstance(value, list | tuple) and len(value) >= 2:
+        low, high = value[0], value[1]
+    else:
+        return None
+    if not (is_number(low) and is_number(high)) or math.isnan(float(low)):
+        return None
+    return float(low), float(high)
+
+
+def _md(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _intervals_for(intervals: Mapping[str, Any] | None, split: str) -> Mapping[str, Any]:
+    if not intervals:
+        return {}
+    nested = intervals.get(split)
+    return nested if isinstance(nested, Mapping) else intervals
+
+
+def model_card(config: dict[str, Any], eval_summary: dict[str, Any],
+               label_counts: dict[str, Any], intervals: dict[str, Any] | None = None) -> str:
+    """Markdown model card of an exported model.
+
+    Args:
+        config: The resolved run config (component names are read from ``backbone``,
+            ``pretrain.task``, ``finetune.task``; loaders from ``pretrain.data`` and
+            ``finetune.data``, each split a ``{"name", "args"}`` mapping).
+        eval_summary: ``eval.json`` content (``threshold``, ``threshold_rule``, ``val`` and
+            ``test`` metric dicts, ``n_train``/``n_val``/``n_test``); may be empty.
+        label_counts: Label counts, flat (``{"0": 40, "1": 12}``) or per split
+            (``{"train": {...}, "val": {...}}``).
+        intervals: Optional test-metric intervals: metric -> ``(low, high)``, ``Interval`` or
+            ``{"low", "high"}``; or ``{"test": {...}}``; plus an optional ``"method"`` string
+            describing how they were computed.
+
+    Data paths are left out of the card (folder names can carry identifiers); loader names
+    and non-path arguments are listed.
+
+    Returns:
+        The card as Markdown.
+    """
+    lines = ["# Model card", ""]
+    lines += ["Trained with ssl-domains: self-supervised pre-training, then fine-tuning on "
+              "few labels.", "", "## Model", ""]
+    seen: set[str] = set()
+    for label, dotted in COMPONENTS:
+        name = _name(_get(config, dotted))
+        if name and label not in seen:
+            seen.add(label)
+            lines.append(f"- {label}: `{name}`")
+    if not seen:
+        lines.append("- components: see `config.json`")
+    lines += ["- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
+              "architecture and arguments in `config.json`", ""]
+
+    lines += ["## Data", ""]
+    for label, dotted in DATA:
+        lines += _data_lines(label, _get(config, dotted))
+    counts = {k: eval_summary[k] for k in ("n_train", "n_val", "n_test") if k in eval_summary}
+    if counts:
+        lines.append("- items: " + ", ".join(f"{k[2:]} {v}" for k, v in counts.items()))
+    lines.append("")
+    lines += ["### Label counts", ""]
+    if label_counts:
+        nested = all(isinstance(v, Mapping) for v in label_counts.values())
+        groups = label_counts if nested else {"all": label_counts}
+        classes = sorted({str(c) for g in groups.values() for c in g})
+        lines += ["| split | " + " | ".join(f"class {c}" for c in classes) + " |",
+                  "|---|" + "---:|" * len(classes)]
+        for split, g in groups.items():
+            row = {str(k): v for k, v in g.items()}
+            lines.append(f"| {_md(split)} | " + " | ".join(_md(row.get(c, 0)) for c in classes)
+                         + " |")
+    else:
+        lines.append("Not recorded.")
+    lines.append("")
+
+    lines += ["## Evaluation", ""]
+    threshold = eval_summary.get("threshold")
+    if is_number(threshold):
+        lines.append(f"Decision threshold {fmt(threshold)} (rule "
+                     f"`{eval_summary.get('threshold_rule', 'unknown')}`), chosen on the "
+                     "validation split and applied unchanged to the test split.")
+        lines.append("")
+    val, test = eval_summary.get("val") or {}, eval_summary.get("test") or {}
+    ci = _intervals_for(intervals, "test")
+    names = list(dict.fromkeys([*val, *test]))
+    if names:
+        lines += ["| metric | validation | test | test interval |", "|---|---:|---:|---:|"]
+        for name in names:
+            bounds = _bounds(ci.get(name))
+            span = f"{fmt(bounds[0])} to {fmt(bounds[1])}" if bounds else ""
+            lines.append(f"| {_md(name)} | {fmt(val.get(name, float('nan')))} | "
+                         f"{fmt(test.get(name, float('nan')))} | {span} |")
+        method = (intervals or {}).get("method")
+        lines += ["", "Intervals: " + (str(method) if isinstance(method, str) else
+                                      "two-sided confidence intervals over test cases" if ci
+                                      else "not computed")
+                  + "."]
+    else:
+        lines.append("Not evaluated yet.")
+    lines.append("")
+
+    lines += [
+        "## Intended use", "",
+        "Research and method development: comparing self-supervised pre-training with "
+        "training from scratch when labels are few, and as a starting point for further "
+        "fine-tuning on the user's own, locally validated data.", "",
+        "## Limits", "",
+        "- Not a medical device. Not cleared or approved by any regulator; not for diagnosis, "
+        "triage or treatment decisions.",
+        "- Validated only on the test split above, drawn from the same source as the training "
+        "data; performance on other sites, scanners, devices or populations is unknown.",
+        "- Few labels give wide intervals; read the intervals, not only the point estimates.",
+        "- The threshold fixes one trade-off between sensitivity and specificity; re-choose it on "
+        "validation data from the setting where the model is used.",
+        "- Scores are not calibrated probabilities unless calibration was checked.", "",
+    ]
+    return "\n".join(lines)
