@@ -1,0 +1,209 @@
+"""Tumor detection fine-tuning: image/case-level classification and patch-level detection.
+
+``tumor_classification`` scores a whole image or volume (e.g. malignant vs benign);
+``tumor_patch_detection`` scores patches (trained on :class:`TumorPatches`) and turns a
+volume into a tumor-probability map with a sliding window, plus one score per case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssl_domains.builtin.classification import ClassificationTask
+from ssl_domains.contracts import Example
+from ssl_domains.registry import component
+from ssl_domains_medical.tasks.patches import TumorPatches
+from ssl_domains_medical.tasks.probability_map import (
+    case_score,
+    probability_map,
+    save_probability_map,
+)
+
+__all__ = ["TumorClassification", "TumorPatchDetection", "TumorPatches", "aggregate_cases"]
+
+
+def aggregate_cases(
+    probs: Sequence[float] | np.ndarray, groups: Sequence[str], method: str = "max"
+) -> dict[str, float]:
+    """Case-level scores from image-level probabilities (several images per case).
+
+    Args:
+        probs: Positive-class probability per image.
+        groups: Case id per image.
+        method: ``"max"`` or ``"mean"``.
+
+    Raises:
+        ValueError: Lengths differ or unknown method.
+    """
+    p = np.asarray(probs, dtype=float).reshape(-1)
+    if len(p) != len(groups):
+        raise ValueError(f"{len(p)} probabilities for {len(groups)} case ids")
+    if method not in ("max", "mean"):
+        raise ValueError(f"case aggregation must be 'max' or 'mean', got {method!r}")
+    reduce = np.max if method == "max" else np.mean
+    out: dict[str, list[float]] = {}
+    for g, v in zip(groups, p):
+        out.setdefault(str(g), []).append(float(v))
+    return {g: float(reduce(v)) for g, v in out.items()}
+
+
+@component(
+    "tumor_classification",
+    description="Image/case-level tumor classification (e.g. malignant vs benign), class-balanced",
+    modalities=("image",),
+    dims=(2, 3),
+    examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "positive_label": 0,
+                                                    "dropout": 0.1})],
+)
+class TumorClassification(ClassificationTask):
+    """Classify a whole image or volume from the backbone's pooled features.
+
+    Class 1 is "tumor" (the positive class of AUROC etc.). Datasets that code the disease as
+    another label (BreastMNIST: 0 = malignant) set ``positive_label``: that label becomes
+    class 1 and every other label class 0. Several images per case are combined with
+    :func:`aggregate_cases`.
+
+    Args:
+        backbone: Any 2-D/3-D image backbone.
+        num_classes: Number of classes (2 = tumor vs no tumor).
+        positive_label: Binary only: the dataset label that means tumor (None = labels are
+            used as they are).
+        hidden: Width of an optional hidden layer in the head.
+        dropout: Dropout before the head.
+        class_balance: Inverse-frequency class weights from :meth:`observe_labels`.
+        label_smoothing: Cross-entropy label smoothing.
+
+    Raises:
+        ValueError: ``positive_label`` with more than 2 classes.
+    """
+
+    decision_rule = "youden"
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int = 2,
+        positive_label: int | None = None,
+        hidden: int = 0,
+        dropout: float = 0.0,
+        class_balance: bool = True,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        if positive_label is not None and num_classes != 2:
+            raise ValueError(f"positive_label needs num_classes=2, got {num_classes}")
+        super().__init__(backbone, num_classes=num_classes, hidden=hidden, dropout=dropout,
+                         class_balance=class_balance, label_smoothing=label_smoothing)
+        self.positive_label = positive_label
+
+    def map_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Dataset labels -> classes (``positive_label`` -> 1, others -> 0)."""
+        labels = torch.as_tensor(labels).long()
+        if self.positive_label is None:
+            return labels
+        return (labels == self.positive_label).long()
+
+    def observe_labels(self, labels: Sequence[int]) -> None:
+        super().observe_labels(self.map_labels(torch.as_tensor(list(labels))).tolist())
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        if "label" in batch and self.positive_label is not None:
+            batch = {**batch, "label": self.map_labels(batch["label"])}
+        return super().forward(batch)
+
+
+@component(
+    "tumor_patch_detection",
+    description="Patch tumor classifier + sliding-window probability map (NIfTI) + case score",
+    modalities=("image",),
+    dims=(2, 3),
+    examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "score": "max"})],
+)
+class TumorPatchDetection(ClassificationTask):
+    """Score patches for tumor; map whole volumes with a sliding window.
+
+    Train it on :class:`TumorPatches` (loader ``tumor_patches``). At inference,
+    :meth:`probability_map` slides a ``roi_size`` window (the training patch size) over a
+    volume, :meth:`case_score` reduces the map to one score and
+    :meth:`save_probability_map` writes it as NIfTI on the input's grid.
+
+    Args:
+        backbone: Any 2-D/3-D image backbone.
+        num_classes: 2 (tumor vs background).
+        hidden: Width of an optional hidden layer in the head.
+        dropout: Dropout before the head.
+        class_balance: Inverse-frequency class weights from :meth:`observe_labels`.
+        score: Case score from the map: ``"topk_mean"`` or ``"max"``.
+        top_fraction: Voxel fraction averaged by ``"topk_mean"``.
+
+    Raises:
+        ValueError: ``num_classes`` is not 2, or unknown ``score``.
+    """
+
+    decision_rule = "youden"
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int = 2,
+        hidden: int = 0,
+        dropout: float = 0.0,
+        class_balance: bool = True,
+        score: str = "topk_mean",
+        top_fraction: float = 0.01,
+    ) -> None:
+        if num_classes != 2:
+            raise ValueError(f"tumor_patch_detection is binary (tumor vs background); "
+                             f"num_classes must be 2, got {num_classes}")
+        if score not in ("topk_mean", "max"):
+            raise ValueError(f"score must be 'topk_mean' or 'max', got {score!r}")
+        super().__init__(backbone, num_classes=2, hidden=hidden, dropout=dropout,
+                         class_balance=class_balance)
+        self.score = score
+        self.top_fraction = top_fraction
+
+    def patch_probabilities(self, patches: torch.Tensor) -> torch.Tensor:
+        """Tumor probability ``[B]`` of patches ``[B, C, *roi]``."""
+        return self.forward({self.key: patches})["logits"].float().softmax(-1)[:, 1]
+
+    def probability_map(
+        self,
+        volume: torch.Tensor,
+        roi_size: Sequence[int] | int | None = None,
+        overlap: float = 0.5,
+        sw_batch_size: int = 16,
+    ) -> torch.Tensor:
+        """Tumor-probability map ``[*spatial]`` of one volume ``[C, *spatial]``.
+
+        ``roi_size`` defaults to the backbone's fixed input size (ViT) and must otherwise be
+        the training patch size. Runs in eval mode and restores the previous mode.
+
+        Raises:
+            ValueError: No ``roi_size`` for a backbone without a fixed input size.
+        """
+        if roi_size is None:
+            roi_size = getattr(self.backbone, "img_size", None)
+            if roi_size is None:
+                raise ValueError("probability_map needs roi_size (the training patch size)")
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            return probability_map(lambda p: self.patch_probabilities(p.to(device)).cpu(),
+                                   volume.cpu(), roi_size, overlap, sw_batch_size)
+        finally:
+            self.train(was_training)
+
+    def case_score(self, prob_map: torch.Tensor) -> float:
+        """One tumor score for the case (see :func:`case_score`)."""
+        return case_score(prob_map, self.score, self.top_fraction)
+
+    @staticmethod
+    def save_probability_map(prob_map: torch.Tensor, affine: Any, path: str | Path) -> Path:
+        """Write the map as NIfTI with the input's affine (see :func:`save_probability_map`)."""
+        return save_probability_map(prob_map, affine, path)
