@@ -2,39 +2,64 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ssl_domains import hookimpl
 
 if TYPE_CHECKING:
     import click
+    from torch import nn
 
+    from ssl_domains.engine.checkpoints import Conversion
     from ssl_domains.registry import Registrar
 
 
 @hookimpl
 def register_loaders(registry: Registrar) -> None:
-    pass
+    from ssl_domains_medical.tasks.patches import TumorPatches
+
+    registry.add(TumorPatches)
 
 
 @hookimpl
 def register_backbones(registry: Registrar) -> None:
-    pass
+    from ssl_domains_medical.backbones import ResNetEncoder, UNetEncoder, ViTEncoder
+
+    for backbone in (ResNetEncoder, UNetEncoder, ViTEncoder):
+        registry.add(backbone)
 
 
 @hookimpl
 def register_pretext_tasks(registry: Registrar) -> None:
-    pass
+    from ssl_domains_medical.pretext.genesis import GenesisRestoration
+    from ssl_domains_medical.pretext.masked import MaskedInpainting
+
+    registry.add(MaskedInpainting)
+    registry.add(GenesisRestoration)
 
 
 @hookimpl
 def register_finetune_tasks(registry: Registrar) -> None:
-    pass
+    from ssl_domains_medical.tasks.tumor_detection import TumorClassification, TumorPatchDetection
+
+    registry.add(TumorClassification)
+    registry.add(TumorPatchDetection)
 
 
 @hookimpl
 def register_baselines(registry: Registrar) -> None:
-    pass
+    from ssl_domains_medical.baselines import ImageLogistic
+
+    registry.add(ImageLogistic)
+
+
+@hookimpl
+def convert_checkpoint(
+    state_dict: dict[str, Any], source: str, backbone: nn.Module
+) -> Conversion | None:
+    from ssl_domains_medical.conversion import convert
+
+    return convert(state_dict, source, backbone)
 
 
 @hookimpl
