@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from ssl_domains_timeseries.loaders.windows import SignalDataset
 __all__ = ["timeseries", "LOADERS", "guess_loader"]
 
 #: Loader name -> class (the names they are registered under).
-LOADERS: dict[str, type[SignalDataset]] = {
+LOADERS: dict[str, Callable[..., SignalDataset]] = {
     "csv": CSVDataset,
     "parquet": ParquetDataset,
     "numpy": NumpyDataset,

@@ -201,7 +201,9 @@ class TabularDataset(SignalDataset):
     def _wide(self, df: pd.DataFrame, path: Path) -> tuple[list[Recording], list[str], list[str]]:
         special = [self.time_column, self.label_column, self.id_column]
         _check_columns(df, [*special, *(self.channels or [])], path)
-        chans = self.channels or [c for c in df.columns if c not in special]
+        chans = self.channels if self.channels is not None else [
+            c for c in df.columns if c not in special
+        ]
         if not chans:
             raise DataError(path, "no channel columns left after time/label/id columns")
         x = np.stack([numeric_column(df, c, path, self.row_offset) for c in chans])
