@@ -28,22 +28,35 @@ def register_loaders(registry: Registrar) -> None:
 
 @hookimpl
 def register_backbones(registry: Registrar) -> None:
-    pass
+    from ssl_domains_timeseries.backbones.patch_transformer import PatchTransformer
+    from ssl_domains_timeseries.backbones.tcn import TCN
+
+    registry.add(PatchTransformer)
+    registry.add(TCN)
 
 
 @hookimpl
 def register_pretext_tasks(registry: Registrar) -> None:
-    pass
+    from ssl_domains_timeseries.pretext.forecasting import ForecastingTask
+    from ssl_domains_timeseries.pretext.masked import MaskedPatchTask
+
+    registry.add(ForecastingTask)
+    registry.add(MaskedPatchTask)
 
 
 @hookimpl
 def register_finetune_tasks(registry: Registrar) -> None:
-    pass
+    from ssl_domains_timeseries.tasks.anomaly_classification import AnomalyClassificationTask
+
+    registry.add(AnomalyClassificationTask)
 
 
 @hookimpl
 def register_baselines(registry: Registrar) -> None:
-    pass
+    from ssl_domains_timeseries.baselines import MiniRocketBaseline, SignalStatsBaseline
+
+    registry.add(MiniRocketBaseline)
+    registry.add(SignalStatsBaseline)
 
 
 @hookimpl

@@ -1,0 +1,55 @@
+"""Missing-value handling shared by the signal backbones: observed masks and instance statistics."""
+
+from __future__ import annotations
+
+import torch
+
+
+def observed_and_filled(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a signal with NaN for missing values into (zero-filled values, observed mask).
+
+    Args:
+        x: Signal ``[B, C, T]``; NaN (or inf) marks a missing value.
+
+    Returns:
+        ``(filled, observed)``: ``filled`` has 0 where a value is missing; ``observed`` is a
+        float tensor (1 = observed) of the same shape.
+    """
+    observed = torch.isfinite(x)
+    filled = torch.where(observed, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return filled, observed.to(x.dtype)
+
+
+def instance_stats(
+    filled: torch.Tensor, observed: torch.Tensor, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation over observed time points, per item and channel.
+
+    A channel with no observed point gets mean 0 and std 1.
+
+    Args:
+        filled: Zero-filled signal ``[B, C, T]``.
+        observed: Observed mask (1 = observed), same shape.
+        eps: Added to the variance.
+
+    Returns:
+        ``(mean, std)``, each ``[B, C, 1]``.
+    """
+    count = observed.sum(-1, keepdim=True)
+    mean = (filled * observed).sum(-1, keepdim=True) / count.clamp(min=1)
+    var = (((filled - mean) * observed) ** 2).sum(-1, keepdim=True) / count.clamp(min=1)
+    std = torch.where(count > 1, torch.sqrt(var + eps), torch.ones_like(var))
+    return mean, std
+
+
+def signal_from_batch(batch: dict, key: str = "signal") -> torch.Tensor:
+    """The batch's signal ``[B, C, T]`` as float with NaN wherever a value is missing.
+
+    A ``"mask"`` entry (True = observed) is applied when present; without one, NaNs already in
+    the signal mark the missing values.
+    """
+    x = batch[key].float()
+    mask = batch.get("mask")
+    if mask is not None:
+        x = torch.where(mask.bool(), x, torch.full((), float("nan"), device=x.device))
+    return x

@@ -1,0 +1,83 @@
+"""Anomaly classification of signal windows or whole series (binary or multi-class)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ssl_domains.builtin.classification import ClassificationTask
+from ssl_domains.contracts import Example
+from ssl_domains.errors import IncompatibleError
+from ssl_domains.registry import component
+from ssl_domains_timeseries.backbones._masking import signal_from_batch
+
+
+@component(
+    "anomaly_classification",
+    description="Classify signal windows/series as normal vs anomalous (or K classes); class-balanced, Youden threshold",
+    modalities=("signal",),
+    dims=(1,),
+    examples=[Example({"num_classes": 2}), Example({"num_classes": 3, "hidden": 16,
+                                                    "dropout": 0.1})],
+)
+class AnomalyClassificationTask(ClassificationTask):
+    """A head on the backbone's pooled features; class 1 (or any class > 0) is "anomalous".
+
+    Missing values travel as NaN or through the batch's ``"mask"`` (True = observed) and are
+    handed to the backbone as NaN, which the signal backbones zero-fill and flag. With
+    ``class_balance`` the engine's call to :meth:`observe_labels` weights the loss by inverse
+    class frequency (anomalies are usually rare). For binary tasks the decision threshold is
+    chosen on validation data by Youden's J (``decision_rule = "youden"``).
+
+    With few labels (tens), ``freeze_backbone=True`` trains the head alone (a linear probe),
+    which is often as good as full fine-tuning and cannot destroy pre-trained features.
+
+    Args:
+        backbone: A signal backbone (``input_spec.modality == "signal"``).
+        num_classes: 2 for normal/anomalous, more for anomaly types.
+        hidden: Width of an optional hidden layer in the head (0 = linear head).
+        dropout: Dropout before the head.
+        class_balance: Weight the loss by inverse class frequency.
+        label_smoothing: Cross-entropy label smoothing.
+        freeze_backbone: Keep the backbone's weights fixed (gradients off).
+
+    Raises:
+        IncompatibleError: The backbone does not take signals.
+        ValueError: ``num_classes < 2``.
+    """
+
+    decision_rule = "youden"
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int = 2,
+        hidden: int = 0,
+        dropout: float = 0.0,
+        class_balance: bool = True,
+        label_smoothing: float = 0.0,
+        freeze_backbone: bool = False,
+    ) -> None:
+        spec = backbone.input_spec
+        if spec.modality != "signal":
+            raise IncompatibleError(
+                f"anomaly_classification needs a signal backbone; {type(backbone).__name__} "
+                f"takes {spec.modality}"
+            )
+        super().__init__(backbone, num_classes, hidden, dropout, class_balance, label_smoothing)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> AnomalyClassificationTask:
+        """Set training mode; a frozen backbone stays in eval mode (fixed normalisation)."""
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()
+        return self
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        x = signal_from_batch(batch, self.key)
+        return super().forward({**batch, self.key: x})
