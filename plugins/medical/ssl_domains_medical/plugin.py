@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_loaders(registry: Registrar) -> None:
+    from ssl_domains_medical.loaders.dicom import DicomDataset
+    from ssl_domains_medical.loaders.folders import CaseFoldersDataset
+    from ssl_domains_medical.loaders.manifest import ImageManifestDataset
+    from ssl_domains_medical.loaders.medmnist import MedMNISTDataset
+    from ssl_domains_medical.loaders.nifti import NiftiDataset
+
+    for loader in (DicomDataset, NiftiDataset, MedMNISTDataset, ImageManifestDataset,
+                   CaseFoldersDataset):
+        registry.add(loader)
     from ssl_domains_medical.tasks.patches import TumorPatches
 
     registry.add(TumorPatches)
@@ -64,4 +73,6 @@ def convert_checkpoint(
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    pass
+    from ssl_domains_medical.commands import medical
+
+    cli.add_command(medical)

@@ -1,0 +1,242 @@
+"""Synthetic CT: a phantom with spherical lesions and DICOM writers (classic and enhanced).
+
+Used by ``sample_data/make_medical.py``, the tests and ``benchmarks/dicom_loading.py``. All
+UIDs derive from a seed, so the same arguments write the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+
+__all__ = ["ct_phantom", "write_ct_series", "write_enhanced_ct", "AXIAL"]
+
+#: Axial ImageOrientationPatient: rows run to patient left (+x), columns to posterior (+y).
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def _uid(text: str) -> str:
+    """Deterministic UID under the 2.25 (UUID-derived) root."""
+    return "2.25." + str(int(hashlib.sha256(text.encode()).hexdigest()[:32], 16))
+
+
+def ct_phantom(
+    shape: Sequence[int],
+    lesions: Sequence[tuple[Sequence[float], float]] = (),
+    seed: int = 0,
+    noise_hu: float = 12.0,
+    lesion_hu: float = 70.0,
+) -> np.ndarray:
+    """A CT-like volume in HU: air, an elliptic body (fat rim, soft tissue), a bright "spine".
+
+    Args:
+        shape: Array shape ``(slices, rows, cols)`` (or ``(rows, cols)`` for 2-D).
+        lesions: ``(centre, radius)`` in voxel units (centre in array index order).
+        seed: Noise seed.
+        noise_hu: Noise standard deviation.
+        lesion_hu: Lesion contrast added to soft tissue.
+
+    Returns:
+        int16 HU array of ``shape``.
+    """
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(s) for s in shape)
+    grid = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
+    rows, cols = grid[-2], grid[-1]
+    cy, cx = (shape[-2] - 1) / 2, (shape[-1] - 1) / 2
+    r2 = ((rows - cy) / (0.42 * shape[-2])) ** 2 + ((cols - cx) / (0.46 * shape[-1])) ** 2
+    hu = np.full(shape, -1000.0, np.float32)
+    hu[r2 < 1.0] = -90.0  # fat rim
+    hu[r2 < 0.8] = 40.0  # soft tissue
+    spine = ((rows - (cy + 0.25 * shape[-2])) ** 2 + (cols - cx) ** 2) < (0.08 * shape[-1]) ** 2
+    hu[spine] = 700.0
+    for centre, radius in lesions:
+        d2 = sum((g - float(c)) ** 2 for g, c in zip(grid, centre))
+        hu[d2 <= radius**2] += lesion_hu
+    hu += rng.normal(0.0, noise_hu, shape).astype(np.float32)
+    return np.clip(np.round(hu), -1024, 3071).astype(np.int16)
+
+
+def _base_dataset(series_uid: str, study_uid: str, sop_uid: str, patient_name: str,
+                  modality: str, sop_class: str = CTImageStorage) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.FrameOfReferenceUID = study_uid + ".1"
+    ds.PatientName = patient_name
+    ds.PatientID = "DEMO-0001"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate = "20240101"
+    ds.StudyTime = "120000"
+    ds.AccessionNumber = "DEMO-ACC-1"
+    ds.Modality = modality
+    ds.Manufacturer = "ssl-domains synthetic"
+    ds.SeriesNumber = 1
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleIntercept = -1024
+    ds.RescaleSlope = 1
+    ds.RescaleType = "HU"
+    ds.WindowCenter = 40
+    ds.WindowWidth = 400
+    return ds
+
+
+def write_ct_series(
+    folder: str | Path,
+    volume_hu: np.ndarray,
+    *,
+    spacing: Sequence[float] = (2.0, 1.0, 1.0),
+    origin: Sequence[float] = (-24.0, -24.0, 0.0),
+    orientation: Sequence[float] = AXIAL,
+    seed: int = 0,
+    patient_name: str = "DEMO^PATIENT",
+    modality: str = "CT",
+    positions: Sequence[Sequence[float]] | None = None,
+    per_slice: Sequence[dict[str, Any]] | None = None,
+    shuffle: bool = True,
+    transfer_syntax: str | None = None,
+    suffix: str = ".dcm",
+    series_uid: str | None = None,
+) -> list[Path]:
+    """Write a volume as one single-frame DICOM file per slice.
+
+    Args:
+        folder: Output folder (created).
+        volume_hu: ``[slices, rows, cols]`` values in HU; stored as int16 ``HU + 1024`` with
+            RescaleIntercept -1024.
+        spacing: ``(slice spacing, row spacing, column spacing)`` in mm.
+        origin: ImagePositionPatient of slice 0 (LPS mm).
+        orientation: ImageOrientationPatient.
+        seed: Seeds the UIDs (same seed, same UIDs).
+        patient_name: Fake PatientName written to every header.
+        modality: DICOM Modality.
+        positions: Explicit ImagePositionPatient per slice (overrides origin/spacing).
+        per_slice: Extra attributes per slice (e.g. ``{"TemporalPositionIdentifier": 2}``).
+        shuffle: Shuffle InstanceNumbers and file names so that neither gives slice order.
+        transfer_syntax: Compress with this transfer syntax (e.g. RLE Lossless), or None.
+        suffix: File name suffix ("" for files without extension).
+        series_uid: SeriesInstanceUID (default: derived from ``seed``).
+
+    Returns:
+        Paths written, in slice order.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n, rows, cols = volume_hu.shape
+    rng = np.random.default_rng(seed)
+    study_uid = _uid(f"study-{seed}")
+    series_uid = series_uid or _uid(f"series-{seed}")
+    row_dir = np.asarray(orientation[:3], float)
+    col_dir = np.asarray(orientation[3:], float)
+    normal = np.cross(row_dir, col_dir)
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    stored = (np.asarray(volume_hu, np.int32) + 1024).clip(-32768, 32767).astype(np.int16)
+    paths = []
+    for k in range(n):
+        sop_uid = _uid(f"sop-{seed}-{k}")
+        ds = _base_dataset(series_uid, study_uid, sop_uid, patient_name, modality)
+        pos = positions[k] if positions is not None else np.asarray(origin, float) + k * spacing[0] * normal
+        ds.ImagePositionPatient = [round(float(v), 4) for v in pos]
+        ds.ImageOrientationPatient = [float(v) for v in orientation]
+        ds.PixelSpacing = [float(spacing[1]), float(spacing[2])]
+        ds.SliceThickness = float(spacing[0])
+        ds.SliceLocation = round(float(normal @ np.asarray(pos, float)), 4)
+        ds.InstanceNumber = int(order[k]) + 1
+        ds.AcquisitionNumber = 1
+        ds.Rows, ds.Columns = rows, cols
+        for key, value in (per_slice[k] if per_slice else {}).items():
+            setattr(ds, key, value)
+        ds.PixelData = stored[k].tobytes()
+        if transfer_syntax is not None:
+            ds.compress(transfer_syntax, stored[k], generate_instance_uid=False)
+        path = folder / f"IM{int(order[k]) + 1:04d}{suffix}"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def write_enhanced_ct(
+    path: str | Path,
+    volume_hu: np.ndarray,
+    *,
+    spacing: Sequence[float] = (2.0, 1.0, 1.0),
+    origin: Sequence[float] = (-24.0, -24.0, 0.0),
+    orientation: Sequence[float] = AXIAL,
+    seed: int = 0,
+    reverse_frames: bool = True,
+) -> Path:
+    """Write a volume as one enhanced (multi-frame) CT file with per-frame positions.
+
+    Args:
+        path: Output file.
+        volume_hu: ``[slices, rows, cols]`` in HU.
+        spacing: ``(slice, row, column)`` spacing in mm.
+        origin: Position of slice 0 (LPS mm).
+        orientation: ImageOrientationPatient (shared functional group).
+        seed: Seeds the UIDs.
+        reverse_frames: Store frames from the last slice to the first (the reader must
+            sort by position).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, rows, cols = volume_hu.shape
+    ds = _base_dataset(_uid(f"series-{seed}"),
+                       _uid(f"study-{seed}"),
+                       _uid(f"sop-{seed}"), "DEMO^ENHANCED", "CT",
+                       sop_class="1.2.840.10008.5.1.4.1.1.2.1")
+    del ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType
+    normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
+    frame_order = list(range(n))[::-1] if reverse_frames else list(range(n))
+    shared = Dataset()
+    ori = Dataset()
+    ori.ImageOrientationPatient = [float(v) for v in orientation]
+    meas = Dataset()
+    meas.PixelSpacing = [float(spacing[1]), float(spacing[2])]
+    meas.SliceThickness = float(spacing[0])
+    pvt = Dataset()
+    pvt.RescaleIntercept = -1024
+    pvt.RescaleSlope = 1
+    pvt.RescaleType = "HU"
+    shared.PlaneOrientationSequence = DicomSequence([ori])
+    shared.PixelMeasuresSequence = DicomSequence([meas])
+    shared.PixelValueTransformationSequence = DicomSequence([pvt])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    per_frame = []
+    for k in frame_order:
+        item = Dataset()
+        pos = Dataset()
+        pos.ImagePositionPatient = [round(float(v), 4) for v in np.asarray(origin, float) + k * spacing[0] * normal]
+        item.PlanePositionSequence = DicomSequence([pos])
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
+    ds.NumberOfFrames = n
+    ds.Rows, ds.Columns = rows, cols
+    ds.InstanceNumber = 1
+    stored = (np.asarray(volume_hu, np.int32) + 1024).astype(np.int16)[frame_order]
+    ds.PixelData = stored.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+

@@ -1,0 +1,296 @@
+"""The item pipeline shared by the volume loaders (DICOM, NIfTI, manifest, case folders).
+
+Each loader lists *records* (one per volume or case: an id, a modality, optional label) and
+knows how to load one as channel-first MetaTensors. :class:`VolumeDataset` does the rest:
+deterministic MONAI preprocessing (cached in memory or on disk, so a volume is decoded once
+across epochs), then either the whole volume at a fixed ``spatial_size`` or
+``patches_per_volume`` random patches of ``patch_size`` drawn with an explicit, seeded
+random state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from torch.utils.data import Dataset
+
+from ssl_domains.errors import ConfigError, DataError
+from ssl_domains_medical.transforms import patch_sampler, preprocessing, resolve_intensity
+
+__all__ = ["VolumeDataset", "to_meta_tensor", "nifti_to_meta_tensor"]
+
+log = logging.getLogger(__name__)
+
+
+def to_meta_tensor(array: np.ndarray, affine: np.ndarray, dims: int, path: str | Path = "") -> MetaTensor:
+    """Channel-first MetaTensor from an array ``[*spatial]`` or ``[*spatial, channels]``.
+
+    A 3-D array with ``dims=2`` must have a single slice (squeezed). The affine is 4x4 in RAS
+    mm; for 2-D it is cut to 3x3.
+
+    Raises:
+        DataError: The array cannot be seen as ``dims``-D.
+    """
+    arr = np.asarray(array, dtype=np.float32)
+    aff = np.asarray(affine, dtype=np.float64)
+    if dims == 2:
+        if arr.ndim >= 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0] if arr.ndim == 3 else arr[:, :, 0, ...]
+        if arr.ndim not in (2, 3):
+            raise DataError(path, f"image of shape {array.shape} is not 2-D (dims=2 needs one slice)")
+        aff = aff[np.ix_([0, 1, 3], [0, 1, 3])]
+        channels_last = arr.ndim == 3
+    else:
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim not in (3, 4):
+            raise DataError(path, f"image of shape {array.shape} is not 3-D")
+        channels_last = arr.ndim == 4
+    arr = np.moveaxis(arr, -1, 0) if channels_last else arr[None]
+    return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr)), affine=torch.as_tensor(aff))
+
+
+def nifti_to_meta_tensor(path: str | Path, dims: int, allow_4d: bool = False) -> MetaTensor:
+    """Load a NIfTI file (any orientation, NIfTI-1/2, either endianness) as a RAS MetaTensor.
+
+    The voxel axes are permuted/flipped to the closest RAS orientation (nibabel's
+    ``as_closest_canonical``; no resampling), so images of one case stack as channels.
+
+    The 4th axis (time) becomes channels when ``allow_4d``; otherwise a 4-D file is refused.
+
+    Raises:
+        DataError: Missing, unreadable or 4-D without ``allow_4d``.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        img = nib.load(str(path))
+        arr = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
+        raise DataError(path, f"unreadable NIfTI: {type(exc).__name__}: {str(exc)[:160]}") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    while arr.ndim > 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 4 and arr.shape[3] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 4 and not allow_4d:
+        raise DataError(path, f"4-D image {arr.shape} (time points); pass allow_4d=True to use "
+                        "time points as channels")
+    if arr.ndim > 4:
+        raise DataError(path, f"{arr.ndim}-D image {arr.shape} is not supported")
+    ornt = nib.orientations.io_orientation(img.affine)
+    affine = img.affine @ nib.orientations.inv_ornt_aff(ornt, arr.shape[:3])
+    arr = nib.orientations.apply_orientation(arr, ornt) if arr.ndim == 3 else np.stack(
+        [nib.orientations.apply_orientation(arr[..., t], ornt) for t in range(arr.shape[3])], -1)
+    return to_meta_tensor(arr, affine, dims, path)
+
+
+class VolumeDataset(Dataset):
+    """Base of the volume loaders: records -> cached preprocessing -> fixed size or patches.
+
+    Subclasses fill ``self.records`` (dicts with ``"id"``, ``"modality"`` and optionally
+    ``"label"``, ``"has_mask"``) and implement :meth:`load_record`.
+
+    Args:
+        dims: Spatial dimensions of the items (2 or 3).
+        spatial_size: Fixed size of every item (whole volume, crop-or-pad or resize), or None.
+        patch_size: Random patches of this size instead of whole volumes, or None.
+        patches_per_volume: Items per volume when sampling patches (each draws a new patch).
+        resize_mode: ``"crop_or_pad"`` or ``"resize"`` for ``spatial_size``.
+        spacing: Resample to this voxel size (mm) first, or None.
+        intensity: ``"auto"`` (CT soft-tissue window, else percentiles), a CT window name, a
+            ``[low, high]`` window, ``"percentile"`` or ``"none"``.
+        percentiles: Percentiles for ``"percentile"``.
+        crop_foreground: Crop to the non-background bounding box (after intensity scaling).
+        pos_fraction: With masks and patches: probability that a patch is centred on the
+            mask foreground (RandCropByPosNegLabeld); None samples uniformly.
+        cache: ``"memory"`` (decode each volume once per process), ``"disk"`` (torch files in
+            ``cache_dir``, shared across runs) or ``"none"``.
+        cache_dir: Folder for ``cache="disk"``.
+        seed: Seed of the patch sampler.
+    """
+
+    image_key = "image"
+
+    def __init__(
+        self,
+        *,
+        dims: int = 3,
+        spatial_size: int | list[int] | None = None,
+        patch_size: int | list[int] | None = None,
+        patches_per_volume: int = 1,
+        resize_mode: str = "crop_or_pad",
+        spacing: float | list[float] | None = None,
+        intensity: Any = "auto",
+        percentiles: tuple[float, float] | list[float] = (1.0, 99.0),
+        crop_foreground: bool = False,
+        pos_fraction: float | None = None,
+        cache: str = "memory",
+        cache_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        if cache not in ("memory", "disk", "none"):
+            raise ConfigError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}")
+        if cache == "disk" and not cache_dir:
+            raise ConfigError("cache='disk' needs cache_dir (a folder for the decoded volumes)")
+        if patches_per_volume < 1:
+            raise ConfigError(f"patches_per_volume must be >= 1, got {patches_per_volume}")
+        if patches_per_volume > 1 and patch_size is None:
+            raise ConfigError("patches_per_volume > 1 needs patch_size")
+        if pos_fraction is not None and not 0.0 <= pos_fraction <= 1.0:
+            raise ConfigError(f"pos_fraction must be in [0, 1], got {pos_fraction}")
+        self.dims = dims
+        self.spatial_size = spatial_size
+        self.patch_size = patch_size
+        self.patches_per_volume = patches_per_volume
+        self.resize_mode = resize_mode
+        self.spacing = spacing
+        self.intensity = intensity
+        self.percentiles = tuple(percentiles)
+        self.crop_foreground = crop_foreground
+        self.pos_fraction = pos_fraction
+        self.cache = cache
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.seed = seed
+        self.records: list[dict[str, Any]] = []
+        self.skipped: list[tuple[str, str]] = []
+        self._memory: dict[int, dict[str, Any]] = {}
+        self._pipelines: dict[str, Any] = {}
+        self._draws: dict[int, int] = {}
+        self._sampler_cache: dict[bool, Any] = {}
+        # validate sizes/modes now rather than at the first item
+        preprocessing(mask_key="mask", dims=dims, spacing=spacing, spatial_size=spatial_size,
+                      resize_mode=resize_mode, intensity=resolve_intensity(intensity, "CT"))
+        if patch_size is not None:
+            patch_sampler(patch_size=patch_size, dims=dims)
+
+    # ------------------------------------------------------------------ subclass interface
+    def load_record(self, record: dict[str, Any]) -> dict[str, MetaTensor]:
+        """``{"image": MetaTensor [C, *spatial]}`` (plus ``"mask"``) of one record."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ dataset surface
+    @property
+    def labels(self) -> list[int] | None:
+        """One label per item, or None when unlabeled."""
+        if not self.records or any(r.get("label") is None for r in self.records):
+            return None
+        return [int(r["label"]) for r in self.records for _ in range(self.patches_per_volume)]
+
+    @property
+    def groups(self) -> list[str]:
+        """Record (case / series) id per item, so a case stays on one side of a split."""
+        return [str(r["id"]) for r in self.records for _ in range(self.patches_per_volume)]
+
+    def __len__(self) -> int:
+        return len(self.records) * self.patches_per_volume
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        r_index, patch = divmod(index, self.patches_per_volume)
+        record = self.records[r_index]
+        data = self.prepared(r_index)
+        if self.patch_size is not None:
+            data = self._sample(index, data, record)
+        item: dict[str, Any] = {"image": data["image"].as_tensor().float().contiguous()}
+        if "mask" in data:
+            item["mask"] = data["mask"].as_tensor().float().contiguous()
+        if record.get("label") is not None:
+            item["label"] = int(record["label"])
+        pixdim = data["image"].pixdim
+        meta = {
+            "id": str(record["id"]),
+            "modality": str(record.get("modality", "")),
+            "spacing": [round(float(v), 4) for v in pixdim],
+            "patch": patch,
+        }
+        meta.update({k: v for k, v in record.get("meta", {}).items()})
+        item["meta"] = meta
+        return item
+
+    # ------------------------------------------------------------------ internals
+    def _pipeline(self, modality: str, has_mask: bool) -> Any:
+        intensity = resolve_intensity(self.intensity, modality)
+        key = json.dumps([str(intensity), has_mask])
+        if key not in self._pipelines:
+            self._pipelines[key] = preprocessing(
+                mask_key="mask" if has_mask else None, dims=self.dims, spacing=self.spacing,
+                intensity=intensity, percentiles=self.percentiles,  # type: ignore[arg-type]
+                crop_foreground=self.crop_foreground, spatial_size=self.spatial_size,
+                resize_mode=self.resize_mode)
+        return self._pipelines[key]
+
+    def _disk_key(self, record: dict[str, Any]) -> str:
+        spec = json.dumps([type(self).__name__, str(record.get("source", record["id"])),
+                           self.dims, self.spatial_size, self.resize_mode, self.spacing,
+                           str(self.intensity), self.percentiles, self.crop_foreground,
+                           bool(record.get("has_mask")), str(record.get("modality"))],
+                          default=str)
+        return hashlib.sha256(spec.encode()).hexdigest()[:24]
+
+    def prepared(self, r_index: int) -> dict[str, Any]:
+        """Deterministically preprocessed tensors of record ``r_index`` (cached)."""
+        if r_index in self._memory:
+            return self._memory[r_index]
+        record = self.records[r_index]
+        data: dict[str, Any] | None = None
+        path = None
+        if self.cache == "disk":
+            assert self.cache_dir is not None
+            path = self.cache_dir / f"{self._disk_key(record)}.pt"
+            if path.is_file():
+                raw = torch.load(path, weights_only=True)
+                data = {k: MetaTensor(v["array"], affine=v["affine"]) for k, v in raw.items()}
+        if data is None:
+            loaded = self.load_record(record)
+            pipe = self._pipeline(str(record.get("modality", "")), "mask" in loaded)
+            try:
+                data = pipe(loaded)
+            except Exception as exc:  # noqa: BLE001 - MONAI wraps errors in RuntimeError
+                raise DataError(str(record.get("source", record["id"])),
+                                f"preprocessing failed: {str(exc).splitlines()[-1][:200]}") from None
+            data = {k: data[k] for k in ("image", "mask") if k in data}
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                torch.save({k: {"array": v.as_tensor(), "affine": v.affine} for k, v in data.items()}, tmp)
+                tmp.replace(path)
+        if self.cache != "none":
+            self._memory[r_index] = data
+        return data
+
+    def _sample(self, index: int, data: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        guided = self.pos_fraction is not None and "mask" in data
+        if guided not in self._sampler_cache:
+            pos = self.pos_fraction if guided else 1.0
+            self._sampler_cache[guided] = patch_sampler(
+                keys=[k for k in ("image", "mask") if k in data], patch_size=self.patch_size,  # type: ignore[arg-type]
+                dims=self.dims, label_key="mask" if guided else None,
+                pos=float(pos), neg=1.0 - float(pos) if guided else 1.0)
+        sampler = self._sampler_cache[guided]
+        # explicit random state: (seed, item, how often drawn, worker seed) -> a new patch each
+        # epoch, reproducible for a given seed with or without DataLoader workers
+        draw = self._draws.get(index, 0)
+        self._draws[index] = draw + 1
+        info = torch.utils.data.get_worker_info()
+        worker_seed = int(info.seed % 2**31) if info is not None else 0
+        state = np.random.SeedSequence([self.seed, index, draw, worker_seed]).generate_state(1)[0]
+        sampler.set_random_state(seed=int(state))
+        with warnings.catch_warnings():
+            # a mask without foreground: RandCropByPosNegLabeld falls back to background patches
+            warnings.filterwarnings("ignore", message="Num foregrounds 0")
+            out = sampler({k: v for k, v in data.items()})
+        return out[0] if isinstance(out, list) else out
