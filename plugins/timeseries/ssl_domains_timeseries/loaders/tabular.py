@@ -102,6 +102,7 @@ class TabularDataset(SignalDataset):
         channels: Sequence[str] | None = None,
         label_column: str | None = None,
         id_column: str | None = None,
+        ids: Sequence[str] | None = None,
         channel_column: str = "channel",
         value_column: str = "value",
         labels_file: str | None = None,
@@ -133,7 +134,7 @@ class TabularDataset(SignalDataset):
         skipped: list[tuple[str, str]] = []
         for f in files:
             try:
-                recs, ids, chans = self._load_file(f)
+                recs, file_ids, chans = self._load_file(f)
                 if names is not None and chans != names:
                     raise DataError(f, f"channels {chans} differ from the first file's {names}")
             except DataError as exc:
@@ -144,7 +145,19 @@ class TabularDataset(SignalDataset):
                 continue
             names = chans
             recordings.extend(recs)
-            raw_ids.extend(ids)
+            raw_ids.extend(file_ids)
+        if ids is not None:
+            wanted = [str(i) for i in ids]
+            unknown = [i for i in wanted if i not in raw_ids]
+            if unknown:
+                raise DataError(
+                    str(path),
+                    f"unknown series id(s) {unknown[:5]} (available: {', '.join(raw_ids[:10])}"
+                    f"{', ...' if len(raw_ids) > 10 else ''})",
+                )
+            keep = [k for k, i in enumerate(raw_ids) if i in set(wanted)]
+            recordings = [recordings[k] for k in keep]
+            raw_ids = [raw_ids[k] for k in keep]
         if not recordings:
             first = skipped[0] if skipped else (str(path), "no series found")
             raise DataError(first[0], f"no usable file ({first[1]})")
@@ -328,6 +341,8 @@ _TABULAR_DOC = """
             ``label_rule``. In long form the label of a time step is the max over channels.
         id_column: Column splitting a table into several series (e.g. recording or patient
             id; hashed, never shown).
+        ids: Keep only these series (``id_column`` values, or file stems), e.g. to hold out
+            test recordings.
         channel_column: Channel name column (long form).
         value_column: Value column (long form).
         labels_file: CSV ``id,label`` with one whole-series label per series id (the

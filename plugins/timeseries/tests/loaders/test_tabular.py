@@ -149,3 +149,11 @@ def test_missing_file_and_label_file_mismatch(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     with pytest.raises(DataError, match=r"sub: folder has no \.csv/"):
         CSVDataset(str(tmp_path / "sub"))
+
+
+def test_ids_select_series(tmp_path: Path) -> None:
+    f = _write(tmp_path / "multi.csv", "unit,v\nu1,1\nu2,2\nu3,3\n")
+    ds = CSVDataset(str(f), id_column="unit", ids=["u3", "u1"])
+    assert len(ds) == 2 and [float(ds[i]["signal"][0, 0]) for i in range(2)] == [1.0, 3.0]
+    with pytest.raises(DataError, match=r"unknown series id\(s\) \['u9'\] \(available: u1, u2, u3\)$"):
+        CSVDataset(str(f), id_column="unit", ids=["u9"])
