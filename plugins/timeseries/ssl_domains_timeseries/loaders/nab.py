@@ -65,6 +65,8 @@ class NABDataset(SignalDataset):
         stats: Training statistics for ``normalize="global"``.
         cover_end: Add a window ending at the series' end.
         point_labels: Also return ``"point_label"`` per item.
+        group_length: Group windows into blocks of this many steps (for splitting one
+            long recording into training/validation blocks); None = one group per series.
 
     Items carry ``meta["series"]`` (the NAB name: public data), ``meta["start_time"]`` and
     ``meta["event"]`` (the anomaly window a positive item overlaps, for event-level recall).
@@ -86,6 +88,7 @@ class NABDataset(SignalDataset):
         stats: Mapping[str, Sequence[float]] | None = None,
         cover_end: bool = False,
         point_labels: bool = False,
+        group_length: int | None = None,
     ) -> None:
         root = Path(data_root)
         if not (root / "data").is_dir():
@@ -112,6 +115,7 @@ class NABDataset(SignalDataset):
             stats=stats,
             cover_end=cover_end,
             point_labels=point_labels,
+            group_length=group_length,
             source=str(root),
             channel_names=["value"],
         )

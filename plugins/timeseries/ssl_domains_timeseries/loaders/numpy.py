@@ -92,6 +92,8 @@ class NumpyDataset(SignalDataset):
         stats: Training statistics for ``normalize="global"``.
         cover_end: Add a window ending at the series' end.
         point_labels: Also return ``"point_label"`` per item.
+        group_length: Group windows into blocks of this many steps (for splitting one
+            long recording into training/validation blocks); None = one group per series.
 
     Shapes: ``[T]`` is one series, ``[N, T]`` N one-channel series, ``[N, C, T]`` N series.
 
@@ -117,6 +119,7 @@ class NumpyDataset(SignalDataset):
         stats: Mapping[str, Sequence[float]] | None = None,
         cover_end: bool = False,
         point_labels: bool = False,
+        group_length: int | None = None,
     ) -> None:
         files = resolve_files(path, (".npy", ".npz"))
         if labels_path is not None and len(files) != 1:
@@ -151,6 +154,7 @@ class NumpyDataset(SignalDataset):
             stats=stats,
             cover_end=cover_end,
             point_labels=point_labels,
+            group_length=group_length,
             source=str(files[0]) if len(files) == 1 else str(path),
         )
 

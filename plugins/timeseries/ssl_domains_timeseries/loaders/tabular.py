@@ -115,6 +115,7 @@ class TabularDataset(SignalDataset):
         stats: Mapping[str, Sequence[float]] | None = None,
         cover_end: bool = False,
         point_labels: bool = False,
+        group_length: int | None = None,
     ) -> None:
         if format not in ("wide", "long"):
             raise DataError(str(path), f"format must be 'wide' or 'long', got {format!r}")
@@ -172,6 +173,7 @@ class TabularDataset(SignalDataset):
             stats=stats,
             cover_end=cover_end,
             point_labels=point_labels,
+            group_length=group_length,
             source=str(path) if isinstance(path, (str, Path)) else str(files[0].parent),
             channel_names=names,
         )
@@ -356,6 +358,8 @@ _TABULAR_DOC = """
         stats: Training statistics for ``normalize="global"`` (``train_dataset.stats``).
         cover_end: Add a window ending at the series' end.
         point_labels: Also return ``"point_label"`` ``[L]`` per item.
+        group_length: Group windows into blocks of this many steps (for splitting one
+            long recording into training/validation blocks); None = one group per series.
 
     Raises:
         DataError: Missing or empty file, unknown columns (lists those available),

@@ -69,6 +69,8 @@ class WFDBDataset(SignalDataset):
         stats: Training statistics for ``normalize="global"``.
         cover_end: Add a window ending at the record's end.
         point_labels: Also return ``"point_label"`` per item.
+        group_length: Group windows into blocks of this many steps (for splitting one
+            long recording into training/validation blocks); None = one group per series.
 
     Raises:
         DataError: Missing header or annotation file, unreadable record, unknown channel
@@ -92,6 +94,7 @@ class WFDBDataset(SignalDataset):
         stats: Mapping[str, Sequence[float]] | None = None,
         cover_end: bool = False,
         point_labels: bool = False,
+        group_length: int | None = None,
     ) -> None:
         if label_mode not in LABEL_MODES:
             raise DataError(str(path), f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
@@ -137,6 +140,7 @@ class WFDBDataset(SignalDataset):
             stats=stats,
             cover_end=cover_end,
             point_labels=point_labels,
+            group_length=group_length,
             source=str(path),
             channel_names=names,
         )

@@ -212,6 +212,9 @@ class SignalDataset(Dataset):
             validation and test use training statistics with ``normalize="global"``.
         cover_end: Add a last window ending at the series' end when the stride leaves a tail.
         point_labels: Also return the per-point labels of each window.
+        group_length: Group windows into contiguous blocks of this many time steps
+            (group ``"<series_id>/<block>"``), so one long recording can still be split into
+            training and validation blocks; None = one group per series.
         source: File or folder the recordings came from (for error messages).
         channel_names: Names of the channels (for ``inspect`` and ``stats``).
 
@@ -236,6 +239,7 @@ class SignalDataset(Dataset):
         stats: Mapping[str, Sequence[float]] | None = None,
         cover_end: bool = False,
         point_labels: bool = False,
+        group_length: int | None = None,
         source: str | Path = "<recordings>",
         channel_names: Sequence[str] | None = None,
     ) -> None:
@@ -249,6 +253,8 @@ class SignalDataset(Dataset):
             raise DataError(source, f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
         if window is not None and window < 1:
             raise DataError(source, f"window must be >= 1, got {window}")
+        if group_length is not None and group_length < 1:
+            raise DataError(source, f"group_length must be >= 1, got {group_length}")
         if stride is not None and stride < 1:
             raise DataError(source, f"stride must be >= 1, got {stride}")
         try:
@@ -276,7 +282,13 @@ class SignalDataset(Dataset):
         self._index: list[tuple[int, int]] = []
         for k, rec in enumerate(self.recordings):
             self._index.extend((k, s) for s in self._starts(rec.length))
-        self.groups = [self.recordings[k].series_id for k, _ in self._index]
+        self.group_length = group_length
+        self.groups = [
+            self.recordings[k].series_id
+            if group_length is None
+            else f"{self.recordings[k].series_id}/{s // group_length}"
+            for k, s in self._index
+        ]
         self.labels = self._window_labels()
 
     # -- construction ----------------------------------------------------------------------

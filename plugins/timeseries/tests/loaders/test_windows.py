@@ -165,3 +165,10 @@ def test_helpers() -> None:
     assert intervals_to_points([(1, 3)], 5).tolist() == [0, 1, 1, 0, 0]
     assert hash_id("patient 7") == hash_id("patient 7") != hash_id("patient 8")
     assert "patient" not in hash_id("patient 7")
+
+
+def test_group_length_blocks() -> None:
+    ds = SignalDataset([_rec(40)], window=5, stride=5, group_length=20)
+    assert ds.groups == ["a/0"] * 4 + ["a/1"] * 4
+    with pytest.raises(DataError, match="group_length must be >= 1"):
+        SignalDataset([_rec(40)], window=5, group_length=0, source="x")
