@@ -336,8 +336,14 @@ def _read_header(path: Path, keep_pixels: bool) -> tuple[Any | None, str, str]:
         return None, "skipped", f"unreadable DICOM: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt files
         return None, "skipped", f"unreadable DICOM: {type(exc).__name__}"
-    if "SeriesInstanceUID" not in ds or "Rows" not in ds or "Columns" not in ds:
-        return None, "ignored", "DICOM without an image (no SeriesInstanceUID/Rows/Columns)"
+    missing = [k for k in ("SeriesInstanceUID", "Rows", "Columns") if k not in ds]
+    if missing:
+        sop = UID(str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or ""))
+        if not sop:
+            return None, "skipped", "unreadable DICOM header (no SOP class)"
+        if "Image" in sop.name:
+            return None, "skipped", f"truncated or incomplete image header (no {', '.join(missing)})"
+        return None, "ignored", f"DICOM without an image ({sop.name or 'unknown SOP class'})"
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
         return None, "skipped", "colour DICOM image (SamplesPerPixel > 1) is not supported"
     if keep_pixels and "PixelData" not in ds and "FloatPixelData" not in ds:
