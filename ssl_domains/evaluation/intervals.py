@@ -267,6 +267,8 @@ def bootstrap_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.
 
     Cases are resampled within each class (the class counts stay fixed); the threshold is
     held fixed, as it was chosen on validation data. Replicates with a NaN metric are dropped.
+    Binary replicates use :func:`~ssl_domains.evaluation.metrics.fast_binary_metrics` (same
+    numbers as scikit-learn, ~100x faster), so 1000 replicates take about a second.
 
     Args:
         y_true: Labels [N].
@@ -280,15 +282,21 @@ def bootstrap_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.
     Returns:
         Metric name -> :class:`Interval`.
     """
-    from ssl_domains.evaluation.metrics import as_arrays, classification_metrics
+    from ssl_domains.evaluation.metrics import (
+        as_arrays,
+        classification_metrics,
+        fast_binary_metrics,
+    )
 
     y, s = as_arrays(y_true, scores)
+    binary = s.ndim == 1 and set(np.unique(y).tolist()) <= {0, 1}
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)]
     reps: dict[str, list[float]] = {}
     for _ in range(n):
         idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-        for name, value in classification_metrics(y[idx], s[idx], threshold,
-                                                  specificity).items():
+        metrics = fast_binary_metrics(y[idx], s[idx], threshold, specificity) if binary \
+            else classification_metrics(y[idx], s[idx], threshold, specificity)
+        for name, value in metrics.items():
             reps.setdefault(name, []).append(value)
     return {name: _percentiles(np.asarray(v, dtype=float), alpha) for name, v in reps.items()}

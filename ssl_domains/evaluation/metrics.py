@@ -165,3 +165,59 @@ def classification_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence 
                 raise ValueError(f"binary scores need labels 0/1, got {sorted(set(y.tolist()))}")
             return binary_metrics(y, s, threshold, specificity)
         return multiclass_metrics(y, s)
+
+
+def fast_binary_metrics(y: np.ndarray, s: np.ndarray, threshold: float | None = None,
+                        specificity: float = 0.9) -> dict[str, float]:
+    """Same numbers as :func:`binary_metrics`, from one sort in NumPy (no input validation).
+
+    scikit-learn's per-call checks cost ~30 ms, which dominates a 1000-replicate bootstrap;
+    this computes the ROC and precision-recall steps the same way (ties grouped, trapezoidal
+    AUROC, step-wise average precision). Tests hold it equal to the scikit-learn version.
+
+    Args:
+        y: Labels 0/1 [N] (already checked).
+        s: P(positive) [N] (already checked).
+        threshold: Decision threshold (``score >= threshold`` is positive).
+        specificity: Target specificity of ``sensitivity_at_specificity``.
+    """
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    order = np.argsort(-s, kind="mergesort")
+    ys, ss = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(ss)), len(ss) - 1]  # last index of each tied group
+    tps = np.cumsum(ys)[last].astype(float)
+    fps = (last + 1) - tps
+    out: dict[str, float] = {}
+    if n_pos and n_neg:
+        tpr, fpr = np.r_[0.0, tps / n_pos], np.r_[0.0, fps / n_neg]
+        out["auroc"] = float(np.trapezoid(tpr, fpr))
+        ok = (1.0 - fpr) >= specificity - 1e-12
+        sens = float(tpr[ok].max()) if ok.any() else 0.0
+    else:
+        out["auroc"], sens = NAN, NAN
+    if n_pos:
+        recall = np.r_[0.0, tps / n_pos]
+        out["auprc"] = float(np.sum(np.diff(recall) * tps / (tps + fps)))
+    else:
+        out["auprc"] = NAN
+    out["sensitivity_at_specificity"] = sens
+    out[_spec_key(specificity)] = sens
+    if threshold is None:
+        return out
+    pred = s >= threshold
+    tp = int((pred & (y == 1)).sum())
+    fp = int(pred.sum()) - tp
+    fn = n_pos - tp
+    tn = n_neg - fp
+    sensitivity = tp / n_pos if n_pos else NAN
+    spec = tn / n_neg if n_neg else NAN
+    out.update(
+        accuracy=(tp + tn) / len(y),
+        balanced_accuracy=float(np.nanmean([sensitivity, spec])),
+        f1=2 * tp / (2 * tp + fp + fn) if n_pos or pred.any() else NAN,
+        sensitivity=float(sensitivity),
+        specificity=float(spec),
+        precision=tp / (tp + fp) if tp + fp else NAN,
+    )
+    return out

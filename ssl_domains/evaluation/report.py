@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ REPORT_FILE = "report.html"
 #: Metrics tried, in order, as the headline metric of a sweep.
 PRIMARY_METRICS = ("auroc", "balanced_accuracy", "accuracy", "f1")
 #: Bootstrap replicates for the test-metric intervals of a single run.
-BOOTSTRAP_REPLICATES = 200
+BOOTSTRAP_REPLICATES = 1000
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Run:
     @property
     def threshold(self) -> float | None:
         """The validation-chosen threshold from ``eval.json``."""
-        value = (self.eval or {}).get("threshold")
+        value: Any = (self.eval or {}).get("threshold")
         return float(value) if hp.is_number(value) else None
 
 
@@ -96,8 +97,8 @@ def load_run(path: Path) -> Run:
         if skipped:
             run.notes.append(f"{skipped} unreadable line(s) of metrics.jsonl were skipped")
     for split in ("val", "test"):
-        preds = _try(run, f"{split} predictions",
-                     lambda s=split: read_predictions(path / "predictions" / f"{s}.csv"))
+        csv = path / "predictions" / f"{split}.csv"
+        preds = _try(run, f"{split} predictions", partial(read_predictions, csv))
         if preds is not None and len(preds.labels):
             run.predictions[split] = preds
     if (path / "figures").is_dir():

@@ -1,0 +1,123 @@
+"""Intervals: hand-computed t-interval, coverage sanity, pairing, summary table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ssl_domains.evaluation.intervals import (
+    bootstrap_ci,
+    bootstrap_metrics,
+    paired_difference_ci,
+    summarize,
+    t_interval,
+    verdict,
+)
+
+
+def test_paired_t_interval_by_hand() -> None:
+    a, b = [0.80, 0.82, 0.84], [0.70, 0.71, 0.75]  # differences 0.10, 0.11, 0.09
+    d = paired_difference_ci(a, b)
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)  # t(0.975, df=2) * sd / sqrt(n)
+    assert (d.mean, d.n, d.method) == (pytest.approx(0.10), 3, "t")
+    assert d.std == pytest.approx(0.01)
+    assert (d.low, d.high) == (pytest.approx(0.10 - half), pytest.approx(0.10 + half))
+    assert verdict(d, "auroc") == "SSL beat scratch"
+    assert verdict(d, "loss") == "scratch beat SSL"  # lower loss is better
+
+
+def test_pairing_by_seed_keys() -> None:
+    a = {0: 0.9, 1: 0.8, 2: 0.7, 5: 0.1}
+    b = {2: 0.6, 1: 0.7, 0: 0.8}
+    d = paired_difference_ci(a, b)
+    assert d.n == 3 and d.mean == pytest.approx(0.1) and d.std == pytest.approx(0.0)
+
+
+def test_paired_bootstrap_over_seeds() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(1.0, 1.0, 30)
+    d = paired_difference_ci(a, a - 0.5, method="bootstrap", seed=3)
+    assert d.method == "bootstrap" and d.low == pytest.approx(0.5) and d.high == pytest.approx(0.5)
+    d2 = paired_difference_ci(a, rng.normal(0, 1, 30), method="bootstrap")
+    assert d2.low < d2.mean < d2.high
+
+
+def test_too_few_pairs_give_nan() -> None:
+    d = paired_difference_ci([0.9], [0.8])
+    assert d.n == 1 and math.isnan(d.low) and math.isnan(d.high)
+    assert "not enough paired seeds" in verdict(d, "auroc")
+    assert math.isnan(t_interval([1.0]).low)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: paired_difference_ci([1, 2], [1, 2, 3]), "same number of seeds, got 2 and 3"),
+    (lambda: paired_difference_ci([1, 2], [1, 2], method="z"), "unknown interval method 'z'"),
+    (lambda: bootstrap_ci([0, 1], [0.3, 0.4]), "needs both scores and metric_fn"),
+    (lambda: bootstrap_ci([0, 1], [0.3], roc_auc_score), "2 labels but 1 scores"),
+    (lambda: summarize(pd.DataFrame({"arm": ["ssl"]})), "lacks column"),
+])
+def test_error_messages(call, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_t_interval_coverage() -> None:
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(2000):
+        ci = t_interval(rng.normal(3.0, 2.0, 5))
+        hits += ci.low <= 3.0 <= ci.high
+    assert 0.93 <= hits / 2000 <= 0.97
+
+
+def test_bootstrap_mean_coverage() -> None:
+    rng = np.random.default_rng(1)
+    hits = sum(
+        (ci := bootstrap_ci(rng.normal(0.0, 1.0, 60), n=400, seed=i)).low <= 0.0 <= ci.high
+        for i in range(300))
+    assert 0.89 <= hits / 300 <= 0.98  # percentile bootstrap runs slightly narrow
+
+
+def test_bootstrap_metric_form() -> None:
+    rng = np.random.default_rng(2)
+    y = (rng.random(200) < 0.3).astype(int)
+    s = rng.random(200) + 0.4 * y
+    point = roc_auc_score(y, s)
+    ci = bootstrap_ci(y, s, roc_auc_score, n=100)
+    assert ci.low < point < ci.high and ci.high - ci.low < 0.3
+    assert bootstrap_ci((y, s, roc_auc_score), n=100) == ci  # tuple form, same seed
+    every = bootstrap_metrics(y, s, threshold=0.6, n=50)
+    assert every["auroc"].low < point < every["auroc"].high
+    assert {"sensitivity", "specificity", "sens_at_spec90"} <= set(every)
+
+
+def _results() -> pd.DataFrame:
+    rows = []
+    for seed, (ssl, scratch) in enumerate([(0.80, 0.70), (0.84, 0.71), (0.82, 0.75)]):
+        rows += [("ssl", 10, 0.1, seed, "auroc", ssl), ("scratch", 10, 0.1, seed, "auroc", scratch)]
+    rows += [("baseline:logistic", 10, 0.1, 0, "auroc", 0.6)]
+    return pd.DataFrame(rows, columns=["arm", "n_labels", "fraction", "seed", "metric", "value"])
+
+
+def test_summarize_arm_and_difference_rows() -> None:
+    out = summarize(_results())
+    ssl = out[(out["kind"] == "arm") & (out["arm"] == "ssl")].iloc[0]
+    assert ssl["mean"] == pytest.approx(0.82) and ssl["n"] == 3
+    assert ssl["std"] == pytest.approx(0.02)
+    assert ssl["ci_low"] < 0.82 < ssl["ci_high"]
+    base = out[out["arm"] == "baseline:logistic"].iloc[0]
+    assert base["n"] == 1 and math.isnan(base["std"]) and math.isnan(base["ci_low"])
+    diff = out[out["kind"] == "difference"].iloc[0]
+    expected = paired_difference_ci([0.80, 0.84, 0.82], [0.70, 0.71, 0.75])
+    assert diff["arm"] == "ssl-scratch"
+    assert (diff["mean"], diff["ci_low"], diff["ci_high"]) == pytest.approx(
+        (expected.mean, expected.low, expected.high))
+
+
+def test_summarize_without_fraction_column() -> None:
+    out = summarize(_results().drop(columns="fraction"))
+    assert out["fraction"].isna().all() and len(out) == 4
