@@ -32,7 +32,8 @@ RESNET_LAYOUTS: dict[int, tuple[str, list[int]]] = {
     examples=[
         Example({"spatial_dims": 2, "depth": 10, "width": 8, "stem_stride": 1,
                  "stem_kernel": 3, "max_pool": False}, input_shape=(1, 28, 28)),
-        Example({"spatial_dims": 3, "depth": 10, "width": 4}, input_shape=(1, 16, 16, 16)),
+        Example({"spatial_dims": 3, "depth": 10, "width": 4, "stem_stride": 2},
+                input_shape=(1, 16, 16, 16)),
     ],
 )
 class ResNetEncoder(ResNet):
