@@ -174,7 +174,8 @@ class DicomSeries:
             allow_4d: Return a 4-D series as ``[i, j, k, t]``; otherwise refuse it.
 
         Returns:
-            ``(array, affine)``: float32 ``[columns, rows, slices(, time)]`` and its RAS affine.
+            ``(array, affine)``: float32 ``[columns, rows, slices(, time)]`` (Fortran-ordered)
+            and its RAS affine.
 
         Raises:
             DataError: 4-D series without ``allow_4d``, or a file that cannot be decoded.
@@ -206,11 +207,11 @@ class DicomSeries:
                     dst[...] = img
                 if fr.intercept != 0.0:
                     dst += np.float32(fr.intercept)
-        # [t, k, j, i] -> [i, j, k, t]
+        # [t, k, j, i] (C order) -> [i, j, k, t]: a Fortran-ordered view, no copy
         arr = out.transpose(3, 2, 1, 0)
         if not self.is_4d:
             arr = arr[..., 0]
-        return np.ascontiguousarray(arr), self.affine.copy()
+        return arr, self.affine.copy()
 
 
 @dataclass
