@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 import torch
 from monai.networks.nets import ResNet
-
 from ssl_domains_medical.backbones.resnet import RESNET_LAYOUTS, ResNetEncoder
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from ssl_domains_medical.backbones.unet import UNetEncoder
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 import torch
 from monai.networks.nets import ViTAutoEnc
-
 from ssl_domains_medical.backbones.vit import ViTEncoder
 
 SMALL = {"hidden_size": 32, "mlp_dim": 64, "num_layers": 2, "num_heads": 4}

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ssl_domains_medical.backbones import ResNetEncoder, ViTEncoder
+from ssl_domains_medical.pretext.decoder import PyramidDecoder, check_pyramid_backbone
 
 from ssl_domains.builtin.mlp import MLPBackbone
 from ssl_domains.errors import IncompatibleError
-from ssl_domains_medical.backbones import ResNetEncoder, ViTEncoder
-from ssl_domains_medical.pretext.decoder import PyramidDecoder, check_pyramid_backbone
 
 
 def test_reaches_input_size_from_odd_sizes_and_strides() -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from ssl_domains_medical.backbones import UNetEncoder
 from ssl_domains_medical.pretext import genesis as g
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from ssl_domains_medical.backbones import UNetEncoder, ViTEncoder
+from ssl_domains_medical.pretext.masked import MaskedInpainting, block_mask
 
 from ssl_domains.builtin.mlp import MLPBackbone
 from ssl_domains.errors import IncompatibleError
-from ssl_domains_medical.backbones import UNetEncoder, ViTEncoder
-from ssl_domains_medical.pretext.masked import MaskedInpainting, block_mask
 
 
 def small_unet(dims: int = 2) -> UNetEncoder:
