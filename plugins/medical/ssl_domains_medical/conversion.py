@@ -235,8 +235,9 @@ def convert(state_dict: Mapping[str, Any], source: str, backbone: nn.Module) -> 
     notes.insert(0, f"{name}: loaded {len(target) - len(missing)} of {len(target)} backbone "
                     f"tensors")
     if unused:
+        groups = sorted({k.split(".")[0] + ".*" for k in unused})
         notes.append(f"dropped {len(unused)} checkpoint tensors not in the backbone "
-                     f"(decoder/head): {_short(unused)}")
+                     f"(decoder/head): {_short(groups)}")
     if mismatched:
         notes.append(f"dropped {len(mismatched)} tensors with another shape: "
                      f"{_short(mismatched, 4)}")
