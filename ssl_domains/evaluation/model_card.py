@@ -6,7 +6,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ssl_domains.evaluation.htmlpage import fmt, is_number
+from ssl_domains.evaluation.intervals import bootstrap_metrics
 
 #: (label, dotted config path) of the components the card names; flat keys are a fallback.
 COMPONENTS = (
@@ -186,3 +189,25 @@ def model_card(config: dict[str, Any], eval_summary: dict[str, Any],
         "- Scores are not calibrated probabilities unless calibration was checked.", "",
     ]
     return "\n".join(lines)
+
+
+def card_intervals(y_true: Any, scores: Any, threshold: float | None, n: int = 1000,
+                   alpha: float = 0.05, seed: int = 0) -> dict[str, Any]:
+    """Test-metric intervals in the form :func:`model_card` takes, with their method named.
+
+    Args:
+        y_true: Test labels [N].
+        scores: Test scores [N] (binary P(class 1)) or [N, K].
+        threshold: The validation-chosen threshold (held fixed).
+        n: Bootstrap replicates.
+        alpha: 1 - confidence level.
+        seed: Resampling seed.
+
+    Returns:
+        Metric -> ``Interval``, plus ``"method"``: a sentence saying how they were computed.
+    """
+    out: dict[str, Any] = dict(bootstrap_metrics(np.asarray(y_true), np.asarray(scores),
+                                                 threshold, n=n, alpha=alpha, seed=seed))
+    out["method"] = (f"{100 * (1 - alpha):.0f}% percentile bootstrap over test cases ({n} "
+                     "class-stratified resamples, threshold held fixed)")
+    return out

@@ -37,6 +37,7 @@ from ssl_domains.evaluation.artifacts import (
     read_results,
 )
 from ssl_domains.evaluation.intervals import (
+    Interval,
     PairedDifference,
     bootstrap_metrics,
     summarize,
@@ -66,6 +67,18 @@ class Run:
     predictions: dict[str, Predictions] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    _intervals: dict[str, Interval] | None = None
+
+    def test_intervals(self, alpha: float = 0.05) -> dict[str, Interval]:
+        """Bootstrap intervals of the test metrics (binary test predictions; else empty)."""
+        if self._intervals is None:
+            p = self.predictions.get("test")
+            self._intervals = {}
+            if p is not None and p.binary and len(np.unique(p.labels)) == 2:
+                self._intervals = bootstrap_metrics(p.labels, p.scores, self.threshold,
+                                                    n=BOOTSTRAP_REPLICATES, alpha=alpha)
+        return self._intervals
 
     @property
     def threshold(self) -> float | None:
@@ -166,13 +179,16 @@ def sweep_summary(summary: pd.DataFrame, metric: str, alpha: float) -> str:
     return head + table
 
 
-def run_summary(run: Run) -> str:
+def run_summary(run: Run, alpha: float = 0.05) -> str:
     """The answer section of a single run: test metrics at the validation threshold."""
     if not run.eval:
         return hp.note("no eval.json in this run folder: nothing evaluated yet")
     test = run.eval.get("test") or {}
-    parts = [f"{k} {hp.fmt(test[k])}" for k in ("auroc", "auprc", "balanced_accuracy",
-                                                "sensitivity", "specificity") if k in test]
+    ci = run.test_intervals(alpha)
+    parts = [f"{k} {hp.fmt(test[k])}"
+             + (f" [{hp.fmt(ci[k].low)}, {hp.fmt(ci[k].high)}]" if k in ci else "")
+             for k in ("auroc", "auprc", "balanced_accuracy", "sensitivity", "specificity")
+             if k in test]
     text = "Test: " + (", ".join(parts) if parts else "no test metrics")
     if run.threshold is not None:
         text += (f" at threshold {hp.fmt(run.threshold)} (rule "
@@ -180,7 +196,9 @@ def run_summary(run: Run) -> str:
     counts = ", ".join(f"{k} {run.eval[k]}" for k in ("n_train", "n_val", "n_test")
                        if k in run.eval)
     return (f'<div class="answer"><p class="big">{hp.esc(text)}.</p>'
-            + (hp.para(f"Items: {counts}.") if counts else "") + "</div>")
+            + (hp.para(f"Items: {counts}.") if counts else "")
+            + (hp.para(f"Brackets: {100 * (1 - alpha):.0f}% bootstrap intervals over test "
+                       "cases.") if ci else "") + "</div>")
 
 
 def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
@@ -201,11 +219,7 @@ def eval_tables(run: Run, alpha: float = 0.05) -> str:
     ev = run.eval
     val, test = ev.get("val") or {}, ev.get("test") or {}
     names = list(dict.fromkeys([*val, *test]))
-    intervals: dict[str, Any] = {}
-    p = run.predictions.get("test")
-    if p is not None and p.binary and len(np.unique(p.labels)) == 2:
-        intervals = bootstrap_metrics(p.labels, p.scores, run.threshold,
-                                      n=BOOTSTRAP_REPLICATES, alpha=alpha)
+    intervals = run.test_intervals(alpha)
     rows = [[n, val.get(n), test.get(n),
              intervals[n].low if n in intervals else None,
              intervals[n].high if n in intervals else None] for n in names]
@@ -217,6 +231,10 @@ def eval_tables(run: Run, alpha: float = 0.05) -> str:
     info = [("threshold", ev.get("threshold")), ("threshold_rule", ev.get("threshold_rule"))]
     info += [(k, ev[k]) for k in ("n_train", "n_val", "n_test") if k in ev]
     info += _flatten("label_counts", ev.get("label_counts") or {})
+    shown = {"threshold", "threshold_rule", "n_train", "n_val", "n_test", "label_counts",
+             "val", "test"}
+    info += [(k, v) for k, v in ev.items()
+             if k not in shown and (v is None or isinstance(v, str | int | float | bool))]
     html += "<h3>Threshold and counts</h3>" + hp.table(["item", "value"], info,
                                                        table_id="eval-info")
     return html
@@ -433,7 +451,8 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
                 eval_tables(focus, alpha)
         sections.append(("tables", "Metric tables", tables))
     else:
-        sections.append(("summary", "Summary", run_summary(run) + _section_notes(run)))
+        sections.append(("summary", "Summary", run_summary(run, alpha)
+                         + _section_notes(run)))
         sections.append(("label-efficiency", "Label efficiency",
                          hp.note("no sweep results (sweep/results.csv) in this folder: run "
                                  "`ssl-domains sweep` for label-efficiency curves")))

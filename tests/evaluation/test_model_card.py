@@ -49,3 +49,19 @@ def test_flat_label_counts_and_nested_intervals() -> None:
                       {"test": {"auroc": [0.8, 0.9]}})
     assert "| all | 5 | 3 |" in card and "- backbone: `mlp`" in card
     assert "0.800 to 0.900" in card
+
+
+def test_card_intervals_from_test_predictions() -> None:
+    import numpy as np
+
+    from ssl_domains.evaluation.model_card import card_intervals
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(150) < 0.4).astype(int)
+    s = rng.random(150) + 0.5 * y
+    ci = card_intervals(y, s, threshold=0.7, n=200)
+    assert ci["method"].startswith("95% percentile bootstrap over test cases (200 class-")
+    card = model_card({}, {"test": {"auroc": 0.8}}, {}, ci)
+    low, high = ci["auroc"]
+    assert f"| auroc | n/a | 0.800 | {low:.3f} to {high:.3f} |" in card
+    assert "Intervals: 95% percentile bootstrap" in card

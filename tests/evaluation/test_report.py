@@ -104,6 +104,7 @@ def test_run_report_numbers_equal_eval_json(run_dir: Path) -> None:
                  "pretext_reconstruction.png"):
         assert (run_dir / "report" / name).stat().st_size > 1000, name
     assert "case0" not in text  # prediction ids never shown
+    assert f"Test: auroc {fmt(ev['test']['auroc'])} [" in text  # with its bootstrap interval
     assert "demo &lt;run&gt; &amp; co" in text and "<run>" not in text  # config escaped
     assert "Label efficiency" in text and "no sweep results" in text
     env = {r[0][0]: r[1][0] for r in parser.rows("environment")}
