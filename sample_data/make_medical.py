@@ -25,11 +25,11 @@ HERE = Path(__file__).resolve().parent
 
 # (folder, spacing (slice, row, col) mm, orientation, transfer syntax, suffix, lesions (zyx voxel centre, radius))
 DICOM_SERIES = [
-    ("patient_a/series_1", (2.0, 1.0, 1.0), AXIAL, None, ".dcm", [((10, 20, 18), 4.0)]),
-    ("patient_a/series_2_nosuffix", (2.5, 0.8, 0.8), AXIAL, None, "", [((14, 28, 30), 5.0)]),
-    ("patient_b/series_rle", (2.0, 0.9, 0.9), AXIAL, RLELossless, ".dcm", [((8, 18, 28), 4.0), ((16, 30, 16), 3.0)]),
+    ("study_a/series_1", (2.0, 1.0, 1.0), AXIAL, None, ".dcm", [((10, 20, 18), 4.0)]),
+    ("study_a/series_2_nosuffix", (2.5, 0.8, 0.8), AXIAL, None, "", [((14, 28, 30), 5.0)]),
+    ("study_b/series_rle", (2.0, 0.9, 0.9), AXIAL, RLELossless, ".dcm", [((8, 18, 28), 4.0), ((16, 30, 16), 3.0)]),
     # coronal-ish oblique: rows along +x, columns tilted from -z towards +y
-    ("patient_b/oblique", (2.0, 1.0, 1.0), (1.0, 0.0, 0.0, 0.0, 0.258819, -0.965926), None, ".dcm", []),
+    ("study_b/oblique", (2.0, 1.0, 1.0), (1.0, 0.0, 0.0, 0.0, 0.258819, -0.965926), None, ".dcm", []),
 ]
 DICOM_SHAPE = (24, 48, 48)  # slices, rows, cols
 NIFTI_SHAPE = (32, 32, 32)
@@ -67,8 +67,8 @@ def make_dicom(out: Path) -> list[dict]:
                             "lesions_zyx_voxel": [{"centre": list(c), "radius": r} for c, r in lesions]})
     (out / "dicom" / "NOTES.txt").write_text("Not a DICOM file: scanners and PACS exports often leave "
                                             "such files next to the images; loaders ignore it.\n")
-    good = sorted((out / "dicom" / "patient_a" / "series_1").iterdir())[0].read_bytes()
-    (out / "dicom" / "patient_b" / "corrupt.dcm").write_bytes(good[:400])  # truncated header
+    good = sorted((out / "dicom" / "study_a" / "series_1").iterdir())[0].read_bytes()
+    (out / "dicom" / "study_b" / "corrupt.dcm").write_bytes(good[:400])  # truncated header
     return lesions_out
 
 
