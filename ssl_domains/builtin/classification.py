@@ -39,7 +39,7 @@ class ClassificationTask(nn.Module):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: Any,
         num_classes: int = 2,
         hidden: int = 0,
         dropout: float = 0.0,
@@ -61,6 +61,7 @@ class ClassificationTask(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, num_classes))
         self.head = nn.Sequential(*layers)
+        self.class_weights: torch.Tensor
         self.register_buffer("class_weights", torch.ones(num_classes))
 
     def observe_labels(self, labels: Sequence[int]) -> None:

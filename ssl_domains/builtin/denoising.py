@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssl_domains.contracts import Example, MODALITIES
+from ssl_domains.contracts import MODALITIES, Example
 from ssl_domains.registry import component
 
 
@@ -30,12 +30,12 @@ class DenoisingAutoencoder(nn.Module):
     """
 
     def __init__(
-        self, backbone: nn.Module, noise: float = 0.1, input_shape: list[int] | None = None
+        self, backbone: Any, noise: float = 0.1, input_shape: list[int] | None = None
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.noise = noise
-        shape = tuple(input_shape or getattr(backbone, "input_shape"))
+        shape = tuple(input_shape or backbone.input_shape)
         self.input_shape = shape
         self.key = backbone.input_spec.modality
         assert self.key in MODALITIES

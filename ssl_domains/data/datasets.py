@@ -16,7 +16,7 @@ from ssl_domains.data.sampler import EpochSampler
 from ssl_domains.errors import DataError, SSLDomainsError
 from ssl_domains.registry import Registry
 
-__all__ = ["build_dataset", "Subset", "labels_of", "groups_of", "make_loader"]
+__all__ = ["build_dataset", "with_stats", "Subset", "labels_of", "groups_of", "make_loader"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,23 @@ def build_dataset(registry: Registry, ref: ComponentRef, role: str) -> Dataset:
     if len(ds) == 0:  # type: ignore[arg-type]
         raise DataError(f"{role} data ({ref.name})", f"no usable items (args {ref.args})")
     return ds
+
+
+def with_stats(registry: Registry, ref: ComponentRef, stats: Any) -> ComponentRef:
+    """``ref`` with normalisation ``stats`` from the training data added, when its loader takes
+    a ``stats`` argument and the user gave none (validation/test/prediction data must be
+    normalised with the training statistics)."""
+    if stats is None or "stats" in ref.args:
+        return ref
+    import inspect
+
+    try:
+        params = inspect.signature(registry.get("loader", ref.name).factory).parameters
+    except (TypeError, ValueError):
+        return ref
+    if "stats" not in params:
+        return ref
+    return ComponentRef(name=ref.name, args={**ref.args, "stats": stats})
 
 
 def labels_of(ds: Dataset) -> list[int] | None:

@@ -28,10 +28,19 @@ def split_off(
     n_out = max(1, int(round(n * fraction)))
     if n < 2:
         raise ConfigError(f"cannot split {n} item(s) into training and validation data")
-    if groups is not None and len(set(groups)) < n:
+    if groups is not None and 2 <= len(set(groups)) < n:
+        if len(set(groups)) * fraction < 1:
+            raise ConfigError(
+                f"cannot hold out {fraction:.0%} of {len(set(groups))} groups (cases/recordings) for "
+                "validation; give more cases, a larger val_fraction, or a separate val loader"
+            )
         gss = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         keep, out = next(gss.split(idx, groups=np.asarray(groups)))
         return np.sort(keep), np.sort(out)
+    if groups is not None and len(set(groups)) < 2:
+        # one recording/case: hold out its last contiguous stretch, so overlapping windows
+        # do not leak between training and validation
+        return idx[: n - n_out], idx[n - n_out :]
     rng = np.random.RandomState(seed)
     if labels is not None:
         y = np.asarray(labels)

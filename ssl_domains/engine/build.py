@@ -37,7 +37,7 @@ def build_backbone(registry: Registry, ref: ComponentRef) -> nn.Module:
     return backbone
 
 
-def apply_init(backbone: nn.Module, init: InitConfig | None, run_path: Path | None) -> InitReport | None:
+def apply_init(backbone: Any, init: InitConfig | None, run_path: Path | None) -> InitReport | None:
     """Load ``init`` weights into ``backbone`` and write ``init_report.json`` into the run."""
     if init is None:
         return None
@@ -48,7 +48,7 @@ def apply_init(backbone: nn.Module, init: InitConfig | None, run_path: Path | No
     return report
 
 
-def check_modality(backbone: nn.Module, item: dict[str, Any], where: str) -> None:
+def check_modality(backbone: Any, item: dict[str, Any], where: str) -> None:
     """The data must carry the batch key the backbone reads, with matching channels.
 
     Raises:

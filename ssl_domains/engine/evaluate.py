@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ssl_domains.config import ComponentRef, DataConfig
-from ssl_domains.data.datasets import build_dataset, make_loader
+from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.engine.build import check_modality
 from ssl_domains.engine.checkpoints import MODEL_FILE
 from ssl_domains.engine.finetune import _metrics, write_predictions
@@ -64,7 +64,7 @@ def predict_data(
     task, config = load_finetuned(path)
     rt = Runtime.create(device, "auto")
     task.to(rt.device)
-    ds = build_dataset(get_host().registry, loader, "prediction")
+    ds = build_dataset(get_host().registry, with_stats(get_host().registry, loader, config.get("data_stats")), "prediction")
     check_modality(task.backbone, ds[0], f"prediction data ({loader.name})")
     dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0)
     preds = predict(task, dl, rt)
@@ -94,7 +94,7 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
         out_csv = run / "predictions" / f"eval_{loader.name}.csv"
     rt = Runtime.create(device, "auto")
     task.to(rt.device)
-    ds = build_dataset(get_host().registry, loader, "evaluation")
+    ds = build_dataset(get_host().registry, with_stats(get_host().registry, loader, config.get("data_stats")), "evaluation")
     dl = make_loader(ds, DataConfig(train=loader), train=False, seed=0)
     preds = predict(task, dl, rt)
     threshold = config.get("threshold")

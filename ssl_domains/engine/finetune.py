@@ -19,7 +19,14 @@ import torch
 from torch import nn
 
 from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
-from ssl_domains.data.datasets import Subset, build_dataset, groups_of, labels_of, make_loader
+from ssl_domains.data.datasets import (
+    Subset,
+    build_dataset,
+    groups_of,
+    labels_of,
+    make_loader,
+    with_stats,
+)
 from ssl_domains.data.splits import label_subset, split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint, save_export
@@ -50,6 +57,7 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig) -> dict[str, Any
     registry = get_host().registry
     pool = build_dataset(registry, fcfg.data.train, "fine-tuning")
     pool_labels = labels_of(pool)
+    stats = getattr(pool, "stats", None)
     if pool_labels is None:
         raise DataError(f"fine-tuning data ({fcfg.data.train.name})", "has no labels; give a labeled loader (e.g. a label column)")
     # the label budget is drawn first, from the whole pool: without a separate validation
@@ -57,7 +65,7 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig) -> dict[str, Any
     budget = label_subset(pool_labels, cfg.seed, fraction=fcfg.label_fraction, count=fcfg.label_count)
     if fcfg.data.val is not None:
         train_ds = Subset(pool, budget)
-        val_ds = build_dataset(registry, fcfg.data.val, "validation")
+        val_ds = build_dataset(registry, with_stats(registry, fcfg.data.val, stats), "validation")
         if labels_of(val_ds) is None:
             raise DataError(f"validation data ({fcfg.data.val.name})", "has no labels")
     else:
@@ -66,7 +74,8 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig) -> dict[str, Any
                                labels=[pool_labels[i] for i in budget],
                                groups=None if groups is None else [groups[i] for i in budget])
         train_ds, val_ds = Subset(pool, budget[keep]), Subset(pool, budget[held])
-    test_ds = build_dataset(registry, fcfg.data.test, "test") if fcfg.data.test is not None else None
+    test_ds = (build_dataset(registry, with_stats(registry, fcfg.data.test, stats), "test")
+               if fcfg.data.test is not None else None)
     return {"pool": pool, "train": train_ds, "val": val_ds, "test": test_ds,
             "n_pool": len(pool), "n_budget": len(budget)}  # type: ignore[arg-type]
 

@@ -8,7 +8,6 @@ epoch, RNG states, early-stopping state); validation that never touches the trai
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time

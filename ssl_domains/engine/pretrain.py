@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from ssl_domains import __version__
 from ssl_domains.config import InitConfig, RunConfig
-from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader
+from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader, with_stats
 from ssl_domains.data.splits import split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint, save_export
@@ -27,7 +27,7 @@ __all__ = ["pretrain", "export_config"]
 log = logging.getLogger(__name__)
 
 
-def export_config(cfg: RunConfig, backbone: nn.Module, stage: str, **extra: Any) -> dict[str, Any]:
+def export_config(cfg: RunConfig, backbone: Any, stage: str, **extra: Any) -> dict[str, Any]:
     """What ``export/config.json`` holds: enough to rebuild the model by registry name."""
     from ssl_domains.engine.run_dir import environment_info
 
@@ -92,7 +92,8 @@ def pretrain(
 
     data = build_dataset(registry, pcfg.data.train, "pre-training")
     if pcfg.data.val is not None:
-        train_ds, val_ds = data, build_dataset(registry, pcfg.data.val, "validation")
+        val_ref = with_stats(registry, pcfg.data.val, getattr(data, "stats", None))
+        train_ds, val_ds = data, build_dataset(registry, val_ref, "validation")
     else:
         keep, held = split_off(len(data), pcfg.data.val_fraction, cfg.seed, groups=groups_of(data))  # type: ignore[arg-type]
         train_ds, val_ds = Subset(data, keep), Subset(data, held)

@@ -11,11 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ssl_domains.config import parse_config
+from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
-from ssl_domains.config import ComponentRef
 from ssl_domains.errors import CheckpointError, ConfigError
 from tests.conftest import make_config
 
@@ -93,3 +92,17 @@ def test_multiclass(tmp_path: Path) -> None:
     assert s["threshold"] is None and "accuracy" in s["test"]
     header = next(csv.reader((tmp_path / "mc" / "predictions" / "test.csv").open()))
     assert header == ["id", "label", "score_0", "score_1", "score_2", "decision"]
+
+
+def test_splits_single_group_and_label_subset_keeps_rare_class() -> None:
+    from ssl_domains.data.splits import label_subset, split_off
+
+    keep, held = split_off(100, 0.2, seed=0, groups=["rec"] * 100)
+    assert list(held) == list(range(80, 100)) and list(keep) == list(range(80))
+    keep, held = split_off(100, 0.2, seed=0, groups=[str(i // 10) for i in range(100)])
+    assert not {i // 10 for i in keep} & {i // 10 for i in held}
+    y = [0] * 990 + [1] * 10
+    sub = label_subset(y, seed=0, fraction=0.01)
+    assert len(sub) == 10 and sum(y[i] for i in sub) == 1
+    assert list(label_subset(y, seed=0, fraction=0.01)) == list(sub)
+    assert list(label_subset(y, seed=1, fraction=0.01)) != list(sub)
