@@ -69,3 +69,26 @@ def screenshot(html: Path, png: Path, window_size: tuple[int, int] = (1280, 2000
         raise SSLDomainsError(f"{exe} failed to render {html.name} (exit {proc.returncode}): "
                               f"{tail[0]}")
     return png
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ssl_domains.evaluation.chromium REPORT.html [OUT.png]``: screenshot a report."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args or len(args) > 2:
+        print("usage: python -m ssl_domains.evaluation.chromium REPORT.html [OUT.png]",
+              file=sys.stderr)
+        return 2
+    html = Path(args[0])
+    out = Path(args[1]) if len(args) == 2 else html.with_name("screenshot.png")
+    try:
+        print(screenshot(html, out))
+    except SSLDomainsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

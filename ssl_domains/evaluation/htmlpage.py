@@ -33,6 +33,7 @@ table{border-collapse:collapse;margin:.5em 0 1em;font-size:.88em}
 th,td{border:1px solid #dde1e8;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f0f2f6}td.num{text-align:right;font-variant-numeric:tabular-nums;
  white-space:nowrap}tr:nth-child(even) td{background:#fafbfc}
+table.kv td.num{text-align:left}table.kv td{max-width:720px;overflow-wrap:anywhere}
 .figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 figure{margin:0;max-width:100%}figure img{max-width:100%;height:auto;border:1px solid #e6e8ec}
 figcaption{font-size:.85em;color:#5b6475;max-width:560px}
@@ -77,9 +78,11 @@ def cell(value: Any, decimals: int = DECIMALS, signed: bool = False) -> str:
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], table_id: str = "",
-          decimals: int = DECIMALS) -> str:
-    """An HTML table of escaped header and cells (see :func:`cell`)."""
+          decimals: int = DECIMALS, cls: str = "") -> str:
+    """An HTML table of escaped header and cells (see :func:`cell`); ``cls="kv"`` for
+    item/value lists (values left-aligned, long text wrapped)."""
     ident = f' id="{esc(table_id)}"' if table_id else ""
+    ident += f' class="{esc(cls)}"' if cls else ""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(cell(v, decimals) for v in row) + "</tr>" for row in rows)
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -201,11 +201,12 @@ def run_summary(run: Run, alpha: float = 0.05) -> str:
                        "cases.") if ci else "") + "</div>")
 
 
-def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
+def _flatten(prefix: str, value: Any, sort: bool = False) -> list[tuple[str, Any]]:
     if isinstance(value, dict):
         out: list[tuple[str, Any]] = []
-        for k, v in value.items():
-            out += _flatten(f"{prefix}.{k}" if prefix else str(k), v)
+        items = sorted(value.items(), key=lambda kv: str(kv[0])) if sort else value.items()
+        for k, v in items:
+            out += _flatten(f"{prefix}.{k}" if prefix else str(k), v, sort)
         return out
     if isinstance(value, list):
         return [(prefix, ", ".join(map(str, value)))]
@@ -230,13 +231,14 @@ def eval_tables(run: Run, alpha: float = 0.05) -> str:
                         f"({BOOTSTRAP_REPLICATES} class-stratified resamples, threshold fixed).")
     info = [("threshold", ev.get("threshold")), ("threshold_rule", ev.get("threshold_rule"))]
     info += [(k, ev[k]) for k in ("n_train", "n_val", "n_test") if k in ev]
-    info += _flatten("label_counts", ev.get("label_counts") or {})
+    info += _flatten("label_counts", ev.get("label_counts") or {}, sort=True)
     shown = {"threshold", "threshold_rule", "n_train", "n_val", "n_test", "label_counts",
              "val", "test"}
     info += [(k, v) for k, v in ev.items()
              if k not in shown and (v is None or isinstance(v, str | int | float | bool))]
     html += "<h3>Threshold and counts</h3>" + hp.table(["item", "value"], info,
-                                                       table_id="eval-info")
+                                                       table_id="eval-info",
+                                                       cls="kv")
     return html
 
 
@@ -352,7 +354,8 @@ def environment_section(run: Run) -> str:
     """Versions and device from environment.json."""
     if not run.environment:
         return hp.note("no environment.json in this folder")
-    return hp.table(["item", "value"], _flatten("", run.environment), table_id="environment")
+    return hp.table(["item", "value"], _flatten("", run.environment), table_id="environment",
+                    cls="kv")
 
 
 # ---------------------------------------------------------------- sweep cells

@@ -44,3 +44,11 @@ def test_failing_browser_message(tmp_path: Path) -> None:
     page.write_text("<p>x</p>")
     with pytest.raises(SSLDomainsError, match="failed to render p.html \\(exit 1\\)"):
         chromium.screenshot(page, tmp_path / "x.png", chromium="/bin/false")
+
+
+def test_script_usage_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert chromium.main([]) == 2
+    assert "usage: python -m ssl_domains.evaluation.chromium" in capsys.readouterr().err
+    assert chromium.main([str(tmp_path / "none.html")]) == 1
+    assert "no such HTML file to render" in capsys.readouterr().err or \
+        chromium.find_chromium() is None

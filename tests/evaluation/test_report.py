@@ -194,3 +194,31 @@ def test_errors_name_the_folder(tmp_path: Path) -> None:
         build_sweep_report(tmp_path)
     with pytest.raises(DataError, match="missing: not a folder"):
         build_report(tmp_path / "missing")
+
+
+def test_multiclass_run(tmp_path: Path) -> None:
+    import numpy as np
+
+    from ssl_domains.evaluation.metrics import classification_metrics
+
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    s = rng.dirichlet(np.ones(3), 90)
+    s[np.arange(90), y] += 1.0
+    s /= s.sum(1, keepdims=True)
+    (tmp_path / "predictions").mkdir()
+    frame = pd.DataFrame({"id": range(90), "label": y, "decision": s.argmax(1),
+                          **{f"score_{k}": s[:, k] for k in range(3)}})
+    frame.to_csv(tmp_path / "predictions" / "test.csv", index=False)
+    m = classification_metrics(y, s)
+    (tmp_path / "eval.json").write_text(json.dumps(
+        {"threshold": None, "threshold_rule": "argmax", "val": {}, "test": m,
+         "label_counts": {"test": {"2": 30, "0": 30, "1": 30}}}))
+    text, parser = parse(build_report(tmp_path))
+    rows = {r[0][0]: r for r in parser.rows("eval-metrics")}
+    assert_number(rows["auroc"][2], m["auroc"])
+    assert "arg-max decision" in text
+    assert [r[0][0] for r in parser.rows("eval-info")][2:5] == [
+        "label_counts.test.0", "label_counts.test.1", "label_counts.test.2"]
+    assert (tmp_path / "report" / "roc.png").is_file()
+    assert "PR skipped: no split has binary scores" in text
