@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from ssl_domains_timeseries.backbones.tcn import TCN
+
+from ssl_domains.contracts import Backbone
+
+
+def test_shapes_and_contract() -> None:
+    m = TCN(in_channels=3, width=8, depth=2, kernel_size=3)
+    assert isinstance(m, Backbone)
+    x = torch.randn(2, 3, 33)
+    assert m.forward_sequence(x).shape == (2, 8, 33)
+    assert m.forward_features(x).shape == (2, 8)
+    mm = TCN(in_channels=3, width=8, depth=2, kernel_size=3, pool="meanmax")
+    assert mm.num_features == 16 and mm.forward_features(x).shape == (2, 16)
+
+
+def test_missing_values_stay_out_of_gradients() -> None:
+    m = TCN(in_channels=1, width=8, depth=3, kernel_size=5)
+    x = torch.randn(3, 1, 30)
+    x[0, 0, :10] = float("nan")
+    out = m.forward_features(x)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+def test_instance_norm_makes_scale_irrelevant() -> None:
+    m = TCN(in_channels=1, width=8, depth=2, kernel_size=3).eval()
+    x = torch.randn(2, 1, 30)
+    assert torch.allclose(m.forward_features(x), m.forward_features(100 * x + 7), atol=1e-4)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        TCN(kernel_size=4)
+    with pytest.raises(ValueError, match="pool"):
+        TCN(pool="max")
+    with pytest.raises(ValueError, match="width and depth"):
+        TCN(depth=0)
+    with pytest.raises(ValueError, match=r"expects \[B, 1, T\]"):
+        TCN().forward_features(torch.randn(2, 30))
