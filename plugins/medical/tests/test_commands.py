@@ -10,10 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from ssl_domains.errors import DataError
 from ssl_domains_medical import plugin
 from ssl_domains_medical.loaders.synthetic import ct_phantom, write_ct_series
+
+from ssl_domains.errors import DataError
 
 SAMPLE_DICOM = Path(__file__).resolve().parents[3] / "sample_data" / "medical" / "dicom"
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from monai.data import MetaTensor
-
-from ssl_domains.errors import ConfigError
 from ssl_domains_medical.transforms import (
     CT_WINDOWS,
     patch_sampler,
     preprocessing,
     resolve_intensity,
 )
+
+from ssl_domains.errors import ConfigError
 
 
 def _image(shape, values=None, spacing=1.0):

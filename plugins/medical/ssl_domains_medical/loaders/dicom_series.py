@@ -275,7 +275,7 @@ def _seq_item(ds: Any, keyword: str) -> Any:
 def _frames_of(path: str, ds: Any) -> list[DicomFrame]:
     rows, cols = int(ds.Rows), int(ds.Columns)
     n_frames = int(_float(ds.get("NumberOfFrames"), 1) or 1)
-    base = {
+    base: dict[str, Any] = {
         "rows": rows,
         "cols": cols,
         "position": _floats(ds.get("ImagePositionPatient"), 3),

@@ -66,7 +66,9 @@ class MedMNISTDataset(Dataset):
                               "like 'train+val'")
         if not self.path.is_file():
             raise DataError(self.path, "file not found")
-        images, labels, ids = [], [], []
+        images: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        ids: list[tuple[str, int]] = []
         try:
             with np.load(self.path) as z:
                 for s in splits:

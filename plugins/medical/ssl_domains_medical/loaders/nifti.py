@@ -86,7 +86,8 @@ class NiftiDataset(CaseDataset):
 
     def _check(self, f: Path) -> str:
         try:
-            shape = nib.load(str(f)).shape
+            img: Any = nib.load(str(f))
+            shape = img.shape
         except Exception as exc:  # noqa: BLE001 - nibabel raises many types
             return f"unreadable NIfTI: {type(exc).__name__}: {str(exc)[:120]}"
         spatial = [s for s in shape[:3]]

@@ -75,7 +75,7 @@ def nifti_to_meta_tensor(path: str | Path, dims: int, allow_4d: bool = False) ->
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))
         arr = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
         raise DataError(path, f"unreadable NIfTI: {type(exc).__name__}: {str(exc)[:160]}") from None
@@ -275,7 +275,7 @@ class VolumeDataset(Dataset):
     def _sample(self, index: int, data: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
         guided = self.pos_fraction is not None and "mask" in data
         if guided not in self._sampler_cache:
-            pos = self.pos_fraction if guided else 1.0
+            pos = float(self.pos_fraction) if guided and self.pos_fraction is not None else 1.0
             self._sampler_cache[guided] = patch_sampler(
                 keys=[k for k in ("image", "mask") if k in data], patch_size=self.patch_size,  # type: ignore[arg-type]
                 dims=self.dims, label_key="mask" if guided else None,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ssl_domains_medical.loaders.synthetic import ct_phantom
 
 REPO = Path(__file__).resolve().parents[4]

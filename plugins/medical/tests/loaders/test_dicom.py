@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from ssl_domains.errors import ConfigError
 from ssl_domains_medical.loaders import dicom_series
 from ssl_domains_medical.loaders.dicom import DicomDataset
 from ssl_domains_medical.loaders.synthetic import write_ct_series
+
+from ssl_domains.errors import ConfigError
 
 from .conftest import SAMPLE
 

@@ -11,10 +11,10 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import RLELossless
-
-from ssl_domains.errors import DataError
 from ssl_domains_medical.loaders.dicom_series import scan_dicom, series_id_of
 from ssl_domains_medical.loaders.synthetic import write_ct_series, write_enhanced_ct
+
+from ssl_domains.errors import DataError
 
 from .conftest import shared_data
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-
-from ssl_domains.errors import DataError
 from ssl_domains_medical.loaders.folders import CaseFoldersDataset
 from ssl_domains_medical.loaders.synthetic import write_ct_series
+
+from ssl_domains.errors import DataError
 
 
 def _vol(path, value=1.0, shape=(6, 6, 6)):

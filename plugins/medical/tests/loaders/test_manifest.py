@@ -8,9 +8,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from ssl_domains_medical.loaders.manifest import ImageManifestDataset
 
 from ssl_domains.errors import DataError
-from ssl_domains_medical.loaders.manifest import ImageManifestDataset
 
 from .conftest import SAMPLE
 

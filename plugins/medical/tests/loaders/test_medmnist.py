@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ssl_domains_medical.loaders.medmnist import MedMNISTDataset
 
 from ssl_domains.errors import ConfigError, DataError
-from ssl_domains_medical.loaders.medmnist import MedMNISTDataset
 
 from .conftest import shared_data
 

@@ -6,9 +6,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from ssl_domains_medical.loaders.nifti import NiftiDataset
 
 from ssl_domains.errors import DataError
-from ssl_domains_medical.loaders.nifti import NiftiDataset
 
 from .conftest import SAMPLE, shared_data
 
