@@ -40,44 +40,56 @@ from ssl_domains.evaluation.metrics import classification_metrics
 from ssl_domains.evaluation.thresholds import choose_threshold
 from ssl_domains.plugins import get_host
 
-__all__ = ["finetune", "prepare_finetune_data", "write_predictions"]
+__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "write_predictions"]
 
 log = logging.getLogger(__name__)
 
 
-def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig) -> dict[str, Any]:
-    """Training subset (label budget), validation and test datasets, all seeded.
-
-    Without a ``val`` loader, validation is split off the label budget (stratified), so the
-    budget counts every label the run sees. With a ``val`` loader, that set is used whole.
+def build_finetune_sources(fcfg: FinetuneConfig) -> dict[str, Any]:
+    """The labeled pool, and the validation/test datasets when configured (built once; a sweep
+    reuses them across cells).
 
     Raises:
-        DataError: Training data without labels.
+        DataError: Training or validation data without labels.
     """
     registry = get_host().registry
     pool = build_dataset(registry, fcfg.data.train, "fine-tuning")
-    pool_labels = labels_of(pool)
-    stats = getattr(pool, "stats", None)
-    if pool_labels is None:
+    if labels_of(pool) is None:
         raise DataError(f"fine-tuning data ({fcfg.data.train.name})", "has no labels; give a labeled loader (e.g. a label column)")
-    # the label budget is drawn first, from the whole pool: without a separate validation
-    # loader, validation comes out of that budget, so "25 labels" means 25 labels in all
-    budget = label_subset(pool_labels, cfg.seed, fraction=fcfg.label_fraction, count=fcfg.label_count)
+    stats = getattr(pool, "stats", None)
+    val_ds = None
     if fcfg.data.val is not None:
-        train_ds = Subset(pool, budget)
         val_ds = build_dataset(registry, with_stats(registry, fcfg.data.val, stats), "validation")
         if labels_of(val_ds) is None:
             raise DataError(f"validation data ({fcfg.data.val.name})", "has no labels")
+    test_ds = (build_dataset(registry, with_stats(registry, fcfg.data.test, stats), "test")
+               if fcfg.data.test is not None else None)
+    return {"pool": pool, "val": val_ds, "test": test_ds}
+
+
+def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Training subset (label budget), validation and test datasets, all seeded by ``cfg.seed``.
+
+    Without a ``val`` loader, validation is split off the label budget (stratified), so the
+    budget counts every label the run sees. With a ``val`` loader, that set is used whole.
+    The same (data, seed, budget) always selects the same items, whatever the arm.
+    """
+    src = sources or build_finetune_sources(fcfg)
+    pool = src["pool"]
+    pool_labels = labels_of(pool) or []
+    # the label budget is drawn first, from the whole pool: without a separate validation
+    # loader, validation comes out of that budget, so "25 labels" means 25 labels in all
+    budget = label_subset(pool_labels, cfg.seed, fraction=fcfg.label_fraction, count=fcfg.label_count)
+    if src["val"] is not None:
+        train_ds, val_ds = Subset(pool, budget), src["val"]
     else:
         groups = groups_of(pool)
         keep, held = split_off(len(budget), fcfg.data.val_fraction, cfg.seed,
                                labels=[pool_labels[i] for i in budget],
                                groups=None if groups is None else [groups[i] for i in budget])
         train_ds, val_ds = Subset(pool, budget[keep]), Subset(pool, budget[held])
-    test_ds = (build_dataset(registry, with_stats(registry, fcfg.data.test, stats), "test")
-               if fcfg.data.test is not None else None)
-    return {"pool": pool, "train": train_ds, "val": val_ds, "test": test_ds,
-            "n_pool": len(pool), "n_budget": len(budget)}  # type: ignore[arg-type]
+    return {"pool": pool, "train": train_ds, "val": val_ds, "test": src["test"],
+            "n_pool": len(pool), "n_budget": len(budget)}
 
 
 def write_predictions(path: Path, preds: Predictions, threshold: float | None) -> None:
@@ -111,12 +123,19 @@ def _metrics(preds: Predictions, threshold: float | None) -> dict[str, float]:
 
 
 def finetune(
-    cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None, resume: bool = False
+    cfg: RunConfig,
+    run_path: Path,
+    *,
+    init: InitConfig | None = None,
+    resume: bool = False,
+    sources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the ``finetune`` stage of ``cfg`` into ``run_path``; returns the evaluation summary.
 
     Initial weights, in order: ``init`` (``--init``), ``cfg.init``, then this run's own
     pre-training export when the config also pre-trains; none when ``from_scratch``.
+
+    ``sources`` (from :func:`build_finetune_sources`) skips rebuilding the datasets.
 
     Raises:
         ConfigError: No ``finetune`` section.
@@ -135,7 +154,7 @@ def finetune(
         state = load_checkpoint(ckpt)
     run.create(cfg)
     registry = get_host().registry
-    data = prepare_finetune_data(cfg, fcfg)
+    data = prepare_finetune_data(cfg, fcfg, sources)
     train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
     train_labels = labels_of(train_ds) or []
 
@@ -208,6 +227,10 @@ def finetune(
     if test_ds is not None:
         test_preds = predict(task, make_loader(test_ds, fcfg.data, train=False, seed=cfg.seed), rt)
         summary["test"] = _metrics(test_preds, threshold)
+        if test_preds.labels is not None and task.num_classes == 2 and len(set(test_preds.labels)) == 2:
+            from ssl_domains.evaluation.model_card import card_intervals
+
+            summary["test_intervals"] = card_intervals(test_preds.labels, test_preds.scores, threshold)
         summary["n_test"] = len(test_ds)
         summary["label_counts"]["test"] = dict(Counter(map(str, labels_of(test_ds) or [])))
         if rt.is_main:
@@ -229,4 +252,5 @@ def finetune(
 def _card(cfg: RunConfig, summary: dict[str, Any]) -> str:
     from ssl_domains.evaluation.model_card import model_card
 
-    return model_card(cfg.model_dump(mode="json"), summary, summary.get("label_counts", {}), None)
+    return model_card(cfg.model_dump(mode="json"), summary, summary.get("label_counts", {}),
+                      summary.get("test_intervals"))
