@@ -3,7 +3,9 @@
 A folder tree (any depth, files with or without ``.dcm``) is read header-only and split into
 series by SeriesInstanceUID. Slices are ordered by their position along the slice normal
 (``cross(row, col) . ImagePositionPatient``), never by InstanceNumber. Enhanced multi-frame
-files contribute one "slice" per frame (positions from PerFrameFunctionalGroupsSequence).
+files contribute one "slice" per frame (positions from PerFrameFunctionalGroupsSequence);
+Siemens mosaic files (a whole volume tiled in one image) are unpacked with nibabel's
+``nicom`` wrappers.
 
 Geometry follows nibabel/dcm2niix: the native voxel array is ``[column i, row j, slice k(, t)]``
 and its affine maps ``(i, j, k)`` to RAS millimetres (DICOM is LPS, so the first two rows of
@@ -69,6 +71,8 @@ class DicomFrame:
         intercept: RescaleIntercept (0 if absent).
         time: Temporal key (TemporalPositionIdentifier, AcquisitionNumber or TriggerTime).
         instance: InstanceNumber (only breaks ties; never orders slices).
+        mosaic_affine: LPS affine of a Siemens mosaic file (a whole volume in one image).
+        mosaic_slices: Slices packed in a Siemens mosaic file (0 otherwise).
     """
 
     path: str
@@ -83,6 +87,8 @@ class DicomFrame:
     intercept: float = 0.0
     time: float | None = None
     instance: int = 0
+    mosaic_affine: np.ndarray | None = None
+    mosaic_slices: int = 0
 
 
 @dataclass
@@ -133,6 +139,8 @@ class DicomSeries:
     @property
     def n_slices(self) -> int:
         """Slices per time point."""
+        if self.volumes and self.volumes[0][0].mosaic_slices:
+            return self.volumes[0][0].mosaic_slices
         return len(self.volumes[0]) if self.volumes else 0
 
     @property
@@ -148,6 +156,19 @@ class DicomSeries:
         f = self.volumes[0][0]
         base = (f.cols, f.rows, self.n_slices)
         return base + (self.n_timepoints,) if self.is_4d else base
+
+    def _load_mosaic(self) -> np.ndarray:
+        """Siemens mosaic files (one volume per file) unpacked by nibabel, time last."""
+        vols = []
+        for vol in self.volumes:
+            path = vol[0].path
+            ds = self._datasets.pop(path, None) or pydicom.dcmread(path)
+            try:
+                vols.append(np.asarray(_wrapper(ds).get_data(), dtype=np.float32))
+            except Exception as exc:  # noqa: BLE001 - decoders / CSA parsing
+                raise DataError(path, f"cannot unpack Siemens mosaic: {str(exc)[:160]}") from None
+        arr = np.stack(vols, axis=-1)
+        return arr if self.is_4d else arr[..., 0]
 
     @property
     def files(self) -> list[str]:
@@ -189,6 +210,8 @@ class DicomSeries:
                 "pass allow_4d=True to keep it as 4-D, or select one time point",
             )
         f0 = self.volumes[0][0]
+        if f0.mosaic_slices:
+            return self._load_mosaic(), self.affine.copy()
         out = np.empty((self.n_timepoints, self.n_slices, f0.rows, f0.cols), np.float32)
         pixels: dict[str, np.ndarray] = {}
         for t, vol in enumerate(self.volumes):
@@ -290,6 +313,9 @@ def _frames_of(path: str, ds: Any) -> list[DicomFrame]:
     ps = _floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"), 2)
     base["pixel_spacing"] = (float(ps[0]), float(ps[1])) if ps is not None else None
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        mosaic = _mosaic(ds)
+        if mosaic is not None:
+            base["mosaic_affine"], (base["cols"], base["rows"], base["mosaic_slices"]) = mosaic
         return [DicomFrame(path=path, frame=None, **base)]
     # (enhanced) multi-frame: shared groups, overridden per frame
     shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
@@ -413,6 +439,9 @@ def _orientation_key(f: DicomFrame) -> tuple[float, ...]:
 def _resolve(series: DicomSeries) -> None:
     """Order frames, split time points, compute spacing/affine and record problems."""
     problems = series.problems
+    if series.frames and all(f.mosaic_slices for f in series.frames):
+        _resolve_mosaic(series)
+        return
     frames = series.frames
     frames, n = _majority(frames, lambda f: (f.rows, f.cols))
     if n > 1:
@@ -504,6 +533,42 @@ def _split_time(groups: list[list[DicomFrame]], problems: list[str]) -> list[lis
         problems.append(f"incomplete 4-D series: {min(counts)} to {max(counts)} time points per "
                         f"position; kept the first {n_t}")
     return [[p[t] for p in per_position] for t in range(n_t)]
+
+
+def _resolve_mosaic(series: DicomSeries) -> None:
+    """Mosaic files: one volume each; several files at different times make a 4-D series."""
+    frames = sorted(series.frames, key=lambda f: (f.time is None, f.time or 0, f.instance))
+    volumes = [[p[0]] for p in _split_time([frames], series.problems)]
+    series.volumes = volumes
+    series.is_4d = len(volumes) > 1
+    lps = frames[0].mosaic_affine
+    assert lps is not None
+    series.affine = LPS_TO_RAS @ lps
+    series.spacing = tuple(float(v) for v in np.linalg.norm(lps[:3, :3], axis=0))  # type: ignore[assignment]
+
+
+def _wrapper(ds: Any) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel.nicom warns on import that it is young
+        from nibabel.nicom import dicomwrappers
+
+    return dicomwrappers.wrapper_from_data(ds)
+
+
+def _mosaic(ds: Any) -> tuple[np.ndarray, tuple[int, int, int]] | None:
+    """``(LPS affine, unpacked shape)`` of a Siemens mosaic image, else None."""
+    if "MOSAIC" not in [str(v).upper() for v in (ds.get("ImageType") or [])]:
+        return None
+    try:
+        w = _wrapper(ds)
+        if type(w).__name__ != "MosaicWrapper":
+            return None
+        shape = tuple(int(v) for v in w.image_shape[:3])
+        return np.asarray(w.affine, dtype=np.float64), (shape[0], shape[1], shape[2])
+    except Exception:  # noqa: BLE001 - missing/odd CSA header: treat as a plain image
+        return None
 
 
 def _resolve_unplaced(series: DicomSeries, frames: list[DicomFrame]) -> None:
