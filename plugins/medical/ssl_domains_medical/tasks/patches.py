@@ -33,7 +33,8 @@ def _case_id(item: dict[str, Any], index: int) -> str:
     description="Balanced tumor / background patches from image+mask cases (labels by overlap)",
     modalities=("image",),
     dims=(2, 3),
-    examples=[Example({"loader": "nifti", "loader_args": {"source": "cases/"},
+    examples=[Example({"loader": "image_manifest",
+                       "loader_args": {"path": "sample_data/medical/nifti/labels.csv"},
                        "patch_size": 16, "patches_per_case": 8})],
 )
 class TumorPatches(Dataset):
@@ -48,7 +49,8 @@ class TumorPatches(Dataset):
     Args:
         cases: A dataset (or list) of items with ``"image"`` ``[C, *spatial]`` and ``"mask"``
             (``[*spatial]`` or ``[1, *spatial]``, non-zero = tumor).
-        loader: Instead of ``cases``: a registered loader name (e.g. ``"nifti"``) ...
+        loader: Instead of ``cases``: a registered loader whose items have masks (e.g.
+            ``"image_manifest"`` or ``"case_folders"``) ...
         loader_args: ... and its arguments.
         patch_size: Patch edge (int or one per spatial dim).
         patches_per_case: Patches drawn per case.

@@ -66,7 +66,9 @@ class TumorClassification(ClassificationTask):
 
     Class 1 is "tumor" (the positive class of AUROC etc.). Datasets that code the disease as
     another label (BreastMNIST: 0 = malignant) set ``positive_label``: that label becomes
-    class 1 and every other label class 0. Several images per case are combined with
+    class 1 and every other label class 0. Remap in one place only: a loader that already
+    remaps (the ``medmnist`` loader's own ``positive_label``) must be paired with
+    ``positive_label=None`` here. Several images per case are combined with
     :func:`aggregate_cases`.
 
     Args:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from ssl_domains_medical.tasks.patches import TumorPatches
@@ -65,3 +67,11 @@ def test_bad_cases_raise_data_errors() -> None:
         TumorPatches([case()], patch_size=32)
     with pytest.raises(ValueError, match="exactly one of cases=... or loader=..."):
         TumorPatches()
+
+
+def test_cases_from_a_registered_loader(tmp_path: Path) -> None:
+    path = tmp_path / "x.npz"
+    np.savez(path, x=np.zeros((2, 1, 8, 8), dtype=np.float32), y=np.array([0, 1]))
+    with pytest.raises(DataError, match="case 0: no 'mask' in the case"):
+        TumorPatches(loader="arrays", loader_args={"path": str(path), "key": "image",
+                                                   "spatial_dims": 2}, patch_size=4)
