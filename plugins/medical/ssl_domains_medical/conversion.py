@@ -248,6 +248,9 @@ def convert(state_dict: Mapping[str, Any], source: str, backbone: nn.Module) -> 
             notes.append("the checkpoint has no shortcut convolutions (MedicalNet ResNet-18/34 "
                          "use parameter-free shortcuts): build resnet_encoder with "
                          "shortcut_type='A'")
+    if name == "medicalnet":
+        notes.append("MedicalNet dilates layer3/layer4 (stride 1); resnet_encoder strides them "
+                     "like MONAI's resnet, whose own MedicalNet loading does the same")
     if name == "models_genesis":
         notes.append("Models Genesis used ContBatchNorm3d (batch statistics also at test "
                      "time); here its running statistics are used in eval mode")
