@@ -214,11 +214,12 @@ class GenesisRestoration(nn.Module):
         bad = {k: v for k, v in self.rates.items() if not 0.0 <= v <= 1.0}
         if bad:
             raise ValueError(f"genesis_restoration probabilities must be in [0, 1], got {bad}")
-        self.backbone = backbone
+        self.backbone: Any = backbone
         self.shuffle_blocks = shuffle_blocks
-        spec = backbone.input_spec
-        self.decoder = PyramidDecoder(spec.dims, list(backbone.pyramid_channels),
-                                      list(backbone.pyramid_strides), spec.channels,
+        encoder: Any = backbone
+        spec = encoder.input_spec
+        self.decoder = PyramidDecoder(spec.dims, list(encoder.pyramid_channels),
+                                      list(encoder.pyramid_strides), spec.channels,
                                       max_width=decoder_width)
 
     def make_pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,21 +102,22 @@ class MaskedInpainting(nn.Module):
             raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        spec = backbone.input_spec
+        encoder: Any = backbone
+        spec = encoder.input_spec
         if block_size is None:
-            block_size = getattr(backbone, "patch_size", 4)
+            block_size = getattr(encoder, "patch_size", 4)
         sizes = [block_size] * spec.dims if isinstance(block_size, int) else list(block_size)
         if len(sizes) != spec.dims or any(int(b) < 1 for b in sizes):
             raise ValueError(f"block_size must be a positive int or {spec.dims} positive ints, "
                              f"got {block_size!r}")
-        self.backbone = backbone
+        self.backbone: Any = backbone
         self.mask_ratio = mask_ratio
         self.block_size = tuple(int(b) for b in sizes)
         self.fill = fill
         self.loss_name = loss
         self.mask_token = nn.Parameter(torch.zeros(spec.channels), requires_grad=fill == "learned")
-        self.decoder = PyramidDecoder(spec.dims, list(backbone.pyramid_channels),
-                                      list(backbone.pyramid_strides), spec.channels,
+        self.decoder = PyramidDecoder(spec.dims, list(encoder.pyramid_channels),
+                                      list(encoder.pyramid_strides), spec.channels,
                                       max_width=decoder_width)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
