@@ -15,6 +15,11 @@ def small_unet(dims: int = 2) -> UNetEncoder:
     return UNetEncoder(spatial_dims=dims, base_channels=4, levels=2)
 
 
+def small_vit3d() -> ViTEncoder:
+    return ViTEncoder(spatial_dims=3, img_size=8, patch_size=4, hidden_size=16, mlp_dim=16,
+                      num_layers=1, num_heads=2)
+
+
 def test_block_mask_ratio_and_blocks() -> None:
     m = block_mask((3, 16, 12), (4, 4), 0.5, np.random.RandomState(0))
     assert m.shape == (3, 1, 16, 12) and m.dtype == torch.bool
@@ -42,8 +47,8 @@ def test_loss_is_on_the_masked_region_only(fill: str) -> None:
 
 
 def test_seeded_runs_reproduce_and_gradients_reach_backbone() -> None:
-    task = MaskedInpainting(small_unet(3), block_size=4)
-    x = torch.randn(2, 1, 8, 8, 8)
+    task = MaskedInpainting(small_unet(), block_size=4)
+    x = torch.randn(2, 1, 8, 8)
     torch.manual_seed(3)
     a = task({"image": x})
     torch.manual_seed(3)
@@ -64,7 +69,7 @@ def test_vit_default_block_is_the_patch() -> None:
 
 
 def test_figures_side_by_side() -> None:
-    task = MaskedInpainting(small_unet(3), block_size=2)
+    task = MaskedInpainting(small_vit3d(), block_size=2)
     out = task({"image": torch.randn(3, 1, 8, 8, 8)})
     figs = task.figures({k: v.detach() for k, v in out.items()}, max_items=2)
     fig = figs["masked_inpainting"]
