@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     import click
     from torch import nn
 
-    from ssl_domains.registry import Registrar
     from ssl_domains.engine.checkpoints import Conversion
+    from ssl_domains.registry import Registrar
 
 
 @hookspec

@@ -228,7 +228,9 @@ class Trainer:
         start = time.perf_counter()
         stopped = False
         bar = tqdm(total=self.total_steps, initial=self.step, desc=self.stage, unit="step",
-                   disable=not (cfg.progress and rt.is_main), dynamic_ncols=True, leave=False)
+                   # None: tqdm turns itself off when stderr is not a terminal (CI logs)
+                   disable=True if not (cfg.progress and rt.is_main) else None,
+                   dynamic_ncols=True, leave=False, mininterval=0.5)
         self._train_mode()
         items_seen = 0
         running = torch.zeros((), device=rt.device)

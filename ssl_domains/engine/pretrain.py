@@ -151,7 +151,8 @@ def _save_figures(task: nn.Module, loader: DataLoader, rt: Runtime, run: RunDir,
         torch.manual_seed(seed)
         batch = rt.to_device(next(iter(loader)))
         out = task(batch)
-    out = {k: (v.detach().float().cpu() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+    out = {k: ((v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu())
+               if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
     try:
         figs = figures_fn(out, max_items=4)
     except Exception as exc:  # noqa: BLE001 - pictures must not lose a finished run
