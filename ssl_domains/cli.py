@@ -205,6 +205,43 @@ def report_cmd(run_dir: str) -> None:
     click.echo(str(build_report(Path(run_dir))))
 
 
+@cli.command("sweep")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--fractions", help="Labeled-set sizes as shares of the labeled pool, e.g. 0.01,0.05,0.1,1.")
+@click.option("--counts", help="Labeled-set sizes as numbers of labeled items, e.g. 25,50,100.")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..S-1 per size.")
+@click.option("--seed-list", help="Explicit seeds instead of --seeds, e.g. 0,3,7.")
+@click.option("--arms", default="ssl,scratch,linear_probe,baseline", show_default=True,
+              help="Arms: ssl, scratch, linear_probe, baseline (all baselines) or baseline:<name>.")
+@click.option("--out", type=click.Path(file_okay=False), help="Sweep folder (default: output_dir/<name>-sweep).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--init", "init_path", type=click.Path(), help="Pre-trained weights for ssl/linear_probe (skips pre-training).")
+@click.option("--init-source", default="auto", show_default=True, help="Format of foreign --init weights.")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="1 - confidence level of intervals.")
+def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int, seed_list: str | None,
+              arms: str, out: str | None, overrides: tuple[str, ...], init_path: str | None,
+              init_source: str, alpha: float) -> None:
+    """Label-efficiency sweep: ssl, scratch, linear probe and baselines on the same labeled
+    subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
+    interrupted sweep (finished cells are kept)."""
+    from ssl_domains.evaluation.sweep import parse_arms, parse_seeds, parse_sizes, run_sweep
+
+    sizes = parse_sizes(fractions, counts)
+    seed_values = parse_seeds(seeds, seed_list)
+    arm_names = parse_arms(arms)
+    if not 0 < alpha < 1:
+        raise ConfigError(f"--alpha {alpha}: must be between 0 and 1, e.g. 0.05")
+    cfg = load_config(config, list(overrides))
+    out_path = Path(out) if out else Path(cfg.output_dir) / f"{cfg.name}-sweep"
+    try:
+        run_sweep(cfg, out_path, sizes=sizes, seeds=seed_values, arms=arm_names,
+                  init=_init(init_path, init_source), alpha=alpha, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted; rerun the same command to finish the sweep in {out_path} "
+                   "(finished cells are kept).", err=True)
+        sys.exit(130)
+
+
 @cli.command("demo")
 @click.option("--plugin", "plugins", multiple=True, help="Only these plugins' demos (default: all installed).")
 @click.option("--data-dir", default="sample_data", show_default=True, type=click.Path(file_okay=False))

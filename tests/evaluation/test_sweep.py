@@ -1,0 +1,377 @@
+"""Label-efficiency sweeps on the built-in mlp/denoising/classification pipeline + logistic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import ssl_domains.engine.finetune as finetune_mod
+import ssl_domains.engine.pretrain as pretrain_mod
+from ssl_domains.builtin.logistic import LogisticBaseline
+from ssl_domains.cli import cli, main
+from ssl_domains.config import load_config, parse_config
+from ssl_domains.errors import ConfigError, SSLDomainsError
+from ssl_domains.evaluation import sweep as sweep_mod
+from ssl_domains.evaluation.artifacts import parse_cell_name, read_results
+from ssl_domains.evaluation.intervals import summarize
+from ssl_domains.evaluation.sweep import Size, parse_sizes, run_sweep
+from ssl_domains.plugins import reset_host
+from tests.conftest import make_config, write_config
+
+from .test_report import assert_number, assert_self_contained, parse
+
+ARMS = ["ssl", "scratch", "linear_probe", "baseline:logistic"]
+
+
+def _data(folder: Path) -> Path:
+    """400 signals [1, 32]; label = sign of the mean of the first 8 points (as conftest)."""
+    rng = np.random.RandomState(0)
+    x = rng.randn(400, 1, 32).astype("float32")
+    y = (x[:, 0, :8].mean(1) > 0).astype(int)
+    path = folder / "data.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def _config(folder: Path, data: Path, **overrides: Any) -> dict[str, Any]:
+    fast = {"pretrain.train.epochs": 1, "finetune.train.epochs": 2, **overrides}
+    return make_config(folder, data, **fast)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny models: one intra-op thread (several threads thrash on a busy 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, float_precision="round_trip")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One `ssl-domains sweep` (2 sizes x 2 seeds x 4 arms), recording every arm's items."""
+    reset_host()
+    folder = tmp_path_factory.mktemp("sweep")
+    config = write_config(folder / "c.yaml", _config(folder, _data(folder)))
+    selected: dict[str, dict[str, list[int]]] = {}
+    real = finetune_mod.prepare_finetune_data
+
+    def spy(cfg: Any, fcfg: Any, sources: Any = None) -> dict[str, Any]:
+        data = real(cfg, fcfg, sources)
+        selected[cfg.name] = {"train": list(data["train"].indices),
+                              "val": list(data["val"].indices)}
+        return data
+
+    out = folder / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(finetune_mod, "prepare_finetune_data", spy)
+        res = CliRunner().invoke(cli, ["sweep", str(config), "--fractions", "0.1", "--counts",
+                                       "80", "--seeds", "2", "--out", str(out)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    yield {"out": out, "output": res.output, "selected": selected, "config": config}
+    reset_host()
+
+
+def test_sweep_writes_results_summary_and_report(swept: dict[str, Any]) -> None:
+    out: Path = swept["out"]
+    results = _read(out / "results.csv")
+    assert list(results.columns) == ["arm", "n_labels", "fraction", "seed", "metric", "value"]
+    assert list(dict.fromkeys(results["arm"])) == ARMS
+    assert sorted(results["n_labels"].unique()) == [40, 80]  # 10 % of 400, and 80
+    by_size = results.groupby("n_labels")["fraction"].unique()
+    assert list(by_size[40]) == [0.1] and list(by_size[80]) == [0.2]
+    assert set(results["seed"]) == {0, 1}
+    assert "loss" not in set(results["metric"]) and "auroc" in set(results["metric"])
+    # one row per arm x size x seed x metric, equal to each cell's eval.json "test"
+    assert not results.duplicated(["arm", "n_labels", "seed", "metric"]).any()
+    for (arm, n, seed), rows in results.groupby(["arm", "n_labels", "seed"]):
+        tag = "0.1" if n == 40 else "80"
+        ev = json.loads((out / "cells" / f"{arm.replace(':', '-')}_{tag}_{seed}" / "eval.json")
+                        .read_text())
+        assert ev["n_train"] + ev["n_val"] == n
+        assert dict(zip(rows["metric"], rows["value"])) == {
+            k: v for k, v in ev["test"].items() if k not in ("loss", "sensitivity_at_specificity")}
+    # summary.csv / summary.json = intervals.summarize(results.csv)
+    summary = _read(out / "summary.csv")
+    pd.testing.assert_frame_equal(summary, summarize(results), check_dtype=False)
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    assert len(rows) == len(summary)
+    diff = summary[(summary["kind"] == "difference") & (summary["metric"] == "auroc")]
+    assert list(diff["arm"]) == ["ssl-scratch", "ssl-scratch"] and list(diff["n"]) == [2, 2]
+    # pre-trained once, its pictures/loss log next to the results for the report
+    assert (out / "pretrain" / "export" / "backbone.safetensors").is_file()
+    assert (out / "metrics.jsonl").read_bytes() == (out / "pretrain" / "metrics.jsonl").read_bytes()
+    assert (out / "config.yaml").is_file() and (out / "sweep.json").is_file()
+    # cell folders are named as the report parses them
+    for cell in (out / "cells").iterdir():
+        arm, size, seed = parse_cell_name(cell.name)  # type: ignore[misc]
+        assert float(size) in (0.1, 80.0) and seed in ("0", "1")
+    # progress: one line per cell with the test AUROC and seconds, then the table and report
+    lines = swept["output"].splitlines()
+    cell_lines = [ln for ln in lines if ln.startswith("[")]
+    assert len(cell_lines) == 16
+    assert cell_lines[0].startswith("[ 1/16] ssl") and "test AUROC 0." in cell_lines[0]
+    assert cell_lines[0].rstrip().endswith(" s")
+    assert any(ln.startswith("auroc (test)") and "ssl-scratch [95% CI]" in ln for ln in lines)
+    assert f"report: {out / 'report' / 'report.html'}" in lines
+
+
+def test_report_numbers_equal_results_csv(swept: dict[str, Any]) -> None:
+    out: Path = swept["out"]
+    text, parser = parse(out / "report" / "report.html")
+    results = read_results(out / "results.csv")  # what the report read
+    assert results is not None
+    exact = _read(out / "results.csv")
+    np.testing.assert_allclose(results["value"], exact["value"], rtol=1e-13, atol=0)  # default CSV parser: last digit
+    rows = parser.rows("results-table")
+    assert len(rows) == len(results)
+    for row, (_, expected) in zip(rows, results.iterrows()):
+        assert [row[0][0], row[4][0]] == [expected["arm"], expected["metric"]]
+        for i, col in ((1, "n_labels"), (2, "fraction"), (3, "seed"), (5, "value")):
+            assert_number(row[i], expected[col])
+    summary = summarize(results)
+    np.testing.assert_allclose(summary["mean"], _read(out / "summary.csv")["mean"], rtol=1e-12)
+    shown = parser.rows("summary-table")
+    assert len(shown) == len(summary)
+    for row, (_, expected) in zip(shown, summary.iterrows()):
+        assert (row[0][0], row[1][0], row[4][0]) == (expected["kind"], expected["arm"],
+                                                      expected["metric"])
+        for i, col in enumerate(("mean", "std", "n", "ci_low", "ci_high"), start=5):
+            assert_number(row[i], expected[col])
+    diff = summary[(summary["kind"] == "difference") & (summary["metric"] == "auroc")]
+    answer = parser.rows("answer-table")
+    assert [int(r[0][1]) for r in answer] == [40, 80]
+    for row, (_, d) in zip(answer, diff.sort_values("n_labels").iterrows()):
+        assert_number(row[4], d["mean"])
+        assert_number(row[5], d["ci_low"])
+        assert_number(row[6], d["ci_high"])
+    assert "16 of 16 cells finished." in text
+    assert "From cell ssl_80_0." in text  # the ssl arm at the largest size
+    for name in ("label_efficiency_auroc.png", "difference_auroc.png", "roc.png",
+                 "confusion_matrix.png", "loss_curves.png", "cell_loss_curves.png"):
+        assert (out / "report" / name).stat().st_size > 1000, name
+    assert_self_contained(text, parser)
+
+
+def test_arms_share_the_same_items(swept: dict[str, Any]) -> None:
+    out: Path = swept["out"]
+    selected: dict[str, dict[str, list[int]]] = swept["selected"]
+    assert len(selected) == 16  # 12 fine-tuning cells + 4 baseline cells
+    for size in ("0.1", "80"):
+        per_seed = []
+        for seed in (0, 1):
+            names = [f"{a.replace(':', '-')}_{size}_{seed}" for a in ARMS]
+            first = selected[names[0]]
+            assert all(selected[n] == first for n in names[1:]), (size, seed)
+            assert not set(first["train"]) & set(first["val"])
+            val_ids = [pd.read_csv(out / "cells" / n / "predictions" / "val.csv")["id"].tolist()
+                       for n in names]
+            assert all(v == val_ids[0] for v in val_ids)
+            test_ids = [pd.read_csv(out / "cells" / n / "predictions" / "test.csv")["id"].tolist()
+                        for n in names]
+            assert all(t == test_ids[0] for t in test_ids) and len(test_ids[0]) == 400
+            per_seed.append(first)
+        assert per_seed[0] != per_seed[1]  # another seed, another labeled subset
+    scratch = json.loads((out / "cells" / "scratch_80_0" / "eval.json").read_text())
+    ssl = json.loads((out / "cells" / "ssl_80_0" / "eval.json").read_text())
+    assert scratch["init"] == "scratch" and "loaded 4 tensors" in ssl["init"]
+    probe = load_config(out / "cells" / "linear_probe_80_0" / "config.yaml")
+    assert probe.finetune is not None and probe.finetune.mode == "linear"
+    base = json.loads((out / "cells" / "baseline-logistic_80_0" / "eval.json").read_text())
+    assert set(base) >= {"threshold", "val", "test", "n_train", "n_val", "n_test", "label_counts"}
+    assert base["label_counts"] == ssl["label_counts"]
+
+
+def test_interrupted_sweep_finishes_without_recomputing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "c.yaml", _config(tmp_path, _data(tmp_path)))
+    out = tmp_path / "out"
+    argv = ["sweep", str(config), "--counts", "40", "--seeds", "2",
+            "--arms", "ssl,scratch,baseline", "--out", str(out)]
+    real_finetune = finetune_mod.finetune
+    calls: list[str] = []
+
+    def interrupting(cfg: Any, run_path: Path, **kw: Any) -> dict[str, Any]:
+        calls.append(run_path.name)
+        if len(calls) == 3:  # killed in the middle of the third fine-tuning cell
+            (run_path / "metrics.jsonl").parent.mkdir(parents=True)
+            (run_path / "metrics.jsonl").write_text('{"stage": "finetune", "step"')
+            raise KeyboardInterrupt
+        return real_finetune(cfg, run_path, **kw)
+
+    monkeypatch.setattr(finetune_mod, "finetune", interrupting)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 130
+    assert "Interrupted; rerun the same command" in capsys.readouterr().err
+    finished = {d.name: (d / "eval.json").stat().st_mtime_ns
+                for d in (out / "cells").iterdir() if (d / "eval.json").is_file()}
+    assert sorted(finished) == ["baseline-logistic_40_0", "scratch_40_0", "ssl_40_0"]
+    assert (out / "cells" / "ssl_40_1" / "metrics.jsonl").is_file()  # the interrupted cell
+
+    calls.clear()
+    pretrained: list[Any] = []
+    baselines: list[str] = []
+    real_baseline = sweep_mod.run_baseline
+    monkeypatch.setattr(finetune_mod, "finetune",
+                        lambda cfg, run_path, **kw: calls.append(run_path.name)
+                        or real_finetune(cfg, run_path, **kw))
+    monkeypatch.setattr(pretrain_mod, "pretrain", lambda *a, **k: pretrained.append(a))
+    monkeypatch.setattr(sweep_mod, "run_baseline",
+                        lambda cfg, ref, cell, *a: baselines.append(cell.name)
+                        or real_baseline(cfg, ref, cell, *a))
+    main(argv)
+    assert calls == ["ssl_40_1", "scratch_40_1"]  # only the unfinished cells
+    assert baselines == ["baseline-logistic_40_1"] and not pretrained
+    assert {n: (out / "cells" / n / "eval.json").stat().st_mtime_ns for n in finished} == finished
+    redone = (out / "cells" / "ssl_40_1" / "metrics.jsonl").read_text().splitlines()
+    assert redone and all(json.loads(line)["stage"] == "finetune" for line in redone)
+    printed = capsys.readouterr().out
+    assert printed.count("(finished earlier)") == 3
+    assert "results:" in printed and "(3 cell(s) trained, 3 reused)" in printed
+    results = pd.read_csv(out / "results.csv")
+    assert len(results.groupby(["arm", "seed"])) == 6
+    assert (out / "report" / "report.html").is_file()
+
+
+def test_pretraining_is_resumed_when_it_has_a_checkpoint_but_no_export(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config(_config(tmp_path, _data(tmp_path)))
+    calls: list[bool] = []
+    monkeypatch.setattr(pretrain_mod, "pretrain",
+                        lambda cfg, path, resume=False, **k: calls.append(resume) or {
+                            "steps": 1, "best_val_loss": 1.0})
+    out = tmp_path / "out"
+    init = sweep_mod._pretrained(cfg, out, None, print)
+    assert init is not None and init.path == str(out / "pretrain" / "export")
+    (out / "pretrain" / "checkpoints" / "pretrain").mkdir(parents=True)
+    (out / "pretrain" / "checkpoints" / "pretrain" / "last.pt").write_bytes(b"x")
+    sweep_mod._pretrained(cfg, out, None, print)
+    (out / "pretrain" / "export").mkdir()
+    (out / "pretrain" / "export" / "backbone.safetensors").write_bytes(b"x")
+    sweep_mod._pretrained(cfg, out, None, print)
+    assert calls == [False, True]  # fresh, then resumed, then reused
+    given = sweep_mod.InitConfig(path="elsewhere")
+    assert sweep_mod._pretrained(cfg, out, given, print) is given and calls == [False, True]
+
+
+def test_missing_optional_dependency_is_skipped_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config(_config(tmp_path, _data(tmp_path), pretrain=None,
+                               baselines=[{"name": "logistic"}, {"name": "signal_stats"}]))
+
+    def missing(self: Any, x: Any, y: Any) -> Any:
+        raise ImportError("baseline 'logistic' needs foo: pip install foo")
+
+    monkeypatch.setattr(LogisticBaseline, "fit", missing)
+    lines: list[str] = []
+    res = run_sweep(cfg, tmp_path / "out", sizes=[Size(count=40), Size(count=80)], seeds=[0, 1],
+                    arms=["baseline"], echo=lines.append, report=False)
+    skipped = [ln for ln in lines if "skipped for the whole sweep" in ln]
+    assert skipped == ["baseline:logistic: skipped for the whole sweep (baseline 'logistic' "
+                       "needs foo: pip install foo)"]
+    assert set(res.results["arm"]) == {"baseline:signal_stats"} and len(res.computed) == 4
+    assert not any(d.name.startswith("baseline-logistic") for d in (tmp_path / "out" / "cells").iterdir())
+
+
+def test_failing_baseline_cell_stays_unfinished(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config(_config(tmp_path, _data(tmp_path), pretrain=None))
+    real = LogisticBaseline.fit
+
+    def flaky(self: Any, x: Any, y: Any) -> Any:
+        if len(x) < 40:
+            raise ValueError("solver did not converge")
+        return real(self, x, y)
+
+    monkeypatch.setattr(LogisticBaseline, "fit", flaky)
+    with pytest.raises(SSLDomainsError, match=r"^2 cell\(s\) failed and stay unfinished \(first: "
+                       r"baseline-logistic_40_0: ValueError: solver did not converge\)"):
+        run_sweep(cfg, tmp_path / "out", sizes=[Size(count=40), Size(count=80)], seeds=[0, 1],
+                  arms=["baseline"], echo=lambda s: None, report=False)
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(results["n_labels"]) == {80}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--fractions", "0,2"], "Error: --fractions: 0 is not in (0, 1]; a fraction is a share of the "
+                             "labeled pool, e.g. 0.05 (use --counts for numbers of labels)"),
+    (["--fractions", "0.1,2"], "Error: --fractions: 2 is not in (0, 1]"),
+    (["--fractions", "a"], "Error: --fractions: 'a' is not a number"),
+    (["--fractions", "0.1,,1"], "Error: --fractions '0.1,,1': give comma-separated values"),
+    (["--counts", "1"], "Error: --counts: 1 is below 2"),
+    (["--counts", "2.5"], "Error: --counts: '2.5' is not a whole number"),
+    ([], "Error: give labeled-set sizes with --fractions"),
+    (["--counts", "40", "--seeds", "0"], "Error: --seeds 0: need at least 1 seed"),
+    (["--counts", "40", "--seed-list", "1,-2"], "Error: --seed-list: -2 is negative"),
+    (["--counts", "40", "--arms", "ssl,foo"], "Error: --arms: unknown arm 'foo'; allowed: ssl, "
+                                              "scratch, linear_probe, baseline"),
+    (["--counts", "40", "--arms", "baseline:logistc"],
+     "Error: unknown baseline 'logistc'; did you mean 'logistic'"),
+    (["--counts", "1000"], "Error: size n=1000: label budget 1000 is larger than the 400 labeled "
+                           "items available"),
+    (["--counts", "40", "--alpha", "2"], "Error: --alpha 2.0: must be between 0 and 1"),
+])
+def test_bad_arguments_give_one_line_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    config = write_config(tmp_path / "c.yaml", _config(tmp_path, _data(tmp_path)))
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(config), "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 1 and len(err) == 1 and err[0].startswith(message), err
+    assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    data = _data(tmp_path)
+    sizes, quiet = [Size(count=40)], {"echo": lambda s: None, "report": False}
+    no_pre = parse_config(_config(tmp_path, data, pretrain=None))
+    with pytest.raises(ConfigError, match="^arms ssl need pre-trained weights: the config has no "
+                                          "'pretrain' section and no 'init'; give --init PATH"):
+        run_sweep(no_pre, tmp_path / "a", sizes=sizes, seeds=[0], arms=["ssl", "scratch"], **quiet)
+    no_test = _config(tmp_path, data)
+    no_test["finetune"]["data"].pop("test")
+    with pytest.raises(ConfigError, match="give finetune.data.test"):
+        run_sweep(parse_config(no_test), tmp_path / "b", sizes=sizes, seeds=[0], **quiet)
+    dup = parse_config(_config(tmp_path, data, baselines=[{"name": "logistic"},
+                                                          {"name": "logistic", "args": {"C": 2}}]))
+    with pytest.raises(ConfigError, match="baselines: 'logistic' is listed 2 times"):
+        run_sweep(dup, tmp_path / "c", sizes=sizes, seeds=[0], **quiet)
+    # a folder holding another config's sweep is refused
+    run_sweep(no_pre, tmp_path / "d", sizes=sizes, seeds=[0], arms=["baseline"], **quiet)
+    other = parse_config(_config(tmp_path, data, pretrain=None, **{"finetune.train.lr": 0.1}))
+    with pytest.raises(ConfigError, match=r"d holds a sweep of a different config \(differs in: "
+                                          r"finetune\)"):
+        run_sweep(other, tmp_path / "d", sizes=sizes, seeds=[0], arms=["baseline"], **quiet)
+
+
+def test_sizes_and_names() -> None:
+    sizes = parse_sizes("0.05,1,0.05", "25")
+    assert [s.tag for s in sizes] == ["0.05", "1.0", "25"]
+    assert [s.label for s in sizes] == ["f=0.05", "f=1", "n=25"]
+    arm = sweep_mod.Arm("baseline:image_logistic")
+    assert sweep_mod.cell_name(arm, sizes[0], 3) == "baseline-image_logistic_0.05_3"
+    assert parse_cell_name("baseline-image_logistic_0.05_3") == ("baseline-image_logistic", "0.05", "3")
+
+
+def test_default_baselines_come_from_the_backbones_plugin(tmp_path: Path) -> None:
+    pytest.importorskip("ssl_domains_timeseries")
+    cfg = parse_config(_config(tmp_path, tmp_path / "x.npz"))
+    assert [b.name for b in sweep_mod.default_baselines(cfg)] == ["logistic"]
+    ts = cfg.model_copy(update={"backbone": cfg.backbone.model_copy(
+        update={"name": "tcn", "args": {}})})
+    names = [b.name for b in sweep_mod.default_baselines(ts)]
+    assert set(names) >= {"signal_stats"} and "image_logistic" not in names
