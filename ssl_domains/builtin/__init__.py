@@ -6,6 +6,7 @@ from ssl_domains import hookimpl
 from ssl_domains.builtin.arrays import ArrayDataset
 from ssl_domains.builtin.classification import ClassificationTask
 from ssl_domains.builtin.denoising import DenoisingAutoencoder
+from ssl_domains.builtin.holdout import HoldoutDataset
 from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.builtin.mlp import MLPBackbone
 from ssl_domains.registry import Registrar
@@ -14,6 +15,7 @@ from ssl_domains.registry import Registrar
 @hookimpl
 def register_loaders(registry: Registrar) -> None:
     registry.add(ArrayDataset)
+    registry.add(HoldoutDataset)
 
 
 @hookimpl

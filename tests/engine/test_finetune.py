@@ -106,3 +106,22 @@ def test_splits_single_group_and_label_subset_keeps_rare_class() -> None:
     assert len(sub) == 10 and sum(y[i] for i in sub) == 1
     assert list(label_subset(y, seed=0, fraction=0.01)) == list(sub)
     assert list(label_subset(y, seed=1, fraction=0.01)) != list(sub)
+
+
+def test_holdout_loader_is_sklearn_stratified_split(arrays: Path) -> None:
+    from sklearn.model_selection import train_test_split
+
+    from ssl_domains.plugins import get_host
+
+    reg = get_host().registry
+    args = {"loader": "arrays", "loader_args": {"path": str(arrays)}, "test_size": 0.5, "seed": 0}
+    pool = reg.create("loader", "holdout", part="pool", **args)
+    test = reg.create("loader", "holdout", part="test", **args)
+    y = np.load(arrays)["y"]
+    p_idx, t_idx = train_test_split(np.arange(400), test_size=0.5, random_state=0, stratify=y)
+    assert pool.indices == list(p_idx) and test.indices == list(t_idx)
+    assert pool.labels == [int(y[i]) for i in p_idx]
+    unl = reg.create("loader", "holdout", part="pool", unlabeled=True, **args)
+    assert unl.labels is None and "label" not in unl[0]
+    with pytest.raises(ConfigError, match="holdout part must be 'pool' or 'test', got 'train'"):
+        reg.create("loader", "holdout", part="train", **args)
