@@ -633,12 +633,14 @@ def run_sweep(
     cells = [(arm, size, seed) for size in plan_sizes for seed in seeds for arm in arm_list]
     result = SweepResult(out, pd.DataFrame(), pd.DataFrame(), None)
     cache: dict[int, Any] = {}
+    width = max(len(a.name) for a in arm_list)
     echo(f"sweep: {len(plan_sizes)} size(s) x {len(seeds)} seed(s) x {len(arm_list)} arm(s) "
          f"= {len(cells)} cells in {out / 'cells'}")
     for i, (arm, size, seed) in enumerate(cells, start=1):
         name = cell_name(arm, size, seed)
         cell = out / "cells" / name
-        where = f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<18} {size.label:<8} seed {seed:<3}"
+        where = (f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<{width}} "
+                 f"{size.label:<8} seed {seed:<3}")
         if (cell / "eval.json").is_file():
             auroc = (json.loads((cell / "eval.json").read_text()).get("test") or {}).get("auroc")
             echo(f"{where} test AUROC {_fmt(auroc)}  (finished earlier)")

@@ -123,7 +123,7 @@ def test_sweep_writes_results_summary_and_report(swept: dict[str, Any]) -> None:
     lines = swept["output"].splitlines()
     cell_lines = [ln for ln in lines if ln.startswith("[")]
     assert len(cell_lines) == 16
-    assert cell_lines[0].startswith("[ 1/16] ssl") and "test AUROC 0." in cell_lines[0]
+    assert cell_lines[0].startswith("[ 1/16] ssl               f=0.1    seed 0") and "test AUROC 0." in cell_lines[0]
     assert cell_lines[0].rstrip().endswith(" s")
     assert any(ln.startswith("auroc (test)") and "ssl-scratch [95% CI]" in ln for ln in lines)
     assert f"report: {out / 'report' / 'report.html'}" in lines
