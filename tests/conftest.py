@@ -8,9 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from ssl_domains.plugins import reset_host
+
+# tiny test models run faster on one thread (and do not fight parallel test processes)
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

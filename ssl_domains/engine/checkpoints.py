@@ -215,7 +215,6 @@ def _apply(backbone: nn.Module, sd: dict[str, torch.Tensor], report: InitReport,
     if strict and (report.missing or report.mismatched):
         raise CheckpointError(f"{report.path}: strict init but {report.summary()}")
     backbone.load_state_dict(usable, strict=False)
-    log.info(report.summary())
     return report
 
 

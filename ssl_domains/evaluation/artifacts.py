@@ -99,7 +99,7 @@ def read_predictions(path: Path) -> Predictions | None:
     if not path.is_file():
         return None
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, float_precision="round_trip")
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(path, f"not a readable CSV ({err})") from None
     if "label" not in df.columns:
@@ -129,7 +129,7 @@ def read_results(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, float_precision="round_trip")
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(path, f"not a readable CSV ({err})") from None
     missing = [c for c in ("arm", "n_labels", "seed", "metric", "value") if c not in df.columns]
