@@ -140,5 +140,8 @@ class MaskedInpainting(nn.Module):
                 "mask": mask}
 
     def figures(self, out: dict[str, Any], max_items: int = 4) -> dict[str, Figure]:
-        """Input | masked input (hidden blocks outlined) | reconstruction."""
-        return {"masked_inpainting": reconstruction_figure(out, max_items, mask_key="mask")}
+        """Input | masked input (hidden blocks outlined) | reconstruction of the hidden blocks
+        pasted into the visible input (only hidden blocks are trained)."""
+        mask = out["mask"].expand_as(out["input"])
+        shown = {**out, "reconstruction": torch.where(mask, out["reconstruction"], out["input"])}
+        return {"masked_inpainting": reconstruction_figure(shown, max_items, mask_key="mask")}
