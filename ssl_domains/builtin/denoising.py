@@ -27,6 +27,9 @@ class DenoisingAutoencoder(nn.Module):
             ``input_shape`` must be given.
         noise: Standard deviation of the added noise.
         input_shape: Shape of one item when the backbone has no ``input_shape``.
+
+    Raises:
+        IncompatibleError: The item shape is unknown.
     """
 
     def __init__(
