@@ -36,7 +36,7 @@ SHIPPED_COMPONENTS: dict[str, tuple[str, str]] = {
             "dicom", "nifti", "medmnist", "image_manifest", "case_folders",
             "resnet_encoder", "unet_encoder", "vit_encoder",
             "masked_inpainting", "genesis_restoration",
-            "tumor_classification", "image_logistic",
+            "tumor_classification", "tumor_patch_detection", "tumor_patches", "image_logistic",
         )
     },
     **{
@@ -45,7 +45,7 @@ SHIPPED_COMPONENTS: dict[str, tuple[str, str]] = {
             "csv", "parquet", "numpy", "ucr", "wfdb", "torch_dict", "nab",
             "patch_transformer", "tcn",
             "forecasting", "masked_patches",
-            "anomaly_classification", "minirocket",
+            "anomaly_classification", "minirocket", "signal_stats",
         )
     },
 }
