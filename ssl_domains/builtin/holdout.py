@@ -69,6 +69,10 @@ class HoldoutDataset(Dataset):
         self.stats = getattr(self.base, "stats", None)
         self.skipped = getattr(self.base, "skipped", [])
 
+    def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        fn = getattr(self.base, "augment_item", None)
+        return fn(item) if fn is not None else item
+
     def __len__(self) -> int:
         return len(self.indices)
 

@@ -69,10 +69,16 @@ def groups_of(ds: Dataset) -> list[str] | None:
 
 
 class Subset(Dataset):
-    """A view of some items of a dataset that keeps ``labels``/``groups`` aligned."""
+    """A view of some items of a dataset that keeps ``labels``/``groups`` aligned.
 
-    def __init__(self, base: Dataset, indices: Sequence[int] | np.ndarray) -> None:
+    With ``train=True`` items pass through the base dataset's ``augment_item(item)`` when it
+    has one: loaders offer train-time augmentation that way, and validation/test views of the
+    same data stay untouched.
+    """
+
+    def __init__(self, base: Dataset, indices: Sequence[int] | np.ndarray, train: bool = False) -> None:
         self.base = base
+        self.train = train
         self.indices = [int(i) for i in indices]
         base_labels = labels_of(base)
         base_groups = groups_of(base)
@@ -83,8 +89,13 @@ class Subset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        fn = getattr(self.base, "augment_item", None)
+        return fn(item) if fn is not None else item
+
     def __getitem__(self, i: int) -> Any:
-        return self.base[self.indices[i]]
+        item = self.base[self.indices[i]]
+        return self.augment_item(item) if self.train else item
 
 
 def _seed_worker(worker_id: int) -> None:

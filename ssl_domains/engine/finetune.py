@@ -81,13 +81,13 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[st
     # loader, validation comes out of that budget, so "25 labels" means 25 labels in all
     budget = label_subset(pool_labels, cfg.seed, fraction=fcfg.label_fraction, count=fcfg.label_count)
     if src["val"] is not None:
-        train_ds, val_ds = Subset(pool, budget), src["val"]
+        train_ds, val_ds = Subset(pool, budget, train=True), src["val"]
     else:
         groups = groups_of(pool)
         keep, held = split_off(len(budget), fcfg.data.val_fraction, cfg.seed,
                                labels=[pool_labels[i] for i in budget],
                                groups=None if groups is None else [groups[i] for i in budget])
-        train_ds, val_ds = Subset(pool, budget[keep]), Subset(pool, budget[held])
+        train_ds, val_ds = Subset(pool, budget[keep], train=True), Subset(pool, budget[held])
     return {"pool": pool, "train": train_ds, "val": val_ds, "test": src["test"],
             "n_pool": len(pool), "n_budget": len(budget)}
 

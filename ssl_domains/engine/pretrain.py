@@ -93,10 +93,10 @@ def pretrain(
     data = build_dataset(registry, pcfg.data.train, "pre-training")
     if pcfg.data.val is not None:
         val_ref = with_stats(registry, pcfg.data.val, getattr(data, "stats", None))
-        train_ds, val_ds = data, build_dataset(registry, val_ref, "validation")
+        train_ds, val_ds = Subset(data, range(len(data)), train=True), build_dataset(registry, val_ref, "validation")  # type: ignore[arg-type]
     else:
         keep, held = split_off(len(data), pcfg.data.val_fraction, cfg.seed, groups=groups_of(data))  # type: ignore[arg-type]
-        train_ds, val_ds = Subset(data, keep), Subset(data, held)
+        train_ds, val_ds = Subset(data, keep, train=True), Subset(data, held)
 
     backbone = build_backbone(registry, cfg.backbone)
     check_modality(backbone, train_ds[0], f"pretrain data ({pcfg.data.train.name})")

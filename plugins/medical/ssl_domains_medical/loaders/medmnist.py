@@ -40,6 +40,10 @@ class MedMNISTDataset(Dataset):
             0 (BreastMNIST: ``positive_label=0`` makes malignant = 1). None keeps the labels.
         unlabeled: Drop labels (``labels is None``; items have no ``"label"``), for pre-training.
         max_items: Keep only the first ``max_items`` (quick runs), or None for all.
+        augment: Train-time augmentation (applied by the engine to training items only):
+            random left-right flip and a random shift of up to ``max_shift`` pixels per axis
+            (zero padded), drawn from torch's seeded RNG.
+        max_shift: Largest shift in pixels.
 
     Raises:
         DataError: Missing/unreadable file, missing split, multi-label targets.
@@ -53,12 +57,16 @@ class MedMNISTDataset(Dataset):
         positive_label: int | None = None,
         unlabeled: bool = False,
         max_items: int | None = None,
+        augment: bool = False,
+        max_shift: int = 2,
     ) -> None:
         self.path = Path(path)
         self.split = split
         self.positive_label = positive_label
         self.unlabeled = unlabeled
         self.max_items = max_items
+        self.augment = augment
+        self.max_shift = max_shift
         splits = [s.strip() for s in split.split("+")]
         bad = [s for s in splits if s not in _SPLITS]
         if bad or not splits:
@@ -99,6 +107,21 @@ class MedMNISTDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Random flip + shift of a training item (identity unless ``augment``)."""
+        if not self.augment:
+            return item
+        x = item["image"]
+        if bool(torch.rand(()) < 0.5):
+            x = x.flip(-1)
+        s = self.max_shift
+        if s > 0:
+            shifts = torch.randint(-s, s + 1, (x.ndim - 1,)).tolist()
+            padded = torch.nn.functional.pad(x, [s, s] * (x.ndim - 1))
+            slices = [slice(None)] + [slice(s - d, s - d + n) for d, n in zip(reversed(shifts), x.shape[1:])]
+            x = padded[tuple(slices)]
+        return {**item, "image": x.contiguous()}
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         arr = np.asarray(self.images[i], dtype=np.float32) / 255.0

@@ -58,3 +58,26 @@ def test_adrenal_3d():
     ds = MedMNISTDataset(str(shared_data("adrenalmnist3d") / "adrenalmnist3d_64.npz"), split="val",
                          max_items=4)
     assert len(ds) == 4 and ds[0]["image"].shape == (1, 64, 64, 64)
+
+
+def test_augmentation_only_on_training_views(tmp_path) -> None:
+    import numpy as np
+    import torch
+    from ssl_domains_medical.loaders.medmnist import MedMNISTDataset
+
+    from ssl_domains.data.datasets import Subset
+
+    rng = np.random.RandomState(0)
+    path = tmp_path / "m.npz"
+    np.savez(path, train_images=rng.randint(0, 255, (4, 8, 8)).astype(np.uint8),
+             train_labels=np.array([[0], [1], [0], [1]]))
+    ds = MedMNISTDataset(str(path), augment=True, max_shift=2)
+    plain = ds[0]["image"]
+    torch.manual_seed(0)
+    seen = [Subset(ds, [0], train=True)[0]["image"] for _ in range(8)]
+    assert all(s.shape == plain.shape for s in seen)
+    assert any(not torch.equal(s, plain) for s in seen)
+    assert torch.equal(Subset(ds, [0])[0]["image"], plain)  # validation view untouched
+    torch.manual_seed(0)
+    again = [Subset(ds, [0], train=True)[0]["image"] for _ in range(8)]
+    assert all(torch.equal(a, b) for a, b in zip(seen, again))  # seeded
