@@ -29,13 +29,13 @@ from ssl_domains.data.datasets import (
 )
 from ssl_domains.data.splits import label_subset, split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
-from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint, save_export
+from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.inference import Predictions, predict
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.pretrain import export_config
 from ssl_domains.engine.run_dir import RunDir, atomic_write_text
 from ssl_domains.engine.runtime import Runtime, seed_everything
-from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
+from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.evaluation.metrics import classification_metrics
 from ssl_domains.evaluation.thresholds import choose_threshold
 from ssl_domains.plugins import get_host
@@ -146,12 +146,7 @@ def finetune(
     rt = Runtime.create(cfg.device, fcfg.train.amp)
     seed_everything(cfg.seed, cfg.deterministic)
     run = RunDir(run_path, enabled=rt.is_main)
-    state = None
-    if resume:
-        ckpt = latest_checkpoint(run.checkpoints / "finetune")
-        if ckpt is None:
-            raise SSLDomainsError(f"{run_path}: nothing to resume (no checkpoints/finetune/last.pt)")
-        state = load_checkpoint(ckpt)
+    state = run.resume_state("finetune") if resume else None
     run.create(cfg)
     registry = get_host().registry
     data = prepare_finetune_data(cfg, fcfg, sources)

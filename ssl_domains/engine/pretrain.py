@@ -15,7 +15,7 @@ from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader, with_stats
 from ssl_domains.data.splits import split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
-from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint, save_export
+from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.run_dir import RunDir
 from ssl_domains.engine.runtime import Runtime, seed_everything
@@ -81,12 +81,7 @@ def pretrain(
     rt = Runtime.create(cfg.device, pcfg.train.amp)
     seed_everything(cfg.seed, cfg.deterministic)
     run = RunDir(run_path, enabled=rt.is_main)
-    state = None
-    if resume:
-        ckpt = latest_checkpoint(run.checkpoints / "pretrain")
-        if ckpt is None:
-            raise SSLDomainsError(f"{run_path}: nothing to resume (no checkpoints/pretrain/last.pt)")
-        state = load_checkpoint(ckpt)
+    state = run.resume_state("pretrain") if resume else None
     run.create(cfg)
     registry = get_host().registry
 

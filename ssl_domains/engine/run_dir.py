@@ -110,6 +110,20 @@ class RunDir:
             self._tb = SummaryWriter(str(self.path / "tensorboard"))
         return self._tb or None
 
+    def resume_state(self, stage: str) -> dict[str, Any]:
+        """The last resume checkpoint of ``stage``.
+
+        Raises:
+            SSLDomainsError: The folder has no checkpoint of that stage.
+        """
+        from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint
+        from ssl_domains.errors import SSLDomainsError
+
+        ckpt = latest_checkpoint(self.checkpoints / stage)
+        if ckpt is None:
+            raise SSLDomainsError(f"{self.path}: nothing to resume (no checkpoints/{stage}/last.pt)")
+        return load_checkpoint(ckpt)
+
     def truncate_log_after(self, stage: str, step: int) -> None:
         """On resume, drop log lines of ``stage`` written after ``step`` (they will be redone)."""
         if not self.enabled or not self.metrics_file.exists():
