@@ -25,7 +25,11 @@ def register_loaders(registry: Registrar) -> None:
 
     Items carry the shared keys (``image`` or ``signal``, ``label``, ``mask``, ``meta``). A
     labeled dataset exposes ``labels`` (one int per item) so the host can split it; it may
-    expose ``groups`` (e.g. a hashed case id per item) to keep a case on one side of a split.
+    expose ``groups`` (e.g. a hashed case id per item) to keep a case on one side of a split,
+    ``stats`` (normalisation statistics; the host passes them as ``stats=`` to validation,
+    test and prediction loaders of the same kind and stores them in exports) and
+    ``augment_item(item)`` (train-time augmentation; the host applies it to training items
+    only). Unreadable inputs are listed in ``skipped`` as ``(path, reason)`` pairs.
     """
 
 
