@@ -18,7 +18,7 @@ from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
 from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.tabular import numeric_column
-from ssl_domains_timeseries.loaders.windows import Recording, SignalDataset, hash_id
+from ssl_domains_timeseries.loaders.windows import Recording, SignalDataset, hash_id, window_args
 
 __all__ = ["NABDataset", "load_windows"]
 
@@ -107,17 +107,7 @@ class NABDataset(SignalDataset):
             recordings.append(self._read_series(root, name, windows[name], label_path))
         self.series = names
         super().__init__(
-            recordings,
-            window=window,
-            stride=stride,
-            label_rule=label_rule,
-            normalize=normalize,
-            stats=stats,
-            cover_end=cover_end,
-            point_labels=point_labels,
-            group_length=group_length,
-            source=str(root),
-            channel_names=["value"],
+            recordings, **window_args(locals()), source=str(root), channel_names=["value"]
         )
 
     @staticmethod

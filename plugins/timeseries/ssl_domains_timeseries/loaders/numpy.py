@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,10 @@ from ssl_domains.errors import DataError
 from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.tabular import resolve_files
 from ssl_domains_timeseries.loaders.windows import (
-    Recording,
     SignalDataset,
-    array_recordings,
-    map_labels,
+    files_source,
+    labeled_array_recordings,
+    window_args,
 )
 
 __all__ = ["NumpyDataset", "read_label_file", "split_label_column"]
@@ -124,39 +124,31 @@ class NumpyDataset(SignalDataset):
         files = resolve_files(path, (".npy", ".npz"))
         if labels_path is not None and len(files) != 1:
             raise DataError(labels_path, f"labels_path needs one input file, got {len(files)}")
-        recordings: list[Recording] = []
-        labeled: list[bool] = []
-        for f in files:
-            x, y, pts = self._read(f, x_key, y_key, point_key, label_column)
-            if labels_path is not None:
-                y = read_label_file(labels_path)
-                if len(y) != len(x):
-                    raise DataError(labels_path, f"{len(y)} labels for {len(x)} series in {f.name}")
-            if channels_last and x.ndim == 3:
-                x = np.swapaxes(x, 1, 2)
-            if x.ndim == 1:
-                x = x[None, None]
-            elif x.ndim == 2:
-                x = x[:, None]
-            elif x.ndim != 3:
-                raise DataError(f, f"array has shape {x.shape}; expected [T], [N, T] or [N, C, T]")
-            labels = None if y is None else map_labels(y, f, label_map, positive_classes)
-            recordings.extend(array_recordings(x, f, labels, pts, start=len(recordings)))
-            labeled.append(y is not None)
-        if any(labeled) and not all(labeled):
-            raise DataError(str(path), "some files have labels and others do not")
-        super().__init__(
-            recordings,
-            window=window,
-            stride=stride,
-            label_rule=label_rule,
-            normalize=normalize,
-            stats=stats,
-            cover_end=cover_end,
-            point_labels=point_labels,
-            group_length=group_length,
-            source=str(files[0]) if len(files) == 1 else str(path),
-        )
+
+        def arrays() -> Iterator[tuple[Path, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+            """``(file, series, raw labels, point labels)`` per input file, in order."""
+            for f in files:
+                x, y, pts = self._read(f, x_key, y_key, point_key, label_column)
+                if labels_path is not None:
+                    y = read_label_file(labels_path)
+                    if len(y) != len(x):
+                        raise DataError(
+                            labels_path, f"{len(y)} labels for {len(x)} series in {f.name}"
+                        )
+                if channels_last and x.ndim == 3:
+                    x = np.swapaxes(x, 1, 2)
+                if x.ndim == 1:
+                    x = x[None, None]
+                elif x.ndim == 2:
+                    x = x[:, None]
+                elif x.ndim != 3:
+                    raise DataError(
+                        f, f"array has shape {x.shape}; expected [T], [N, T] or [N, C, T]"
+                    )
+                yield f, x, y, pts
+
+        recordings = labeled_array_recordings(arrays(), path, label_map, positive_classes)
+        super().__init__(recordings, **window_args(locals()), source=files_source(files, path))
 
     @staticmethod
     def _read(

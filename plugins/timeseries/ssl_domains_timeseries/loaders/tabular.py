@@ -14,7 +14,13 @@ import pandas as pd
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
 from ssl_domains.registry import component
-from ssl_domains_timeseries.loaders.windows import Recording, SignalDataset, hash_id, map_labels
+from ssl_domains_timeseries.loaders.windows import (
+    Recording,
+    SignalDataset,
+    hash_id,
+    map_labels,
+    window_args,
+)
 
 __all__ = ["TabularDataset", "CSVDataset", "ParquetDataset", "resolve_files", "numeric_column"]
 
@@ -166,14 +172,7 @@ class TabularDataset(SignalDataset):
             self._attach_series_labels(recordings, raw_ids, Path(labels_file))
         super().__init__(
             recordings,
-            window=window,
-            stride=stride,
-            label_rule=label_rule,
-            normalize=normalize,
-            stats=stats,
-            cover_end=cover_end,
-            point_labels=point_labels,
-            group_length=group_length,
+            **window_args(locals()),
             source=str(path) if isinstance(path, (str, Path)) else str(files[0].parent),
             channel_names=names,
         )

@@ -15,10 +15,10 @@ from ssl_domains.errors import DataError
 from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.tabular import resolve_files
 from ssl_domains_timeseries.loaders.windows import (
-    Recording,
     SignalDataset,
-    array_recordings,
-    map_labels,
+    files_source,
+    labeled_array_recordings,
+    window_args,
 )
 
 __all__ = ["TorchDictDataset"]
@@ -76,33 +76,19 @@ class TorchDictDataset(SignalDataset):
         cover_end: bool = False,
     ) -> None:
         files = resolve_files(path, (".pt", ".pth"))
-        recordings: list[Recording] = []
-        labeled: list[bool] = []
-        for f in files:
-            x, y = self._read(f, samples_key, labels_key)
-            if channels_last and x.ndim == 3:
-                x = np.swapaxes(x, 1, 2)
-            if x.ndim == 2:
-                x = x[:, None]
-            if x.ndim != 3:
-                raise DataError(f, f"{samples_key!r} has shape {x.shape}; expected [N, C, T]")
-            labels = None if y is None else map_labels(y, f, label_map, positive_classes)
-            recordings.extend(array_recordings(x, f, labels, start=len(recordings)))
-            labeled.append(y is not None)
-        if any(labeled) and not all(labeled):
-            raise DataError(str(path), "some files have labels and others do not")
-        super().__init__(
-            recordings,
-            window=window,
-            stride=stride,
-            normalize=normalize,
-            stats=stats,
-            cover_end=cover_end,
-            source=str(files[0]) if len(files) == 1 else str(path),
+        recordings = labeled_array_recordings(
+            (self._read(f, samples_key, labels_key, channels_last) for f in files),
+            path,
+            label_map,
+            positive_classes,
         )
+        super().__init__(recordings, **window_args(locals()), source=files_source(files, path))
 
     @staticmethod
-    def _read(path: Path, samples_key: str, labels_key: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def _read(
+        path: Path, samples_key: str, labels_key: str, channels_last: bool
+    ) -> tuple[Path, np.ndarray, np.ndarray | None, None]:
+        """``(path, samples [N, C, T], raw labels or None, None)`` of one file."""
         try:
             raw = torch.load(path, weights_only=True, map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - torch raises many types (UnpicklingError, ...)
@@ -120,4 +106,10 @@ class TorchDictDataset(SignalDataset):
             y = _as_numpy(raw[labels_key], path, labels_key).reshape(-1)
             if len(y) != len(x):
                 raise DataError(path, f"{len(y)} labels ({labels_key!r}) for {len(x)} samples")
-        return x, y
+        if channels_last and x.ndim == 3:
+            x = np.swapaxes(x, 1, 2)
+        if x.ndim == 2:
+            x = x[:, None]
+        if x.ndim != 3:
+            raise DataError(path, f"{samples_key!r} has shape {x.shape}; expected [N, C, T]")
+        return path, x, y, None

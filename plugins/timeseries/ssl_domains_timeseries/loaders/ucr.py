@@ -5,7 +5,7 @@ in column 0."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,10 @@ from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.numpy import split_label_column
 from ssl_domains_timeseries.loaders.tabular import resolve_files
 from ssl_domains_timeseries.loaders.windows import (
-    Recording,
     SignalDataset,
-    array_recordings,
-    map_labels,
+    files_source,
+    labeled_array_recordings,
+    window_args,
 )
 
 __all__ = ["UCRDataset", "read_ucr_table", "read_ts"]
@@ -205,27 +205,20 @@ class UCRDataset(SignalDataset):
         if format not in FORMATS:
             raise DataError(str(path), f"format must be one of {FORMATS}, got {format!r}")
         files = resolve_files(path, tuple(_SUFFIX))
-        recordings: list[Recording] = []
-        labeled: list[bool] = []
-        for f in files:
-            fmt = format if format != "auto" else _SUFFIX.get(f.suffix.lower())
-            if fmt is None:
-                raise DataError(f, f"unknown UCR file type {f.suffix!r}; pass format=...")
-            series, raw = self._read(f, fmt)
-            labels = None if raw is None else map_labels(raw, f, label_map, positive_classes)
-            recordings.extend(array_recordings(series, f, labels, start=len(recordings)))
-            labeled.append(labels is not None)
-        if any(labeled) and not all(labeled):
-            raise DataError(str(path), "some files have class labels and others do not")
-        super().__init__(
-            recordings,
-            window=window,
-            stride=stride,
-            normalize=normalize,
-            stats=stats,
-            cover_end=cover_end,
-            source=str(files[0]) if len(files) == 1 else str(path),
+
+        def arrays() -> Iterator[tuple[Path, list[np.ndarray], list[Any] | None, None]]:
+            """``(file, series, raw labels, point labels)`` per input file, in order."""
+            for f in files:
+                fmt = format if format != "auto" else _SUFFIX.get(f.suffix.lower())
+                if fmt is None:
+                    raise DataError(f, f"unknown UCR file type {f.suffix!r}; pass format=...")
+                series, raw = self._read(f, fmt)
+                yield f, series, raw, None
+
+        recordings = labeled_array_recordings(
+            arrays(), path, label_map, positive_classes, what="class labels"
         )
+        super().__init__(recordings, **window_args(locals()), source=files_source(files, path))
 
     @staticmethod
     def _read(path: Path, fmt: str) -> tuple[list[np.ndarray], list[Any] | None]:

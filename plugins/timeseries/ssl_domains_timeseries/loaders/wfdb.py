@@ -11,7 +11,7 @@ import numpy as np
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
 from ssl_domains.registry import component
-from ssl_domains_timeseries.loaders.windows import Recording, SignalDataset, hash_id
+from ssl_domains_timeseries.loaders.windows import Recording, SignalDataset, hash_id, window_args
 
 __all__ = ["WFDBDataset", "BEAT_SYMBOLS", "NORMAL_SYMBOLS"]
 
@@ -131,18 +131,10 @@ class WFDBDataset(SignalDataset):
                 recordings.extend(self._beats(signal, samples, symbols, sid, fs))
         if not recordings:
             raise DataError(str(path), "no annotated beats found")
+        if label_mode == "beat":
+            window = None  # one item per beat segment
         super().__init__(
-            recordings,
-            window=None if label_mode == "beat" else window,
-            stride=stride,
-            label_rule=label_rule,
-            normalize=normalize,
-            stats=stats,
-            cover_end=cover_end,
-            point_labels=point_labels,
-            group_length=group_length,
-            source=str(path),
-            channel_names=names,
+            recordings, **window_args(locals()), source=str(path), channel_names=names
         )
 
     def _symbol_label(self, sym: str) -> int | None:

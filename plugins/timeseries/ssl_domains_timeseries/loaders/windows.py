@@ -30,6 +30,10 @@ __all__ = [
     "parse_label_rule",
     "intervals_to_points",
     "array_recordings",
+    "labeled_array_recordings",
+    "files_source",
+    "WINDOW_ARGS",
+    "window_args",
     "check_finite_or_nan",
 ]
 
@@ -457,6 +461,32 @@ class SignalDataset(Dataset):
         return out
 
 
+#: :class:`SignalDataset` arguments that loaders take under the same name and pass on as they are.
+WINDOW_ARGS = (
+    "window",
+    "stride",
+    "label_rule",
+    "normalize",
+    "stats",
+    "cover_end",
+    "point_labels",
+    "group_length",
+)
+
+
+def window_args(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The windowing arguments among a loader's arguments, to pass on to :class:`SignalDataset`.
+
+    Args:
+        values: The loader's arguments by name (``locals()`` in its ``__init__``); names of
+            :data:`WINDOW_ARGS` it does not take are left out, so they keep their defaults.
+
+    Returns:
+        ``{name: value}`` for each of :data:`WINDOW_ARGS` found in ``values``.
+    """
+    return {k: values[k] for k in WINDOW_ARGS if k in values}
+
+
 def check_finite_or_nan(x: np.ndarray, path: str | Path) -> None:
     """Refuse infinite values (NaN is allowed: it means missing).
 
@@ -516,3 +546,40 @@ def array_recordings(
             )
         )
     return out
+
+
+def labeled_array_recordings(
+    arrays: Iterable[tuple[Path, Any, Any, Any]],
+    path: str | Path | Sequence[str | Path],
+    label_map: Mapping[Any, int] | None = None,
+    positive_classes: Sequence[Any] | None = None,
+    what: str = "labels",
+) -> list[Recording]:
+    """Recordings of several array files, with their raw labels mapped by :func:`map_labels`.
+
+    Args:
+        arrays: ``(file, series, raw labels or None, point labels or None)`` per file, read
+            lazily in order (a file's errors come before the next file is read).
+        path: What the user named (for the message when files disagree).
+        label_map: ``{raw: int}``, as in :func:`map_labels`.
+        positive_classes: Raw classes that become 1, as in :func:`map_labels`.
+        what: Name of the labels in the message (``"labels"``, ``"class labels"``).
+
+    Raises:
+        DataError: Some files have labels and others do not, or as :func:`map_labels` and
+            :func:`array_recordings`.
+    """
+    recordings: list[Recording] = []
+    labeled: list[bool] = []
+    for f, x, raw, pts in arrays:
+        labels = None if raw is None else map_labels(raw, f, label_map, positive_classes)
+        recordings.extend(array_recordings(x, f, labels, pts, start=len(recordings)))
+        labeled.append(raw is not None)
+    if any(labeled) and not all(labeled):
+        raise DataError(str(path), f"some files have {what} and others do not")
+    return recordings
+
+
+def files_source(files: Sequence[Path], path: str | Path | Sequence[str | Path]) -> str:
+    """The ``source`` of a dataset read from ``files``: the file itself when there is one."""
+    return str(files[0]) if len(files) == 1 else str(path)
