@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,23 +74,27 @@ class InitReport:
 
 # -- resume checkpoints ---------------------------------------------------------------------
 def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int = 2) -> Path:
-    """Write ``last.pt`` (and a periodic ``step_XXXXXXXX.pt``) atomically.
+    """Write ``step_XXXXXXXX.pt`` and point ``last.pt`` at it, both atomically.
 
     The bytes go to a temporary file that is fsynced and renamed, so a kill at any moment
-    leaves either the old or the new checkpoint, never a torn one.
+    leaves either the old or the new checkpoint, never a torn one; ``last.pt`` is a hard link
+    to the same bytes (a copy where the file system has no hard links), swapped in by rename.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    data = buf.getvalue()
     periodic = folder / f"step_{step:08d}.pt"
-    for target in (periodic, folder / "last.pt"):
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+    tmp = folder / f".{periodic.name}.tmp"
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, periodic)
+    last_tmp = folder / ".last.pt.tmp"
+    last_tmp.unlink(missing_ok=True)
+    try:
+        os.link(periodic, last_tmp)
+    except OSError:
+        shutil.copyfile(periodic, last_tmp)
+    os.replace(last_tmp, folder / "last.pt")
     olds = sorted(folder.glob("step_*.pt"))
     for old in olds[:-keep]:
         old.unlink(missing_ok=True)
