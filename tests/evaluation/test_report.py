@@ -113,7 +113,7 @@ def test_run_report_numbers_equal_eval_json(run_dir: Path) -> None:
 
 def test_sweep_report_numbers_equal_results_csv(sweep_dir: Path) -> None:
     text, parser = parse(build_sweep_report(sweep_dir))
-    results = pd.read_csv(sweep_dir / "sweep" / "results.csv")
+    results = pd.read_csv(sweep_dir / "sweep" / "results.csv", float_precision="round_trip")
     rows = parser.rows("results-table")
     assert len(rows) == len(results)
     for row, (_, expected) in zip(rows, results.iterrows()):

@@ -242,7 +242,7 @@ def test_interrupted_sweep_finishes_without_recomputing(
     printed = capsys.readouterr().out
     assert printed.count("(finished earlier)") == 3
     assert "results:" in printed and "(3 cell(s) trained, 3 reused)" in printed
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "results.csv", float_precision="round_trip")
     assert len(results.groupby(["arm", "seed"])) == 6
     assert (out / "report" / "report.html").is_file()
 
@@ -302,7 +302,7 @@ def test_failing_baseline_cell_stays_unfinished(
                        r"baseline-logistic_40_0: ValueError: solver did not converge\)"):
         run_sweep(cfg, tmp_path / "out", sizes=[Size(count=40), Size(count=80)], seeds=[0, 1],
                   arms=["baseline"], echo=lambda s: None, report=False)
-    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    results = pd.read_csv(tmp_path / "out" / "results.csv", float_precision="round_trip")
     assert set(results["n_labels"]) == {80}
 
 
