@@ -114,3 +114,61 @@ def scan(directory: str, as_json: bool) -> None:
     ignored = sum(f.status == "ignored" for f in result.files)
     if ignored:
         click.echo(f"{ignored} non-DICOM file(s) ignored")
+
+
+@medical.command("probability-maps")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--loader", required=True, help="Loader of whole volumes (e.g. nifti, dicom, image_manifest).")
+@click.option("--arg", "args", multiple=True, metavar="NAME=VALUE", help="Loader argument (repeatable).")
+@click.option("--roi", type=int, required=True, help="Sliding-window size: the training patch size.")
+@click.option("--overlap", type=float, default=0.5, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="probability_maps", show_default=True)
+def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int, overlap: float,
+                     out_dir: str) -> None:
+    """Tumor-probability maps (NIfTI aligned with each input) and case scores (CSV) from a
+    run fine-tuned with ``tumor_patch_detection``."""
+    import csv
+
+    import yaml
+
+    from ssl_domains.config import ComponentRef
+    from ssl_domains.data.datasets import build_dataset
+    from ssl_domains.engine.evaluate import load_finetuned
+    from ssl_domains.errors import ConfigError
+    from ssl_domains.plugins import get_host
+
+    task, config = load_finetuned(run_dir)
+    if not hasattr(task, "probability_map"):
+        raise ConfigError(f"{run_dir}: task {config['task']['name']!r} makes no probability maps; "
+                          "fine-tune with tumor_patch_detection")
+    loader_args = {}
+    for item in args:
+        if "=" not in item:
+            raise ConfigError(f"--arg {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        loader_args[k.strip()] = yaml.safe_load(v) if v.strip() else None
+    ds = build_dataset(get_host().registry, ComponentRef(name=loader, args=loader_args), "volumes")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threshold = config.get("threshold")
+    rows = []
+    for i in range(len(ds)):  # type: ignore[arg-type]
+        item = ds[i]
+        image = item["image"]
+        prob = task.probability_map(image, roi_size=roi, overlap=overlap)
+        case = str(item.get("meta", {}).get("id", i))
+        affine = item.get("meta", {}).get("affine", getattr(image, "affine", None))
+        if affine is None:
+            raise ConfigError(f"loader {loader!r} gives no affine with its images; use a NIfTI or DICOM loader")
+        path = task.save_probability_map(prob, np.asarray(affine), out / f"{case}_prob.nii.gz")
+        score = float(task.case_score(prob))
+        rows.append({"id": case, "label": item.get("label", ""), "score": score,
+                     "decision": "" if threshold is None else int(score >= threshold),
+                     "map": path.name})
+        click.echo(f"{case}: case score {score:.3f} -> {path}")
+    with (out / "scores.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["id", "label", "score", "decision", "map"])
+        w.writeheader()
+        w.writerows(rows)
+    click.echo(f"{len(rows)} map(s) and scores.csv in {out} (decision: patch-level threshold "
+               f"{threshold} chosen on validation patches, applied to the case score)")

@@ -216,6 +216,8 @@ class VolumeDataset(Dataset):
             "modality": str(record.get("modality", "")),
             "spacing": [round(float(v), 4) for v in pixdim],
             "patch": patch,
+            # voxel -> RAS mm of this (preprocessed) item: probability maps are saved with it
+            "affine": [[float(v) for v in row] for row in data["image"].affine.tolist()],
         }
         meta.update({k: v for k, v in record.get("meta", {}).items()})
         item["meta"] = meta
