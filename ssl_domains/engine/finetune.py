@@ -33,8 +33,8 @@ from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.inference import Predictions, predict
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.pretrain import export_config
-from ssl_domains.engine.run_dir import RunDir, atomic_write_text
-from ssl_domains.engine.runtime import Runtime, seed_everything
+from ssl_domains.engine.run_dir import atomic_write_text
+from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.evaluation.metrics import classification_metrics
 from ssl_domains.evaluation.thresholds import choose_threshold
@@ -143,11 +143,7 @@ def finetune(
     if cfg.finetune is None:
         raise ConfigError(f"{cfg.name}: the config has no 'finetune' section")
     fcfg = cfg.finetune
-    rt = Runtime.create(cfg.device, fcfg.train.amp)
-    seed_everything(cfg.seed, cfg.deterministic)
-    run = RunDir(run_path, enabled=rt.is_main)
-    state = run.resume_state("finetune") if resume else None
-    run.create(cfg)
+    rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
     registry = get_host().registry
     data = prepare_finetune_data(cfg, fcfg, sources)
     train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]

@@ -18,7 +18,8 @@ from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.run_dir import RunDir
-from ssl_domains.engine.runtime import Runtime, seed_everything
+from ssl_domains.engine.runtime import Runtime
+from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.plugins import get_host
 
@@ -78,11 +79,7 @@ def pretrain(
     if cfg.pretrain is None:
         raise ConfigError(f"{cfg.name}: the config has no 'pretrain' section")
     pcfg = cfg.pretrain
-    rt = Runtime.create(cfg.device, pcfg.train.amp)
-    seed_everything(cfg.seed, cfg.deterministic)
-    run = RunDir(run_path, enabled=rt.is_main)
-    state = run.resume_state("pretrain") if resume else None
-    run.create(cfg)
+    rt, run, state = start_stage(cfg, run_path, "pretrain", pcfg.train.amp, resume)
     registry = get_host().registry
 
     data = build_dataset(registry, pcfg.data.train, "pre-training")

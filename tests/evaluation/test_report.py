@@ -6,6 +6,7 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -73,6 +74,16 @@ def assert_number(shown: tuple[str, str | None], expected: float) -> None:
         assert text == fmt(expected)  # shown with 3 decimals (integers as is)
 
 
+def assert_results_table(parser: Any, results: pd.DataFrame) -> None:
+    """The report's results table shows exactly the rows and values of results.csv."""
+    rows = parser.rows("results-table")
+    assert len(rows) == len(results)
+    for row, (_, expected) in zip(rows, results.iterrows()):
+        assert [row[0][0], row[4][0]] == [expected["arm"], expected["metric"]]
+        for i, col in ((1, "n_labels"), (2, "fraction"), (3, "seed"), (5, "value")):
+            assert_number(row[i], expected[col])
+
+
 def assert_self_contained(text: str, parser: Tables) -> None:
     assert parser.images and all(src.startswith("data:image/png;base64,")
                                  for src in parser.images)
@@ -114,14 +125,7 @@ def test_run_report_numbers_equal_eval_json(run_dir: Path) -> None:
 def test_sweep_report_numbers_equal_results_csv(sweep_dir: Path) -> None:
     text, parser = parse(build_sweep_report(sweep_dir))
     results = pd.read_csv(sweep_dir / "sweep" / "results.csv", float_precision="round_trip")
-    rows = parser.rows("results-table")
-    assert len(rows) == len(results)
-    for row, (_, expected) in zip(rows, results.iterrows()):
-        assert [row[0][0], row[4][0]] == [expected["arm"], expected["metric"]]
-        assert_number(row[1], expected["n_labels"])
-        assert_number(row[2], expected["fraction"])
-        assert_number(row[3], expected["seed"])
-        assert_number(row[5], expected["value"])
+    assert_results_table(parser, results)
     summary = summarize(results)
     shown = parser.rows("summary-table")
     assert len(shown) == len(summary)

@@ -25,7 +25,7 @@ from ssl_domains.evaluation.sweep import Size, parse_sizes, run_sweep
 from ssl_domains.plugins import reset_host
 from tests.conftest import make_config, write_config
 
-from .test_report import assert_number, assert_self_contained, parse
+from .test_report import assert_number, assert_results_table, assert_self_contained, parse
 
 ARMS = ["ssl", "scratch", "linear_probe", "baseline:logistic"]
 
@@ -136,12 +136,7 @@ def test_report_numbers_equal_results_csv(swept: dict[str, Any]) -> None:
     assert results is not None
     exact = _read(out / "results.csv")
     np.testing.assert_allclose(results["value"], exact["value"], rtol=1e-13, atol=0)  # default CSV parser: last digit
-    rows = parser.rows("results-table")
-    assert len(rows) == len(results)
-    for row, (_, expected) in zip(rows, results.iterrows()):
-        assert [row[0][0], row[4][0]] == [expected["arm"], expected["metric"]]
-        for i, col in ((1, "n_labels"), (2, "fraction"), (3, "seed"), (5, "value")):
-            assert_number(row[i], expected[col])
+    assert_results_table(parser, results)
     summary = summarize(results)
     np.testing.assert_allclose(summary["mean"], _read(out / "summary.csv")["mean"], rtol=1e-12)
     shown = parser.rows("summary-table")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from ssl_domains.cli import cli
 from ssl_domains.evaluation.artifacts import read_results
 
-from .test_report import assert_number, parse
+from .test_report import assert_results_table, parse
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "sample_data" / "sweep_demo.yaml"
@@ -35,10 +35,5 @@ def test_sample_data_sweep_report_matches_csv(tmp_path: Path, monkeypatch: pytes
     assert set(results["arm"]) == {"ssl", "scratch", "baseline:signal_stats"}
     assert set(results["seed"]) == {0, 1}
     text, parser = parse(out / "report" / "report.html")
-    rows = parser.rows("results-table")
-    assert len(rows) == len(results)
-    for row, (_, expected) in zip(rows, results.iterrows()):
-        assert [row[0][0], row[4][0]] == [expected["arm"], expected["metric"]]
-        for i, col in ((1, "n_labels"), (2, "fraction"), (3, "seed"), (5, "value")):
-            assert_number(row[i], expected[col])
+    assert_results_table(parser, results)
     assert "12 of 12 cells finished." in text
