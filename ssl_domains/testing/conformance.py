@@ -51,7 +51,16 @@ def _backbone_examples(plugin: str | None) -> list[tuple[Entry, Example]]:
 def component_cases(plugin: str | None = None) -> list[Case]:
     """Every (component, example) of ``plugin`` (all plugins when None); tasks are paired with
     every backbone example of the same modality (from that plugin or the host)."""
-    reg = get_host().registry
+    host = get_host()
+    if plugin is not None and plugin not in host.plugins:
+        from ssl_domains.errors import PluginError
+
+        raise PluginError(
+            f"plugin {plugin!r} is not loaded (loaded: {', '.join(host.plugins)}; skipped: "
+            f"{host.skipped or 'none'}); install it (pip install -e <plugin folder>) and run "
+            "the tests from outside a folder of the same name"
+        )
+    reg = host.registry
     cases: list[Case] = []
     mine = [e for e in reg.entries() if plugin is None or e.plugin == plugin]
     for e in mine:
