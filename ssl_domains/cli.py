@@ -11,10 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from ssl_domains import __version__
-from ssl_domains.config import ComponentRef, InitConfig, RunConfig, load_config, parse_config
+from ssl_domains.config import (
+    ComponentRef,
+    InitConfig,
+    RunConfig,
+    load_config,
+    parse_arg_pairs,
+    parse_config,
+)
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.registry import KINDS
 
@@ -37,16 +43,6 @@ def _host() -> Any:
     from ssl_domains.plugins import get_host
 
     return get_host()
-
-
-def _parse_args(pairs: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in pairs:
-        if "=" not in item:
-            raise ConfigError(f"--arg {item!r}: expected NAME=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v.strip() else None
-    return out
 
 
 def _resolve(config: str | None, overrides: tuple[str, ...], resume: str | None, out: str | None) -> tuple[RunConfig, Path]:
@@ -178,7 +174,7 @@ def evaluate_cmd(run_dir: str, loader: str | None, args: tuple[str, ...]) -> Non
     """Score the run's test data (or another labeled loader) with its stored threshold."""
     from ssl_domains.engine.evaluate import evaluate
 
-    ref = ComponentRef(name=loader, args=_parse_args(args)) if loader else None
+    ref = ComponentRef(name=loader, args=parse_arg_pairs(args)) if loader else None
     click.echo(json.dumps(evaluate(run_dir, ref), indent=2))
 
 
@@ -192,7 +188,7 @@ def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, 
     """Write a CSV of scores and decisions (validation-chosen threshold) for every input."""
     from ssl_domains.engine.evaluate import predict_data
 
-    res = predict_data(run_dir, ComponentRef(name=loader, args=_parse_args(args)), Path(out_csv), batch_size)
+    res = predict_data(run_dir, ComponentRef(name=loader, args=parse_arg_pairs(args)), Path(out_csv), batch_size)
     click.echo(json.dumps(res, indent=2))
 
 

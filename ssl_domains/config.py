@@ -28,6 +28,7 @@ __all__ = [
     "apply_overrides",
     "parse_config",
     "dump_config",
+    "parse_arg_pairs",
 ]
 
 
@@ -222,6 +223,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 )
             node = nxt
         node[parts[-1]] = value
+    return out
+
+
+def parse_arg_pairs(pairs: list[str] | tuple[str, ...], option: str = "--arg") -> dict[str, Any]:
+    """``NAME=VALUE`` command-line pairs as a dict, values parsed as YAML.
+
+    Raises:
+        ConfigError: A pair without ``=``.
+    """
+    out: dict[str, Any] = {}
+    for item in pairs:
+        if "=" not in item:
+            raise ConfigError(f"{option} {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v) if v.strip() else None
     return out
 
 

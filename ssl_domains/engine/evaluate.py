@@ -14,7 +14,7 @@ from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.engine.build import check_modality
 from ssl_domains.engine.checkpoints import MODEL_FILE
 from ssl_domains.engine.finetune import _metrics, write_predictions
-from ssl_domains.engine.inference import predict
+from ssl_domains.engine.inference import Predictions, predict
 from ssl_domains.engine.run_dir import atomic_write_text
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.errors import CheckpointError
@@ -56,19 +56,30 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return task, config
 
 
+def _score(
+    task: Any, config: dict[str, Any], loader: ComponentRef, out_csv: Path, role: str,
+    batch_size: int = 32, device: str = "auto",
+) -> tuple[Predictions, Any]:
+    """Score ``loader``'s items with a fine-tuned task (training normalisation statistics
+    passed on) and write the predictions CSV at the stored threshold."""
+    rt = Runtime.create(device, "auto")
+    task.to(rt.device)
+    registry = get_host().registry
+    ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), role)
+    check_modality(task.backbone, ds[0], f"{role} data ({loader.name})")
+    dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0)
+    preds = predict(task, dl, rt)
+    write_predictions(out_csv, preds, config.get("threshold"))
+    return preds, ds
+
+
 def predict_data(
     path: str | Path, loader: ComponentRef, out_csv: Path, batch_size: int = 32, device: str = "auto"
 ) -> dict[str, Any]:
     """Score every item of ``loader`` with the export at ``path``; write a CSV of scores and
     decisions at the validation-chosen threshold. Labels, when present, are copied along."""
     task, config = load_finetuned(path)
-    rt = Runtime.create(device, "auto")
-    task.to(rt.device)
-    ds = build_dataset(get_host().registry, with_stats(get_host().registry, loader, config.get("data_stats")), "prediction")
-    check_modality(task.backbone, ds[0], f"prediction data ({loader.name})")
-    dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0)
-    preds = predict(task, dl, rt)
-    write_predictions(out_csv, preds, config.get("threshold"))
+    preds, ds = _score(task, config, loader, out_csv, "prediction", batch_size, device)
     return {"items": len(preds.ids), "threshold": config.get("threshold"), "csv": str(out_csv),
             "skipped": [list(s) for s in getattr(ds, "skipped", [])]}
 
@@ -89,22 +100,15 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
         if not test:
             raise CheckpointError(f"{run}: the run has no test data; pass --loader/--arg")
         loader = ComponentRef(**test)
-        out_csv = run / "predictions" / "test.csv"
+        key, out_csv = "test", run / "predictions" / "test.csv"
     else:
-        out_csv = run / "predictions" / f"eval_{loader.name}.csv"
-    rt = Runtime.create(device, "auto")
-    task.to(rt.device)
-    ds = build_dataset(get_host().registry, with_stats(get_host().registry, loader, config.get("data_stats")), "evaluation")
-    dl = make_loader(ds, DataConfig(train=loader), train=False, seed=0)
-    preds = predict(task, dl, rt)
+        key, out_csv = f"eval_{loader.name}", run / "predictions" / f"eval_{loader.name}.csv"
+    preds, _ = _score(task, config, loader, out_csv, "evaluation", device=device)
     threshold = config.get("threshold")
-    write_predictions(out_csv, preds, threshold)
     metrics = _metrics(preds, threshold)
     eval_path = run / "eval.json"
     summary = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
-    key = "test" if out_csv.name == "test.csv" else f"eval_{loader.name}"
     summary[key] = metrics
     summary[f"n_{key}"] = len(preds.ids)
-    if eval_path.parent.is_dir():
-        atomic_write_text(eval_path, json.dumps(summary, indent=2))
+    atomic_write_text(eval_path, json.dumps(summary, indent=2))
     return {"metrics": metrics, "threshold": threshold, "n": len(preds.ids), "csv": str(out_csv)}

@@ -122,8 +122,7 @@ class Trainer:
         self.frozen: list[nn.Module] = list(frozen or [])
         groups = param_groups or [{"params": [p for p in model.parameters()]}]
         self.optimizer = make_optimizer(groups, cfg)
-        self.steps_per_epoch = max(1, len(loader))
-        total = cfg.epochs * self.steps_per_epoch
+        total = cfg.epochs * max(1, len(loader))
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
         self.scheduler = make_scheduler(self.optimizer, cfg, self.total_steps)
         # bf16 needs no loss scaling; the scaler is kept (disabled) so checkpoints have one shape

@@ -37,15 +37,10 @@ class Case:
         return s
 
 
-def _backbone_examples(plugin: str | None) -> list[tuple[Entry, Example]]:
-    reg = get_host().registry
-    out = []
-    for e in reg.entries("backbone"):
-        if plugin is not None and e.plugin not in (plugin,) and e.plugin != "ssl_domains":
-            continue
-        for ex in e.examples:
-            out.append((e, ex))
-    return out
+def _backbone_examples(plugins: set[str]) -> list[tuple[Entry, Example]]:
+    """Every example of every backbone registered by one of ``plugins``."""
+    return [(e, ex) for e in get_host().registry.entries("backbone") if e.plugin in plugins
+            for ex in e.examples]
 
 
 def component_cases(plugin: str | None = None) -> list[Case]:
@@ -70,9 +65,7 @@ def component_cases(plugin: str | None = None) -> list[Case]:
             cases += [Case(e, ex) for ex in e.examples]
         elif e.kind in ("pretext", "finetune"):
             for ex in e.examples or (Example(),):
-                for be, bex in _backbone_examples(plugin):
-                    if be.plugin == "ssl_domains" and e.plugin != "ssl_domains":
-                        continue
+                for be, bex in _backbone_examples({e.plugin}):
                     if e.modalities and be.modalities and not set(e.modalities) & set(be.modalities):
                         continue
                     cases.append(Case(e, ex, be, bex))

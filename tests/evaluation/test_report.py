@@ -74,6 +74,17 @@ def assert_number(shown: tuple[str, str | None], expected: float) -> None:
         assert text == fmt(expected)  # shown with 3 decimals (integers as is)
 
 
+def assert_summary_table(parser: Any, summary: pd.DataFrame) -> None:
+    """The report's summary table shows exactly the rows and values of the summary."""
+    shown = parser.rows("summary-table")
+    assert len(shown) == len(summary)
+    for row, (_, expected) in zip(shown, summary.iterrows()):
+        assert (row[0][0], row[1][0], row[4][0]) == (expected["kind"], expected["arm"],
+                                                      expected["metric"])
+        for i, col in enumerate(("mean", "std", "n", "ci_low", "ci_high"), start=5):
+            assert_number(row[i], expected[col])
+
+
 def assert_results_table(parser: Any, results: pd.DataFrame) -> None:
     """The report's results table shows exactly the rows and values of results.csv."""
     rows = parser.rows("results-table")
@@ -127,13 +138,7 @@ def test_sweep_report_numbers_equal_results_csv(sweep_dir: Path) -> None:
     results = pd.read_csv(sweep_dir / "sweep" / "results.csv", float_precision="round_trip")
     assert_results_table(parser, results)
     summary = summarize(results)
-    shown = parser.rows("summary-table")
-    assert len(shown) == len(summary)
-    for row, (_, expected) in zip(shown, summary.iterrows()):
-        assert (row[0][0], row[1][0], row[4][0]) == (expected["kind"], expected["arm"],
-                                                      expected["metric"])
-        for i, col in enumerate(("mean", "std", "n", "ci_low", "ci_high"), start=5):
-            assert_number(row[i], expected[col])
+    assert_summary_table(parser, summary)
     # the answer: ssl-scratch difference on auroc per size, equal to the summary rows
     diff = summary[(summary["kind"] == "difference") & (summary["metric"] == "auroc")]
     answer = parser.rows("answer-table")

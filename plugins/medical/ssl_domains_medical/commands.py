@@ -129,9 +129,7 @@ def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int,
     run fine-tuned with ``tumor_patch_detection``."""
     import csv
 
-    import yaml
-
-    from ssl_domains.config import ComponentRef
+    from ssl_domains.config import ComponentRef, parse_arg_pairs
     from ssl_domains.data.datasets import build_dataset
     from ssl_domains.engine.evaluate import load_finetuned
     from ssl_domains.errors import ConfigError
@@ -141,13 +139,7 @@ def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int,
     if not hasattr(task, "probability_map"):
         raise ConfigError(f"{run_dir}: task {config['task']['name']!r} makes no probability maps; "
                           "fine-tune with tumor_patch_detection")
-    loader_args = {}
-    for item in args:
-        if "=" not in item:
-            raise ConfigError(f"--arg {item!r}: expected NAME=VALUE")
-        k, v = item.split("=", 1)
-        loader_args[k.strip()] = yaml.safe_load(v) if v.strip() else None
-    ds = build_dataset(get_host().registry, ComponentRef(name=loader, args=loader_args), "volumes")
+    ds = build_dataset(get_host().registry, ComponentRef(name=loader, args=parse_arg_pairs(args)), "volumes")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     threshold = config.get("threshold")
