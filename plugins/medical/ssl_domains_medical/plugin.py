@@ -32,9 +32,14 @@ def register_loaders(registry: Registrar) -> None:
 
 @hookimpl
 def register_backbones(registry: Registrar) -> None:
-    from ssl_domains_medical.backbones import ResNetEncoder, UNetEncoder, ViTEncoder
+    from ssl_domains_medical.backbones import (
+        ResNetEncoder,
+        SwinEncoder,
+        UNetEncoder,
+        ViTEncoder,
+    )
 
-    for backbone in (ResNetEncoder, UNetEncoder, ViTEncoder):
+    for backbone in (ResNetEncoder, UNetEncoder, ViTEncoder, SwinEncoder):
         registry.add(backbone)
 
 

@@ -9,7 +9,8 @@ Every backbone has the host surface (``num_features``, ``input_spec``,
 from __future__ import annotations
 
 from ssl_domains_medical.backbones.resnet import ResNetEncoder
+from ssl_domains_medical.backbones.swin import SwinEncoder
 from ssl_domains_medical.backbones.unet import UNetEncoder
 from ssl_domains_medical.backbones.vit import ViTEncoder
 
-__all__ = ["ResNetEncoder", "UNetEncoder", "ViTEncoder"]
+__all__ = ["ResNetEncoder", "SwinEncoder", "UNetEncoder", "ViTEncoder"]
