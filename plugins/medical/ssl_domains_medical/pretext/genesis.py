@@ -5,6 +5,8 @@ Zhou, Sodha, Pang, Gotway and Liang, "Models Genesis", Medical Image Analysis 67
 authors' reference code (``pytorch/utils.py``, ``config.py`` of MrGiovanni/ModelsGenesis):
 flip (0.4, also applied to the target), local pixel shuffling (0.5), Bezier intensity curve
 (0.9), then painting (0.9): in-painting (0.2) or out-painting (0.8). Works in 2-D and 3-D.
+With ``target_stride > 1`` the decoder restores a pooled copy of the original (cheaper 3-D
+pre-training).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from torch import nn
 
 from ssl_domains.contracts import Example
 from ssl_domains.registry import component
-from ssl_domains_medical.pretext.decoder import PyramidDecoder, check_pyramid_backbone
+from ssl_domains_medical.pretext.decoder import (
+    PyramidDecoder,
+    check_pyramid_backbone,
+    pool_to_stride,
+    upsample_to,
+)
 from ssl_domains_medical.pretext.figures import reconstruction_figure
 
 __all__ = [
@@ -189,10 +196,14 @@ class GenesisRestoration(nn.Module):
         inpaint_rate: Given painting, probability of in-painting (else out-painting).
         shuffle_blocks: Local-shuffling windows per item (default: scaled to the image size).
         decoder_width: Largest decoder width.
+        decoder_min_width: Smallest width of the decoder's final upsampling steps.
+        target_stride: Restore at ``1/target_stride`` of the input resolution, against the
+            (flipped) original average-pooled by that factor. 1 restores at full resolution.
 
     Raises:
         IncompatibleError: The backbone has no feature pyramid or is not 2-D/3-D imaging.
-        ValueError: A probability outside [0, 1].
+        ValueError: A probability outside [0, 1]; bad decoder_min_width or target_stride (a
+            positive int, at most the backbone's coarsest pyramid stride).
     """
 
     def __init__(
@@ -205,6 +216,8 @@ class GenesisRestoration(nn.Module):
         inpaint_rate: float = 0.2,
         shuffle_blocks: int | None = None,
         decoder_width: int = 256,
+        decoder_min_width: int = 16,
+        target_stride: int = 1,
     ) -> None:
         super().__init__()
         check_pyramid_backbone(backbone, "genesis_restoration")
@@ -220,7 +233,8 @@ class GenesisRestoration(nn.Module):
         spec = encoder.input_spec
         self.decoder = PyramidDecoder(spec.dims, list(encoder.pyramid_channels),
                                       list(encoder.pyramid_strides), spec.channels,
-                                      max_width=decoder_width)
+                                      max_width=decoder_width, min_width=decoder_min_width,
+                                      target_stride=target_stride)
 
     def make_pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(corrupted, target)`` for a batch ``[B, C, *spatial]``, in the input's units."""
@@ -235,12 +249,23 @@ class GenesisRestoration(nn.Module):
         return (torch.from_numpy(corrupted).to(x), torch.from_numpy(target).to(x))
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Corrupt, restore and score one batch.
+
+        Returns:
+            ``loss``; ``input`` (the flipped original) and ``corrupted`` at the input size;
+            ``reconstruction`` and ``target`` (the pooled original) at ``1/target_stride``
+            of it.
+        """
         x = torch.nan_to_num(batch["image"].float())
-        corrupted, target = self.make_pairs(x)
+        corrupted, original = self.make_pairs(x)
         recon = self.decoder(self.backbone.forward_pyramid(corrupted), tuple(x.shape[2:]))
+        target = pool_to_stride(original, self.decoder.target_stride, "avg")
         loss = nn.functional.mse_loss(recon, target)
-        return {"loss": loss, "input": target, "corrupted": corrupted, "reconstruction": recon}
+        return {"loss": loss, "input": original, "corrupted": corrupted,
+                "reconstruction": recon, "target": target}
 
     def figures(self, out: dict[str, Any], max_items: int = 4) -> dict[str, Figure]:
-        """Original | corrupted | restored."""
-        return {"genesis_restoration": reconstruction_figure(out, max_items)}
+        """Original | corrupted | restored (a pooled restoration upsampled to the input size)."""
+        shown = {**out, "reconstruction": upsample_to(out["reconstruction"],
+                                                      out["input"].shape[2:])}
+        return {"genesis_restoration": reconstruction_figure(shown, max_items)}

@@ -2,7 +2,9 @@
 
 In the spirit of masked image modelling (He et al., "Masked autoencoders are scalable vision
 learners", CVPR 2022; Xie et al., "SimMIM", CVPR 2022) with a convolutional or ViT encoder and
-a generic pyramid decoder; the loss is computed on the masked region only.
+a generic pyramid decoder; the loss is computed on the masked region only. With
+``target_stride > 1`` the decoder reconstructs a pooled copy of the input (cheaper 3-D
+pre-training) and the loss covers every pooled voxel with a hidden voxel under it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from torch import nn
 
 from ssl_domains.contracts import Example
 from ssl_domains.registry import component
-from ssl_domains_medical.pretext.decoder import PyramidDecoder, check_pyramid_backbone
+from ssl_domains_medical.pretext.decoder import (
+    PyramidDecoder,
+    check_pyramid_backbone,
+    pool_to_stride,
+    upsample_to,
+)
 from ssl_domains_medical.pretext.figures import reconstruction_figure
 
 __all__ = ["MaskedInpainting", "block_mask"]
@@ -79,10 +86,15 @@ class MaskedInpainting(nn.Module):
             ``"zero"`` or ``"noise"`` (standard normal).
         loss: ``"mse"`` or ``"l1"``, averaged over hidden elements.
         decoder_width: Largest decoder width.
+        decoder_min_width: Smallest width of the decoder's final upsampling steps.
+        target_stride: Reconstruct at ``1/target_stride`` of the input resolution, against the
+            input average-pooled by that factor; the loss covers pooled voxels with any hidden
+            voxel under them (mask max-pooled). 1 reconstructs at full resolution.
 
     Raises:
         IncompatibleError: The backbone has no feature pyramid or is not 2-D/3-D imaging.
-        ValueError: Bad mask_ratio, fill, loss or block_size.
+        ValueError: Bad mask_ratio, fill, loss, block_size, decoder_min_width or target_stride
+            (a positive int, at most the backbone's coarsest pyramid stride).
     """
 
     def __init__(
@@ -93,6 +105,8 @@ class MaskedInpainting(nn.Module):
         fill: str = "learned",
         loss: str = "mse",
         decoder_width: int = 256,
+        decoder_min_width: int = 16,
+        target_stride: int = 1,
     ) -> None:
         super().__init__()
         check_pyramid_backbone(backbone, "masked_inpainting")
@@ -118,9 +132,17 @@ class MaskedInpainting(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(spec.channels), requires_grad=fill == "learned")
         self.decoder = PyramidDecoder(spec.dims, list(encoder.pyramid_channels),
                                       list(encoder.pyramid_strides), spec.channels,
-                                      max_width=decoder_width)
+                                      max_width=decoder_width, min_width=decoder_min_width,
+                                      target_stride=target_stride)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Mask, reconstruct and score one batch.
+
+        Returns:
+            ``loss``; ``input``, ``corrupted`` and ``mask`` (True where hidden) at the input
+            size; ``reconstruction``, ``target`` (the pooled input) and ``target_mask`` (the
+            pooled mask the loss uses) at ``1/target_stride`` of it.
+        """
         x = torch.nan_to_num(batch["image"].float())
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         rng = np.random.RandomState(seed)
@@ -133,15 +155,20 @@ class MaskedInpainting(nn.Module):
             filler = self.mask_token.view(1, -1, *[1] * (x.ndim - 2)).expand_as(x)
         corrupted = torch.where(mask, filler, x)
         recon = self.decoder(self.backbone.forward_pyramid(corrupted), tuple(x.shape[2:]))
-        err = (recon - x).abs() if self.loss_name == "l1" else (recon - x) ** 2
-        weight = mask.to(err.dtype).expand_as(err)
+        stride = self.decoder.target_stride
+        target = pool_to_stride(x, stride, "avg")
+        hidden = pool_to_stride(mask, stride, "max")
+        err = (recon - target).abs() if self.loss_name == "l1" else (recon - target) ** 2
+        weight = hidden.to(err.dtype).expand_as(err)
         loss = (err * weight).sum() / weight.sum().clamp(min=1.0)
         return {"loss": loss, "input": x, "corrupted": corrupted, "reconstruction": recon,
-                "mask": mask}
+                "target": target, "mask": mask, "target_mask": hidden}
 
     def figures(self, out: dict[str, Any], max_items: int = 4) -> dict[str, Figure]:
         """Input | masked input (hidden blocks outlined) | reconstruction of the hidden blocks
-        pasted into the visible input (only hidden blocks are trained)."""
+        pasted into the visible input (only hidden blocks are trained). A pooled
+        reconstruction (``target_stride > 1``) is upsampled to the input size first."""
         mask = out["mask"].expand_as(out["input"])
-        shown = {**out, "reconstruction": torch.where(mask, out["reconstruction"], out["input"])}
+        recon = upsample_to(out["reconstruction"], out["input"].shape[2:])
+        shown = {**out, "reconstruction": torch.where(mask, recon, out["input"])}
         return {"masked_inpainting": reconstruction_figure(shown, max_items, mask_key="mask")}

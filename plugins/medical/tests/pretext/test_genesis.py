@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ssl_domains_medical.backbones import UNetEncoder
+from ssl_domains_medical.backbones import ResNetEncoder, UNetEncoder
 from ssl_domains_medical.pretext import genesis as g
 
 
@@ -87,3 +87,24 @@ def test_probabilities_are_checked() -> None:
     with pytest.raises(ValueError, match=r"probabilities must be in \[0, 1\], got \{'paint_rate': 1.5\}"):
         g.GenesisRestoration(UNetEncoder(spatial_dims=2, base_channels=4, levels=1),
                              paint_rate=1.5)
+
+
+def test_pooled_restoration_target_and_figures() -> None:
+    task = g.GenesisRestoration(ResNetEncoder(spatial_dims=3, depth=10, width=4, stem_stride=2),
+                                target_stride=2, decoder_min_width=4)
+    x = torch.rand(2, 1, 8, 8, 8)
+    out = task({"image": x})
+    assert out["input"].shape == out["corrupted"].shape == x.shape
+    assert out["reconstruction"].shape == out["target"].shape == (2, 1, 4, 4, 4)
+    pooled = out["input"].reshape(2, 1, 4, 2, 4, 2, 4, 2).mean((3, 5, 7))
+    assert torch.allclose(out["target"], pooled, atol=1e-6)
+    assert out["loss"].item() == pytest.approx(
+        torch.mean((out["reconstruction"] - pooled) ** 2).item(), rel=1e-5)
+    figs = task.figures({k: v.detach() for k, v in out.items()}, 1)
+    assert len(figs["genesis_restoration"].axes) == 3
+
+
+def test_bad_target_stride() -> None:
+    with pytest.raises(ValueError, match="target_stride must be a positive int, got 0"):
+        g.GenesisRestoration(UNetEncoder(spatial_dims=2, base_channels=4, levels=1),
+                             target_stride=0)
