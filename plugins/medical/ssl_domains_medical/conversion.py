@@ -9,8 +9,14 @@ Recognised layouts (``source`` name, then the backbone they fit):
   ``down_tr64 .. down_tr512`` -> ``unet_encoder`` levels 0..3; ``up_tr*``/``out_tr`` dropped.
 - ``medicalnet``: MedicalNet ResNets (Chen et al., 2019): ``conv1``, ``bn1``, ``layerN.*`` ->
   ``resnet_encoder``; the segmentation head ``conv_seg`` is dropped.
-- ``swin_unetr``: SwinUNETR self-supervised weights (``swinViT.*``) are recognised but cannot be
-  loaded: this plugin has no Swin backbone (a clear :class:`CheckpointError` says so).
+- ``swin_unetr``: SwinUNETR's Swin transformer -> ``swin_encoder``: MONAI's self-supervised
+  ``model_swinvit.pt`` (research-contributions ``SwinUNETR/Pretrain``, the file
+  ``SwinUNETR.load_from`` reads: ``module.patch_embed.*``, ``module.layers1.0.blocks.N.*`` with
+  ``mlp.fc1``/``mlp.fc2``, renamed to MONAI's ``mlp.linear1``/``mlp.linear2``), a whole ``SSLHead``
+  (``swinViT.*`` or ``swin_vit.*``; ``rotation_head``, ``contrastive_head`` and ``conv`` are
+  dropped) or a whole ``SwinUNETR`` (``swinViT.*``; ``encoder*``, ``decoder*``, ``out`` dropped).
+  The Swin architecture must match exactly (only 1-channel input weights may be repeated over
+  more channels); otherwise the error names the ``swin_encoder`` arguments the checkpoint needs.
 
 Checkpoints may be nested (``state_dict`` / ``model`` / ``net`` ...) and prefixed
 (``module.`` from DataParallel); both are undone. Backbone tensors the checkpoint lacks keep
@@ -31,16 +37,16 @@ from torch.nn import functional as F
 
 from ssl_domains.engine.checkpoints import Conversion
 from ssl_domains.errors import CheckpointError
-from ssl_domains_medical.backbones import ResNetEncoder, UNetEncoder, ViTEncoder
+from ssl_domains_medical.backbones import ResNetEncoder, SwinEncoder, UNetEncoder, ViTEncoder
 
 __all__ = ["SOURCES", "ALIASES", "unwrap", "detect_source", "convert"]
 
-#: Canonical source names and the backbone class each fits (None: recognised, not loadable).
-SOURCES: dict[str, type[nn.Module] | None] = {
+#: Canonical source names and the backbone class each fits.
+SOURCES: dict[str, type[nn.Module]] = {
     "monai_vitautoenc": ViTEncoder,
     "models_genesis": UNetEncoder,
     "medicalnet": ResNetEncoder,
-    "swin_unetr": None,
+    "swin_unetr": SwinEncoder,
 }
 
 #: Other spellings users may give for ``source``.
@@ -49,11 +55,12 @@ ALIASES = {
     "genesis": "models_genesis", "modelsgenesis": "models_genesis", "unet3d": "models_genesis",
     "med3d": "medicalnet", "medical_net": "medicalnet",
     "swinunetr": "swin_unetr", "swin_unetr_ssl": "swin_unetr", "swin": "swin_unetr",
+    "swinvit": "swin_unetr", "model_swinvit": "swin_unetr",
 }
 
 _NESTING = ("state_dict", "model_state_dict", "model", "net", "network", "weights")
 _BACKBONE_NAME = {ViTEncoder: "vit_encoder", UNetEncoder: "unet_encoder",
-                  ResNetEncoder: "resnet_encoder"}
+                  ResNetEncoder: "resnet_encoder", SwinEncoder: "swin_encoder"}
 _HINT = {
     "monai_vitautoenc": "vit_encoder with the checkpoint's img_size/patch_size/hidden_size/"
                         "mlp_dim/num_layers/num_heads (MONAI tutorial: spatial_dims=3, "
@@ -64,7 +71,11 @@ _HINT = {
     "medicalnet": "resnet_encoder with spatial_dims=3, width=64, stem_kernel=7, stem_stride=2, "
                   "max_pool=True and the checkpoint's depth (10/18/34/50; shortcut_type='A' "
                   "for 18/34)",
+    "swin_unetr": "swin_encoder with the checkpoint's sizes (MONAI model_swinvit.pt: "
+                  "spatial_dims=3, in_channels=1, feature_size=48, patch_size=2, window_size=7, "
+                  "depths=(2, 2, 2, 2), num_heads=(3, 6, 12, 24))",
 }
+_SWIN_PREFIXES = ("swinViT.", "swin_vit.")
 
 
 def unwrap(obj: Any) -> dict[str, torch.Tensor]:
@@ -96,7 +107,9 @@ def unwrap(obj: Any) -> dict[str, torch.Tensor]:
 def detect_source(state_dict: Mapping[str, Any]) -> str | None:
     """Guess the layout of an unwrapped state dict (None when not recognised)."""
     keys = list(state_dict)
-    if any(k.startswith("swinViT.") for k in keys):
+    if any(k.startswith(_SWIN_PREFIXES) for k in keys) or (
+            "patch_embed.proj.weight" in state_dict
+            and any(k.startswith("layers1.0.blocks.") for k in keys)):
         return "swin_unetr"
     if any(re.match(r"down_tr\d+\.ops\.", k) for k in keys):
         return "models_genesis"
@@ -124,12 +137,56 @@ def _map_medicalnet(key: str) -> str | None:
     return key if key.split(".")[0] in stems else None
 
 
+def _map_swin(key: str) -> str | None:
+    for prefix in _SWIN_PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+            break
+    if re.match(r"(patch_embed|layers[1-4]c?)\.", key) is None:
+        return None
+    return re.sub(r"\.mlp\.fc([12])\.", r".mlp.linear\1.", key)
+
+
 #: source -> checkpoint key -> backbone key (None: not part of the encoder).
 _MAPPERS: dict[str, Callable[[str], str | None]] = {
     "monai_vitautoenc": _map_vit,
     "models_genesis": _map_genesis,
     "medicalnet": _map_medicalnet,
+    "swin_unetr": _map_swin,
 }
+
+
+def _swin_layout(sd: Mapping[str, torch.Tensor]) -> str | None:
+    """The ``swin_encoder`` arguments a Swin checkpoint was built with (None: no patch embed)."""
+    mapped = {k: v for k, v in ((_map_swin(k), v) for k, v in sd.items()) if k is not None}
+    embed = mapped.get("patch_embed.proj.weight")
+    if embed is None or embed.ndim not in (4, 5):
+        return None
+    dims, patch = embed.ndim - 2, tuple(embed.shape[2:])
+    args = [f"spatial_dims={dims}", f"in_channels={embed.shape[1]}",
+            f"feature_size={embed.shape[0]}",
+            f"patch_size={patch[0] if len(set(patch)) == 1 else patch}"]
+    tables = [mapped.get(f"layers{i}.0.blocks.0.attn.relative_position_bias_table")
+              for i in range(1, 5)]
+    if tables[0] is not None:
+        side = round(tables[0].shape[0] ** (1.0 / dims))
+        if side**dims == tables[0].shape[0]:
+            args.append(f"window_size={(side + 1) // 2}")
+    depths = tuple(len({m.group(1) for k in mapped
+                        if (m := re.match(rf"layers{i}\.0\.blocks\.(\d+)\.", k))})
+                   for i in range(1, 5))
+    args.append(f"depths={depths}")
+    if all(t is not None for t in tables):
+        args.append(f"num_heads={tuple(int(t.shape[1]) for t in tables if t is not None)}")
+    if any(k.startswith("layers1c.") for k in mapped):
+        args.append("use_v2=True")
+    return "swin_encoder with " + ", ".join(args)
+
+
+def _hint(name: str, sd: Mapping[str, torch.Tensor]) -> str:
+    """How to build the backbone that fits a checkpoint of source ``name``."""
+    layout = _swin_layout(sd) if name == "swin_unetr" else None
+    return layout or _HINT[name]
 
 
 def _resize_pos_embed(value: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor | None:
@@ -164,13 +221,42 @@ def _short(keys: list[str], n: int = 6) -> str:
     return ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
 
 
+def _check_swin_fit(sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
+                    out: Mapping[str, torch.Tensor], mismatched: list[str], orphans: list[str]
+                    ) -> None:
+    """A Swin transformer loads whole or not at all.
+
+    Raises:
+        CheckpointError: Shapes differ, or the checkpoint and the backbone do not hold the same
+            encoder tensors; the message names the ``swin_encoder`` the checkpoint fits.
+    """
+    reshaped = {m.split(" ")[0] for m in mismatched}
+    missing = [k for k in target if k not in out and k not in reshaped]
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} tensors with another shape, e.g. "
+                        f"{_short(mismatched, 2)}")
+    if orphans:
+        problems.append(f"{len(orphans)} checkpoint encoder tensors the backbone lacks, e.g. "
+                        f"{_short(orphans, 2)}")
+    if missing:
+        problems.append(f"{len(missing)} backbone tensors the checkpoint lacks, e.g. "
+                        f"{_short(missing, 2)}")
+    if problems:
+        raise CheckpointError(
+            f"swin_unetr checkpoint does not match this swin_encoder ({'; '.join(problems)}); "
+            f"build {_hint('swin_unetr', sd)}"
+        )
+
+
 def convert(state_dict: Mapping[str, Any], source: str, backbone: nn.Module) -> Conversion | None:
     """Map a foreign checkpoint onto ``backbone``.
 
     Args:
         state_dict: The checkpoint (nested or not, ``module.`` prefixes or not).
         source: ``"auto"`` or a name of :data:`SOURCES` / :data:`ALIASES`.
-        backbone: A freshly built ``vit_encoder``, ``unet_encoder`` or ``resnet_encoder``.
+        backbone: A freshly built ``vit_encoder``, ``unet_encoder``, ``resnet_encoder`` or
+            ``swin_encoder``.
 
     Returns:
         A :class:`Conversion` with every key of ``backbone.state_dict()``, or None when the
@@ -178,7 +264,7 @@ def convert(state_dict: Mapping[str, Any], source: str, backbone: nn.Module) -> 
 
     Raises:
         CheckpointError: The format is recognised but does not fit ``backbone`` (wrong backbone
-            family, no tensor of matching shape) or cannot be loaded at all (SwinUNETR).
+            family, no tensor of matching shape; for Swin, any difference in architecture).
     """
     if not isinstance(backbone, tuple(_BACKBONE_NAME)):
         return None
@@ -193,27 +279,22 @@ def convert(state_dict: Mapping[str, Any], source: str, backbone: nn.Module) -> 
             return None
         name = detected
     fits = SOURCES[name]
-    if fits is None:
-        swin = sorted({".".join(k.split(".")[:2]) for k in sd if k.startswith("swinViT.")})
-        raise CheckpointError(
-            f"{name} checkpoint ({_short(swin, 4)}) needs a Swin transformer backbone, which "
-            "ssl-domains-medical does not provide; its weights cannot be loaded into "
-            f"{_BACKBONE_NAME[type(backbone)]}. Use MONAI ViTAutoEnc, Models Genesis or "
-            "MedicalNet weights, or start from scratch"
-        )
     if not isinstance(backbone, fits):
         raise CheckpointError(
             f"{name} weights fit {_BACKBONE_NAME[fits]}, not {_BACKBONE_NAME[type(backbone)]}; "
-            f"build {_HINT[name]}"
+            f"build {_hint(name, sd)}"
         )
     target = backbone.state_dict()
     out: dict[str, torch.Tensor] = {}
     notes: list[str] = []
-    mismatched, unused = [], []
+    mismatched, unused, orphans = [], [], []
     for src, value in sd.items():
         key = _MAPPERS[name](src)
-        if key is None or key not in target:
+        if key is None:
             unused.append(src)
+            continue
+        if key not in target:
+            orphans.append(src)
             continue
         if value.shape != target[key].shape:
             adapted, note = _adapt(key, value, target[key], backbone)
@@ -223,11 +304,14 @@ def convert(state_dict: Mapping[str, Any], source: str, backbone: nn.Module) -> 
             value = adapted
             notes.append(str(note))
         out[key] = value.detach().to(dtype=target[key].dtype).clone()
+    if name == "swin_unetr":
+        _check_swin_fit(sd, target, out, mismatched, orphans)
+    unused += orphans
     if not out:
         raise CheckpointError(
             f"no tensor of the {name} checkpoint fits {_BACKBONE_NAME[fits]} "
             f"({len(mismatched)} shape mismatches, e.g. {_short(mismatched, 2)}); build "
-            f"{_HINT[name]}"
+            f"{_hint(name, sd)}"
         )
     missing = [k for k in target if k not in out]
     for key in missing:
@@ -251,7 +335,13 @@ def convert(state_dict: Mapping[str, Any], source: str, backbone: nn.Module) -> 
     if name == "medicalnet":
         notes.append("MedicalNet dilates layer3/layer4 (stride 1); resnet_encoder strides them "
                      "like MONAI's resnet, whose own MedicalNet loading does the same")
+    if name == "swin_unetr":
+        renamed = [k for k in sd if re.search(r"\.mlp\.fc[12]\.", k)]
+        if renamed:
+            notes.append(f"renamed {len(renamed)} mlp.fc1/mlp.fc2 tensors to MONAI's "
+                         "mlp.linear1/mlp.linear2")
     if name == "models_genesis":
         notes.append("Models Genesis used ContBatchNorm3d (batch statistics also at test "
                      "time); here its running statistics are used in eval mode")
     return Conversion(state_dict=out, source=name, notes=notes)
+

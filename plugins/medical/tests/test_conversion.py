@@ -1,4 +1,7 @@
-"""Foreign checkpoints are built here from the same architectures (nothing is downloaded)."""
+"""Foreign checkpoints are built here from the same architectures (nothing is downloaded).
+
+SwinUNETR checkpoints: ``test_conversion_swin.py``.
+"""
 
 from __future__ import annotations
 
@@ -166,14 +169,6 @@ def test_medicalnet_shortcut_a_hint_and_channel_repeat() -> None:
     w = ref.state_dict()["conv1.weight"]
     assert torch.allclose(conv.state_dict["conv1.weight"], w.repeat(1, 2, 1, 1, 1) / 2)
     assert any("repeated over 2 channels" in n for n in conv.notes)
-
-
-def test_swin_unetr_is_refused_clearly() -> None:
-    sd = {"module.swinViT.patch_embed.proj.weight": torch.zeros(48, 1, 2, 2, 2),
-          "module.swinViT.layers1.0.blocks.0.norm1.weight": torch.zeros(48)}
-    with pytest.raises(CheckpointError, match="needs a Swin transformer backbone, which "
-                       "ssl-domains-medical does not provide"):
-        convert({"state_dict": sd}, "auto", UNetEncoder(spatial_dims=3, base_channels=4))
 
 
 def test_wrong_backbone_family_and_no_fit() -> None:
