@@ -81,3 +81,61 @@ def test_augmentation_only_on_training_views(tmp_path) -> None:
     torch.manual_seed(0)
     again = [Subset(ds, [0], train=True)[0]["image"] for _ in range(8)]
     assert all(torch.equal(a, b) for a, b in zip(seen, again))  # seeded
+
+
+@pytest.fixture()
+def npz3d(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "vol.npz"
+    np.savez(path, train_images=rng.integers(0, 256, (3, 8, 6, 5), dtype=np.uint8),
+             train_labels=np.array([[0], [1], [1]], np.uint8))
+    return path
+
+
+def test_size_resizes_2d_grey_rgb_and_3d(npz, npz3d):
+    grey = MedMNISTDataset(str(npz), split="train", size=14)
+    plain = MedMNISTDataset(str(npz), split="train")
+    assert grey[0]["image"].shape == (1, 14, 14) and grey.labels == plain.labels
+    box = plain[0]["image"].reshape(1, 14, 2, 14, 2).mean((2, 4))
+    assert (grey[0]["image"] - box).abs().max() <= 0.5 / 255 + 1e-6  # area average, rounded
+    assert MedMNISTDataset(str(npz), split="test", size=[7, 56])[0]["image"].shape == (3, 7, 56)
+    white = MedMNISTDataset(str(npz), split="val", size=[40, 20])[0]["image"]
+    assert white.shape == (1, 40, 20) and bool((white == 1.0).all())
+    vol = MedMNISTDataset(str(npz3d), size=(4, 12, 2))
+    assert vol[2]["image"].shape == (1, 4, 12, 2) and vol.labels == [0, 1, 1]
+    assert MedMNISTDataset(str(npz3d), size=4)[0]["image"].shape == (1, 4, 4, 4)
+
+
+def test_bad_size_and_flip_axes(npz, npz3d):
+    with pytest.raises(ConfigError, match=r"medmnist size 0: sizes must be positive ints"):
+        MedMNISTDataset(str(npz), size=0)
+    with pytest.raises(ConfigError, match=r"medmnist size \[\]: sizes must be positive ints"):
+        MedMNISTDataset(str(npz), size=[])
+    with pytest.raises(ConfigError, match=r"medmnist size '32': expected an int or a list of ints"):
+        MedMNISTDataset(str(npz), size="32")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"medmnist size \[8, 8\]: give one int or 3 ints for "
+                       "these 3-D images"):
+        MedMNISTDataset(str(npz3d), size=[8, 8])
+    with pytest.raises(ConfigError, match=r"medmnist flip_axes 2.5: expected an int or a list"):
+        MedMNISTDataset(str(npz), flip_axes=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"medmnist flip_axes \[0, 2\]: the spatial axes of "
+                       r"these 2-D images are 0..1 \(or negative\)"):
+        MedMNISTDataset(str(npz), flip_axes=[0, 2])
+
+
+def test_flips_along_every_axis_of_a_volume(npz3d):
+    import torch
+
+    ds = MedMNISTDataset(str(npz3d), augment=True, max_shift=0, flip_axes=[0, 1, 2])
+    x = ds[0]["image"]
+    torch.manual_seed(0)
+    seen = [ds.augment_item(ds[0])["image"] for _ in range(40)]
+    for dims in [(), (1,), (2,), (3,), (1, 2, 3)]:
+        want = x.flip(dims) if dims else x
+        assert any(torch.equal(s, want) for s in seen), dims  # each axis flips, alone or all
+    last = MedMNISTDataset(str(npz3d), augment=True, max_shift=0)  # default: last axis only
+    outs = [last.augment_item(last[0])["image"] for _ in range(20)]
+    assert all(torch.equal(o, x) or torch.equal(o, x.flip(3)) for o in outs)
+    assert any(torch.equal(o, x.flip(3)) for o in outs)
+    none = MedMNISTDataset(str(npz3d), augment=True, max_shift=0, flip_axes=None)
+    assert torch.equal(none.augment_item(none[0])["image"], x)
