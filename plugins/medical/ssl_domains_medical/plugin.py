@@ -45,11 +45,13 @@ def register_backbones(registry: Registrar) -> None:
 
 @hookimpl
 def register_pretext_tasks(registry: Registrar) -> None:
+    from ssl_domains_medical.pretext.contrastive import ContrastiveViews
     from ssl_domains_medical.pretext.genesis import GenesisRestoration
     from ssl_domains_medical.pretext.masked import MaskedInpainting
 
     registry.add(MaskedInpainting)
     registry.add(GenesisRestoration)
+    registry.add(ContrastiveViews)
 
 
 @hookimpl

@@ -38,14 +38,14 @@ def check_pyramid_backbone(backbone: nn.Module, task: str) -> None:
     if spec is None or spec.modality != "image" or spec.dims not in (2, 3):
         raise IncompatibleError(
             f"pretext task {task!r} needs a 2-D or 3-D image backbone; {name} has input_spec "
-            f"{spec}; use resnet_encoder, unet_encoder or vit_encoder"
+            f"{spec}; use resnet_encoder, unet_encoder, vit_encoder or swin_encoder"
         )
     missing = [a for a in ("forward_pyramid", "pyramid_channels", "pyramid_strides")
                if not hasattr(backbone, a)]
     if missing:
         raise IncompatibleError(
             f"pretext task {task!r} needs multi-scale features but backbone {name} has no "
-            f"{', '.join(missing)}; use resnet_encoder, unet_encoder or vit_encoder"
+            f"{', '.join(missing)}; use resnet_encoder, unet_encoder, vit_encoder or swin_encoder"
         )
 
 

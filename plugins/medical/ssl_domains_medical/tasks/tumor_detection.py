@@ -18,6 +18,7 @@ from torch import nn
 from ssl_domains.builtin.classification import ClassificationTask
 from ssl_domains.contracts import Example
 from ssl_domains.registry import component
+from ssl_domains_medical.augment import augmentation_from
 from ssl_domains_medical.tasks.patches import TumorPatches
 from ssl_domains_medical.tasks.probability_map import (
     case_score,
@@ -59,7 +60,9 @@ def aggregate_cases(
     modalities=("image",),
     dims=(2, 3),
     examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "positive_label": 0,
-                                                    "dropout": 0.1})],
+                                                    "dropout": 0.1}),
+              Example({"num_classes": 2, "augment": {"scale": [0.9, 1.0], "rotate": 10},
+                       "tta_flip": True})],
 )
 class TumorClassification(ClassificationTask):
     """Classify a whole image or volume from the backbone's pooled features.
@@ -71,6 +74,10 @@ class TumorClassification(ClassificationTask):
     ``positive_label=None`` here. Several images per case are combined with
     :func:`aggregate_cases`.
 
+    ``augment`` warps and re-weights training batches on their device (only in training mode;
+    see :class:`~ssl_domains_medical.augment.Augmentation`); ``tta_flip`` averages the logits
+    of the image and its left-right mirror at evaluation and prediction.
+
     Args:
         backbone: Any 2-D/3-D image backbone.
         num_classes: Number of classes (2 = tumor vs no tumor).
@@ -80,9 +87,13 @@ class TumorClassification(ClassificationTask):
         dropout: Dropout before the head.
         class_balance: Inverse-frequency class weights from :meth:`observe_labels`.
         label_smoothing: Cross-entropy label smoothing.
+        augment: Train-time batch augmentation, keyword arguments of
+            :class:`~ssl_domains_medical.augment.Augmentation` (``scale``, ``rotate``,
+            ``translate``, ``flip_axes``, ``brightness``, ``contrast``, ``noise``), or None.
+        tta_flip: At evaluation, average the logits of the input and its mirror (last axis).
 
     Raises:
-        ValueError: ``positive_label`` with more than 2 classes.
+        ValueError: ``positive_label`` with more than 2 classes; bad ``augment`` values.
     """
 
     decision_rule = "youden"
@@ -96,12 +107,16 @@ class TumorClassification(ClassificationTask):
         dropout: float = 0.0,
         class_balance: bool = True,
         label_smoothing: float = 0.0,
+        augment: dict[str, Any] | None = None,
+        tta_flip: bool = False,
     ) -> None:
         if positive_label is not None and num_classes != 2:
             raise ValueError(f"positive_label needs num_classes=2, got {num_classes}")
         super().__init__(backbone, num_classes=num_classes, hidden=hidden, dropout=dropout,
                          class_balance=class_balance, label_smoothing=label_smoothing)
         self.positive_label = positive_label
+        self.augment = augmentation_from(augment)
+        self.tta_flip = tta_flip
 
     def map_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Dataset labels -> classes (``positive_label`` -> 1, others -> 0)."""
@@ -116,7 +131,14 @@ class TumorClassification(ClassificationTask):
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         if "label" in batch and self.positive_label is not None:
             batch = {**batch, "label": self.map_labels(batch["label"])}
-        return super().forward(batch)
+        if self.training and self.augment is not None:
+            with torch.no_grad():
+                batch = {**batch, self.key: self.augment(batch[self.key])}
+        out = super().forward(batch)
+        if not self.training and self.tta_flip:
+            mirrored = self.head(self.backbone.forward_features(batch[self.key].flip(-1)))
+            out["logits"] = (out["logits"] + mirrored) / 2
+        return out
 
 
 @component(

@@ -59,3 +59,20 @@ def test_patch_detection_arguments() -> None:
         TumorPatchDetection(tiny(), score="mean")
     with pytest.raises(ValueError, match="needs roi_size"):
         TumorPatchDetection(tiny()).probability_map(torch.randn(1, 8, 8))
+
+
+def test_augment_applies_in_training_only_and_tta_flip_is_mirror_invariant() -> None:
+    torch.manual_seed(0)
+    task = TumorClassification(tiny(), augment={"scale": [0.7, 0.9], "rotate": 20},
+                               tta_flip=True)
+    x = torch.rand(4, 1, 12, 12)
+    task.eval()
+    a, b = task({"image": x})["logits"], task({"image": x})["logits"]
+    assert torch.equal(a, b)  # evaluation is deterministic: no augmentation
+    assert torch.allclose(a, task({"image": x.flip(-1)})["logits"], atol=1e-5)
+    task.train()  # batch norm in training mode is deterministic: differences are augmentation
+    assert not torch.allclose(task({"image": x})["logits"], task({"image": x})["logits"])
+    task.augment = None
+    assert torch.allclose(task({"image": x})["logits"], task({"image": x})["logits"])
+    with pytest.raises(ValueError, match="unknown key"):
+        TumorClassification(tiny(), augment={"shear": 0.1})
