@@ -6,7 +6,8 @@ the arms below are trained on the SAME items (same seed and budget, so
 validation items; the data sources are built once and shared):
 
 * ``ssl``: fine-tuned from the pre-trained backbone with the config's ``mode``;
-* ``scratch``: the same recipe from random weights (``from_scratch: true``);
+* ``scratch``: the same recipe from random weights (``from_scratch: true``; the backbone
+  learns at the full learning rate: ``backbone_lr_scale`` is for pre-trained weights);
 * ``linear_probe``: the pre-trained backbone frozen, only the head trained (``mode: linear``);
 * ``baseline:<name>``: a classical baseline (``fit``/``predict_proba`` on the stacked inputs),
   one per ``baselines`` entry of the config, by default every baseline the backbone's plugin
@@ -362,7 +363,7 @@ def _cell_config(cfg: RunConfig, arm: Arm, size: Size, seed: int,
     ft["label_fraction"], ft["label_count"] = size.fraction, size.count
     ft["train"]["progress"] = False
     if arm.name == "scratch":
-        ft["from_scratch"] = True
+        ft["from_scratch"], ft["backbone_lr_scale"] = True, 1.0
     elif arm.name == "linear_probe":
         ft["mode"], ft["from_scratch"] = "linear", False
     else:

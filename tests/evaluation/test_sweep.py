@@ -370,3 +370,16 @@ def test_default_baselines_come_from_the_backbones_plugin(tmp_path: Path) -> Non
         update={"name": "tcn", "args": {}})})
     names = [b.name for b in sweep_mod.default_baselines(ts)]
     assert set(names) >= {"signal_stats"} and "image_logistic" not in names
+
+
+def test_scratch_cells_train_the_backbone_at_the_full_learning_rate(tmp_path: Path) -> None:
+    data = _data(tmp_path)
+    cfg = parse_config(_config(tmp_path, data, **{"finetune.backbone_lr_scale": 0.1}))
+    size = Size(fraction=0.5)
+    cells = {a: sweep_mod._cell_config(cfg, sweep_mod.Arm(a), size, 1, None)
+             for a in ("ssl", "scratch", "linear_probe")}
+    assert cells["ssl"].finetune.backbone_lr_scale == 0.1
+    assert not cells["ssl"].finetune.from_scratch
+    assert cells["scratch"].finetune.backbone_lr_scale == 1.0
+    assert cells["scratch"].finetune.from_scratch
+    assert cells["linear_probe"].finetune.mode == "linear"
