@@ -109,7 +109,7 @@ class ContrastiveViews(nn.Module):
         x = torch.nan_to_num(batch["image"].float())
         if x.shape[0] < 2:
             raise ValueError("contrastive pre-training needs batches of at least 2 images "
-                             "(the other images are the negatives)")
+                             "(the other images are the negatives); set the data's drop_last: true")
         with torch.no_grad():
             v1, v2 = self.augment(x), self.augment(x)
         z = self.projection(self.backbone.forward_features(torch.cat([v1, v2])))
