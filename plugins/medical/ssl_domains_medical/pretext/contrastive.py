@@ -20,9 +20,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ssl_domains.contracts import Example
-from ssl_domains.errors import IncompatibleError
 from ssl_domains.registry import component
 from ssl_domains_medical.augment import Augmentation
+from ssl_domains_medical.pretext.decoder import check_image_backbone
 from ssl_domains_medical.pretext.figures import reconstruction_figure
 
 __all__ = ["ContrastiveViews", "nt_xent"]
@@ -84,11 +84,9 @@ class ContrastiveViews(nn.Module):
         noise: float = 0.1,
     ) -> None:
         super().__init__()
+        check_image_backbone(backbone, "contrastive")
         encoder: Any = backbone
-        spec = getattr(encoder, "input_spec", None)
-        if spec is None or spec.modality != "image" or spec.dims not in (2, 3):
-            raise IncompatibleError(f"pretext task 'contrastive' needs a 2-D or 3-D image "
-                                    f"backbone; {type(backbone).__name__} has input_spec {spec}")
+        spec = encoder.input_spec
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         lo, hi = (float(v) for v in crop_scale)

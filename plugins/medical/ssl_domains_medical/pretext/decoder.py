@@ -23,8 +23,23 @@ from torch.nn import functional as F
 
 from ssl_domains.errors import IncompatibleError
 
-__all__ = ["PyramidDecoder", "check_pyramid_backbone", "pool_to_stride", "pooled_size",
+__all__ = ["PyramidDecoder", "check_image_backbone", "check_pyramid_backbone", "pool_to_stride", "pooled_size",
            "upsample_to"]
+
+
+def check_image_backbone(backbone: nn.Module, task: str) -> None:
+    """Check that ``backbone`` eats 2-D or 3-D images (every image pretext task needs that).
+
+    Raises:
+        IncompatibleError: Not a 2-D/3-D image backbone.
+    """
+    spec = getattr(backbone, "input_spec", None)
+    if spec is None or spec.modality != "image" or spec.dims not in (2, 3):
+        raise IncompatibleError(
+            f"pretext task {task!r} needs a 2-D or 3-D image backbone; "
+            f"{type(backbone).__name__} has input_spec {spec}; use resnet_encoder, "
+            f"unet_encoder, vit_encoder or swin_encoder"
+        )
 
 
 def check_pyramid_backbone(backbone: nn.Module, task: str) -> None:
@@ -33,13 +48,8 @@ def check_pyramid_backbone(backbone: nn.Module, task: str) -> None:
     Raises:
         IncompatibleError: Not a 2-D/3-D image backbone, or no ``forward_pyramid``.
     """
-    spec = getattr(backbone, "input_spec", None)
+    check_image_backbone(backbone, task)
     name = type(backbone).__name__
-    if spec is None or spec.modality != "image" or spec.dims not in (2, 3):
-        raise IncompatibleError(
-            f"pretext task {task!r} needs a 2-D or 3-D image backbone; {name} has input_spec "
-            f"{spec}; use resnet_encoder, unet_encoder, vit_encoder or swin_encoder"
-        )
     missing = [a for a in ("forward_pyramid", "pyramid_channels", "pyramid_strides")
                if not hasattr(backbone, a)]
     if missing:
