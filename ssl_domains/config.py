@@ -116,6 +116,10 @@ class FinetuneConfig(_Strict):
     )
     unfreeze_epoch: int = Field(1, ge=0, description="for frozen_then_unfrozen: epoch at which the backbone unfreezes")
     backbone_lr_scale: float = Field(1.0, gt=0, description="backbone learning rate = lr * this")
+    val_budget: Literal["whole", "same_fraction"] = Field(
+        "whole", description="with a `val` loader: use it whole, or draw the training budget's share "
+        "of its labels (stratified), so a 10 % run also validates on 10 % of the validation labels"
+    )
     threshold_rule: str = Field("youden", description="how the decision threshold is chosen on validation data")
     from_scratch: bool = Field(False, description="ignore pre-trained weights (the scratch arm)")
 

@@ -71,7 +71,9 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[st
     """Training subset (label budget), validation and test datasets, all seeded by ``cfg.seed``.
 
     Without a ``val`` loader, validation is split off the label budget (stratified), so the
-    budget counts every label the run sees. With a ``val`` loader, that set is used whole.
+    budget counts every label the run sees. With a ``val`` loader, that set is used whole, or
+    (``val_budget: same_fraction``) the budget's share of it is drawn, stratified: the protocol
+    of benchmarks with an official validation split (10 % of train and 10 % of val labels).
     The same (data, seed, budget) always selects the same items, whatever the arm.
     """
     src = sources or build_finetune_sources(fcfg)
@@ -82,6 +84,10 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[st
     budget = label_subset(pool_labels, cfg.seed, fraction=fcfg.label_fraction, count=fcfg.label_count)
     if src["val"] is not None:
         train_ds, val_ds = Subset(pool, budget, train=True), src["val"]
+        if fcfg.val_budget == "same_fraction" and len(budget) < len(pool_labels):
+            val_labels = labels_of(val_ds) or []
+            share = len(budget) / len(pool_labels)
+            val_ds = Subset(val_ds, label_subset(val_labels, cfg.seed, count=max(2, round(share * len(val_labels)))))
     else:
         groups = groups_of(pool)
         keep, held = split_off(len(budget), fcfg.data.val_fraction, cfg.seed,

@@ -125,3 +125,25 @@ def test_holdout_loader_is_sklearn_stratified_split(arrays: Path) -> None:
     assert unl.labels is None and "label" not in unl[0]
     with pytest.raises(ConfigError, match="holdout part must be 'pool' or 'test', got 'train'"):
         reg.create("loader", "holdout", part="train", **args)
+
+
+def test_val_loader_whole_or_same_fraction(tmp_path: Path, arrays: Path) -> None:
+    from ssl_domains.engine.finetune import prepare_finetune_data
+
+    val = {"name": "holdout", "args": {"loader": "arrays", "loader_args": {"path": str(arrays)},
+                                       "test_size": 0.25, "seed": 0, "part": "test"}}
+    over = {"finetune.label_fraction": 0.1, "finetune.data.val": val}
+    whole = parse_config(make_config(tmp_path, arrays, pretrain=None, **over))
+    data = prepare_finetune_data(whole, whole.finetune)
+    assert len(data["train"]) == 40 and len(data["val"]) == 100  # the whole validation set
+    same = parse_config(make_config(tmp_path, arrays, pretrain=None, **over, **{"finetune.val_budget": "same_fraction"}))
+    data = prepare_finetune_data(same, same.finetune)
+    assert len(data["train"]) == 40 and len(data["val"]) == 10  # 10 % of the validation labels too
+    val_labels = data["val"].labels
+    assert set(val_labels) == {0, 1}  # stratified: both classes validate
+    again = prepare_finetune_data(same, same.finetune)
+    assert again["val"].indices == data["val"].indices
+    # a full budget keeps the whole validation set
+    full = parse_config(make_config(tmp_path, arrays, pretrain=None, **{**over, "finetune.label_fraction": 1.0},
+                                    **{"finetune.val_budget": "same_fraction"}))
+    assert len(prepare_finetune_data(full, full.finetune)["val"]) == 100
