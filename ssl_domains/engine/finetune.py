@@ -87,7 +87,8 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[st
         if fcfg.val_budget == "same_fraction" and len(budget) < len(pool_labels):
             val_labels = labels_of(val_ds) or []
             share = len(budget) / len(pool_labels)
-            val_ds = Subset(val_ds, label_subset(val_labels, cfg.seed, count=max(2, round(share * len(val_labels)))))
+            count = max(len(set(val_labels)), round(share * len(val_labels)))  # every class validates
+            val_ds = Subset(val_ds, label_subset(val_labels, cfg.seed, count=count))
     else:
         groups = groups_of(pool)
         keep, held = split_off(len(budget), fcfg.data.val_fraction, cfg.seed,
