@@ -127,6 +127,9 @@ class FinetuneConfig(_Strict):
     def _one_label_budget(self) -> FinetuneConfig:
         if self.label_fraction is not None and self.label_count is not None:
             raise ValueError("give label_fraction or label_count, not both")
+        if self.val_budget == "same_fraction" and self.data.val is None:
+            raise ValueError("val_budget 'same_fraction' needs a data.val loader; without one, "
+                             "validation is split off the label budget (data.val_fraction)")
         return self
 
 

@@ -147,3 +147,5 @@ def test_val_loader_whole_or_same_fraction(tmp_path: Path, arrays: Path) -> None
     full = parse_config(make_config(tmp_path, arrays, pretrain=None, **{**over, "finetune.label_fraction": 1.0},
                                     **{"finetune.val_budget": "same_fraction"}))
     assert len(prepare_finetune_data(full, full.finetune)["val"]) == 100
+    with pytest.raises(ConfigError, match="needs a data.val loader"):
+        parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.val_budget": "same_fraction"}))
