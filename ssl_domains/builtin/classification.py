@@ -73,8 +73,12 @@ class ClassificationTask(nn.Module):
         weights = counts.sum() / (self.num_classes * counts.clamp(min=1))
         self.class_weights.copy_(weights)
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``[B, K]`` of an input batch (subclasses add test-time variants here)."""
+        return self.head(self.backbone.forward_features(x))
+
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
-        logits = self.head(self.backbone.forward_features(batch[self.key]))
+        logits = self.logits(batch[self.key])
         out: dict[str, Any] = {"logits": logits}
         if "label" in batch:
             target = batch["label"].long().view(-1)

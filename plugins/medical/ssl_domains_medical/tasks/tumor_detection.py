@@ -134,11 +134,14 @@ class TumorClassification(ClassificationTask):
         if self.training and self.augment is not None:
             with torch.no_grad():
                 batch = {**batch, self.key: self.augment(batch[self.key])}
-        out = super().forward(batch)
-        if not self.training and self.tta_flip:
-            mirrored = self.head(self.backbone.forward_features(batch[self.key].flip(-1)))
-            out["logits"] = (out["logits"] + mirrored) / 2
-        return out
+        return super().forward(batch)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits; with ``tta_flip`` at evaluation, the mean over the input and its mirror."""
+        logits = super().logits(x)
+        if self.training or not self.tta_flip:
+            return logits
+        return (logits + super().logits(x.flip(-1))) / 2
 
 
 @component(
