@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ import torch
 import yaml
 
 from ssl_domains.plugins import reset_host
+
+# opaque ids are keyed per site: tests use a fixed key and never touch ~/.config
+os.environ.setdefault("SSL_DOMAINS_ID_KEY", "ssl-domains-test-key-0123456789")
 
 # tiny test models run faster on one thread (and do not fight parallel test processes)
 torch.set_num_threads(1)
