@@ -1,6 +1,11 @@
 """``ssl-domains medical ...``: DICOM conversion and inspection commands.
 
-Outputs name series by their hashed id only; no patient identifier leaves the headers.
+Shareable outputs (NIfTI files, ``report.json``) name series and files by opaque ids only: no
+patient identifier from the headers and no original path (folder and file names often carry
+names and record numbers). The path -> id mapping is written only on request (``--mapping``),
+to a local file outside the output folder. Third-party warnings and tracebacks are captured per
+file: the console shows one line per problem file and a summary line (``--debug`` adds the
+tracebacks).
 """
 
 from __future__ import annotations
@@ -13,27 +18,74 @@ import click
 import nibabel as nib
 import numpy as np
 
-from ssl_domains.errors import DataError
-from ssl_domains_medical.loaders.dicom_series import ScanResult, scan_dicom
+from ssl_domains.errors import ConfigError, DataError
+from ssl_domains.identifiers import opaque_id
+from ssl_domains_medical.loaders.dicom_series import DicomSeries, FileStatus, ScanResult, scan_dicom
 
 __all__ = ["medical", "convert", "scan"]
+
+_RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 
 
 def _rel(path: str, root: str) -> str:
     try:
-        return str(Path(path).relative_to(root))
+        rel = str(Path(path).relative_to(root))
     except ValueError:
         return Path(path).name
+    return rel if rel != "." else Path(path).name
 
 
-def _scan(dicom_dir: str) -> ScanResult:
-    result = scan_dicom(dicom_dir)
+def _file_id(path: str, root: str) -> str:
+    """Opaque id of a file (keyed hash of its path relative to the scanned folder)."""
+    return "f" + opaque_id("file", _rel(path, root), length=12)
+
+
+def _scan(dicom_dir: str, duplicates: str = "refuse", gantry_tilt: str = "refuse") -> ScanResult:
+    result = scan_dicom(dicom_dir, duplicates=duplicates, gantry_tilt=gantry_tilt)
     if not result.series:
         n = len(result.files)
         reasons = sorted({f.reason for f in result.files if f.reason})
         raise DataError(dicom_dir, f"no DICOM image series found ({n} files looked at"
                         + (f"; {'; '.join(reasons[:3])}" if reasons else "") + ")")
     return result
+
+
+def _debug(flag: bool) -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    obj = root.obj if root is not None and isinstance(root.obj, dict) else {}
+    return flag or bool(obj.get("debug"))
+
+
+def _nifti(array: np.ndarray, affine: np.ndarray, rgb: bool) -> nib.Nifti1Image:
+    """A NIfTI image of ``array`` (RGB24 when ``rgb``), with no free-text header fields."""
+    if rgb:
+        data = np.ascontiguousarray(np.clip(np.rint(array), 0, 255).astype(np.uint8)).view(_RGB24)[..., 0]
+    else:
+        data = array.astype(np.float32)
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    img.header["descrip"] = b""
+    img.header["intent_name"] = b""
+    img.header["aux_file"] = b""
+    img.header["db_name"] = b""
+    return img
+
+
+def _problem_lines(files: list[FileStatus], root: str, decode: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """``(path, one line)`` for every file not read, or read with warnings; each line once."""
+    lines: dict[str, str] = {}
+    for f in files:
+        msgs = list(dict.fromkeys(f.messages + decode.get(f.path, [])))
+        if f.status == "read" and not msgs:
+            continue
+        what = f"{f.status}: {f.reason}" if f.status != "read" else "read with warnings"
+        if msgs:
+            what += " [" + "; ".join(msgs) + "]"
+        lines.setdefault(f.path, what)
+    return sorted(lines.items())
 
 
 @click.group("medical")
@@ -46,71 +98,130 @@ def medical() -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--allow-4d", is_flag=True, help="Write 4-D series as 4-D NIfTI instead of refusing them.")
 @click.option("--uncompressed", is_flag=True, help="Write .nii instead of .nii.gz.")
-def convert(dicom_dir: str, out_dir: str, allow_4d: bool, uncompressed: bool) -> None:
-    """Write one NIfTI per DICOM series (named by hashed series id) plus report.json.
+@click.option("--colour", type=click.Choice(["rgb", "luminance"]), default="rgb", show_default=True,
+              help="Colour images as RGB24 NIfTI (as dcm2niix) or as float luminance.")
+@click.option("--duplicates", type=click.Choice(["refuse", "first"]), default="refuse", show_default=True,
+              help="Images repeating a position without making whole time points: refuse the "
+                   "series, or keep the first at each position.")
+@click.option("--gantry-tilt", type=click.Choice(["refuse", "shear"]), default="refuse", show_default=True,
+              help="Gantry-tilted CT: refuse it, or write the sheared affine.")
+@click.option("--mapping", type=click.Path(dir_okay=False),
+              help="Also write original path -> file/series id to this local JSON file "
+                   "(outside OUT_DIR; it holds the paths, keep it private).")
+@click.option("--debug", "debug_flag", is_flag=True, help="Also print captured tracebacks.")
+def convert(dicom_dir: str, out_dir: str, allow_4d: bool, uncompressed: bool, colour: str,
+            duplicates: str, gantry_tilt: str, mapping: str | None, debug_flag: bool) -> None:
+    """Write one NIfTI per DICOM stack (named by opaque series id) plus report.json.
 
-    report.json lists every file (read / ignored / skipped, with the reason) and every series
-    (shape, spacing, problems, output file or the error that stopped it).
+    A series splits into several outputs as dcm2niix splits it (echoes, magnitude / phase,
+    image sizes, orientations: ``<id>_e2``, ``<id>_ph``, ...); images that repeat a position
+    become time points (4-D, with --allow-4d). report.json counts files by status, lists every
+    file not read (by opaque id, with the reason and captured warnings) and every series
+    (shape, spacing, problems, output file or why it was not written). It holds no paths.
     """
-    result = _scan(dicom_dir)
     out = Path(out_dir)
+    if mapping is not None:
+        mapping_path = Path(mapping).resolve()
+        if mapping_path.is_relative_to(out.resolve()):
+            raise ConfigError(f"--mapping {mapping}: inside the output folder {out_dir}, which is meant "
+                              "for sharing; write the mapping somewhere private instead")
+    result = _scan(dicom_dir, duplicates, gantry_tilt)
     out.mkdir(parents=True, exist_ok=True)
     suffix = ".nii" if uncompressed else ".nii.gz"
     series_report: list[dict[str, Any]] = []
-    written = 0
+    decode: dict[str, list[str]] = {}
+    written = refused = 0
     for sid, series in result.series.items():
         entry = series.summary()
         try:
-            array, affine = series.load(allow_4d=allow_4d)
+            array, affine = series.load(allow_4d=allow_4d, colour=colour)
         except DataError as exc:
             entry.update(output=None, error=exc.reason)
-            click.echo(f"{sid}: not converted: {exc.reason}", err=True)
+            refused += 1
+            click.echo(f"series {sid}: not written: {exc.reason}")
         else:
-            img = nib.Nifti1Image(array.astype(np.float32), affine)
-            img.header.set_xyzt_units("mm", "sec")
-            img.header.set_qform(affine, code=1)
-            img.header.set_sform(affine, code=1)
             name = f"{sid}{suffix}"
-            nib.save(img, str(out / name))
+            nib.save(_nifti(array, affine, rgb=series.samples == 3 and colour == "rgb"), str(out / name))
             entry.update(output=name, error=None)
             written += 1
+        for path, msgs in series.decode_messages.items():
+            decode.setdefault(path, []).extend(msgs)
         series_report.append(entry)
+    problems = _problem_lines(result.files, result.root, decode)
+    by_path = {f.path: f for f in result.files}
+    for path, line in problems:
+        click.echo(f"{_rel(path, result.root)}: {line}")
+        if _debug(debug_flag):
+            for tb in by_path[path].tracebacks:
+                click.echo(tb.rstrip())
+    counts: dict[str, int] = {}
+    for f in result.files:
+        counts[f.status] = counts.get(f.status, 0) + 1
     report = {
-        "input": Path(dicom_dir).name,
-        "files": [{"path": _rel(f.path, result.root), "status": f.status, "reason": f.reason,
-                   "series_id": f.series_id} for f in result.files],
+        "files": counts,
+        "problem_files": [{"file_id": _file_id(p, result.root), "status": by_path[p].status,
+                           "reason": by_path[p].reason,
+                           "messages": list(dict.fromkeys(by_path[p].messages + decode.get(p, [])))}
+                          for p, _ in problems],
         "series": series_report,
+        "mapping": "written to a local file on request" if mapping else None,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    skipped = sum(f.status == "skipped" for f in result.files)
-    click.echo(f"wrote {written} of {len(result.series)} series to {out} "
-               f"({skipped} unreadable files skipped; see report.json)")
+    if mapping is not None:
+        Path(mapping).parent.mkdir(parents=True, exist_ok=True)
+        Path(mapping).write_text(json.dumps({"root": str(Path(result.root).resolve()), "files": [
+            {"path": f.path, "file_id": _file_id(f.path, result.root), "status": f.status,
+             "series_id": f.series_id} for f in result.files]}, indent=2))
+    not_read = {k: v for k, v in sorted(counts.items()) if k != "read"}
+    detail = ", ".join(f"{v} {k}" for k, v in not_read.items()) or "none"
+    click.echo(f"wrote {written} of {len(result.series)} series to {out} ({refused} not written; "
+               f"files not read: {detail}; see report.json)")
+
+
+def _kind(s: DicomSeries) -> str:
+    parts = [s.image_type]
+    if s.echo is not None:
+        parts.append(f"echo {s.echo}")
+    if s.samples == 3:
+        parts.append("colour")
+    return ", ".join(parts)
 
 
 @medical.command("scan")
 @click.argument("directory", type=click.Path(file_okay=True, dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def scan(directory: str, as_json: bool) -> None:
-    """List the DICOM series under DIRECTORY: id, modality, shape, spacing, slices, problems."""
-    result = _scan(directory)
+@click.option("--duplicates", type=click.Choice(["refuse", "first"]), default="refuse", show_default=True,
+              help="As for convert.")
+@click.option("--gantry-tilt", type=click.Choice(["refuse", "shear"]), default="refuse", show_default=True,
+              help="As for convert.")
+def scan(directory: str, as_json: bool, duplicates: str, gantry_tilt: str) -> None:
+    """List the image stacks under DIRECTORY: id, modality, image type, shape (time points),
+    spacing, problems, and the files not read."""
+    result = _scan(directory, duplicates, gantry_tilt)
+    not_read = [f for f in result.files if f.status not in ("read", "ignored")]
     if as_json:
         click.echo(json.dumps({
             "series": [s.summary() for s in result.series.values()],
+            "not_read": [{"path": _rel(f.path, result.root), "status": f.status, "reason": f.reason}
+                         for f in not_read],
             "skipped": [{"path": _rel(p, result.root), "reason": r} for p, r in result.skipped],
         }, indent=2))
         return
-    header = ("series_id", "modality", "shape", "spacing_mm", "slices", "problems")
+    header = ("series_id", "modality", "type", "shape", "spacing_mm", "slices", "problems")
     rows = [header]
     for s in result.series.values():
-        rows.append((s.series_id, s.modality, "x".join(str(v) for v in s.shape),
+        notes = ([f"REFUSED: {s.refused}"] if s.refused else []) + s.problems
+        rows.append((s.series_id, s.modality, _kind(s), "x".join(str(v) for v in s.shape),
                      "x".join(f"{v:.3g}" for v in s.spacing),
                      str(s.n_slices) + (f"x{s.n_timepoints}t" if s.is_4d else ""),
-                     "; ".join(s.problems) or "-"))
+                     "; ".join(notes) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
-    for path, reason in result.skipped:
-        click.echo(f"skipped {_rel(path, result.root)}: {reason}")
+    for f in not_read:
+        if f.status == "refused":
+            continue
+        click.echo(f"{f.status} {_rel(f.path, result.root)}: {f.reason}")
     ignored = sum(f.status == "ignored" for f in result.files)
     if ignored:
         click.echo(f"{ignored} non-DICOM file(s) ignored")

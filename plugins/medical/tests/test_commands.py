@@ -30,11 +30,15 @@ def test_convert_sample_series(cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert "wrote 4 of 4 series" in result.output
     report = json.loads((tmp_path / "report.json").read_text())
-    files = {f["path"]: f for f in report["files"]}
-    assert files["NOTES.txt"]["status"] == "ignored"
-    assert files["study_b/corrupt.dcm"]["status"] == "skipped"
-    assert files["study_b/corrupt.dcm"]["reason"].startswith("truncated or incomplete image header")
-    assert sum(f["status"] == "read" for f in report["files"]) == 96
+    assert report["files"] == {"read": 96, "ignored": 1, "skipped": 1}
+    problems = {f["status"]: f for f in report["problem_files"]}
+    assert sorted(problems) == ["ignored", "skipped"]
+    assert problems["skipped"]["reason"].startswith("truncated or incomplete image header")
+    assert all(len(f["file_id"]) == 13 for f in report["problem_files"])  # opaque ids, no paths
+    assert "corrupt" not in json.dumps(report) and "study_b" not in json.dumps(report)
+    # the console names each file not read once, by its path
+    assert result.output.count("study_b/corrupt.dcm: skipped: truncated") == 1
+    assert result.output.count("NOTES.txt: ignored: not a DICOM file") == 1
     outputs = sorted(s["output"] for s in report["series"])
     assert outputs == sorted(f"{s['series_id']}.nii.gz" for s in report["series"])
     assert sorted(p.name for p in tmp_path.glob("*.nii.gz")) == outputs
@@ -60,10 +64,11 @@ def test_scan_table(cli):
     result = CliRunner().invoke(cli, ["medical", "scan", str(SAMPLE_DICOM)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["series_id", "modality", "shape", "spacing_mm", "slices", "problems"]
+    assert lines[0].split() == ["series_id", "modality", "type", "shape", "spacing_mm", "slices", "problems"]
     assert sum(" CT " in line for line in lines) == 4
     assert "48x48x24" in result.output and "0.8x0.8x2.5" in result.output
     assert any(line.startswith("skipped study_b/corrupt.dcm: truncated") for line in lines)
+    assert sum(" magnitude " in line for line in lines) == 4
     assert "1 non-DICOM file(s) ignored" in result.output
 
 

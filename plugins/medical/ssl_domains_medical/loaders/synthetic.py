@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
-__all__ = ["ct_phantom", "write_ct_series", "write_enhanced_ct", "AXIAL"]
+__all__ = ["ct_phantom", "write_ct_series", "write_enhanced_ct", "write_enhanced_mr", "write_colour_image", "AXIAL"]
 
 #: Axial ImageOrientationPatient: rows run to patient left (+x), columns to posterior (+y).
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -240,3 +240,174 @@ def write_enhanced_ct(
     ds.save_as(path, enforce_file_format=True)
     return path
 
+
+
+def write_enhanced_mr(
+    path: str | Path,
+    frames: np.ndarray,
+    positions: Sequence[Sequence[float]],
+    frame_types: Sequence[str],
+    *,
+    spacing: Sequence[float] = (1.0, 1.0),
+    orientation: Sequence[float] = AXIAL,
+    echo_times: Sequence[float] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write frames as one enhanced MR file (Philips style): per-frame position and image type.
+
+    Args:
+        path: Output file.
+        frames: ``[frames, rows, cols]`` stored values (uint16 range).
+        positions: ImagePositionPatient of each frame (LPS mm).
+        frame_types: ComplexImageComponent of each frame (``"MAGNITUDE"``, ``"PHASE"``, ...).
+        spacing: PixelSpacing ``(row, column)`` in mm.
+        orientation: ImageOrientationPatient (shared functional group).
+        echo_times: EffectiveEchoTime of each frame, or None.
+        seed: Seeds the UIDs.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, rows, cols = frames.shape
+    ds = _base_dataset(_uid(f"series-{seed}"), _uid(f"study-{seed}"), _uid(f"sop-{seed}"),
+                       "DEMO^ENHANCED", "MR", sop_class="1.2.840.10008.5.1.4.1.1.4.1")
+    del ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType
+    ds.PixelRepresentation = 0
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "MIXED", "NONE"]
+    shared = Dataset()
+    ori = Dataset()
+    ori.ImageOrientationPatient = [float(v) for v in orientation]
+    meas = Dataset()
+    meas.PixelSpacing = [float(spacing[0]), float(spacing[1])]
+    meas.SliceThickness = 2.0
+    shared.PlaneOrientationSequence = DicomSequence([ori])
+    shared.PixelMeasuresSequence = DicomSequence([meas])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    per_frame = []
+    for k in range(n):
+        item = Dataset()
+        pos = Dataset()
+        pos.ImagePositionPatient = [round(float(v), 4) for v in positions[k]]
+        item.PlanePositionSequence = DicomSequence([pos])
+        ftype = Dataset()
+        component = str(frame_types[k]).upper()
+        ftype.FrameType = ["ORIGINAL", "PRIMARY", component[0] if component != "MAGNITUDE" else "M", "NONE"]
+        ftype.ComplexImageComponent = component
+        item.MRImageFrameTypeSequence = DicomSequence([ftype])
+        content = Dataset()
+        content.InStackPositionNumber = k + 1
+        item.FrameContentSequence = DicomSequence([content])
+        if echo_times is not None:
+            echo = Dataset()
+            echo.EffectiveEchoTime = float(echo_times[k])
+            item.MREchoSequence = DicomSequence([echo])
+        pvt = Dataset()
+        pvt.RescaleIntercept = 0
+        pvt.RescaleSlope = 1
+        pvt.RescaleType = "US"
+        item.PixelValueTransformationSequence = DicomSequence([pvt])
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
+    ds.NumberOfFrames = n
+    ds.Rows, ds.Columns = rows, cols
+    ds.InstanceNumber = 1
+    ds.PixelData = np.asarray(frames, np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_colour_image(
+    path: str | Path,
+    rgb: np.ndarray,
+    *,
+    photometric: str = "RGB",
+    transfer_syntax: str | None = None,
+    seed: int = 0,
+    modality: str = "US",
+    series_uid: str | None = None,
+    instance: int = 1,
+    position: Sequence[float] | None = None,
+    planar: int = 0,
+) -> Path:
+    """Write an 8-bit colour image (``[rows, cols, 3]``) or clip (``[frames, rows, cols, 3]``).
+
+    Args:
+        path: Output file.
+        rgb: RGB values (uint8).
+        photometric: Stored colour space: ``"RGB"``, ``"YBR_FULL"`` (converted here) or, with
+            ``transfer_syntax`` JPEG Baseline, ``"YBR_FULL_422"`` (Pillow's 4:2:2 JPEG);
+            JPEG 2000 lossless stores ``"YBR_RCT"``.
+        transfer_syntax: None (Explicit VR Little Endian), RLE Lossless, JPEG Baseline
+            (1.2.840.10008.1.2.4.50) or JPEG 2000 Lossless (1.2.840.10008.1.2.4.90; at least
+            64x64 pixels for OpenJPEG).
+        seed: Seeds the UIDs.
+        modality: DICOM Modality (ultrasound by default).
+        series_uid: SeriesInstanceUID (default: derived from ``seed``).
+        instance: InstanceNumber.
+        position: ImagePositionPatient (with an axial orientation and 0.1 mm pixels), or None
+            (ultrasound stills carry none).
+        planar: PlanarConfiguration of uncompressed data (0: RGBRGB..., 1: RR..GG..BB..).
+
+    Returns:
+        ``path``.
+    """
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.pixels import convert_color_space
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.asarray(rgb, np.uint8)
+    clip = rgb.ndim == 4
+    n = rgb.shape[0] if clip else 1
+    rows, cols = rgb.shape[-3], rgb.shape[-2]
+    ds = _base_dataset(series_uid or _uid(f"series-{seed}"), _uid(f"study-{seed}"),
+                       _uid(f"sop-{seed}-{instance}"), "DEMO^COLOUR", modality,
+                       sop_class="1.2.840.10008.5.1.4.1.1.6.1" if not clip else "1.2.840.10008.5.1.4.1.1.3.1")
+    del ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType, ds.WindowCenter, ds.WindowWidth
+    ds.SamplesPerPixel = 3
+    ds.PlanarConfiguration = planar
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.Rows, ds.Columns = rows, cols
+    ds.InstanceNumber = instance
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    if clip:
+        ds.NumberOfFrames = n
+    if position is not None:
+        ds.ImagePositionPatient = [float(v) for v in position]
+        ds.ImageOrientationPatient = list(AXIAL)
+        ds.PixelSpacing = [0.1, 0.1]
+    frames = rgb.reshape(n, rows, cols, 3)
+    if transfer_syntax == JPEGBaseline8Bit:
+        chunks = []
+        for f in frames:
+            buf = io.BytesIO()
+            Image.fromarray(f, "RGB").save(buf, "JPEG", quality=95, subsampling=1)  # 4:2:2
+            chunks.append(buf.getvalue())
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+        ds.PlanarConfiguration = 0
+        ds.PixelData = encapsulate(chunks)
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.LossyImageCompression = "01"
+    elif transfer_syntax in (RLELossless, JPEG2000Lossless):
+        ds.PhotometricInterpretation = "RGB"
+        ds.PixelData = frames.tobytes()
+        ds.compress(transfer_syntax, rgb, generate_instance_uid=False)
+        if transfer_syntax == JPEG2000Lossless:  # colour transform in the codestream (RCT)
+            ds.PhotometricInterpretation = "YBR_RCT"
+    else:
+        stored = convert_color_space(frames, "RGB", "YBR_FULL") if photometric == "YBR_FULL" else frames
+        ds.PhotometricInterpretation = photometric
+        if planar:
+            stored = stored.transpose(0, 3, 1, 2)
+        ds.PixelData = np.ascontiguousarray(stored).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

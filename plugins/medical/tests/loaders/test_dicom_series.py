@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
 import shutil
 import subprocess
 
@@ -42,10 +44,13 @@ def test_orders_by_position_not_instance_number_and_applies_rescale(tmp_path, ct
     assert series.problems == []
 
 
-def test_series_ids_are_hashed_uids(tmp_path, ct_volume):
+def test_series_ids_are_keyed_hashes_of_uids(tmp_path, ct_volume):
     write_ct_series(tmp_path, ct_volume, series_uid="1.2.3.4.5", seed=2)
     series = only(scan_dicom(tmp_path))
-    assert series.series_id == hashlib.sha256(b"1.2.3.4.5").hexdigest()[:12] == series_id_of("1.2.3.4.5")
+    key = os.environ["SSL_DOMAINS_ID_KEY"].encode()  # the conftest's fixed test key
+    expected = hmac.new(key, b"1.2.3.4.5", hashlib.sha256).hexdigest()[:16]
+    assert series.series_id == series.group == expected == series_id_of("1.2.3.4.5")
+    assert expected != hashlib.sha256(b"1.2.3.4.5").hexdigest()[:16]  # not an unkeyed hash
 
 
 def test_non_dicom_ignored_corrupt_skipped_with_reason(tmp_path, ct_volume):
@@ -135,19 +140,36 @@ def test_problems_missing_uneven_duplicate(tmp_path, ct_volume):
 
     zdup = [0, 2, 4, 4, 6, 8, 10, 12, 14, 16]
     write_ct_series(tmp_path / "dup", ct_volume, positions=[(0, 0, v) for v in zdup], seed=9)
-    series = only(scan_dicom(tmp_path / "dup"))
-    assert series.n_slices == 9 and not series.is_4d
-    assert series.problems == ["duplicate positions: 1 slices repeat the position of another slice "
-                               "of the same time point (kept the first by InstanceNumber)"]
+    scan = scan_dicom(tmp_path / "dup")
+    series = only(scan)
+    assert series.refused == (
+        "10 images at 9 positions do not make whole time points (8 position(s) with 1, 1 position(s) "
+        "with 2; no time, echo or image-type key tells the 1 extra images apart); refused: pass "
+        "duplicates='first' (convert --duplicates first) to keep the first 1 image(s) at each position")
+    assert {f.status for f in scan.files} == {"refused"}  # report.json tells the truth
+    with pytest.raises(DataError, match="do not make whole time points"):
+        series.load()
+    kept = scan_dicom(tmp_path / "dup", duplicates="first")
+    series = only(kept)
+    assert series.n_slices == 9 and not series.is_4d and not series.refused
+    assert series.problems[0].endswith("kept the first 1 image(s) at each position")
+    dropped = [f for f in kept.files if f.status == "dropped"]
+    assert len(dropped) == 1 and sum(f.status == "read" for f in kept.files) == 9
+    # the later InstanceNumber at the repeated position is the one left out
+    at_4 = [f.path for f in kept.files if pydicom.dcmread(f.path).ImagePositionPatient[2] == 4]
+    assert dropped[0].path == max(at_4, key=lambda p: int(pydicom.dcmread(p).InstanceNumber))
 
 
-def test_mixed_orientations_reported(tmp_path, ct_volume):
+def test_mixed_orientations_split_into_stacks(tmp_path, ct_volume):
     write_ct_series(tmp_path / "ax", ct_volume, series_uid="9.9.9", seed=10)
     write_ct_series(tmp_path / "ob", ct_volume[:3], series_uid="9.9.9", orientation=OBLIQUE, seed=11)
-    series = only(scan_dicom(tmp_path))
-    assert series.n_slices == 10
-    assert series.problems == ["mixed orientations (2 different); kept the 10 slices of the most "
-                               "common orientation"]
+    scan = scan_dicom(tmp_path)
+    group = series_id_of("9.9.9")
+    assert list(scan.series) == [f"{group}_o1", f"{group}_o2"]
+    axial, oblique = scan.series.values()
+    assert (axial.n_slices, oblique.n_slices) == (10, 3)
+    assert axial.group == oblique.group == group and axial.problems == oblique.problems == []
+    assert {f.status for f in scan.files} == {"read"}  # no slice dropped
 
 
 def test_geometry_matches_dcm2niix(tmp_path, ct_volume):
