@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ssl_domains.config import ComponentRef, DataConfig
-from ssl_domains.data.collate import collate_items
 from ssl_domains.data.sampler import EpochSampler
+from ssl_domains.data.skipping import (
+    SkipLog,
+    SkippingLoader,
+    SkipUnreadable,
+    collate_skipping,
+    scrub,
+)
 from ssl_domains.errors import DataError, SSLDomainsError
+from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import Registry
 
 __all__ = ["build_dataset", "with_stats", "Subset", "labels_of", "groups_of", "make_loader"]
@@ -34,8 +42,8 @@ def build_dataset(registry: Registry, ref: ComponentRef, role: str) -> Dataset:
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{role} data ({ref.name})", f"{type(exc).__name__}: {exc}") from None
     skipped: Sequence[tuple[str, str]] = getattr(ds, "skipped", []) or []
-    for path, reason in skipped:
-        log.warning("skipped %s: %s", path, reason)
+    for path, reason in skipped:  # logged here only, once, by opaque id (never the path)
+        log.warning("%s data (%s): skipped input %s: %s", role, ref.name, opaque_id(path), scrub(str(reason), path))
     if len(ds) == 0:  # type: ignore[arg-type]
         raise DataError(f"{role} data ({ref.name})", f"no usable items (args {ref.args})")
     return ds
@@ -114,18 +122,29 @@ def make_loader(
     seed: int,
     rank: int = 0,
     world_size: int = 1,
+    role: str | None = None,
+    stage: str = "run",
+    skipped_file: Path | None = None,
 ) -> DataLoader:
-    """A DataLoader with the resumable :class:`EpochSampler` (sharded when distributed)."""
+    """A DataLoader with the resumable :class:`EpochSampler` (sharded when distributed).
+
+    Items that fail to read are skipped (see :mod:`ssl_domains.data.skipping`): replaced by the
+    next readable item when ``train``, left out otherwise; each is logged once and listed in
+    ``skipped_file`` (the run's ``skipped.json``) under ``stage`` and ``role``.
+
+    Raises:
+        DataError: (while iterating) more than 5 % of the items are unreadable.
+    """
     sampler = EpochSampler(len(ds), seed=seed, shuffle=train, rank=rank,  # type: ignore[arg-type]
                            world_size=world_size if train else 1)
     bs = cfg.batch_size if train else (cfg.eval_batch_size or cfg.batch_size)
-    return DataLoader(
-        ds,
+    loader = SkippingLoader(
+        SkipUnreadable(ds, substitute=train),
         batch_size=bs,
         sampler=sampler,
         num_workers=cfg.num_workers,
         pin_memory=cfg.pin_memory,
-        collate_fn=collate_items,
+        collate_fn=collate_skipping,
         drop_last=cfg.drop_last and train,
         worker_init_fn=_seed_worker if cfg.num_workers else None,
         persistent_workers=False,
@@ -133,3 +152,5 @@ def make_loader(
         # resumed run would drift from an uninterrupted one
         generator=torch.Generator().manual_seed(seed),
     )
+    loader.skip_log = SkipLog(ds, role or ("training" if train else "evaluation"), stage, skipped_file)
+    return loader

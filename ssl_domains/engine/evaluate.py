@@ -11,6 +11,7 @@ from torch import nn
 
 from ssl_domains.config import ComponentRef, DataConfig
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
+from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.build import check_modality
 from ssl_domains.engine.checkpoints import MODEL_FILE
 from ssl_domains.engine.finetune import _metrics, write_predictions
@@ -66,8 +67,8 @@ def _score(
     task.to(rt.device)
     registry = get_host().registry
     ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), role)
-    check_modality(task.backbone, ds[0], f"{role} data ({loader.name})")
-    dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0)
+    check_modality(task.backbone, first_readable(ds), f"{role} data ({loader.name})")
+    dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0, role=role, stage="evaluate")
     preds = predict(task, dl, rt)
     write_predictions(out_csv, preds, config.get("threshold"))
     return preds, ds

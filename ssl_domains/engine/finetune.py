@@ -27,6 +27,7 @@ from ssl_domains.data.datasets import (
     make_loader,
     with_stats,
 )
+from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import label_subset, split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
@@ -157,7 +158,7 @@ def finetune(
     train_labels = labels_of(train_ds) or []
 
     backbone = build_backbone(registry, cfg.backbone)
-    check_modality(backbone, train_ds[0], f"fine-tuning data ({fcfg.data.train.name})")
+    check_modality(backbone, first_readable(train_ds), f"fine-tuning data ({fcfg.data.train.name})")
     init_cfg = None
     if not fcfg.from_scratch:
         init_cfg = init or cfg.init
@@ -187,8 +188,11 @@ def finetune(
         trainer.frozen = [backbone] if frozen_now else []
 
     torch.manual_seed(cfg.seed + 1000 * rt.rank)
-    train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size)
-    val_loader = make_loader(val_ds, fcfg.data, train=False, seed=cfg.seed)
+    skipped_file = run.path / "skipped.json" if rt.is_main else None
+    train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size,
+                               role="training", stage="finetune", skipped_file=skipped_file)
+    val_loader = make_loader(val_ds, fcfg.data, train=False, seed=cfg.seed, role="validation", stage="finetune",
+                             skipped_file=skipped_file)
 
     def validate(model: nn.Module) -> dict[str, float]:
         return _metrics(predict(model, val_loader, rt), None)
@@ -223,7 +227,8 @@ def finetune(
     if rt.is_main:
         write_predictions(run.predictions / "val.csv", val_preds, threshold)
     if test_ds is not None:
-        test_preds = predict(task, make_loader(test_ds, fcfg.data, train=False, seed=cfg.seed), rt)
+        test_preds = predict(task, make_loader(test_ds, fcfg.data, train=False, seed=cfg.seed, role="test",
+                                               stage="finetune", skipped_file=skipped_file), rt)
         summary["test"] = _metrics(test_preds, threshold)
         if test_preds.labels is not None and task.num_classes == 2 and len(set(test_preds.labels)) == 2:
             from ssl_domains.evaluation.model_card import card_intervals

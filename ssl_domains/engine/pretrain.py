@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from ssl_domains import __version__
 from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader, with_stats
+from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
@@ -91,7 +92,7 @@ def pretrain(
         train_ds, val_ds = Subset(data, keep, train=True), Subset(data, held)
 
     backbone = build_backbone(registry, cfg.backbone)
-    check_modality(backbone, train_ds[0], f"pretrain data ({pcfg.data.train.name})")
+    check_modality(backbone, first_readable(train_ds), f"pretrain data ({pcfg.data.train.name})")
     if state is None:
         apply_init(backbone, init or cfg.init, run.path if rt.is_main else None)
     task = registry.create("pretext", pcfg.task.name, backbone, **pcfg.task.args)
@@ -101,8 +102,11 @@ def pretrain(
     # data-side randomness differs per rank; model init above is identical on every rank
     torch.manual_seed(cfg.seed + 1000 * rt.rank)
 
-    train_loader = make_loader(train_ds, pcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size)
-    val_loader = make_loader(val_ds, pcfg.data, train=False, seed=cfg.seed)
+    skipped_file = run.path / "skipped.json" if rt.is_main else None
+    train_loader = make_loader(train_ds, pcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size,
+                               role="training", stage="pretrain", skipped_file=skipped_file)
+    val_loader = make_loader(val_ds, pcfg.data, train=False, seed=cfg.seed, role="validation", stage="pretrain",
+                             skipped_file=skipped_file)
     trainer = Trainer(task, train_loader, pcfg.train, rt, run, "pretrain",
                       validate=_mean_loss(val_loader, rt), resolved_config=cfg.model_dump(mode="json"),
                       seed=cfg.seed)

@@ -7,7 +7,6 @@ integer label; :class:`CaseDataset` loads them as RAS MetaTensors for :class:`Vo
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,12 @@ from ssl_domains.errors import DataError
 from ssl_domains_medical.loaders.dicom_series import scan_dicom
 from ssl_domains_medical.loaders.volumes import VolumeDataset, nifti_to_meta_tensor, to_meta_tensor
 
-__all__ = ["CaseDataset", "load_image", "case_id_hash", "NIFTI_SUFFIXES"]
+__all__ = ["CaseDataset", "load_image", "NIFTI_SUFFIXES"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
-def case_id_hash(text: str) -> str:
-    """Stable non-identifying id (12 hex digits of sha256) for ids that may hold identifiers."""
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def load_image(path: str | Path, dims: int, allow_4d: bool = False) -> MetaTensor:
+def load_image(path: str | Path, dims: int, allow_4d: bool = False, allow_2d: bool = False) -> MetaTensor:
     """One image as a channel-first RAS MetaTensor: a NIfTI file or a folder with one DICOM series.
 
     Raises:
@@ -49,7 +43,7 @@ def load_image(path: str | Path, dims: int, allow_4d: bool = False) -> MetaTenso
         raise DataError(path, "file not found")
     if not str(path).endswith(NIFTI_SUFFIXES):
         raise DataError(path, "unsupported image file; use .nii/.nii.gz or a DICOM folder")
-    return nifti_to_meta_tensor(path, dims, allow_4d)
+    return nifti_to_meta_tensor(path, dims, allow_4d, allow_2d)
 
 
 class CaseDataset(VolumeDataset):
@@ -58,15 +52,18 @@ class CaseDataset(VolumeDataset):
 
     Args:
         allow_4d: Use time points of 4-D images as channels instead of refusing them.
+        allow_2d: With ``dims=3``, use 2-D NIfTI images as one-slice volumes instead of
+            refusing them.
         **kwargs: Item pipeline options of :class:`VolumeDataset`.
     """
 
-    def __init__(self, allow_4d: bool = False, **kwargs: Any) -> None:
+    def __init__(self, allow_4d: bool = False, allow_2d: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.allow_4d = allow_4d
+        self.allow_2d = allow_2d
 
     def load_record(self, record: dict[str, Any]) -> dict[str, MetaTensor]:
-        images = [load_image(p, self.dims, self.allow_4d) for p in record["images"]]
+        images = [load_image(p, self.dims, self.allow_4d, self.allow_2d) for p in record["images"]]
         shapes = {tuple(im.shape[1:]) for im in images}
         if len(shapes) > 1:
             raise DataError(record["images"][0], f"case {record['id']}: images of one case have "
@@ -75,7 +72,7 @@ class CaseDataset(VolumeDataset):
             torch.cat([im.as_tensor() for im in images]), affine=images[0].affine)
         out = {"image": image}
         if record.get("mask"):
-            mask = load_image(record["mask"], self.dims)
+            mask = load_image(record["mask"], self.dims, allow_2d=self.allow_2d)
             if tuple(mask.shape[1:]) != tuple(image.shape[1:]):
                 raise DataError(record["mask"], f"mask size {tuple(mask.shape[1:])} differs from "
                                 f"image size {tuple(image.shape[1:])}")

@@ -19,18 +19,16 @@ Folders starting with ``.`` or ``_`` are ignored. Either every case has a label 
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 from typing import Any
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
-from ssl_domains_medical.loaders.cases import NIFTI_SUFFIXES, CaseDataset, case_id_hash
+from ssl_domains_medical.loaders.cases import NIFTI_SUFFIXES, CaseDataset
 
 __all__ = ["CaseFoldersDataset"]
-
-log = logging.getLogger(__name__)
 
 
 def _nifti(folder: Path, stem: str) -> Path | None:
@@ -51,8 +49,8 @@ def _nifti(folder: Path, stem: str) -> Path | None:
 class CaseFoldersDataset(CaseDataset):
     """Cases laid out one per folder (see the module docstring), as volume items.
 
-    ``meta["id"]`` and ``groups`` hold a hash of the folder name (folder names often contain
-    patient ids).
+    ``meta["id"]`` and ``groups`` hold the opaque id (:func:`~ssl_domains.identifiers.opaque_id`,
+    keyed per site) of the folder name: folder names often contain patient ids.
 
     Args:
         root: Folder holding one sub-folder per case.
@@ -88,15 +86,15 @@ class CaseFoldersDataset(CaseDataset):
         if not self.root.is_dir():
             raise DataError(self.root, "case folder root not found")
         table = self._label_table()
-        for case in sorted(p for p in self.root.iterdir() if p.is_dir() and p.name[0] not in "._"):
+        cases = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name[0] not in "._")
+        for k, case in enumerate(cases, start=1):
             images, reason = self._images(case)
-            if reason:
-                log.warning("skipped %s: %s", case, reason)
-                self.skipped.append((str(case), reason))
+            if reason:  # logged once, by whoever builds the dataset (never here as well)
+                self.skipped.append((str(case), f"case folder {k} of {len(cases)}: {reason}"))
                 continue
             mask = _nifti(case, mask_name)
             label = table.get(case.name, self._label_txt(case))
-            cid = case_id_hash(case.name)
+            cid = opaque_id("case", case.name)
             self.records.append({"id": cid, "images": images, "mask": str(mask) if mask else None,
                                  "label": label, "modality": modality, "source": str(case),
                                  "meta": {"case_id": cid}})

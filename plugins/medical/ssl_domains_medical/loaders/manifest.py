@@ -8,8 +8,9 @@ from typing import Any
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
-from ssl_domains_medical.loaders.cases import CaseDataset, case_id_hash
+from ssl_domains_medical.loaders.cases import CaseDataset
 
 __all__ = ["ImageManifestDataset"]
 
@@ -32,9 +33,9 @@ class ImageManifestDataset(CaseDataset):
       A path is a NIfTI file or a folder holding one DICOM series.
     - ``mask`` (optional): lesion mask on the image grid; non-zero = lesion.
     - ``label`` (optional): integer class; the whole column empty or absent = unlabeled.
-    - ``case_id`` (optional): case identifier, hashed (sha256, 12 hex digits) into
-      ``meta["id"]`` and ``groups`` so a case stays on one side of a split; the row number
-      is used when absent.
+    - ``case_id`` (optional): case identifier, turned into an opaque id (keyed HMAC,
+      :func:`~ssl_domains.identifiers.opaque_id`) in ``meta["id"]`` and ``groups`` so a case
+      stays on one side of a split; the row number is used when absent.
 
     Args:
         path: The CSV file.
@@ -127,7 +128,7 @@ class ImageManifestDataset(CaseDataset):
         if case in seen:
             raise DataError(self.path, f"row {n}: case id repeats row {seen[case]}; one row per case")
         seen[case] = n
-        cid = case_id_hash(case)
+        cid = opaque_id("case", case)
         return {"id": cid, "images": images, "mask": mask, "label": label,
                 "modality": self.modality, "source": "|".join(images),
                 "meta": {"case_id": cid, "row": n}}

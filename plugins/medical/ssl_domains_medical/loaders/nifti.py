@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +10,12 @@ import nibabel as nib
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
 from ssl_domains_medical.loaders.cases import NIFTI_SUFFIXES, CaseDataset
+from ssl_domains_medical.loaders.volumes import two_d_refusal
 
 __all__ = ["NiftiDataset"]
-
-log = logging.getLogger(__name__)
 
 
 @component(
@@ -30,8 +29,15 @@ class NiftiDataset(CaseDataset):
     """NIfTI files as unlabeled items ``{"image": [C, *spatial] float32 in RAS, "meta"}``.
 
     The affine is honoured: voxels are reoriented to RAS (no resampling unless ``spacing``);
-    files of any endianness and NIfTI-2 load through nibabel. ``meta["id"]`` is the file name
-    without suffix; ``groups`` are those ids.
+    files of any endianness and NIfTI-2 load through nibabel. ``meta["id"]`` is the opaque id
+    (:func:`~ssl_domains.identifiers.opaque_id`) of the file's path below ``path`` (file names
+    often hold patient names or MRNs: they never reach items, logs or prediction files);
+    ``groups`` are those ids. Files that cannot be used are listed in ``skipped`` with their
+    position ("file 3 of 12", in sorted order) and the reason.
+
+    A 2-D image (or a single slice) given with ``dims=3`` is refused, naming the file: padding
+    it into 3-D patches would train on something that is not a volume. Pass ``dims=2``, or
+    ``allow_2d=True`` to use it as a one-slice volume.
 
     Args:
         path: A folder (searched recursively), a glob (``"scans/*.nii.gz"``) or one file.
@@ -39,13 +45,14 @@ class NiftiDataset(CaseDataset):
         modality: Modality written to ``meta`` and used by ``intensity="auto"`` (``"CT"``
             -> soft-tissue window, else percentiles).
         allow_4d: Time points of 4-D files become channels; otherwise 4-D files are skipped.
+        allow_2d: With ``dims=3``, use 2-D images as one-slice volumes instead of refusing them.
         **kwargs: Item pipeline options of :class:`~ssl_domains_medical.loaders.volumes.VolumeDataset`
             (``dims``, ``spatial_size``, ``patch_size``, ``patches_per_volume``, ``resize_mode``,
             ``spacing``, ``intensity``, ``percentiles``, ``crop_foreground``, ``cache``,
             ``cache_dir``, ``seed``).
 
     Raises:
-        DataError: Nothing matches ``path``.
+        DataError: Nothing matches ``path``; a 2-D image with ``dims=3`` (without ``allow_2d``).
     """
 
     def __init__(
@@ -54,21 +61,22 @@ class NiftiDataset(CaseDataset):
         exclude: str | None = "*_mask.nii*",
         modality: str = "unknown",
         allow_4d: bool = False,
+        allow_2d: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(allow_4d=allow_4d, **kwargs)
+        super().__init__(allow_4d=allow_4d, allow_2d=allow_2d, **kwargs)
         self.path = path
         self.exclude = exclude
         self.modality = modality
-        files = self._files(Path(path))
-        for f in files:
+        root = Path(path)
+        files = self._files(root)
+        for k, f in enumerate(files, start=1):
             reason = self._check(f)
-            if reason:
-                log.warning("skipped %s: %s", f, reason)
-                self.skipped.append((str(f), reason))
+            if reason:  # logged once, by whoever builds the dataset (never here as well)
+                self.skipped.append((str(f), f"file {k} of {len(files)}: {reason}"))
                 continue
-            name = f.name[: -len(".nii.gz")] if f.name.endswith(".nii.gz") else f.stem
-            self.records.append({"id": name, "images": [str(f)], "mask": None,
+            rel = f.relative_to(root).as_posix() if root.is_dir() else f.name
+            self.records.append({"id": opaque_id("nifti", rel), "images": [str(f)], "mask": None,
                                  "label": None, "modality": modality, "source": str(f)})
 
     def _files(self, p: Path) -> list[Path]:
@@ -95,4 +103,6 @@ class NiftiDataset(CaseDataset):
             return f"4-D image {tuple(shape)}; pass allow_4d=True to use time points as channels"
         if self.dims == 2 and len(spatial) == 3 and spatial[2] > 1:
             return f"3-D image {tuple(shape)} with dims=2"
+        if self.dims == 3 and not self.allow_2d and (len(spatial) < 3 or spatial[2] == 1):
+            raise DataError(f, two_d_refusal(shape))
         return ""

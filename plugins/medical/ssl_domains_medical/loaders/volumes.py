@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains_medical.transforms import patch_sampler, preprocessing, resolve_intensity
 
-__all__ = ["VolumeDataset", "to_meta_tensor", "nifti_to_meta_tensor"]
+__all__ = ["VolumeDataset", "to_meta_tensor", "nifti_to_meta_tensor", "two_d_refusal"]
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +58,26 @@ def to_meta_tensor(array: np.ndarray, affine: np.ndarray, dims: int, path: str |
     return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr)), affine=torch.as_tensor(aff))
 
 
-def nifti_to_meta_tensor(path: str | Path, dims: int, allow_4d: bool = False) -> MetaTensor:
+def two_d_refusal(shape: Any) -> str:
+    """Why a 2-D image (or a single slice) is refused by a 3-D pipeline, and what to do."""
+    return (f"2-D image {tuple(int(s) for s in shape)} given to a 3-D pipeline (dims=3); set dims=2 "
+            "for 2-D images, or allow_2d=True to use it as a one-slice volume")
+
+
+def nifti_to_meta_tensor(path: str | Path, dims: int, allow_4d: bool = False,
+                         allow_2d: bool = False) -> MetaTensor:
     """Load a NIfTI file (any orientation, NIfTI-1/2, either endianness) as a RAS MetaTensor.
 
     The voxel axes are permuted/flipped to the closest RAS orientation (nibabel's
     ``as_closest_canonical``; no resampling), so images of one case stack as channels.
 
     The 4th axis (time) becomes channels when ``allow_4d``; otherwise a 4-D file is refused.
+    A 2-D image (or one slice) with ``dims=3`` is refused unless ``allow_2d`` (then it is a
+    one-slice volume).
 
     Raises:
-        DataError: Missing, unreadable or 4-D without ``allow_4d``.
+        DataError: Missing, unreadable, 4-D without ``allow_4d``, or 2-D with ``dims=3``
+            without ``allow_2d``.
     """
     import nibabel as nib
 
@@ -79,6 +89,8 @@ def nifti_to_meta_tensor(path: str | Path, dims: int, allow_4d: bool = False) ->
         arr = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
         raise DataError(path, f"unreadable NIfTI: {type(exc).__name__}: {str(exc)[:160]}") from None
+    if dims == 3 and not allow_2d and (arr.ndim == 2 or arr.shape[2] == 1):
+        raise DataError(path, two_d_refusal(arr.shape))
     if arr.ndim == 2:
         arr = arr[:, :, None]
     while arr.ndim > 4 and arr.shape[-1] == 1:

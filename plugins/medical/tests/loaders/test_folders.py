@@ -27,7 +27,7 @@ def test_layout_with_labels_masks_channels_and_dicom(tmp_path, ct_volume):
     (tmp_path / "labels.csv").write_text("case_id,label\nc1,0\nc2,1\n")
     ds = CaseFoldersDataset(str(tmp_path), spatial_size=6, intensity="none")
     assert len(ds) == 3 and ds.labels == [0, 1, 1]
-    assert ds.skipped == [(str(tmp_path / "empty"), "no image*.nii[.gz] and no DICOM files")]
+    assert ds.skipped == [(str(tmp_path / "empty"), "case folder 4 of 4: no image*.nii[.gz] and no DICOM files")]
     assert ds[0]["mask"].shape == (1, 6, 6, 6)
     assert ds[1]["image"].shape == (2, 6, 6, 6)
     assert ds[2]["image"].shape == (1, 6, 6, 6) and float(ds[2]["image"].min()) < -500  # HU
@@ -39,7 +39,7 @@ def test_named_modalities_and_errors(tmp_path):
     _vol(tmp_path / "a" / "t2.nii.gz", 2.0)
     _vol(tmp_path / "b" / "t1.nii.gz", 1.0)
     ds = CaseFoldersDataset(str(tmp_path), modalities=["t2", "t1"], intensity="none")
-    assert len(ds) == 1 and ds.skipped[0][1] == "missing image file(s) ['t2'] (.nii/.nii.gz)"
+    assert len(ds) == 1 and ds.skipped[0][1] == "case folder 2 of 2: missing image file(s) ['t2'] (.nii/.nii.gz)"
     assert float(ds[0]["image"][0, 0, 0, 0]) == 2.0
     (tmp_path / "a" / "label.txt").write_text("x")
     with pytest.raises(DataError, match=r"label.txt: label 'x' is not an integer"):

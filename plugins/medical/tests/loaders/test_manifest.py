@@ -11,6 +11,7 @@ import torch
 from ssl_domains_medical.loaders.manifest import ImageManifestDataset
 
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 
 from .conftest import SAMPLE
 
@@ -22,7 +23,9 @@ def _vol(path, value, shape=(6, 6, 6)):
 def test_sample_manifest_masks_mark_bright_lesions():
     ds = ImageManifestDataset(str(SAMPLE / "nifti" / "labels.csv"), modality="CT", intensity="none")
     assert len(ds) == 16 and ds.labels == [i % 2 for i in range(16)]
-    assert ds.groups[0] == hashlib.sha256(b"case_00").hexdigest()[:12]
+    # a keyed opaque id of the case id: not the unsalted sha256 that enumeration reverses
+    assert ds.groups[0] == opaque_id("case", "case_00") and len(ds.groups[0]) == 16
+    assert ds.groups[0] != hashlib.sha256(b"case_00").hexdigest()[: len(ds.groups[0])]
     for i in (1, 3):  # case_03 is stored in LPS order: mask and image must stay aligned
         item = ds[i]
         image, mask = item["image"][0], item["mask"][0]

@@ -9,6 +9,7 @@ import torch
 from ssl_domains_medical.loaders.nifti import NiftiDataset
 
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 
 from .conftest import SAMPLE, shared_data
 
@@ -22,7 +23,8 @@ def test_reorients_to_ras_from_any_storage(tmp_path):
     aff = np.array([[0, -2.0, 0, 6.0], [3.0, 0, 0, 0], [0, 0, -4.0, 20.0], [0, 0, 0, 1]])
     nib.save(nib.Nifti1Image(flipped, aff), str(tmp_path / "other.nii"))
     ds = NiftiDataset(str(tmp_path), intensity="none")
-    assert [r["id"] for r in ds.records] == ["other", "ras"]
+    # ids are keyed opaque ids of the file's path below the folder, never the file names
+    assert [r["id"] for r in ds.records] == [opaque_id("nifti", "other.nii"), opaque_id("nifti", "ras.nii.gz")]
     a, b = ds[0], ds[1]
     assert torch.equal(a["image"], b["image"]) and a["image"].shape == (1, 4, 5, 6)
     assert a["meta"]["spacing"] == [2.0, 3.0, 4.0]
@@ -42,7 +44,7 @@ def test_4d_files_skipped_with_reason(tmp_path):
     ds = NiftiDataset(str(folder / "*.nii*"), spatial_size=16)
     skipped = {p.split("/")[-1]: r for p, r in ds.skipped}
     assert set(skipped) == {"example4d.nii.gz", "example_nifti2.nii.gz", "functional.nii"}
-    assert skipped["functional.nii"].startswith("4-D image (17, 21, 3, 20); pass allow_4d=True")
+    assert "4-D image (17, 21, 3, 20); pass allow_4d=True" in skipped["functional.nii"]
     assert len(ds) == 3 and all(ds[i]["image"].shape == (1, 16, 16, 16) for i in range(3))
 
 
@@ -50,7 +52,7 @@ def test_unreadable_skipped_and_nothing_found_is_an_error(tmp_path):
     (tmp_path / "bad.nii.gz").write_bytes(b"not gzip at all")
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(tmp_path / "ok.nii.gz"))
     ds = NiftiDataset(str(tmp_path))
-    assert len(ds) == 1 and ds.skipped[0][1].startswith("unreadable NIfTI")
+    assert len(ds) == 1 and ds.skipped[0][1].startswith("file 1 of 2: unreadable NIfTI")
     with pytest.raises(DataError, match="no NIfTI files"):
         NiftiDataset(str(tmp_path / "empty*"))
 
@@ -66,3 +68,30 @@ def test_2d_images(tmp_path):
     nib.save(nib.Nifti1Image(np.ones((8, 6, 1), np.float32), np.eye(4)), str(tmp_path / "a.nii"))
     ds = NiftiDataset(str(tmp_path), dims=2, spatial_size=[8, 8], intensity="none")
     assert ds[0]["image"].shape == (1, 8, 8)
+
+
+def test_2d_image_with_dims_3_is_refused_naming_the_file(tmp_path):
+    nib.save(nib.Nifti1Image(np.ones((8, 6), np.float32), np.eye(4)), str(tmp_path / "flat.nii.gz"))
+    with pytest.raises(DataError) as info:
+        NiftiDataset(str(tmp_path), spatial_size=8)
+    msg = str(info.value)
+    assert msg.startswith(str(tmp_path / "flat.nii.gz")) and "\n" not in msg
+    assert "2-D image (8, 6) given to a 3-D pipeline (dims=3); set dims=2" in msg
+
+
+def test_single_slice_with_dims_3_is_refused_or_a_one_slice_volume_when_allowed(tmp_path):
+    nib.save(nib.Nifti1Image(np.ones((8, 6, 1), np.float32), np.eye(4)), str(tmp_path / "one.nii"))
+    with pytest.raises(DataError, match="2-D image .8, 6, 1. given to a 3-D pipeline"):
+        NiftiDataset(str(tmp_path / "one.nii"), spatial_size=8)
+    ds = NiftiDataset(str(tmp_path / "one.nii"), allow_2d=True, intensity="none")
+    assert ds[0]["image"].shape == (1, 8, 6, 1)
+
+
+def test_2d_image_in_a_manifest_is_refused_when_read(tmp_path):
+    from ssl_domains_medical.loaders.manifest import ImageManifestDataset
+
+    nib.save(nib.Nifti1Image(np.ones((8, 6), np.float32), np.eye(4)), str(tmp_path / "flat.nii.gz"))
+    (tmp_path / "m.csv").write_text("image,label\nflat.nii.gz,1\n")
+    ds = ImageManifestDataset(str(tmp_path / "m.csv"), spatial_size=8)
+    with pytest.raises(DataError, match="flat.nii.gz: 2-D image .8, 6. given to a 3-D pipeline"):
+        ds[0]
