@@ -196,9 +196,29 @@ def run_summary(run: Run, alpha: float = 0.05) -> str:
     counts = ", ".join(f"{k} {run.eval[k]}" for k in ("n_train", "n_val", "n_test")
                        if k in run.eval)
     return (f'<div class="answer"><p class="big">{hp.esc(text)}.</p>'
+            + (hp.para(selection_text(run.eval["selection"]))
+               if isinstance(run.eval.get("selection"), dict) else "")
             + (hp.para(f"Items: {counts}.") if counts else "")
             + (hp.para(f"Brackets: {100 * (1 - alpha):.0f}% bootstrap intervals over test "
                        "cases.") if ci else "") + "</div>")
+
+
+def selection_text(rec: dict[str, Any]) -> str:
+    """One sentence on what ``select: auto`` chose: the arm, its selection AUROC with its
+    interval, how it was chosen, and the runner-up."""
+    low, high = (list(rec.get("interval") or []) + [None, None])[:2]
+    text = (f"Model chosen by select: auto: {rec.get('chosen')}, selection AUROC "
+            f"{hp.fmt(rec.get('score'))}")
+    if hp.is_number(low) and hp.is_number(high):
+        text += f" (95% bootstrap interval {hp.fmt(low)} to {hp.fmt(high)})"
+    text += f", chosen by {rec.get('method', 'validation')}"
+    if rec.get("runner_up"):
+        text += f"; runner-up {rec['runner_up']} ({hp.fmt(rec.get('runner_up_score'))})"
+    ens = rec.get("ensemble")
+    if rec.get("chosen") == "ensemble" and isinstance(ens, dict):
+        text += (f"; ensemble of {' and '.join(map(str, ens.get('members', [])))}, weight "
+                 f"{ens.get('weight')} on {ens.get('weight_of')}")
+    return text + "."
 
 
 def _flatten(prefix: str, value: Any, sort: bool = False) -> list[tuple[str, Any]]:
@@ -256,6 +276,54 @@ def sweep_tables(results: pd.DataFrame, summary: pd.DataFrame) -> str:
              + hp.table(raw_cols, results[raw_cols].itertuples(index=False),
                         table_id="results-table") + "</details>")
     return html
+
+
+def stability_table(sweep: Path, summary: pd.DataFrame, metric: str) -> str:
+    """Per arm and size: mean ± sd of the headline metric next to the share of seeds whose
+    fine-tuning collapsed (``stability.csv``: validation AUROC <= 0.55 or a constant output)."""
+    try:
+        st = pd.read_csv(sweep / "stability.csv")
+    except (OSError, ValueError, pd.errors.ParserError):
+        return hp.note("no stability.csv in the sweep folder: collapse shares not shown")
+    if st.empty or not {"arm", "n_labels", "collapsed"} <= set(st.columns):
+        return hp.note("stability.csv has no rows: collapse shares not shown")
+    arms = summary[(summary["kind"] == "arm") & (summary["metric"] == metric)]
+    rows = []
+    for (arm, n), g in st.groupby(["arm", "n_labels"], sort=False):
+        r = arms[(arms["arm"] == arm) & (arms["n_labels"] == n)]
+        collapsed = g["collapsed"].astype(str).str.lower().isin(["true", "1", "1.0"])
+        rows.append([arm, int(n), r["mean"].iloc[0] if len(r) else None,
+                     r["std"].iloc[0] if len(r) else None, len(g), int(collapsed.sum()),
+                     float(collapsed.mean())])
+    rows.sort(key=lambda r: (r[1], str(r[0])))
+    return ("<h3>Stability over seeds</h3>"
+            + hp.para(f"Collapsed: the share of seeds whose validation AUROC was at most 0.55 or "
+                      f"whose output was the same for every item; mean and sd of test {metric} "
+                      "over the same seeds.")
+            + hp.table(["arm", "n_labels", f"mean {metric}", f"sd {metric}", "seeds",
+                        "collapsed seeds", "collapsed share"], rows, table_id="stability-table"))
+
+
+def auto_table(sweep: Path) -> str:
+    """What the ``auto`` arm chose per size and seed (its ``selection.json``), if it ran."""
+    rows = []
+    for d in sorted((sweep / "cells").glob("auto_*")) if (sweep / "cells").is_dir() else []:
+        parsed = parse_cell_name(d.name)
+        rec = _try(Run(d), "selection", partial(read_json, d / "selection.json"))
+        if parsed is None or not rec:
+            continue
+        interval = rec.get("interval") or [None, None]
+        rows.append([parsed[1], parsed[2], rec.get("chosen"), rec.get("score"), interval[0],
+                     interval[1], rec.get("runner_up"), rec.get("runner_up_score"),
+                     str(rec.get("method", "")).split(" (")[0]])
+    if not rows:
+        return ""
+    return ("<h3>The auto arm's choices</h3>"
+            + hp.para("Chosen on validation data only (cross-validation over the labeled subset "
+                      "when the validation set is small); score: AUROC on the selection items "
+                      "with a bootstrap interval.")
+            + hp.table(["size", "seed", "chosen", "selection AUROC", "ci_low", "ci_high",
+                        "runner-up", "runner-up AUROC", "method"], rows, table_id="auto-table"))
 
 
 def efficiency_figures(results: pd.DataFrame, summary: pd.DataFrame, out_dir: Path,
@@ -448,7 +516,8 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
                          + _section_notes(run)))
         sections.append(("label-efficiency", "Label efficiency",
                          efficiency_figures(results, summary, out_dir, headline, alpha)))
-        tables = sweep_tables(results, summary)
+        tables = sweep_tables(results, summary) + stability_table(sweep, summary, headline) \
+            + auto_table(sweep)
         if focus.eval:
             tables += f"<h3>Representative run: {hp.esc(focus_name)}</h3>" + \
                 eval_tables(focus, alpha)

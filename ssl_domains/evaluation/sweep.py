@@ -11,7 +11,16 @@ validation items; the data sources are built once and shared):
 * ``linear_probe``: the pre-trained backbone frozen, only the head trained (``mode: linear``);
 * ``baseline:<name>``: a classical baseline (``fit``/``predict_proba`` on the stacked inputs),
   one per ``baselines`` entry of the config, by default every baseline the backbone's plugin
-  registers for its modality (the host's ``logistic`` when it registers none).
+  registers for its modality (the host's ``logistic`` when it registers none);
+* ``ensemble``: the ``ssl`` cell and the strongest baseline cell (by validation AUROC),
+  probabilities averaged with a weight chosen on validation data
+  (:mod:`ssl_domains.evaluation.auto`);
+* ``auto``: the best of the other arms, chosen on validation data only (k-fold
+  cross-validation over the labeled subset when the validation set is small); its test
+  numbers are the chosen cell's.
+
+``ensemble`` and ``auto`` are derived from the other cells of the same size and seed, so they
+run after them whatever their place in ``--arms``.
 
 Thresholds are chosen on validation data only; test data is only scored. The sweep folder::
 
@@ -19,7 +28,10 @@ Thresholds are chosen on validation data only; test data is only scored. The swe
     <out>/pretrain/                                  the pre-training run (when it pre-trains)
     <out>/cells/<arm>_<size>_<seed>/                 one run folder per cell (eval.json when done)
     <out>/results.csv                                tidy: arm, n_labels, fraction, seed, metric, value
-    <out>/summary.csv, summary.json                  mean, std, t-interval; ssl-scratch paired by seed
+    <out>/summary.csv, summary.json                  mean, std, t-interval; ssl-scratch paired by seed;
+                                                     collapsed: share of seeds that collapsed
+    <out>/stability.csv                              per cell: validation AUROC, constant output,
+                                                     collapsed (AUROC <= 0.55 or constant)
     <out>/report/report.html                         the report
 
 ``<size>`` is the fraction as written by ``repr(float)`` (``0.05``, ``1.0``) or the count
@@ -47,6 +59,8 @@ import torch
 
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, dump_config, parse_config
 from ssl_domains.errors import ConfigError, RegistryError, SSLDomainsError
+from ssl_domains.evaluation.selection import COLLAPSE_AUROC
+from ssl_domains.files import write_json
 
 __all__ = [
     "Size",
@@ -64,6 +78,10 @@ log = logging.getLogger(__name__)
 
 #: Arms a sweep knows besides ``baseline:<name>``.
 STANDARD_ARMS = ("ssl", "scratch", "linear_probe")
+#: Arms made from the other arms' cells (run after them, in this order).
+DERIVED_ARMS = ("ensemble", "auto")
+#: Every arm ``--arms`` accepts, for help texts.
+ALL_ARMS = (*STANDARD_ARMS, "baseline", *DERIVED_ARMS)
 #: Default ``--arms``.
 DEFAULT_ARMS = ("ssl", "scratch", "linear_probe", "baseline")
 #: eval.json "test" entries kept out of results.csv: the loss (baselines have none) and the
@@ -158,17 +176,18 @@ def parse_seeds(seeds: int | None = None, seed_list: str | None = None) -> list[
 
 
 def parse_arms(text: str | None) -> list[str]:
-    """``--arms ssl,scratch,linear_probe,baseline`` (``baseline:<name>`` picks one baseline).
+    """``--arms ssl,scratch,linear_probe,baseline,ensemble,auto`` (``baseline:<name>`` picks
+    one baseline).
 
     Raises:
         ConfigError: An unknown arm.
     """
     arms = _numbers(text or ",".join(DEFAULT_ARMS), "--arms")
     for arm in arms:
-        if arm not in (*STANDARD_ARMS, "baseline") and not (arm.startswith("baseline:")
-                                                            and len(arm) > len("baseline:")):
+        if arm not in ALL_ARMS and not (arm.startswith("baseline:")
+                                        and len(arm) > len("baseline:")):
             raise ConfigError(f"--arms: unknown arm {arm!r}; allowed: ssl, scratch, linear_probe, "
-                              "baseline (all baselines) or baseline:<name>")
+                              "baseline (all baselines), baseline:<name>, ensemble, auto")
     return list(dict.fromkeys(arms))
 
 
@@ -178,6 +197,11 @@ class Arm:
 
     name: str
     baseline: ComponentRef | None = field(default=None, compare=False)
+
+    @property
+    def derived(self) -> bool:
+        """Made from the other arms' cells (``ensemble``, ``auto``)."""
+        return self.name in DERIVED_ARMS
 
     @property
     def folder(self) -> str:
@@ -208,10 +232,13 @@ def default_baselines(cfg: RunConfig) -> list[ComponentRef]:
 
 
 def resolve_arms(cfg: RunConfig, names: Sequence[str]) -> list[Arm]:
-    """Arms from ``--arms`` names; ``baseline`` expands to :func:`default_baselines`.
+    """Arms from ``--arms`` names; ``baseline`` expands to :func:`default_baselines`; the
+    derived arms (``ensemble``, ``auto``) go last.
 
     Raises:
-        ConfigError: Two baselines with the same name, or ``baseline:<name>`` not registered.
+        ConfigError: Two baselines with the same name, ``baseline:<name>`` not registered,
+            ``ensemble`` without ``ssl`` and a baseline, or ``auto`` with fewer than two other
+            arms.
     """
     from ssl_domains.plugins import get_host
 
@@ -225,7 +252,7 @@ def resolve_arms(cfg: RunConfig, names: Sequence[str]) -> list[Arm]:
     by_name = {b.name: b for b in baselines}
     arms: list[Arm] = []
     for name in names:
-        if name in STANDARD_ARMS:
+        if name in STANDARD_ARMS or name in DERIVED_ARMS:
             arms.append(Arm(name))
         elif name == "baseline":
             arms += [Arm(f"baseline:{b.name}", b) for b in baselines]
@@ -233,7 +260,17 @@ def resolve_arms(cfg: RunConfig, names: Sequence[str]) -> list[Arm]:
             bname = name.split(":", 1)[1]
             registry.get("baseline", bname)  # unknown name -> RegistryError with suggestions
             arms.append(Arm(name, by_name.get(bname, ComponentRef(name=bname))))
-    return list(dict.fromkeys(arms))
+    arms = list(dict.fromkeys(arms))
+    plain = [a for a in arms if not a.derived]
+    names_ = [a.name for a in plain]
+    if Arm("ensemble") in arms and ("ssl" not in names_
+                                    or not any(a.baseline is not None for a in plain)):
+        raise ConfigError("--arms: 'ensemble' averages the 'ssl' arm with the strongest baseline; "
+                          "add ssl and baseline (e.g. --arms ssl,baseline,ensemble)")
+    if Arm("auto") in arms and len(plain) + (Arm("ensemble") in arms) < 2:
+        raise ConfigError("--arms: 'auto' chooses among the other arms; give at least two "
+                          "(e.g. --arms ssl,scratch,linear_probe,baseline,ensemble,auto)")
+    return plain + [Arm(n) for n in DERIVED_ARMS if Arm(n) in arms]
 
 
 # ---------------------------------------------------------------- sweep
@@ -304,9 +341,9 @@ def _write_sweep_record(out: Path, cfg: RunConfig, init: InitConfig | None,
               "init": init.model_dump(mode="json") if init is not None else None,
               "sizes": [s.tag for s in sizes], "seeds": list(seeds),
               "arms": [a.name for a in arms]}
-    atomic_write_text(out / "sweep.json", json.dumps(record, indent=2))
+    write_json(out / "sweep.json", record)
     atomic_write_text(out / "config.yaml", dump_config(cfg))
-    atomic_write_text(out / "environment.json", json.dumps(environment_info(), indent=2))
+    write_json(out / "environment.json", environment_info())
 
 
 def _pretrained(cfg: RunConfig, out: Path, init: InitConfig | None,
@@ -421,7 +458,7 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
     from ssl_domains.engine.build import build_backbone
     from ssl_domains.engine.finetune import prepare_finetune_data, write_predictions
     from ssl_domains.engine.inference import Predictions
-    from ssl_domains.engine.run_dir import RunDir, atomic_write_text
+    from ssl_domains.engine.run_dir import RunDir
     from ssl_domains.engine.runtime import seed_everything
     from ssl_domains.evaluation.metrics import classification_metrics
     from ssl_domains.evaluation.thresholds import choose_threshold
@@ -492,9 +529,86 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
         summary["label_counts"]["test"] = dict(Counter(map(str, labels_of(data["test"]) or [])))
         write_predictions(run.predictions / "test.csv", test_preds, threshold)
     summary["seconds"] = time.perf_counter() - start
-    atomic_write_text(run.path / "eval.json", json.dumps(summary, indent=2))
+    write_json(run.path / "eval.json", summary)
     run.close()
     return summary
+
+
+# ---------------------------------------------------------------- derived arms
+
+
+def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfig | None,
+                  echo: Callable[[str], None]) -> Callable[[dict[str, Any], Path], dict[str, Any]]:
+    """``train(sources, folder)``: every arm of ``arms`` trained on ``sources["pool"]`` (all of
+    it is the label budget; validation split off it as in the cells) and scored on
+    ``sources["test"]`` (the held-out fold)."""
+    from ssl_domains.engine.finetune import finetune
+    from ssl_domains.evaluation.auto import read_cell_predictions
+
+    def train(sources: dict[str, Any], folder: Path) -> dict[str, Any]:
+        got = {}
+        for arm in arms:
+            sub = folder / arm.folder
+            fold_cfg = _cell_config(cfg, arm, Size(fraction=1.0), seed, pre)
+            try:
+                if arm.baseline is not None:
+                    run_baseline(fold_cfg, arm.baseline, sub, sources)
+                else:
+                    finetune(fold_cfg, sub, init=None if arm.name == "scratch" else pre,
+                             sources=sources)
+            except (ImportError, ValueError, RuntimeError, SSLDomainsError) as err:
+                if arm.baseline is None or isinstance(err, ConfigError | RegistryError):
+                    raise
+                echo(f"  cross-validation: {arm.name} failed on {folder.name} ({err}); left out")
+                continue
+            got[arm.name] = read_cell_predictions(sub / "predictions" / "test.csv")
+            shutil.rmtree(sub, ignore_errors=True)
+        return got
+
+    return train
+
+
+def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
+                arms: Sequence[Arm], sources: dict[str, Any], pre: InitConfig | None,
+                alpha: float = 0.05, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Write the ``ensemble`` or ``auto`` cell of ``(size, seed)`` from the finished cells of
+    ``arms`` (see :mod:`ssl_domains.evaluation.auto`).
+
+    Raises:
+        SSLDomainsError: A member cell is missing or the cells scored different items.
+    """
+    from ssl_domains.evaluation import auto
+
+    assert cfg.finetune is not None
+    cell = out / "cells" / cell_name(arm, size, seed)
+    done = {a.name: out / "cells" / cell_name(a, size, seed) for a in arms
+            if a.name != arm.name and (out / "cells" / cell_name(a, size, seed) / "eval.json").is_file()}
+    bases = [a.name for a in arms if a.baseline is not None and a.name in done]
+    rule = cfg.finetune.threshold_rule
+    if arm.name == "ensemble":
+        if "ssl" not in done or not bases:
+            raise SSLDomainsError(f"ensemble {size.label} seed {seed}: needs the finished ssl "
+                                  "cell and at least one finished baseline cell")
+        return auto.run_ensemble_cell(cell, ("ssl", done["ssl"]), {b: done[b] for b in bases},
+                                      rule)
+    candidates = {a.name: done[a.name] for a in arms if a.name in done and a.name != "auto"}
+    plain = [a for a in arms if not a.derived and a.name in done]
+    ensemble = ("ssl", bases) if "ensemble" in candidates else None
+
+    def cv() -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+        from ssl_domains.engine.finetune import prepare_finetune_data
+
+        cell_cfg = _cell_config(cfg, plain[0], size, seed, pre)
+        assert cell_cfg.finetune is not None
+        data = prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
+        labeled = auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
+        echo(f"  auto {size.label} seed {seed}: small validation set ({len(data['val'])} items), "
+             f"cross-validating {len(plain)} arm(s) over {len(labeled)} labeled items")
+        return auto.cross_validate(labeled, seed, cell / "folds",
+                                   _fold_trainer(cfg, plain, seed, pre, echo))
+
+    return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble, cv=cv, seed=seed,
+                              alpha=alpha)
 
 
 # ---------------------------------------------------------------- results
@@ -521,6 +635,50 @@ def collect_results(out: Path, cells: Sequence[tuple[Arm, Size, int]]) -> pd.Dat
     return pd.DataFrame(rows, columns=["arm", "n_labels", "fraction", "seed", "metric", "value"])
 
 
+STABILITY_COLUMNS = ["arm", "n_labels", "fraction", "seed", "val_auroc", "constant", "collapsed"]
+
+
+def collect_stability(out: Path, cells: Sequence[tuple[Arm, Size, int]]) -> pd.DataFrame:
+    """Per finished cell: validation AUROC, whether its output was constant, and whether it
+    collapsed (:func:`~ssl_domains.evaluation.selection.collapse`)."""
+    from ssl_domains.evaluation.auto import cell_stability
+
+    rows = []
+    for arm, size, seed in cells:
+        cell = out / "cells" / cell_name(arm, size, seed)
+        if not (cell / "eval.json").is_file():
+            continue
+        st = cell_stability(cell)
+        if st is None:
+            continue
+        ev = json.loads((cell / "eval.json").read_text())
+        n_labels = ev.get("n_labels", int(ev.get("n_train", 0)) + int(ev.get("n_val", 0)))
+        n_pool = ev.get("n_pool")
+        fraction = size.fraction if size.fraction is not None else \
+            (n_labels / n_pool if n_pool else math.nan)
+        rows.append({"arm": arm.name, "n_labels": int(n_labels), "fraction": fraction,
+                     "seed": seed, "val_auroc": math.nan if st["val_auroc"] is None
+                     else st["val_auroc"], "constant": st["constant"],
+                     "collapsed": st["collapsed"]})
+    return pd.DataFrame(rows, columns=STABILITY_COLUMNS)
+
+
+def with_stability(summary: pd.DataFrame, stability: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with ``collapsed`` (share of seeds that collapsed) and ``n_collapsed`` on
+    its arm rows (NaN on difference rows and where no cell could be checked)."""
+    out = summary.copy()
+    out["collapsed"], out["n_collapsed"] = math.nan, math.nan
+    if stability.empty or out.empty:
+        return out
+    per = stability.groupby(["arm", "n_labels"])["collapsed"].agg(["mean", "sum"])
+    for i, row in out.iterrows():
+        key = (row["arm"], row["n_labels"])
+        if row["kind"] == "arm" and key in per.index:
+            out.at[i, "collapsed"] = float(per.loc[key, "mean"])
+            out.at[i, "n_collapsed"] = float(per.loc[key, "sum"])
+    return out
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in df.to_dict(orient="records")]
@@ -534,7 +692,8 @@ def _headline(results: pd.DataFrame) -> str | None:
 
 
 def summary_table(summary: pd.DataFrame, metric: str, arms: Sequence[str]) -> str:
-    """Plain-text table: mean ± std per arm and size, and the ssl-scratch difference [CI]."""
+    """Plain-text table: mean ± std per arm and size (with ``[k/n collapsed]`` when some seeds
+    collapsed), and the ssl-scratch difference [CI]."""
     rows = summary[summary["metric"] == metric]
     sizes = sorted(rows["n_labels"].dropna().unique())
     head = [f"{metric} (test)", "n_labels", *arms, "ssl-scratch [95% CI]"]
@@ -544,8 +703,11 @@ def summary_table(summary: pd.DataFrame, metric: str, arms: Sequence[str]) -> st
         cells = []
         for arm in arms:
             r = at[(at["kind"] == "arm") & (at["arm"] == arm)]
-            cells.append("" if r.empty else
-                         f"{_fmt(r['mean'].iloc[0])}±{_fmt(r['std'].iloc[0])}".replace("±n/a", ""))
+            text = "" if r.empty else \
+                f"{_fmt(r['mean'].iloc[0])}±{_fmt(r['std'].iloc[0])}".replace("±n/a", "")
+            if not r.empty and "n_collapsed" in r and r["n_collapsed"].iloc[0] > 0:
+                text += f" [{int(r['n_collapsed'].iloc[0])}/{int(r['n'].iloc[0])} collapsed]"
+            cells.append(text)
         d = at[at["kind"] == "difference"]
         diff = "" if d.empty else (f"{d['mean'].iloc[0]:+.3f} [{d['ci_low'].iloc[0]:+.3f}, "
                                    f"{d['ci_high'].iloc[0]:+.3f}]")
@@ -651,9 +813,19 @@ def run_sweep(
             continue
         if cell.exists():
             shutil.rmtree(cell)  # an interrupted cell is redone from the start
-        cell_cfg = _cell_config(cfg, arm, size, seed, pre)
         start = time.perf_counter()
         try:
+            if arm.derived:
+                summary = run_derived(cfg, arm, size, seed, out,
+                                      [a for a in arm_list if a.name not in result.skipped],
+                                      sources, pre, alpha, echo)
+                result.computed.append(name)
+                chosen = (summary.get("selection") or {}).get("chosen")
+                auroc = (summary.get("test") or {}).get("auroc")
+                echo(f"{where} test AUROC {_fmt(auroc)}  {time.perf_counter() - start:6.1f} s"
+                     + (f"  (chose {chosen})" if chosen else ""))
+                continue
+            cell_cfg = _cell_config(cfg, arm, size, seed, pre)
             if arm.baseline is not None:
                 summary = run_baseline(cell_cfg, arm.baseline, cell, sources, cache)
             else:
@@ -667,7 +839,8 @@ def run_sweep(
             shutil.rmtree(cell, ignore_errors=True)
             continue
         except (ValueError, RuntimeError, SSLDomainsError) as err:
-            if arm.baseline is None or isinstance(err, ConfigError | RegistryError):
+            if (arm.baseline is None and not arm.derived) or isinstance(err, ConfigError
+                                                                        | RegistryError):
                 raise
             result.failed[name] = f"{type(err).__name__}: {err}"
             echo(f"{where} FAILED: {type(err).__name__}: {err}")
@@ -679,13 +852,18 @@ def run_sweep(
     done = [c for c in cells if c[0].name not in result.skipped]
     result.results = collect_results(out, done)
     result.results.to_csv(out / "results.csv", index=False)
+    stability = collect_stability(out, done)
+    stability.to_csv(out / "stability.csv", index=False)
     result.summary = summarize(result.results, alpha=alpha) if not result.results.empty else \
         pd.DataFrame(columns=["kind", "arm", "n_labels", "fraction", "metric", "mean", "std", "n",
                               "ci_low", "ci_high"])
+    result.summary = with_stability(result.summary, stability)
     result.summary.to_csv(out / "summary.csv", index=False)
-    (out / "summary.json").write_text(json.dumps(
+    write_json(out / "summary.json", (
         {"alpha": alpha, "interval": "Student-t over seeds; ssl-scratch paired by seed",
-         "rows": _records(result.summary)}, indent=2))
+         "collapsed": f"share of seeds whose validation AUROC was <= {COLLAPSE_AUROC} or whose "
+                      "output was constant (stability.csv per cell)",
+         "rows": _records(result.summary)}))
     metric = _headline(result.results) if not result.results.empty else None
     if metric is not None:
         shown = [a.name for a in arm_list if a.name not in result.skipped]

@@ -112,7 +112,16 @@ def test_sweep_writes_results_summary_and_report(swept: dict[str, Any]) -> None:
             k: v for k, v in ev["test"].items() if k not in ("loss", "sensitivity_at_specificity")}
     # summary.csv / summary.json = intervals.summarize(results.csv)
     summary = _read(out / "summary.csv")
-    pd.testing.assert_frame_equal(summary, summarize(results), check_dtype=False)
+    expected = summarize(results)
+    pd.testing.assert_frame_equal(summary[list(expected.columns)], expected, check_dtype=False)
+    # next to mean and sd: the share of seeds that collapsed, from stability.csv
+    stability = _read(out / "stability.csv")
+    assert len(stability) == 16 and set(stability["arm"]) == set(ARMS)
+    arm_rows = summary[summary["kind"] == "arm"]
+    for _, row in arm_rows.iterrows():
+        st = stability[(stability["arm"] == row["arm"]) & (stability["n_labels"] == row["n_labels"])]
+        assert row["collapsed"] == st["collapsed"].mean() and row["n_collapsed"] == st["collapsed"].sum()
+    assert summary[summary["kind"] == "difference"]["collapsed"].isna().all()
     rows = json.loads((out / "summary.json").read_text())["rows"]
     assert len(rows) == len(summary)
     diff = summary[(summary["kind"] == "difference") & (summary["metric"] == "auroc")]
@@ -383,3 +392,68 @@ def test_scratch_cells_train_the_backbone_at_the_full_learning_rate(tmp_path: Pa
     assert cells["scratch"].finetune.backbone_lr_scale == 1.0
     assert cells["scratch"].finetune.from_scratch
     assert cells["linear_probe"].finetune.mode == "linear"
+
+
+def test_ensemble_and_auto_arms(tmp_path: Path) -> None:
+    """Data a linear baseline fits well: auto picks it (by validation at 200 labels, by
+    cross-validation at 40), the ensemble averages on validation data only."""
+    config = write_config(tmp_path / "c.yaml", _config(tmp_path, _data(tmp_path)))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["sweep", str(config), "--counts", "40,200", "--seeds", "1",
+                                   "--arms", "auto,ssl,scratch,baseline,ensemble",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    results = _read(out / "results.csv")
+    assert list(dict.fromkeys(results["arm"])) == ["ssl", "scratch", "baseline:logistic",
+                                                   "ensemble", "auto"]
+    cells = out / "cells"
+
+    def ev(name: str) -> dict[str, Any]:
+        return json.loads((cells / name / "eval.json").read_text())
+
+    for tag in ("40", "200"):
+        ens = ev(f"ensemble_{tag}_0")
+        assert ens["ensemble"]["members"] == ["ssl", "baseline:logistic"]
+        assert ens["ensemble"]["weight"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+        assert ens["label_counts"] == ev(f"ssl_{tag}_0")["label_counts"]
+        chosen = ev(f"auto_{tag}_0")["selection"]
+        assert chosen["chosen"] in ("baseline:logistic", "ensemble")
+        assert chosen["runner_up"] and chosen["interval"][0] <= chosen["score"] <= chosen["interval"][1]
+        if chosen["chosen"] != "ensemble":  # auto's test numbers are the chosen cell's
+            src = chosen["chosen"].replace(":", "-")
+            assert ev(f"auto_{tag}_0")["test"] == ev(f"{src}_{tag}_0")["test"]
+    big = ev("auto_200_0")["selection"]
+    assert big["method"].startswith("validation (40 items")
+    assert big["chosen"] == "baseline:logistic"  # 0.99 against ~0.75 on validation
+    small = ev("auto_40_0")["selection"]
+    assert small["method"].startswith("5-fold cross-validation over the 40 labeled items")
+    assert set(small["scores"]) == {"ssl", "scratch", "baseline:logistic", "ensemble"}
+    assert small["scores"]["baseline:logistic"] > max(small["scores"]["ssl"], small["scores"]["scratch"])
+    oof = _read(cells / "auto_40_0" / "cv_oof.csv")
+    assert len(oof) == 40 and not (cells / "auto_40_0" / "folds").exists()
+    assert "(chose " in res.output
+    # the report shows stability and the choices
+    text, parser = parse(out / "report" / "report.html")
+    stab = parser.rows("stability-table")
+    assert len(stab) == 10 and {r[0][0] for r in stab} == {"ssl", "scratch", "baseline:logistic",
+                                                          "ensemble", "auto"}
+    auto_rows = parser.rows("auto-table")
+    assert [(r[0][0], r[2][0]) for r in auto_rows] == [("200", big["chosen"]),
+                                                        ("40", small["chosen"])]
+    # a rerun reuses every cell, the derived ones included
+    again = CliRunner().invoke(cli, ["sweep", str(config), "--counts", "40,200", "--seeds", "1",
+                                     "--arms", "ssl,scratch,baseline,ensemble,auto",
+                                     "--out", str(out)])
+    assert again.exit_code == 0 and "10 reused" in again.output
+
+
+def test_derived_arms_need_their_members(tmp_path: Path) -> None:
+    cfg = parse_config(_config(tmp_path, _data(tmp_path)))
+    with pytest.raises(ConfigError, match="'ensemble' averages the 'ssl' arm"):
+        sweep_mod.resolve_arms(cfg, ["scratch", "baseline", "ensemble"])
+    with pytest.raises(ConfigError, match="'auto' chooses among the other arms"):
+        sweep_mod.resolve_arms(cfg, ["ssl", "auto"])
+    arms = sweep_mod.resolve_arms(cfg, sweep_mod.parse_arms("auto,ensemble,ssl,baseline"))
+    assert [a.name for a in arms] == ["ssl", "baseline:logistic", "ensemble", "auto"]
+    with pytest.raises(ConfigError, match="ensemble, auto"):
+        sweep_mod.parse_arms("ssl,best")

@@ -1,0 +1,345 @@
+"""The sweep's derived arms: ``ensemble`` and ``auto``, built from the other arms' cells.
+
+Both read the finished cells of the same labeled-set size and seed (same items, same split)
+and never look at test labels to decide anything:
+
+* ``ensemble``: the ``ssl`` cell and the strongest classical baseline (best validation AUROC
+  among the baseline cells), probabilities averaged with the weight of
+  :data:`~ssl_domains.evaluation.selection.WEIGHTS` that has the best validation AUROC; the
+  threshold is chosen on the averaged validation scores.
+* ``auto``: the best of the other arms (``ssl``, ``scratch``, ``linear_probe``, the baselines,
+  ``ensemble``) on validation AUROC. When the validation set is small
+  (:func:`~ssl_domains.evaluation.selection.small_validation`), validation AUROC is noise:
+  the choice is made by stratified k-fold cross-validation over the labeled subset (training
+  and validation items together). In each fold every candidate arm is trained exactly as its
+  cell was (on the fold's training items minus an inner validation split for early stopping,
+  the deep arms included) and scores the held-out fold; the out-of-fold probabilities choose
+  the arm, and for the ensemble its baseline and weight. The chosen arm's model is the one of
+  its cell (trained on the labeled subset's training part; validation part for early
+  stopping and the threshold): ``auto``'s test numbers are that cell's.
+
+A derived cell folder holds ``eval.json`` (same keys as the others, plus ``ensemble`` or
+``selection``), ``predictions/val.csv``, ``test.csv`` and, for ``auto``, ``selection.json``
+(and ``cv_oof.csv`` when it cross-validated).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch.utils.data import Dataset
+
+from ssl_domains.engine.inference import Predictions
+from ssl_domains.errors import SSLDomainsError
+from ssl_domains.evaluation import selection as sel
+
+__all__ = ["read_cell_predictions", "run_ensemble_cell", "run_auto_cell", "cell_stability",
+           "Labeled", "cross_validate"]
+
+
+def read_cell_predictions(path: Path) -> Predictions:
+    """A predictions CSV as class probabilities ``[N, K]`` with ids and labels.
+
+    Raises:
+        SSLDomainsError: The file is missing or has no score columns.
+    """
+    if not path.is_file():
+        raise SSLDomainsError(f"{path}: missing (the cell it belongs to did not finish)")
+    df = pd.read_csv(path, float_precision="round_trip", dtype={"id": str})
+    if "score" in df.columns:
+        s = df["score"].to_numpy(dtype=np.float64)
+        probs = np.stack([1.0 - s, s], axis=1)
+    else:
+        cols = sorted((c for c in df.columns if str(c).startswith("score_")),
+                      key=lambda c: int(str(c)[6:]))
+        if not cols:
+            raise SSLDomainsError(f"{path}: no 'score' or 'score_k' columns")
+        probs = df[cols].to_numpy(dtype=np.float64)
+    labels = None
+    if "label" in df.columns and df["label"].notna().all():
+        labels = df["label"].to_numpy().astype(int)
+    return Predictions(ids=df["id"].astype(str).tolist(), probs=probs, labels=labels, loss=None)
+
+
+def _same_items(a: Predictions, b: Predictions, what: str) -> None:
+    if a.ids != b.ids or a.labels is None or b.labels is None \
+            or not np.array_equal(a.labels, b.labels):
+        raise SSLDomainsError(f"{what}: the cells scored different items; ensembles and "
+                              "selection need every arm on the same split")
+
+
+def _metrics(p: Predictions, threshold: float | None) -> dict[str, float]:
+    from ssl_domains.evaluation.metrics import classification_metrics
+
+    assert p.labels is not None
+    return {k: float(v) for k, v in classification_metrics(p.labels, p.scores, threshold).items()}
+
+
+def _threshold(val: Predictions, rule: str) -> float | None:
+    from ssl_domains.evaluation.thresholds import choose_threshold
+
+    if val.probs.shape[1] != 2 or val.labels is None or len(set(val.labels.tolist())) != 2:
+        return None
+    return float(choose_threshold(val.labels, val.scores, rule))
+
+
+def _write_cell(cell: Path, summary: dict[str, Any], val: Predictions,
+                test: Predictions | None, threshold: float | None) -> None:
+    from ssl_domains.engine.finetune import write_predictions
+    from ssl_domains.engine.run_dir import atomic_write_text
+
+    (cell / "predictions").mkdir(parents=True, exist_ok=True)
+    write_predictions(cell / "predictions" / "val.csv", val, threshold)
+    if test is not None:
+        write_predictions(cell / "predictions" / "test.csv", test, threshold)
+    atomic_write_text(cell / "eval.json", json.dumps(summary, indent=2))
+
+
+def _counts(ev: dict[str, Any]) -> dict[str, Any]:
+    return {k: ev[k] for k in ("n_train", "n_val", "n_pool", "n_labels", "n_test", "label_counts")
+            if k in ev}
+
+
+def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
+                  threshold_rule: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """Write ``cell`` as ``weight * deep + (1 - weight) * baseline`` of two finished cells
+    (threshold chosen on the averaged validation scores); returns its eval summary."""
+    val_d = read_cell_predictions(deep_cell / "predictions" / "val.csv")
+    val_b = read_cell_predictions(base_cell / "predictions" / "val.csv")
+    _same_items(val_d, val_b, f"ensemble of {deep_cell.name} and {base_cell.name} (validation)")
+    val = Predictions(val_d.ids, sel.combine(val_d.probs, val_b.probs, weight), val_d.labels, None)
+    threshold = _threshold(val, threshold_rule)
+    ev = json.loads((deep_cell / "eval.json").read_text())
+    summary: dict[str, Any] = {"threshold": threshold, "threshold_rule": threshold_rule,
+                               "val": _metrics(val, threshold), **_counts(ev), **extra}
+    test = None
+    if (deep_cell / "predictions" / "test.csv").is_file():
+        t_d = read_cell_predictions(deep_cell / "predictions" / "test.csv")
+        t_b = read_cell_predictions(base_cell / "predictions" / "test.csv")
+        _same_items(t_d, t_b, f"ensemble of {deep_cell.name} and {base_cell.name} (test)")
+        test = Predictions(t_d.ids, sel.combine(t_d.probs, t_b.probs, weight), t_d.labels, None)
+        summary["test"] = _metrics(test, threshold)
+        if test.probs.shape[1] == 2 and test.labels is not None and len(set(test.labels)) == 2:
+            from ssl_domains.evaluation.model_card import card_intervals
+
+            summary["test_intervals"] = card_intervals(test.labels, test.scores, threshold)
+    _write_cell(cell, summary, val, test, threshold)
+    return summary
+
+
+def strongest_baseline(labels: np.ndarray, probs: Mapping[str, np.ndarray]) -> tuple[str, dict[str, float | None]]:
+    """The baseline with the best AUROC on the selection items (the first on a tie), and every
+    baseline's AUROC.
+
+    Raises:
+        SSLDomainsError: No baseline, or none with a finite AUROC.
+    """
+    scores = {name: sel.auroc(labels, p) for name, p in probs.items()}
+    finite = [(s, -i, n) for i, (n, s) in enumerate(scores.items()) if not math.isnan(s)]
+    if not finite:
+        raise SSLDomainsError(f"ensemble: no baseline with a validation AUROC among "
+                              f"{', '.join(probs) or 'none'}")
+    return max(finite)[2], {n: (None if math.isnan(s) else s) for n, s in scores.items()}
+
+
+def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str, Path],
+                      threshold_rule: str) -> dict[str, Any]:
+    """The ``ensemble`` cell: ``deep`` (``(arm, cell)``, the ``ssl`` arm) with the strongest of
+    ``baselines`` (arm -> finished cell), weight and baseline chosen on validation AUROC.
+
+    Raises:
+        SSLDomainsError: A member cell is missing or the cells scored different items.
+    """
+    deep_arm, deep_cell = deep
+    val_d = read_cell_predictions(deep_cell / "predictions" / "val.csv")
+    vals = {}
+    for arm, path in baselines.items():
+        vals[arm] = read_cell_predictions(path / "predictions" / "val.csv")
+        _same_items(val_d, vals[arm], f"ensemble of {deep_cell.name} and {path.name}")
+    assert val_d.labels is not None
+    best, base_scores = strongest_baseline(val_d.labels, {a: p.probs for a, p in vals.items()})
+    weight, tried = sel.ensemble_weight(val_d.labels, val_d.probs, vals[best].probs)
+    extra = {"init": "ensemble", "ensemble": {
+        "members": [deep_arm, best], "weight": weight, "weight_of": deep_arm,
+        "chosen_on": "validation", "weights_tried": {str(w): s for w, s in tried.items()},
+        "baseline_scores": base_scores, "metric": "auroc"}}
+    return combined_cell(cell, deep_cell, baselines[best], weight, threshold_rule, extra)
+
+
+# ---------------------------------------------------------------- cross-validation
+
+
+class Labeled(Dataset):
+    """The labeled subset of a run (training and validation items, possibly from two
+    datasets) as one dataset, with ``labels`` and ``groups``; training views augment through
+    the first part's ``augment_item``."""
+
+    def __init__(self, parts: Sequence[tuple[Any, Sequence[int]]]) -> None:
+        from ssl_domains.data.datasets import groups_of, labels_of
+
+        self.items: list[tuple[Any, int]] = [(ds, int(i)) for ds, idx in parts for i in idx]
+        self.labels: list[int] = []
+        self.groups: list[str] = []
+        for k, (ds, idx) in enumerate(parts):
+            lab, grp = labels_of(ds) or [], groups_of(ds)
+            self.labels += [lab[int(i)] for i in idx]
+            self.groups += [f"{k}:{grp[int(i)]}" if grp is not None else f"{k}:item{int(i)}"
+                            for i in idx]
+        self._augment = getattr(parts[0][0], "augment_item", None) if parts else None
+        self.stats = getattr(parts[0][0], "stats", None) if parts else None
+
+    @staticmethod
+    def part(ds: Any) -> tuple[Any, list[int]]:
+        """``(base, indices)`` of a :class:`~ssl_domains.data.datasets.Subset` (else the whole
+        dataset)."""
+        from ssl_domains.data.datasets import Subset
+
+        if isinstance(ds, Subset):
+            return ds.base, list(ds.indices)
+        return ds, list(range(len(ds)))
+
+    def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        return self._augment(item) if self._augment is not None else item
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        ds, j = self.items[i]
+        return ds[j]
+
+
+def cross_validate(labeled: Labeled, seed: int, folds_dir: Path,
+                   train_arm: Any) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """Out-of-fold probabilities of every candidate arm over ``labeled``.
+
+    Args:
+        labeled: The labeled subset.
+        seed: Seeds the folds (and the arms' runs).
+        folds_dir: Scratch folder for the fold runs (removed afterwards).
+        train_arm: ``train_arm(sources, folder) -> {arm: Predictions on sources["test"]}``
+            trains every candidate on ``sources["pool"]`` exactly as its cell was trained and
+            scores the held-out fold.
+
+    Returns:
+        ``(labels, {arm: probabilities [N, K]}, folds)`` in ``labeled``'s order.
+    """
+    from ssl_domains.data.datasets import Subset
+
+    y = np.asarray(labeled.labels, dtype=int)
+    groups = labeled.groups if len(set(labeled.groups)) < len(labeled.groups) else None
+    splits = sel.cv_folds(y, seed, groups)
+    oof: dict[str, np.ndarray] = {}
+    for k, (tr, held) in enumerate(splits):
+        sources = {"pool": Subset(labeled, tr), "val": None, "test": Subset(labeled, held)}
+        got = train_arm(sources, folds_dir / f"fold{k}")
+        for arm, p in got.items():
+            if arm not in oof:
+                oof[arm] = np.full((len(y), p.probs.shape[1]), np.nan)
+            oof[arm][held] = p.probs
+    shutil.rmtree(folds_dir, ignore_errors=True)
+    complete = {a: p for a, p in oof.items() if not np.isnan(p).any()}
+    return y, complete, len(splits)
+
+
+def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: str, *,
+                  ensemble: tuple[str, Sequence[str]] | None = None,
+                  cv: Any = None, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
+    """The ``auto`` cell: the best candidate arm chosen on validation data only.
+
+    Args:
+        cell: The auto cell folder.
+        candidates: Arm -> finished cell (``ensemble`` among them when the sweep has it).
+        threshold_rule: For a cross-validated ensemble's threshold.
+        ensemble: ``(deep arm, baseline arms)`` the ensemble candidate is made of (needed to
+            redo the ensemble on out-of-fold probabilities).
+        cv: ``cv() -> (labels, {arm: out-of-fold probabilities}, folds)``, run when the
+            validation set is small; None never cross-validates.
+        seed: Seeds the bootstrap of the interval.
+        alpha: 1 - confidence level of the interval.
+
+    Raises:
+        SSLDomainsError: No candidate finished, or cells scored different items.
+    """
+    from ssl_domains.engine.run_dir import atomic_write_text
+
+    vals = {a: read_cell_predictions(p / "predictions" / "val.csv") for a, p in candidates.items()
+            if (p / "eval.json").is_file()}
+    if not vals:
+        raise SSLDomainsError("auto: none of the candidate arms finished")
+    first = next(iter(vals.values()))
+    for arm, p in vals.items():
+        _same_items(first, p, f"auto: {arm}")
+    assert first.labels is not None
+    ens_extra: dict[str, Any] | None = None
+    if cv is None or not sel.small_validation(first.labels):
+        method = (f"validation ({len(first.labels)} items, chosen by validation AUROC; the "
+                  "fine-tuned arms also chose their best epoch on it)")
+        choice = sel.choose(first.labels, {a: p.probs for a, p in vals.items()}, method,
+                            alpha=alpha, seed=seed)
+        oof = None
+    else:
+        y, oof_probs, k = cv()
+        scored = {a: p for a, p in oof_probs.items() if a in vals}
+        if ensemble is not None and ensemble[0] in scored and any(b in scored for b in ensemble[1]):
+            bases = {b: scored[b] for b in ensemble[1] if b in scored}
+            best, base_scores = strongest_baseline(y, bases)
+            weight, tried = sel.ensemble_weight(y, scored[ensemble[0]], bases[best])
+            scored["ensemble"] = sel.combine(scored[ensemble[0]], bases[best], weight)
+            ens_extra = {"members": [ensemble[0], best], "weight": weight,
+                         "weight_of": ensemble[0], "chosen_on": f"{k}-fold cross-validation",
+                         "weights_tried": {str(w): s for w, s in tried.items()},
+                         "baseline_scores": base_scores, "metric": "auroc"}
+        method = (f"{k}-fold cross-validation over the {len(y)} labeled items (validation set "
+                  f"too small: {len(first.labels)} items); each arm retrained per fold as in "
+                  "its cell, scored on the held-out fold")
+        choice = sel.choose(y, scored, method, alpha=alpha, seed=seed)
+        oof = pd.DataFrame({f"{a}_{j}": p[:, j] for a, p in scored.items()
+                            for j in range(p.shape[1])})
+        oof.insert(0, "label", y)
+    record = choice.as_dict()
+    chosen = choice.chosen
+    if chosen == "ensemble" and ens_extra is not None:
+        record["ensemble"] = ens_extra
+        summary = combined_cell(cell, candidates[ens_extra["members"][0]],
+                                candidates[ens_extra["members"][1]], ens_extra["weight"],
+                                threshold_rule, {"init": "ensemble", "ensemble": ens_extra})
+    else:
+        src = candidates[chosen]
+        cell.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src / "predictions", cell / "predictions", dirs_exist_ok=True)
+        summary = json.loads((src / "eval.json").read_text())
+        if chosen == "ensemble":
+            record["ensemble"] = summary.get("ensemble")
+    summary["selection"] = record
+    if oof is not None:
+        oof.to_csv(cell / "cv_oof.csv", index=False)
+    atomic_write_text(cell / "selection.json", json.dumps(record, indent=2))
+    atomic_write_text(cell / "eval.json", json.dumps(summary, indent=2))
+    return summary
+
+
+# ---------------------------------------------------------------- stability
+
+
+def cell_stability(cell: Path) -> dict[str, Any] | None:
+    """:func:`~ssl_domains.evaluation.selection.collapse` of a finished cell's validation
+    predictions (test predictions checked for a constant output too); None when it has no
+    validation predictions."""
+    try:
+        val = read_cell_predictions(cell / "predictions" / "val.csv")
+    except SSLDomainsError:
+        return None
+    if val.labels is None:
+        return None
+    other = []
+    if (cell / "predictions" / "test.csv").is_file():
+        other.append(read_cell_predictions(cell / "predictions" / "test.csv").probs)
+    return sel.collapse(val.labels, val.probs, *other)

@@ -1,0 +1,218 @@
+"""Choosing on validation data only: ensemble weights, collapse, the choice, derived cells."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssl_domains.engine.finetune import write_predictions
+from ssl_domains.engine.inference import Predictions
+from ssl_domains.errors import SSLDomainsError
+from ssl_domains.evaluation import auto
+from ssl_domains.evaluation import selection as sel
+from ssl_domains.evaluation.metrics import classification_metrics
+
+
+def _two(p: np.ndarray) -> np.ndarray:
+    return np.stack([1 - p, p], axis=1)
+
+
+def test_ensemble_weight_is_the_best_validation_auroc() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1])
+    deep = _two(np.array([0.1, 0.2, 0.9, 0.3, 0.8, 0.7]))    # AUROC 6/9
+    base = _two(np.array([0.4, 0.5, 0.1, 0.45, 0.35, 0.55]))  # AUROC 6/9
+    w, tried = sel.ensemble_weight(y, deep, base)
+    assert set(tried) == set(sel.WEIGHTS)
+    assert tried[1.0] == pytest.approx(6 / 9) and tried[0.0] == pytest.approx(6 / 9)
+    assert tried[0.25] == tried[0.5] == pytest.approx(8 / 9)  # the average beats both parts
+    assert w == 0.5  # of the tied best weights, the even average
+    # a perfect baseline and a useless deep model: the baseline alone
+    w, _ = sel.ensemble_weight(y, _two(np.full(6, 0.5)), _two(y * 0.8 + 0.1))
+    assert w in (0.0, 0.25, 0.5, 0.75) and sel.auroc(y, sel.combine(_two(np.full(6, 0.5)),
+                                                                    _two(y * 0.8 + 0.1), w)) == 1
+    # ties go to the even average
+    w, _ = sel.ensemble_weight(y, _two(y * 0.8 + 0.1), _two(y * 0.6 + 0.2))
+    assert w == 0.5
+    with pytest.raises(SSLDomainsError, match="same items and classes"):
+        sel.combine(deep, base[:3], 0.5)
+
+
+def test_collapse_detection() -> None:
+    y = np.array([0, 1] * 10)
+    good = _two(np.where(y == 1, 0.8, 0.2) + np.linspace(0, 0.01, 20))
+    assert sel.collapse(y, good) == {"val_auroc": 1.0, "constant": False, "collapsed": False}
+    flat = _two(np.full(20, 0.37))
+    assert sel.collapse(y, flat)["constant"] and sel.collapse(y, flat)["collapsed"]
+    # constant on test only
+    assert sel.collapse(y, good, flat)["collapsed"] and not sel.collapse(y, good, good)["collapsed"]
+    # AUROC at the limit collapses, just above does not
+    rng = np.random.RandomState(0)
+    s = rng.rand(20)
+    r = sel.collapse(y, _two(s))
+    assert r["collapsed"] == (r["val_auroc"] <= sel.COLLAPSE_AUROC)
+    inverted = _two(np.where(y == 1, 0.2, 0.8))
+    assert sel.collapse(y, inverted) == {"val_auroc": 0.0, "constant": False, "collapsed": True}
+    # multi-class: macro AUROC, constant when every row is the same
+    y3 = np.array([0, 1, 2] * 5)
+    assert sel.collapse(y3, np.tile([0.2, 0.3, 0.5], (15, 1)))["constant"]
+    assert not sel.collapse(y3, np.eye(3)[y3] * 0.7 + 0.1)["collapsed"]
+
+
+def test_small_validation_and_folds() -> None:
+    assert sel.small_validation([0, 1] * 9)            # 18 items
+    assert sel.small_validation([0] * 40 + [1] * 9)    # 9 positives
+    assert not sel.small_validation([0] * 30 + [1] * 10)
+    assert sel.small_validation([1] * 50)              # one class
+    y = np.array([0] * 12 + [1] * 8)
+    folds = sel.cv_folds(y, seed=3)
+    assert len(folds) == 5
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held.tolist()) == list(range(20))  # every item held out exactly once
+    for tr, h in folds:
+        assert not set(tr) & set(h) and (y[h] == 1).sum() in (1, 2)  # stratified
+    assert [h.tolist() for _, h in folds] == [h.tolist() for _, h in sel.cv_folds(y, seed=3)]
+    assert [h.tolist() for _, h in folds] != [h.tolist() for _, h in sel.cv_folds(y, seed=4)]
+    assert len(sel.cv_folds([0, 0, 0, 1, 1, 1], seed=0)) == 3  # k drops to the smallest class
+    groups = [f"case{i // 2}" for i in range(20)]
+    for tr, h in sel.cv_folds(y, 0, groups):
+        assert not {groups[i] for i in tr} & {groups[i] for i in h}
+    with pytest.raises(SSLDomainsError, match="at least 2 labeled items"):
+        sel.cv_folds([0, 0, 1], seed=0)
+
+
+def test_choose_best_interval_runner_up_and_ties() -> None:
+    y = np.array([0, 1] * 15)
+    rng = np.random.RandomState(1)
+    perfect = _two(np.where(y == 1, 0.9, 0.1))
+    noisy = _two(np.clip(y * 0.3 + rng.rand(30) * 0.7, 0, 1))
+    c = sel.choose(y, {"ssl": noisy, "baseline:logistic": perfect}, "validation")
+    assert c.chosen == "baseline:logistic" and c.score == 1.0
+    assert c.runner_up == "ssl" and c.runner_up_score == pytest.approx(sel.auroc(y, noisy))
+    assert c.low <= c.score <= c.high and c.high == 1.0
+    d = c.as_dict()
+    assert d["interval"] == [c.low, c.high] and d["method"] == "validation"
+    # a tie goes to the preferred arm: ssl before a baseline before the ensemble
+    c = sel.choose(y, {"ensemble": perfect, "baseline:x": perfect, "ssl": perfect}, "validation")
+    assert (c.chosen, c.runner_up) == ("ssl", "baseline:x")
+    with pytest.raises(SSLDomainsError, match="no candidate"):
+        sel.choose(y, {}, "validation")
+
+
+# ---------------------------------------------------------------- derived cells
+
+
+def _cell(path: Path, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+          ) -> Path:
+    """A finished cell folder: predictions (binary P(1)) and an eval.json."""
+    for split, (y, p) in (("val", val), ("test", test)):
+        write_predictions(path / "predictions" / f"{split}.csv",
+                          Predictions([f"i{j}" for j in range(len(y))], _two(p), y, None), 0.5)
+    ev = {"threshold": 0.5, "n_train": 40, "n_val": len(val[0]), "n_labels": 40 + len(val[0]),
+          "n_pool": 400, "n_test": len(test[0]),
+          "val": classification_metrics(val[0], val[1], 0.5),
+          "test": classification_metrics(test[0], test[1], 0.5)}
+    (path / "eval.json").write_text(json.dumps(ev))
+    return path
+
+
+@pytest.fixture
+def cells(tmp_path: Path) -> dict[str, Path]:
+    """An ssl cell and two baselines on the same 40 validation and 60 test items."""
+    rng = np.random.RandomState(0)
+    yv, yt = np.array([0, 1] * 20), np.array([0, 1] * 30)
+
+    def scores(y: np.ndarray, signal: float) -> np.ndarray:
+        return 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.randn(len(y)))))
+
+    return {
+        "ssl": _cell(tmp_path / "ssl", (yv, scores(yv, 1.0)), (yt, scores(yt, 1.0))),
+        "baseline:a": _cell(tmp_path / "a", (yv, scores(yv, 0.2)), (yt, scores(yt, 0.2))),
+        "baseline:b": _cell(tmp_path / "b", (yv, scores(yv, 1.2)), (yt, scores(yt, 1.2))),
+    }
+
+
+def _flip_test_labels(cells: dict[str, Path]) -> None:
+    """Alter every cell's test labels (as if the test set were different)."""
+    for path in cells.values():
+        csv = path / "predictions" / "test.csv"
+        df = pd.read_csv(csv, dtype={"id": str})
+        df["label"] = 1 - df["label"]
+        df.to_csv(csv, index=False)
+
+
+def test_ensemble_cell_is_chosen_on_validation_only(cells: dict[str, Path], tmp_path: Path) -> None:
+    ev = auto.run_ensemble_cell(tmp_path / "ens", ("ssl", cells["ssl"]),
+                                {"baseline:a": cells["baseline:a"], "baseline:b": cells["baseline:b"]},
+                                "youden")
+    info = ev["ensemble"]
+    val = {a: auto.read_cell_predictions(p / "predictions" / "val.csv") for a, p in cells.items()}
+    y = val["ssl"].labels
+    assert info["members"][1] == max(("baseline:a", "baseline:b"),
+                                     key=lambda b: sel.auroc(y, val[b].probs))
+    w, tried = sel.ensemble_weight(y, val["ssl"].probs, val[info["members"][1]].probs)
+    assert info["weight"] == w and info["weights_tried"] == {str(k): v for k, v in tried.items()}
+    # the written predictions are the weighted average; the metrics are theirs
+    got = auto.read_cell_predictions(tmp_path / "ens" / "predictions" / "test.csv")
+    t_ssl = auto.read_cell_predictions(cells["ssl"] / "predictions" / "test.csv")
+    t_b = auto.read_cell_predictions(cells[info["members"][1]] / "predictions" / "test.csv")
+    np.testing.assert_allclose(got.probs, w * t_ssl.probs + (1 - w) * t_b.probs, rtol=1e-12)
+    assert ev["test"]["auroc"] == pytest.approx(sel.auroc(got.labels, got.probs))
+    # test labels altered: the same baseline, weight and threshold (test never seen)
+    _flip_test_labels(cells)
+    again = auto.run_ensemble_cell(tmp_path / "ens2", ("ssl", cells["ssl"]),
+                                   {"baseline:a": cells["baseline:a"],
+                                    "baseline:b": cells["baseline:b"]}, "youden")
+    assert again["ensemble"] == info and again["threshold"] == ev["threshold"]
+    assert again["val"] == ev["val"]
+    assert again["test"]["auroc"] == pytest.approx(1 - ev["test"]["auroc"])
+
+
+def test_auto_cell_on_validation_only(cells: dict[str, Path], tmp_path: Path) -> None:
+    ev = auto.run_auto_cell(tmp_path / "auto", cells, "youden")
+    chosen = ev["selection"]["chosen"]
+    val = {a: auto.read_cell_predictions(p / "predictions" / "val.csv") for a, p in cells.items()}
+    scores = {a: sel.auroc(p.labels, p.probs) for a, p in val.items()}
+    assert chosen == max(scores, key=lambda a: scores[a])
+    assert ev["selection"]["runner_up"] == sorted(scores, key=lambda a: -scores[a])[1]
+    assert ev["selection"]["method"].startswith("validation")
+    assert ev["test"] == json.loads((cells[chosen] / "eval.json").read_text())["test"]
+    assert json.loads((tmp_path / "auto" / "selection.json").read_text()) == ev["selection"]
+    _flip_test_labels(cells)
+    again = auto.run_auto_cell(tmp_path / "auto2", cells, "youden")
+    assert again["selection"] == ev["selection"]
+
+
+def test_auto_cell_cross_validates_a_small_validation_set(tmp_path: Path) -> None:
+    """8 validation items: the out-of-fold probabilities choose, not the validation set."""
+    yv, yt = np.array([0, 1] * 4), np.array([0, 1] * 10)
+    good, bad = np.where(yv == 1, 0.8, 0.2), np.where(yv == 1, 0.2, 0.8)
+    cells = {"ssl": _cell(tmp_path / "ssl", (yv, good), (yt, np.full(20, 0.5) + yt * 0.1)),
+             "baseline:a": _cell(tmp_path / "a", (yv, bad), (yt, np.full(20, 0.5) - yt * 0.1))}
+    y_oof = np.array([0, 1] * 10)
+    oof = {"ssl": _two(np.where(y_oof == 1, 0.3, 0.7)),          # AUROC 0 out of fold
+           "baseline:a": _two(np.where(y_oof == 1, 0.9, 0.1))}   # AUROC 1 out of fold
+    calls = []
+
+    def cv() -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+        calls.append(1)
+        return y_oof, oof, 5
+
+    ev = auto.run_auto_cell(tmp_path / "auto", cells, "youden", cv=cv)
+    assert calls and ev["selection"]["chosen"] == "baseline:a"
+    assert ev["selection"]["method"].startswith("5-fold cross-validation")
+    assert ev["selection"]["scores"] == {"ssl": 0.0, "baseline:a": 1.0}
+    assert ev["selection"]["n_items"] == 20
+    df = pd.read_csv(tmp_path / "auto" / "cv_oof.csv")
+    np.testing.assert_array_equal(df["label"], y_oof)
+    # with an ensemble candidate its baseline and weight are chosen out of fold too
+    ens = _cell(tmp_path / "ens", (yv, good), (yt, np.full(20, 0.5)))
+    ev = auto.run_auto_cell(tmp_path / "auto2", {**cells, "ensemble": ens}, "youden",
+                            ensemble=("ssl", ["baseline:a"]), cv=cv)
+    assert ev["selection"]["scores"]["ensemble"] == 1.0
+    assert ev["selection"]["chosen"] == "baseline:a"  # tie with the ensemble: the simpler arm
+    assert not math.isnan(ev["selection"]["interval"][0])
