@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 from monai.data import MetaTensor
 
 from ssl_domains.contracts import Example
-from ssl_domains.errors import DataError
+from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.registry import component
-from ssl_domains_medical.loaders.dicom_series import DicomSeries, scan_dicom
+from ssl_domains_medical.loaders.dicom_series import COLOUR_MODES, DicomSeries, scan_dicom
 from ssl_domains_medical.loaders.volumes import VolumeDataset, to_meta_tensor
 
 __all__ = ["DicomDataset"]
@@ -27,22 +28,30 @@ log = logging.getLogger(__name__)
                        "patches_per_volume": 4})],
 )
 class DicomDataset(VolumeDataset):
-    """Series found under ``root`` (split by SeriesInstanceUID, slices ordered along the
+    """Stacks found under ``root`` (split as dcm2niix splits series, slices ordered along the
     normal, HU for CT), as items ``{"image": [C, *spatial] float32 in RAS, "meta": {...}}``.
 
-    ``C`` is 1, or the number of time points of a 4-D series (``allow_4d=True``). Items carry
-    no label (``labels is None``); ``groups`` holds the hashed series id of each item.
-    ``meta`` has ``id``/``series_id`` (sha256 of the SeriesInstanceUID, 12 hex digits),
-    ``modality``, ``spacing`` (after preprocessing), ``slices``, ``problems`` (one string,
-    "" when none) and ``patch``. Unreadable files are in ``skipped`` with the reason.
+    ``C`` is 1, the number of time points of a 4-D stack (``allow_4d=True``), or 3 for colour
+    images with ``colour="rgb"``. Colour images (ultrasound, endoscopy, secondary captures)
+    default to one luminance channel (BT.601), like the grayscale MedMNIST benchmarks. With
+    ``dims=2``, a stack of images without position (ultrasound stills) gives one item per image.
+    Items carry no label (``labels is None``); ``groups`` holds the opaque series id, shared by
+    the stacks (echoes, magnitude/phase, ...) of one series. ``meta`` has ``id``/``series_id``
+    (opaque id of the stack), ``modality``, ``spacing`` (after preprocessing), ``slices``,
+    ``problems`` (one string, "" when none) and ``patch``. Unreadable files and refused stacks
+    are in ``skipped`` with the reason; third-party warnings are logged once per file.
 
     Args:
         root: Folder tree to scan (or a single file).
-        allow_4d: Keep 4-D series (time points as channels); otherwise they are skipped.
-        min_slices: Skip series with fewer slices (e.g. 1 to keep single images, 8 to drop
+        allow_4d: Keep 4-D stacks (time points as channels); otherwise they are skipped.
+        min_slices: Skip stacks with fewer slices (e.g. 1 to keep single images, 8 to drop
             localizers).
         modalities: Keep only these DICOM modalities (e.g. ``["CT"]``), or None for all.
-        skip_problems: Skip series with any detected problem instead of using them.
+        skip_problems: Skip stacks with any detected problem instead of using them.
+        colour: Colour images as ``"luminance"`` (default) or ``"rgb"`` (3 channels).
+        duplicates: Images repeating a position without making whole time points:
+            ``"refuse"`` the stack (default) or keep the ``"first"``.
+        gantry_tilt: Gantry-tilted CT: ``"refuse"`` (default) or keep the ``"shear"``-ed affine.
         **kwargs: Item pipeline options of :class:`VolumeDataset`: ``dims``, ``spatial_size``,
             ``patch_size``, ``patches_per_volume``, ``resize_mode``, ``spacing``,
             ``intensity`` (default ``"auto"``: CT soft-tissue window, else percentiles),
@@ -50,6 +59,7 @@ class DicomDataset(VolumeDataset):
 
     Raises:
         DataError: ``root`` does not exist.
+        ConfigError: Unknown ``colour``, ``duplicates`` or ``gantry_tilt``.
     """
 
     def __init__(
@@ -59,19 +69,29 @@ class DicomDataset(VolumeDataset):
         min_slices: int = 1,
         modalities: list[str] | None = None,
         skip_problems: bool = False,
+        colour: str = "luminance",
+        duplicates: str = "refuse",
+        gantry_tilt: str = "refuse",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if colour not in COLOUR_MODES:
+            raise ConfigError(f"unknown colour={colour!r}; use one of {', '.join(COLOUR_MODES)}")
         self.root = root
         self.allow_4d = allow_4d
         self.min_slices = min_slices
         self.modalities = [m.upper() for m in modalities] if modalities else None
         self.skip_problems = skip_problems
-        scan = scan_dicom(root)
+        self.colour = colour
+        scan = scan_dicom(root, duplicates=duplicates, gantry_tilt=gantry_tilt)
         self.scan = scan
-        self.skipped = list(scan.skipped)
+        self.skipped = [(f.path, f.reason) for f in scan.files if f.status == "skipped"]
+        for f in scan.files:
+            for message in f.messages:
+                log.warning("%s: %s", f.path, message)
         self.series: list[DicomSeries] = []
         self._by_id: dict[str, DicomSeries] = {}
+        self._last: tuple[str, np.ndarray, np.ndarray] | None = None
         for s in scan.series.values():
             reason = self._refusal(s)
             if reason:
@@ -80,13 +100,24 @@ class DicomDataset(VolumeDataset):
                 continue
             self.series.append(s)
             self._by_id[s.series_id] = s
-            self.records.append({
-                "id": s.series_id, "modality": s.modality, "source": s.series_id,
-                "meta": {"series_id": s.series_id, "slices": s.n_slices,
-                         "problems": "; ".join(s.problems)},
-            })
+            stills = self.dims == 2 and s.n_slices > 1 and _unplaced(s)
+            for k in range(s.n_slices if stills else 1):
+                rid = f"{s.series_id}_{k + 1}" if stills else s.series_id
+                self.records.append({
+                    "id": rid, "series": s.series_id, "slice": k if stills else None, "group": s.group,
+                    "modality": s.modality, "source": f"{rid}|{self.colour}",
+                    "meta": {"series_id": s.series_id, "slices": 1 if stills else s.n_slices,
+                             "problems": "; ".join(s.problems)},
+                })
+
+    @property
+    def groups(self) -> list[str]:
+        """Opaque series id per item: the stacks and stills of one series stay together."""
+        return [str(r["group"]) for r in self.records for _ in range(self.patches_per_volume)]
 
     def _refusal(self, s: DicomSeries) -> str:
+        if s.refused:
+            return s.refused
         if self.modalities and s.modality.upper() not in self.modalities:
             return f"modality {s.modality} not in {self.modalities}"
         if s.n_slices < self.min_slices:
@@ -94,15 +125,32 @@ class DicomDataset(VolumeDataset):
         if s.is_4d and not self.allow_4d:
             return (f"4-D series ({s.n_timepoints} time points x {s.n_slices} slices); pass "
                     "allow_4d=True to keep it")
-        if self.dims == 2 and s.n_slices > 1:
+        if self.dims == 2 and s.n_slices > 1 and not _unplaced(s):
             return f"{s.n_slices} slices; dims=2 takes single-image series only"
+        if s.is_4d and s.samples == 3 and self.colour == "rgb":
+            return "4-D colour series; use colour='luminance' to keep it"
         if self.skip_problems and s.problems:
             return "problems: " + "; ".join(s.problems)
         return ""
 
     def load_record(self, record: dict[str, Any]) -> dict[str, MetaTensor]:
-        series = self._by_id[record["id"]]
-        array, affine = series.load(allow_4d=self.allow_4d)
-        if array.ndim == 4 and self.dims == 2:
+        series = self._by_id[record["series"]]
+        if self._last is not None and self._last[0] == series.series_id:
+            array, affine = self._last[1], self._last[2]
+        else:
+            array, affine = series.load(allow_4d=self.allow_4d, colour=self.colour)
+            for path, messages in series.decode_messages.items():
+                for message in messages:
+                    log.warning("%s: %s", path, message)
+            series.decode_messages.clear()
+            self._last = (series.series_id, array, affine)
+        if record["slice"] is not None:
+            array = array[:, :, record["slice"]: record["slice"] + 1]
+        if array.ndim == 4 and self.dims == 2 and series.samples != 3:
             raise DataError(f"series {series.series_id}", "4-D series cannot be 2-D items")
         return {"image": to_meta_tensor(array, affine, self.dims, f"series {series.series_id}")}
+
+
+def _unplaced(s: DicomSeries) -> bool:
+    """Images without position (stills, secondary captures): not slices of one volume."""
+    return any(p.startswith("no ImagePositionPatient") for p in s.problems)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from ssl_domains_medical.loaders import dicom_series
 from ssl_domains_medical.loaders.dicom import DicomDataset
-from ssl_domains_medical.loaders.synthetic import write_ct_series
+from ssl_domains_medical.loaders.synthetic import write_colour_image, write_ct_series
 
 from ssl_domains.errors import ConfigError
 
@@ -61,9 +61,9 @@ def test_series_decoded_once_across_epochs(two_series, monkeypatch):
     calls = []
     original = dicom_series.DicomSeries.load
 
-    def counting(self, allow_4d=False):
+    def counting(self, allow_4d=False, colour="luminance"):
         calls.append(self.series_id)
-        return original(self, allow_4d)
+        return original(self, allow_4d, colour)
 
     monkeypatch.setattr(dicom_series.DicomSeries, "load", counting)
     ds = DicomDataset(str(two_series), patch_size=8, patches_per_volume=2)
@@ -78,7 +78,7 @@ def test_disk_cache_is_reused(two_series, tmp_path, monkeypatch):
     first = DicomDataset(str(two_series), spatial_size=8, cache="disk", cache_dir=str(cache))[0]
     assert len(list(cache.glob("*.pt"))) == 1
 
-    def fail(self, allow_4d=False):
+    def fail(self, allow_4d=False, colour="luminance"):
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(dicom_series.DicomSeries, "load", fail)
@@ -121,3 +121,40 @@ def test_sample_data_series_and_no_patient_name():
         assert item["image"].shape == (1, 32, 32, 32)
         text = json.dumps(item["meta"])
         assert "DEMO" not in text and "PATIENT" not in text
+
+
+def test_colour_stills_are_2d_items_luminance_by_default(tmp_path):
+    rgb = np.zeros((64, 72, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2] = 200, 40
+    rgb[10:20, 30:40] = (10, 250, 10)
+    for k in range(3):  # three ultrasound stills of one series, no positions
+        write_colour_image(tmp_path / f"s{k}.dcm", np.roll(rgb, 9 * k, axis=1), seed=24, instance=k + 1)
+    ds = DicomDataset(str(tmp_path), dims=2, intensity="none")
+    assert len(ds) == 3 and ds.skipped == []
+    assert len(set(ds.groups)) == 1  # the stills of one series stay on one side of a split
+    luma = 0.299 * 200 + 0.114 * 40
+    first = ds[0]["image"]
+    assert first.shape == (1, 72, 64)  # [C, x, y] in RAS
+    assert float(first.max()) == pytest.approx(0.587 * 250 + 0.299 * 10 + 0.114 * 10, abs=1e-3)
+    assert float(torch.median(first)) == pytest.approx(luma, abs=1e-3)
+    assert not torch.equal(ds[0]["image"], ds[1]["image"])
+    rgb_items = DicomDataset(str(tmp_path), dims=2, intensity="none", colour="rgb")
+    image = rgb_items[1]["image"]
+    assert image.shape == (3, 72, 64)
+    # RAS flips x and y of the stored [row, col]: back to the picture, still rolled by 9
+    np.testing.assert_array_equal(image.numpy().transpose(2, 1, 0)[::-1, ::-1], np.roll(rgb, 9, axis=1))
+    with pytest.raises(ConfigError, match="unknown colour='cmyk'"):
+        DicomDataset(str(tmp_path), colour="cmyk")
+
+
+def test_stacks_of_one_series_share_a_group_and_refusals_are_skipped(tmp_path, ct_volume):
+    vol = np.concatenate([ct_volume, ct_volume + 40])
+    write_ct_series(tmp_path / "me", vol, positions=[(0.0, 0.0, 2.0 * (k % 10)) for k in range(20)],
+                    per_slice=[{"EchoNumbers": 1 + k // 10} for k in range(20)], seed=25, modality="MR")
+    z = [0, 2, 4, 4, 6, 8]
+    write_ct_series(tmp_path / "dup", ct_volume[:6], positions=[(0.0, 0.0, v) for v in z], seed=26)
+    ds = DicomDataset(str(tmp_path), intensity="none")
+    assert sorted(r["id"].rsplit("_", 1)[1] for r in ds.records) == ["e1", "e2"]
+    assert len(set(ds.groups)) == 1
+    (refused,) = [r for p, r in ds.skipped if p.startswith("series ")]
+    assert "do not make whole time points" in refused
