@@ -96,7 +96,8 @@ def inspect_cmd(
     extra: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Print channels, lengths, NaN counts and labels of FILE (one item per whole series)."""
+    """Print channels, lengths, NaN and non-finite counts and labels of FILE (one item per
+    whole series)."""
     name = loader or guess_loader(file)
     kwargs: dict[str, Any] = {"window": None}
     if name in ("csv", "parquet"):
@@ -136,6 +137,14 @@ def inspect_cmd(
     click.echo(f"length: min {ln['min']}, median {ln['median']:g}, max {ln['max']} "
                f"(total {ln['total']})")
     click.echo(f"NaN: {_fmt_counts(info['nan'])}")
+    found = info.get("nonfinite_found", [])
+    if not found:
+        click.echo("non-finite (inf, -inf, beyond float32): none")
+    else:
+        click.echo("non-finite (inf, -inf, beyond float32; masked as missing): "
+                   f"{_fmt_counts({k: v for k, v in info['nonfinite'].items() if v})}")
+        for e in found:
+            click.echo(f"  file {e['file']}, channel {e['channel']}: {e['count']}, first at row {e['first_row']}")
     if "series_labels" in info:
         click.echo(f"labels (per series): {_fmt_counts(info['series_labels'])}")
     if "point_labels" in info:

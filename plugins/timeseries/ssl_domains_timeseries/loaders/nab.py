@@ -64,6 +64,9 @@ class NABDataset(SignalDataset):
         normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
         stats: Training statistics for ``normalize="global"``.
         cover_end: Add a window ending at the series' end.
+        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
+            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
+            the file, channel and row).
         point_labels: Also return ``"point_label"`` per item.
         group_length: Group windows into blocks of this many steps (for splitting one
             long recording into training/validation blocks); None = one group per series.
@@ -89,6 +92,7 @@ class NABDataset(SignalDataset):
         cover_end: bool = False,
         point_labels: bool = False,
         group_length: int | None = None,
+        nonfinite: str = "mask",
     ) -> None:
         root = Path(data_root)
         if not (root / "data").is_dir():
@@ -165,4 +169,6 @@ class NABDataset(SignalDataset):
             intervals=intervals,
             times=df["timestamp"].astype(str).to_numpy(),
             meta={"series": name},
+            origin=str(file),
+            first_row=1,
         )

@@ -91,6 +91,9 @@ class NumpyDataset(SignalDataset):
         normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
         stats: Training statistics for ``normalize="global"``.
         cover_end: Add a window ending at the series' end.
+        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
+            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
+            the file, channel and row).
         point_labels: Also return ``"point_label"`` per item.
         group_length: Group windows into blocks of this many steps (for splitting one
             long recording into training/validation blocks); None = one group per series.
@@ -120,6 +123,7 @@ class NumpyDataset(SignalDataset):
         cover_end: bool = False,
         point_labels: bool = False,
         group_length: int | None = None,
+        nonfinite: str = "mask",
     ) -> None:
         files = resolve_files(path, (".npy", ".npz"))
         if labels_path is not None and len(files) != 1:
@@ -184,4 +188,5 @@ class NumpyDataset(SignalDataset):
             y = np.asarray(y).reshape(-1)
             if len(y) != len(x):
                 raise DataError(path, f"{len(y)} labels ({y_key!r}) for {len(x)} series")
-        return x.astype(np.float32), y, pts
+        with np.errstate(over="ignore"):  # beyond float32's range -> inf: found by SignalDataset
+            return x.astype(np.float32), y, pts

@@ -70,7 +70,8 @@ def numeric_column(df: pd.DataFrame, column: str, path: Path, row_offset: int) -
     if pd.api.types.is_bool_dtype(col):
         return col.to_numpy(dtype=np.float32)
     if pd.api.types.is_numeric_dtype(col):
-        return col.to_numpy(dtype=np.float32, na_value=np.nan)
+        with np.errstate(over="ignore"):  # beyond float32's range -> inf: found and reported later
+            return col.to_numpy(dtype=np.float32, na_value=np.nan)
     conv = pd.to_numeric(col, errors="coerce")
     bad = conv.isna() & col.notna()
     if bad.any():
@@ -79,7 +80,8 @@ def numeric_column(df: pd.DataFrame, column: str, path: Path, row_offset: int) -
         raise DataError(
             path, f"non-numeric value {str(col.iloc[i])!r} in column {column!r}, {where}"
         )
-    return conv.to_numpy(dtype=np.float32, na_value=np.nan)
+    with np.errstate(over="ignore"):
+        return conv.to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def _check_columns(df: pd.DataFrame, wanted: Sequence[str | None], path: Path) -> None:
@@ -122,6 +124,7 @@ class TabularDataset(SignalDataset):
         cover_end: bool = False,
         point_labels: bool = False,
         group_length: int | None = None,
+        nonfinite: str = "mask",
     ) -> None:
         if format not in ("wide", "long"):
             raise DataError(str(path), f"format must be 'wide' or 'long', got {format!r}")
@@ -236,6 +239,8 @@ class TabularDataset(SignalDataset):
                     series_id=hash_id(path.name, raw_id),
                     point_labels=None if y is None else y[rows],
                     times=None if t is None else t[rows],
+                    origin=str(path),
+                    first_row=1 if self.id_column is None else 0,
                 )
             )
             ids.append(raw_id)
@@ -286,7 +291,7 @@ class TabularDataset(SignalDataset):
             block = wide.loc[raw_id]
             recs.append(
                 Recording(
-                    signal=block.to_numpy(dtype=np.float32, na_value=np.nan).T.copy(),
+                    signal=block.to_numpy(dtype=np.float64, na_value=np.nan).T.copy(),
                     series_id=hash_id(path.name, raw_id),
                     point_labels=(
                         per_point.loc[raw_id].to_numpy(dtype=np.int64)
@@ -294,6 +299,7 @@ class TabularDataset(SignalDataset):
                         else None
                     ),
                     times=block.index.astype(str).to_numpy() if self.time_column else None,
+                    origin=str(path),
                 )
             )
             ids.append(raw_id)
@@ -359,6 +365,9 @@ _TABULAR_DOC = """
         point_labels: Also return ``"point_label"`` ``[L]`` per item.
         group_length: Group windows into blocks of this many steps (for splitting one
             long recording into training/validation blocks); None = one group per series.
+        nonfinite: ``"mask"`` (default): ``inf``, ``-inf`` and values beyond float32's range
+            (``1e308``) become missing values, with one warning per file and channel (count,
+            first row); ``"refuse"``: such a value stops loading, naming file, channel and row.
 
     Raises:
         DataError: Missing or empty file, unknown columns (lists those available),

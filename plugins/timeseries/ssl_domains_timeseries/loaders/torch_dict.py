@@ -55,6 +55,9 @@ class TorchDictDataset(SignalDataset):
         normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
         stats: Training statistics for ``normalize="global"``.
         cover_end: Add a window ending at the series' end.
+        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
+            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
+            the file, channel and row).
 
     Raises:
         DataError: Unreadable file (including pickled objects refused by ``weights_only``),
@@ -74,6 +77,7 @@ class TorchDictDataset(SignalDataset):
         normalize: str = "none",
         stats: Mapping[str, Sequence[float]] | None = None,
         cover_end: bool = False,
+        nonfinite: str = "mask",
     ) -> None:
         files = resolve_files(path, (".pt", ".pth"))
         recordings = labeled_array_recordings(
@@ -98,7 +102,8 @@ class TorchDictDataset(SignalDataset):
             raise DataError(path, f"expected a dict with {samples_key!r}, got {type(raw).__name__}")
         if samples_key not in raw:
             raise DataError(path, f"no entry {samples_key!r} (has: {sorted(map(str, raw))})")
-        x = _as_numpy(raw[samples_key], path, samples_key).astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range -> inf: found by SignalDataset
+            x = _as_numpy(raw[samples_key], path, samples_key).astype(np.float32)
         if x.size == 0:
             raise DataError(path, f"{samples_key!r} is empty")
         y = None

@@ -184,6 +184,9 @@ class UCRDataset(SignalDataset):
         normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
         stats: Training statistics for ``normalize="global"``.
         cover_end: Add a window ending at the series' end.
+        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
+            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
+            the file, channel and row).
 
     Raises:
         DataError: Unknown format, unreadable or empty file, non-numeric value (names line and
@@ -201,6 +204,7 @@ class UCRDataset(SignalDataset):
         normalize: str = "none",
         stats: Mapping[str, Sequence[float]] | None = None,
         cover_end: bool = False,
+        nonfinite: str = "mask",
     ) -> None:
         if format not in FORMATS:
             raise DataError(str(path), f"format must be one of {FORMATS}, got {format!r}")

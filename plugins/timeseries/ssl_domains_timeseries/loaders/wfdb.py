@@ -68,6 +68,9 @@ class WFDBDataset(SignalDataset):
         normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
         stats: Training statistics for ``normalize="global"``.
         cover_end: Add a window ending at the record's end.
+        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
+            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
+            the file, channel and row).
         point_labels: Also return ``"point_label"`` per item.
         group_length: Group windows into blocks of this many steps (for splitting one
             long recording into training/validation blocks); None = one group per series.
@@ -95,6 +98,7 @@ class WFDBDataset(SignalDataset):
         cover_end: bool = False,
         point_labels: bool = False,
         group_length: int | None = None,
+        nonfinite: str = "mask",
     ) -> None:
         if label_mode not in LABEL_MODES:
             raise DataError(str(path), f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
@@ -114,7 +118,8 @@ class WFDBDataset(SignalDataset):
             names = sig_names
             sid = hash_id(rec_path.name)
             if label_mode == "none":
-                recordings.append(Recording(signal=signal, series_id=sid, meta={"fs": fs}))
+                recordings.append(Recording(signal=signal, series_id=sid, meta={"fs": fs},
+                                            origin=str(rec_path)))
                 continue
             samples, symbols = self._read_annotation(rec_path, annotation or "atr")
             if label_mode == "point":
@@ -125,7 +130,8 @@ class WFDBDataset(SignalDataset):
                         lo, hi = max(0, s - beat_before), min(len(pts), s + beat_after)
                         pts[lo:hi] = np.maximum(pts[lo:hi], v)
                 recordings.append(
-                    Recording(signal=signal, series_id=sid, point_labels=pts, meta={"fs": fs})
+                    Recording(signal=signal, series_id=sid, point_labels=pts, meta={"fs": fs},
+                              origin=str(rec_path))
                 )
             else:
                 recordings.extend(self._beats(signal, samples, symbols, sid, fs))

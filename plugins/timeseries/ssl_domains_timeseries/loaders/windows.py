@@ -4,11 +4,17 @@ A loader turns its files into :class:`Recording` objects (``[C, T]`` float32, Na
 optional per-point labels, anomaly intervals or a whole-series label) and hands them to
 :class:`SignalDataset`, which cuts fixed-length windows, labels them, pads short series with
 NaN and a ``False`` mask, and normalises without ever replacing a NaN.
+
+Non-finite input (``inf``, ``-inf``, or a value beyond float32's range such as ``1e308``, which
+becomes ``inf`` when read) is found here for every loader, reported per file and channel
+(count, first row) and, by the ``nonfinite`` option, masked as missing (default, with a
+warning) or refused. Statistics are computed in float64 over observed values only, so they are
+always finite.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 
 __all__ = [
     "NORMALIZE_MODES",
@@ -35,18 +42,27 @@ __all__ = [
     "WINDOW_ARGS",
     "window_args",
     "check_finite_or_nan",
+    "NONFINITE_MODES",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Allowed values of ``normalize``.
 NORMALIZE_MODES = ("none", "per_series", "per_window", "global")
+#: Allowed values of ``nonfinite``: treat inf / out-of-range values as missing, or refuse them.
+NONFINITE_MODES = ("mask", "refuse")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Non-finite findings logged one line each; the rest are summed up in one more line.
+_MAX_NONFINITE_LINES = 10
 
 _RULE = re.compile(r"^fraction\s*>=\s*([0-9]*\.?[0-9]+)$")
 
 
-def hash_id(*parts: Any, length: int = 12) -> str:
-    """An opaque, stable id for a series (file names and patient ids never leave the loader)."""
-    raw = "\x1f".join(str(p) for p in parts).encode()
-    return hashlib.sha256(raw).hexdigest()[:length]
+def hash_id(*parts: Any, length: int = 16) -> str:
+    """An opaque, stable id for a series (file names and patient ids never leave the loader):
+    :func:`ssl_domains.identifiers.opaque_id`, a keyed HMAC under the site's key, so ids
+    cannot be reversed by enumerating candidate names."""
+    return opaque_id("series", *parts, length=length)
 
 
 @dataclass
@@ -61,6 +77,9 @@ class Recording:
         label: Whole-series label, inherited by each of its windows, or None.
         times: ``[T]`` timestamps as strings (for ``meta["start_time"]``), or None.
         meta: Extra JSON-able scalars copied into every item's ``meta``.
+        origin: The file it was read from, for messages only (never copied into items).
+        first_row: Row of the file holding its first time step (1 = first data row), or 0
+            when rows do not map to time steps; used to say where a bad value is.
     """
 
     signal: np.ndarray
@@ -70,6 +89,8 @@ class Recording:
     label: int | None = None
     times: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""
+    first_row: int = 0
 
     @property
     def length(self) -> int:
@@ -178,7 +199,9 @@ def map_labels(
 
 
 def _nan_stats(x: np.ndarray, axis: int | tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std ignoring NaN; channels without data get mean 0, std 1; std 0 becomes 1."""
+    """Mean and std in float64 ignoring NaN; channels without data get mean 0, std 1; std 0
+    (or a std that is not finite) becomes 1."""
+    x = np.asarray(x, dtype=np.float64)
     count = np.sum(~np.isnan(x), axis=axis)
     total = np.nansum(x, axis=axis, dtype=np.float64)
     mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
@@ -189,8 +212,8 @@ def _nan_stats(x: np.ndarray, axis: int | tuple[int, ...]) -> tuple[np.ndarray, 
     centered = x - mean.reshape(shape)
     var = np.nansum(centered * centered, axis=axis, dtype=np.float64) / np.maximum(count, 1)
     std = np.sqrt(var)
-    std = np.where((count > 0) & (std > 1e-8), std, 1.0)
-    return mean, std
+    std = np.where((count > 0) & (std > 1e-8) & np.isfinite(std), std, 1.0)
+    return np.where(np.isfinite(mean), mean, 0.0), std
 
 
 class SignalDataset(Dataset):
@@ -221,6 +244,10 @@ class SignalDataset(Dataset):
             training and validation blocks; None = one group per series.
         source: File or folder the recordings came from (for error messages).
         channel_names: Names of the channels (for ``inspect`` and ``stats``).
+        nonfinite: What to do with ``inf``/``-inf`` and values beyond float32's range (e.g.
+            ``1e308``): ``"mask"`` (default) makes them missing (NaN, mask False) and logs one
+            warning per file and channel (count, first row); ``"refuse"`` raises a
+            :class:`~ssl_domains.errors.DataError` naming the file, channel, count and row.
 
     Attributes:
         labels: One int per item, or None when the recordings carry no labels.
@@ -228,9 +255,13 @@ class SignalDataset(Dataset):
         stats: ``{"mean", "std", "channels"}`` used by global normalisation, else None.
         recordings: The (normalised unless per-window) recordings.
         skipped: ``(path, reason)`` of inputs the loader skipped.
+        nonfinite_found: One dict per file and channel with non-finite values: ``file``
+            (position, "file 2 of 5"), ``series`` (opaque id of the first series concerned),
+            ``channel``, ``count``, ``first_row``.
 
     Raises:
-        DataError: No recordings, channel counts that differ, or bad options.
+        DataError: No recordings, channel counts that differ, bad options, non-finite values
+            with ``nonfinite="refuse"``, or ``stats`` that are not finite.
     """
 
     def __init__(
@@ -246,6 +277,7 @@ class SignalDataset(Dataset):
         group_length: int | None = None,
         source: str | Path = "<recordings>",
         channel_names: Sequence[str] | None = None,
+        nonfinite: str = "mask",
     ) -> None:
         self.source = str(source)
         if not recordings:
@@ -261,6 +293,9 @@ class SignalDataset(Dataset):
             raise DataError(source, f"group_length must be >= 1, got {group_length}")
         if stride is not None and stride < 1:
             raise DataError(source, f"stride must be >= 1, got {stride}")
+        if nonfinite not in NONFINITE_MODES:
+            raise DataError(source, f"nonfinite must be one of {NONFINITE_MODES}, got {nonfinite!r}")
+        self.nonfinite = nonfinite
         try:
             self._fraction = parse_label_rule(label_rule)
         except ValueError as exc:
@@ -279,6 +314,7 @@ class SignalDataset(Dataset):
         )
         self.skipped: list[tuple[str, str]] = []
         self.recordings = list(recordings)
+        self.nonfinite_found = self._mask_nonfinite()
         self._points = [self._point_labels_of(r) for r in self.recordings]
         self._events = [None if p is None else _events(p) for p in self._points]
         self.stats = self._normalise(stats)
@@ -313,6 +349,56 @@ class SignalDataset(Dataset):
             starts.append(length - self.window)
         return starts
 
+    def _mask_nonfinite(self) -> list[dict[str, Any]]:
+        """Find inf / out-of-range values in every recording; mask them as missing (NaN) or
+        refuse them, per ``nonfinite``. Returns one finding per file and channel."""
+        origins = list(dict.fromkeys(r.origin for r in self.recordings))
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        for rec in self.recordings:
+            sig = np.asarray(rec.signal)
+            with np.errstate(invalid="ignore", over="ignore"):
+                bad = np.isinf(sig) | (np.abs(np.nan_to_num(sig, nan=0.0, posinf=0.0, neginf=0.0))
+                                       > _FLOAT32_MAX)
+            if not bad.any():
+                if sig.dtype != np.float32:
+                    rec.signal = sig.astype(np.float32)
+                continue
+            for c in np.flatnonzero(bad.any(axis=1)):
+                t = int(np.flatnonzero(bad[c])[0])
+                row = rec.first_row + t if rec.first_row else t + 1
+                key = (rec.origin, int(c))
+                entry = found.get(key)
+                if entry is None:
+                    found[key] = {
+                        "file": f"{origins.index(rec.origin) + 1} of {len(origins)}",
+                        "series": rec.series_id, "channel": self.channel_names[c],
+                        "count": int(bad[c].sum()), "first_row": row, "origin": rec.origin,
+                    }
+                else:
+                    entry["count"] += int(bad[c].sum())
+            if self.nonfinite == "refuse":
+                e = next(iter(found.values()))
+                raise DataError(
+                    e["origin"] or self.source,
+                    f"channel {e['channel']!r} has {e['count']} non-finite value(s) (inf, -inf or "
+                    f"beyond float32's range), first at row {e['first_row']}"
+                    f"{'' if rec.first_row else ' of the series'}; fix the data or pass "
+                    "nonfinite='mask' to treat them as missing",
+                )
+            clean = np.array(sig, dtype=np.float64)
+            clean[bad] = np.nan
+            rec.signal = clean.astype(np.float32)
+        out = [{k: v for k, v in e.items() if k != "origin"} for e in found.values()]
+        for e in out[:_MAX_NONFINITE_LINES]:  # one line per file and channel, never a path
+            log.warning("file %s (series %s), channel %r: %d non-finite value(s) (inf, -inf or beyond "
+                        "float32's range), first at row %d; masked as missing (nonfinite='refuse' "
+                        "stops instead)", e["file"], e["series"], e["channel"], e["count"], e["first_row"])
+        if len(out) > _MAX_NONFINITE_LINES:
+            rest = out[_MAX_NONFINITE_LINES:]
+            log.warning("%d more file/channel pairs with %d non-finite value(s) in all, masked as missing "
+                        "(`ssl-domains timeseries inspect` lists them)", len(rest), sum(e["count"] for e in rest))
+        return out
+
     def _normalise(self, stats: Mapping[str, Sequence[float]] | None) -> dict[str, Any] | None:
         if self.normalize == "per_series":
             for rec in self.recordings:
@@ -335,6 +421,9 @@ class SignalDataset(Dataset):
                     self.source,
                     f"stats have {len(mean)} channels, data has {self.num_channels}",
                 )
+            if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+                raise DataError(self.source, f"stats are not finite (mean {mean.tolist()}, std "
+                                f"{std.tolist()}); recompute them from the training data")
             std = np.where(std > 1e-8, std, 1.0)
         for rec in self.recordings:
             rec.signal = ((rec.signal - mean[:, None]) / std[:, None]).astype(np.float32)
@@ -443,8 +532,12 @@ class SignalDataset(Dataset):
                 "total": int(sum(lengths)),
             },
             "nan": {c: int(n) for c, n in zip(self.channel_names, nan)},
+            "nonfinite": {c: sum(e["count"] for e in self.nonfinite_found if e["channel"] == c)
+                          for c in self.channel_names},
             "items": len(self),
         }
+        if self.nonfinite_found:
+            out["nonfinite_found"] = [dict(e) for e in self.nonfinite_found]
         series_labels = [r.label for r in self.recordings if r.label is not None]
         if series_labels:
             vals, cnt = np.unique(series_labels, return_counts=True)
@@ -471,6 +564,7 @@ WINDOW_ARGS = (
     "cover_end",
     "point_labels",
     "group_length",
+    "nonfinite",
 )
 
 
@@ -515,7 +609,7 @@ def array_recordings(
         start: Index of the first series in the file (ids stay unique across files).
 
     Raises:
-        DataError: Label counts or point-label lengths that do not match, or infinite values.
+        DataError: Label counts or point-label lengths that do not match.
     """
     n = len(x)
     if labels is not None and len(labels) != n:
@@ -525,10 +619,10 @@ def array_recordings(
     name = Path(path).name
     out = []
     for i in range(n):
-        sig = np.asarray(x[i], dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range -> inf, found by SignalDataset
+            sig = np.asarray(x[i], dtype=np.float32)
         if sig.ndim == 1:
             sig = sig[None]
-        check_finite_or_nan(sig, path)
         pts = None
         if point_labels is not None:
             pts = np.asarray(point_labels[i]).reshape(-1).astype(np.int64)
@@ -543,6 +637,7 @@ def array_recordings(
                 point_labels=pts,
                 label=None if labels is None else int(labels[i]),
                 meta={"index": start + i},
+                origin=str(path),
             )
         )
     return out

@@ -59,8 +59,8 @@ def test_label_column_and_label_file(tmp_path: Path) -> None:
          "label_column 5 out of range for 3 columns$"),
         (lambda d: np.save(d / "in.npy", np.array([[np.nan, 1.0]])), {"label_column": 0},
          "missing label in column 0, row 1$"),
-        (lambda d: np.save(d / "in.npy", np.array([[1.0, np.inf]])), {},
-         r"infinite value at index \(0, 1\)$"),
+        (lambda d: np.save(d / "in.npy", np.array([[1.0, np.inf]])), {"nonfinite": "refuse"},
+         r"channel 'ch0' has 1 non-finite value\(s\) .*first at row 2 of the series; .*as missing$"),
     ],
 )
 def test_bad_input(tmp_path: Path, setup, kwargs: dict, message: str) -> None:

@@ -167,6 +167,17 @@ def test_helpers() -> None:
     assert "patient" not in hash_id("patient 7")
 
 
+def test_series_ids_are_keyed_not_plain_sha256(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    sid = hash_id("MRN0012345.csv", "MRN0012345")
+    # the unsalted hash an attacker would compute by enumerating MRNs does not match
+    for raw in ("MRN0012345.csv\x1fMRN0012345", "series|MRN0012345.csv|MRN0012345"):
+        assert sid != hashlib.sha256(raw.encode()).hexdigest()[: len(sid)]
+    monkeypatch.setenv("SSL_DOMAINS_ID_KEY", "another-site-key-0123456789")
+    assert hash_id("MRN0012345.csv", "MRN0012345") != sid  # another site, other ids
+
+
 def test_group_length_blocks() -> None:
     ds = SignalDataset([_rec(40)], window=5, stride=5, group_length=20)
     assert ds.groups == ["a/0"] * 4 + ["a/1"] * 4
