@@ -130,6 +130,7 @@ def convert(dicom_dir: str, out_dir: str, allow_4d: bool, uncompressed: bool, co
     suffix = ".nii" if uncompressed else ".nii.gz"
     series_report: list[dict[str, Any]] = []
     decode: dict[str, list[str]] = {}
+    by_path = {f.path: f for f in result.files}
     written = refused = 0
     for sid, series in result.series.items():
         entry = series.summary()
@@ -138,7 +139,11 @@ def convert(dicom_dir: str, out_dir: str, allow_4d: bool, uncompressed: bool, co
         except DataError as exc:
             entry.update(output=None, error=exc.reason)
             refused += 1
-            click.echo(f"series {sid}: not written: {exc.reason}")
+            failed = by_path.get(exc.path)
+            if failed is not None:  # a file whose pixels cannot be decoded stops its series
+                failed.status, failed.reason = "undecodable", f"{exc.reason} (series {sid} not written)"
+            else:
+                click.echo(f"series {sid}: not written: {exc.reason}")
         else:
             name = f"{sid}{suffix}"
             nib.save(_nifti(array, affine, rgb=series.samples == 3 and colour == "rgb"), str(out / name))
@@ -148,7 +153,6 @@ def convert(dicom_dir: str, out_dir: str, allow_4d: bool, uncompressed: bool, co
             decode.setdefault(path, []).extend(msgs)
         series_report.append(entry)
     problems = _problem_lines(result.files, result.root, decode)
-    by_path = {f.path: f for f in result.files}
     for path, line in problems:
         click.echo(f"{_rel(path, result.root)}: {line}")
         if _debug(debug_flag):

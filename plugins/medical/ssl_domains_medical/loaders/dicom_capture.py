@@ -21,6 +21,7 @@ __all__ = ["THIRD_PARTY_LOGGERS", "capture_file_messages", "redact"]
 #: Loggers whose records are captured (their children included).
 THIRD_PARTY_LOGGERS = ("pydicom", "pylibjpeg", "openjpeg", "libjpeg", "PIL", "nibabel", "monai")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_BOILERPLATE = re.compile(r"\s*Please see <[^>]*>.*$")
 _MAX_CHARS = 200
 
 
@@ -28,7 +29,9 @@ def redact(text: str) -> str:
     """One line of ``text`` with quoted values replaced by ``'…'`` (they can be header values)."""
     lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
     line = lines[0] if lines else ""
-    return _QUOTED.sub("'…'", line)[:_MAX_CHARS]
+    if line.endswith(":") and len(lines) > 1:  # "raised by all available plugins:" + the first
+        line += " " + lines[1]
+    return _BOILERPLATE.sub("", _QUOTED.sub("'…'", line))[:_MAX_CHARS]
 
 
 class _Handler(logging.Handler):
@@ -44,7 +47,7 @@ class _Handler(logging.Handler):
         except Exception:  # noqa: BLE001 - a malformed record must not break reading
             text = str(record.msg)
         tb = "".join(traceback.format_exception(*record.exc_info)) if record.exc_info else ""
-        self.owner.add(f"{record.name}: {text}", tb)
+        self.owner.add(text, tb)
 
 
 class capture_file_messages:  # noqa: N801 - used as a context manager, reads like a function
@@ -78,7 +81,7 @@ class capture_file_messages:  # noqa: N801 - used as a context manager, reads li
 
     def _showwarning(self, message: Any, category: Any, filename: str, lineno: int,
                      file: Any = None, line: str | None = None) -> None:
-        self.add(f"{getattr(category, '__name__', 'Warning')}: {message}")
+        self.add(str(message))  # pydicom logs and warns the same text: kept once
 
     def __enter__(self) -> capture_file_messages:
         self._warnings = warnings.catch_warnings()
