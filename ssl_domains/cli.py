@@ -1,42 +1,76 @@
-"""The ``ssl-domains`` command line (click). Plugins add their own groups."""
+"""The ``ssl-domains`` command line (click). Plugins add their own groups.
+
+Fast paths: ``--help``, ``--version``, ``plugins``, ``list`` and ``describe`` import no torch,
+no MONAI and no component module: plugin command groups are registered lazily (a plugin's
+``register_commands`` hook may call ``cli.add_lazy_command(name, "module:attr", help)``) and
+component listings come from the cached catalog (:mod:`ssl_domains.catalog`).
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
-import time
-import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ssl_domains import __version__
-from ssl_domains.config import (
-    ComponentRef,
-    InitConfig,
-    RunConfig,
-    load_config,
-    parse_arg_pairs,
-    parse_config,
-)
+from ssl_domains import __version__, console
 from ssl_domains.errors import ConfigError, SSLDomainsError
-from ssl_domains.registry import KINDS
+from ssl_domains.kinds import KINDS
 
-__all__ = ["cli", "main"]
+if TYPE_CHECKING:
+    from ssl_domains.config import InitConfig, RunConfig
+
+__all__ = ["cli", "main", "LazyGroup"]
 
 log = logging.getLogger("ssl_domains")
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+class LazyGroup(click.Group):
+    """A click group whose subcommands may be imported only when used.
 
-    def one_line(message: Any, category: Any, filename: str, lineno: int, line: str | None = None) -> str:
-        return f"warning: {message}\n"
+    ``add_lazy_command("medical", "ssl_domains_medical.commands:medical", "Medical tools")``
+    lists ``medical`` (with that help line) in ``--help`` without importing the module.
+    """
 
-    warnings.formatwarning = one_line  # type: ignore[assignment]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}
+
+    def add_lazy_command(self, name: str, import_path: str, short_help: str = "") -> None:
+        """Register ``module:attribute`` (a click command) under ``name``, imported on use."""
+        if ":" not in import_path:
+            raise ValueError(f"lazy command {name!r}: import path must be 'module:attribute', got {import_path!r}")
+        self.lazy[name] = (import_path, short_help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, attr = self.lazy[cmd_name][0].split(":", 1)
+            cmd = getattr(importlib.import_module(module), attr)
+            if not isinstance(cmd, click.Command):
+                raise click.ClickException(f"plugin command {cmd_name!r}: {module}:{attr} is not a click command")
+            self.add_command(cmd, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy and name not in self.commands:
+                rows.append((name, self.lazy[name][1]))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is None or cmd.hidden:
+                continue
+            rows.append((name, cmd.get_short_help_str(formatter.width - 6 - max(len(n) for n in self.list_commands(ctx)))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def _host() -> Any:
@@ -46,6 +80,8 @@ def _host() -> Any:
 
 
 def _resolve(config: str | None, overrides: tuple[str, ...], resume: str | None, out: str | None) -> tuple[RunConfig, Path]:
+    from ssl_domains.config import load_config
+
     if resume:
         rpath = Path(resume)
         if not (rpath / "config.yaml").is_file():
@@ -59,13 +95,15 @@ def _resolve(config: str | None, overrides: tuple[str, ...], resume: str | None,
 
 
 def _init(path: str | None, source: str) -> InitConfig | None:
+    from ssl_domains.config import InitConfig
+
     return InitConfig(path=path, source=source) if path else None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ssl-domains")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("--debug", is_flag=True, help="Full tracebacks on errors; every logger (third-party too) at DEBUG.")
+@click.option("-v", "--verbose", is_flag=True, help="This project's DEBUG lines (third-party loggers stay at WARNING).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """Self-supervised pre-training and few-label fine-tuning, with domain plugins."""
@@ -77,7 +115,9 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_cmd(as_json: bool) -> None:
     """List loaded plugins, their versions and what each registered."""
-    info = _host().describe()
+    from ssl_domains.catalog import load_catalog
+
+    info = load_catalog()["plugins"]
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -94,8 +134,10 @@ def plugins_cmd(as_json: bool) -> None:
 @click.argument("kind", type=click.Choice(list(KINDS)))
 def list_cmd(kind: str) -> None:
     """List registered components of KIND."""
-    for e in _host().registry.entries(kind):
-        click.echo(f"{e.name:<24} {e.plugin:<12} {e.description}")
+    from ssl_domains.catalog import load_catalog
+
+    for c in sorted((c for c in load_catalog()["components"] if c["kind"] == kind), key=lambda c: c["name"]):
+        click.echo(f"{c['name']:<24} {c['plugin']:<12} {c['description']}")
 
 
 @cli.command("describe")
@@ -104,7 +146,9 @@ def list_cmd(kind: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def describe_cmd(kind: str, name: str, as_json: bool) -> None:
     """Show a component's arguments, documentation and provenance."""
-    d = _host().registry.get(kind, name).describe()
+    from ssl_domains.catalog import component_info
+
+    d = component_info(kind, name)
     if as_json:
         click.echo(json.dumps(d, indent=2))
         return
@@ -172,6 +216,7 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
 @click.option("--arg", "args", multiple=True, metavar="NAME=VALUE", help="Loader argument (repeatable).")
 def evaluate_cmd(run_dir: str, loader: str | None, args: tuple[str, ...]) -> None:
     """Score the run's test data (or another labeled loader) with its stored threshold."""
+    from ssl_domains.config import ComponentRef, parse_arg_pairs
     from ssl_domains.engine.evaluate import evaluate
 
     ref = ComponentRef(name=loader, args=parse_arg_pairs(args)) if loader else None
@@ -186,6 +231,7 @@ def evaluate_cmd(run_dir: str, loader: str | None, args: tuple[str, ...]) -> Non
 @click.option("--batch-size", default=32, show_default=True)
 def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, batch_size: int) -> None:
     """Write a CSV of scores and decisions (validation-chosen threshold) for every input."""
+    from ssl_domains.config import ComponentRef, parse_arg_pairs
     from ssl_domains.engine.evaluate import predict_data
 
     res = predict_data(run_dir, ComponentRef(name=loader, args=parse_arg_pairs(args)), Path(out_csv), batch_size)
@@ -220,6 +266,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     """Label-efficiency sweep: ssl, scratch, linear probe and baselines on the same labeled
     subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
     interrupted sweep (finished cells are kept)."""
+    from ssl_domains.config import load_config
     from ssl_domains.evaluation.sweep import parse_arms, parse_seeds, parse_sizes, run_sweep
 
     sizes = parse_sizes(fractions, counts)
@@ -238,59 +285,83 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
         sys.exit(130)
 
 
+@cli.command("plan")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--steps", "measure_steps", default=3, show_default=True,
+              help="Training steps timed per stage for the estimates (0: no measurement).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan_cmd(config: str, overrides: tuple[str, ...], measure_steps: int, as_json: bool) -> None:
+    """Before a run: what the data loaders found (items, classes, skipped inputs), steps per
+    epoch, the model's parameters, and memory and time per epoch measured on this machine.
+    Writes nothing."""
+    from ssl_domains.config import load_config
+    from ssl_domains.plan import format_plan, plan
+
+    if measure_steps < 0:
+        raise ConfigError(f"--steps {measure_steps}: must be 0 or more")
+    result = plan(load_config(config, list(overrides)), measure_steps=measure_steps)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for line in format_plan(result):
+        click.echo(line)
+
+
 @cli.command("demo")
 @click.option("--plugin", "plugins", multiple=True, help="Only these plugins' demos (default: all installed).")
 @click.option("--data-dir", default="sample_data", show_default=True, type=click.Path(file_okay=False))
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override keys of every demo config.")
 def demo_cmd(plugins: tuple[str, ...], data_dir: str, out: str, overrides: tuple[str, ...]) -> None:
-    """Pre-train, fine-tune, evaluate and report on the bundled sample data."""
-    from ssl_domains.engine.finetune import finetune
-    from ssl_domains.engine.pretrain import pretrain
-    from ssl_domains.evaluation.report import build_report
+    """Pre-train, fine-tune (pre-trained and from scratch), evaluate and report on the bundled
+    sample data."""
+    from ssl_domains.demo import find_demo_configs, run_demo
+    from ssl_domains.plugins import get_host
 
-    root = Path(data_dir)
-    configs = sorted(root.glob("*/demo.yaml"))
-    if plugins:
-        configs = [c for c in configs if c.parent.name in plugins]
-    if not configs:
-        raise ConfigError(f"{root}: no */demo.yaml found; run from the repository root or pass --data-dir")
-    host = _host()
+    configs = find_demo_configs(Path(data_dir), plugins)
+    host = get_host(components=False)
     for path in configs:
         if path.parent.name not in host.plugins:
             click.echo(f"demo {path.parent.name}: plugin not installed, skipped")
             continue
-        cfg = load_config(path, list(overrides))
-        run_path = Path(out) / f"demo-{path.parent.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        click.echo(f"== demo {path.parent.name} -> {run_path}")
-        ssl = pretrain(cfg, run_path)
-        click.echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']}")
-        res = finetune(cfg, run_path)
-        scratch_cfg = parse_config({**cfg.model_dump(mode='json'), "pretrain": None,
-                                    "finetune": {**cfg.finetune.model_dump(mode='json'), "from_scratch": True}})  # type: ignore[union-attr]
-        base = finetune(scratch_cfg, run_path / "scratch")
-        report = build_report(run_path)
-        for name, r in (("ssl", res), ("scratch", base)):
-            t = r.get("test", {})
-            click.echo(f"{name:8s} test AUROC {t.get('auroc', float('nan')):.3f}  AUPRC {t.get('auprc', float('nan')):.3f}")
-        click.echo(f"report: {report}")
+        run_demo(path, Path(out), overrides, click.echo)
+
+
+_commands_added = False
 
 
 def _add_plugin_commands() -> None:
+    """Plugin command groups (registration hooks of components are not run)."""
+    global _commands_added
+    if _commands_added:
+        return
+    from ssl_domains.plugins import get_host
+
     try:
-        host = _host()
+        host = get_host(components=False)
     except SSLDomainsError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     host.pm.hook.register_commands(cli=cli)
+    _commands_added = True
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one-line errors (non-zero exit); ``--debug`` shows the traceback."""
+    """Entry point: one-line errors (non-zero exit); ``--debug`` shows the traceback; an
+    end-of-run summary of repeated warnings and skipped inputs."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    _setup_logging("-v" in args or "--verbose" in args)
+    console.setup(verbose="-v" in args or "--verbose" in args, debug=debug)
     _add_plugin_commands()
+    try:
+        _run(args, debug)
+    finally:
+        for line in console.summary_lines():
+            click.echo(line, err=True)
+
+
+def _run(args: list[str], debug: bool) -> None:
     try:
         cli.main(args=args, prog_name="ssl-domains", standalone_mode=False)
     except click.exceptions.Abort:

@@ -14,13 +14,16 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from ssl_domains import PROJECT_NAME, __version__, hookspecs
 from ssl_domains.errors import PluginError, SSLDomainsError
-from ssl_domains.registry import KINDS, Registrar, Registry
+from ssl_domains.kinds import KINDS
+
+if TYPE_CHECKING:
+    from ssl_domains.registry import Registry
 
 __all__ = ["ENTRY_POINT_GROUP", "LoadedPlugin", "Host", "get_host", "reset_host"]
 
@@ -53,21 +56,46 @@ def _env_list(var: str) -> set[str] | None:
 
 
 class Host:
-    """The plugin manager plus the registry filled by every plugin's hooks."""
+    """The plugin manager plus the registry filled by every plugin's hooks.
+
+    Loading a plugin imports only its entry-point module (for the shipped plugins a light
+    module of hook implementations). With ``components=False`` the registration hooks (which
+    import the component modules: torch models, MONAI) run on the first use of
+    :attr:`registry`, so commands that need no component (``--help``, plugin command groups)
+    stay fast.
+    """
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
-        self.registry = Registry()
+        self._registry: Registry | None = None
+        self._pending: list[str] = []
         self.plugins: dict[str, LoadedPlugin] = {}
         self.skipped: dict[str, str] = {}
 
+    @property
+    def registry(self) -> Registry:
+        """Every registered component; runs the registration hooks still pending.
+
+        Raises:
+            PluginError: A pending registration hook failed (see :meth:`register_module`).
+        """
+        if self._registry is None:
+            from ssl_domains.registry import Registry
+
+            self._registry = Registry()
+        while self._pending:
+            self._register_components(self._pending.pop(0))
+        return self._registry
+
     # -- loading -----------------------------------------------------------------------------
-    def load(self, entry_points: list[Any] | None = None) -> Host:
+    def load(self, entry_points: list[Any] | None = None, *, components: bool = True) -> Host:
         """Load the host's built-ins, then every entry point of the ``ssl_domains`` group.
 
         Args:
             entry_points: Entry points to load instead of the installed ones (tests).
+            components: Run the registration hooks now (default); False defers them to the
+                first use of :attr:`registry`.
 
         Raises:
             PluginError: A plugin broke the contract (duplicate name, bad registration,
@@ -76,7 +104,7 @@ class Host:
         from ssl_domains import builtin
 
         self.register_module(builtin, name="ssl_domains", distribution="ssl-domains",
-                             version=__version__)
+                             version=__version__, components=components)
         only = _env_list("SSL_DOMAINS_PLUGINS")
         disabled = _env_list("SSL_DOMAINS_DISABLE") or set()
         strict = os.environ.get("SSL_DOMAINS_STRICT", "") not in ("", "0", "false", "no")
@@ -110,13 +138,16 @@ class Host:
                 name=ep.name,
                 distribution=getattr(dist, "name", ep.name) if dist else ep.name,
                 version=getattr(dist, "version", "unknown") if dist else "unknown",
+                components=components,
             )
         return self
 
     def register_module(
-        self, module: ModuleType | object, *, name: str, distribution: str, version: str
+        self, module: ModuleType | object, *, name: str, distribution: str, version: str,
+        components: bool = True,
     ) -> LoadedPlugin:
-        """Register one plugin object and run its registration hooks.
+        """Register one plugin object and run its registration hooks (now, or with
+        ``components=False`` on the first use of :attr:`registry`).
 
         Raises:
             PluginError: Misspelled hook, or an error in one of its registration hooks.
@@ -129,13 +160,25 @@ class Host:
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(name=name) if self.pm.has_plugin(name) else None
             raise PluginError(f"plugin {name!r}: {exc}") from exc
-        plugin = LoadedPlugin(name, distribution, version, getattr(module, "__name__", name))
+        self.plugins[name] = LoadedPlugin(name, distribution, version,
+                                          getattr(module, "__name__", name))
+        self._pending.append(name)
+        if components:
+            self.registry  # noqa: B018 - runs the pending registration hooks
+        return self.plugins[name]
+
+    def _register_components(self, name: str) -> None:
+        from ssl_domains.registry import Registrar
+
+        assert self._registry is not None
+        plugin = self.plugins[name]
+        version = plugin.version
         for kind, hook_name in KINDS.items():
             hook = getattr(self.pm.hook, hook_name)
             for impl in hook.get_hookimpls():
                 if impl.plugin_name != name:
                     continue
-                registrar = Registrar(self.registry, kind, name, version)
+                registrar = Registrar(self._registry, kind, name, version)
                 try:
                     impl.function(registry=registrar)
                 except SSLDomainsError:
@@ -144,13 +187,12 @@ class Host:
                     raise PluginError(
                         f"plugin {name!r}: {hook_name} failed: {type(exc).__name__}: {exc}"
                     ) from exc
-        plugin.components = self.registry.by_plugin().get(name, {})
-        self.plugins[name] = plugin
-        return plugin
+        plugin.components = self._registry.by_plugin().get(name, {})
 
     # -- queries -----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """What loaded (with versions and components) and what was skipped."""
+        self.registry  # noqa: B018 - components are listed
         return {
             "host": {"name": "ssl-domains", "version": __version__},
             "plugins": [
@@ -170,11 +212,18 @@ class Host:
 _HOST: Host | None = None
 
 
-def get_host() -> Host:
-    """The process-wide host, loaded on first use."""
+def get_host(*, components: bool = True) -> Host:
+    """The process-wide host, loaded on first use.
+
+    Args:
+        components: False leaves the registration hooks to the first use of
+            ``host.registry`` (the CLI's fast path).
+    """
     global _HOST
     if _HOST is None:
-        _HOST = Host().load()
+        _HOST = Host().load(components=components)
+    elif components:
+        _HOST.registry  # noqa: B018 - runs pending registration hooks
     return _HOST
 
 

@@ -15,17 +15,10 @@ from typing import Any
 
 from ssl_domains.contracts import MODALITIES, Example
 from ssl_domains.errors import ContractError, RegistryError
+from ssl_domains.kinds import KINDS
 
 __all__ = ["KINDS", "Entry", "Registry", "Registrar", "component", "SHIPPED_COMPONENTS"]
 
-#: Component kinds, with the hook that registers each.
-KINDS: dict[str, str] = {
-    "loader": "register_loaders",
-    "backbone": "register_backbones",
-    "pretext": "register_pretext_tasks",
-    "finetune": "register_finetune_tasks",
-    "baseline": "register_baselines",
-}
 
 #: Components of the shipped plugins, so an unknown name can say which plugin to install.
 SHIPPED_COMPONENTS: dict[str, tuple[str, str]] = {

@@ -3,6 +3,8 @@ forward shapes, finite loss, gradients reaching parameters, export round-trip.""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from ssl_domains.errors import IncompatibleError
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Entry
 
-__all__ = ["Case", "component_cases", "check_case"]
+__all__ = ["Case", "component_cases", "check_case", "missing_requirements"]
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,27 @@ def check_baseline(entry: Entry, example: Example) -> None:
     assert np.allclose(p.sum(1), 1, atol=1e-5)
 
 
+def missing_requirements(entry: Entry) -> list[str]:
+    """Modules named in the component's ``requires`` metadata that are not installed."""
+    return [m for m in entry.meta.get("requires", ()) if importlib.util.find_spec(m) is None]
+
+
 def check_case(case: Case) -> None:
-    """Run the checks for one case (raises AssertionError with the component's name)."""
+    """Run the checks for one case (raises AssertionError with the component's name).
+
+    A component (or its paired backbone) whose optional dependencies are absent (declared with
+    ``@component(..., requires=("aeon",), install_hint="pip install ...")``) is skipped with
+    its install hint, unless ``SSL_DOMAINS_REQUIRE_EXTRAS=1`` (CI's all-extras pass), where
+    that is a failure.
+    """
+    for entry in (case.entry, case.backbone):
+        missing = missing_requirements(entry) if entry is not None else []
+        if entry is not None and missing:
+            hint = entry.meta.get("install_hint") or f"pip install {' '.join(missing)}"
+            message = f"{entry.kind} {entry.name!r} needs {', '.join(missing)}: {hint}"
+            if os.environ.get("SSL_DOMAINS_REQUIRE_EXTRAS", "") not in ("", "0"):
+                pytest.fail(f"{message} (SSL_DOMAINS_REQUIRE_EXTRAS is set)")
+            pytest.skip(message)
     kind = case.entry.kind
     if kind == "backbone":
         check_backbone(case.entry, case.example)

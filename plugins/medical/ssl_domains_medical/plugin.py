@@ -80,6 +80,10 @@ def convert_checkpoint(
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
+    add_lazy = getattr(cli, "add_lazy_command", None)
+    if add_lazy is not None:  # imported on use: `ssl-domains --help` stays fast
+        add_lazy("medical", "ssl_domains_medical.commands:medical", "Medical imaging tools (DICOM conversion and inspection).")
+        return
     from ssl_domains_medical.commands import medical
 
     cli.add_command(medical)

@@ -60,6 +60,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     description="MiniRocket features (aeon) -> ridge or logistic classifier; needs the [minirocket] extra",
     modalities=("signal",),
     dims=(1,),
+    requires=("aeon",),
+    install_hint=MINIROCKET_HINT,
 )
 class MiniRocketBaseline:
     """MiniRocket transform, standardised, then a linear classifier.

@@ -61,6 +61,10 @@ def register_baselines(registry: Registrar) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
+    add_lazy = getattr(cli, "add_lazy_command", None)
+    if add_lazy is not None:  # imported on use: `ssl-domains --help` stays fast
+        add_lazy("timeseries", "ssl_domains_timeseries.commands:timeseries", "Time-series plugin: look at signal files before training on them.")
+        return
     from ssl_domains_timeseries.commands import timeseries
 
     cli.add_command(timeseries)

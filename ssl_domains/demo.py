@@ -1,0 +1,107 @@
+"""``ssl-domains demo``: pre-train, fine-tune the pre-trained backbone and the same backbone from
+scratch on the same labeled split, and report the comparison.
+
+The two fine-tuning runs are laid out like a one-size, one-seed sweep: ``sweep/results.csv`` in
+the run folder (the tidy table of :mod:`ssl_domains.evaluation.sweep`: arm, n_labels, fraction,
+seed, metric, value), so the report's summary and label-efficiency sections show both arms.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ssl_domains.errors import ConfigError
+
+__all__ = ["comparison_rows", "write_comparison", "run_demo", "find_demo_configs"]
+
+#: eval.json "test" entries that are not metrics (kept out of results.csv, as in a sweep).
+_NOT_METRICS = ("loss", "sensitivity_at_specificity")
+RESULT_COLUMNS = ["arm", "n_labels", "fraction", "seed", "metric", "value"]
+
+
+def comparison_rows(arms: dict[str, dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Rows of ``results.csv`` for fine-tuning summaries (``finetune()``'s return value or
+    ``eval.json``), one per arm and test metric."""
+    rows = []
+    for arm, summary in arms.items():
+        n_labels = int(summary.get("n_labels", int(summary.get("n_train", 0)) + int(summary.get("n_val", 0))))
+        n_pool = summary.get("n_pool")
+        fraction = n_labels / n_pool if n_pool else math.nan
+        for metric, value in (summary.get("test") or {}).items():
+            if metric in _NOT_METRICS:
+                continue
+            rows.append({"arm": arm, "n_labels": n_labels, "fraction": fraction, "seed": seed,
+                         "metric": metric, "value": math.nan if value is None else float(value)})
+    return rows
+
+
+def write_comparison(run_path: Path, arms: dict[str, dict[str, Any]], seed: int) -> Path:
+    """Write ``run_path/sweep/results.csv`` for the arms; returns its path.
+
+    Raises:
+        ConfigError: No arm has test metrics (the demo config needs a ``test`` loader).
+    """
+    import pandas as pd
+
+    from ssl_domains.evaluation.artifacts import SWEEP_DIR
+
+    rows = comparison_rows(arms, seed)
+    if not rows:
+        raise ConfigError("the demo config's finetune section needs test data (data.test) to compare the arms")
+    out = run_path / SWEEP_DIR / "results.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(out, index=False)
+    return out
+
+
+def find_demo_configs(data_dir: Path, plugins: Sequence[str] = ()) -> list[Path]:
+    """``<data_dir>/<plugin>/demo.yaml`` files, optionally only those of ``plugins``.
+
+    Raises:
+        ConfigError: None found.
+    """
+    configs = sorted(Path(data_dir).glob("*/demo.yaml"))
+    if plugins:
+        configs = [c for c in configs if c.parent.name in plugins]
+    if not configs:
+        raise ConfigError(f"{data_dir}: no */demo.yaml found; run from the repository root or pass --data-dir")
+    return configs
+
+
+def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[str], Any]) -> Path:
+    """One plugin's demo into ``out/demo-<plugin>-<time>``; returns the report's path."""
+    from ssl_domains.config import load_config, parse_config
+    from ssl_domains.engine.finetune import finetune
+    from ssl_domains.engine.pretrain import pretrain
+    from ssl_domains.evaluation.report import build_report
+
+    cfg = load_config(config, list(overrides))
+    if cfg.finetune is None:
+        raise ConfigError(f"{config}: a demo config needs a finetune section")
+    run_path = Path(out) / f"demo-{config.parent.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    echo(f"== demo {config.parent.name} -> {run_path}")
+    if cfg.pretrain is not None:
+        ssl = pretrain(cfg, run_path)
+        echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']:.4g}")
+    res = finetune(cfg, run_path)
+    scratch_cfg = parse_config({**cfg.model_dump(mode="json"), "pretrain": None,
+                                "finetune": {**cfg.finetune.model_dump(mode="json"), "from_scratch": True}})
+    base = finetune(scratch_cfg, run_path / "scratch")
+    arms = {"ssl": res, "scratch": base}
+    write_comparison(run_path, arms, cfg.seed)
+    report = build_report(run_path)
+    n = res.get("n_labels")
+    echo(f"test metrics on the same split ({n} labeled items, seed {cfg.seed}):")
+    for name, r in arms.items():
+        t = r.get("test", {})
+        echo(f"  {name:8s} AUROC {_num(t.get('auroc'))}  AUPRC {_num(t.get('auprc'))}")
+    echo(f"report: {report}")
+    return report
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"

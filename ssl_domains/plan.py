@@ -1,0 +1,242 @@
+"""``ssl-domains plan CONFIG``: what a run would do, before running it.
+
+For each stage of the config (pre-training, fine-tuning): what the data loaders found (items,
+classes, skipped inputs), steps per epoch and in all, the model's parameters, and an estimate
+of memory and time per epoch on this machine, measured by running a few real training steps
+(forward, backward, optimizer step) on the first batch.
+
+Nothing is written: no run folder, no checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+__all__ = ["plan", "format_plan"]
+
+_MB = 1024 * 1024
+
+
+def _rss_peak_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # Linux: kilobytes
+
+
+def _data_info(ds: Any) -> dict[str, Any]:
+    from ssl_domains.data.datasets import labels_of
+
+    labels = labels_of(ds)
+    skipped = list(getattr(ds, "skipped", None) or [])
+    reasons = Counter(str(r) for _, r in skipped)
+    return {
+        "items": len(ds),
+        "classes": None if labels is None else {str(k): v for k, v in sorted(Counter(labels).items())},
+        "skipped": len(skipped),
+        "skipped_reasons": dict(reasons),
+    }
+
+
+def _steps(n: int, data_cfg: Any, train_cfg: Any) -> dict[str, Any]:
+    bs = data_cfg.batch_size
+    per_epoch = n // bs if data_cfg.drop_last else math.ceil(n / bs)
+    total = per_epoch * train_cfg.epochs
+    if train_cfg.max_steps:
+        total = min(total, train_cfg.max_steps)
+    return {"batch_size": bs, "steps_per_epoch": per_epoch, "epochs": train_cfg.epochs,
+            "total_steps": total}
+
+
+def _params(model: Any, backbone: Any) -> dict[str, int]:
+    return {
+        "total": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "backbone": sum(p.numel() for p in backbone.parameters()),
+    }
+
+
+def _measure(model: Any, train_ds: Any, data_cfg: Any, train_cfg: Any, device_name: str,
+             steps: int) -> dict[str, Any]:
+    """Time ``steps`` training steps on the first batch (after one warm-up step) and the memory
+    they need."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ssl_domains.data.collate import collate_items
+    from ssl_domains.engine.loop import make_optimizer
+    from ssl_domains.engine.runtime import Runtime
+
+    rt = Runtime.create(device_name, train_cfg.amp)
+    model.to(rt.device).train()
+    batch = next(iter(DataLoader(train_ds, batch_size=data_cfg.batch_size, shuffle=False,
+                                 collate_fn=collate_items, num_workers=0)))
+    batch = rt.to_device(batch)
+    opt = make_optimizer([{"params": [p for p in model.parameters() if p.requires_grad]}], train_cfg)
+    cuda = rt.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(rt.device)
+    rss_before = _rss_peak_bytes()
+    times = []
+    for i in range(steps + 1):
+        if cuda:
+            torch.cuda.synchronize(rt.device)
+        t0 = time.perf_counter()
+        with rt.autocast():
+            loss = model(batch)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if cuda:
+            torch.cuda.synchronize(rt.device)
+        if i:  # the first step warms up (allocator, kernels)
+            times.append(time.perf_counter() - t0)
+    state = sum(p.numel() * p.element_size() for p in model.parameters())
+    out: dict[str, Any] = {
+        "device": str(rt.device),
+        "threads": torch.get_num_threads(),
+        "seconds_per_step": sum(times) / len(times),
+        "measured_steps": len(times),
+        "weights_grads_optimizer_bytes": state * 4,  # weights, gradients, two Adam moments
+    }
+    if cuda:
+        out["peak_bytes"] = int(torch.cuda.max_memory_allocated(rt.device))
+        out["peak_what"] = "GPU memory allocated at the peak of a training step"
+    else:
+        out["peak_bytes"] = _rss_peak_bytes()
+        out["peak_what"] = "peak resident memory of this process (data loaded, model, training steps)"
+        out["peak_growth_bytes"] = max(0, out["peak_bytes"] - rss_before)
+    return out
+
+
+def _stage_estimate(info: dict[str, Any]) -> None:
+    m, s = info.get("measured"), info["steps"]
+    if m:
+        m["seconds_per_epoch"] = m["seconds_per_step"] * s["steps_per_epoch"]
+        m["seconds_total"] = m["seconds_per_step"] * s["total_steps"]
+
+
+def plan(cfg: Any, *, measure_steps: int = 3) -> dict[str, Any]:
+    """The plan of ``cfg`` (a :class:`~ssl_domains.config.RunConfig`) as a JSON-friendly dict.
+
+    Args:
+        cfg: The resolved run config.
+        measure_steps: Training steps timed per stage (0: no measurement, no estimates).
+
+    Raises:
+        SSLDomainsError: The same errors the run would stop with while building data and model.
+    """
+    import torch
+
+    from ssl_domains.data.datasets import Subset, build_dataset, with_stats
+    from ssl_domains.engine.build import build_backbone
+    from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
+    from ssl_domains.plugins import get_host
+
+    registry = get_host().registry
+    out: dict[str, Any] = {"name": cfg.name, "backbone": cfg.backbone.name, "stages": {}}
+    if cfg.pretrain is not None:
+        p = cfg.pretrain
+        train = build_dataset(registry, p.data.train, "pre-training")
+        info: dict[str, Any] = {"task": p.task.name, "data": {"train": _data_info(train)}}
+        n_train = len(train)  # type: ignore[arg-type]
+        if p.data.val is not None:
+            val = build_dataset(registry, with_stats(registry, p.data.val, getattr(train, "stats", None)), "validation")
+            info["data"]["val"] = _data_info(val)
+        else:
+            n_val = int(round(n_train * p.data.val_fraction))
+            info["data"]["val"] = {"items": n_val, "from": f"{p.data.val_fraction:.0%} of train"}
+            n_train -= n_val
+        info["steps"] = _steps(n_train, p.data, p.train)
+        torch.manual_seed(cfg.seed)
+        backbone = build_backbone(registry, cfg.backbone)
+        task = registry.create("pretext", p.task.name, backbone, **p.task.args)
+        info["parameters"] = _params(task, backbone)
+        if measure_steps:
+            info["measured"] = _measure(task, Subset(train, range(len(train)), train=True), p.data,  # type: ignore[arg-type]
+                                        p.train, cfg.device, measure_steps)
+        _stage_estimate(info)
+        out["stages"]["pretrain"] = info
+    if cfg.finetune is not None:
+        f = cfg.finetune
+        sources = build_finetune_sources(f)
+        data = prepare_finetune_data(cfg, f, sources)
+        info = {"task": f.task.name, "data": {
+            "pool": _data_info(data["pool"]),
+            "label_budget": data["n_budget"],
+            "train": {"items": len(data["train"])},
+            "val": {"items": len(data["val"])},
+        }}
+        if data["test"] is not None:
+            info["data"]["test"] = _data_info(data["test"])
+        info["steps"] = _steps(len(data["train"]), f.data, f.train)
+        from ssl_domains.data.datasets import labels_of
+
+        n_classes = int(f.task.args.get("num_classes") or max(2, len(set(labels_of(data["pool"]) or []))))
+        torch.manual_seed(cfg.seed)
+        backbone = build_backbone(registry, cfg.backbone)
+        args = {k: v for k, v in f.task.args.items() if k != "num_classes"}
+        task = registry.create("finetune", f.task.name, backbone, num_classes=n_classes, **args)
+        info["num_classes"] = n_classes
+        info["parameters"] = _params(task, backbone)
+        if measure_steps:
+            info["measured"] = _measure(task, data["train"], f.data, f.train, cfg.device, measure_steps)
+        _stage_estimate(info)
+        out["stages"]["finetune"] = info
+    return out
+
+
+def _m(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n:,}"
+
+
+def _bytes(n: float) -> str:
+    return f"{n / _MB / 1024:.2f} GiB" if n >= 1024 * _MB else f"{n / _MB:.0f} MiB"
+
+
+def _secs(s: float) -> str:
+    if s < 120:
+        return f"{s:.1f} s"
+    return f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def _data_line(role: str, d: dict[str, Any]) -> str:
+    line = f"    {role}: {d['items']} items"
+    if d.get("from"):
+        line += f" ({d['from']})"
+    if d.get("classes"):
+        line += " (classes " + ", ".join(f"{k}: {v}" for k, v in d["classes"].items()) + ")"
+    if d.get("skipped"):
+        line += f"; {d['skipped']} skipped (" + "; ".join(f"{r}: {n}" for r, n in d["skipped_reasons"].items()) + ")"
+    return line
+
+
+def format_plan(p: dict[str, Any]) -> list[str]:
+    """The plan as lines for a person."""
+    lines = [f"plan of {p['name']} (backbone {p['backbone']})"]
+    for stage, info in p["stages"].items():
+        lines.append(f"{stage} ({info['task']}):")
+        lines.append("  data:")
+        for role, d in info["data"].items():
+            if role == "label_budget":
+                lines.append(f"    label budget: {d} labeled items (train + validation)")
+            else:
+                lines.append(_data_line(role, d))
+        s = info["steps"]
+        lines.append(f"  steps: {s['steps_per_epoch']} per epoch (batch {s['batch_size']}), "
+                     f"{s['total_steps']} in all ({s['epochs']} epochs)")
+        par = info["parameters"]
+        lines.append(f"  model: {_m(par['total'])} parameters ({_m(par['trainable'])} trainable; "
+                     f"backbone {_m(par['backbone'])})")
+        m = info.get("measured")
+        if m:
+            lines.append(f"  memory: weights + gradients + optimizer state {_bytes(m['weights_grads_optimizer_bytes'])}; "
+                         f"measured {_bytes(m['peak_bytes'])} ({m['peak_what']})")
+            lines.append(f"  time on {m['device']} ({m['threads']} threads): {m['seconds_per_step']:.3f} s per step "
+                         f"(mean of {m['measured_steps']}) -> {_secs(m['seconds_per_epoch'])} per epoch, "
+                         f"{_secs(m['seconds_total'])} for {s['total_steps']} steps (training steps only; "
+                         "validation and data loading of later epochs not included)")
+    return lines
