@@ -122,6 +122,11 @@ class FinetuneConfig(_Strict):
     )
     threshold_rule: str = Field("youden", description="how the decision threshold is chosen on validation data")
     from_scratch: bool = Field(False, description="ignore pre-trained weights (the scratch arm)")
+    select: Literal["single", "auto"] = Field(
+        "single", description="single: train the configured model; auto: train the candidates "
+        "(pre-trained, scratch, linear probe, classical baselines, ensemble), choose on validation "
+        "data only and export the chosen one"
+    )
 
     @model_validator(mode="after")
     def _one_label_budget(self) -> FinetuneConfig:

@@ -21,7 +21,7 @@ from ssl_domains.engine.runtime import Runtime
 from ssl_domains.errors import CheckpointError
 from ssl_domains.plugins import get_host
 
-__all__ = ["load_finetuned", "evaluate", "predict_data"]
+__all__ = ["load_finetuned", "load_model", "evaluate", "predict_data"]
 
 
 def _export_dir(path: Path) -> Path:
@@ -40,6 +40,10 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """
     folder = _export_dir(Path(path))
     config = json.loads((folder / "config.json").read_text())
+    if config.get("kind") in ("baseline", "ensemble"):
+        raise CheckpointError(f"{folder}: select: auto chose a {config['kind']} here, not a "
+                              "fine-tuned network; this needs a network export (use "
+                              "--set finetune.select=single)")
     if config.get("stage") != "finetune" or not (folder / MODEL_FILE).is_file():
         raise CheckpointError(f"{folder}: a pre-training export has no classifier; fine-tune it first")
     registry = get_host().registry
@@ -57,16 +61,29 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return task, config
 
 
+def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The model a run or export folder ships: a fine-tuned network, or the classical
+    baseline or ensemble that ``finetune.select: auto`` chose; and its export config."""
+    from ssl_domains.engine.select import load_selected
+
+    selected = load_selected(path)
+    return selected if selected is not None else load_finetuned(path)
+
+
 def _score(
     task: Any, config: dict[str, Any], loader: ComponentRef, out_csv: Path, role: str,
     batch_size: int = 32, device: str = "auto",
 ) -> tuple[Predictions, Any]:
     """Score ``loader``'s items with a fine-tuned task (training normalisation statistics
     passed on) and write the predictions CSV at the stored threshold."""
-    rt = Runtime.create(device, "auto")
-    task.to(rt.device)
     registry = get_host().registry
     ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), role)
+    if hasattr(task, "score_dataset"):  # a baseline or ensemble chosen by select: auto
+        preds = task.score_dataset(ds, batch_size, device)
+        write_predictions(out_csv, preds, config.get("threshold"))
+        return preds, ds
+    rt = Runtime.create(device, "auto")
+    task.to(rt.device)
     check_modality(task.backbone, first_readable(ds), f"{role} data ({loader.name})")
     dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0, role=role, stage="evaluate")
     preds = predict(task, dl, rt)
@@ -79,7 +96,7 @@ def predict_data(
 ) -> dict[str, Any]:
     """Score every item of ``loader`` with the export at ``path``; write a CSV of scores and
     decisions at the validation-chosen threshold. Labels, when present, are copied along."""
-    task, config = load_finetuned(path)
+    task, config = load_model(path)
     preds, ds = _score(task, config, loader, out_csv, "prediction", batch_size, device)
     return {"items": len(preds.ids), "threshold": config.get("threshold"), "csv": str(out_csv),
             "skipped": [list(s) for s in getattr(ds, "skipped", [])]}
@@ -89,7 +106,7 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
     """Re-score the run's test data (or ``loader``) with the stored threshold; updates
     ``eval.json`` and ``predictions/test.csv`` when the run's own test set is used."""
     run = Path(run_path)
-    task, config = load_finetuned(run)
+    task, config = load_model(run)
     if loader is None:
         import yaml
 

@@ -151,6 +151,10 @@ def finetune(
     if cfg.finetune is None:
         raise ConfigError(f"{cfg.name}: the config has no 'finetune' section")
     fcfg = cfg.finetune
+    if fcfg.select == "auto":  # candidates, chosen on validation data (engine/select.py)
+        from ssl_domains.engine.select import select_finetune
+
+        return select_finetune(cfg, Path(run_path), init=init, sources=sources)
     rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
     registry = get_host().registry
     data = prepare_finetune_data(cfg, fcfg, sources)

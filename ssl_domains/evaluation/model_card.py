@@ -122,8 +122,12 @@ def model_card(config: dict[str, Any], eval_summary: dict[str, Any],
             lines.append(f"- {label}: `{name}`")
     if not seen:
         lines.append("- components: see `config.json`")
-    lines += ["- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
-              "architecture and arguments in `config.json`", ""]
+    selection = eval_summary.get("selection")
+    if isinstance(selection, Mapping):
+        lines += selection_lines(selection, eval_summary.get("candidates"))
+    else:
+        lines += ["- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
+                  "architecture and arguments in `config.json`", ""]
 
     lines += ["## Data", ""]
     for label, dotted in DATA:
@@ -189,6 +193,60 @@ def model_card(config: dict[str, Any], eval_summary: dict[str, Any],
         "- Scores are not calibrated probabilities unless calibration was checked.", "",
     ]
     return "\n".join(lines)
+
+
+#: What an export of each kind of chosen model holds.
+EXPORT_FILES = {
+    "deep": "- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
+            "architecture and arguments in `config.json`",
+    "baseline": "- a classical baseline: `config.json` names it and its arguments; "
+                "`baseline.safetensors` holds its training inputs and labels, and loading the "
+                "export refits it deterministically (no pickle). **This export contains the "
+                "training inputs**: share it only where the training data may go",
+    "ensemble": "- an ensemble: `deep/` (a fine-tuned network export) and `baseline/` (a "
+                "classical baseline export, which contains its training inputs: share it only "
+                "where the training data may go); `config.json` holds the weight",
+}
+
+
+def selection_lines(selection: Mapping[str, Any], candidates: Any = None) -> list[str]:
+    """The card's lines on a model chosen by ``select: auto``: what was chosen, how, its
+    selection score with interval, the runner-up, and every candidate."""
+    chosen = str(selection.get("chosen"))
+    kind = "ensemble" if chosen == "ensemble" else \
+        "baseline" if chosen.startswith("baseline") else "deep"
+    lines = [f"- chosen by `select: auto`: **{_md(chosen)}**", EXPORT_FILES[kind], "",
+             "### Model selection", ""]
+    bounds = _bounds(selection.get("interval"))
+    text = (f"Chosen among {len(selection.get('scores') or {})} candidates by "
+            f"{selection.get('method', 'validation')}. Selection AUROC of {_md(chosen)}: "
+            f"{fmt(selection.get('score'))}")
+    if bounds:
+        text += f" (interval {fmt(bounds[0])} to {fmt(bounds[1])}, "
+        text += f"{selection.get('interval_method', 'bootstrap')})"
+    if selection.get("runner_up"):
+        text += (f"; runner-up {_md(selection['runner_up'])} "
+                 f"({fmt(selection.get('runner_up_score'))})")
+    lines += [text + ". The test split was not used to choose.", ""]
+    ens = selection.get("ensemble")
+    if chosen == "ensemble" and isinstance(ens, Mapping):
+        members = ens.get("members") or []
+        lines += [f"Ensemble: {fmt(ens.get('weight'))} x {_md(ens.get('weight_of'))} + "
+                  f"{fmt(1 - float(ens.get('weight', 0.5)))} x "
+                  f"{_md(members[1] if len(members) > 1 else 'baseline')} (class probabilities; "
+                  f"weight chosen on {_md(ens.get('chosen_on', 'validation'))}).", ""]
+    scores = selection.get("scores") or {}
+    test = candidates if isinstance(candidates, Mapping) else {}
+    if scores:
+        lines += ["| candidate | selection AUROC | test AUROC (reported, not used) |",
+                  "|---|---:|---:|"]
+        for name, value in scores.items():
+            t = (test.get(name) or {}).get("test_auroc") if isinstance(test.get(name), Mapping) \
+                else None
+            lines.append(f"| {_md(name)} | {fmt(value if value is not None else math.nan)} | "
+                         f"{fmt(t) if t is not None else ''} |")
+        lines.append("")
+    return lines
 
 
 def card_intervals(y_true: Any, scores: Any, threshold: float | None, n: int = 1000,

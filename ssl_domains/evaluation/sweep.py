@@ -398,6 +398,7 @@ def _cell_config(cfg: RunConfig, arm: Arm, size: Size, seed: int,
     data["init"] = None if arm.name == "scratch" or init is None else init.model_dump(mode="json")
     ft = data["finetune"]
     ft["label_fraction"], ft["label_count"] = size.fraction, size.count
+    ft["select"] = "single"
     ft["train"]["progress"] = False
     if arm.name == "scratch":
         ft["from_scratch"], ft["backbone_lr_scale"] = True, 1.0
@@ -732,6 +733,8 @@ def run_sweep(
     alpha: float = 0.05,
     echo: Callable[[str], None] = print,
     report: bool = True,
+    sources: dict[str, Any] | None = None,
+    require_test: bool = True,
 ) -> SweepResult:
     """Run (or finish) a label-efficiency sweep into ``out``; see the module docstring.
 
@@ -746,6 +749,10 @@ def run_sweep(
         alpha: 1 - confidence level of the intervals.
         echo: Where progress lines go.
         report: Build ``report/report.html`` at the end.
+        sources: The fine-tuning datasets (:func:`~ssl_domains.engine.finetune.build_finetune_sources`)
+            when already built.
+        require_test: Refuse a config without test data (``finetune.select: auto`` runs its
+            candidates as a sweep and has no test data to require).
 
     Returns:
         A :class:`SweepResult`.
@@ -762,7 +769,7 @@ def run_sweep(
 
     if cfg.finetune is None:
         raise ConfigError(f"{cfg.name}: a sweep needs a 'finetune' section")
-    if cfg.finetune.data.test is None:
+    if cfg.finetune.data.test is None and require_test:
         raise ConfigError(f"{cfg.name}: a sweep reports test metrics; give finetune.data.test "
                           "(a held-out labeled loader, never used to choose anything)")
     if not sizes or not seeds:
@@ -776,7 +783,7 @@ def run_sweep(
     out = Path(out)
     _check_same_sweep(out, cfg, init)
 
-    sources = build_finetune_sources(cfg.finetune)
+    sources = sources or build_finetune_sources(cfg.finetune)
     pool_labels = labels_of(sources["pool"]) or []
     budgets: dict[int, Size] = {}
     for size in sizes:

@@ -1,0 +1,140 @@
+"""``finetune.select: auto``: candidates chosen on validation data only, the chosen model
+exported, and evaluate/predict using it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssl_domains.builtin.logistic import LogisticBaseline
+from ssl_domains.config import ComponentRef, parse_config
+from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
+from ssl_domains.engine.finetune import finetune
+from ssl_domains.engine.select import BASELINE_FILE, load_selected, save_baseline_export
+from ssl_domains.errors import CheckpointError
+from ssl_domains.evaluation.auto import read_cell_predictions
+from ssl_domains.evaluation.report import build_report
+from tests.conftest import make_config
+
+
+def _scores(path: Path) -> np.ndarray:
+    return pd.read_csv(path, float_precision="round_trip")["score"].to_numpy()
+
+
+def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> None:
+    """Labels linear in the input: logistic regression beats the tiny networks clearly."""
+    cfg = parse_config(make_config(tmp_path, arrays, **{
+        "pretrain.train.epochs": 1, "finetune.train.epochs": 2, "finetune.select": "auto",
+        "finetune.label_count": 200}))
+    from ssl_domains.engine.pretrain import pretrain
+
+    run = tmp_path / "runs" / "t"
+    pretrain(cfg, run)
+    s = finetune(cfg, run)
+    sel = s["selection"]
+    assert sel["chosen"] == "baseline:logistic"
+    assert set(sel["scores"]) == {"ssl", "scratch", "linear_probe", "baseline:logistic", "ensemble"}
+    assert sel["score"] == max(v for v in sel["scores"].values())
+    assert sel["interval"][0] <= sel["score"] <= sel["interval"][1] and sel["runner_up"]
+    assert sel["method"].startswith("validation (40 items")
+    # every candidate's test AUROC is reported next to its selection score
+    cand = s["candidates"]
+    assert cand["baseline:logistic"]["test_auroc"] == s["test"]["auroc"]
+    assert cand["baseline:logistic"]["test_auroc"] > cand["ssl"]["test_auroc"] + 0.1
+    assert json.loads((run / "eval.json").read_text()) == s
+    # the export is the baseline: config + training items, no pickle, no network
+    export = run / "export"
+    assert sorted(p.name for p in export.iterdir()) == ["README.md", BASELINE_FILE, "config.json"]
+    config = json.loads((export / "config.json").read_text())
+    assert config["kind"] == "baseline" and config["baseline"]["name"] == "logistic"
+    assert config["threshold"] == s["threshold"] and config["selection"] == sel
+    with pytest.raises(CheckpointError, match="chose a baseline"):
+        load_finetuned(run)
+    # predict: the same scores as the logistic baseline fitted on the cell's training items
+    got = load_selected(run)
+    assert got is not None and got[0].kind == "baseline"
+    out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}),
+                       tmp_path / "p.csv")
+    assert out["items"] == 400 and out["threshold"] == s["threshold"]
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(export / BASELINE_FILE))
+    assert len(stored["y"]) == s["n_train"] == 160
+    ref = LogisticBaseline().fit(stored["x"], stored["y"])
+    data = np.load(arrays)
+    np.testing.assert_allclose(_scores(tmp_path / "p.csv"), ref.predict_proba(data["x"])[:, 1],
+                               rtol=0, atol=1e-12)
+    # ... and as the candidate cell that was chosen; evaluate re-scores to the same numbers
+    cell = run / "candidates" / "cells" / "baseline-logistic_200_0"
+    np.testing.assert_array_equal(_scores(tmp_path / "p.csv"),
+                                  _scores(cell / "predictions" / "test.csv"))
+    again = evaluate(run)
+    assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-12)
+    rows = list(csv.DictReader((run / "predictions" / "test.csv").open()))
+    assert all(int(r["decision"]) == int(float(r["score"]) >= s["threshold"]) for r in rows)
+    # model card and report say what was chosen, its interval and the runner-up
+    card = (export / "README.md").read_text()
+    assert "chosen by `select: auto`: **baseline:logistic**" in card
+    assert f"runner-up {sel['runner_up']}" in card and "This export contains the training inputs" in card
+    html = build_report(run).read_text()
+    assert "Model chosen by select: auto: baseline:logistic" in html
+    assert f"runner-up {sel['runner_up']}" in html
+
+
+def test_auto_ships_the_network_when_it_wins(tmp_path: Path) -> None:
+    """An XOR label no linear model can fit: the network from scratch is chosen (no
+    pre-trained weights: the candidates are scratch and the baselines)."""
+    rng = np.random.RandomState(0)
+    x = rng.randn(600, 1, 32).astype("float32")
+    y = ((x[:, 0, 0] * x[:, 0, 1]) > 0).astype(int)
+    data = tmp_path / "xor.npz"
+    np.savez(data, x=x, y=y)
+    cfg = parse_config(make_config(tmp_path, data, pretrain=None, **{
+        "finetune.select": "auto", "finetune.label_count": 300, "finetune.train.epochs": 30,
+        "finetune.train.lr": 1e-2,
+        "finetune.train.early_stopping": {"metric": "auroc", "patience": 10}}))
+    run = tmp_path / "runs" / "x"
+    s = finetune(cfg, run)
+    sel = s["selection"]
+    assert set(sel["scores"]) == {"scratch", "baseline:logistic"}
+    assert sel["chosen"] == "scratch" and sel["runner_up"] == "baseline:logistic"
+    assert sel["score"] > sel["runner_up_score"] + 0.1
+    assert load_selected(run) is None  # a network export, as any fine-tuning run's
+    task, config = load_finetuned(run)
+    assert config["selection"]["chosen"] == "scratch"
+    cell = run / "candidates" / "cells" / "scratch_300_0"
+    again = evaluate(run)
+    np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"),
+                               _scores(cell / "predictions" / "test.csv"), atol=1e-6)
+    assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
+    assert "chosen by `select: auto`: **scratch**" in (run / "export" / "README.md").read_text()
+
+
+def test_ensemble_export_predicts_the_weighted_average(tmp_path: Path, arrays: Path) -> None:
+    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{
+        "finetune.from_scratch": True, "finetune.train.epochs": 2}))
+    deep_run = tmp_path / "deep"
+    finetune(cfg, deep_run)
+    data = np.load(arrays)
+    export = tmp_path / "ens"
+    import shutil
+
+    shutil.copytree(deep_run / "export", export / "deep")
+    save_baseline_export(export / "baseline", ref=ComponentRef(name="logistic"), key="signal",
+                         x=data["x"][:50], y=data["y"][:50], meta={"stage": "finetune"})
+    (export / "config.json").write_text(json.dumps({
+        "stage": "finetune", "kind": "ensemble", "weight": 0.25, "threshold": 0.5,
+        "members": {"deep": "scratch", "baseline": "baseline:logistic"}}))
+    loader = ComponentRef(name="arrays", args={"path": str(arrays)})
+    predict_data(export, loader, tmp_path / "e.csv")
+    predict_data(deep_run, loader, tmp_path / "d.csv")
+    base = LogisticBaseline().fit(data["x"][:50], data["y"][:50]).predict_proba(data["x"])[:, 1]
+    np.testing.assert_allclose(_scores(tmp_path / "e.csv"),
+                               0.25 * _scores(tmp_path / "d.csv") + 0.75 * base, atol=1e-6)
+    got = read_cell_predictions(tmp_path / "e.csv")
+    assert got.labels is not None and (got.labels == data["y"]).all()
