@@ -139,7 +139,6 @@ def setup(*, verbose: bool = False, debug: bool = False, stream: IO[str] | None 
     for name in project_loggers():
         logging.getLogger(name).setLevel(ours)
     warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
-    warnings.simplefilter("default")
     logging.captureWarnings(True)
     return _handler
 
