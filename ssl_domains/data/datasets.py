@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ssl_domains.config import ComponentRef, DataConfig
 from ssl_domains.data.sampler import EpochSampler
@@ -125,7 +125,7 @@ def make_loader(
     role: str | None = None,
     stage: str = "run",
     skipped_file: Path | None = None,
-) -> DataLoader:
+) -> SkippingLoader:
     """A DataLoader with the resumable :class:`EpochSampler` (sharded when distributed).
 
     Items that fail to read are skipped (see :mod:`ssl_domains.data.skipping`): replaced by the

@@ -9,6 +9,7 @@ from typing import Any
 import nibabel as nib
 
 from ssl_domains.contracts import Example
+from ssl_domains.data.skipping import scrub
 from ssl_domains.errors import DataError
 from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
@@ -97,7 +98,7 @@ class NiftiDataset(CaseDataset):
             img: Any = nib.load(str(f))
             shape = img.shape
         except Exception as exc:  # noqa: BLE001 - nibabel raises many types
-            return f"unreadable NIfTI: {type(exc).__name__}: {str(exc)[:120]}"
+            return f"unreadable NIfTI: {type(exc).__name__}: {scrub(str(exc), f)[:160]}"
         spatial = [s for s in shape[:3]]
         if len(shape) > 3 and any(s > 1 for s in shape[3:]) and not self.allow_4d:
             return f"4-D image {tuple(shape)}; pass allow_4d=True to use time points as channels"

@@ -22,6 +22,7 @@ import torch
 from monai.data import MetaTensor
 from torch.utils.data import Dataset
 
+from ssl_domains.data.skipping import scrub
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains_medical.transforms import patch_sampler, preprocessing, resolve_intensity
 
@@ -88,7 +89,7 @@ def nifti_to_meta_tensor(path: str | Path, dims: int, allow_4d: bool = False,
         img: Any = nib.load(str(path))
         arr = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on bad files
-        raise DataError(path, f"unreadable NIfTI: {type(exc).__name__}: {str(exc)[:160]}") from None
+        raise DataError(path, f"unreadable NIfTI: {type(exc).__name__}: {scrub(str(exc), path)[:160]}") from None
     if dims == 3 and not allow_2d and (arr.ndim == 2 or arr.shape[2] == 1):
         raise DataError(path, two_d_refusal(arr.shape))
     if arr.ndim == 2:
