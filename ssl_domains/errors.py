@@ -45,3 +45,18 @@ class DataError(SSLDomainsError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class WriteError(SSLDomainsError):
+    """A file of a run could not be written (disk full, read-only, quota, permissions); the
+    message names the path and the cause, and no partial file is left behind.
+
+    Args:
+        path: The file that was being written.
+        cause: The operating system's reason (e.g. ``No space left on device``).
+    """
+
+    def __init__(self, path: str | Path, cause: str) -> None:
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: cannot write ({cause})")

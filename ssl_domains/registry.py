@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import re
+import types
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ssl_domains.contracts import MODALITIES, Example
-from ssl_domains.errors import ContractError, RegistryError
+from ssl_domains.errors import ConfigError, ContractError, RegistryError, SSLDomainsError
 from ssl_domains.kinds import KINDS
 
 __all__ = ["KINDS", "Entry", "Registry", "Registrar", "component", "SHIPPED_COMPONENTS"]
@@ -123,6 +126,98 @@ def component(
     return mark
 
 
+#: What a component's constructor raises on arguments it refuses.
+_ARGUMENT_ERRORS = (ValueError, TypeError, RuntimeError, AssertionError, KeyError, IndexError, ZeroDivisionError)
+
+_SCALARS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _scalar_type(annotation: Any) -> tuple[Any, bool] | None:
+    """``(type, optional)`` for ``int``/``float``/``bool``/``str`` annotations, optionally
+    ``| None``; None for anything else (left unchecked)."""
+    if annotation in _SCALARS:
+        return annotation, False
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        other = next(a for a in args if a is not type(None))
+        if other in _SCALARS:
+            return other, True
+    return None
+
+
+def _coerce(value: Any, expected: Any) -> Any:
+    """``value`` as ``expected`` (a text number is converted); raises ValueError otherwise."""
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+            return value.strip().lower() in ("true", "yes")
+        raise ValueError
+    if isinstance(value, bool):
+        raise ValueError
+    if expected is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            return int(value.strip())
+        raise ValueError
+    if expected is float:
+        if isinstance(value, int | float):
+            return value
+        if isinstance(value, str):
+            return float(value.strip())
+        raise ValueError
+    if expected is str:
+        if isinstance(value, int | float):
+            return str(value)  # a YAML number where text is meant (a column named 1)
+        if not isinstance(value, str | os.PathLike):
+            raise ValueError
+    return value
+
+
+def _coerce_kwargs(factory: Any, signature: inspect.Signature, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    try:
+        target = factory.__init__ if inspect.isclass(factory) else factory
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: leave the arguments as given
+        return kwargs
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        if key not in signature.parameters or key not in hints:
+            continue
+        scalar = _scalar_type(hints[key])
+        if scalar is None:
+            continue
+        expected, optional = scalar
+        if value is None and optional:
+            continue
+        try:
+            out[key] = _coerce(value, expected)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{where}: {key}={value!r}: expected {_SCALARS[expected]}"
+                              + (" or null" if optional else "")) from None
+    return out
+
+
+def _blame(exc: BaseException, kwargs: dict[str, Any]) -> str:
+    """The factory's error with the argument it is about, when the message tells."""
+    message = (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
+    if isinstance(exc, KeyError | AssertionError | IndexError | ZeroDivisionError) or not str(exc).strip():
+        message = f"{type(exc).__name__}: {message}"
+    for key, value in kwargs.items():  # named in the message
+        if re.search(rf"\b{re.escape(key)}\b", message):
+            return f"{key}={value!r}: {message}"
+    for key, value in kwargs.items():  # or its value is
+        if isinstance(value, int | float | str) and not isinstance(value, bool) and str(value) and \
+                re.search(rf"(?<![\w.-]){re.escape(str(value))}(?![\w.])", message):
+            return f"{key}={value!r}: {message}"
+    shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if not hasattr(v, "state_dict"))
+    return f"{message} (arguments: {shown or 'none'})"
+
+
 class Registry:
     """All components of all loaded plugins, by kind and name."""
 
@@ -171,20 +266,36 @@ class Registry:
     def create(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
         """Build component ``name`` with ``factory(*args, **kwargs)``.
 
+        Keyword arguments are checked against the factory's annotations first (``int``,
+        ``float``, ``bool``, ``str``, optionally ``| None``; numbers written as text are
+        converted), and an error the factory raises on its arguments is re-raised naming the
+        component and, where it can be told, the key: ``backbone 'tcn' (plugin timeseries):
+        kernel_size='abc': expected an integer``.
+
         Raises:
             RegistryError: Unknown name, or arguments the factory does not take.
+            ConfigError: An argument of the wrong type or one the factory refuses.
         """
         entry = self.get(kind, name)
+        where = f"{kind} {name!r} (plugin {entry.plugin})"
         try:
-            inspect.signature(entry.factory).bind(*args, **kwargs)
-        except TypeError as exc:
-            raise RegistryError(
-                f"{kind} {name!r} (plugin {entry.plugin}): {exc}; "
-                f"see `ssl-domains describe {kind} {name}`"
-            ) from None
-        except ValueError:
-            pass
-        return entry.factory(*args, **kwargs)
+            signature: inspect.Signature | None = inspect.signature(entry.factory)
+        except (TypeError, ValueError):
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise RegistryError(f"{where}: {exc}; see `ssl-domains describe {kind} {name}`") from None
+            kwargs = _coerce_kwargs(entry.factory, signature, kwargs, where)
+        if kind == "loader":  # loaders read files: their errors name the data (build_dataset)
+            return entry.factory(*args, **kwargs)
+        try:
+            return entry.factory(*args, **kwargs)
+        except SSLDomainsError:
+            raise
+        except _ARGUMENT_ERRORS as exc:
+            raise ConfigError(f"{where}: {_blame(exc, kwargs)}") from exc
 
     def names(self, kind: str) -> list[str]:
         """Registered names of a kind, sorted."""

@@ -22,7 +22,12 @@ def split_off(
     """Split indices ``0..n-1`` into (keep, held_out) with ``fraction`` held out.
 
     Stratified by ``labels`` when given (and every class has >= 2 items); items sharing a group
-    (e.g. one case's patches) stay on the same side.
+    (e.g. one case's patches) stay on the same side. With labels and groups, the first of the
+    seeded group splits that leaves every class on both sides is taken.
+
+    Raises:
+        ConfigError: Fewer than 2 items or too few groups; with labels, no group split (or, for
+            a single group, no tail stretch) that keeps every class on both sides.
     """
     idx = np.arange(n)
     n_out = max(1, int(round(n * fraction)))
@@ -34,12 +39,36 @@ def split_off(
                 f"cannot hold out {fraction:.0%} of {len(set(groups))} groups (cases/recordings) for "
                 "validation; give more cases, a larger val_fraction, or a separate val loader"
             )
-        gss = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        keep, out = next(gss.split(idx, groups=np.asarray(groups)))
-        return np.sort(keep), np.sort(out)
+        tries = 50 if labels is not None else 1
+        gss = GroupShuffleSplit(n_splits=tries, test_size=fraction, random_state=seed)
+        splits = gss.split(idx, groups=np.asarray(groups))
+        if labels is None:
+            keep, out = next(splits)
+            return np.sort(keep), np.sort(out)
+        y = np.asarray(labels)
+        classes = set(np.unique(y).tolist())
+        for keep, out in splits:
+            if set(y[keep].tolist()) == classes and set(y[out].tolist()) == classes:
+                return np.sort(keep), np.sort(out)
+        raise ConfigError(
+            f"no split of the {len(set(groups))} groups (cases/recordings) holds out "
+            f"{fraction:.0%} for validation with every class ({', '.join(map(str, sorted(classes)))}) "
+            "on both sides; give a separate val loader, more labeled cases, or another val_fraction"
+        )
     if groups is not None and len(set(groups)) < 2:
         # one recording/case: hold out its last contiguous stretch, so overlapping windows
         # do not leak between training and validation
+        if labels is not None:
+            y = np.asarray(labels)
+            classes = set(np.unique(y).tolist())
+            held = set(y[n - n_out:].tolist())
+            if held != classes or set(y[: n - n_out].tolist()) != classes:
+                raise ConfigError(
+                    f"validation is carved from the last {fraction:.0%} of the only case/recording and "
+                    f"would hold class(es) {', '.join(map(str, sorted(held)))} of "
+                    f"{', '.join(map(str, sorted(classes)))}; with one labeled case give a separate "
+                    "val loader (e.g. another recording) or label more cases"
+                )
         return idx[: n - n_out], idx[n - n_out :]
     rng = np.random.RandomState(seed)
     if labels is not None:

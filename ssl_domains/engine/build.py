@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from torch import nn
 from ssl_domains.config import ComponentRef, InitConfig
 from ssl_domains.engine.checkpoints import InitReport, load_init
 from ssl_domains.errors import ContractError, IncompatibleError
+from ssl_domains.files import write_json
 from ssl_domains.registry import Registry
 
 __all__ = ["build_backbone", "apply_init", "check_modality"]
@@ -44,7 +44,7 @@ def apply_init(backbone: Any, init: InitConfig | None, run_path: Path | None) ->
     report = load_init(init.path, backbone, source=init.source, strict=init.strict)
     log.info(report.summary())
     if run_path is not None:
-        (run_path / "init_report.json").write_text(json.dumps(report.as_dict(), indent=2))
+        write_json(run_path / "init_report.json", report.as_dict())
     return report
 
 

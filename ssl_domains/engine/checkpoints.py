@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -12,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ssl_domains.errors import CheckpointError
+from ssl_domains.files import atomic_write_bytes, atomic_write_text, write_guard, write_json
 
 __all__ = [
     "Conversion",
@@ -25,6 +30,8 @@ __all__ = [
     "latest_checkpoint",
     "save_export",
     "read_export",
+    "read_export_config",
+    "read_safetensors",
     "load_init",
     "unwrap_state_dict",
 ]
@@ -79,26 +86,32 @@ def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int = 
     The bytes go to a temporary file that is fsynced and renamed, so a kill at any moment
     leaves either the old or the new checkpoint, never a torn one; ``last.pt`` is a hard link
     to the same bytes (a copy where the file system has no hard links), swapped in by rename.
+    ``state`` must hold only what ``torch.load(weights_only=True)`` reads back: tensors,
+    dicts, lists, tuples and plain numbers/strings (see :func:`~ssl_domains.engine.runtime.rng_state`).
+
+    Raises:
+        WriteError: Disk full, read-only or similar; no temporary file is left behind.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    with write_guard(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(state, buf)  # serialised in memory: a full disk then fails as a plain OSError
     periodic = folder / f"step_{step:08d}.pt"
-    tmp = folder / f".{periodic.name}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, periodic)
-    last_tmp = folder / ".last.pt.tmp"
-    last_tmp.unlink(missing_ok=True)
-    try:
-        os.link(periodic, last_tmp)
-    except OSError:
-        shutil.copyfile(periodic, last_tmp)
-    os.replace(last_tmp, folder / "last.pt")
+    atomic_write_bytes(periodic, buf.getbuffer())
+    last, last_tmp = folder / "last.pt", folder / ".last.pt.tmp"
+    with write_guard(last, last_tmp):
+        last_tmp.unlink(missing_ok=True)
+        try:
+            os.link(periodic, last_tmp)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+                raise
+            shutil.copyfile(periodic, last_tmp)
+        os.replace(last_tmp, last)
     olds = sorted(folder.glob("step_*.pt"))
     for old in olds[:-keep]:
         old.unlink(missing_ok=True)
-    return folder / "last.pt"
+    return last
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -110,19 +123,70 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return steps[-1] if steps else None
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a resume checkpoint written by :func:`save_checkpoint`.
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_INNER = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", re.S)
+
+
+def _load_tensors_only(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, containers and plain values only.
 
     Raises:
-        CheckpointError: Missing or unreadable file.
+        CheckpointError: The file holds other Python objects (refused: unpickling them could run
+            code) or cannot be read at all.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        names = list(dict.fromkeys(_GLOBAL.findall(text)))
+        if not names:
+            try:
+                names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            except Exception:  # noqa: BLE001 - not a torch.save file: no globals to name
+                names = []
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise CheckpointError(
+                f"{path}: refused to load this {what}: it holds Python objects besides tensors "
+                f"({shown}), and unpickling them could run code; convert it to .safetensors on a "
+                "machine where you trust its source (README, 'Safety')"
+            ) from None
+        inner = _INNER.search(text)
+        why = " ".join(inner.group(1).split()) if inner else "not a PyTorch weights file"
+        raise CheckpointError(f"{path}: cannot read {what} (not a plain PyTorch weights file: {why})") from None
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: cannot read {what} ({type(exc).__name__}: {first})") from None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a resume checkpoint written by :func:`save_checkpoint` (``weights_only=True``:
+    a replaced file that carries pickled code is refused, never run).
+
+    Raises:
+        CheckpointError: Missing, unreadable or unsafe file.
     """
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    state = _load_tensors_only(path, "checkpoint")
+    if not isinstance(state, dict) or "step" not in state or "model" not in state:
+        raise CheckpointError(f"{path}: not a resume checkpoint of ssl-domains")
+    return state
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file (a format that holds no code).
+
+    Raises:
+        CheckpointError: Missing or not a safetensors file.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
     try:
-        # our own file: it holds RNG states (numpy arrays), so full unpickling is needed
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        return load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: not a readable safetensors file ({first})") from None
 
 
 # -- exports --------------------------------------------------------------------------------
@@ -138,17 +202,18 @@ def save_export(
     ``model.safetensors`` (whole task model) and ``README.md`` (model card)."""
     folder.mkdir(parents=True, exist_ok=True)
 
+    with write_guard(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+
     def _save(module: nn.Module, name: str) -> None:
         sd = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        tmp = folder / f".{name}.tmp"
-        save_file(sd, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, folder / name)
+        atomic_write_bytes(folder / name, safetensors_bytes(sd, metadata={"format": "pt"}))
 
     _save(backbone, BACKBONE_FILE)
     if model is not None:
         _save(model, MODEL_FILE)
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    (folder / "README.md").write_text(card)
+    write_json(folder / "config.json", config)
+    atomic_write_text(folder / "README.md", card)
     return folder
 
 
@@ -161,7 +226,22 @@ def read_export(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     cfg_path, weights = folder / "config.json", folder / BACKBONE_FILE
     if not cfg_path.is_file() or not weights.is_file():
         raise CheckpointError(f"{folder}: not an export (needs config.json and {BACKBONE_FILE})")
-    return json.loads(cfg_path.read_text()), load_file(str(weights))
+    return read_export_config(cfg_path), read_safetensors(weights)
+
+
+def read_export_config(path: Path) -> dict[str, Any]:
+    """An export's ``config.json``.
+
+    Raises:
+        CheckpointError: Not valid JSON, or not an object.
+    """
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a readable export config ({exc})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: not a readable export config (expected a JSON object)")
+    return config
 
 
 # -- --init -----------------------------------------------------------------------------------
@@ -241,18 +321,12 @@ def load_init(path: str | Path, backbone: nn.Module, source: str = "auto", stric
     if not p.is_file():
         raise CheckpointError(f"{p}: --init path not found (give an export folder, a run folder or a weights file)")
     if p.suffix == ".safetensors":
-        sd = load_file(str(p))
+        sd = read_safetensors(p)
         kind = "safetensors"
     else:
-        try:
-            raw = torch.load(p, map_location="cpu", weights_only=True)
-            kind = "weights"
-        except Exception:  # noqa: BLE001 - our resume checkpoints hold RNG state
-            try:
-                raw = torch.load(p, map_location="cpu", weights_only=False)
-                kind = "checkpoint"
-            except Exception as exc:  # noqa: BLE001
-                raise CheckpointError(f"{p}: cannot read weights ({type(exc).__name__}: {exc})") from None
+        # weights_only: tensors and containers only; a file carrying pickled code is refused
+        raw = _load_tensors_only(p, "weights file")
+        kind = "weights"
         if isinstance(raw, dict) and "model" in raw and "step" in raw and "rng" in raw:
             kind = "resume checkpoint"
             raw = {k[len("backbone."):]: v for k, v in raw["model"].items() if k.startswith("backbone.")}

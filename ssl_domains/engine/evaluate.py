@@ -6,19 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file
 from torch import nn
 
 from ssl_domains.config import ComponentRef, DataConfig
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.build import check_modality
-from ssl_domains.engine.checkpoints import MODEL_FILE
+from ssl_domains.engine.checkpoints import MODEL_FILE, read_export_config, read_safetensors
 from ssl_domains.engine.finetune import _metrics, write_predictions
 from ssl_domains.engine.inference import Predictions, predict
-from ssl_domains.engine.run_dir import atomic_write_text
+from ssl_domains.engine.labels import undefined_reasons
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.errors import CheckpointError
+from ssl_domains.files import write_json
 from ssl_domains.plugins import get_host
 
 __all__ = ["load_finetuned", "load_model", "evaluate", "predict_data"]
@@ -39,7 +39,7 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         CheckpointError: Not a fine-tuning export, or weights that do not fit.
     """
     folder = _export_dir(Path(path))
-    config = json.loads((folder / "config.json").read_text())
+    config = read_export_config(folder / "config.json")
     if config.get("kind") in ("baseline", "ensemble"):
         raise CheckpointError(f"{folder}: select: auto chose a {config['kind']} here, not a "
                               "fine-tuned network; this needs a network export (use "
@@ -53,7 +53,7 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     args = {k: v for k, v in task_ref.get("args", {}).items() if k != "num_classes"}
     task = registry.create("finetune", task_ref["name"], backbone, num_classes=config["num_classes"], **args)
     try:
-        task.load_state_dict(load_file(str(folder / MODEL_FILE)))
+        task.load_state_dict(read_safetensors(folder / MODEL_FILE))
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise CheckpointError(f"{folder / MODEL_FILE}: weights do not fit the model ({first})") from None
@@ -128,5 +128,14 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
     summary = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
     summary[key] = metrics
     summary[f"n_{key}"] = len(preds.ids)
-    atomic_write_text(eval_path, json.dumps(summary, indent=2))
-    return {"metrics": metrics, "threshold": threshold, "n": len(preds.ids), "csv": str(out_csv)}
+    reasons = undefined_reasons(preds.labels, metrics, key)
+    undefined = {k: v for k, v in (summary.get("undefined_metrics") or {}).items() if k != key}
+    if reasons:
+        undefined[key] = reasons
+    if undefined:
+        summary["undefined_metrics"] = undefined
+    else:
+        summary.pop("undefined_metrics", None)
+    write_json(eval_path, summary)
+    out = {"metrics": metrics, "threshold": threshold, "n": len(preds.ids), "csv": str(out_csv)}
+    return {**out, "undefined_metrics": reasons} if reasons else out

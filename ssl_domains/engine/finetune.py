@@ -8,8 +8,8 @@ set is used once, at the end, for reporting.
 from __future__ import annotations
 
 import csv
-import json
 import logging
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -32,13 +32,15 @@ from ssl_domains.data.splits import label_subset, split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.inference import Predictions, predict
+from ssl_domains.engine.labels import check_labels, declared_classes, undefined_reasons
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.pretrain import export_config
-from ssl_domains.engine.run_dir import atomic_write_text
+from ssl_domains.engine.run_dir import holding_run_lock
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.evaluation.metrics import classification_metrics
 from ssl_domains.evaluation.thresholds import choose_threshold
+from ssl_domains.files import write_guard, write_json
 from ssl_domains.plugins import get_host
 
 __all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "write_predictions"]
@@ -102,11 +104,12 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[st
 
 def write_predictions(path: Path, preds: Predictions, threshold: float | None) -> None:
     """CSV: id, label, score (binary P(class 1)) or score_k, decision."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with write_guard(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
     k = preds.probs.shape[1]
     header = ["id", "label"] + (["score"] if k == 2 else [f"score_{j}" for j in range(k)]) + ["decision"]
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with write_guard(path, tmp), tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
         for i, item in enumerate(preds.ids):
@@ -118,18 +121,21 @@ def write_predictions(path: Path, preds: Predictions, threshold: float | None) -
             else:
                 row = [repr(float(v)) for v in preds.probs[i]]
                 w.writerow([item, label, *row, int(np.argmax(preds.probs[i]))])
-    tmp.replace(path)
+    with write_guard(path, tmp):
+        tmp.replace(path)
 
 
-def _metrics(preds: Predictions, threshold: float | None) -> dict[str, float]:
+def _metrics(preds: Predictions, threshold: float | None) -> dict[str, float | None]:
+    """Metrics of ``preds``; an undefined one (e.g. AUROC of one class) is ``None``."""
     if preds.labels is None:
         return {}
     m = classification_metrics(preds.labels, preds.scores, threshold=threshold)
     if preds.loss is not None:
         m["loss"] = preds.loss
-    return {k: float(v) for k, v in m.items()}
+    return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in m.items()}
 
 
+@holding_run_lock
 def finetune(
     cfg: RunConfig,
     run_path: Path,
@@ -146,7 +152,11 @@ def finetune(
     ``sources`` (from :func:`build_finetune_sources`) skips rebuilding the datasets.
 
     Raises:
-        ConfigError: No ``finetune`` section.
+        ConfigError: No ``finetune`` section; no weights to start from (no init, no export of
+            this run's pre-training) without ``from_scratch: true``; labels that do not fit the
+            task (e.g. three classes for a binary task).
+        DataError: One class only, or a validation set missing a class.
+        RunFolderBusy: Another process is writing into ``run_path``.
     """
     if cfg.finetune is None:
         raise ConfigError(f"{cfg.name}: the config has no 'finetune' section")
@@ -168,10 +178,24 @@ def finetune(
         init_cfg = init or cfg.init
         if init_cfg is None and cfg.pretrain is not None and (run.export / "backbone.safetensors").is_file():
             init_cfg = InitConfig(path=str(run.export))
+        if init_cfg is None and state is None:
+            raise ConfigError(
+                f"{cfg.name}: fine-tuning has no pre-trained weights to start from (no --init, no "
+                f"'init' in the config, no pre-training export in {run.export}); run "
+                "`ssl-domains pretrain` into this run folder first, pass --init PATH, or set "
+                "finetune.from_scratch: true to train from random weights"
+            )
     init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
-    n_classes = int(fcfg.task.args.get("num_classes", max(train_labels + (labels_of(val_ds) or [0])) + 1))
+    declared, explicit = declared_classes(fcfg.task.args, registry.get("finetune", fcfg.task.name).factory)
+    n_classes = check_labels(
+        task=fcfg.task.name, num_classes=declared, explicit=explicit,
+        pool=labels_of(data["pool"]) or [], train=train_labels, val=labels_of(val_ds) or [],
+        where=f"fine-tuning data ({fcfg.data.train.name})",
+        val_where=(f"validation data ({fcfg.data.val.name})" if fcfg.data.val is not None
+                   else f"the validation carve ({fcfg.data.val_fraction:.0%} of the labeled items)"),
+    )
     args = {k: v for k, v in fcfg.task.args.items() if k != "num_classes"}
-    task = registry.create("finetune", fcfg.task.name, backbone, num_classes=max(2, n_classes), **args)
+    task = registry.create("finetune", fcfg.task.name, backbone, num_classes=n_classes, **args)
     if hasattr(task, "observe_labels"):
         task.observe_labels(train_labels)
 
@@ -198,7 +222,7 @@ def finetune(
     val_loader = make_loader(val_ds, fcfg.data, train=False, seed=cfg.seed, role="validation", stage="finetune",
                              skipped_file=skipped_file)
 
-    def validate(model: nn.Module) -> dict[str, float]:
+    def validate(model: nn.Module) -> dict[str, float | None]:
         return _metrics(predict(model, val_loader, rt), None)
 
     trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
@@ -209,6 +233,7 @@ def finetune(
     result = trainer.fit()
 
     val_preds = predict(task, val_loader, rt)
+    warnings: list[str] = []
     threshold = None
     if task.num_classes == 2 and val_preds.labels is not None and len(set(val_preds.labels)) == 2:
         threshold = float(choose_threshold(val_preds.labels, val_preds.scores, fcfg.threshold_rule))
@@ -242,8 +267,20 @@ def finetune(
         summary["label_counts"]["test"] = dict(Counter(map(str, labels_of(test_ds) or [])))
         if rt.is_main:
             write_predictions(run.predictions / "test.csv", test_preds, threshold)
+    undefined = {split: reasons for split, reasons in (
+        ("val", undefined_reasons(val_preds.labels, summary["val"], "validation")),
+        ("test", undefined_reasons(test_preds.labels, summary["test"], "test") if "test" in summary else {}),
+    ) if reasons}
+    if undefined:
+        summary["undefined_metrics"] = undefined
+        for split, reasons in undefined.items():
+            why = sorted(set(reasons.values()))
+            warnings.append(f"{split}: {', '.join(sorted(reasons))} undefined ({'; '.join(why)})")
+    summary["warnings"] = warnings
+    for w in warnings:
+        log.warning("%s: %s", run.path, w)
     if rt.is_main:
-        atomic_write_text(run.path / "eval.json", json.dumps(summary, indent=2))
+        write_json(run.path / "eval.json", summary)
         export_cfg = export_config(
             cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=task.num_classes,
             threshold=threshold, threshold_rule=fcfg.threshold_rule,

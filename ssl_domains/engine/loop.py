@@ -32,7 +32,7 @@ __all__ = ["Trainer", "FitResult", "make_optimizer", "make_scheduler"]
 
 log = logging.getLogger(__name__)
 
-Validate = Callable[[nn.Module], dict[str, float]]
+Validate = Callable[[nn.Module], dict[str, float | None]]
 
 
 def make_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:

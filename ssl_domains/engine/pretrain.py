@@ -18,7 +18,7 @@ from ssl_domains.data.splits import split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.loop import Trainer
-from ssl_domains.engine.run_dir import RunDir
+from ssl_domains.engine.run_dir import RunDir, holding_run_lock
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, SSLDomainsError
@@ -63,6 +63,7 @@ def _mean_loss(loader: DataLoader, rt: Runtime, max_batches: int = 50) -> Any:
     return validate
 
 
+@holding_run_lock
 def pretrain(
     cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None, resume: bool = False
 ) -> dict[str, Any]:

@@ -2,26 +2,174 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import math
+import logging
+import os
 import platform
+import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 
 from ssl_domains import __version__
 from ssl_domains.config import RunConfig, dump_config
+from ssl_domains.errors import SSLDomainsError
+from ssl_domains.files import append_line, atomic_write_text, to_json, write_guard, write_json
 
-__all__ = ["RunDir", "environment_info", "atomic_write_text"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the pid check alone guards the folder
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["RunDir", "RunLock", "RunFolderBusy", "holding_run_lock", "environment_info", "atomic_write_text"]
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+class RunFolderBusy(SSLDomainsError):
+    """Another process is writing into the same run folder."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+class RunLock:
+    """One writer per run folder: ``<folder>/.lock`` holds the writer's pid, host and start
+    time under an exclusive ``flock`` (released by the kernel when the process dies).
+
+    A second writer is refused with the holder's pid and start time; a lock left behind by a
+    process that is gone is taken over with a warning; :meth:`release` removes the file.
+    """
+
+    #: locks this process holds, by folder: a stage that failed earlier in the same process
+    #: (its lock not yet released) does not block the next one
+    _held: dict[Path, RunLock] = {}
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            info = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def _busy(self, holder: dict[str, Any]) -> RunFolderBusy:
+        who = f"pid {holder.get('pid', '?')}"
+        if holder.get("host") and holder.get("host") != socket.gethostname():
+            who += f" on {holder['host']}"
+        return RunFolderBusy(
+            f"{self.folder}: in use by another ssl-domains process ({who}, started "
+            f"{holder.get('started', 'at an unknown time')}); wait for it to finish or write into "
+            f"another folder (--out, or --set name=...). Lock file: {self.path}"
+        )
+
+    def acquire(self) -> RunLock:
+        """Take the lock.
+
+        Raises:
+            RunFolderBusy: Another live process holds it.
+            WriteError: The folder cannot be written.
+        """
+        key = self.folder.resolve()
+        mine = RunLock._held.pop(key, None)
+        if mine is not None:
+            mine.release()
+        with write_guard(self.path):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for _ in range(20):
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        os.close(fd)
+                        time.sleep(0.05)  # the holder may be writing its record just now
+                        raise self._busy(self._holder()) from None
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:  # the previous holder removed the file meanwhile: lock the new one
+                    os.close(fd)
+                    continue
+                break
+            else:  # pragma: no cover
+                raise RunFolderBusy(f"{self.folder}: could not take the run folder lock {self.path}")
+            holder = self._holder()
+            pid = holder.get("pid")
+            if isinstance(pid, int) and pid != os.getpid():
+                same_host = holder.get("host") == socket.gethostname()
+                if fcntl is None and same_host and _alive(pid):
+                    os.close(fd)
+                    raise self._busy(holder)
+                log.warning("%s: taking over the lock left by pid %s (started %s), which is gone; "
+                            "that run did not finish cleanly", self.folder, pid,
+                            holder.get("started", "at an unknown time"))
+            record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}).encode()
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, record, 0)
+            except OSError:
+                self.path.unlink(missing_ok=True)
+                os.close(fd)
+                raise
+        self._fd = fd
+        RunLock._held[key] = self
+        return self
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+        RunLock._held.pop(self.folder.resolve(), None)
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def holding_run_lock(fn: F) -> F:
+    """Run a stage ``fn(cfg, run_path, ...)`` holding the run folder's :class:`RunLock`
+    (on the main process only: other ranks of a distributed run write nothing)."""
+
+    @functools.wraps(fn)
+    def wrapper(cfg: Any, run_path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        if int(os.environ.get("RANK", "0")) != 0:
+            return fn(cfg, run_path, *args, **kwargs)
+        with RunLock(run_path):
+            return fn(cfg, run_path, *args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 def environment_info() -> dict[str, Any]:
@@ -80,18 +228,16 @@ class RunDir:
         if not self.enabled:
             return
         for p in (self.path, self.checkpoints, self.figures):
-            p.mkdir(parents=True, exist_ok=True)
+            with write_guard(p):
+                p.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / "config.yaml", dump_config(cfg))
-        atomic_write_text(self.path / "environment.json", json.dumps(environment_info(), indent=2))
+        write_json(self.path / "environment.json", environment_info())
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one JSON line to ``metrics.jsonl`` (and TensorBoard when installed)."""
         if not self.enabled:
             return
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in record.items()}
-        with self.metrics_file.open("a") as f:
-            f.write(json.dumps(clean) + "\n")
+        append_line(self.metrics_file, to_json(record, indent=None))
         tb = self._tensorboard()
         if tb is not None:
             step = int(record.get("step", 0))

@@ -42,7 +42,8 @@ def test_pretrain_then_finetune_with_label_fraction(tmp_path: Path, arrays: Path
 
 
 def test_linear_probe_leaves_backbone_untouched(tmp_path: Path, arrays: Path) -> None:
-    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.mode": "linear"}))
+    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.mode": "linear",
+                                                                     "finetune.from_scratch": True}))
     torch.manual_seed(0)
     run = tmp_path / "runs" / "lin"
     finetune(cfg, run)
@@ -56,7 +57,8 @@ def test_linear_probe_leaves_backbone_untouched(tmp_path: Path, arrays: Path) ->
 
 
 def test_same_seed_same_result_and_budget_too_small(tmp_path: Path, arrays: Path) -> None:
-    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.label_count": 30}))
+    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.label_count": 30,
+                                                                       "finetune.from_scratch": True}))
     a = finetune(cfg, tmp_path / "a")
     b = finetune(cfg, tmp_path / "b")
     assert a["test"] == b["test"]
@@ -66,7 +68,7 @@ def test_same_seed_same_result_and_budget_too_small(tmp_path: Path, arrays: Path
 
 
 def test_evaluate_and_predict_from_export(tmp_path: Path, arrays: Path) -> None:
-    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None))
+    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.from_scratch": True}))
     run = tmp_path / "runs" / "t"
     s = finetune(cfg, run)
     again = evaluate(run)
@@ -87,7 +89,8 @@ def test_multiclass(tmp_path: Path) -> None:
     y = np.digitize(x[:, 0, :8].mean(1), [-0.2, 0.2])
     np.savez(tmp_path / "m.npz", x=x, y=y)
     cfg = parse_config(make_config(tmp_path, tmp_path / "m.npz", pretrain=None,
-                                   **{"finetune.train.early_stopping": None}))
+                                   **{"finetune.train.early_stopping": None, "finetune.from_scratch": True,
+                                      "finetune.task.args": {"num_classes": 3}}))
     s = finetune(cfg, tmp_path / "mc")
     assert s["threshold"] is None and "accuracy" in s["test"]
     header = next(csv.reader((tmp_path / "mc" / "predictions" / "test.csv").open()))

@@ -26,7 +26,7 @@ def test_maps_are_aligned_with_inputs(tmp_path: Path) -> None:
         "backbone": {"name": "resnet_encoder", "args": {"spatial_dims": 3, "depth": 10, "width": 4}},
         "finetune": {"data": {"train": {"name": "tumor_patches", "args": patches}, "batch_size": 8,
                               "val_fraction": 0.25},
-                     "task": {"name": "tumor_patch_detection"},
+                     "task": {"name": "tumor_patch_detection"}, "from_scratch": True,
                      "train": {"epochs": 1, "max_steps": 2, "progress": False}},
     })
     finetune(cfg, tmp_path / "pm")

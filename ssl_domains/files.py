@@ -1,0 +1,119 @@
+"""Writing run artifacts safely: atomic files, one-line errors on a full or read-only disk,
+and strict JSON (no NaN/Infinity: a non-finite number becomes ``null``).
+
+Every file the host writes into a run or sweep folder goes through :func:`atomic_write_bytes`
+(or its text/JSON wrappers): the bytes land in a hidden temporary file next to the target,
+which is fsynced and renamed over it, so a reader sees the old file or the new one, never a
+torn one. When the write fails (disk full, read-only file system, quota, permissions), the
+temporary file is removed and a :class:`~ssl_domains.errors.WriteError` names the path and the
+cause in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ssl_domains.errors import WriteError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "to_json", "strict_json_value",
+           "append_line", "write_guard"]
+
+
+def _cause(exc: OSError) -> str:
+    if exc.errno is not None:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+@contextmanager
+def write_guard(path: Path, *temporaries: Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised inside the block into a one-line :class:`WriteError` naming
+    ``path``, after removing ``temporaries`` (partial files)."""
+    try:
+        yield
+    except OSError as exc:
+        for tmp in temporaries:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise WriteError(path, _cause(exc)) from None
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` through a fsynced temporary file and a rename.
+
+    Raises:
+        WriteError: The disk is full, read-only, or refuses the write; nothing partial is left.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with write_guard(path, tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append one line (a log record) to ``path``.
+
+    Raises:
+        WriteError: The disk is full, read-only, or refuses the write.
+    """
+    path = Path(path)
+    with write_guard(path), open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def strict_json_value(value: Any) -> Any:
+    """``value`` with every non-finite float turned into ``None`` and numpy/torch scalars and
+    arrays turned into plain Python, so ``json.dumps(..., allow_nan=False)`` accepts it."""
+    if isinstance(value, dict):
+        return {k if k is None or isinstance(k, str | int | float | bool) else str(k):
+                strict_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json_value(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    tolist = getattr(value, "tolist", None)  # numpy / torch scalars and arrays
+    if callable(tolist):
+        return strict_json_value(tolist())
+    item = getattr(value, "item", None)
+    if callable(item):
+        return strict_json_value(item())
+    return value
+
+
+def to_json(value: Any, indent: int | None = 2) -> str:
+    """Strict JSON text of ``value`` (see :func:`strict_json_value`); never ``NaN``/``Infinity``.
+
+    Raises:
+        TypeError: A value JSON cannot hold (a programming error, not user input).
+    """
+    return json.dumps(strict_json_value(value), indent=indent, allow_nan=False)
+
+
+def write_json(path: str | Path, value: Any, indent: int | None = 2) -> None:
+    """Write ``value`` as strict JSON to ``path``, atomically.
+
+    Raises:
+        WriteError: The disk is full, read-only, or refuses the write.
+    """
+    atomic_write_text(path, to_json(value, indent) + "\n")

@@ -1,0 +1,77 @@
+"""Writing run artifacts: a full disk gives one line naming the file and leaves no partial file;
+JSON outputs are strict (no NaN/Infinity)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ssl_domains import files
+from ssl_domains.config import parse_config
+from ssl_domains.engine.checkpoints import save_checkpoint, save_export
+from ssl_domains.engine.pretrain import pretrain
+from ssl_domains.engine.run_dir import RunDir
+from ssl_domains.errors import WriteError
+from tests.conftest import make_config
+
+DISK_FULL = os.strerror(errno.ENOSPC)
+
+
+def _disk_full(fd: int) -> None:
+    raise OSError(errno.ENOSPC, DISK_FULL)
+
+
+def _strict(text: str) -> Any:
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+def test_checkpoint_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "ck"
+    save_checkpoint({"step": 1, "w": torch.ones(3)}, folder, step=1)
+    monkeypatch.setattr(files.os, "fsync", _disk_full)
+    with pytest.raises(WriteError) as err:
+        save_checkpoint({"step": 2, "w": torch.zeros(3)}, folder, step=2)
+    assert str(err.value) == f"{folder / 'step_00000002.pt'}: cannot write (No space left on device)"
+    assert sorted(p.name for p in folder.iterdir()) == ["last.pt", "step_00000001.pt"]  # no .tmp
+    assert torch.load(folder / "last.pt", weights_only=True)["step"] == 1  # the old one is intact
+
+
+def test_export_and_json_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files.os, "fsync", _disk_full)
+    with pytest.raises(WriteError, match=r"backbone\.safetensors: cannot write \(No space left on device\)$"):
+        save_export(tmp_path / "export", backbone=torch.nn.Linear(2, 2), model=None, config={}, card="")
+    with pytest.raises(WriteError, match=r"eval\.json: cannot write \(No space left on device\)$"):
+        files.write_json(tmp_path / "eval.json", {"auroc": 0.5})
+    assert [p.name for p in tmp_path.rglob("*")] == ["export"]
+
+
+def test_a_run_on_a_full_disk_stops_with_one_line(tmp_path: Path, arrays: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config(make_config(tmp_path, arrays, finetune=None))
+    monkeypatch.setattr(files.os, "fsync", _disk_full)
+    run = tmp_path / "runs" / "t"
+    with pytest.raises(WriteError) as err:
+        pretrain(cfg, run)
+    assert str(err.value).endswith(": cannot write (No space left on device)")
+    assert "\n" not in str(err.value)
+    assert not list(run.rglob("*.tmp")) and not (run / ".lock").exists()
+
+
+def test_strict_json_has_no_nan_or_infinity(tmp_path: Path) -> None:
+    value = {"auroc": math.nan, "x": [math.inf, -math.inf, 1.5], "n": np.int64(3),
+             "f": np.float32(0.25), "a": np.array([1.0, np.nan]), "t": torch.tensor(2.0), "p": Path("a/b")}
+    files.write_json(tmp_path / "s.json", value)
+    assert _strict((tmp_path / "s.json").read_text()) == {
+        "auroc": None, "x": [None, None, 1.5], "n": 3, "f": 0.25, "a": [1.0, None], "t": 2.0, "p": "a/b"}
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.log({"stage": "pretrain", "step": 1, "loss": math.nan, "lr": math.inf})
+    assert _strict(run.metrics_file.read_text()) == {"stage": "pretrain", "step": 1, "loss": None, "lr": None}
