@@ -40,6 +40,7 @@ from safetensors.torch import load_file, save_file
 from ssl_domains.config import ComponentRef, DataConfig, InitConfig, RunConfig, dump_config
 from ssl_domains.engine.inference import Predictions, item_id
 from ssl_domains.errors import CheckpointError, ConfigError, SSLDomainsError
+from ssl_domains.files import atomic_write_text, write_json
 
 __all__ = ["select_finetune", "load_selected", "SelectedModel", "BASELINE_FILE"]
 
@@ -48,23 +49,6 @@ log = logging.getLogger(__name__)
 BASELINE_FILE = "baseline.safetensors"
 #: Deep candidate arms (their cells have a network export).
 DEEP_ARMS = ("ssl", "scratch", "linear_probe")
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities as None."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _write_json(path: Path, data: Any) -> None:
-    from ssl_domains.engine.run_dir import atomic_write_text
-
-    atomic_write_text(path, json.dumps(_clean(data), indent=2, allow_nan=False))
 
 
 # ---------------------------------------------------------------- baseline exports
@@ -98,7 +82,7 @@ def save_baseline_export(folder: Path, *, ref: ComponentRef, key: str, x: np.nda
     save_file({"x": torch.from_numpy(np.ascontiguousarray(x)),
                "y": torch.from_numpy(np.asarray(y, dtype=np.int64))},
               str(folder / BASELINE_FILE), metadata={"format": "np"})
-    _write_json(folder / "config.json", {**meta, "kind": "baseline",
+    write_json(folder / "config.json", {**meta, "kind": "baseline",
                                          "baseline": ref.model_dump(mode="json"),
                                          "input_key": key, "n_train": int(len(y))})
 
@@ -214,7 +198,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         SSLDomainsError: The choice could not be made (e.g. every candidate failed).
     """
     from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
-    from ssl_domains.engine.run_dir import atomic_write_text, environment_info
+    from ssl_domains.engine.run_dir import environment_info
     from ssl_domains.evaluation.model_card import model_card
     from ssl_domains.evaluation.sweep import Arm, Size, _cell_config, cell_name, run_sweep
 
@@ -288,7 +272,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         shutil.copytree(cell(chosen) / "export", tmp)
         deep_cfg = json.loads((tmp / "config.json").read_text())
         deep_cfg["selection"] = choice
-        _write_json(tmp / "config.json", deep_cfg)
+        write_json(tmp / "config.json", deep_cfg)
     elif chosen.startswith("baseline"):
         baseline_export(chosen, tmp)
     else:
@@ -296,7 +280,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         deep_arm, base_arm = ens["members"]
         shutil.copytree(cell(deep_arm) / "export", tmp / "deep")
         baseline_export(base_arm, tmp / "baseline")
-        _write_json(tmp / "config.json", {**meta, "kind": "ensemble", "weight": ens["weight"],
+        write_json(tmp / "config.json", {**meta, "kind": "ensemble", "weight": ens["weight"],
                                           "weight_of": deep_arm,
                                           "members": {"deep": deep_arm, "baseline": base_arm}})
     card = model_card(single.model_dump(mode="json"), summary, summary.get("label_counts", {}),
@@ -306,8 +290,8 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     tmp.replace(run / "export")
     shutil.copytree(auto_cell / "predictions", run / "predictions", dirs_exist_ok=True)
     atomic_write_text(run / "config.yaml", dump_config(cfg))
-    _write_json(run / "environment.json", environment_info())
-    _write_json(run / "eval.json", summary)
+    write_json(run / "environment.json", environment_info())
+    write_json(run / "eval.json", summary)
     log.info("select: auto chose %s (selection AUROC %.3f, runner-up %s)", chosen,
              choice.get("score") or math.nan, choice.get("runner_up"))
     return summary
