@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ssl_domains.config import ComponentRef, DataConfig
+from ssl_domains.console import note_skipped
 from ssl_domains.data.sampler import EpochSampler
 from ssl_domains.data.skipping import (
     SkipLog,
@@ -43,7 +44,9 @@ def build_dataset(registry: Registry, ref: ComponentRef, role: str) -> Dataset:
         raise DataError(f"{role} data ({ref.name})", f"{type(exc).__name__}: {exc}") from None
     skipped: Sequence[tuple[str, str]] = getattr(ds, "skipped", []) or []
     for path, reason in skipped:  # logged here only, once, by opaque id (never the path)
-        log.warning("%s data (%s): skipped input %s: %s", role, ref.name, opaque_id(path), scrub(str(reason), path))
+        why = scrub(str(reason), path)
+        log.warning("%s data (%s): skipped input %s: %s", role, ref.name, opaque_id(path), why)
+        note_skipped(f"{role} input {opaque_id(path)}", why)
     if len(ds) == 0:  # type: ignore[arg-type]
         raise DataError(f"{role} data ({ref.name})", f"no usable items (args {ref.args})")
     return ds

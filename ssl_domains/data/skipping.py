@@ -28,6 +28,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
+from ssl_domains.console import note_skipped
 from ssl_domains.errors import DataError
 from ssl_domains.identifiers import opaque_id
 
@@ -222,6 +223,8 @@ class SkipLog:
             ident = self._id(index)
             log.warning("%s data: item %d of %d%s unreadable, skipped: %s", self.role, index + 1,
                         self.n, f" (id {ident})" if ident else "", reason)
+            note_skipped(f"{self.role} item {index + 1} of {self.n}" + (f" ({ident})" if ident else ""),
+                         reason)
         if not new:
             return
         self.write()
@@ -249,7 +252,7 @@ class SkipLog:
         """Rewrite ``skipped.json`` (atomically) with every stage's and role's entries."""
         if self.path is None:
             return
-        from ssl_domains.engine.run_dir import atomic_write_text
+        from ssl_domains.files import write_json
 
         if self.path.is_file():  # another loader of the run may have written meanwhile
             self.others = []
@@ -260,7 +263,7 @@ class SkipLog:
                         f"(a run stops when more than {self.limit:.0%} of a dataset is unreadable)",
                "items": self.others + self.entries()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path, json.dumps(doc, indent=2) + "\n")
+        write_json(self.path, doc)
 
 
 class SkippingLoader(DataLoader):

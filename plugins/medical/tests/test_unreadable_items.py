@@ -100,3 +100,19 @@ def test_more_than_five_percent_unreadable_stops_the_run(tmp_path: Path) -> None
     assert "\n" not in str(info.value) and "vol_" not in str(info.value)
     listed = json.loads((tmp_path / "runs" / "many-bad" / "skipped.json").read_text())["items"]
     assert len(listed) >= 1
+
+
+def test_a_file_refused_at_start_is_logged_once_without_its_name(tmp_path: Path, caplog) -> None:
+    from ssl_domains.config import ComponentRef
+    from ssl_domains.data.datasets import build_dataset
+    from ssl_domains.plugins import get_host
+
+    _volumes(tmp_path / "data", 2, bad=[])
+    (tmp_path / "data" / "SMITH_ANN_scan.nii.gz").write_bytes(b"not a NIfTI file")
+    caplog.set_level(logging.INFO)
+    ds = build_dataset(get_host().registry, ComponentRef(name="nifti", args={"path": str(tmp_path / "data")}),
+                       "pre-training")
+    assert len(ds) == 2
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 1 and "file 1 of 3: unreadable NIfTI: ImageFileError" in lines[0]
+    assert "SMITH" not in lines[0] and str(tmp_path) not in lines[0]

@@ -150,7 +150,7 @@ class TabularDataset(SignalDataset):
             except DataError as exc:
                 if len(files) == 1:
                     raise
-                log.warning("skipping %s", exc)
+                # listed in ``skipped``; logged once by whoever builds the dataset, never here too
                 skipped.append((exc.path, exc.reason))
                 continue
             names = chans

@@ -98,3 +98,23 @@ def test_inspect_reports_nonfinite_counts(tmp_path: Path) -> None:
     assert info["nonfinite"] == {"a": 0, "b": 2} and info["nan"] == {"a": 0, "b": 2}
     clean = CliRunner().invoke(timeseries, ["inspect", str(_csv(tmp_path / "ok.csv", {}))])
     assert "non-finite (inf, -inf, beyond float32): none" in clean.output
+
+
+def test_a_skipped_file_is_logged_once_without_its_path(tmp_path: Path, caplog) -> None:
+    from ssl_domains import console
+    from ssl_domains.config import ComponentRef
+    from ssl_domains.data.datasets import build_dataset
+    from ssl_domains.plugins import get_host
+
+    folder = tmp_path / "PATIENT_X"
+    folder.mkdir()
+    _csv(folder / "a.csv", {})
+    (folder / "b_PATIENT_X.csv").write_text("a,b\n1,zz\n")
+    console.reset()
+    caplog.set_level(logging.INFO)
+    ds = build_dataset(get_host().registry, ComponentRef(name="csv", args={"path": str(folder)}), "pre-training")
+    assert len(ds.skipped) == 1
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 1 and "non-numeric value 'zz' in column 'b'" in lines[0]
+    assert "PATIENT_X" not in lines[0] and str(tmp_path) not in lines[0]
+    assert len(console.skipped()) == 1  # and once in the end-of-run summary
