@@ -217,3 +217,25 @@ def test_convert_outputs_carry_no_identifiers_from_paths_or_headers(cli, tmp_pat
     assert len(rows) == 5 and all("DOE^JOHN_MRN4711" in r["path"] for r in rows)
     report = json.loads((out / "report.json").read_text())
     assert {r["series_id"] for r in rows} == {s["series_id"] for s in report["series"]}
+
+
+def test_scan_lists_stacks_with_types_time_points_and_refusals(cli, tmp_path):
+    vol = ct_phantom((3, 8, 8))
+    types = [["ORIGINAL", "PRIMARY", "M" if k < 3 else "P"] for k in range(6)]
+    write_ct_series(tmp_path / "mp", np.concatenate([vol, vol]), modality="MR", seed=61,
+                    positions=[(0.0, 0.0, 2.0 * (k % 3)) for k in range(6)],
+                    per_slice=[{"ImageType": t} for t in types])
+    write_ct_series(tmp_path / "ge", np.concatenate([vol, vol + 1]), modality="MR", seed=62, shuffle=False,
+                    positions=[(0.0, 0.0, 2.0 * (k % 3)) for k in range(6)])
+    write_ct_series(tmp_path / "dup", vol, positions=[(0.0, 0.0, z) for z in (0, 0, 2)], seed=63)
+    result = CliRunner().invoke(cli, ["medical", "scan", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines()[1:]}
+    phase = [r for sid, r in rows.items() if sid.endswith("_ph")]
+    assert len(phase) == 1 and "  phase  " in phase[0] and "8x8x3 " in phase[0]
+    assert sum("8x8x3x2" in r and " 3x2t " in r for r in rows.values()) == 1  # the GE-style 4-D
+    refused = [r for r in rows.values() if "REFUSED: 3 images at 2 positions" in r]
+    assert len(refused) == 1
+    as_json = json.loads(CliRunner().invoke(cli, ["medical", "scan", "--json", str(tmp_path)]).output)
+    kinds = sorted((s["image_type"], s["timepoints"], bool(s["refused"])) for s in as_json["series"])
+    assert kinds == [("magnitude", 0, True), ("magnitude", 1, False), ("magnitude", 2, False), ("phase", 1, False)]

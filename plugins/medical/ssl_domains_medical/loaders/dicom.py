@@ -85,8 +85,10 @@ class DicomDataset(VolumeDataset):
         self.colour = colour
         scan = scan_dicom(root, duplicates=duplicates, gantry_tilt=gantry_tilt)
         self.scan = scan
-        self.skipped = [(f.path, f.reason) for f in scan.files if f.status == "skipped"]
+        self.skipped = [(f.path, f.reason) for f in scan.files if f.status in ("skipped", "dropped")]
         for f in scan.files:
+            if f.status in ("skipped", "dropped", "duplicate"):
+                log.warning("%s %s: %s", f.status, f.path, f.reason)
             for message in f.messages:
                 log.warning("%s: %s", f.path, message)
         self.series: list[DicomSeries] = []

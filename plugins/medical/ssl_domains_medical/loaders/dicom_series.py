@@ -298,7 +298,8 @@ class DicomSeries:
                         cap.current = fr.path
                         pixels[fr.path] = _decode(fr.path, self._datasets.pop(fr.path, None))
                     arr = pixels[fr.path]
-                    img = arr[fr.frame] if fr.frame is not None else arr
+                    one_image = arr.ndim == (3 if fr.samples == 3 else 2)  # incl. 1-frame enhanced files
+                    img = arr if fr.frame is None or one_image else arr[fr.frame]
                     expected = (fr.rows, fr.cols) + ((3,) if fr.samples == 3 else ())
                     if img.shape != expected:
                         raise DataError(fr.path, f"pixel data of shape {img.shape}; expected one "
@@ -578,22 +579,23 @@ def scan_dicom(root: str | Path, keep_pixels: bool = False, duplicates: str = "r
             if keep_pixels:
                 entry[2][str(path)] = ds
             statuses[str(path)] = FileStatus(str(path), "read")
+        stacks: dict[str, DicomSeries] = {}
+        cap.current = ""  # duplicate probes decode a few files: their warnings return at load time
+        for uid, (modality, frames, datasets) in by_uid.items():
+            for series in _split(series_id_of(uid), modality, frames):
+                series._datasets = {f.path: datasets[f.path] for f in series.frames if f.path in datasets}
+                for name, status, reason in _resolve(series, duplicates, gantry_tilt):
+                    statuses[name].status, statuses[name].reason = status, reason
+                for name in {f.path for f in series.frames}:
+                    if statuses[name].status == "read":
+                        statuses[name].series_id = series.series_id
+                        if series.refused:
+                            statuses[name].status, statuses[name].reason = "refused", series.refused
+                stacks[series.series_id] = series
     for key, msgs in cap.messages.items():
         if key in statuses:
             statuses[key].messages.extend(msgs)
             statuses[key].tracebacks.extend(cap.tracebacks.get(key, []))
-    stacks: dict[str, DicomSeries] = {}
-    for uid, (modality, frames, datasets) in by_uid.items():
-        for series in _split(series_id_of(uid), modality, frames):
-            series._datasets = {f.path: datasets[f.path] for f in series.frames if f.path in datasets}
-            for name, status, reason in _resolve(series, duplicates, gantry_tilt):
-                statuses[name].status, statuses[name].reason = status, reason
-            for name in {f.path for f in series.frames}:
-                if statuses[name].status == "read":
-                    statuses[name].series_id = series.series_id
-                    if series.refused:
-                        statuses[name].status, statuses[name].reason = "refused", series.refused
-            stacks[series.series_id] = series
     for st in statuses.values():
         if st.status == "skipped":
             log.debug("skipped %s: %s", st.path, st.reason)

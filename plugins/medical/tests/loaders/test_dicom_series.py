@@ -198,3 +198,11 @@ def test_undecodable_pixel_data_names_the_file(tmp_path, ct_volume):
     series = only(scan_dicom(tmp_path))
     with pytest.raises(DataError, match=rf"{paths[4].name}: cannot decode pixel data"):
         series.load()
+
+
+def test_single_frame_enhanced_file_loads(tmp_path, ct_volume):
+    write_enhanced_ct(tmp_path / "one.dcm", ct_volume[:1], seed=14)
+    series = only(scan_dicom(tmp_path))
+    array, _ = series.load()
+    assert array.shape == (20, 16, 1)
+    np.testing.assert_array_equal(array[:, :, 0].T, ct_volume[0].astype(np.float32))
