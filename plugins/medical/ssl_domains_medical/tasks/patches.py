@@ -129,8 +129,7 @@ class TumorPatches(Dataset):
             start = self._find(label, centres, spatial, size, table, n_vox, rng)
             if start is None:
                 reason = f"no {'tumor' if label else 'background'} patch found"
-                self.skipped.append((where, reason))
-                log.warning("%s: %s", where, reason)
+                self.skipped.append((where, reason))  # logged once, by whoever builds the dataset
                 continue
             idx = tuple(slice(a, a + p) for a, p in zip(start, size))
             self.patches.append(image[(slice(None), *idx)].clone())
