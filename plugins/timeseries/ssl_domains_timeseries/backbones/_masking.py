@@ -42,6 +42,21 @@ def instance_stats(
     return mean, std
 
 
+def scale_features(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Level and scale of each item and channel: ``asinh(mean)`` and ``log(std)``, ``[B, C, 2]``.
+
+    What instance normalisation takes away, in units a network can use: ``log(std)`` turns an
+    amplitude *ratio* into the same shift on any unit scale (twice the amplitude is +0.69);
+    ``asinh`` is the identity near 0 and logarithmic far from it, so offsets are kept in full on
+    standardised data (a loader's ``normalize: global``) and compressed, not lost, on raw units.
+
+    Args:
+        mean: ``[B, C, 1]`` from :func:`instance_stats`.
+        std: ``[B, C, 1]`` from :func:`instance_stats`.
+    """
+    return torch.cat([torch.asinh(mean), torch.log(std)], dim=-1)
+
+
 def signal_from_batch(batch: dict, key: str = "signal") -> torch.Tensor:
     """The batch's signal ``[B, C, T]`` as float with NaN wherever a value is missing.
 

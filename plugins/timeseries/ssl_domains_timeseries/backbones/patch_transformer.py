@@ -14,7 +14,11 @@ from torch import nn
 
 from ssl_domains.contracts import Example, InputSpec
 from ssl_domains.registry import component
-from ssl_domains_timeseries.backbones._masking import instance_stats, observed_and_filled
+from ssl_domains_timeseries.backbones._masking import (
+    instance_stats,
+    observed_and_filled,
+    scale_features,
+)
 
 
 @component(
@@ -36,7 +40,10 @@ class PatchTransformer(nn.Module):
     is embedded from its values *and* its observed mask, so missing values (NaN) never enter
     the arithmetic: they are zero-filled and flagged. With ``instance_norm`` each channel of
     each item is first standardised with the mean/std of its observed points (RevIN without
-    the affine part, Kim et al., ICLR 2022).
+    the affine part, Kim et al., ICLR 2022). With ``keep_scale`` (default) what that takes
+    away comes back as a learned embedding of the channel's ``asinh(mean)`` and ``log(std)``
+    added to each of its tokens, so amplitude and offset still separate classes while the
+    patch values stay standardised (the pretext losses are computed in those units).
 
     Pooled features (``forward_features``): the mean over patches of the final tokens, then
     over channels (``pool="mean"``, ``num_features = d_model``) or concatenated across channels
@@ -55,6 +62,8 @@ class PatchTransformer(nn.Module):
         mlp_ratio: Feed-forward width as a multiple of ``d_model``.
         dropout: Dropout in attention and feed-forward layers.
         instance_norm: Standardise each item and channel over its observed points first.
+        keep_scale: With ``instance_norm``, add an embedding of each channel's level and
+            scale (``asinh(mean)``, ``log(std)`` of its observed points) to its tokens.
         pool: ``"mean"`` or ``"concat"`` across channels.
         max_patches: Longest patch sequence (size of the learned positional embedding).
 
@@ -73,6 +82,7 @@ class PatchTransformer(nn.Module):
         mlp_ratio: float = 2.0,
         dropout: float = 0.1,
         instance_norm: bool = True,
+        keep_scale: bool = True,
         pool: str = "mean",
         max_patches: int = 512,
     ) -> None:
@@ -89,11 +99,15 @@ class PatchTransformer(nn.Module):
         self.stride = stride
         self.d_model = d_model
         self.instance_norm = instance_norm
+        self.keep_scale = keep_scale and instance_norm
         self.pool = pool
         self.max_patches = max_patches
         self.num_features = d_model * (in_channels if pool == "concat" else 1)
 
         self.embed = nn.Linear(2 * patch_len, d_model)
+        # level and scale of the channel -> a shift of all its tokens (random init on purpose:
+        # pre-training sees standardised inputs only, and a frozen backbone still passes them on)
+        self.scale_embed = nn.Linear(2, d_model) if self.keep_scale else None
         self.pos_embed = nn.Parameter(torch.zeros(1, max_patches, d_model))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.drop = nn.Dropout(dropout)
@@ -136,9 +150,12 @@ class PatchTransformer(nn.Module):
                 f"patch_transformer expects [B, {self.in_channels}, T], got {tuple(x.shape)}"
             )
         filled, observed = observed_and_filled(x.float())
+        shift = None
         if self.instance_norm:
             mean, std = instance_stats(filled, observed)
             filled = (filled - mean) / std * observed
+            if self.scale_embed is not None:
+                shift = self.scale_embed(scale_features(mean, std))[:, :, None, :]  # [B, C, 1, D]
         values = self.patchify(filled).nan_to_num(0.0)  # padding only
         seen = self.patchify(observed).nan_to_num(0.0)
         b, c, n, _ = values.shape
@@ -147,7 +164,10 @@ class PatchTransformer(nn.Module):
                 f"{n} patches exceed max_patches={self.max_patches}; raise max_patches, "
                 "patch_len or stride, or use shorter windows"
             )
-        tokens = self.embed(torch.cat([values, seen], dim=-1)).reshape(b * c, n, -1)
+        tokens = self.embed(torch.cat([values, seen], dim=-1))
+        if shift is not None:
+            tokens = tokens + shift
+        tokens = tokens.reshape(b * c, n, -1)
         tokens = self.drop(tokens + self.pos_embed[:, :n])
         tokens = self.norm(self.encoder(tokens))
         return tokens.reshape(b, c, n, -1)

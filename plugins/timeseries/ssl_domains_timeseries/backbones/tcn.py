@@ -12,7 +12,11 @@ from torch import nn
 
 from ssl_domains.contracts import Example, InputSpec
 from ssl_domains.registry import component
-from ssl_domains_timeseries.backbones._masking import instance_stats, observed_and_filled
+from ssl_domains_timeseries.backbones._masking import (
+    instance_stats,
+    observed_and_filled,
+    scale_features,
+)
 
 
 class _ResidualBlock(nn.Module):
@@ -49,8 +53,11 @@ class TCN(nn.Module):
     """Stem convolution, then residual blocks with dilations ``dilation_base ** i``.
 
     The input is zero-filled where missing (NaN) and its observed mask is fed as extra
-    channels, so the network knows which values are real. Convolutions are non-causal
-    ('same' padding): every output step sees both sides within the receptive field
+    channels, so the network knows which values are real. With ``instance_norm`` each channel
+    of each item is standardised over its observed points; with ``keep_scale`` (default) an
+    embedding of every channel's ``asinh(mean)`` and ``log(std)`` is added to the stem's
+    output at every step, so amplitude and offset still reach the features. Convolutions are
+    non-causal ('same' padding): every output step sees both sides within the receptive field
     ``1 + 2 * (kernel_size - 1) * sum(dilations)``.
 
     Pooled features (``forward_features``): the mean over time of the last block
@@ -66,6 +73,8 @@ class TCN(nn.Module):
         dilation_base: Dilation of block ``i`` is ``dilation_base ** i``.
         dropout: Dropout inside the blocks.
         instance_norm: Standardise each item and channel over its observed points first.
+        keep_scale: With ``instance_norm``, add an embedding of each channel's level and
+            scale (``asinh(mean)``, ``log(std)`` of its observed points) after the stem.
         pool: ``"mean"`` or ``"meanmax"``.
 
     Raises:
@@ -81,6 +90,7 @@ class TCN(nn.Module):
         dilation_base: int = 2,
         dropout: float = 0.0,
         instance_norm: bool = True,
+        keep_scale: bool = True,
         pool: str = "mean",
     ) -> None:
         super().__init__()
@@ -94,6 +104,7 @@ class TCN(nn.Module):
         self.in_channels = in_channels
         self.width = width
         self.instance_norm = instance_norm
+        self.keep_scale = keep_scale and instance_norm
         self.pool = pool
         self.sequence_features = width
         self.num_features = width * (2 if pool == "meanmax" else 1)
@@ -102,6 +113,7 @@ class TCN(nn.Module):
             nn.BatchNorm1d(width),
             nn.GELU(),
         )
+        self.scale_embed = nn.Linear(2 * in_channels, width) if self.keep_scale else None
         self.blocks = nn.Sequential(
             *[_ResidualBlock(width, kernel_size, dilation_base**i, dropout) for i in range(depth)]
         )
@@ -115,10 +127,14 @@ class TCN(nn.Module):
         if x.ndim != 3 or x.shape[1] != self.in_channels:
             raise ValueError(f"tcn expects [B, {self.in_channels}, T], got {tuple(x.shape)}")
         filled, observed = observed_and_filled(x.float())
+        shift = None
         if self.instance_norm:
             mean, std = instance_stats(filled, observed)
             filled = (filled - mean) / std * observed
-        return self.blocks(self.stem(torch.cat([filled, observed], dim=1)))
+            if self.scale_embed is not None:
+                shift = self.scale_embed(scale_features(mean, std).flatten(1))[:, :, None]
+        h = self.stem(torch.cat([filled, observed], dim=1))
+        return self.blocks(h if shift is None else h + shift)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``[B, num_features]`` (see the class docstring)."""

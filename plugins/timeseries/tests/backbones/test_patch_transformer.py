@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from ssl_domains_timeseries.backbones._masking import scale_features
 from ssl_domains_timeseries.backbones.patch_transformer import PatchTransformer
 
 from ssl_domains.contracts import Backbone
@@ -66,3 +69,25 @@ def test_bad_arguments_and_inputs() -> None:
         m.forward_features(torch.randn(2, 3, 40))
     with pytest.raises(ValueError, match="max_patches"):
         small(max_patches=4).forward_features(torch.randn(1, 2, 40))
+
+
+def test_instance_norm_keeps_level_and_scale_only_through_keep_scale() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 40)
+    y = 3 * x + 5
+    blind = small(in_channels=1, dropout=0.0, keep_scale=False).eval()
+    assert blind.scale_embed is None
+    assert torch.allclose(blind.forward_features(x), blind.forward_features(y), atol=1e-4)
+    m = small(in_channels=1, dropout=0.0).eval()
+    assert m.keep_scale and m.num_features == 16
+    assert (m.forward_features(x) - m.forward_features(y)).abs().max() > 0.01
+    with torch.no_grad():  # the embedding is the only way level and scale get in
+        m.scale_embed.weight.zero_()
+    assert torch.allclose(m.forward_features(x), m.forward_features(y), atol=1e-4)
+    # asinh(mean) and log(std) per channel, as the embedding sees them
+    mean = torch.tensor([[[0.0]], [[5.0]]])
+    std = torch.tensor([[[1.0]], [[3.0]]])
+    got = scale_features(mean, std)
+    assert got.shape == (2, 1, 2)
+    assert torch.allclose(got[1, 0], torch.tensor([math.asinh(5.0), math.log(3.0)]))
+    assert small(in_channels=1, instance_norm=False).scale_embed is None

@@ -27,10 +27,21 @@ def test_missing_values_stay_out_of_gradients() -> None:
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
 
 
-def test_instance_norm_makes_scale_irrelevant() -> None:
-    m = TCN(in_channels=1, width=8, depth=2, kernel_size=3).eval()
+def test_instance_norm_keeps_level_and_scale_only_through_keep_scale() -> None:
+    torch.manual_seed(0)
     x = torch.randn(2, 1, 30)
-    assert torch.allclose(m.forward_features(x), m.forward_features(100 * x + 7), atol=1e-4)
+    y = 100 * x + 7
+    blind = TCN(in_channels=1, width=8, depth=2, kernel_size=3, keep_scale=False).eval()
+    assert blind.scale_embed is None
+    assert torch.allclose(blind.forward_features(x), blind.forward_features(y), atol=1e-4)
+    m = TCN(in_channels=1, width=8, depth=2, kernel_size=3).eval()
+    assert m.keep_scale and m.num_features == 8
+    assert (m.forward_features(x) - m.forward_features(y)).abs().max() > 0.01
+    # without the level/scale embedding the two are the same again: it is the only way in
+    with torch.no_grad():
+        m.scale_embed.weight.zero_()
+    assert torch.allclose(m.forward_features(x), m.forward_features(y), atol=1e-4)
+    assert TCN(in_channels=1, width=8, instance_norm=False).scale_embed is None
 
 
 def test_bad_arguments() -> None:
