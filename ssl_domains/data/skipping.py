@@ -101,10 +101,9 @@ class SkipUnreadable(Dataset):
         base: The dataset.
         substitute: Put the next readable item (by index, wrapping) in place of an unreadable
             one (training); otherwise return :class:`FailedItems`, which the collate function
-            leaves out of the batch.
-
-    Raises:
-        DataError: (from ``__getitem__`` with ``substitute``) no item of the dataset reads.
+            leaves out of the batch. The search stops after a few more items than the limit
+            allows to be unreadable (the run is stopped by then): a broken dataset costs a
+            bounded number of reads per item, not one per item of the dataset.
     """
 
     def __init__(self, base: Dataset, substitute: bool) -> None:
@@ -123,7 +122,8 @@ class SkipUnreadable(Dataset):
     def __getitem__(self, i: int) -> Any:
         n = len(self)
         failures: list[tuple[int, str]] = []
-        for step in range(n if self.substitute else 1):
+        tries = min(n, int(MAX_UNREADABLE_FRACTION * n) + 2) if self.substitute else 1
+        for step in range(tries):
             j = (i + step) % n
             try:
                 item = self.base[j]
@@ -135,9 +135,6 @@ class SkipUnreadable(Dataset):
             if failures:
                 item = {**item, UNREADABLE_KEY: failures}
             return item
-        if self.substitute:
-            raise DataError("training data", f"no item of {n} could be read (first: item {i + 1}: "
-                            f"{failures[0][1]})")
         return FailedItems(tuple(failures))
 
 

@@ -86,3 +86,21 @@ def test_first_readable_and_scrub() -> None:
         first_readable(Flaky(3, {0, 1, 2}))
     assert scrub("cannot open /srv/PAT_1/a.nii.gz (a.nii.gz)", "/srv/PAT_1/a.nii.gz") == "cannot open <file> (<file>)"
     assert scrub(r"bad C:\data\x.dcm here") == "bad <file> here"
+
+
+class Counting(Flaky):
+    def __init__(self, n: int, bad: set[int]) -> None:
+        super().__init__(n, bad)
+        self.reads = 0
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        self.reads += 1
+        return super().__getitem__(i)
+
+
+def test_a_dataset_that_never_reads_stops_after_a_bounded_number_of_reads() -> None:
+    ds = Counting(400, set(range(400)))
+    loader = make_loader(ds, _cfg(batch_size=8), train=True, seed=0)
+    with pytest.raises(DataError, match="items unreadable, more than the 5% allowed"):
+        list(loader)
+    assert ds.reads <= 8 * 22  # one batch: each item gives up after 5 % + 2 tries, not 400
