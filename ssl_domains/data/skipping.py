@@ -42,6 +42,7 @@ __all__ = [
     "scrub",
     "error_reason",
     "first_readable",
+    "iter_readable",
 ]
 
 log = logging.getLogger(__name__)
@@ -294,3 +295,23 @@ def first_readable(ds: Any, tries: int = 100) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - reported below if nothing reads
             first = first or f"item {i + 1}: {error_reason(exc)}"
     raise DataError("data", f"none of the first {min(len(ds), tries)} items could be read ({first})")
+
+
+def iter_readable(ds: Any, role: str, stage: str = "run", path: Path | None = None) -> Iterator[tuple[int, Any]]:
+    """``(index, item)`` of every item of ``ds`` that reads, in order, for code that reads a
+    dataset without a DataLoader (classical baselines); the others are logged once and listed
+    like a loader's (:class:`SkipLog`).
+
+    Raises:
+        DataError: More than 5 % of the items are unreadable.
+    """
+    skip_log = SkipLog(ds, role, stage, path)
+    for i in range(len(ds)):
+        try:
+            item = ds[i]
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader error of one item is skipped
+            skip_log.add([(i, error_reason(exc))])
+            continue
+        yield i, item

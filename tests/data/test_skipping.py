@@ -104,3 +104,11 @@ def test_a_dataset_that_never_reads_stops_after_a_bounded_number_of_reads() -> N
     with pytest.raises(DataError, match="items unreadable, more than the 5% allowed"):
         list(loader)
     assert ds.reads <= 8 * 22  # one batch: each item gives up after 5 % + 2 tries, not 400
+
+
+def test_iter_readable_for_code_without_a_dataloader() -> None:
+    from ssl_domains.data.skipping import iter_readable
+
+    assert [i for i, _ in iter_readable(Flaky(30, {4}), "baseline")] == [i for i in range(30) if i != 4]
+    with pytest.raises(DataError, match="2 of 30 items unreadable"):
+        list(iter_readable(Flaky(30, {4, 5}), "baseline"))
