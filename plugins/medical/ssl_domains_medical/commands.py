@@ -11,6 +11,7 @@ tracebacks).
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,8 @@ def convert(dicom_dir: str, out_dir: str, allow_4d: bool, uncompressed: bool, co
             failed = by_path.get(exc.path)
             if failed is not None:  # a file whose pixels cannot be decoded stops its series
                 failed.status, failed.reason = "undecodable", f"{exc.reason} (series {sid} not written)"
+                if exc.__context__ is not None:  # the decoder's own error, for --debug
+                    failed.tracebacks.append("".join(traceback.format_exception(exc.__context__)))
             else:
                 click.echo(f"series {sid}: not written: {exc.reason}")
         else:

@@ -239,3 +239,13 @@ def test_scan_lists_stacks_with_types_time_points_and_refusals(cli, tmp_path):
     as_json = json.loads(CliRunner().invoke(cli, ["medical", "scan", "--json", str(tmp_path)]).output)
     kinds = sorted((s["image_type"], s["timepoints"], bool(s["refused"])) for s in as_json["series"])
     assert kinds == [("magnitude", 0, True), ("magnitude", 1, False), ("magnitude", 2, False), ("phase", 1, False)]
+
+
+def test_convert_debug_adds_the_decoders_traceback(cli, tmp_path):
+    odd_folder(tmp_path / "in")
+    quiet = CliRunner().invoke(cli, ["medical", "convert", str(tmp_path / "in"), str(tmp_path / "a")])
+    loud = CliRunner().invoke(cli, ["medical", "convert", "--debug", str(tmp_path / "in"), str(tmp_path / "b")])
+    assert quiet.exit_code == loud.exit_code == 0
+    assert "Traceback" not in quiet.output
+    assert loud.output.count("Traceback (most recent call last)") == 2  # the two undecodable files
+    assert "RuntimeError: Unable to decode" in loud.output

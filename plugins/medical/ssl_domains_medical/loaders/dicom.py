@@ -10,6 +10,7 @@ from monai.data import MetaTensor
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import ConfigError, DataError
+from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
 from ssl_domains_medical.loaders.dicom_series import COLOUR_MODES, DicomSeries, scan_dicom
 from ssl_domains_medical.loaders.volumes import VolumeDataset, to_meta_tensor
@@ -39,7 +40,8 @@ class DicomDataset(VolumeDataset):
     the stacks (echoes, magnitude/phase, ...) of one series. ``meta`` has ``id``/``series_id``
     (opaque id of the stack), ``modality``, ``spacing`` (after preprocessing), ``slices``,
     ``problems`` (one string, "" when none) and ``patch``. Unreadable files and refused stacks
-    are in ``skipped`` with the reason; third-party warnings are logged once per file.
+    are in ``skipped`` with the reason (the host logs them by opaque id); third-party warnings
+    are logged once per file, by opaque id.
 
     Args:
         root: Folder tree to scan (or a single file).
@@ -85,19 +87,21 @@ class DicomDataset(VolumeDataset):
         self.colour = colour
         scan = scan_dicom(root, duplicates=duplicates, gantry_tilt=gantry_tilt)
         self.scan = scan
+        # the host logs each skipped input once, by opaque id; warnings likewise name no path
         self.skipped = [(f.path, f.reason) for f in scan.files if f.status in ("skipped", "dropped")]
+        duplicates = sum(f.status == "duplicate" for f in scan.files)
+        if duplicates:
+            log.info("%d duplicate DICOM file(s) (same SOPInstanceUID, or same position and pixels) "
+                     "counted once", duplicates)
         for f in scan.files:
-            if f.status in ("skipped", "dropped", "duplicate"):
-                log.warning("%s %s: %s", f.status, f.path, f.reason)
             for message in f.messages:
-                log.warning("%s: %s", f.path, message)
+                log.warning("DICOM input %s: %s", opaque_id(f.path), message)
         self.series: list[DicomSeries] = []
         self._by_id: dict[str, DicomSeries] = {}
         self._last: tuple[str, np.ndarray, np.ndarray] | None = None
         for s in scan.series.values():
             reason = self._refusal(s)
             if reason:
-                log.warning("skipped series %s: %s", s.series_id, reason)
                 self.skipped.append((f"series {s.series_id}", reason))
                 continue
             self.series.append(s)
@@ -143,7 +147,7 @@ class DicomDataset(VolumeDataset):
             array, affine = series.load(allow_4d=self.allow_4d, colour=self.colour)
             for path, messages in series.decode_messages.items():
                 for message in messages:
-                    log.warning("%s: %s", path, message)
+                    log.warning("DICOM input %s: %s", opaque_id(path), message)
             series.decode_messages.clear()
             self._last = (series.series_id, array, affine)
         if record["slice"] is not None:
