@@ -19,6 +19,7 @@ import click
 
 from ssl_domains import __version__, console
 from ssl_domains.errors import ConfigError, SSLDomainsError
+from ssl_domains.files import to_json
 from ssl_domains.kinds import KINDS
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
     cfg, run_path = _resolve(config, overrides, resume, out)
     _refuse_overwrite(run_path, "pretrain", resume)
     summary = pretrain(cfg, run_path, init=_init(init_path, init_source), resume=bool(resume))
-    click.echo(json.dumps(summary, indent=2))
+    click.echo(to_json(summary))
 
 
 @cli.command("finetune")
@@ -207,7 +208,7 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
     cfg, run_path = _resolve(config, overrides, resume, out)
     _refuse_overwrite(run_path, "finetune", resume)
     summary = finetune(cfg, run_path, init=_init(init_path, init_source), resume=bool(resume))
-    click.echo(json.dumps({k: summary[k] for k in ("threshold", "val", "test") if k in summary}, indent=2))
+    click.echo(to_json({k: summary[k] for k in ("threshold", "val", "test") if k in summary}))
 
 
 @cli.command("evaluate")
@@ -220,7 +221,7 @@ def evaluate_cmd(run_dir: str, loader: str | None, args: tuple[str, ...]) -> Non
     from ssl_domains.engine.evaluate import evaluate
 
     ref = ComponentRef(name=loader, args=parse_arg_pairs(args)) if loader else None
-    click.echo(json.dumps(evaluate(run_dir, ref), indent=2))
+    click.echo(to_json(evaluate(run_dir, ref)))
 
 
 @cli.command("predict")
@@ -235,7 +236,7 @@ def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, 
     from ssl_domains.engine.evaluate import predict_data
 
     res = predict_data(run_dir, ComponentRef(name=loader, args=parse_arg_pairs(args)), Path(out_csv), batch_size)
-    click.echo(json.dumps(res, indent=2))
+    click.echo(to_json(res))
 
 
 @cli.command("report")

@@ -26,7 +26,6 @@ A derived cell folder holds ``eval.json`` (same keys as the others, plus ``ensem
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -93,13 +92,13 @@ def _threshold(val: Predictions, rule: str) -> float | None:
 def _write_cell(cell: Path, summary: dict[str, Any], val: Predictions,
                 test: Predictions | None, threshold: float | None) -> None:
     from ssl_domains.engine.finetune import write_predictions
-    from ssl_domains.engine.run_dir import atomic_write_text
+    from ssl_domains.files import write_json
 
     (cell / "predictions").mkdir(parents=True, exist_ok=True)
     write_predictions(cell / "predictions" / "val.csv", val, threshold)
     if test is not None:
         write_predictions(cell / "predictions" / "test.csv", test, threshold)
-    atomic_write_text(cell / "eval.json", json.dumps(summary, indent=2))
+    write_json(cell / "eval.json", summary)
 
 
 def _counts(ev: dict[str, Any]) -> dict[str, Any]:
@@ -134,21 +133,6 @@ def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
     return summary
 
 
-def strongest_baseline(labels: np.ndarray, probs: Mapping[str, np.ndarray]) -> tuple[str, dict[str, float | None]]:
-    """The baseline with the best AUROC on the selection items (the first on a tie), and every
-    baseline's AUROC.
-
-    Raises:
-        SSLDomainsError: No baseline, or none with a finite AUROC.
-    """
-    scores = {name: sel.auroc(labels, p) for name, p in probs.items()}
-    finite = [(s, -i, n) for i, (n, s) in enumerate(scores.items()) if not math.isnan(s)]
-    if not finite:
-        raise SSLDomainsError(f"ensemble: no baseline with a validation AUROC among "
-                              f"{', '.join(probs) or 'none'}")
-    return max(finite)[2], {n: (None if math.isnan(s) else s) for n, s in scores.items()}
-
-
 def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str, Path],
                       threshold_rule: str) -> dict[str, Any]:
     """The ``ensemble`` cell: ``deep`` (``(arm, cell)``, the ``ssl`` arm) with the strongest of
@@ -164,7 +148,7 @@ def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str
         vals[arm] = read_cell_predictions(path / "predictions" / "val.csv")
         _same_items(val_d, vals[arm], f"ensemble of {deep_cell.name} and {path.name}")
     assert val_d.labels is not None
-    best, base_scores = strongest_baseline(val_d.labels, {a: p.probs for a, p in vals.items()})
+    best, base_scores = sel.strongest_baseline(val_d.labels, {a: p.probs for a, p in vals.items()})
     weight, tried = sel.ensemble_weight(val_d.labels, val_d.probs, vals[best].probs)
     extra = {"init": "ensemble", "ensemble": {
         "members": [deep_arm, best], "weight": weight, "weight_of": deep_arm,
@@ -268,7 +252,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
     Raises:
         SSLDomainsError: No candidate finished, or cells scored different items.
     """
-    from ssl_domains.engine.run_dir import atomic_write_text
+    from ssl_domains.files import write_json
 
     vals = {a: read_cell_predictions(p / "predictions" / "val.csv") for a, p in candidates.items()
             if (p / "eval.json").is_file()}
@@ -279,27 +263,39 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         _same_items(first, p, f"auto: {arm}")
     assert first.labels is not None
     ens_extra: dict[str, Any] | None = None
+    crossfit = ("the ensemble is scored with its baseline and weight chosen on the other "
+                "folds of the selection items")
     if cv is None or not sel.small_validation(first.labels):
         method = (f"validation ({len(first.labels)} items, chosen by validation AUROC; the "
                   "fine-tuned arms also chose their best epoch on it)")
-        choice = sel.choose(first.labels, {a: p.probs for a, p in vals.items()}, method,
-                            alpha=alpha, seed=seed)
+        scored = {a: p.probs for a, p in vals.items()}
+        if "ensemble" in scored and ensemble is not None and ensemble[0] in scored:
+            honest = sel.crossfit_ensemble(first.labels, scored[ensemble[0]],
+                                           {b: scored[b] for b in ensemble[1] if b in scored},
+                                           seed)
+            if honest is not None:
+                scored["ensemble"] = honest
+                method += f"; {crossfit}"
+        choice = sel.choose(first.labels, scored, method, alpha=alpha, seed=seed)
         oof = None
     else:
         y, oof_probs, k = cv()
         scored = {a: p for a, p in oof_probs.items() if a in vals}
         if ensemble is not None and ensemble[0] in scored and any(b in scored for b in ensemble[1]):
             bases = {b: scored[b] for b in ensemble[1] if b in scored}
-            best, base_scores = strongest_baseline(y, bases)
+            best, base_scores = sel.strongest_baseline(y, bases)
             weight, tried = sel.ensemble_weight(y, scored[ensemble[0]], bases[best])
-            scored["ensemble"] = sel.combine(scored[ensemble[0]], bases[best], weight)
+            honest = sel.crossfit_ensemble(y, scored[ensemble[0]], bases, seed)
+            scored["ensemble"] = honest if honest is not None else \
+                sel.combine(scored[ensemble[0]], bases[best], weight)
             ens_extra = {"members": [ensemble[0], best], "weight": weight,
                          "weight_of": ensemble[0], "chosen_on": f"{k}-fold cross-validation",
                          "weights_tried": {str(w): s for w, s in tried.items()},
                          "baseline_scores": base_scores, "metric": "auroc"}
         method = (f"{k}-fold cross-validation over the {len(y)} labeled items (validation set "
                   f"too small: {len(first.labels)} items); each arm retrained per fold as in "
-                  "its cell, scored on the held-out fold")
+                  "its cell, scored on the held-out fold"
+                  + (f"; {crossfit}" if "ensemble" in scored else ""))
         choice = sel.choose(y, scored, method, alpha=alpha, seed=seed)
         oof = pd.DataFrame({f"{a}_{j}": p[:, j] for a, p in scored.items()
                             for j in range(p.shape[1])})
@@ -321,8 +317,8 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
     summary["selection"] = record
     if oof is not None:
         oof.to_csv(cell / "cv_oof.csv", index=False)
-    atomic_write_text(cell / "selection.json", json.dumps(record, indent=2))
-    atomic_write_text(cell / "eval.json", json.dumps(summary, indent=2))
+    write_json(cell / "selection.json", record)
+    write_json(cell / "eval.json", summary)
     return summary
 
 
