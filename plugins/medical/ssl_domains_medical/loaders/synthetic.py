@@ -338,10 +338,11 @@ def write_colour_image(
         rgb: RGB values (uint8).
         photometric: Stored colour space: ``"RGB"``, ``"YBR_FULL"`` (converted here) or, with
             ``transfer_syntax`` JPEG Baseline, ``"YBR_FULL_422"`` (Pillow's 4:2:2 JPEG);
-            JPEG 2000 lossless stores ``"YBR_RCT"``.
+            JPEG 2000 stores ``"YBR_RCT"`` (lossless) or ``"YBR_ICT"`` (lossy).
         transfer_syntax: None (Explicit VR Little Endian), RLE Lossless, JPEG Baseline
-            (1.2.840.10008.1.2.4.50) or JPEG 2000 Lossless (1.2.840.10008.1.2.4.90; at least
-            64x64 pixels for OpenJPEG).
+            (1.2.840.10008.1.2.4.50), JPEG 2000 Lossless (1.2.840.10008.1.2.4.90, stored as
+            YBR_RCT) or JPEG 2000 (.91, lossy 4:1, YBR_ICT); JPEG 2000 needs at least 64x64
+            pixels (OpenJPEG).
         seed: Seeds the UIDs.
         modality: DICOM Modality (ultrasound by default).
         series_uid: SeriesInstanceUID (default: derived from ``seed``).
@@ -358,7 +359,7 @@ def write_colour_image(
     from PIL import Image
     from pydicom.encaps import encapsulate
     from pydicom.pixels import convert_color_space
-    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
+    from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,12 +398,13 @@ def write_colour_image(
         ds["PixelData"].VR = "OB"
         ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
         ds.LossyImageCompression = "01"
-    elif transfer_syntax in (RLELossless, JPEG2000Lossless):
+    elif transfer_syntax in (RLELossless, JPEG2000Lossless, JPEG2000):
         ds.PhotometricInterpretation = "RGB"
         ds.PixelData = frames.tobytes()
-        ds.compress(transfer_syntax, rgb, generate_instance_uid=False)
-        if transfer_syntax == JPEG2000Lossless:  # colour transform in the codestream (RCT)
-            ds.PhotometricInterpretation = "YBR_RCT"
+        lossy = {"j2k_cr": [4]} if transfer_syntax == JPEG2000 else {}
+        ds.compress(transfer_syntax, rgb, generate_instance_uid=False, **lossy)
+        if transfer_syntax != RLELossless:  # colour transform in the codestream (RCT / ICT)
+            ds.PhotometricInterpretation = "YBR_ICT" if lossy else "YBR_RCT"
     else:
         stored = convert_color_space(frames, "RGB", "YBR_FULL") if photometric == "YBR_FULL" else frames
         ds.PhotometricInterpretation = photometric

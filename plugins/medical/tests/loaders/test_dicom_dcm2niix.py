@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
+from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 from ssl_domains_medical.loaders.dicom_series import DicomSeries, scan_dicom
 from ssl_domains_medical.loaders.synthetic import (
     ct_phantom,
@@ -194,6 +194,7 @@ COLOUR_KINDS = {
     "jpeg-ybr-full-422": {"transfer_syntax": JPEGBaseline8Bit},
     "rle": {"transfer_syntax": RLELossless},
     "jpeg2000-ybr-rct": {"transfer_syntax": JPEG2000Lossless},
+    "jpeg2000-ybr-ict": {"transfer_syntax": JPEG2000},
 }
 
 
@@ -211,17 +212,21 @@ def colour_picture(frames: int = 0) -> np.ndarray:
 def test_colour_still_matches_dcm2niix(tmp_path, kind):
     rgb = colour_picture()
     path = write_colour_image(tmp_path / "dcm" / "us.dcm", rgb, seed=40, **COLOUR_KINDS[kind])
-    assert pydicom.dcmread(path).SamplesPerPixel == 3
-    lossy = kind.startswith("jpeg-")
+    stored = pydicom.dcmread(path)
+    assert stored.SamplesPerPixel == 3
+    assert stored.PhotometricInterpretation == {
+        "ybr-full": "YBR_FULL", "jpeg-ybr-full-422": "YBR_FULL_422", "jpeg2000-ybr-rct": "YBR_RCT",
+        "jpeg2000-ybr-ict": "YBR_ICT"}.get(kind, "RGB")
+    lossy = kind in ("jpeg-ybr-full-422", "jpeg2000-ybr-ict")
     (series,) = assert_same_as_dcm2niix(tmp_path / "dcm", tmp_path, lossy=lossy).values()
     array, _ = series.load(colour="rgb")
     assert array.shape == (72, 64, 1, 3)
-    stored = array[:, :, 0].transpose(1, 0, 2)  # back to [rows, cols, rgb]
+    picture = array[:, :, 0].transpose(1, 0, 2)  # back to [rows, cols, rgb]
     if lossy:
-        assert np.abs(stored - rgb).mean() < 3.0
+        assert np.abs(picture - rgb).mean() < 3.0
     else:
         tol = 1.0 if kind == "ybr-full" else 0.0  # YBR_FULL round trip rounds
-        np.testing.assert_allclose(stored, rgb, atol=tol)
+        np.testing.assert_allclose(picture, rgb, atol=tol)
     luma, _ = series.load()  # default: luminance
     assert luma.shape == (72, 64, 1)
     np.testing.assert_allclose(luma, array @ np.array([0.299, 0.587, 0.114], np.float32), rtol=1e-6)
