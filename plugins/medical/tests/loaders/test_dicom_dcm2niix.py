@@ -293,3 +293,32 @@ def test_time_points_with_identical_pixels_are_not_duplicates(tmp_path):
                     per_slice=[{"TemporalPositionIdentifier": 1 + k // 3} for k in range(6)], seed=45)
     (series,) = scan_dicom(tmp_path).series.values()
     assert series.is_4d and series.n_timepoints == 2
+
+
+@needs_dcm2niix
+def test_convert_command_writes_what_dcm2niix_writes(tmp_path):
+    """``medical convert --allow-4d``: GE-style 4-D as 4-D, colour as RGB24, each equal to dcm2niix."""
+    from click.testing import CliRunner
+    from ssl_domains_medical.commands import medical
+
+    ge_4d(tmp_path / "in" / "fmri")
+    write_colour_image(tmp_path / "in" / "us" / "still.dcm", colour_picture(), seed=46,
+                       transfer_syntax=RLELossless)
+    result = CliRunner().invoke(medical, ["convert", "--allow-4d", "--uncompressed", str(tmp_path / "in"),
+                                          str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("wrote 2 of 2 series")
+    written = sorted(tmp_path.joinpath("out").glob("*.nii"))
+    assert {nib.load(str(p)).get_data_dtype().names is not None for p in written} == {True, False}
+    for folder in ("fmri", "us"):
+        (ref,), _ = dcm2niix(tmp_path / "in" / folder, tmp_path / f"ref_{folder}")
+        hits = []
+        for path in written:
+            img = nib.load(str(path))
+            data = np.asarray(img.dataobj)
+            if data.dtype.names:
+                data = np.stack([data["R"], data["G"], data["B"]], axis=-1)
+            mine = nib.as_closest_canonical(nib.Nifti1Image(data.astype(np.float32), img.affine))
+            if mine.shape == ref.shape and np.allclose(mine.affine, ref.affine, atol=1e-3):
+                hits.append(np.array_equal(np.asarray(mine.dataobj), np.asarray(ref.dataobj)))
+        assert hits == [True], folder
