@@ -192,7 +192,9 @@ def summary_lines(max_items: int = 20) -> list[str]:
     for item, reason in skips:
         by_reason.setdefault(reason, []).append(item)
     for reason, items in by_reason.items():
-        shown = ", ".join(items[:5]) + (f", ... ({len(items) - 5} more)" if len(items) > 5 else "")
+        counts = Counter(items)  # an item skipped several times (per patch, per epoch) once
+        names = [f"{item} (×{n})" if n > 1 else item for item, n in counts.items()]
+        shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
         lines.append(f"  skipped ({reason}): {len(items)}: {shown}")
     return lines
 

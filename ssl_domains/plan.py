@@ -235,7 +235,7 @@ def format_plan(p: dict[str, Any]) -> list[str]:
         if m:
             lines.append(f"  memory: weights + gradients + optimizer state {_bytes(m['weights_grads_optimizer_bytes'])}; "
                          f"measured {_bytes(m['peak_bytes'])} ({m['peak_what']})")
-            lines.append(f"  time on {m['device']} ({m['threads']} threads): {m['seconds_per_step']:.3f} s per step "
+            lines.append(f"  time on {m['device']} ({m['threads']} thread{'s' * (m['threads'] != 1)}): {m['seconds_per_step']:.3f} s per step "
                          f"(mean of {m['measured_steps']}) -> {_secs(m['seconds_per_epoch'])} per epoch, "
                          f"{_secs(m['seconds_total'])} for {s['total_steps']} steps (training steps only; "
                          "validation and data loading of later epochs not included)")

@@ -89,12 +89,13 @@ def test_third_party_loggers_quiet_unless_debug() -> None:
 def test_skipped_items_are_summarised_by_reason(err: io.StringIO) -> None:
     for i in range(7):
         console.note_skipped(f"item-{i}", "unreadable header")
-    console.note_skipped("case 3", "no tumor patch found")
+    for _ in range(3):
+        console.note_skipped("case 3", "no tumor patch found")
     assert console.skipped()[0] == ("item-0", "unreadable header")
     assert console.summary_lines() == [
-        "summary: 8 items skipped",
+        "summary: 10 items skipped",
         "  skipped (unreadable header): 7: item-0, item-1, item-2, item-3, item-4, ... (2 more)",
-        "  skipped (no tumor patch found): 1: case 3",
+        "  skipped (no tumor patch found): 3: case 3 (×3)",
     ]
     console.reset()
     assert console.summary_lines() == []
