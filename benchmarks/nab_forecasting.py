@@ -109,7 +109,7 @@ def train_forecaster(csv: Path, n_points: int, run_path: Path, steps: int, seed:
     stats = reg.create("loader", "csv", **loader["args"]).stats
     backbone = reg.create("backbone", BACKBONE["name"], **BACKBONE["args"])
     task = reg.create("pretext", TASK["name"], backbone, **TASK["args"])
-    state = torch.load(run_path / "checkpoints" / "pretrain" / "last.pt", weights_only=False)
+    state = torch.load(run_path / "checkpoints" / "pretrain" / "last.pt", weights_only=True)
     task.load_state_dict(state["model"])
     task.eval()
     return task, stats, summary

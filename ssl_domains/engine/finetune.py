@@ -187,7 +187,7 @@ def finetune(
             )
     init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
     declared, explicit = declared_classes(fcfg.task.args, registry.get("finetune", fcfg.task.name).factory)
-    n_classes = check_labels(
+    n_classes, label_warnings = check_labels(
         task=fcfg.task.name, num_classes=declared, explicit=explicit,
         pool=labels_of(data["pool"]) or [], train=train_labels, val=labels_of(val_ds) or [],
         where=f"fine-tuning data ({fcfg.data.train.name})",
@@ -233,7 +233,7 @@ def finetune(
     result = trainer.fit()
 
     val_preds = predict(task, val_loader, rt)
-    warnings: list[str] = []
+    warnings: list[str] = list(label_warnings)
     threshold = None
     if task.num_classes == 2 and val_preds.labels is not None and len(set(val_preds.labels)) == 2:
         threshold = float(choose_threshold(val_preds.labels, val_preds.scores, fcfg.threshold_rule))

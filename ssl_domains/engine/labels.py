@@ -17,7 +17,10 @@ import numpy as np
 
 from ssl_domains.errors import ConfigError, DataError
 
-__all__ = ["declared_classes", "check_labels", "undefined_reasons"]
+__all__ = ["declared_classes", "check_labels", "undefined_reasons", "FEW"]
+
+#: Fewer validation items of a class than this is warned about.
+FEW = 3
 
 
 def declared_classes(task_args: Mapping[str, Any], factory: Any) -> tuple[int | None, bool]:
@@ -48,8 +51,9 @@ def check_labels(
     val: Sequence[int],
     where: str,
     val_where: str,
-) -> int:
-    """Refuse labels that do not fit the task; returns the number of classes to build.
+) -> tuple[int, list[str]]:
+    """Refuse labels that do not fit the task; returns the number of classes to build and
+    warnings (a class with fewer than :data:`FEW` validation items).
 
     Args:
         task: The fine-tuning task's registry name (for messages).
@@ -93,7 +97,11 @@ def check_labels(
             "without every class there is no threshold, AUROC or early stopping: give a separate "
             "val loader with every class, more labeled cases, or a larger val_fraction",
         )
-    return num_classes
+    counts = {c: sum(1 for v in val if int(v) == c) for c in train_classes}
+    few = {c: k for c, k in counts.items() if k < FEW}
+    warnings = [f"validation holds only {', '.join(f'{k} item(s) of class {c}' for c, k in few.items())}: "
+                "its threshold and early stopping rest on very few cases"] if few else []
+    return num_classes, warnings
 
 
 def undefined_reasons(labels: np.ndarray | None, metrics: Mapping[str, Any], split: str) -> dict[str, str]:

@@ -200,7 +200,8 @@ def run_summary(run: Run, alpha: float = 0.05) -> str:
                if isinstance(run.eval.get("selection"), dict) else "")
             + (hp.para(f"Items: {counts}.") if counts else "")
             + (hp.para(f"Brackets: {100 * (1 - alpha):.0f}% bootstrap intervals over test "
-                       "cases.") if ci else "") + "</div>")
+                       "cases.") if ci else "") + "</div>"
+            + "".join(hp.note(f"Warning: {w}") for w in run.eval.get("warnings") or []))
 
 
 def selection_text(rec: dict[str, Any]) -> str:

@@ -66,6 +66,11 @@ def test_validation_without_every_class_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"^validation data \(arrays\): has no items of class\(es\) 1 "
                                         r"\(it holds 0\)"):
         finetune(cfg, tmp_path / "runs" / "v")
+    few = _npz(tmp_path / "few.npz", np.array([0] * 38 + [1] * 2), seed=1)
+    cfg = _cfg(tmp_path, data, **{"finetune.data.val": {"name": "arrays", "args": {"path": str(few)}}})
+    s = finetune(cfg, tmp_path / "runs" / "few")
+    assert s["warnings"][0].startswith("validation holds only 2 item(s) of class 1")
+    assert json.loads((tmp_path / "runs" / "few" / "eval.json").read_text())["warnings"] == s["warnings"]
 
 
 def test_validation_carve_of_one_case_must_hold_every_class() -> None:
@@ -97,3 +102,7 @@ def test_one_class_test_set_gives_null_auroc_with_a_reason(tmp_path: Path) -> No
     assert any(w.startswith("test:") and "auroc" in w for w in ev["warnings"])
     for line in (run / "metrics.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    from ssl_domains.evaluation.report import build_report
+
+    html = build_report(run).read_text()
+    assert "Warning: test: " in html and "one class only (0) in the test labels" in html
