@@ -452,6 +452,7 @@ def _frames_of(path: str, ds: Any) -> list[DicomFrame]:
     # (enhanced) multi-frame: shared groups, overridden per frame
     shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    offsets = _floats(ds.get("GridFrameOffsetVector"), n_frames) if n_frames > 1 else None
     frames = []
     for f in range(n_frames):
         info = dict(base)
@@ -487,6 +488,11 @@ def _frames_of(path: str, ds: Any) -> list[DicomFrame]:
                 acq = _float(content.get("FrameAcquisitionNumber"), acq)
                 when = _seconds(content.get("FrameAcquisitionDateTime"))
                 info["time"] = _key(temporal, trigger, acq, when, f)
+        if (offsets is not None and not per_frame and info["position"] is not None
+                and info["orientation"] is not None):
+            # RT dose style: one position, frames offset along the normal (relative to frame 0)
+            normal = np.cross(info["orientation"][:3], info["orientation"][3:])
+            info["position"] = info["position"] + (offsets[f] - offsets[0]) * normal
         info["instance"] = f
         frames.append(DicomFrame(path=path, frame=f, **info))
     return frames
