@@ -210,6 +210,9 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     pre = None if fcfg.from_scratch else _pretrained(cfg, run, init)
     arms = ["ssl", "scratch", "linear_probe", "baseline", "ensemble", "auto"] if pre is not None \
         else ["scratch", "baseline", "auto"]
+    if pre is None and not fcfg.from_scratch:
+        log.warning("select: auto: no pre-trained weights (no --init, no init, no pre-training "
+                    "export in %s): the candidates are scratch and the classical baselines", run)
     size = Size(fraction=fcfg.label_fraction) if fcfg.label_fraction is not None else \
         Size(count=fcfg.label_count) if fcfg.label_count is not None else Size(fraction=1.0)
     single = cfg.model_copy(update={"finetune": fcfg.model_copy(update={"select": "single"})})

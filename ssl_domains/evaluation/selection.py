@@ -10,6 +10,8 @@ here ever sees test labels. The pieces:
 * :func:`small_validation`: whether a validation set is too small for its AUROC to choose
   anything (fewer than :data:`MIN_VAL_ITEMS` items or :data:`MIN_VAL_PER_CLASS` of a class);
   then the choice is made by cross-validation over the labeled subset (:func:`cv_folds`).
+* :func:`crossfit_ensemble`: the ensemble's selection probabilities with its baseline and
+  weight chosen on the other folds, so that choosing them does not flatter its score.
 * :func:`choose`: the best candidate by AUROC, with a bootstrap interval, and the runner-up.
 """
 
@@ -36,6 +38,8 @@ __all__ = [
     "auroc",
     "combine",
     "ensemble_weight",
+    "strongest_baseline",
+    "crossfit_ensemble",
     "collapse",
     "small_validation",
     "cv_folds",
@@ -54,21 +58,36 @@ CV_FOLDS = 5
 #: Tie-break order of the candidates (earlier wins a tie): the simpler or pre-trained first,
 #: the ensemble last (with ``w`` 0 or 1 it is one of its parts).
 PREFERENCE = ("ssl", "linear_probe", "scratch", "baseline", "ensemble")
+#: Bootstrap replicates of the chosen candidate's interval.
+BOOTSTRAP = 1000
 #: Scores differing by less than this are a tie.
 TIE = 1e-9
 
 
 def auroc(labels: np.ndarray | Sequence[int], probs: np.ndarray) -> float:
-    """AUROC of class probabilities ``[N, K]`` (binary: of column 1; K > 2: macro one-vs-rest);
-    NaN when a class is missing."""
-    from ssl_domains.evaluation.metrics import classification_metrics
-
+    """AUROC of class probabilities ``[N, K]`` (binary: of column 1; K > 2: macro one-vs-rest
+    over the classes present, as :func:`~ssl_domains.evaluation.metrics.classification_metrics`);
+    NaN when fewer than two classes are present. Computed from ranks (Mann-Whitney U, ties
+    counted half): the same number as scikit-learn's, without its per-call overhead (the
+    choice and its bootstrap call it thousands of times)."""
     y = np.asarray(labels, dtype=int)
     p = np.asarray(probs, dtype=np.float64)
     if len(np.unique(y)) < 2:
         return math.nan
-    scores = p[:, 1] if p.shape[1] == 2 else p
-    return float(classification_metrics(y, scores).get("auroc", math.nan))
+    if p.shape[1] == 2:
+        return _binary_auroc(y == 1, p[:, 1])
+    per_class = [_binary_auroc(y == c, p[:, c]) for c in range(p.shape[1])
+                 if (y == c).any() and (y != c).any()]
+    return float(np.mean(per_class)) if per_class else math.nan
+
+
+def _binary_auroc(positive: np.ndarray, score: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    n1 = int(positive.sum())
+    n0 = len(positive) - n1
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def combine(p_deep: np.ndarray, p_base: np.ndarray, w: float) -> np.ndarray:
@@ -96,6 +115,44 @@ def ensemble_weight(labels: np.ndarray | Sequence[int], p_deep: np.ndarray, p_ba
     best = max(finite.values())
     tied = [w for w, s in finite.items() if s >= best - TIE]
     return min(tied, key=lambda w: (abs(w - 0.5), w)), scores
+
+
+def strongest_baseline(labels: np.ndarray | Sequence[int], probs: Mapping[str, np.ndarray]
+                       ) -> tuple[str, dict[str, float | None]]:
+    """The baseline with the best AUROC on the selection items (the first on a tie), and every
+    baseline's AUROC.
+
+    Raises:
+        SSLDomainsError: No baseline, or none with a finite AUROC.
+    """
+    scores = {name: auroc(labels, p) for name, p in probs.items()}
+    finite = [(s, -i, n) for i, (n, s) in enumerate(scores.items()) if not math.isnan(s)]
+    if not finite:
+        raise SSLDomainsError(f"ensemble: no baseline with a validation AUROC among "
+                              f"{', '.join(probs) or 'none'}")
+    return max(finite)[2], {n: (None if math.isnan(s) else s) for n, s in scores.items()}
+
+
+def crossfit_ensemble(labels: np.ndarray | Sequence[int], p_deep: np.ndarray,
+                      bases: Mapping[str, np.ndarray], seed: int = 0) -> np.ndarray | None:
+    """Ensemble probabilities for scoring the ensemble as a candidate: the items of each fold
+    (:func:`cv_folds` over ``labels``) get the baseline and weight chosen on the other folds.
+    Choosing a weight and a baseline on the very items that score them would flatter the
+    ensemble against the single arms. None when the items cannot be split into folds."""
+    y = np.asarray(labels, dtype=int)
+    try:
+        folds = cv_folds(y, seed)
+    except SSLDomainsError:
+        return None
+    out = np.full(np.shape(p_deep), np.nan)
+    for tr, held in folds:
+        try:
+            best, _ = strongest_baseline(y[tr], {b: p[tr] for b, p in bases.items()})
+        except SSLDomainsError:
+            return None
+        w, _ = ensemble_weight(y[tr], p_deep[tr], bases[best][tr])
+        out[held] = combine(p_deep[held], bases[best][held], w)
+    return out
 
 
 def collapse(labels: np.ndarray | Sequence[int], probs: np.ndarray,
@@ -187,10 +244,28 @@ class Choice:
         return {"chosen": self.chosen, "metric": "auroc", "score": num(self.score),
                 "interval": [num(self.low), num(self.high)],
                 "interval_method": f"{100 * (1 - self.alpha):.0f}% percentile bootstrap over "
-                                   "the selection items (1000 class-stratified resamples)",
+                                   f"the selection items ({BOOTSTRAP} class-stratified "
+                                   "resamples)",
                 "runner_up": self.runner_up, "runner_up_score": num(self.runner_up_score),
                 "scores": {k: num(v) for k, v in self.scores.items()},
                 "method": self.method, "n_items": self.n_items, **self.details}
+
+
+def bootstrap_auroc(labels: np.ndarray, probs: np.ndarray, n: int = BOOTSTRAP, alpha: float = 0.05,
+                    seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`auroc` (items resampled within each class, as
+    :func:`~ssl_domains.evaluation.intervals.bootstrap_metrics` does)."""
+    y = np.asarray(labels, dtype=int)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    reps = []
+    for _ in range(n):
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        reps.append(auroc(y[idx], probs[idx]))
+    values = np.asarray([r for r in reps if not math.isnan(r)])
+    if not len(values):
+        return math.nan, math.nan
+    return float(np.quantile(values, alpha / 2)), float(np.quantile(values, 1 - alpha / 2))
 
 
 def _rank(name: str) -> int:
@@ -206,8 +281,6 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
     Raises:
         SSLDomainsError: No candidate, or none with a finite AUROC.
     """
-    from ssl_domains.evaluation.intervals import bootstrap_metrics
-
     items = [Scored(k, v) for k, v in candidates.items()] if isinstance(candidates, Mapping) \
         else list(candidates)
     if not items:
@@ -220,12 +293,10 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
         raise SSLDomainsError(f"model selection: no candidate has a validation AUROC "
                               f"({len(y)} items, classes {sorted(set(y.tolist()))})")
     best = ranked[0]
-    p = np.asarray(best.probs, dtype=np.float64)
-    ci = bootstrap_metrics(y, p[:, 1] if p.shape[1] == 2 else p, n=1000, alpha=alpha,
-                           seed=seed).get("auroc")
+    low, high = bootstrap_auroc(y, np.asarray(best.probs, dtype=np.float64), alpha=alpha,
+                                seed=seed)
     second = ranked[1] if len(ranked) > 1 else None
-    return Choice(best.name, scores[best.name], ci.low if ci else math.nan,
-                  ci.high if ci else math.nan, second.name if second else None,
+    return Choice(best.name, scores[best.name], low, high, second.name if second else None,
                   scores[second.name] if second else None,
                   {k: (None if math.isnan(v) else v) for k, v in scores.items()}, method, len(y),
                   alpha, dict(best.details))

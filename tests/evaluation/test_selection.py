@@ -216,3 +216,62 @@ def test_auto_cell_cross_validates_a_small_validation_set(tmp_path: Path) -> Non
     assert ev["selection"]["scores"]["ensemble"] == 1.0
     assert ev["selection"]["chosen"] == "baseline:a"  # tie with the ensemble: the simpler arm
     assert not math.isnan(ev["selection"]["interval"][0])
+
+
+def test_multiclass_ensemble_and_auto(tmp_path: Path) -> None:
+    """Three classes: probabilities averaged per class, no threshold, macro AUROC chooses."""
+    rng = np.random.RandomState(2)
+    y = np.repeat([0, 1, 2], 10)
+
+    def cell(path: Path, signal: float) -> Path:
+        for split in ("val", "test"):
+            logits = signal * np.eye(3)[y] + rng.randn(30, 3)
+            p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            write_predictions(path / "predictions" / f"{split}.csv",
+                              Predictions([f"i{j}" for j in range(30)], p, y, None), None)
+        (path / "eval.json").write_text(json.dumps({"n_train": 60, "n_val": 30}))
+        return path
+
+    cells = {"ssl": cell(tmp_path / "ssl", 0.5), "baseline:b": cell(tmp_path / "b", 3.0)}
+    ev = auto.run_ensemble_cell(tmp_path / "ens", ("ssl", cells["ssl"]),
+                                {"baseline:b": cells["baseline:b"]}, "youden")
+    assert ev["threshold"] is None and ev["ensemble"]["members"] == ["ssl", "baseline:b"]
+    got = auto.read_cell_predictions(tmp_path / "ens" / "predictions" / "test.csv")
+    w = ev["ensemble"]["weight"]
+    parts = [auto.read_cell_predictions(c / "predictions" / "test.csv").probs for c in cells.values()]
+    np.testing.assert_allclose(got.probs, w * parts[0] + (1 - w) * parts[1], rtol=1e-12)
+    choice = auto.run_auto_cell(tmp_path / "auto", cells, "youden")["selection"]
+    assert choice["chosen"] == "baseline:b" and choice["runner_up"] == "ssl"
+
+
+def test_crossfit_ensemble_is_not_flattered_by_its_own_choice() -> None:
+    """On pure noise, choosing the weight on the scored items inflates the ensemble's AUROC;
+    choosing it on the other folds does not."""
+    rng = np.random.RandomState(5)
+    y = np.array([0, 1] * 20)
+    inside, crossfit = [], []
+    for _ in range(40):
+        deep, base = _two(rng.rand(40)), _two(rng.rand(40))
+        w, tried = sel.ensemble_weight(y, deep, base)
+        inside.append(tried[w])
+        honest = sel.crossfit_ensemble(y, deep, {"baseline:b": base}, seed=0)
+        assert honest is not None
+        crossfit.append(sel.auroc(y, honest))
+        # each fold's items: the weight chosen on the other folds
+        for tr, held in sel.cv_folds(y, 0):
+            wk, _ = sel.ensemble_weight(y[tr], deep[tr], base[tr])
+            np.testing.assert_allclose(honest[held], sel.combine(deep[held], base[held], wk))
+    assert np.mean(inside) > np.mean(crossfit) + 0.03
+    assert abs(np.mean(crossfit) - 0.5) < 0.05
+    assert sel.crossfit_ensemble([0, 0, 1], _two(rng.rand(3)), {"b": _two(rng.rand(3))}) is None
+
+
+def test_auroc_equals_the_metrics_module() -> None:
+    rng = np.random.RandomState(3)
+    y = rng.randint(0, 2, 50)
+    s = np.round(rng.rand(50), 1)  # ties
+    assert sel.auroc(y, _two(s)) == pytest.approx(classification_metrics(y, s)["auroc"], abs=1e-12)
+    y3 = rng.randint(0, 3, 60)
+    p3 = rng.dirichlet([1, 1, 1], 60)
+    assert sel.auroc(y3, p3) == pytest.approx(classification_metrics(y3, p3)["auroc"], abs=1e-12)
+    assert math.isnan(sel.auroc([1, 1], _two(np.array([0.2, 0.3]))))
