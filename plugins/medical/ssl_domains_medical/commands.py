@@ -59,12 +59,25 @@ def _debug(flag: bool) -> bool:
 
 
 def _nifti(array: np.ndarray, affine: np.ndarray, rgb: bool) -> nib.Nifti1Image:
-    """A NIfTI image of ``array`` (RGB24 when ``rgb``), with no free-text header fields."""
-    if rgb:
-        data = np.ascontiguousarray(np.clip(np.rint(array), 0, 255).astype(np.uint8)).view(_RGB24)[..., 0]
+    """A NIfTI image of ``array``, with no free-text header fields.
+
+    Colour (``rgb``, a last axis of 3) is RGB24 as dcm2niix writes it when the values fit in
+    8 bits; deeper colour (16-bit RGB) becomes a float32 vector image ``[x, y, z, t, 3]``
+    (NIfTI intent "vector") instead of being clipped.
+    """
+    intent = None
+    if rgb and array.min() >= 0 and array.max() <= 255 and np.array_equal(array, np.rint(array)):
+        data = np.ascontiguousarray(array.astype(np.uint8)).view(_RGB24)[..., 0]
+    elif rgb:
+        data = array.astype(np.float32)
+        if data.ndim == 4:  # [x, y, z, 3] -> [x, y, z, 1, 3]: vectors live in the 5th dimension
+            data = data[:, :, :, None, :]
+        intent = "vector"
     else:
         data = array.astype(np.float32)
     img = nib.Nifti1Image(data, affine)
+    if intent is not None:
+        img.header.set_intent(intent)
     img.header.set_xyzt_units("mm", "sec")
     img.header.set_qform(affine, code=1)
     img.header.set_sform(affine, code=1)

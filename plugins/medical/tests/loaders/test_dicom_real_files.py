@@ -153,3 +153,21 @@ def test_real_scanner_files_from_nibabel_match_dcm2niix(tmp_path, names):
     assert mine.shape == ref.shape == ((176, 256, 256) if len(names) == 1 else (128, 128, 48, 2))
     np.testing.assert_allclose(mine.affine, ref.affine, atol=1e-3)
     np.testing.assert_array_equal(np.asarray(mine.dataobj), np.asarray(ref.dataobj))
+
+
+def test_16_bit_colour_is_written_as_a_vector_image_not_clipped(tmp_path):
+    """dcm2niix refuses 16-bit RGB; convert writes it as float32 [x, y, z, 1, 3] (intent vector)."""
+    from click.testing import CliRunner
+    from ssl_domains_medical.commands import medical
+
+    _needs_files()
+    (tmp_path / "in").mkdir()
+    shutil.copy(PYDICOM_FILES / "SC_rgb_rle_16bit.dcm", tmp_path / "in")
+    result = CliRunner().invoke(medical, ["convert", str(tmp_path / "in"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    (path,) = (tmp_path / "out").glob("*.nii.gz")
+    img = nib.load(str(path))
+    assert img.shape == (100, 100, 1, 1, 3) and img.header.get_intent()[0] == "vector"
+    rgb = pydicom.dcmread(PYDICOM_FILES / "SC_rgb_rle_16bit.dcm").pixel_array  # [rows, cols, 3]
+    assert rgb.max() > 255
+    np.testing.assert_array_equal(np.asarray(img.dataobj)[:, :, 0, 0].transpose(1, 0, 2), rgb.astype(np.float32))
