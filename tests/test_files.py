@@ -75,3 +75,20 @@ def test_strict_json_has_no_nan_or_infinity(tmp_path: Path) -> None:
     run.path.mkdir()
     run.log({"stage": "pretrain", "step": 1, "loss": math.nan, "lr": math.inf})
     assert _strict(run.metrics_file.read_text()) == {"stage": "pretrain", "step": 1, "loss": None, "lr": None}
+
+
+def test_figure_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from ssl_domains.evaluation import plots
+
+    def savefig(self: Figure, out: Path, **kw: Any) -> None:
+        Path(out).write_bytes(b"\x89PNG partial")
+        raise OSError(errno.ENOSPC, DISK_FULL)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    fig = plt.figure()
+    with pytest.raises(WriteError, match=r"roc\.png: cannot write \(No space left on device\)$"):
+        plots.save(fig, tmp_path / "report" / "roc.png")
+    assert not (tmp_path / "report" / "roc.png").exists() and not plt.get_fignums()

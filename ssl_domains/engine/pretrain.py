@@ -22,6 +22,7 @@ from ssl_domains.engine.run_dir import RunDir, holding_run_lock
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, SSLDomainsError
+from ssl_domains.files import write_guard
 from ssl_domains.plugins import get_host
 
 __all__ = ["pretrain", "export_config"]
@@ -155,10 +156,14 @@ def _save_figures(task: nn.Module, loader: DataLoader, rt: Runtime, run: RunDir,
     except Exception as exc:  # noqa: BLE001 - pictures must not lose a finished run
         log.warning("pretext figures failed: %s: %s", type(exc).__name__, exc)
         return
-    run.figures.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():
-        fig.savefig(run.figures / f"pretext_{name}.png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        png = run.figures / f"pretext_{name}.png"
+        try:
+            with write_guard(png, png):  # a full disk: one line naming the file, no partial PNG
+                run.figures.mkdir(parents=True, exist_ok=True)
+                fig.savefig(png, dpi=100, bbox_inches="tight")
+        finally:
+            plt.close(fig)
 
 
 def _pretrain_card(cfg: RunConfig, n: int, steps: int, best: float | None) -> str:

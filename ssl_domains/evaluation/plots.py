@@ -17,6 +17,7 @@ from sklearn import metrics as skm  # noqa: E402
 
 from ssl_domains.evaluation.artifacts import Predictions  # noqa: E402
 from ssl_domains.evaluation.intervals import summarize  # noqa: E402
+from ssl_domains.files import write_guard  # noqa: E402
 
 DPI = 110
 #: Fixed colours so an arm looks the same in every figure.
@@ -35,9 +36,12 @@ def arm_color(arm: str, arms: Sequence[str] = ()) -> str:
 
 def save(fig: Figure, out: Path) -> Path:
     """Write ``fig`` to ``out`` (PNG, parents created) and close it."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with write_guard(out, out):  # a full disk: one line naming the file, no partial PNG
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out, dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -44,6 +44,7 @@ from ssl_domains.evaluation.intervals import (
     verdict,
 )
 from ssl_domains.evaluation.metrics import LOWER_IS_BETTER
+from ssl_domains.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -553,7 +554,7 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
     html = hp.page(f"ssl-domains report: {run_dir.resolve().name}",
                    f"{kind} folder, built {stamp}", sections)
     target = out_dir / REPORT_FILE
-    target.write_text(html, encoding="utf-8")
+    atomic_write_text(target, html)
     log.info("wrote %s", target)
     return target
 
