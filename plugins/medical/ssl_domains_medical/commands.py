@@ -149,6 +149,9 @@ def convert(dicom_dir: str, out_dir: str, allow_4d: bool, uncompressed: bool, co
     for sid, series in result.series.items():
         entry = series.summary()
         try:
+            if series.is_4d and not allow_4d and not series.refused:
+                raise DataError(f"series {sid}", f"4-D series ({series.n_timepoints} time points x "
+                                f"{series.n_slices} slices); rerun with --allow-4d to write it as 4-D NIfTI")
             array, affine = series.load(allow_4d=allow_4d, colour=colour)
         except DataError as exc:
             entry.update(output=None, error=exc.reason)

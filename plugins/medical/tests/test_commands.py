@@ -97,8 +97,8 @@ def test_problems_and_4d_refusal_reported(cli, tmp_path):
     assert result.exit_code == 0 and "wrote 1 of 2 series" in result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     errors = [s["error"] for s in report["series"] if s["error"]]
-    assert errors == ["4-D series (2 time points x 6 slices); pass allow_4d=True to keep it as 4-D, "
-                      "or select one time point"]
+    assert errors == ["4-D series (2 time points x 6 slices); rerun with --allow-4d to write it as 4-D NIfTI"]
+    assert "not written: 4-D series (2 time points x 6 slices); rerun with --allow-4d" in result.output
     ok = runner.invoke(cli, ["medical", "convert", "--allow-4d", str(tmp_path / "in"), str(tmp_path / "o2")])
     assert "wrote 2 of 2 series" in ok.output
     shapes = sorted(nib.load(str(p)).shape for p in (tmp_path / "o2").glob("*.nii.gz"))
