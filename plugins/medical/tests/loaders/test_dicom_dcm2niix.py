@@ -87,11 +87,14 @@ def ge_4d(folder: Path, n_slices: int = 5, n_times: int = 4, slice_major: bool =
 
 
 @needs_dcm2niix
-@pytest.mark.parametrize("slice_major", [False, True], ids=["time-major", "slice-major"])
-def test_ge_4d_without_temporal_tags_keeps_every_slice(tmp_path, slice_major):
-    data = ge_4d(tmp_path / "dcm", slice_major=slice_major)
+@pytest.mark.parametrize(("slice_major", "n_slices", "n_times"), [(False, 15, 10), (True, 5, 4)],
+                         ids=["150-files-time-major", "slice-major"])
+def test_ge_4d_without_temporal_tags_keeps_every_slice(tmp_path, slice_major, n_slices, n_times):
+    """The issue's GE series: 150 files, 15 positions x 10 time points, no temporal tags."""
+    data = ge_4d(tmp_path / "dcm", n_slices, n_times, slice_major=slice_major)
     (series,) = assert_same_as_dcm2niix(tmp_path / "dcm", tmp_path).values()
-    assert series.is_4d and series.shape == (10, 8, 5, 4) and series.problems == []
+    assert series.is_4d and series.shape == (10, 8, n_slices, n_times) and series.problems == []
+    assert len(series.files) == n_slices * n_times
     array, _ = series.load(allow_4d=True)
     np.testing.assert_array_equal(array.transpose(3, 2, 1, 0), data.astype(np.float32))
 
