@@ -200,8 +200,8 @@ class Labeled(Dataset):
         return ds[j]
 
 
-def cross_validate(labeled: Labeled, seed: int, folds_dir: Path,
-                   train_arm: Any) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,
+                   k: int = sel.CV_FOLDS) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Out-of-fold probabilities of every candidate arm over ``labeled``.
 
     Args:
@@ -211,6 +211,7 @@ def cross_validate(labeled: Labeled, seed: int, folds_dir: Path,
         train_arm: ``train_arm(sources, folder) -> {arm: Predictions on sources["test"]}``
             trains every candidate on ``sources["pool"]`` exactly as its cell was trained and
             scores the held-out fold.
+        k: Number of folds (fewer when a class has fewer items).
 
     Returns:
         ``(labels, {arm: probabilities [N, K]}, folds)`` in ``labeled``'s order.
@@ -219,7 +220,7 @@ def cross_validate(labeled: Labeled, seed: int, folds_dir: Path,
 
     y = np.asarray(labeled.labels, dtype=int)
     groups = labeled.groups if len(set(labeled.groups)) < len(labeled.groups) else None
-    splits = sel.cv_folds(y, seed, groups)
+    splits = sel.cv_folds(y, seed, groups, k)
     oof: dict[str, np.ndarray] = {}
     for k, (tr, held) in enumerate(splits):
         sources = {"pool": Subset(labeled, tr), "val": None, "test": Subset(labeled, held)}

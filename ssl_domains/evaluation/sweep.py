@@ -59,7 +59,7 @@ import torch
 
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, dump_config, parse_config
 from ssl_domains.errors import ConfigError, RegistryError, SSLDomainsError
-from ssl_domains.evaluation.selection import COLLAPSE_AUROC
+from ssl_domains.evaluation.selection import COLLAPSE_AUROC, CV_FOLDS
 from ssl_domains.files import write_json
 
 __all__ = [
@@ -571,9 +571,11 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
 
 def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                 arms: Sequence[Arm], sources: dict[str, Any], pre: InitConfig | None,
-                alpha: float = 0.05, echo: Callable[[str], None] = print) -> dict[str, Any]:
+                alpha: float = 0.05, echo: Callable[[str], None] = print,
+                cv_folds: int = CV_FOLDS) -> dict[str, Any]:
     """Write the ``ensemble`` or ``auto`` cell of ``(size, seed)`` from the finished cells of
-    ``arms`` (see :mod:`ssl_domains.evaluation.auto`).
+    ``arms`` (see :mod:`ssl_domains.evaluation.auto`); ``cv_folds`` below 2 makes ``auto``
+    choose on the validation set whatever its size.
 
     Raises:
         SSLDomainsError: A member cell is missing or the cells scored different items.
@@ -606,10 +608,10 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         echo(f"  auto {size.label} seed {seed}: small validation set ({len(data['val'])} items), "
              f"cross-validating {len(plain)} arm(s) over {len(labeled)} labeled items")
         return auto.cross_validate(labeled, seed, cell / "folds",
-                                   _fold_trainer(cfg, plain, seed, pre, echo))
+                                   _fold_trainer(cfg, plain, seed, pre, echo), cv_folds)
 
-    return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble, cv=cv, seed=seed,
-                              alpha=alpha)
+    return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
+                              cv=cv if cv_folds >= 2 else None, seed=seed, alpha=alpha)
 
 
 # ---------------------------------------------------------------- results
@@ -735,6 +737,7 @@ def run_sweep(
     report: bool = True,
     sources: dict[str, Any] | None = None,
     require_test: bool = True,
+    cv_folds: int = CV_FOLDS,
 ) -> SweepResult:
     """Run (or finish) a label-efficiency sweep into ``out``; see the module docstring.
 
@@ -753,6 +756,9 @@ def run_sweep(
             when already built.
         require_test: Refuse a config without test data (``finetune.select: auto`` runs its
             candidates as a sweep and has no test data to require).
+        cv_folds: Folds of the ``auto`` arm's cross-validation when a validation set is small
+            (every other arm is retrained per fold: the cost of those cells times this);
+            below 2, ``auto`` always chooses on the validation set.
 
     Returns:
         A :class:`SweepResult`.
@@ -825,7 +831,7 @@ def run_sweep(
             if arm.derived:
                 summary = run_derived(cfg, arm, size, seed, out,
                                       [a for a in arm_list if a.name not in result.skipped],
-                                      sources, pre, alpha, echo)
+                                      sources, pre, alpha, echo, cv_folds)
                 result.computed.append(name)
                 chosen = (summary.get("selection") or {}).get("chosen")
                 auroc = (summary.get("test") or {}).get("auroc")

@@ -457,3 +457,21 @@ def test_derived_arms_need_their_members(tmp_path: Path) -> None:
     assert [a.name for a in arms] == ["ssl", "baseline:logistic", "ensemble", "auto"]
     with pytest.raises(ConfigError, match="ensemble, auto"):
         sweep_mod.parse_arms("ssl,best")
+
+
+@pytest.mark.parametrize("folds", [0, 3])
+def test_auto_cross_validation_folds(tmp_path: Path, folds: int) -> None:
+    """``cv_folds`` sets the folds of a small validation set's cross-validation; below 2 the
+    validation set chooses whatever its size."""
+    cfg = parse_config(_config(tmp_path, _data(tmp_path)))
+    out = tmp_path / "out"
+    run_sweep(cfg, out, sizes=[Size(count=40)], seeds=[0], arms=["scratch", "baseline", "auto"],
+              echo=lambda _: None, report=False, cv_folds=folds)
+    chosen = json.loads((out / "cells" / "auto_40_0" / "selection.json").read_text())
+    if folds:
+        assert chosen["method"].startswith("3-fold cross-validation over the 40 labeled items")
+        assert chosen["n_items"] == 40
+    else:
+        assert chosen["method"].startswith("validation (8 items")
+        assert chosen["n_items"] == 8
+    assert set(chosen["scores"]) == {"scratch", "baseline:logistic"}
