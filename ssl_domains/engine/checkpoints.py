@@ -149,7 +149,7 @@ def _load_tensors_only(path: Path, what: str) -> Any:
             raise CheckpointError(
                 f"{path}: refused to load this {what}: it holds Python objects besides tensors "
                 f"({shown}), and unpickling them could run code; convert it to .safetensors on a "
-                "machine where you trust its source (README, 'Safety')"
+                "machine where you trust its source (README: Safe with untrusted files)"
             ) from None
         inner = _INNER.search(text)
         why = " ".join(inner.group(1).split()) if inner else "not a PyTorch weights file"
