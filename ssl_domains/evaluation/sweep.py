@@ -551,6 +551,9 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
         for arm in arms:
             sub = folder / arm.folder
             fold_cfg = _cell_config(cfg, arm, Size(fraction=1.0), seed, pre)
+            # the fold runs' warnings (tiny inner validation sets, undefined metrics) repeat
+            # what the cells already said; errors still show
+            logging.disable(logging.WARNING)
             try:
                 if arm.baseline is not None:
                     run_baseline(fold_cfg, arm.baseline, sub, sources)
@@ -562,6 +565,8 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
                     raise
                 echo(f"  cross-validation: {arm.name} failed on {folder.name} ({err}); left out")
                 continue
+            finally:
+                logging.disable(logging.NOTSET)
             got[arm.name] = read_cell_predictions(sub / "predictions" / "test.csv")
             shutil.rmtree(sub, ignore_errors=True)
         return got
