@@ -99,6 +99,7 @@ class DicomFrame:
         derived: ImageType / FrameType says DERIVED.
         echo: ``(EchoNumbers, EchoTime)`` (None where absent).
         tilt: GantryDetectorTilt in degrees (0 if absent).
+        bits: BitsAllocated.
     """
 
     path: str
@@ -120,6 +121,7 @@ class DicomFrame:
     derived: bool = False
     echo: tuple[float | None, float | None] = (None, None)
     tilt: float = 0.0
+    bits: int = 16
 
 
 @dataclass
@@ -157,7 +159,7 @@ class DicomSeries:
     Attributes:
         series_id: Opaque id of the SeriesInstanceUID, plus ``_suffix`` when the series splits
             (``e2``: echo 2, ``ph``/``real``/``imag``: image type, ``derived``, ``64x64``: size,
-            ``o2``: orientation, ``rgb``: colour).
+            ``o2``: orientation, ``rgb``: colour, ``16bit``: bit depth).
         group: Opaque id of the SeriesInstanceUID (shared by the stacks of one series).
         modality: DICOM Modality (``"CT"``, ``"MR"``, ...).
         frames: Every frame of the stack, in scan order.
@@ -441,6 +443,7 @@ def _frames_of(path: str, ds: Any) -> list[DicomFrame]:
         "derived": derived,
         "echo": (_float(ds.get("EchoNumbers"), None), _float(ds.get("EchoTime"), None)),
         "tilt": _float(ds.get("GantryDetectorTilt"), 0.0) or 0.0,
+        "bits": int(_float(ds.get("BitsAllocated"), 16) or 16),
     }
     ps = _floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"), 2)
     base["pixel_spacing"] = (float(ps[0]), float(ps[1])) if ps is not None else None
@@ -560,7 +563,7 @@ def scan_dicom(root: str | Path, keep_pixels: bool = False, duplicates: str = "r
     paths = [root] if root.is_file() else list(_walk(root))
     statuses: dict[str, FileStatus] = {}
     by_uid: dict[str, tuple[str, list[DicomFrame], dict[str, Any]]] = {}
-    sops: dict[tuple[str, str], str] = {}
+    sops: dict[tuple[str, str, tuple[str, ...]], str] = {}
     with capture_file_messages() as cap:
         for path in paths:
             cap.current = str(path)
@@ -570,7 +573,10 @@ def scan_dicom(root: str | Path, keep_pixels: bool = False, duplicates: str = "r
                 continue
             uid = str(ds.SeriesInstanceUID)
             sop = str(ds.get("SOPInstanceUID") or "")
-            if sop and (uid, sop) in sops:
+            # same instance only when the image matches too (test sets reuse UIDs across variants)
+            image = tuple(str(ds.get(k, "")) for k in ("Rows", "Columns", "SamplesPerPixel",
+                                                       "BitsAllocated", "NumberOfFrames"))
+            if sop and sops.get((uid, sop, image)):
                 statuses[str(path)] = FileStatus(str(path), "duplicate",
                                                  "same SOPInstanceUID as another file (counted once)")
                 continue
@@ -579,7 +585,7 @@ def scan_dicom(root: str | Path, keep_pixels: bool = False, duplicates: str = "r
             except (TypeError, ValueError, AttributeError) as exc:
                 statuses[str(path)] = FileStatus(str(path), "skipped", f"bad image header: {redact(str(exc))}")
                 continue
-            sops[(uid, sop)] = str(path)
+            sops[(uid, sop, image)] = str(path)
             entry = by_uid.setdefault(uid, (str(ds.get("Modality", "OT")), [], {}))
             entry[1].extend(frames)
             if keep_pixels:
@@ -620,11 +626,12 @@ def _orientation_key(f: DicomFrame) -> tuple[int, ...] | None:
 def _stack_key(f: DicomFrame) -> tuple[Any, ...]:
     return (f.rows, f.cols, f.samples, f.mosaic_slices > 0, f.derived, f.kind,
             f.echo[0] if f.echo[0] is not None else math.inf,
-            f.echo[1] if f.echo[1] is not None else math.inf, _orientation_key(f) or ())
+            f.echo[1] if f.echo[1] is not None else math.inf, _orientation_key(f) or (), f.bits)
 
 
 def _split(group: str, modality: str, frames: list[DicomFrame]) -> list[DicomSeries]:
-    """One series -> stacks, as dcm2niix splits outputs (size, colour, type, echo, orientation)."""
+    """One series -> stacks, as dcm2niix splits outputs (size, colour, type, echo, orientation,
+    bit depth)."""
     by_key: dict[tuple[Any, ...], list[DicomFrame]] = {}
     for f in frames:
         by_key.setdefault(_stack_key(f), []).append(f)
@@ -649,6 +656,8 @@ def _split(group: str, modality: str, frames: list[DicomFrame]) -> list[DicomSer
             parts.append(_KIND_SUFFIX[key[5]])
         if varies[8]:
             parts.append(f"o{orientations.index(key[8]) + 1}")
+        if varies[9]:
+            parts.append(f"{key[9]}bit")
         sid = "_".join([group] + parts)
         while any(s.series_id == sid for s in out):
             sid += "_"

@@ -171,3 +171,18 @@ def test_16_bit_colour_is_written_as_a_vector_image_not_clipped(tmp_path):
     rgb = pydicom.dcmread(PYDICOM_FILES / "SC_rgb_rle_16bit.dcm").pixel_array  # [rows, cols, 3]
     assert rgb.max() > 255
     np.testing.assert_array_equal(np.asarray(img.dataobj)[:, :, 0, 0].transpose(1, 0, 2), rgb.astype(np.float32))
+
+
+def test_a_reused_sop_uid_with_another_image_is_not_a_duplicate(tmp_path):
+    """pydicom's 8- and 16-bit RLE colour images share SOPInstanceUID and position: two stacks
+    (split by bit depth), neither counted as a copy of the other."""
+    _needs_files()
+    (tmp_path / "in").mkdir()
+    for name in ("SC_rgb_rle.dcm", "SC_rgb_rle_16bit.dcm"):
+        shutil.copy(PYDICOM_FILES / name, tmp_path / "in")
+    shutil.copy(PYDICOM_FILES / "SC_rgb_rle.dcm", tmp_path / "in" / "copy.dcm")
+    scan = scan_dicom(tmp_path / "in")
+    status = {Path(f.path).name: f.status for f in scan.files}
+    assert status == {"SC_rgb_rle.dcm": "read", "SC_rgb_rle_16bit.dcm": "read", "copy.dcm": "duplicate"}
+    assert sorted(sid.rsplit("_", 1)[1] for sid in scan.series) == ["16bit", "8bit"]
+    assert all(s.shape == (100, 100, 1) and not s.is_4d for s in scan.series.values())
