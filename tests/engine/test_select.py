@@ -138,3 +138,41 @@ def test_ensemble_export_predicts_the_weighted_average(tmp_path: Path, arrays: P
                                0.25 * _scores(tmp_path / "d.csv") + 0.75 * base, atol=1e-6)
     got = read_cell_predictions(tmp_path / "e.csv")
     assert got.labels is not None and (got.labels == data["y"]).all()
+
+
+def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
+        tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever is chosen, the export predicts what the chosen candidate predicted: here the
+    choice is forced to the ensemble to check its export end to end."""
+    from ssl_domains.engine.pretrain import pretrain
+    from ssl_domains.evaluation import selection
+
+    real = selection.choose
+
+    def ensemble_wins(*args: object, **kwargs: object) -> selection.Choice:
+        c = real(*args, **kwargs)  # type: ignore[arg-type]
+        c.runner_up, c.runner_up_score = c.chosen, c.score
+        c.chosen, c.score = "ensemble", c.scores["ensemble"] or 0.0
+        return c
+
+    monkeypatch.setattr(selection, "choose", ensemble_wins)
+    cfg = parse_config(make_config(tmp_path, arrays, **{
+        "pretrain.train.epochs": 1, "finetune.train.epochs": 2, "finetune.select": "auto",
+        "finetune.label_count": 200}))
+    run = tmp_path / "runs" / "t"
+    pretrain(cfg, run)
+    s = finetune(cfg, run)
+    assert s["selection"]["chosen"] == "ensemble"
+    export = run / "export"
+    config = json.loads((export / "config.json").read_text())
+    cell = run / "candidates" / "cells" / "ensemble_200_0"
+    ens = json.loads((cell / "eval.json").read_text())["ensemble"]
+    assert config["kind"] == "ensemble" and config["weight"] == ens["weight"]
+    assert config["members"] == {"deep": "ssl", "baseline": ens["members"][1]}
+    assert (export / "deep" / "model.safetensors").is_file()
+    assert (export / "baseline" / BASELINE_FILE).is_file()
+    again = evaluate(run)
+    np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"),
+                               _scores(cell / "predictions" / "test.csv"), atol=1e-6)
+    assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
+    assert "chosen by `select: auto`: **ensemble**" in (export / "README.md").read_text()
