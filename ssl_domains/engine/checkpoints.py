@@ -127,14 +127,33 @@ _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _INNER = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", re.S)
 
 
-def _load_tensors_only(path: Path, what: str) -> Any:
-    """``torch.load(path, weights_only=True)``: tensors, containers and plain values only.
+def _numpy_globals() -> list[Any]:
+    """numpy scalars, dtypes and plain arrays: what foreign checkpoints often hold beside their
+    weights (``"best_acc": np.float64(...)``). Building them runs no code of the file's choosing
+    (an object array's items go through the same restricted unpickler)."""
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    dtypes = getattr(np, "dtypes", None)
+    classes = [c for c in vars(dtypes).values() if isinstance(c, type) and issubclass(c, np.dtype)] if dtypes else []
+    return [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, *classes]
+
+
+def _load_tensors_only(path: Path, what: str, numpy: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, containers and plain values only
+    (and, with ``numpy``, numpy scalars and arrays).
 
     Raises:
         CheckpointError: The file holds other Python objects (refused: unpickling them could run
             code) or cannot be read at all.
     """
     try:
+        if numpy:
+            with torch.serialization.safe_globals(_numpy_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
@@ -325,7 +344,7 @@ def load_init(path: str | Path, backbone: nn.Module, source: str = "auto", stric
         kind = "safetensors"
     else:
         # weights_only: tensors and containers only; a file carrying pickled code is refused
-        raw = _load_tensors_only(p, "weights file")
+        raw = _load_tensors_only(p, "weights file", numpy=True)
         kind = "weights"
         if isinstance(raw, dict) and "model" in raw and "step" in raw and "rng" in raw:
             kind = "resume checkpoint"

@@ -60,6 +60,22 @@ def test_init_with_payload_is_refused(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def test_init_reads_foreign_weights_with_numpy_values_but_not_a_payload_among_them(tmp_path: Path) -> None:
+    import numpy as np
+
+    src = _backbone()
+    extras = {"best_acc": np.float64(0.91), "epoch": np.int64(40), "lrs": np.array([0.1, 0.01])}
+    torch.save({"state_dict": src.state_dict(), **extras}, tmp_path / "genesis.pt")
+    dst = _backbone()
+    assert not load_init(tmp_path / "genesis.pt", dst).missing
+    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
+    marker = tmp_path / "ran"
+    path = _payload_file(tmp_path / "mixed.pt", marker, {"state_dict": src.state_dict(), **extras})
+    with pytest.raises(CheckpointError, match="refused to load this weights file"):
+        load_init(path, _backbone())
+    assert not marker.exists()
+
+
 def test_cli_init_with_payload_exits_1_without_running_it(tmp_path: Path, arrays: Path) -> None:
     marker = tmp_path / "ran"
     path = _payload_file(tmp_path / "weights.pt", marker, {"state_dict": _backbone().state_dict()})
