@@ -255,7 +255,8 @@ def report_cmd(run_dir: str) -> None:
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..S-1 per size.")
 @click.option("--seed-list", help="Explicit seeds instead of --seeds, e.g. 0,3,7.")
 @click.option("--arms", default="ssl,scratch,linear_probe,baseline", show_default=True,
-              help="Arms: ssl, scratch, linear_probe, baseline (all baselines) or baseline:<name>.")
+              help="Arms: ssl, scratch, linear_probe, baseline (all baselines), baseline:<name>, "
+                   "ensemble (ssl + strongest baseline), auto (best arm, chosen on validation data).")
 @click.option("--out", type=click.Path(file_okay=False), help="Sweep folder (default: output_dir/<name>-sweep).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
 @click.option("--init", "init_path", type=click.Path(), help="Pre-trained weights for ssl/linear_probe (skips pre-training).")
