@@ -269,7 +269,8 @@ def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int,
     from ssl_domains.errors import ConfigError
     from ssl_domains.plugins import get_host
 
-    task, config = load_finetuned(run_dir)
+    model, config = load_finetuned(run_dir)
+    task: Any = model  # a tumor_patch_detection task: probability_map, case_score, save_probability_map
     if not hasattr(task, "probability_map"):
         raise ConfigError(f"{run_dir}: task {config['task']['name']!r} makes no probability maps; "
                           "fine-tune with tumor_patch_detection")

@@ -89,10 +89,10 @@ class DicomDataset(VolumeDataset):
         self.scan = scan
         # the host logs each skipped input once, by opaque id; warnings likewise name no path
         self.skipped = [(f.path, f.reason) for f in scan.files if f.status in ("skipped", "dropped")]
-        duplicates = sum(f.status == "duplicate" for f in scan.files)
-        if duplicates:
+        n_copies = sum(f.status == "duplicate" for f in scan.files)
+        if n_copies:
             log.info("%d duplicate DICOM file(s) (same SOPInstanceUID, or same position and pixels) "
-                     "counted once", duplicates)
+                     "counted once", n_copies)
         for f in scan.files:
             for message in f.messages:
                 log.warning("DICOM input %s: %s", opaque_id(f.path), message)

@@ -401,8 +401,11 @@ def write_colour_image(
     elif transfer_syntax in (RLELossless, JPEG2000Lossless, JPEG2000):
         ds.PhotometricInterpretation = "RGB"
         ds.PixelData = frames.tobytes()
-        lossy = {"j2k_cr": [4]} if transfer_syntax == JPEG2000 else {}
-        ds.compress(transfer_syntax, rgb, generate_instance_uid=False, **lossy)
+        lossy = transfer_syntax == JPEG2000
+        if lossy:
+            ds.compress(transfer_syntax, rgb, generate_instance_uid=False, j2k_cr=[4])
+        else:
+            ds.compress(transfer_syntax, rgb, generate_instance_uid=False)
         if transfer_syntax != RLELossless:  # colour transform in the codestream (RCT / ICT)
             ds.PhotometricInterpretation = "YBR_ICT" if lossy else "YBR_RCT"
     else:
