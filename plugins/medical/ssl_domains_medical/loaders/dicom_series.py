@@ -684,8 +684,9 @@ def _resolve(series: DicomSeries, duplicates: str, gantry_tilt: str) -> list[tup
     placed = [f for f in frames if f.position is not None and f.orientation is not None]
     if len(placed) < len(frames):
         if not placed:
-            _resolve_unplaced(series, frames)
-            return []
+            changes = _drop_pixel_duplicates(series, [list(frames)], placed=False)
+            _resolve_unplaced(series, series.frames)
+            return changes
         series.refused = (f"{len(frames) - len(placed)} of {len(frames)} images have no "
                           "ImagePositionPatient/ImageOrientationPatient: cannot place them in the stack")
         return []
@@ -765,19 +766,21 @@ def _pixel_digest(series: DicomSeries, frame: DicomFrame) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def _drop_pixel_duplicates(series: DicomSeries, groups: list[list[DicomFrame]]) -> list[tuple[str, str, str]]:
+def _drop_pixel_duplicates(series: DicomSeries, groups: list[list[DicomFrame]], placed: bool = True,
+                           ) -> list[tuple[str, str, str]]:
     """Single-frame files that repeat a position, time key and pixels: kept once.
 
     Only images whose temporal keys (TemporalPositionIdentifier, TriggerTime, AcquisitionNumber,
-    AcquisitionTime) are all equal can be copies; the first such position is probed and the
-    whole stack checked only when it holds identical images (a copied file under a new
-    SOPInstanceUID), so 4-D series without temporal tags cost a few extra decodes.
+    AcquisitionTime; and InstanceNumber for images without a position) are all equal can be
+    copies; the first such group is probed and the whole stack checked only when it holds
+    identical images (a copied file under a new SOPInstanceUID), so 4-D series without temporal
+    tags cost a few extra decodes.
     """
     def candidates(g: list[DicomFrame]) -> list[list[DicomFrame]]:
         by_time: dict[tuple[float, ...], list[DicomFrame]] = {}
         for f in g:
             if f.frame is None:
-                by_time.setdefault(f.time[:4], []).append(f)
+                by_time.setdefault(f.time[:4] if placed else f.time, []).append(f)
         return [c for c in by_time.values() if len(c) > 1]
 
     repeated = [c for g in groups if len(g) > 1 for c in candidates(g)]
@@ -792,8 +795,8 @@ def _drop_pixel_duplicates(series: DicomSeries, groups: list[list[DicomFrame]]) 
         for f in cand:
             digest = _pixel_digest(series, f)
             if digest and digest in seen:
-                changes.append((f.path, "duplicate", "same position and pixel data as another file "
-                                "(counted once)"))
+                changes.append((f.path, "duplicate", ("same position" if placed else "same InstanceNumber")
+                                + " and pixel data as another file (counted once)"))
             seen.add(digest)
     dropped = {p for p, _, _ in changes}
     for g in groups:

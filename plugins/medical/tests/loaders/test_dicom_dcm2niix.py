@@ -325,3 +325,18 @@ def test_convert_command_writes_what_dcm2niix_writes(tmp_path):
             if mine.shape == ref.shape and np.allclose(mine.affine, ref.affine, atol=1e-3):
                 hits.append(np.array_equal(np.asarray(mine.dataobj), np.asarray(ref.dataobj)))
         assert hits == [True], folder
+
+
+def test_copied_still_without_position_counted_once(tmp_path):
+    """An ultrasound still copied under a new SOPInstanceUID (same InstanceNumber and pixels)."""
+    picture = colour_picture()
+    write_colour_image(tmp_path / "a.dcm", picture, seed=47, instance=1)
+    write_colour_image(tmp_path / "b.dcm", np.roll(picture, 3, axis=0), seed=47, instance=2)
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.5.6.8"
+    ds.save_as(tmp_path / "c.dcm")
+    scan = scan_dicom(tmp_path)
+    (series,) = scan.series.values()
+    assert series.shape == (72, 64, 2)
+    assert {Path(f.path).name: f.status for f in scan.files} == {"a.dcm": "read", "b.dcm": "read",
+                                                                "c.dcm": "duplicate"}
