@@ -21,6 +21,10 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     start = ci.index("# --- README test command (keep in sync with README.md \"Install and run the tests\") ---")
     assert ci[start + 1] == command
     assert ci[start + 2].startswith("# --- end")
+    # set -e does not stop on a failure before the last && of a list (mypy failing would let
+    # CI go on and pass): the status of the list is checked on the next command line
+    after = [line for line in ci[start + 3:] if line.strip() and not line.startswith("#")]
+    assert after[0] == "rc=$?" and after[1] == 'if [ "$rc" -ne 0 ]; then'
 
 
 def test_ci_venv_is_ignored_and_extras_pass_cannot_be_empty() -> None:
