@@ -165,6 +165,15 @@ def finetune(
         from ssl_domains.engine.select import select_finetune
 
         return select_finetune(cfg, Path(run_path), init=init, sources=sources)
+    own_export = Path(run_path) / "export"
+    if not (fcfg.from_scratch or resume or init or cfg.init
+            or (cfg.pretrain is not None and (own_export / "backbone.safetensors").is_file())):
+        raise ConfigError(
+            f"{cfg.name}: fine-tuning has no pre-trained weights to start from (no --init, no "
+            f"'init' in the config, no pre-training export in {own_export}); run "
+            "`ssl-domains pretrain` into this run folder first, pass --init PATH, or set "
+            "finetune.from_scratch: true to train from random weights"
+        )
     rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
     registry = get_host().registry
     data = prepare_finetune_data(cfg, fcfg, sources)
@@ -178,13 +187,6 @@ def finetune(
         init_cfg = init or cfg.init
         if init_cfg is None and cfg.pretrain is not None and (run.export / "backbone.safetensors").is_file():
             init_cfg = InitConfig(path=str(run.export))
-        if init_cfg is None and state is None:
-            raise ConfigError(
-                f"{cfg.name}: fine-tuning has no pre-trained weights to start from (no --init, no "
-                f"'init' in the config, no pre-training export in {run.export}); run "
-                "`ssl-domains pretrain` into this run folder first, pass --init PATH, or set "
-                "finetune.from_scratch: true to train from random weights"
-            )
     init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
     declared, explicit = declared_classes(fcfg.task.args, registry.get("finetune", fcfg.task.name).factory)
     n_classes, label_warnings = check_labels(

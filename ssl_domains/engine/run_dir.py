@@ -63,6 +63,7 @@ class RunLock:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
         self._fd: int | None = None
+        self._made_folder = False
 
     def _holder(self) -> dict[str, Any]:
         try:
@@ -93,6 +94,7 @@ class RunLock:
         if mine is not None:
             mine.release()
         with write_guard(self.path):
+            self._made_folder = not self.folder.exists()
             self.folder.mkdir(parents=True, exist_ok=True)
             for _ in range(20):
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -137,11 +139,14 @@ class RunLock:
         return self
 
     def release(self) -> None:
-        """Remove the lock file and drop the lock (idempotent)."""
+        """Remove the lock file (and the folder, when the lock made it and nothing else was
+        written there) and drop the lock (idempotent)."""
         if self._fd is None:
             return
         try:
             self.path.unlink(missing_ok=True)
+            if self._made_folder and not any(self.folder.iterdir()):
+                self.folder.rmdir()
         except OSError:
             pass
         os.close(self._fd)

@@ -62,7 +62,8 @@ def test_same_seed_same_result_and_budget_too_small(tmp_path: Path, arrays: Path
     a = finetune(cfg, tmp_path / "a")
     b = finetune(cfg, tmp_path / "b")
     assert a["test"] == b["test"]
-    bad = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.label_fraction": 0.001}))
+    bad = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.label_fraction": 0.001,
+                                                                       "finetune.from_scratch": True}))
     with pytest.raises(ConfigError, match="label budget 0 is smaller than the number of classes"):
         finetune(bad, tmp_path / "c")
 

@@ -35,7 +35,7 @@ def test_finetune_without_weights_is_refused_unless_from_scratch(tmp_path: Path,
     with pytest.raises(ConfigError, match=r"fine-tuning has no pre-trained weights to start from .* "
                                           r"set finetune\.from_scratch: true"):
         finetune(cfg, tmp_path / "runs" / "none")
-    assert not (tmp_path / "runs" / "none" / "eval.json").exists()
+    assert not (tmp_path / "runs" / "none").exists()  # refused before anything is written
     s = finetune(_cfg(tmp_path, arrays), tmp_path / "runs" / "scratch")
     assert s["init"] == "scratch"
 
