@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     docstring). Returns the eval summary (with ``selection``).
 
     Raises:
-        ConfigError: No ``finetune`` section.
+        ConfigError: No ``finetune`` section, or several processes (torchrun).
         SSLDomainsError: The choice could not be made (e.g. every candidate failed).
     """
     from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
@@ -204,6 +205,9 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
 
     if cfg.finetune is None:
         raise ConfigError(f"{cfg.name}: the config has no 'finetune' section")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("finetune.select: auto trains its candidates one after another in one "
+                          "process; run it without torchrun (or use select: single)")
     fcfg = cfg.finetune
     run = Path(run_path)
     run.mkdir(parents=True, exist_ok=True)

@@ -176,3 +176,14 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
                                _scores(cell / "predictions" / "test.csv"), atol=1e-6)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
     assert "chosen by `select: auto`: **ensemble**" in (export / "README.md").read_text()
+
+
+def test_auto_refuses_several_processes(tmp_path: Path, arrays: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssl_domains.errors import ConfigError
+
+    cfg = parse_config(make_config(tmp_path, arrays, **{"finetune.select": "auto"}))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="without torchrun"):
+        finetune(cfg, tmp_path / "runs" / "t")
+    assert not (tmp_path / "runs" / "t" / "candidates").exists()
