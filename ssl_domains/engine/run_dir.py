@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -74,12 +75,14 @@ class RunLock:
 
     def _busy(self, holder: dict[str, Any]) -> RunFolderBusy:
         who = f"pid {holder.get('pid', '?')}"
-        if holder.get("host") and holder.get("host") != socket.gethostname():
+        other_host = bool(holder.get("host")) and holder.get("host") != socket.gethostname()
+        if other_host:
             who += f" on {holder['host']}"
         return RunFolderBusy(
             f"{self.folder}: in use by another ssl-domains process ({who}, started "
             f"{holder.get('started', 'at an unknown time')}); wait for it to finish or write into "
             f"another folder (--out, or --set name=...). Lock file: {self.path}"
+            + (" (delete it if that process is gone)" if other_host else "")
         )
 
     def acquire(self) -> RunLock:
@@ -96,15 +99,21 @@ class RunLock:
         with write_guard(self.path):
             self._made_folder = not self.folder.exists()
             self.folder.mkdir(parents=True, exist_ok=True)
+            locked = fcntl is not None
             for _ in range(20):
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-                if fcntl is not None:
+                if locked:
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
                         os.close(fd)
                         time.sleep(0.05)  # the holder may be writing its record just now
                         raise self._busy(self._holder()) from None
+                    except OSError as exc:
+                        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                            os.close(fd)
+                            raise
+                        locked = False  # a file system without locks: the pid check below guards
                 try:
                     same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
                 except FileNotFoundError:
@@ -119,7 +128,7 @@ class RunLock:
             pid = holder.get("pid")
             if isinstance(pid, int) and pid != os.getpid():
                 same_host = holder.get("host") == socket.gethostname()
-                if fcntl is None and same_host and _alive(pid):
+                if not locked and (not same_host or _alive(pid)):
                     os.close(fd)
                     raise self._busy(holder)
                 log.warning("%s: taking over the lock left by pid %s (started %s), which is gone; "

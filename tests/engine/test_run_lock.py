@@ -87,3 +87,30 @@ def test_lock_is_released_after_success_and_after_an_error(tmp_path: Path, array
     res = subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(120)", "pass"), str(run)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "held", res.stderr
+
+
+def test_without_file_locks_the_pid_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import fcntl
+    import socket
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-03 08:00:00 UTC"}
+    (run / LOCK_FILE).write_text(json.dumps(record))
+    with pytest.raises(RunFolderBusy, match=rf"\(pid {os.getppid()}, started 2026-12-03 08:00:00 UTC\)"):
+        RunLock(run).acquire()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    (run / LOCK_FILE).write_text(json.dumps({**record, "pid": int(dead.stdout)}))
+    with caplog.at_level(logging.WARNING), RunLock(run):
+        assert json.loads((run / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert f"taking over the lock left by pid {int(dead.stdout)}" in caplog.text
+    (run / LOCK_FILE).write_text(json.dumps({**record, "host": "elsewhere"}))
+    with pytest.raises(RunFolderBusy, match=r"on elsewhere, .*\(delete it if that process is gone\)$"):
+        RunLock(run).acquire()
