@@ -33,13 +33,18 @@ def _strict(text: str) -> Any:
     return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
 
 
-def test_checkpoint_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EDQUOT])
+def test_checkpoint_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     folder = tmp_path / "ck"
     save_checkpoint({"step": 1, "w": torch.ones(3)}, folder, step=1)
-    monkeypatch.setattr(files.os, "fsync", _disk_full)
+
+    def fail(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(files.os, "fsync", fail)
     with pytest.raises(WriteError) as err:
         save_checkpoint({"step": 2, "w": torch.zeros(3)}, folder, step=2)
-    assert str(err.value) == f"{folder / 'step_00000002.pt'}: cannot write (No space left on device)"
+    assert str(err.value) == f"{folder / 'step_00000002.pt'}: cannot write ({os.strerror(code)})"
     assert sorted(p.name for p in folder.iterdir()) == ["last.pt", "step_00000001.pt"]  # no .tmp
     assert torch.load(folder / "last.pt", weights_only=True)["step"] == 1  # the old one is intact
 
