@@ -47,3 +47,15 @@ def test_cli_reports_the_key(tmp_path: Path, arrays: Path) -> None:
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1] == (
         "Error: backbone 'mlp' (plugin ssl_domains): hidden='abc': expected an integer")
+
+
+def test_the_reported_cases_on_the_time_series_plugin() -> None:
+    reg = get_host().registry
+    if "patch_transformer" not in reg.names("backbone"):
+        pytest.skip("ssl-domains-timeseries not installed")
+    with pytest.raises(ConfigError) as err:
+        reg.create("backbone", "patch_transformer", d_model=-4)
+    assert str(err.value).startswith("backbone 'patch_transformer' (plugin timeseries): d_model=-4: ")
+    with pytest.raises(ConfigError) as err:
+        reg.create("loader", "numpy", path="signals.npy", window="abc")
+    assert str(err.value) == "loader 'numpy' (plugin timeseries): window='abc': expected an integer or null"
