@@ -75,7 +75,7 @@ def test_folder_skips_bad_files(tmp_path: Path, caplog: pytest.LogCaptureFixture
     ds = CSVDataset(str(tmp_path))
     assert len(ds) == 2
     assert ds.skipped == [(str(tmp_path / "b.csv"), "file is empty")]
-    assert "b.csv: file is empty" in caplog.text
+    assert "file is empty" not in caplog.text  # listed; the host's build_dataset logs it once
 
 
 def test_parquet_wide_and_sample(tmp_path: Path) -> None:
