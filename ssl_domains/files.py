@@ -11,18 +11,19 @@ cause in one line.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from ssl_domains.errors import WriteError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "to_json", "strict_json_value",
-           "append_line", "write_guard"]
+__all__ = ["atomic_write_bytes", "atomic_write_with", "atomic_write_text", "write_json", "to_json",
+           "strict_json_value", "append_line", "write_guard"]
 
 
 def _cause(exc: OSError) -> str:
@@ -59,6 +60,58 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+class _Recording(io.RawIOBase):
+    """A writable file that remembers the ``OSError`` its writes raised: serialisers such as
+    ``torch.save`` turn it into a ``RuntimeError`` without the cause."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        super().__init__()
+        self.f = f
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Stream a file to ``path`` with ``write(file)`` (e.g. ``torch.save``), through a fsynced
+    temporary file and a rename.
+
+    Raises:
+        WriteError: The disk is full, read-only, or refuses the write (also when ``write``
+            reports it as some other error); nothing partial is left.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with write_guard(path, tmp):
+        try:
+            with open(tmp, "wb") as f:
+                out = _Recording(f)
+                try:
+                    write(cast(BinaryIO, out))
+                except Exception:
+                    if out.error is not None:
+                        raise out.error from None
+                    raise
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException as exc:
+            if not isinstance(exc, OSError):
+                tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
 
 

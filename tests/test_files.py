@@ -97,3 +97,24 @@ def test_figure_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(WriteError, match=r"roc\.png: cannot write \(No space left on device\)$"):
         plots.save(fig, tmp_path / "report" / "roc.png")
     assert not (tmp_path / "report" / "roc.png").exists() and not plt.get_fignums()
+
+
+def test_disk_full_inside_torch_save_is_reported_as_disk_full(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.save turns a failed write into `RuntimeError: [enforce fail at inline_container.cc]`;
+    the checkpoint writer reports the cause instead."""
+    import io
+
+    folder = tmp_path / "ck"
+
+    class FillsUp(io.FileIO):
+        def write(self, data: Any) -> int:
+            if self.tell() > 1000:
+                raise OSError(errno.ENOSPC, DISK_FULL)
+            return super().write(data)
+
+    monkeypatch.setattr(files, "open", lambda path, mode: FillsUp(path, "w"), raising=False)
+    with pytest.raises(WriteError) as err:
+        save_checkpoint({"step": 1, "w": torch.randn(100, 100)}, folder, step=1)
+    assert str(err.value) == f"{folder / 'step_00000001.pt'}: cannot write (No space left on device)"
+    assert not list(folder.iterdir())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import json
 import logging
 import os
@@ -20,7 +19,13 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ssl_domains.errors import CheckpointError
-from ssl_domains.files import atomic_write_bytes, atomic_write_text, write_guard, write_json
+from ssl_domains.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    atomic_write_with,
+    write_guard,
+    write_json,
+)
 
 __all__ = [
     "Conversion",
@@ -94,10 +99,9 @@ def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int = 
     """
     with write_guard(folder):
         folder.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save(state, buf)  # serialised in memory: a full disk then fails as a plain OSError
     periodic = folder / f"step_{step:08d}.pt"
-    atomic_write_bytes(periodic, buf.getbuffer())
+    # streamed; a full disk inside torch.save (a RuntimeError there) is reported as what it is
+    atomic_write_with(periodic, lambda f: torch.save(state, f))
     last, last_tmp = folder / "last.pt", folder / ".last.pt.tmp"
     with write_guard(last, last_tmp):
         last_tmp.unlink(missing_ok=True)
