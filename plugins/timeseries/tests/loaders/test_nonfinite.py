@@ -118,3 +118,28 @@ def test_a_skipped_file_is_logged_once_without_its_path(tmp_path: Path, caplog) 
     assert len(lines) == 1 and "non-numeric value 'zz' in column 'b'" in lines[0]
     assert "PATIENT_X" not in lines[0] and str(tmp_path) not in lines[0]
     assert len(console.skipped()) == 1  # and once in the end-of-run summary
+
+
+def test_pretraining_on_a_csv_with_one_1e308_cell_exports_finite_stats(tmp_path: Path) -> None:
+    from ssl_domains.config import parse_config
+    from ssl_domains.engine.pretrain import pretrain
+
+    rng = np.random.RandomState(0)
+    rows = ["a,b"] + [f"{rng.randn():.4f},{rng.randn() * 3 + 50:.4f}" for _ in range(400)]
+    rows[123] = rows[123].split(",")[0] + ",1e308"
+    (tmp_path / "sig.csv").write_text("\n".join(rows) + "\n")
+    cfg = parse_config({
+        "name": "ts", "output_dir": str(tmp_path / "runs"),
+        "backbone": {"name": "tcn", "args": {"in_channels": 2, "width": 8, "depth": 2, "kernel_size": 3}},
+        "pretrain": {
+            "data": {"train": {"name": "csv", "args": {"path": str(tmp_path / "sig.csv"), "window": 32,
+                                                       "normalize": "global"}}, "batch_size": 4},
+            "task": {"name": "masked_patches", "args": {"mask_ratio": 0.4, "segment_len": 4}},
+            "train": {"epochs": 1, "progress": False, "warmup_steps": 0},
+        },
+    })
+    summary = pretrain(cfg, tmp_path / "runs" / "ts")
+    stats = json.loads((tmp_path / "runs" / "ts" / "export" / "config.json").read_text())["data_stats"]
+    assert all(np.isfinite(stats["mean"])) and all(np.isfinite(stats["std"]))
+    assert 45 < stats["mean"][1] < 55 and 2 < stats["std"][1] < 4  # channel b is still usable
+    assert np.isfinite(summary["best_val_loss"])
