@@ -134,9 +134,11 @@ def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
 
 
 def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str, Path],
-                      threshold_rule: str) -> dict[str, Any]:
+                      threshold_rule: str, oof: Any = None) -> dict[str, Any]:
     """The ``ensemble`` cell: ``deep`` (``(arm, cell)``, the ``ssl`` arm) with the strongest of
-    ``baselines`` (arm -> finished cell), weight and baseline chosen on validation AUROC.
+    ``baselines`` (arm -> finished cell), weight and baseline chosen on validation AUROC, or
+    on out-of-fold probabilities when ``oof`` (``(labels, {arm: probabilities}, folds)``, the
+    ``auto`` arm's cross-validation) holds the deep arm and a baseline.
 
     Raises:
         SSLDomainsError: A member cell is missing or the cells scored different items.
@@ -148,11 +150,19 @@ def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str
         vals[arm] = read_cell_predictions(path / "predictions" / "val.csv")
         _same_items(val_d, vals[arm], f"ensemble of {deep_cell.name} and {path.name}")
     assert val_d.labels is not None
-    best, base_scores = sel.strongest_baseline(val_d.labels, {a: p.probs for a, p in vals.items()})
-    weight, tried = sel.ensemble_weight(val_d.labels, val_d.probs, vals[best].probs)
+    y, deep_p = val_d.labels, val_d.probs
+    bases = {a: p.probs for a, p in vals.items()}
+    chosen_on = "validation"
+    if oof is not None and deep_arm in oof[1] and any(b in oof[1] for b in baselines):
+        y, deep_p = oof[0], oof[1][deep_arm]
+        bases = {b: oof[1][b] for b in baselines if b in oof[1]}
+        chosen_on = (f"{oof[2]}-fold cross-validation over the {len(y)} labeled items "
+                     f"(validation set too small: {len(val_d.labels)} items)")
+    best, base_scores = sel.strongest_baseline(y, bases)
+    weight, tried = sel.ensemble_weight(y, deep_p, bases[best])
     extra = {"init": "ensemble", "ensemble": {
         "members": [deep_arm, best], "weight": weight, "weight_of": deep_arm,
-        "chosen_on": "validation", "weights_tried": {str(w): s for w, s in tried.items()},
+        "chosen_on": chosen_on, "weights_tried": {str(w): s for w, s in tried.items()},
         "baseline_scores": base_scores, "metric": "auroc"}}
     return combined_cell(cell, deep_cell, baselines[best], weight, threshold_rule, extra)
 

@@ -593,30 +593,55 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
             if a.name != arm.name and (out / "cells" / cell_name(a, size, seed) / "eval.json").is_file()}
     bases = [a.name for a in arms if a.baseline is not None and a.name in done]
     rule = cfg.finetune.threshold_rule
-    if arm.name == "ensemble":
-        if "ssl" not in done or not bases:
-            raise SSLDomainsError(f"ensemble {size.label} seed {seed}: needs the finished ssl "
-                                  "cell and at least one finished baseline cell")
-        return auto.run_ensemble_cell(cell, ("ssl", done["ssl"]), {b: done[b] for b in bases},
-                                      rule)
-    candidates = {a.name: done[a.name] for a in arms if a.name in done and a.name != "auto"}
     plain = [a for a in arms if not a.derived and a.name in done]
-    ensemble = ("ssl", bases) if "ensemble" in candidates else None
 
     def cv() -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+        """The out-of-fold probabilities of every plain arm (computed once per size and seed,
+        kept in ``<out>/cv/``: the ensemble and auto cells share them)."""
         from ssl_domains.engine.finetune import prepare_finetune_data
+        from ssl_domains.files import write_json
 
+        path = out / "cv" / f"{size.tag}_{seed}.json"
+        names = sorted(a.name for a in plain)
+        if path.is_file():
+            got = json.loads(path.read_text())
+            if got.get("arms") == names and got.get("folds_asked") == cv_folds:
+                return (np.asarray(got["labels"], dtype=int),
+                        {a: np.asarray(p, dtype=np.float64) for a, p in got["probs"].items()},
+                        int(got["folds"]))
         cell_cfg = _cell_config(cfg, plain[0], size, seed, pre)
         assert cell_cfg.finetune is not None
         data = prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
         labeled = auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
-        echo(f"  auto {size.label} seed {seed}: small validation set ({len(data['val'])} items), "
+        echo(f"  {size.label} seed {seed}: small validation set ({len(data['val'])} items), "
              f"cross-validating {len(plain)} arm(s) over {len(labeled)} labeled items")
-        return auto.cross_validate(labeled, seed, cell / "folds",
-                                   _fold_trainer(cfg, plain, seed, pre, echo), cv_folds)
+        folds = out / "cv" / f"folds_{size.tag}_{seed}"
+        shutil.rmtree(folds, ignore_errors=True)  # an interrupted cross-validation restarts
+        y, probs, k = auto.cross_validate(labeled, seed, folds,
+                                          _fold_trainer(cfg, plain, seed, pre, echo), cv_folds)
+        write_json(path, {"labels": y.tolist(), "folds": k, "folds_asked": cv_folds,
+                          "arms": names, "probs": {a: p.tolist() for a, p in probs.items()}})
+        return y, probs, k
 
+    use_cv = cv_folds >= 2 and any(a.name == "auto" for a in arms)
+    if arm.name == "ensemble":
+        if "ssl" not in done or not bases:
+            raise SSLDomainsError(f"ensemble {size.label} seed {seed}: needs the finished ssl "
+                                  "cell and at least one finished baseline cell")
+        oof = None
+        if use_cv:  # auto cross-validates a small validation set anyway: choose on it too
+            from ssl_domains.evaluation.auto import read_cell_predictions
+            from ssl_domains.evaluation.selection import small_validation
+
+            val = read_cell_predictions(done["ssl"] / "predictions" / "val.csv")
+            if val.labels is not None and small_validation(val.labels):
+                oof = cv()
+        return auto.run_ensemble_cell(cell, ("ssl", done["ssl"]), {b: done[b] for b in bases},
+                                      rule, oof=oof)
+    candidates = {a.name: done[a.name] for a in arms if a.name in done and a.name != "auto"}
+    ensemble = ("ssl", bases) if "ensemble" in candidates else None
     return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
-                              cv=cv if cv_folds >= 2 else None, seed=seed, alpha=alpha)
+                              cv=cv if use_cv else None, seed=seed, alpha=alpha)
 
 
 # ---------------------------------------------------------------- results

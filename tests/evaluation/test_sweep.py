@@ -422,6 +422,14 @@ def test_ensemble_and_auto_arms(tmp_path: Path) -> None:
         if chosen["chosen"] != "ensemble":  # auto's test numbers are the chosen cell's
             src = chosen["chosen"].replace(":", "-")
             assert ev(f"auto_{tag}_0")["test"] == ev(f"{src}_{tag}_0")["test"]
+    # with auto in the sweep, a small validation set's ensemble is chosen out of fold too,
+    # on the same cross-validation (computed once, kept in cv/)
+    assert ev("ensemble_200_0")["ensemble"]["chosen_on"] == "validation"
+    assert ev("ensemble_40_0")["ensemble"]["chosen_on"].startswith(
+        "5-fold cross-validation over the 40 labeled items")
+    cached = json.loads((out / "cv" / "40_0.json").read_text())
+    assert cached["arms"] == ["baseline:logistic", "scratch", "ssl"] and len(cached["labels"]) == 40
+    assert not (out / "cv" / "200_0.json").exists() and not (out / "cv" / "folds_40_0").exists()
     big = ev("auto_200_0")["selection"]
     assert big["method"].startswith("validation (40 items")
     assert big["chosen"] == "baseline:logistic"  # 0.99 against ~0.75 on validation
