@@ -67,6 +67,29 @@ def test_every_dataset_is_its_kinds_recipe_plus_data(tmp_path: Path) -> None:
         datasets.by_name(["NoSuchSet"])
 
 
+DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.mark.parametrize("ds", [d for d in datasets.DATASETS if d.kind == "signal"],
+                         ids=lambda d: d.name)
+def test_signal_datasets_give_binary_pools_and_test_sets(ds: datasets.Dataset) -> None:
+    from ssl_domains.data.datasets import labels_of
+    from ssl_domains.engine.finetune import build_finetune_sources
+
+    if ds.missing(DATA):
+        pytest.skip(f"{ds.name}: {ds.missing(DATA)} not under {DATA}")
+    cfg = parse_config(run.dataset_config(ds, DATA), source=ds.name)
+    assert cfg.finetune is not None
+    sources = build_finetune_sources(cfg.finetune)
+    pool, test = labels_of(sources["pool"]), labels_of(sources["test"])
+    assert pool is not None and test is not None
+    assert set(pool) == set(test) == {0, 1}
+    assert abs(len(pool) - len(test)) <= 1  # 50/50
+    assert abs(np.mean(pool) - np.mean(test)) < 0.02  # stratified
+    channels = sources["pool"][0]["signal"].shape[0]
+    assert channels == cfg.backbone.args.get("in_channels", 1)
+
+
 def _results() -> pd.DataFrame:
     """Two datasets x two budgets; seeds 0 and 1."""
     rows = []

@@ -18,12 +18,14 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Label-efficiency benchmark suite: every dataset "
                                              "with its data kind's default recipe.")
     ap.add_argument("--quick", action="store_true",
-                    help=f"1 seed, budgets {run.QUICK_BUDGETS}, the quick datasets only")
+                    help=f"1 seed, budgets {run.QUICK_BUDGETS}, the quick datasets only, "
+                         "arms without auto")
     ap.add_argument("--budgets", help=f"labels (counts) and shares of the pool (with %%); "
                                       f"default {run.DEFAULT_BUDGETS}")
     ap.add_argument("--seeds", type=int, help="seeds 0..S-1 (default 3; 1 with --quick)")
     ap.add_argument("--datasets", help="comma-separated names (default: all, or the quick ones)")
-    ap.add_argument("--arms", help="sweep arms (default: every arm the sweep knows)")
+    ap.add_argument("--arms", help="sweep arms (default: every arm the sweep knows; without "
+                                   "auto with --quick)")
     ap.add_argument("--data", type=Path, default=Path("..") / "shared" / "data",
                     help="data root (default ../shared/data)")
     ap.add_argument("--out", type=Path, help="output folder (default runs/suite or "
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     seeds = list(range(args.seeds if args.seeds else (1 if args.quick else 3)))
-    arms = args.arms.split(",") if args.arms else run.default_arms()
+    arms = args.arms.split(",") if args.arms else (run.quick_arms() if args.quick
+                                                    else run.default_arms())
     record = run.run_suite(chosen, args.data, out, sizes, seeds, arms,
                            echo=lambda line: print(line, flush=True), reports=args.reports,
                            command="python -m benchmarks.suite " + " ".join(

@@ -13,7 +13,8 @@ Protocols:
   mean/std per channel (``normalize: global``); these two numbers per channel are computed over
   all series of the problem, pool and test, without labels. Multi-class problems become
   binary: the first half of the classes, in the order the file's header lists them (rounded
-  down, at least one), against the rest.
+  down, at least one), against the rest; two-class problems are the first class against the
+  second.
 * MedMNIST sets: pre-training on the train+val images without labels; labels drawn from the
   official training split; validation from the official validation split at the budget's share
   (``val_budget: same_fraction``); test on the official test split.
@@ -94,10 +95,10 @@ def _medmnist(file: str, positive_label: int, size: int | None = None
     return sections
 
 
-def _ucr_suite(name: str, positive: list[Any] | None, classes: str, channels: int = 1,
+def _ucr_suite(name: str, positive: list[Any], classes: str, channels: int = 1,
                quick: bool = False) -> Dataset:
     files = (f"ucr_suite/{name}/{name}_TRAIN.ts", f"ucr_suite/{name}/{name}_TEST.ts")
-    what = "binary" if positive is None else f"classes {positive} vs the rest of {classes}"
+    what = f"class(es) {', '.join(map(str, positive))} = 1 vs the rest of {classes}"
     return Dataset(name, "signal", files, _ucr(files, positive, channels),
                    f"TRAIN+TEST split 50/50 stratified; {what}", quick)
 
@@ -107,8 +108,8 @@ _ECG = ("ecg5000/ECG5000_TRAIN.txt", "ecg5000/ECG5000_TEST_4499.npy")
 DATASETS: tuple[Dataset, ...] = (
     Dataset("ECG5000", "signal", _ECG, _ucr(_ECG, [2, 3, 4, 5]),
             "TRAIN+TEST split 50/50 stratified; class 1 (normal) vs 2-5", quick=True),
-    _ucr_suite("GunPoint", None, "1, 2", quick=True),
-    _ucr_suite("ItalyPowerDemand", None, "1, 2", quick=True),
+    _ucr_suite("GunPoint", [1], "1, 2", quick=True),
+    _ucr_suite("ItalyPowerDemand", [1], "1, 2", quick=True),
     _ucr_suite("ArrowHead", [0], "0, 1, 2"),
     _ucr_suite("OSULeaf", [1, 2, 3], "1-6"),
     _ucr_suite("ACSF1", [0, 1, 2, 3, 4], "0-9"),

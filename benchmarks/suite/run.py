@@ -108,6 +108,13 @@ def default_arms() -> list[str]:
     return [*sweep.DEFAULT_ARMS, *getattr(sweep, "DERIVED_ARMS", ())]
 
 
+def quick_arms() -> list[str]:
+    """:func:`default_arms` without ``auto``: with the small validation sets of 10-50 labels
+    ``auto`` chooses by 5-fold cross-validation, retraining every network arm five times (about
+    five times the rest of the cell), which ``--quick`` cannot afford."""
+    return [a for a in default_arms() if a != "auto"]
+
+
 def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds: Sequence[int],
                 arms: Sequence[str], echo: Callable[[str], None], reports: bool = False
                 ) -> dict[str, Any]:
