@@ -56,10 +56,13 @@ def test_warn_once_groups_by_key(err: io.StringIO) -> None:
 
 
 def test_python_warnings_go_through_the_same_counter(err: io.StringIO) -> None:
-    for _ in range(3):
-        warnings.warn_explicit("old option", UserWarning, "x.py", 1)
-        warnings.warn_explicit("old option", UserWarning, "y.py", 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # CI sets PYTHONWARNINGS=ignore
+        for _ in range(3):
+            warnings.warn_explicit("old option", UserWarning, "x.py", 1)
+            warnings.warn_explicit("old option", UserWarning, "y.py", 2)
     assert lines(err) == ["warning: old option"]
+    assert "  warning: old option (×6)" in console.summary_lines()
 
 
 def test_third_party_loggers_quiet_unless_debug() -> None:
