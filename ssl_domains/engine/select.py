@@ -58,11 +58,11 @@ DEEP_ARMS = ("ssl", "scratch", "linear_probe")
 def _inputs(ds: Any, key: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Inputs ``[N, ...]``, labels (None when any item has none) and ids of ``ds``."""
     from ssl_domains.data.datasets import labels_of
+    from ssl_domains.data.skipping import iter_readable
 
     fallback = labels_of(ds)
     xs, ys, ids = [], [], []
-    for i in range(len(ds)):
-        item = ds[i]
+    for i, item in iter_readable(ds, "baseline input"):
         if key not in item:
             raise SSLDomainsError(f"baseline input: items have keys "
                                   f"{sorted(k for k in item if k != 'meta')}, not {key!r}")

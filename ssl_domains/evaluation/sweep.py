@@ -423,12 +423,12 @@ def stack_inputs(ds: Any, key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         SSLDomainsError: Items without the input key or without labels.
     """
     from ssl_domains.data.datasets import labels_of
+    from ssl_domains.data.skipping import iter_readable
     from ssl_domains.engine.inference import item_id
 
     fallback = labels_of(ds)
     xs, ys, ids = [], [], []
-    for i in range(len(ds)):
-        item = ds[i]
+    for i, item in iter_readable(ds, "baseline input"):
         if key not in item:
             raise SSLDomainsError(f"baseline input: items have keys {sorted(k for k in item if k != 'meta')}, "
                                   f"not {key!r} (the backbone's modality)")

@@ -112,3 +112,21 @@ def test_iter_readable_for_code_without_a_dataloader() -> None:
     assert [i for i, _ in iter_readable(Flaky(30, {4}), "baseline")] == [i for i in range(30) if i != 4]
     with pytest.raises(DataError, match="2 of 30 items unreadable"):
         list(iter_readable(Flaky(30, {4, 5}), "baseline"))
+
+
+def test_baseline_inputs_skip_an_unreadable_item() -> None:
+    """Classical baselines read items without a DataLoader: a bad item is left out, not fatal."""
+    from ssl_domains.evaluation.sweep import stack_inputs
+
+    class Items:
+        def __len__(self) -> int:
+            return 40
+
+        def __getitem__(self, i: int) -> dict[str, object]:
+            if i == 7:
+                raise OSError("truncated file")
+            return {"signal": torch.full((1, 4), float(i)), "label": i % 2, "meta": {"id": f"item{i}"}}
+
+    x, y, ids = stack_inputs(Items(), "signal")
+    assert x.shape == (39, 1, 4) and len(y) == 39 and "item7" not in ids
+    assert x[7, 0, 0] == 8.0 and y[7] == 0
