@@ -154,6 +154,9 @@ def figure(stats: pd.DataFrame, path: Path) -> Path:
             ax.errorbar(a["n_labels"], a["mean"], yerr=a["sd"].fillna(0), marker="o", ms=3,
                         lw=1.2, capsize=2, color=colours(i % 10), label=arm)
         ax.set_xscale("log")
+        ticks = sorted(int(n) for n in d["n_labels"].unique())
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xticks(ticks, [str(n) for n in ticks])
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("labels", fontsize=8)
         ax.set_ylabel("test AUROC", fontsize=8)
