@@ -44,8 +44,15 @@ def test_installed_requirement_runs_the_checks() -> None:
         check_case(Case(entry, Example()))
 
 
-def test_minirocket_declares_its_extra(ssl_host) -> None:
+def test_minirocket_declares_its_extra(ssl_host, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ssl_domains_timeseries")
     entry = ssl_host.registry.get("baseline", "minirocket")
     assert entry.meta["requires"] == ("aeon",)
     assert "ssl-domains-timeseries[minirocket]" in entry.meta["install_hint"]
+    # a hint that already names the component is the whole message (no repetition)
+    monkeypatch.delenv("SSL_DOMAINS_REQUIRE_EXTRAS", raising=False)
+    odd = _entry(requires=("surely_not_installed_mod_42",),
+                 install_hint="baseline 'needs_extra' needs it: pip install x")
+    with pytest.raises(pytest.skip.Exception) as info:
+        check_case(Case(odd, Example()))
+    assert str(info.value.msg) == "baseline 'needs_extra' needs it: pip install x"

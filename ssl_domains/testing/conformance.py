@@ -203,7 +203,8 @@ def check_case(case: Case) -> None:
         missing = missing_requirements(entry) if entry is not None else []
         if entry is not None and missing:
             hint = entry.meta.get("install_hint") or f"pip install {' '.join(missing)}"
-            message = f"{entry.kind} {entry.name!r} needs {', '.join(missing)}: {hint}"
+            message = hint if repr(entry.name) in hint else \
+                f"{entry.kind} {entry.name!r} needs {', '.join(missing)}: {hint}"
             if os.environ.get("SSL_DOMAINS_REQUIRE_EXTRAS", "") not in ("", "0"):
                 pytest.fail(f"{message} (SSL_DOMAINS_REQUIRE_EXTRAS is set)")
             pytest.skip(message)
