@@ -144,6 +144,13 @@ def test_table_ranks_and_targets(tmp_path: Path) -> None:
     assert "| A | 10 (5%) | **0.850 ± 0.071** | 0.700 ± 0.000 | **0.850 ± 0.000** |" in md
     assert "| **average rank** (1 = best) | | 2.00 |" in md
     assert "| ssl >= scratch in >= 80 % of dataset x budget cells with <= 10 % labels | 67% | no | 3 |" in md
+    full, dropped = table.complete(stats)
+    assert dropped == 0 and len(full) == len(stats)
+    partial = pd.concat([_results(), pd.DataFrame([  # an interrupted budget: ssl only
+        {"dataset": "A", "kind": "signal", "arm": "ssl", "n_labels": 50, "fraction": 0.25,
+         "seed": 0, "metric": "auroc", "value": 0.5}])])
+    kept, dropped = table.complete(table.cell_stats(partial))
+    assert dropped == 1 and len(kept) == len(stats) and 50 not in set(kept["n_labels"])
     png = table.figure(stats, tmp_path / "suite.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -154,13 +154,31 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
     return record
 
 
+def finished_cells(sweep_dir: Path) -> pd.DataFrame:
+    """The tidy results of every finished cell (``eval.json``) of a sweep folder, as the
+    sweep's ``results.csv`` holds them, also while (or after) the sweep was interrupted."""
+    from ssl_domains.evaluation.artifacts import parse_cell_name
+    from ssl_domains.evaluation.sweep import Arm, Size, collect_results
+
+    cells = []
+    for cell in sorted((sweep_dir / "cells").glob("*/eval.json")):
+        parsed = parse_cell_name(cell.parent.name)
+        if parsed is None:
+            continue
+        arm, tag, seed = parsed
+        name = "baseline:" + arm[len("baseline-"):] if arm.startswith("baseline-") else arm
+        size = Size(fraction=float(tag)) if "." in tag else Size(count=int(tag))
+        cells.append((Arm(name), size, int(seed)))
+    return collect_results(sweep_dir, cells)
+
+
 def collect(out: Path, datasets: Sequence[Dataset]) -> pd.DataFrame:
-    """Every dataset's ``results.csv`` under ``out``, with ``dataset`` and ``kind`` columns."""
+    """Every finished cell of every dataset's sweep under ``out``, with ``dataset`` and
+    ``kind`` columns."""
     frames = []
     for ds in datasets:
-        path = out / ds.name / "results.csv"
-        if path.is_file():
-            r = pd.read_csv(path)
+        if (out / ds.name / "cells").is_dir():
+            r = finished_cells(out / ds.name)
             if not r.empty:
                 frames.append(r.assign(dataset=ds.name, kind=ds.kind))
     cols = ["dataset", "kind", "arm", "n_labels", "fraction", "seed", "metric", "value"]
@@ -173,13 +191,15 @@ def write_outputs(out: Path, results: pd.DataFrame, metric: str = "auroc") -> di
     paths = {"results": out / "suite_results.csv", "table_csv": out / "suite_table.csv",
              "table_md": out / "suite_table.md", "figure": out / "suite.png"}
     results.to_csv(paths["results"], index=False)
-    stats = table.cell_stats(results, metric)
+    stats, partial = table.complete(table.cell_stats(results, metric))
     if stats.empty:
         paths["table_md"].write_text("no finished cells yet\n")
         return paths
     ranked, avg = table.ranks(stats)
     ranked.to_csv(paths["table_csv"], index=False)
-    paths["table_md"].write_text(table.markdown(stats, avg, table.targets(stats)) + "\n")
+    note = (f"\n\n{partial} dataset x budget cell(s) left out: not every arm finished the same "
+            "seeds there (interrupted)" if partial else "")
+    paths["table_md"].write_text(table.markdown(stats, avg, table.targets(stats)) + note + "\n")
     table.figure(stats, paths["figure"])
     return paths
 

@@ -37,7 +37,24 @@ def cell_stats(results: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
     g = r.groupby(["dataset", "kind", "n_labels", "arm"], sort=False)
     out = g["value"].agg(mean="mean", sd="std", n="count").reset_index()
     out["fraction"] = g["fraction"].first().to_numpy()
+    order = {d: i for i, d in enumerate(dict.fromkeys(r["dataset"]))}
+    out = out.assign(_order=out["dataset"].map(order)).sort_values(
+        ["_order", "n_labels"], kind="stable").drop(columns="_order").reset_index(drop=True)
     return out[["dataset", "kind", "n_labels", "fraction", "arm", "mean", "sd", "n"]]
+
+
+def complete(stats: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The dataset x budget cells where every arm of that dataset finished the same number of
+    seeds (an interrupted suite leaves partial cells, whose ranks would not compare), and how
+    many cells were left out."""
+    if stats.empty:
+        return stats, 0
+    arms = stats.groupby("dataset")["arm"].nunique()
+    g = stats.groupby(["dataset", "n_labels"])
+    ok = (g["arm"].transform("nunique").eq(stats["dataset"].map(arms))
+          & g["n"].transform("nunique").eq(1))
+    dropped = stats[~ok].groupby(["dataset", "n_labels"]).ngroups
+    return stats[ok].reset_index(drop=True), int(dropped)
 
 
 def ranks(stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
