@@ -10,9 +10,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ssl_domains.data.datasets import labels_of
+from ssl_domains.data.skipping import iter_readable
 from ssl_domains.engine.runtime import Runtime
+from ssl_domains.errors import SSLDomainsError
 
-__all__ = ["Predictions", "predict", "item_id"]
+__all__ = ["Predictions", "predict", "item_id", "stack_inputs"]
 
 
 def item_id(meta: Any, fallback: int) -> str:
@@ -29,6 +32,29 @@ def item_id(meta: Any, fallback: int) -> str:
         if "index" in meta:
             return str(meta["index"])
     return str(fallback)
+
+
+def stack_inputs(ds: Any, key: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Inputs ``[N, C, *spatial]`` (float32, NaN kept), labels ``[N]`` (None when any item has
+    none) and item ids of ``ds``, for models that read whole arrays (classical baselines).
+    Items that fail to read are left out and counted (:func:`~ssl_domains.data.skipping.iter_readable`).
+
+    Raises:
+        SSLDomainsError: Items without the input key.
+        DataError: More than 5 % of the items are unreadable.
+    """
+    fallback = labels_of(ds)
+    xs, ys, ids = [], [], []
+    for i, item in iter_readable(ds, "baseline input"):
+        if key not in item:
+            raise SSLDomainsError(f"baseline input: items have keys {sorted(k for k in item if k != 'meta')}, "
+                                  f"not {key!r} (the backbone's modality)")
+        x = item[key]
+        xs.append(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
+        ys.append(int(item["label"]) if "label" in item else (fallback[i] if fallback is not None else None))
+        ids.append(item_id(item.get("meta"), i))
+    labels = None if any(y is None for y in ys) else np.asarray(ys, dtype=int)
+    return np.stack(xs).astype(np.float32, copy=False), labels, ids
 
 
 @dataclass

@@ -39,7 +39,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ssl_domains.config import ComponentRef, DataConfig, InitConfig, RunConfig, dump_config
-from ssl_domains.engine.inference import Predictions, item_id
+from ssl_domains.engine.inference import Predictions, stack_inputs
 from ssl_domains.errors import CheckpointError, ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
 
@@ -53,26 +53,6 @@ DEEP_ARMS = ("ssl", "scratch", "linear_probe")
 
 
 # ---------------------------------------------------------------- baseline exports
-
-
-def _inputs(ds: Any, key: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """Inputs ``[N, ...]``, labels (None when any item has none) and ids of ``ds``."""
-    from ssl_domains.data.datasets import labels_of
-    from ssl_domains.data.skipping import iter_readable
-
-    fallback = labels_of(ds)
-    xs, ys, ids = [], [], []
-    for i, item in iter_readable(ds, "baseline input"):
-        if key not in item:
-            raise SSLDomainsError(f"baseline input: items have keys "
-                                  f"{sorted(k for k in item if k != 'meta')}, not {key!r}")
-        x = item[key]
-        xs.append(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
-        ys.append(int(item["label"]) if "label" in item else
-                  (fallback[i] if fallback is not None else None))
-        ids.append(item_id(item.get("meta"), i))
-    labels = None if any(y is None for y in ys) else np.asarray(ys, dtype=int)
-    return np.stack(xs).astype(np.float32, copy=False), labels, ids
 
 
 def save_baseline_export(folder: Path, *, ref: ComponentRef, key: str, x: np.ndarray,
@@ -121,7 +101,7 @@ class SelectedModel:
     def baseline_probs(self, ds: Any) -> Predictions:
         """The baseline's class probabilities of every item of ``ds``."""
         model, key = self._fit_baseline()
-        x, y, ids = _inputs(ds, key)
+        x, y, ids = stack_inputs(ds, key)
         probs = np.asarray(model.predict_proba(x), dtype=np.float64)
         return Predictions(ids=ids, probs=probs, labels=y, loss=None)
 
@@ -263,7 +243,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         data = prepare_finetune_data(arm_cfg, arm_cfg.finetune, sources)
         backbone: Any = build_backbone(get_host().registry, cfg.backbone)
         key = str(backbone.input_spec.modality)
-        x, y, _ = _inputs(data["train"], key)
+        x, y, _ = stack_inputs(data["train"], key)
         assert y is not None
         save_baseline_export(folder, ref=ref, key=key, x=x, y=y, meta=meta)
         _check_baseline(folder, data["val"], cell(arm))

@@ -55,7 +55,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, dump_config, parse_config
 from ssl_domains.errors import ConfigError, RegistryError, SSLDomainsError
@@ -422,27 +421,12 @@ def stack_inputs(ds: Any, key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     Raises:
         SSLDomainsError: Items without the input key or without labels.
     """
-    from ssl_domains.data.datasets import labels_of
-    from ssl_domains.data.skipping import iter_readable
-    from ssl_domains.engine.inference import item_id
+    from ssl_domains.engine.inference import stack_inputs as stack
 
-    fallback = labels_of(ds)
-    xs, ys, ids = [], [], []
-    for i, item in iter_readable(ds, "baseline input"):
-        if key not in item:
-            raise SSLDomainsError(f"baseline input: items have keys {sorted(k for k in item if k != 'meta')}, "
-                                  f"not {key!r} (the backbone's modality)")
-        x = item[key]
-        xs.append(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
-        if "label" in item:
-            ys.append(int(item["label"]))
-        elif fallback is not None:
-            ys.append(fallback[i])
-        else:
-            raise SSLDomainsError("baseline input: items have no labels")
-        ids.append(item_id(item.get("meta"), i))
-    return np.stack(xs).astype(np.float32, copy=False), np.asarray(ys, dtype=int), ids
-
+    x, y, ids = stack(ds, key)
+    if y is None:
+        raise SSLDomainsError("baseline input: items have no labels")
+    return x, y, ids
 
 def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[str, Any],
                  cache: dict[int, tuple[np.ndarray, np.ndarray, list[str]]] | None = None
