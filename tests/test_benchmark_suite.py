@@ -190,3 +190,12 @@ def test_one_tiny_dataset_end_to_end_and_resumed(tmp_path: Path) -> None:
     again = run.run_suite([tiny], tmp_path, out, sizes, [0], arms, echo=lines.append)
     assert again["datasets"]["Tiny"]["computed"] == 0
     assert again["datasets"]["Tiny"]["reused"] == 4
+
+
+def test_help_prints() -> None:
+    """argparse formats help strings with %: the budgets' "10%" must not break --help."""
+    from benchmarks.suite.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0

@@ -11,6 +11,11 @@ import sys
 from pathlib import Path
 
 
+def _pct(value: object) -> str:
+    """``value`` for an argparse help string (which formats with %)."""
+    return str(value).replace("%", "%%")
+
+
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.suite import datasets, run
 
@@ -18,10 +23,10 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Label-efficiency benchmark suite: every dataset "
                                              "with its data kind's default recipe.")
     ap.add_argument("--quick", action="store_true",
-                    help=f"1 seed, budgets {run.QUICK_BUDGETS}, the quick datasets only, "
+                    help=f"1 seed, budgets {_pct(run.QUICK_BUDGETS)}, the quick datasets only, "
                          "arms without auto")
     ap.add_argument("--budgets", help=f"labels (counts) and shares of the pool (with %%); "
-                                      f"default {run.DEFAULT_BUDGETS}")
+                                      f"default {_pct(run.DEFAULT_BUDGETS)}")
     ap.add_argument("--seeds", type=int, help="seeds 0..S-1 (default 3; 1 with --quick)")
     ap.add_argument("--datasets", help="comma-separated names (default: all, or the quick ones)")
     ap.add_argument("--arms", help="sweep arms (default: every arm the sweep knows; without "
