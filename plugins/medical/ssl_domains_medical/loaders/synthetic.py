@@ -231,13 +231,8 @@ def write_enhanced_ct(
         pos.ImagePositionPatient = [round(float(v), 4) for v in np.asarray(origin, float) + k * spacing[0] * normal]
         item.PlanePositionSequence = DicomSequence([pos])
         per_frame.append(item)
-    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
-    ds.NumberOfFrames = n
-    ds.Rows, ds.Columns = rows, cols
-    ds.InstanceNumber = 1
     stored = (np.asarray(volume_hu, np.int32) + 1024).astype(np.int16)[frame_order]
-    ds.PixelData = stored.tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    _save_multiframe(ds, per_frame, rows, cols, stored, path)
     return path
 
 
@@ -309,12 +304,7 @@ def write_enhanced_mr(
         pvt.RescaleType = "US"
         item.PixelValueTransformationSequence = DicomSequence([pvt])
         per_frame.append(item)
-    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
-    ds.NumberOfFrames = n
-    ds.Rows, ds.Columns = rows, cols
-    ds.InstanceNumber = 1
-    ds.PixelData = np.asarray(frames, np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    _save_multiframe(ds, per_frame, rows, cols, np.asarray(frames, np.uint16), path)
     return path
 
 
@@ -416,3 +406,15 @@ def write_colour_image(
         ds.PixelData = np.ascontiguousarray(stored).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def _save_multiframe(ds: Dataset, per_frame: list[Dataset], rows: int, cols: int,
+                     pixels: np.ndarray, path: Path) -> None:
+    """Per-frame groups, frame count, size and pixels ``[frames, rows, cols]`` of an enhanced
+    multi-frame file, then write it."""
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
+    ds.NumberOfFrames = len(per_frame)
+    ds.Rows, ds.Columns = rows, cols
+    ds.InstanceNumber = 1
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
