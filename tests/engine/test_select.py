@@ -26,16 +26,21 @@ def _scores(path: Path) -> np.ndarray:
     return pd.read_csv(path, float_precision="round_trip")["score"].to_numpy()
 
 
-def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> None:
-    """Labels linear in the input: logistic regression beats the tiny networks clearly."""
+def _pretrain_then_select(tmp_path: Path, arrays: Path) -> tuple[Path, dict]:
+    """Pre-train briefly, then fine-tune with ``select: auto`` on 200 labels: (run, summary)."""
+    from ssl_domains.engine.pretrain import pretrain
+
     cfg = parse_config(make_config(tmp_path, arrays, **{
         "pretrain.train.epochs": 1, "finetune.train.epochs": 2, "finetune.select": "auto",
         "finetune.label_count": 200}))
-    from ssl_domains.engine.pretrain import pretrain
-
     run = tmp_path / "runs" / "t"
     pretrain(cfg, run)
-    s = finetune(cfg, run)
+    return run, finetune(cfg, run)
+
+
+def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> None:
+    """Labels linear in the input: logistic regression beats the tiny networks clearly."""
+    run, s = _pretrain_then_select(tmp_path, arrays)
     sel = s["selection"]
     assert sel["chosen"] == "baseline:logistic"
     assert set(sel["scores"]) == {"ssl", "scratch", "linear_probe", "baseline:logistic", "ensemble"}
@@ -144,7 +149,6 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
         tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever is chosen, the export predicts what the chosen candidate predicted: here the
     choice is forced to the ensemble to check its export end to end."""
-    from ssl_domains.engine.pretrain import pretrain
     from ssl_domains.evaluation import selection
 
     real = selection.choose
@@ -156,12 +160,7 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
         return c
 
     monkeypatch.setattr(selection, "choose", ensemble_wins)
-    cfg = parse_config(make_config(tmp_path, arrays, **{
-        "pretrain.train.epochs": 1, "finetune.train.epochs": 2, "finetune.select": "auto",
-        "finetune.label_count": 200}))
-    run = tmp_path / "runs" / "t"
-    pretrain(cfg, run)
-    s = finetune(cfg, run)
+    run, s = _pretrain_then_select(tmp_path, arrays)
     assert s["selection"]["chosen"] == "ensemble"
     export = run / "export"
     config = json.loads((export / "config.json").read_text())
