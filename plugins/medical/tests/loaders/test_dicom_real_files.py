@@ -53,17 +53,22 @@ def _canonical(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return nib.as_closest_canonical(nib.Nifti1Image(data.astype(np.float32), affine))
 
 
+
+def _dcm2niix_canonical(tmp_path):
+    """dcm2niix's conversion of ``tmp_path/in`` (one output), reoriented to canonical."""
+    (tmp_path / "out").mkdir()
+    subprocess.run([DCM2NIIX, "-o", str(tmp_path / "out"), "-f", "x", "-z", "n", str(tmp_path / "in")],
+                   check=True, capture_output=True)
+    ref_img = nib.load(str(tmp_path / "out" / "x.nii"))
+    return _canonical(np.asarray(ref_img.dataobj), ref_img.affine)
+
 @pytest.mark.skipif(DCM2NIIX is None, reason="dcm2niix not installed: pip install -e './plugins/medical[test]'")
 @pytest.mark.parametrize("name", sorted(KNOWN))
 def test_real_file_matches_dcm2niix(tmp_path, name):
     _needs_files()
     (tmp_path / "in").mkdir()
     shutil.copy(PYDICOM_FILES / name, tmp_path / "in" / name)
-    (tmp_path / "out").mkdir()
-    subprocess.run([DCM2NIIX, "-o", str(tmp_path / "out"), "-f", "x", "-z", "n", str(tmp_path / "in")],
-                   check=True, capture_output=True)
-    ref_img = nib.load(str(tmp_path / "out" / "x.nii"))
-    ref = _canonical(np.asarray(ref_img.dataobj), ref_img.affine)
+    ref = _dcm2niix_canonical(tmp_path)
     (series,) = scan_dicom(tmp_path / "in").series.values()
     mine = _canonical(*series.load(colour="rgb"))
     assert mine.shape == ref.shape
@@ -143,11 +148,7 @@ def test_real_scanner_files_from_nibabel_match_dcm2niix(tmp_path, names):
     (tmp_path / "in").mkdir()
     for src, name in zip(sources, names):
         (tmp_path / "in" / f"{name}.dcm").write_bytes(gzip.decompress(src.read_bytes()))
-    (tmp_path / "out").mkdir()
-    subprocess.run([DCM2NIIX, "-o", str(tmp_path / "out"), "-f", "x", "-z", "n", str(tmp_path / "in")],
-                   check=True, capture_output=True)
-    ref_img = nib.load(str(tmp_path / "out" / "x.nii"))
-    ref = _canonical(np.asarray(ref_img.dataobj), ref_img.affine)
+    ref = _dcm2niix_canonical(tmp_path)
     (series,) = scan_dicom(tmp_path / "in").series.values()
     mine = _canonical(*series.load(allow_4d=True))
     assert mine.shape == ref.shape == ((176, 256, 256) if len(names) == 1 else (128, 128, 48, 2))
