@@ -45,8 +45,8 @@ from ssl_domains_timeseries.tasks.anomaly_scores import (
 
 from ssl_domains.config import parse_config
 from ssl_domains.engine.pretrain import pretrain
-from ssl_domains.evaluation.metrics import binary_metrics
 from ssl_domains.plugins import get_host
+from ssl_domains.scoring.metrics import binary_metrics
 
 SERIES = [
     "realKnownCause/ambient_temperature_system_failure.csv",

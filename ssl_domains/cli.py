@@ -243,7 +243,7 @@ def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, 
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def report_cmd(run_dir: str) -> None:
     """(Re)build RUN_DIR/report/report.html from what the run wrote."""
-    from ssl_domains.evaluation.report import build_report
+    from ssl_domains.report.pages import build_report
 
     click.echo(str(build_report(Path(run_dir))))
 
@@ -269,7 +269,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
     interrupted sweep (finished cells are kept)."""
     from ssl_domains.config import load_config
-    from ssl_domains.evaluation.sweep import parse_arms, parse_seeds, parse_sizes, run_sweep
+    from ssl_domains.sweep.run import parse_arms, parse_seeds, parse_sizes, run_sweep
 
     sizes = parse_sizes(fractions, counts)
     seed_values = parse_seeds(seeds, seed_list)

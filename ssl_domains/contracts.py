@@ -101,7 +101,7 @@ class FinetuneTask(Protocol):
 
     ``forward(batch)`` returns ``{"loss": scalar, "logits": [B, num_classes]}`` (the loss
     only when ``batch`` has ``"label"``). ``decision_rule`` names how the operating threshold
-    is picked on validation data (see ``ssl_domains.evaluation.thresholds``).
+    is picked on validation data (see ``ssl_domains.scoring.thresholds``).
     """
 
     backbone: nn.Module

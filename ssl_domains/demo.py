@@ -2,7 +2,7 @@
 scratch on the same labeled split, and report the comparison.
 
 The two fine-tuning runs are laid out like a one-size, one-seed sweep: ``sweep/results.csv`` in
-the run folder (the tidy table of :mod:`ssl_domains.evaluation.sweep`: arm, n_labels, fraction,
+the run folder (the tidy table of :mod:`ssl_domains.sweep.run`: arm, n_labels, fraction,
 seed, metric, value), so the report's summary and label-efficiency sections show both arms.
 """
 
@@ -47,7 +47,7 @@ def write_comparison(run_path: Path, arms: dict[str, dict[str, Any]], seed: int)
     """
     import pandas as pd
 
-    from ssl_domains.evaluation.artifacts import SWEEP_DIR
+    from ssl_domains.report.artifacts import SWEEP_DIR
 
     rows = comparison_rows(arms, seed)
     if not rows:
@@ -77,7 +77,7 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
     from ssl_domains.config import load_config, parse_config
     from ssl_domains.engine.finetune import finetune
     from ssl_domains.engine.pretrain import pretrain
-    from ssl_domains.evaluation.report import build_report
+    from ssl_domains.report.pages import build_report
 
     cfg = load_config(config, list(overrides))
     if cfg.finetune is None:

@@ -86,7 +86,7 @@ def test_figure_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
-    from ssl_domains.evaluation import plots
+    from ssl_domains.report import plots
 
     def savefig(self: Figure, out: Path, **kw: Any) -> None:
         Path(out).write_bytes(b"\x89PNG partial")

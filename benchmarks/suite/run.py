@@ -65,7 +65,7 @@ def parse_budgets(text: str) -> list[Any]:
     Raises:
         ValueError: A budget that is not a whole number or a percentage in (0, 100].
     """
-    from ssl_domains.evaluation.sweep import Size
+    from ssl_domains.sweep.run import Size
 
     sizes = []
     for raw in (p.strip() for p in text.split(",")):
@@ -103,7 +103,7 @@ def budgets_for(sizes: Sequence[Any], n_pool: int) -> tuple[list[Any], list[str]
 def default_arms() -> list[str]:
     """Every arm the installed sweep knows: ssl, scratch, linear_probe, all baselines and,
     when present, the derived ensemble and auto arms."""
-    from ssl_domains.evaluation import sweep
+    from ssl_domains.sweep import run as sweep
 
     return [*sweep.DEFAULT_ARMS, *getattr(sweep, "DERIVED_ARMS", ())]
 
@@ -122,7 +122,7 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
     from ssl_domains.config import parse_config
     from ssl_domains.data.datasets import labels_of
     from ssl_domains.engine.finetune import build_finetune_sources
-    from ssl_domains.evaluation.sweep import run_sweep
+    from ssl_domains.sweep.run import run_sweep
 
     record: dict[str, Any] = {"kind": ds.kind, "protocol": ds.protocol}
     missing = ds.missing(root)
@@ -157,8 +157,8 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
 def finished_cells(sweep_dir: Path) -> pd.DataFrame:
     """The tidy results of every finished cell (``eval.json``) of a sweep folder, as the
     sweep's ``results.csv`` holds them, also while (or after) the sweep was interrupted."""
-    from ssl_domains.evaluation.artifacts import parse_cell_name
-    from ssl_domains.evaluation.sweep import Arm, Size, collect_results
+    from ssl_domains.report.artifacts import parse_cell_name
+    from ssl_domains.sweep.run import Arm, Size, collect_results
 
     cells = []
     for cell in sorted((sweep_dir / "cells").glob("*/eval.json")):

@@ -64,7 +64,7 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """The model a run or export folder ships: a fine-tuned network, or the classical
     baseline or ensemble that ``finetune.select: auto`` chose; and its export config."""
-    from ssl_domains.engine.select import load_selected
+    from ssl_domains.sweep.select import load_selected
 
     selected = load_selected(path)
     return selected if selected is not None else load_finetuned(path)

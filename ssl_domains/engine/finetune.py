@@ -38,10 +38,10 @@ from ssl_domains.engine.pretrain import export_config
 from ssl_domains.engine.run_dir import holding_run_lock
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
-from ssl_domains.evaluation.metrics import classification_metrics
-from ssl_domains.evaluation.thresholds import choose_threshold
 from ssl_domains.files import write_guard, write_json
 from ssl_domains.plugins import get_host
+from ssl_domains.scoring.metrics import classification_metrics
+from ssl_domains.scoring.thresholds import choose_threshold
 
 __all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "write_predictions"]
 
@@ -162,7 +162,7 @@ def finetune(
         raise ConfigError(f"{cfg.name}: the config has no 'finetune' section")
     fcfg = cfg.finetune
     if fcfg.select == "auto":  # candidates, chosen on validation data (engine/select.py)
-        from ssl_domains.engine.select import select_finetune
+        from ssl_domains.sweep.select import select_finetune
 
         return select_finetune(cfg, Path(run_path), init=init, sources=sources)
     own_export = Path(run_path) / "export"
@@ -262,7 +262,7 @@ def finetune(
                                                stage="finetune", skipped_file=skipped_file), rt)
         summary["test"] = _metrics(test_preds, threshold)
         if test_preds.labels is not None and task.num_classes == 2 and len(set(test_preds.labels)) == 2:
-            from ssl_domains.evaluation.model_card import card_intervals
+            from ssl_domains.report.model_card import card_intervals
 
             summary["test_intervals"] = card_intervals(test_preds.labels, test_preds.scores, threshold)
         summary["n_test"] = len(test_ds)
@@ -296,7 +296,7 @@ def finetune(
 
 
 def _card(cfg: RunConfig, summary: dict[str, Any]) -> str:
-    from ssl_domains.evaluation.model_card import model_card
+    from ssl_domains.report.model_card import model_card
 
     return model_card(cfg.model_dump(mode="json"), summary, summary.get("label_counts", {}),
                       summary.get("test_intervals"))

@@ -102,7 +102,7 @@ def test_one_class_test_set_gives_null_auroc_with_a_reason(tmp_path: Path) -> No
     assert any(w.startswith("test:") and "auroc" in w for w in ev["warnings"])
     for line in (run / "metrics.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
-    from ssl_domains.evaluation.report import build_report
+    from ssl_domains.report.pages import build_report
 
     html = build_report(run).read_text()
     assert "Warning: test: " in html and "one class only (0) in the test labels" in html

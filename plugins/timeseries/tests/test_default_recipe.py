@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ssl_domains.config import parse_config
-from ssl_domains.evaluation.sweep import Size, run_sweep
+from ssl_domains.sweep.run import Size, run_sweep
 
 RECIPE = Path(__file__).resolve().parents[3] / "benchmarks" / "suite" / "recipes" / "signal.yaml"
 

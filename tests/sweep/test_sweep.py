@@ -18,14 +18,14 @@ from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.cli import cli, main
 from ssl_domains.config import load_config, parse_config
 from ssl_domains.errors import ConfigError, SSLDomainsError
-from ssl_domains.evaluation import sweep as sweep_mod
-from ssl_domains.evaluation.artifacts import parse_cell_name, read_results
-from ssl_domains.evaluation.intervals import summarize
-from ssl_domains.evaluation.sweep import Size, parse_sizes, run_sweep
 from ssl_domains.plugins import reset_host
+from ssl_domains.report.artifacts import parse_cell_name, read_results
+from ssl_domains.scoring.intervals import summarize
+from ssl_domains.sweep import run as sweep_mod
+from ssl_domains.sweep.run import Size, parse_sizes, run_sweep
 from tests.conftest import make_config, write_config
 
-from .test_report import (
+from tests.report.test_report import (
     assert_number,
     assert_results_table,
     assert_self_contained,

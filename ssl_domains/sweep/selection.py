@@ -66,7 +66,7 @@ TIE = 1e-9
 
 def auroc(labels: np.ndarray | Sequence[int], probs: np.ndarray) -> float:
     """AUROC of class probabilities ``[N, K]`` (binary: of column 1; K > 2: macro one-vs-rest
-    over the classes present, as :func:`~ssl_domains.evaluation.metrics.classification_metrics`);
+    over the classes present, as :func:`~ssl_domains.scoring.metrics.classification_metrics`);
     NaN when fewer than two classes are present. Computed from ranks (Mann-Whitney U, ties
     counted half): the same number as scikit-learn's, without its per-call overhead (the
     choice and its bootstrap call it thousands of times)."""
@@ -254,7 +254,7 @@ class Choice:
 def bootstrap_auroc(labels: np.ndarray, probs: np.ndarray, n: int = BOOTSTRAP, alpha: float = 0.05,
                     seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of :func:`auroc` (items resampled within each class, as
-    :func:`~ssl_domains.evaluation.intervals.bootstrap_metrics` does)."""
+    :func:`~ssl_domains.scoring.intervals.bootstrap_metrics` does)."""
     y = np.asarray(labels, dtype=int)
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ssl_domains.errors import SSLDomainsError
-from ssl_domains.evaluation import chromium
-from ssl_domains.evaluation.report import build_report
+from ssl_domains.report import chromium
+from ssl_domains.report.pages import build_report
 
 needs_chromium = pytest.mark.skipif(chromium.find_chromium() is None,
                                     reason="Chromium not installed (apt-get install chromium)")
@@ -48,7 +48,7 @@ def test_failing_browser_message(tmp_path: Path) -> None:
 
 def test_script_usage_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert chromium.main([]) == 2
-    assert "usage: python -m ssl_domains.evaluation.chromium" in capsys.readouterr().err
+    assert "usage: python -m ssl_domains.report.chromium" in capsys.readouterr().err
     assert chromium.main([str(tmp_path / "none.html")]) == 1
     assert "no such HTML file to render" in capsys.readouterr().err or \
         chromium.find_chromium() is None

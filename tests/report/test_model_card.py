@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ssl_domains.evaluation.intervals import Interval
-from ssl_domains.evaluation.model_card import model_card
+from ssl_domains.report.model_card import model_card
+from ssl_domains.scoring.intervals import Interval
 
 CONFIG = {
     "backbone": {"name": "resnet", "args": {"depth": 18}},
@@ -54,7 +54,7 @@ def test_flat_label_counts_and_nested_intervals() -> None:
 def test_card_intervals_from_test_predictions() -> None:
     import numpy as np
 
-    from ssl_domains.evaluation.model_card import card_intervals
+    from ssl_domains.report.model_card import card_intervals
 
     rng = np.random.default_rng(0)
     y = (rng.random(150) < 0.4).astype(int)

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ssl_domains.evaluation.htmlpage import fmt, is_number
-from ssl_domains.evaluation.intervals import bootstrap_metrics
+from ssl_domains.report.htmlpage import fmt, is_number
+from ssl_domains.scoring.intervals import bootstrap_metrics
 
 #: (label, dotted config path) of the components the card names; flat keys are a fallback.
 COMPONENTS = (

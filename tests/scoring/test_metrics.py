@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ssl_domains.evaluation.metrics import classification_metrics, fast_binary_metrics
+from ssl_domains.scoring.metrics import classification_metrics, fast_binary_metrics
 
 Y = [0, 0, 1, 1]
 S = [0.1, 0.4, 0.35, 0.8]

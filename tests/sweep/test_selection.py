@@ -13,9 +13,9 @@ import pytest
 from ssl_domains.engine.finetune import write_predictions
 from ssl_domains.engine.inference import Predictions
 from ssl_domains.errors import SSLDomainsError
-from ssl_domains.evaluation import auto
-from ssl_domains.evaluation import selection as sel
-from ssl_domains.evaluation.metrics import classification_metrics
+from ssl_domains.scoring.metrics import classification_metrics
+from ssl_domains.sweep import auto
+from ssl_domains.sweep import selection as sel
 
 
 def _two(p: np.ndarray) -> np.ndarray:

@@ -5,11 +5,11 @@ and never look at test labels to decide anything:
 
 * ``ensemble``: the ``ssl`` cell and the strongest classical baseline (best validation AUROC
   among the baseline cells), probabilities averaged with the weight of
-  :data:`~ssl_domains.evaluation.selection.WEIGHTS` that has the best validation AUROC; the
+  :data:`~ssl_domains.sweep.selection.WEIGHTS` that has the best validation AUROC; the
   threshold is chosen on the averaged validation scores.
 * ``auto``: the best of the other arms (``ssl``, ``scratch``, ``linear_probe``, the baselines,
   ``ensemble``) on validation AUROC. When the validation set is small
-  (:func:`~ssl_domains.evaluation.selection.small_validation`), validation AUROC is noise:
+  (:func:`~ssl_domains.sweep.selection.small_validation`), validation AUROC is noise:
   the choice is made by stratified k-fold cross-validation over the labeled subset (training
   and validation items together). In each fold every candidate arm is trained exactly as its
   cell was (on the fold's training items minus an inner validation split for early stopping,
@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from ssl_domains.engine.inference import Predictions
 from ssl_domains.errors import SSLDomainsError
-from ssl_domains.evaluation import selection as sel
+from ssl_domains.sweep import selection as sel
 
 __all__ = ["read_cell_predictions", "run_ensemble_cell", "run_auto_cell", "cell_stability",
            "Labeled", "cross_validate"]
@@ -75,14 +75,14 @@ def _same_items(a: Predictions, b: Predictions, what: str) -> None:
 
 
 def _metrics(p: Predictions, threshold: float | None) -> dict[str, float]:
-    from ssl_domains.evaluation.metrics import classification_metrics
+    from ssl_domains.scoring.metrics import classification_metrics
 
     assert p.labels is not None
     return {k: float(v) for k, v in classification_metrics(p.labels, p.scores, threshold).items()}
 
 
 def _threshold(val: Predictions, rule: str) -> float | None:
-    from ssl_domains.evaluation.thresholds import choose_threshold
+    from ssl_domains.scoring.thresholds import choose_threshold
 
     if val.probs.shape[1] != 2 or val.labels is None or len(set(val.labels.tolist())) != 2:
         return None
@@ -126,7 +126,7 @@ def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
         test = Predictions(t_d.ids, sel.combine(t_d.probs, t_b.probs, weight), t_d.labels, None)
         summary["test"] = _metrics(test, threshold)
         if test.probs.shape[1] == 2 and test.labels is not None and len(set(test.labels)) == 2:
-            from ssl_domains.evaluation.model_card import card_intervals
+            from ssl_domains.report.model_card import card_intervals
 
             summary["test_intervals"] = card_intervals(test.labels, test.scores, threshold)
     _write_cell(cell, summary, val, test, threshold)
@@ -337,7 +337,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
 
 
 def cell_stability(cell: Path) -> dict[str, Any] | None:
-    """:func:`~ssl_domains.evaluation.selection.collapse` of a finished cell's validation
+    """:func:`~ssl_domains.sweep.selection.collapse` of a finished cell's validation
     predictions (test predictions checked for a constant output too); None when it has no
     validation predictions."""
     try:

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from ssl_domains.cli import cli
-from ssl_domains.evaluation.artifacts import read_results
+from ssl_domains.report.artifacts import read_results
 
-from .test_report import assert_results_table, parse
+from tests.report.test_report import assert_results_table, parse
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "sample_data" / "sweep_demo.yaml"

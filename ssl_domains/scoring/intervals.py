@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ssl_domains.evaluation.metrics import LOWER_IS_BETTER
+from ssl_domains.scoring.metrics import LOWER_IS_BETTER
 
 NAN = float("nan")
 
@@ -267,7 +267,7 @@ def bootstrap_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.
 
     Cases are resampled within each class (the class counts stay fixed); the threshold is
     held fixed, as it was chosen on validation data. Replicates with a NaN metric are dropped.
-    Binary replicates use :func:`~ssl_domains.evaluation.metrics.fast_binary_metrics` (same
+    Binary replicates use :func:`~ssl_domains.scoring.metrics.fast_binary_metrics` (same
     numbers as scikit-learn, ~100x faster), so 1000 replicates take about a second.
 
     Args:
@@ -282,7 +282,7 @@ def bootstrap_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.
     Returns:
         Metric name -> :class:`Interval`.
     """
-    from ssl_domains.evaluation.metrics import (
+    from ssl_domains.scoring.metrics import (
         as_arrays,
         classification_metrics,
         fast_binary_metrics,

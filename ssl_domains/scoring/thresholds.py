@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-from ssl_domains.evaluation.metrics import as_arrays
+from ssl_domains.scoring.metrics import as_arrays
 
 log = logging.getLogger(__name__)
 

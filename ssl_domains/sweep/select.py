@@ -2,12 +2,12 @@
 the chosen model.
 
 The candidates are the arms of a one-size, one-seed sweep on the run's own label budget and
-seed (:mod:`ssl_domains.evaluation.sweep`, in ``<run>/candidates/``): the pre-trained model
+seed (:mod:`ssl_domains.sweep.run`, in ``<run>/candidates/``): the pre-trained model
 fine-tuned as configured (``ssl``), the same recipe from scratch, a linear probe, every
 classical baseline and the ``ensemble`` of ``ssl`` with the strongest baseline; without
 pre-trained weights, only scratch and the baselines. The ``auto`` arm chooses among them on
 validation AUROC, or by cross-validation over the labeled subset when the validation set is
-small (:mod:`ssl_domains.evaluation.auto`). The test split is only scored.
+small (:mod:`ssl_domains.sweep.auto`). The test split is only scored.
 
 The run folder then holds the chosen model's ``eval.json`` (with ``selection``: the chosen
 arm, its selection AUROC with a bootstrap interval, the runner-up, every candidate's score,
@@ -115,7 +115,7 @@ class SelectedModel:
         from ssl_domains.engine.evaluate import load_finetuned
         from ssl_domains.engine.inference import predict
         from ssl_domains.engine.runtime import Runtime
-        from ssl_domains.evaluation.selection import combine
+        from ssl_domains.sweep.selection import combine
 
         if self._deep is None:
             self._deep, _ = load_finetuned(self.folder / "deep")
@@ -180,8 +180,8 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     """
     from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
     from ssl_domains.engine.run_dir import environment_info
-    from ssl_domains.evaluation.model_card import model_card
-    from ssl_domains.evaluation.sweep import Arm, Size, _cell_config, cell_name, run_sweep
+    from ssl_domains.report.model_card import model_card
+    from ssl_domains.sweep.run import Arm, Size, _cell_config, cell_name, run_sweep
 
     if cfg.finetune is None:
         raise ConfigError(f"{cfg.name}: the config has no 'finetune' section")
@@ -290,7 +290,7 @@ def _check_baseline(folder: Path, val_ds: Any, cell: Path) -> None:
     Raises:
         SSLDomainsError: It does not (a baseline that is not deterministic).
     """
-    from ssl_domains.evaluation.auto import read_cell_predictions
+    from ssl_domains.sweep.auto import read_cell_predictions
 
     model = SelectedModel(folder, json.loads((folder / "config.json").read_text()))
     want = read_cell_predictions(cell / "predictions" / "val.csv").probs

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ssl_domains.evaluation.intervals import (
+from ssl_domains.scoring.intervals import (
     bootstrap_ci,
     bootstrap_metrics,
     paired_difference_ci,

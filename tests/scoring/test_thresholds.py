@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from ssl_domains.evaluation.metrics import classification_metrics
-from ssl_domains.evaluation.thresholds import FALLBACK_THRESHOLD, choose_threshold
+from ssl_domains.scoring.metrics import classification_metrics
+from ssl_domains.scoring.thresholds import FALLBACK_THRESHOLD, choose_threshold
 
 Y = [0, 0, 1, 1]
 S = [0.1, 0.4, 0.35, 0.8]

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssl_domains.evaluation import plots
-from ssl_domains.evaluation.artifacts import Predictions, read_metrics, read_results
-from ssl_domains.evaluation.intervals import summarize
+from ssl_domains.report import plots
+from ssl_domains.report.artifacts import Predictions, read_metrics, read_results
+from ssl_domains.scoring.intervals import summarize
 
 
 def _png(path: Path) -> bool:

@@ -72,12 +72,12 @@ def screenshot(html: Path, png: Path, window_size: tuple[int, int] = (1280, 2000
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ssl_domains.evaluation.chromium REPORT.html [OUT.png]``: screenshot a report."""
+    """``python -m ssl_domains.report.chromium REPORT.html [OUT.png]``: screenshot a report."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if not args or len(args) > 2:
-        print("usage: python -m ssl_domains.evaluation.chromium REPORT.html [OUT.png]",
+        print("usage: python -m ssl_domains.report.chromium REPORT.html [OUT.png]",
               file=sys.stderr)
         return 2
     html = Path(args[0])

@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from ssl_domains.errors import DataError
-from ssl_domains.evaluation import htmlpage as hp
-from ssl_domains.evaluation import plots
-from ssl_domains.evaluation.artifacts import (
+from ssl_domains.files import atomic_write_text
+from ssl_domains.report import htmlpage as hp
+from ssl_domains.report import plots
+from ssl_domains.report.artifacts import (
     Predictions,
     find_sweep,
     parse_cell_name,
@@ -36,15 +37,14 @@ from ssl_domains.evaluation.artifacts import (
     read_predictions,
     read_results,
 )
-from ssl_domains.evaluation.intervals import (
+from ssl_domains.scoring.intervals import (
     Interval,
     PairedDifference,
     bootstrap_metrics,
     summarize,
     verdict,
 )
-from ssl_domains.evaluation.metrics import LOWER_IS_BETTER
-from ssl_domains.files import atomic_write_text
+from ssl_domains.scoring.metrics import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
 

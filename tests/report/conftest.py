@@ -15,8 +15,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from ssl_domains.evaluation.metrics import classification_metrics  # noqa: E402
-from ssl_domains.evaluation.thresholds import choose_threshold  # noqa: E402
+from ssl_domains.scoring.metrics import classification_metrics  # noqa: E402
+from ssl_domains.scoring.thresholds import choose_threshold  # noqa: E402
 
 ARMS = ("ssl", "scratch", "linear_probe", "baseline:logistic")
 SIZES = ((10, 0.01), (50, 0.05), (100, 0.1), (1000, 1.0))

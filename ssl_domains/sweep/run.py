@@ -14,7 +14,7 @@ validation items; the data sources are built once and shared):
   registers for its modality (the host's ``logistic`` when it registers none);
 * ``ensemble``: the ``ssl`` cell and the strongest baseline cell (by validation AUROC),
   probabilities averaged with a weight chosen on validation data
-  (:mod:`ssl_domains.evaluation.auto`);
+  (:mod:`ssl_domains.sweep.auto`);
 * ``auto``: the best of the other arms, chosen on validation data only (k-fold
   cross-validation over the labeled subset when the validation set is small); its test
   numbers are the chosen cell's.
@@ -58,8 +58,8 @@ import pandas as pd
 
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, dump_config, parse_config
 from ssl_domains.errors import ConfigError, RegistryError, SSLDomainsError
-from ssl_domains.evaluation.selection import COLLAPSE_AUROC, CV_FOLDS
 from ssl_domains.files import write_json
+from ssl_domains.sweep.selection import COLLAPSE_AUROC, CV_FOLDS
 
 __all__ = [
     "Size",
@@ -209,7 +209,7 @@ class Arm:
 
 
 def cell_name(arm: Arm, size: Size, seed: int) -> str:
-    """``<arm>_<size>_<seed>``, as :func:`~ssl_domains.evaluation.artifacts.parse_cell_name`
+    """``<arm>_<size>_<seed>``, as :func:`~ssl_domains.report.artifacts.parse_cell_name`
     reads it."""
     return f"{arm.folder}_{size.tag}_{seed}"
 
@@ -445,9 +445,9 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
     from ssl_domains.engine.inference import Predictions
     from ssl_domains.engine.run_dir import RunDir
     from ssl_domains.engine.runtime import seed_everything
-    from ssl_domains.evaluation.metrics import classification_metrics
-    from ssl_domains.evaluation.thresholds import choose_threshold
     from ssl_domains.plugins import get_host
+    from ssl_domains.scoring.metrics import classification_metrics
+    from ssl_domains.scoring.thresholds import choose_threshold
 
     assert cfg.finetune is not None
     fcfg = cfg.finetune
@@ -528,7 +528,7 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
     it is the label budget; validation split off it as in the cells) and scored on
     ``sources["test"]`` (the held-out fold)."""
     from ssl_domains.engine.finetune import finetune
-    from ssl_domains.evaluation.auto import read_cell_predictions
+    from ssl_domains.sweep.auto import read_cell_predictions
 
     def train(sources: dict[str, Any], folder: Path) -> dict[str, Any]:
         got = {}
@@ -563,13 +563,13 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                 alpha: float = 0.05, echo: Callable[[str], None] = print,
                 cv_folds: int = CV_FOLDS) -> dict[str, Any]:
     """Write the ``ensemble`` or ``auto`` cell of ``(size, seed)`` from the finished cells of
-    ``arms`` (see :mod:`ssl_domains.evaluation.auto`); ``cv_folds`` below 2 makes ``auto``
+    ``arms`` (see :mod:`ssl_domains.sweep.auto`); ``cv_folds`` below 2 makes ``auto``
     choose on the validation set whatever its size.
 
     Raises:
         SSLDomainsError: A member cell is missing or the cells scored different items.
     """
-    from ssl_domains.evaluation import auto
+    from ssl_domains.sweep import auto
 
     assert cfg.finetune is not None
     cell = out / "cells" / cell_name(arm, size, seed)
@@ -614,8 +614,8 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                                   "cell and at least one finished baseline cell")
         oof = None
         if use_cv:  # auto cross-validates a small validation set anyway: choose on it too
-            from ssl_domains.evaluation.auto import read_cell_predictions
-            from ssl_domains.evaluation.selection import small_validation
+            from ssl_domains.sweep.auto import read_cell_predictions
+            from ssl_domains.sweep.selection import small_validation
 
             val = read_cell_predictions(done["ssl"] / "predictions" / "val.csv")
             if val.labels is not None and small_validation(val.labels):
@@ -657,8 +657,8 @@ STABILITY_COLUMNS = ["arm", "n_labels", "fraction", "seed", "val_auroc", "consta
 
 def collect_stability(out: Path, cells: Sequence[tuple[Arm, Size, int]]) -> pd.DataFrame:
     """Per finished cell: validation AUROC, whether its output was constant, and whether it
-    collapsed (:func:`~ssl_domains.evaluation.selection.collapse`)."""
-    from ssl_domains.evaluation.auto import cell_stability
+    collapsed (:func:`~ssl_domains.sweep.selection.collapse`)."""
+    from ssl_domains.sweep.auto import cell_stability
 
     rows = []
     for arm, size, seed in cells:
@@ -702,7 +702,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _headline(results: pd.DataFrame) -> str | None:
-    from ssl_domains.evaluation.report import PRIMARY_METRICS
+    from ssl_domains.report.pages import PRIMARY_METRICS
 
     have = list(dict.fromkeys(results["metric"].astype(str)))
     return next((m for m in PRIMARY_METRICS if m in have), have[0] if have else None)
@@ -785,7 +785,7 @@ def run_sweep(
     from ssl_domains.data.datasets import labels_of
     from ssl_domains.data.splits import label_subset
     from ssl_domains.engine.finetune import build_finetune_sources, finetune
-    from ssl_domains.evaluation.intervals import summarize
+    from ssl_domains.scoring.intervals import summarize
 
     if cfg.finetune is None:
         raise ConfigError(f"{cfg.name}: a sweep needs a 'finetune' section")
@@ -896,7 +896,7 @@ def run_sweep(
         shown = [a.name for a in arm_list if a.name not in result.skipped]
         echo(summary_table(result.summary, metric, shown))
     if report:
-        from ssl_domains.evaluation.report import build_report
+        from ssl_domains.report.pages import build_report
 
         result.report = build_report(out, alpha=alpha)
         echo(f"report: {result.report}")

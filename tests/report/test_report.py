@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from ssl_domains.errors import DataError
-from ssl_domains.evaluation.htmlpage import fmt
-from ssl_domains.evaluation.intervals import summarize
-from ssl_domains.evaluation.report import build_report, build_sweep_report
+from ssl_domains.report.htmlpage import fmt
+from ssl_domains.report.pages import build_report, build_sweep_report
+from ssl_domains.scoring.intervals import summarize
 
 from .conftest import write_sweep
 
@@ -208,7 +208,7 @@ def test_errors_name_the_folder(tmp_path: Path) -> None:
 def test_multiclass_run(tmp_path: Path) -> None:
     import numpy as np
 
-    from ssl_domains.evaluation.metrics import classification_metrics
+    from ssl_domains.scoring.metrics import classification_metrics
 
     rng = np.random.default_rng(0)
     y = np.arange(90) % 3

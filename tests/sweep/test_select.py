@@ -15,10 +15,10 @@ from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
 from ssl_domains.engine.finetune import finetune
-from ssl_domains.engine.select import BASELINE_FILE, load_selected, save_baseline_export
 from ssl_domains.errors import CheckpointError
-from ssl_domains.evaluation.auto import read_cell_predictions
-from ssl_domains.evaluation.report import build_report
+from ssl_domains.report.pages import build_report
+from ssl_domains.sweep.auto import read_cell_predictions
+from ssl_domains.sweep.select import BASELINE_FILE, load_selected, save_baseline_export
 from tests.conftest import make_config
 
 
@@ -149,7 +149,7 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
         tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever is chosen, the export predicts what the chosen candidate predicted: here the
     choice is forced to the ensemble to check its export end to end."""
-    from ssl_domains.evaluation import selection
+    from ssl_domains.sweep import selection
 
     real = selection.choose
 

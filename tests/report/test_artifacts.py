@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ssl_domains.errors import DataError
-from ssl_domains.evaluation.artifacts import (
+from ssl_domains.report.artifacts import (
     find_sweep,
     parse_cell_name,
     read_json,

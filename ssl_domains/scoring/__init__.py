@@ -1,0 +1,29 @@
+"""Scoring: metrics, validation-chosen thresholds and intervals.
+
+Pure functions on arrays (no training, no plotting, no files): the ground floor beside
+:mod:`ssl_domains.errors`, used by the engine, the sweep and the report alike.
+"""
+
+from __future__ import annotations
+
+from ssl_domains.scoring.intervals import (
+    Interval,
+    PairedDifference,
+    bootstrap_ci,
+    bootstrap_metrics,
+    paired_difference_ci,
+    summarize,
+)
+from ssl_domains.scoring.metrics import classification_metrics
+from ssl_domains.scoring.thresholds import choose_threshold
+
+__all__ = [
+    "Interval",
+    "PairedDifference",
+    "bootstrap_ci",
+    "bootstrap_metrics",
+    "choose_threshold",
+    "classification_metrics",
+    "paired_difference_ci",
+    "summarize",
+]
