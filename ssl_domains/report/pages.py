@@ -44,14 +44,12 @@ from ssl_domains.scoring.intervals import (
     summarize,
     verdict,
 )
-from ssl_domains.scoring.metrics import LOWER_IS_BETTER
+from ssl_domains.scoring.metrics import LOWER_IS_BETTER, PRIMARY_METRICS
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.html"
-#: Metrics tried, in order, as the headline metric of a sweep.
-PRIMARY_METRICS = ("auroc", "balanced_accuracy", "accuracy", "f1")
 #: Bootstrap replicates for the test-metric intervals of a single run.
 BOOTSTRAP_REPLICATES = 1000
 

@@ -17,6 +17,8 @@ from sklearn import metrics as skm
 
 #: Metrics where a smaller value is better (everything else: larger is better).
 LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece"})
+#: Metrics tried, in order, as the headline metric of a sweep.
+PRIMARY_METRICS = ("auroc", "balanced_accuracy", "accuracy", "f1")
 
 NAN = float("nan")
 
