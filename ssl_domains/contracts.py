@@ -4,7 +4,8 @@ Every backbone is an ``nn.Module`` with ``num_features``, ``input_spec`` and
 ``forward_features(x) -> [B, num_features]`` (the timm surface, pooled). Every pretext task
 and fine-tuning task is an ``nn.Module`` that keeps its backbone as ``.backbone`` and whose
 ``forward(batch)`` returns a dict with a scalar ``"loss"``. Fine-tuning tasks also return
-``"logits"`` (``[B, num_classes]``) and say how a decision threshold is chosen.
+``"logits"`` (``[B, num_classes]``); the decision threshold is chosen by the run's
+``finetune.threshold_rule`` (see ``ssl_domains.scoring.thresholds``), not by the task.
 """
 
 from __future__ import annotations
@@ -97,16 +98,15 @@ class PretextTask(Protocol):
 
 @runtime_checkable
 class FinetuneTask(Protocol):
-    """A downstream task: head + loss + metrics + decision rule around a backbone.
+    """A downstream task: head + loss around a backbone.
 
     ``forward(batch)`` returns ``{"loss": scalar, "logits": [B, num_classes]}`` (the loss
-    only when ``batch`` has ``"label"``). ``decision_rule`` names how the operating threshold
-    is picked on validation data (see ``ssl_domains.scoring.thresholds``).
+    only when ``batch`` has ``"label"``). The operating threshold is picked on validation
+    data by the run's ``finetune.threshold_rule`` (see ``ssl_domains.scoring.thresholds``).
     """
 
     backbone: nn.Module
     num_classes: int
-    decision_rule: str
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]: ...
 

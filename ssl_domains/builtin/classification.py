@@ -35,8 +35,6 @@ class ClassificationTask(nn.Module):
         label_smoothing: Cross-entropy label smoothing.
     """
 
-    decision_rule = "youden"
-
     def __init__(
         self,
         backbone: Any,

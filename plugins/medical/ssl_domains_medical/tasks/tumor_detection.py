@@ -96,8 +96,6 @@ class TumorClassification(ClassificationTask):
         ValueError: ``positive_label`` with more than 2 classes; bad ``augment`` values.
     """
 
-    decision_rule = "youden"
-
     def __init__(
         self,
         backbone: nn.Module,
@@ -171,8 +169,6 @@ class TumorPatchDetection(ClassificationTask):
     Raises:
         ValueError: ``num_classes`` is not 2, or unknown ``score``.
     """
-
-    decision_rule = "youden"
 
     def __init__(
         self,

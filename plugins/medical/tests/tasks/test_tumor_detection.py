@@ -21,7 +21,6 @@ def test_positive_label_becomes_class_one() -> None:
     assert task.class_weights.tolist() == pytest.approx([4 / 6, 2.0])
     out = task({"image": torch.randn(4, 1, 12, 12), "label": torch.tensor([0, 1, 1, 1])})
     assert out["logits"].shape == (4, 2) and torch.isfinite(out["loss"])
-    assert task.decision_rule == "youden"
 
 
 def test_labels_unchanged_without_positive_label() -> None:

@@ -28,7 +28,7 @@ class AnomalyClassificationTask(ClassificationTask):
     handed to the backbone as NaN, which the signal backbones zero-fill and flag. With
     ``class_balance`` the engine's call to :meth:`observe_labels` weights the loss by inverse
     class frequency (anomalies are usually rare). For binary tasks the decision threshold is
-    chosen on validation data by Youden's J (``decision_rule = "youden"``).
+    chosen on validation data by the run's ``finetune.threshold_rule`` (default Youden's J).
 
     With few labels (tens), ``freeze_backbone=True`` trains the head alone (a linear probe),
     which is often as good as full fine-tuning and cannot destroy pre-trained features.
@@ -46,8 +46,6 @@ class AnomalyClassificationTask(ClassificationTask):
         IncompatibleError: The backbone does not take signals.
         ValueError: ``num_classes < 2``.
     """
-
-    decision_rule = "youden"
 
     def __init__(
         self,
