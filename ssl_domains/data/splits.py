@@ -1,4 +1,5 @@
-"""Stratified, group-aware splits and few-label subsets. Seeded; the test set is never touched."""
+"""Stratified, group-aware splits and few-label subsets, seeded. Only indices go in and out:
+which data they index (never the test set, see ``engine.finetune``) is the caller's choice."""
 
 from __future__ import annotations
 
@@ -91,8 +92,12 @@ def label_subset(
     """Indices of a stratified labeled subset: ``fraction`` of the items or ``count`` items.
 
     Every class keeps at least one item, so a 1 % budget on an imbalanced set still sees the
-    rare class. The same (labels, seed, size) always gives the same subset, and a smaller
-    budget is drawn independently of larger ones.
+    rare class. The same (labels, seed, size) always gives the same subset. Budgets of one
+    (labels, seed) are not drawn independently: each class's items are shuffled once by
+    ``seed`` (the same order for every budget) and a budget takes the first ``alloc[c]`` of
+    each class's order, so a smaller budget is nested in a larger one, except where the
+    largest-remainder rounding gives a class fewer items at the larger budget (then that
+    class's nesting breaks for that pair of budgets).
 
     Raises:
         ConfigError: The budget is larger than the data or smaller than the number of classes.
