@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from ssl_domains.data.datasets import labels_of
 from ssl_domains.data.skipping import iter_readable
+from ssl_domains.engine.assess import Predictions
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.errors import SSLDomainsError
 
@@ -55,21 +55,6 @@ def stack_inputs(ds: Any, key: str) -> tuple[np.ndarray, np.ndarray | None, list
         ids.append(item_id(item.get("meta"), i))
     labels = None if any(y is None for y in ys) else np.asarray(ys, dtype=int)
     return np.stack(xs).astype(np.float32, copy=False), labels, ids
-
-
-@dataclass
-class Predictions:
-    """Class probabilities ``[N, K]`` with ids, true labels (or None) and the mean loss."""
-
-    ids: list[str]
-    probs: np.ndarray
-    labels: np.ndarray | None
-    loss: float | None
-
-    @property
-    def scores(self) -> np.ndarray:
-        """P(class 1) for binary tasks, else the probability matrix."""
-        return self.probs[:, 1] if self.probs.shape[1] == 2 else self.probs
 
 
 @torch.no_grad()

@@ -1,0 +1,465 @@
+"""A run's results: the :class:`Assessment` (the schema of ``eval.json``), how it is computed
+from predictions, and the only code that writes ``eval.json`` and ``predictions/*.csv``.
+
+Every arm ends the same way (:func:`finish_run`): the decision threshold is chosen on the
+validation predictions only (binary tasks with both classes in validation), the validation and
+test predictions are scored at that threshold, the test metrics get bootstrap intervals over
+test cases, undefined metrics get a reason, and the prediction CSVs and ``eval.json`` are
+written. Fine-tuning, the sweep's baseline and ensemble arms, ``evaluate`` and ``select: auto``
+all go through it; every reader loads ``eval.json`` with :func:`read_assessment`.
+
+``eval.json`` keys (absent when not known, except ``threshold``, which is ``null`` when no
+threshold applies)::
+
+    threshold, threshold_rule      the validation-chosen threshold and its rule
+    val, test                      metric -> value (null when undefined)
+    n_train, n_val, n_test, n_pool, n_labels, label_counts   what the run saw
+    test_intervals                 metric -> [low, high] plus "method" (a sentence)
+    undefined_metrics              split -> metric -> why it is undefined
+    warnings                       sentences the report shows
+    init, steps, best_step, stopped_early, seconds           how the model was trained
+    baseline, ensemble             the classical baseline / ensemble an arm used
+    selection, candidates, candidates_note                   what select: auto chose and why
+    eval_<loader>, n_eval_<loader> ``ssl-domains evaluate`` on other data
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from ssl_domains.engine.labels import undefined_reasons
+from ssl_domains.errors import DataError
+from ssl_domains.files import strict_json_value, write_guard, write_json
+from ssl_domains.scoring.intervals import bootstrap_metrics
+from ssl_domains.scoring.metrics import classification_metrics
+from ssl_domains.scoring.thresholds import choose_threshold
+
+__all__ = [
+    "EVAL_FILE",
+    "PREDICTIONS_DIR",
+    "INTERVAL_REPLICATES",
+    "Assessment",
+    "Counts",
+    "Evaluation",
+    "Intervals",
+    "Metrics",
+    "Predictions",
+    "assess",
+    "bootstrap_intervals",
+    "finish_run",
+    "read_assessment",
+    "read_predictions",
+    "rescore",
+    "score",
+    "validation_threshold",
+    "write_assessment",
+    "write_predictions",
+]
+
+log = logging.getLogger(__name__)
+
+#: The assessment of a run folder.
+EVAL_FILE = "eval.json"
+#: Sub-folder of a run folder with ``val.csv``, ``test.csv`` (and ``eval_<loader>.csv``).
+PREDICTIONS_DIR = "predictions"
+#: Bootstrap replicates of the test-metric intervals.
+INTERVAL_REPLICATES = 1000
+
+#: Metric name -> value; ``None`` where the metric is undefined (e.g. AUROC of one class).
+Metrics = dict[str, float | None]
+
+
+@dataclass
+class Predictions:
+    """Class probabilities ``[N, K]`` with item ids, true labels (or None) and the mean loss."""
+
+    ids: list[str]
+    probs: np.ndarray
+    labels: np.ndarray | None
+    loss: float | None = None
+
+    @property
+    def scores(self) -> np.ndarray:
+        """P(class 1) for binary tasks, else the probability matrix."""
+        return self.probs[:, 1] if self.probs.shape[1] == 2 else self.probs
+
+    @property
+    def binary(self) -> bool:
+        """Two classes."""
+        return self.probs.shape[1] == 2
+
+    def both_classes(self) -> bool:
+        """Binary, with labels of both classes (a threshold or an AUROC is defined)."""
+        return self.binary and self.labels is not None and len(set(self.labels.tolist())) == 2
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Intervals(_Model):
+    """Test-metric intervals over test cases and how they were computed.
+
+    On disk (``test_intervals``): ``{metric: [low, high], ..., "method": sentence}``; a bound
+    that could not be computed is ``null``.
+    """
+
+    method: str | None = None
+    bounds: dict[str, tuple[float | None, float | None]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_disk(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "bounds" not in data:
+            return {"method": data.get("method"),
+                    "bounds": {k: v for k, v in data.items() if k != "method"}}
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        """The on-disk form."""
+        out: dict[str, Any] = {k: [_finite(lo), _finite(hi)] for k, (lo, hi) in self.bounds.items()}
+        if self.method is not None:
+            out["method"] = self.method
+        return out
+
+    def get(self, metric: str) -> tuple[float, float] | None:
+        """``(low, high)`` of ``metric``; None when absent or not computed."""
+        lo, hi = self.bounds.get(metric, (None, None))
+        if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+            return None
+        return float(lo), float(hi)
+
+
+class Evaluation(_Model):
+    """``ssl-domains evaluate`` on other data: ``eval_<loader>`` and ``n_eval_<loader>``."""
+
+    metrics: Metrics = {}
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a run saw: item counts and label counts per split (``{"train": {"0": 40, ...}}``)."""
+
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    n_pool: int | None = None
+    n_labels: int | None = None
+    label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+#: Fields written even when ``None``.
+_ALWAYS = ("threshold",)
+_COUNT_FIELDS = ("n_train", "n_val", "n_test", "n_pool", "n_labels", "label_counts")
+
+
+class Assessment(_Model):
+    """The content of ``eval.json`` (see the module docstring for each key)."""
+
+    threshold: float | None = None
+    threshold_rule: str | None = None
+    val: Metrics = {}
+    test: Metrics | None = None
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    n_pool: int | None = None
+    n_labels: int | None = None
+    label_counts: dict[str, dict[str, int]] | None = None
+    test_intervals: Intervals | None = None
+    undefined_metrics: dict[str, dict[str, str]] | None = None
+    warnings: list[str] | None = None
+    init: str | None = None
+    steps: int | None = None
+    best_step: int | None = None
+    stopped_early: bool | None = None
+    seconds: float | None = None
+    baseline: dict[str, Any] | None = None
+    ensemble: dict[str, Any] | None = None
+    selection: dict[str, Any] | None = None
+    candidates: dict[str, dict[str, float | None]] | None = None
+    candidates_note: str | None = None
+    evaluations: dict[str, Evaluation] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_disk(cls, data: Any) -> Any:
+        """``eval_<loader>`` / ``n_eval_<loader>`` keys into :attr:`evaluations`."""
+        if not isinstance(data, Mapping) or "evaluations" in data:
+            return data
+        out: dict[str, Any] = {}
+        evals: dict[str, dict[str, Any]] = {}
+        for key, value in data.items():
+            if key.startswith("n_eval_"):
+                evals.setdefault(key[len("n_eval_"):], {})["n"] = value
+            elif key.startswith("eval_"):
+                evals.setdefault(key[len("eval_"):], {})["metrics"] = value
+            else:
+                out[key] = value
+        if evals:
+            out["evaluations"] = evals
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``eval.json`` object (strict JSON values: NaN as ``null``)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "evaluations":
+                for loader, ev in value.items():
+                    out[f"eval_{loader}"] = dict(ev.metrics)
+                    if ev.n is not None:
+                        out[f"n_eval_{loader}"] = ev.n
+            elif isinstance(value, Intervals):
+                out[name] = value.to_json()
+            elif value is not None or name in _ALWAYS:
+                out[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        return dict(strict_json_value(out))
+
+    @property
+    def counts(self) -> Counts:
+        """Item and label counts (to give a derived arm the counts of the cells it is made of)."""
+        return Counts(n_train=self.n_train, n_val=self.n_val, n_test=self.n_test,
+                      n_pool=self.n_pool, n_labels=self.n_labels,
+                      label_counts=dict(self.label_counts or {}))
+
+    def metrics(self, split: str) -> Metrics:
+        """``val``, ``test`` or ``eval_<loader>`` metrics (empty when absent)."""
+        if split == "val":
+            return dict(self.val)
+        if split == "test":
+            return dict(self.test or {})
+        if split.startswith("eval_") and split[5:] in self.evaluations:
+            return dict(self.evaluations[split[5:]].metrics)
+        return {}
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+# ---------------------------------------------------------------- computing
+
+
+def score(preds: Predictions, threshold: float | None) -> Metrics:
+    """Metrics of ``preds`` at ``threshold`` (plus the mean ``loss`` when known); an undefined
+    one is ``None``; empty without labels."""
+    if preds.labels is None:
+        return {}
+    m: dict[str, float] = classification_metrics(preds.labels, preds.scores, threshold=threshold)
+    if preds.loss is not None:
+        m["loss"] = preds.loss
+    return {k: _finite(float(v)) for k, v in m.items()}
+
+
+def validation_threshold(val: Predictions, rule: str) -> float | None:
+    """The decision threshold chosen by ``rule`` on VALIDATION predictions; None for a
+    multi-class task or validation labels without both classes."""
+    if not val.both_classes():
+        return None
+    assert val.labels is not None
+    return float(choose_threshold(val.labels, val.scores, rule))
+
+
+def bootstrap_intervals(test: Predictions, threshold: float | None, *, n: int = INTERVAL_REPLICATES,
+                   alpha: float = 0.05, seed: int = 0) -> Intervals | None:
+    """Bootstrap intervals of every test metric over test cases (class-stratified, threshold
+    held fixed); None unless the test predictions are binary with both classes."""
+    if not test.both_classes():
+        return None
+    assert test.labels is not None
+    got = bootstrap_metrics(test.labels, test.scores, threshold, n=n, alpha=alpha, seed=seed)
+    return Intervals(
+        method=(f"{100 * (1 - alpha):.0f}% percentile bootstrap over test cases ({n} "
+                "class-stratified resamples, threshold held fixed)"),
+        bounds={k: (_finite(iv.low), _finite(iv.high)) for k, iv in got.items()})
+
+
+_SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
+def assess(val: Predictions, test: Predictions | None, *, threshold_rule: str, counts: Counts,
+           warnings: Sequence[str] = (), details: Mapping[str, Any] | None = None) -> Assessment:
+    """The assessment of a model from its validation and (optional) test predictions.
+
+    Args:
+        val: Validation predictions (choose the threshold).
+        test: Test predictions (only scored), or None without test data.
+        threshold_rule: Rule of :func:`~ssl_domains.scoring.thresholds.choose_threshold`.
+        counts: What the run saw.
+        warnings: Warnings found before (e.g. label checks); undefined metrics add theirs.
+        details: More fields of :class:`Assessment` (``init``, ``steps``, ``baseline``, ...).
+
+    Raises:
+        pydantic.ValidationError: ``details`` names an unknown field or a wrong type.
+    """
+    threshold = validation_threshold(val, threshold_rule)
+    fields: dict[str, Any] = {
+        "threshold": threshold, "threshold_rule": threshold_rule, "val": score(val, threshold),
+        "n_train": counts.n_train, "n_val": counts.n_val, "n_pool": counts.n_pool,
+        "n_labels": counts.n_labels, "label_counts": dict(counts.label_counts),
+    }
+    if test is not None:
+        fields["test"] = score(test, threshold)
+        fields["n_test"] = counts.n_test if counts.n_test is not None else len(test.ids)
+        fields["test_intervals"] = bootstrap_intervals(test, threshold)
+    undefined = {split: reasons for split, preds in (("val", val), ("test", test))
+                 if preds is not None and (reasons := undefined_reasons(
+                     preds.labels, fields[split], _SPLIT_NAMES[split]))}
+    notes = list(warnings)
+    for split, reasons in undefined.items():
+        why = sorted(set(reasons.values()))
+        notes.append(f"{split}: {', '.join(sorted(reasons))} undefined ({'; '.join(why)})")
+    fields["undefined_metrics"] = undefined or None
+    fields["warnings"] = notes
+    return Assessment.model_validate({**fields, **(details or {})})
+
+
+def rescore(assessment: Assessment, split: str, preds: Predictions, threshold: float | None) -> Assessment:
+    """``assessment`` with ``split`` (``"test"`` or ``"eval_<loader>"``) scored anew from
+    ``preds`` at ``threshold`` (the export's validation-chosen one): its metrics, count,
+    undefined-metric reasons and, for ``test``, intervals are replaced."""
+    metrics = score(preds, threshold)
+    update: dict[str, Any] = {}
+    if split == "test":
+        update.update(test=metrics, n_test=len(preds.ids),
+                      test_intervals=bootstrap_intervals(preds, threshold))
+    elif split.startswith("eval_"):
+        update["evaluations"] = {**assessment.evaluations,
+                                 split[5:]: Evaluation(metrics=metrics, n=len(preds.ids))}
+    else:
+        raise ValueError(f"rescore: split must be 'test' or 'eval_<loader>', got {split!r}")
+    reasons = undefined_reasons(preds.labels, metrics, split)
+    undefined = {k: v for k, v in (assessment.undefined_metrics or {}).items() if k != split}
+    if reasons:
+        undefined[split] = reasons
+    update["undefined_metrics"] = undefined or None
+    return assessment.model_copy(update=update)
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_predictions(path: Path, preds: Predictions, threshold: float | None) -> None:
+    """CSV: ``id, label, score`` (binary P(class 1)) or ``score_0..score_{K-1}``, ``decision``
+    (binary: ``score >= threshold``, 0.5 without one; else the arg-max)."""
+    with write_guard(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    k = preds.probs.shape[1]
+    header = ["id", "label"] + (["score"] if k == 2 else [f"score_{j}" for j in range(k)]) + ["decision"]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with write_guard(path, tmp), tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for i, item in enumerate(preds.ids):
+            label = "" if preds.labels is None else int(preds.labels[i])
+            if k == 2:
+                s = float(preds.probs[i, 1])
+                decision = int(s >= threshold) if threshold is not None else int(s >= 0.5)
+                w.writerow([item, label, repr(s), decision])
+            else:
+                row = [repr(float(v)) for v in preds.probs[i]]
+                w.writerow([item, label, *row, int(np.argmax(preds.probs[i]))])
+    with write_guard(path, tmp):
+        tmp.replace(path)
+
+
+def read_predictions(path: Path) -> Predictions:
+    """A predictions CSV of :func:`write_predictions` as class probabilities ``[N, K]`` with
+    ids and labels (None unless every row has one).
+
+    Raises:
+        DataError: The file is missing, or has no id or score columns, or a non-numeric value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "missing (the run it belongs to did not finish)")
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(path, f"not a readable CSV ({err})") from None
+    header = rows[0] if rows else []
+    if "score" in header:
+        cols = [header.index("score")]
+    else:
+        ks = sorted(int(c[6:]) for c in header if c.startswith("score_") and c[6:].isdigit())
+        cols = [header.index(f"score_{k}") for k in ks]
+    if "id" not in header or not cols:
+        raise DataError(path, "needs an 'id' and a 'score' or 'score_0..score_K-1' column "
+                              f"(columns: {', '.join(header) or 'none'})")
+    body = rows[1:]
+    try:
+        scores = np.array([[float(r[c]) for c in cols] for r in body], dtype=np.float64)
+        raw = [r[header.index("label")] for r in body] if "label" in header else []
+        labels = np.array([int(float(v)) for v in raw], dtype=int) \
+            if raw and all(v.strip() for v in raw) else None
+    except (ValueError, IndexError) as err:
+        raise DataError(path, f"a row is short or not numeric ({err})") from None
+    scores = scores.reshape(len(body), len(cols))
+    probs = np.concatenate([1.0 - scores, scores], axis=1) if len(cols) == 1 else scores
+    return Predictions(ids=[r[header.index("id")] for r in body], probs=probs, labels=labels)
+
+
+def write_assessment(run_dir: Path, assessment: Assessment) -> Path:
+    """Write ``run_dir/eval.json`` (atomically, strict JSON); returns its path."""
+    path = Path(run_dir) / EVAL_FILE
+    write_json(path, assessment.to_json())
+    return path
+
+
+def read_assessment(run_dir: Path) -> Assessment:
+    """The :class:`Assessment` in ``run_dir/eval.json`` (or in the file ``run_dir``).
+
+    Raises:
+        DataError: The file is missing, not JSON, or does not fit the schema (one line
+            naming the file and the first problem).
+    """
+    path = Path(run_dir)
+    if path.is_dir() or path.suffix != ".json":
+        path = path / EVAL_FILE
+    if not path.is_file():
+        raise DataError(path, "missing (the run has not finished fine-tuning or evaluation)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(path, f"not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return Assessment.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the object"
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise DataError(path, f"not an eval.json: {where}: {first['msg']}{more}") from None
+
+
+def finish_run(run_dir: Path, val: Predictions, test: Predictions | None, *, threshold_rule: str,
+               counts: Counts, warnings: Sequence[str] = (),
+               details: Mapping[str, Any] | None = None, write: bool = True) -> Assessment:
+    """The tail every arm shares: :func:`assess`, then ``predictions/val.csv``, ``test.csv``
+    (decisions at the validation-chosen threshold) and ``eval.json`` in ``run_dir``; its
+    warnings are logged. ``write=False`` (a non-main process) computes without writing."""
+    assessment = assess(val, test, threshold_rule=threshold_rule, counts=counts,
+                        warnings=warnings, details=details)
+    for w in assessment.warnings or []:
+        log.warning("%s: %s", run_dir, w)
+    if write:
+        folder = Path(run_dir) / PREDICTIONS_DIR
+        write_predictions(folder / "val.csv", val, assessment.threshold)
+        if test is not None:
+            write_predictions(folder / "test.csv", test, assessment.threshold)
+        write_assessment(run_dir, assessment)
+    return assessment
