@@ -27,9 +27,12 @@ def register_loaders(registry: Registrar) -> None:
     labeled dataset exposes ``labels`` (one int per item) so the host can split it; it may
     expose ``groups`` (e.g. a hashed case id per item) to keep a case on one side of a split,
     ``stats`` (normalisation statistics; the host passes them as ``stats=`` to validation,
-    test and prediction loaders of the same kind and stores them in exports) and
+    test and prediction loaders of the same kind and stores them in exports),
     ``augment_item(item)`` (train-time augmentation; the host applies it to training items
-    only). Unreadable inputs are listed in ``skipped`` as ``(path, reason)`` pairs.
+    only) and ``set_epoch(epoch)`` (called before each training epoch, for items that vary
+    by epoch such as random patches: drawn from the epoch, not from a hidden counter, they
+    are the same in a resumed run). Unreadable inputs are listed in ``skipped`` as
+    ``(path, reason)`` pairs.
     """
 
 

@@ -69,6 +69,11 @@ class HoldoutDataset(Dataset):
         self.stats = getattr(self.base, "stats", None)
         self.skipped = getattr(self.base, "skipped", [])
 
+    def set_epoch(self, epoch: int) -> None:
+        fn = getattr(self.base, "set_epoch", None)
+        if fn is not None:
+            fn(epoch)
+
     def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
         fn = getattr(self.base, "augment_item", None)
         return fn(item) if fn is not None else item

@@ -100,6 +100,11 @@ class Subset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def set_epoch(self, epoch: int) -> None:
+        fn = getattr(self.base, "set_epoch", None)
+        if fn is not None:
+            fn(epoch)
+
     def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
         fn = getattr(self.base, "augment_item", None)
         return fn(item) if fn is not None else item

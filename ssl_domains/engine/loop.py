@@ -238,6 +238,9 @@ class Trainer:
                 self.on_epoch_start(self.model, self.epoch)
                 self._train_mode()
             sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * bs)
+            data_epoch = getattr(self.loader.dataset, "set_epoch", None)
+            if data_epoch is not None:  # items that vary by epoch (random patches) stay resumable
+                data_epoch(self.epoch)
             for batch in self.loader:
                 batch = rt.to_device(batch)
                 with rt.autocast():

@@ -4,8 +4,10 @@ Each loader lists *records* (one per volume or case: an id, a modality, optional
 knows how to load one as channel-first MetaTensors. :class:`VolumeDataset` does the rest:
 deterministic MONAI preprocessing (cached in memory or on disk, so a volume is decoded once
 across epochs), then either the whole volume at a fixed ``spatial_size`` or
-``patches_per_volume`` random patches of ``patch_size`` drawn with an explicit, seeded
-random state.
+``patches_per_volume`` random patches of ``patch_size``. Each patch is a pure function of
+``(seed, epoch, item index)`` (no hidden draw counter): the engine tells the dataset the
+epoch (:meth:`VolumeDataset.set_epoch`, before each epoch's batches), so a resumed run draws
+exactly the patches an uninterrupted run draws, with or without DataLoader workers.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ class VolumeDataset(Dataset):
         dims: Spatial dimensions of the items (2 or 3).
         spatial_size: Fixed size of every item (whole volume, crop-or-pad or resize), or None.
         patch_size: Random patches of this size instead of whole volumes, or None.
-        patches_per_volume: Items per volume when sampling patches (each draws a new patch).
+        patches_per_volume: Items per volume when sampling patches (each item its own
+            patch, drawn anew each epoch).
         resize_mode: ``"crop_or_pad"`` or ``"resize"`` for ``spatial_size``.
         spacing: Resample to this voxel size (mm) first, or None.
         intensity: ``"auto"`` (CT soft-tissue window, else percentiles), a CT window name, a
@@ -132,7 +135,8 @@ class VolumeDataset(Dataset):
         cache: ``"memory"`` (decode each volume once per process), ``"disk"`` (torch files in
             ``cache_dir``, shared across runs) or ``"none"``.
         cache_dir: Folder for ``cache="disk"``.
-        seed: Seed of the patch sampler.
+        seed: Seed of the patch sampler: item ``i`` in epoch ``e`` is the patch drawn from
+            ``(seed, e, i)``; within one epoch the same item gives the same patch.
     """
 
     image_key = "image"
@@ -181,7 +185,7 @@ class VolumeDataset(Dataset):
         self.skipped: list[tuple[str, str]] = []
         self._memory: dict[int, dict[str, Any]] = {}
         self._pipelines: dict[str, Any] = {}
-        self._draws: dict[int, int] = {}
+        self.epoch = 0
         self._sampler_cache: dict[bool, Any] = {}
         # validate sizes/modes now rather than at the first item
         preprocessing(mask_key="mask", dims=dims, spacing=spacing, spatial_size=spatial_size,
@@ -195,6 +199,11 @@ class VolumeDataset(Dataset):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ dataset surface
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose patches items are drawn from (the engine calls this before
+        each training epoch; evaluation-only datasets stay at epoch 0)."""
+        self.epoch = int(epoch)
+
     @property
     def labels(self) -> list[int] | None:
         """One label per item, or None when unlabeled."""
@@ -296,13 +305,9 @@ class VolumeDataset(Dataset):
                 dims=self.dims, label_key="mask" if guided else None,
                 pos=float(pos), neg=1.0 - float(pos) if guided else 1.0)
         sampler = self._sampler_cache[guided]
-        # explicit random state: (seed, item, how often drawn, worker seed) -> a new patch each
-        # epoch, reproducible for a given seed with or without DataLoader workers
-        draw = self._draws.get(index, 0)
-        self._draws[index] = draw + 1
-        info = torch.utils.data.get_worker_info()
-        worker_seed = int(info.seed % 2**31) if info is not None else 0
-        state = np.random.SeedSequence([self.seed, index, draw, worker_seed]).generate_state(1)[0]
+        # the random state is a pure function of (seed, epoch, item): nothing to checkpoint,
+        # and the same in a worker process as in the main one
+        state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0]
         sampler.set_random_state(seed=int(state))
         with warnings.catch_warnings():
             # a mask without foreground: RandCropByPosNegLabeld falls back to background patches

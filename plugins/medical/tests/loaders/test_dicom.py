@@ -45,16 +45,19 @@ def test_auto_intensity_uses_ct_window(two_series):
     assert float(image.min()) == 0.0 and float(image.max()) == 1.0  # air and bone clipped
 
 
-def test_patches_are_seeded_and_vary_between_draws(two_series):
+def test_patches_are_seeded_and_vary_between_epochs(two_series):
     def draws(seed):
         ds = DicomDataset(str(two_series), patch_size=[8, 8, 4], patches_per_volume=3, seed=seed)
-        return [ds[i]["image"] for i in range(len(ds))] + [ds[0]["image"]]
+        items = [ds[i]["image"] for i in range(len(ds))] + [ds[0]["image"]]
+        ds.set_epoch(1)
+        return [*items, ds[0]["image"]]
 
     a, b, c = draws(1), draws(1), draws(2)
-    assert len(a) == 7 and a[0].shape == (1, 8, 8, 4)
+    assert len(a) == 8 and a[0].shape == (1, 8, 8, 4)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
-    assert not torch.equal(a[0], a[-1])  # a second draw of item 0 is a new patch
+    assert torch.equal(a[0], a[6])  # within an epoch an item is one patch
+    assert not torch.equal(a[0], a[-1])  # the next epoch draws a new patch
 
 
 def test_series_decoded_once_across_epochs(two_series, monkeypatch):
