@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,10 +205,18 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                  resume: str | None, out: str | None) -> None:
     """Fine-tune on labeled data from CONFIG's `finetune` section; evaluates and exports."""
     from ssl_domains.engine.finetune import finetune
+    from ssl_domains.report.model_card import write_model_card
+    from ssl_domains.sweep.select import select_finetune
 
     cfg, run_path = _resolve(config, overrides, resume, out)
     _refuse_overwrite(run_path, "finetune", resume)
-    summary = finetune(cfg, run_path, init=_init(init_path, init_source), resume=bool(resume))
+    init = _init(init_path, init_source)
+    if cfg.finetune is not None and cfg.finetune.select == "auto":  # candidates, chosen on validation data
+        summary = select_finetune(cfg, run_path, init=init)
+    else:
+        summary = finetune(cfg, run_path, init=init, resume=bool(resume))
+    if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
+        write_model_card(run_path)
     click.echo(to_json({k: summary[k] for k in ("threshold", "val", "test") if k in summary}))
 
 

@@ -77,6 +77,7 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
     from ssl_domains.config import load_config, parse_config
     from ssl_domains.engine.finetune import finetune
     from ssl_domains.engine.pretrain import pretrain
+    from ssl_domains.report.model_card import write_model_card
     from ssl_domains.report.pages import build_report
 
     cfg = load_config(config, list(overrides))
@@ -88,9 +89,11 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
         ssl = pretrain(cfg, run_path)
         echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']:.4g}")
     res = finetune(cfg, run_path)
+    write_model_card(run_path)
     scratch_cfg = parse_config({**cfg.model_dump(mode="json"), "pretrain": None,
                                 "finetune": {**cfg.finetune.model_dump(mode="json"), "from_scratch": True}})
     base = finetune(scratch_cfg, run_path / "scratch")
+    write_model_card(run_path / "scratch")
     arms = {"ssl": res, "scratch": base}
     write_comparison(run_path, arms, cfg.seed)
     report = build_report(run_path)

@@ -1,73 +1,33 @@
-"""Evaluate or apply a fine-tuned export: rebuild it by registry name, score data, write CSVs."""
+"""Evaluate or apply a fine-tuned export of any kind (:mod:`ssl_domains.engine.exports`): score
+data, write the predictions CSV, and update ``eval.json`` through :mod:`ssl_domains.engine.assess`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-from torch import nn
 
 from ssl_domains.config import ComponentRef, DataConfig
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
+from ssl_domains.engine.assess import (
+    EVAL_FILE,
+    PREDICTIONS_DIR,
+    Assessment,
+    Predictions,
+    read_assessment,
+    rescore,
+    write_assessment,
+    write_predictions,
+)
 from ssl_domains.engine.build import check_modality
-from ssl_domains.engine.checkpoints import MODEL_FILE, read_export_config, read_safetensors
-from ssl_domains.engine.finetune import _metrics, write_predictions
-from ssl_domains.engine.inference import Predictions, predict
-from ssl_domains.engine.labels import undefined_reasons
+from ssl_domains.engine.exports import load_finetuned, load_model
+from ssl_domains.engine.inference import predict
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.errors import CheckpointError
-from ssl_domains.files import write_json
 from ssl_domains.plugins import get_host
 
+# load_finetuned and load_model are re-exported (they live in engine.exports)
 __all__ = ["load_finetuned", "load_model", "evaluate", "predict_data"]
-
-
-def _export_dir(path: Path) -> Path:
-    if (path / "export" / "config.json").is_file():
-        return path / "export"
-    if (path / "config.json").is_file():
-        return path
-    raise CheckpointError(f"{path}: no export found (expected {path}/export/config.json)")
-
-
-def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The fine-tuned task model of a run or export folder, and its export config.
-
-    Raises:
-        CheckpointError: Not a fine-tuning export, or weights that do not fit.
-    """
-    folder = _export_dir(Path(path))
-    config = read_export_config(folder / "config.json")
-    if config.get("kind") in ("baseline", "ensemble"):
-        raise CheckpointError(f"{folder}: select: auto chose a {config['kind']} here, not a "
-                              "fine-tuned network; this needs a network export (use "
-                              "--set finetune.select=single)")
-    if config.get("stage") != "finetune" or not (folder / MODEL_FILE).is_file():
-        raise CheckpointError(f"{folder}: a pre-training export has no classifier; fine-tune it first")
-    registry = get_host().registry
-    bb = config["backbone"]
-    backbone = registry.create("backbone", bb["name"], **bb.get("args", {}))
-    task_ref = config["task"]
-    args = {k: v for k, v in task_ref.get("args", {}).items() if k != "num_classes"}
-    task = registry.create("finetune", task_ref["name"], backbone, num_classes=config["num_classes"], **args)
-    try:
-        task.load_state_dict(read_safetensors(folder / MODEL_FILE))
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{folder / MODEL_FILE}: weights do not fit the model ({first})") from None
-    task.eval()
-    return task, config
-
-
-def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """The model a run or export folder ships: a fine-tuned network, or the classical
-    baseline or ensemble that ``finetune.select: auto`` chose; and its export config."""
-    from ssl_domains.sweep.select import load_selected
-
-    selected = load_selected(path)
-    return selected if selected is not None else load_finetuned(path)
 
 
 def _score(
@@ -118,24 +78,16 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
         if not test:
             raise CheckpointError(f"{run}: the run has no test data; pass --loader/--arg")
         loader = ComponentRef(**test)
-        key, out_csv = "test", run / "predictions" / "test.csv"
+        key, out_csv = "test", run / PREDICTIONS_DIR / "test.csv"
     else:
-        key, out_csv = f"eval_{loader.name}", run / "predictions" / f"eval_{loader.name}.csv"
+        key, out_csv = f"eval_{loader.name}", run / PREDICTIONS_DIR / f"eval_{loader.name}.csv"
     preds, _ = _score(task, config, loader, out_csv, "evaluation", device=device)
     threshold = config.get("threshold")
-    metrics = _metrics(preds, threshold)
-    eval_path = run / "eval.json"
-    summary = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
-    summary[key] = metrics
-    summary[f"n_{key}"] = len(preds.ids)
-    reasons = undefined_reasons(preds.labels, metrics, key)
-    undefined = {k: v for k, v in (summary.get("undefined_metrics") or {}).items() if k != key}
-    if reasons:
-        undefined[key] = reasons
-    if undefined:
-        summary["undefined_metrics"] = undefined
-    else:
-        summary.pop("undefined_metrics", None)
-    write_json(eval_path, summary)
+    # a run folder without eval.json (an export evaluated elsewhere) starts a fresh one
+    before = read_assessment(run) if (run / EVAL_FILE).is_file() else Assessment()
+    after = rescore(before, key, preds, threshold)
+    write_assessment(run, after)
+    metrics = after.metrics(key)
+    reasons = (after.undefined_metrics or {}).get(key)
     out = {"metrics": metrics, "threshold": threshold, "n": len(preds.ids), "csv": str(out_csv)}
     return {**out, "undefined_metrics": reasons} if reasons else out

@@ -7,14 +7,12 @@ set is used once, at the end, for reporting.
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -29,23 +27,30 @@ from ssl_domains.data.datasets import (
 )
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import label_subset, split_off
+from ssl_domains.engine.assess import Counts, finish_run, score, write_predictions
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
-from ssl_domains.engine.inference import Predictions, predict
-from ssl_domains.engine.labels import check_labels, declared_classes, undefined_reasons
+from ssl_domains.engine.inference import predict
+from ssl_domains.engine.labels import check_labels, declared_classes
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.pretrain import export_config
 from ssl_domains.engine.run_dir import holding_run_lock
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
-from ssl_domains.files import write_guard, write_json
 from ssl_domains.plugins import get_host
-from ssl_domains.scoring.metrics import classification_metrics
-from ssl_domains.scoring.thresholds import choose_threshold
 
-__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "write_predictions"]
+__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "counts_of",
+           # re-exported until every caller imports it from engine.assess
+           "write_predictions"]
 
 log = logging.getLogger(__name__)
+
+#: ``export/README.md`` until the model card is written over it (the card is rendered from the
+#: run folder by :func:`ssl_domains.report.model_card.write_model_card`, which ``ssl-domains
+#: finetune`` calls).
+EXPORT_README = ("# Model card\n\nNot written yet: `ssl-domains finetune` writes it after evaluation "
+                 "(or call `ssl_domains.report.model_card.write_model_card(run_folder)`); the "
+                 "run folder's `eval.json` holds the metrics.\n")
 
 
 def build_finetune_sources(fcfg: FinetuneConfig) -> dict[str, Any]:
@@ -102,37 +107,15 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[st
             "n_pool": len(pool), "n_budget": len(budget)}
 
 
-def write_predictions(path: Path, preds: Predictions, threshold: float | None) -> None:
-    """CSV: id, label, score (binary P(class 1)) or score_k, decision."""
-    with write_guard(path.parent):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    k = preds.probs.shape[1]
-    header = ["id", "label"] + (["score"] if k == 2 else [f"score_{j}" for j in range(k)]) + ["decision"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with write_guard(path, tmp), tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for i, item in enumerate(preds.ids):
-            label = "" if preds.labels is None else int(preds.labels[i])
-            if k == 2:
-                s = float(preds.probs[i, 1])
-                decision = int(s >= threshold) if threshold is not None else int(s >= 0.5)
-                w.writerow([item, label, repr(s), decision])
-            else:
-                row = [repr(float(v)) for v in preds.probs[i]]
-                w.writerow([item, label, *row, int(np.argmax(preds.probs[i]))])
-    with write_guard(path, tmp):
-        tmp.replace(path)
-
-
-def _metrics(preds: Predictions, threshold: float | None) -> dict[str, float | None]:
-    """Metrics of ``preds``; an undefined one (e.g. AUROC of one class) is ``None``."""
-    if preds.labels is None:
-        return {}
-    m = classification_metrics(preds.labels, preds.scores, threshold=threshold)
-    if preds.loss is not None:
-        m["loss"] = preds.loss
-    return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in m.items()}
+def counts_of(data: Mapping[str, Any]) -> Counts:
+    """Item and label counts of :func:`prepare_finetune_data`'s datasets (for the assessment)."""
+    splits = [(k, data[k]) for k in ("train", "val", "test") if data.get(k) is not None]
+    return Counts(
+        n_train=len(data["train"]), n_val=len(data["val"]),
+        n_test=len(data["test"]) if data.get("test") is not None else None,
+        n_pool=data["n_pool"], n_labels=data["n_budget"],
+        label_counts={k: dict(Counter(map(str, labels_of(ds) or []))) for k, ds in splits},
+    )
 
 
 @holding_run_lock
@@ -144,7 +127,9 @@ def finetune(
     resume: bool = False,
     sources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the ``finetune`` stage of ``cfg`` into ``run_path``; returns the evaluation summary.
+    """Run the ``finetune`` stage of ``cfg`` into ``run_path``; returns the ``eval.json`` content
+    (:meth:`~ssl_domains.engine.assess.Assessment.to_json`). ``finetune.select: auto`` is run
+    by :func:`ssl_domains.sweep.select.select_finetune` instead.
 
     Initial weights, in order: ``init`` (``--init``), ``cfg.init``, then this run's own
     pre-training export when the config also pre-trains; none when ``from_scratch``.
@@ -152,7 +137,7 @@ def finetune(
     ``sources`` (from :func:`build_finetune_sources`) skips rebuilding the datasets.
 
     Raises:
-        ConfigError: No ``finetune`` section; no weights to start from (no init, no export of
+        ConfigError: No ``finetune`` section; ``select: auto``; no weights to start from (no init, no export of
             this run's pre-training) without ``from_scratch: true``; labels that do not fit the
             task (e.g. three classes for a binary task).
         DataError: One class only, or a validation set missing a class.
@@ -161,10 +146,9 @@ def finetune(
     if cfg.finetune is None:
         raise ConfigError(f"{cfg.name}: the config has no 'finetune' section")
     fcfg = cfg.finetune
-    if fcfg.select == "auto":  # candidates, chosen on validation data (engine/select.py)
-        from ssl_domains.sweep.select import select_finetune
-
-        return select_finetune(cfg, Path(run_path), init=init, sources=sources)
+    if fcfg.select == "auto":
+        raise ConfigError(f"{cfg.name}: finetune.select: auto trains several candidates; run it with "
+                          "`ssl-domains finetune` or ssl_domains.sweep.select.select_finetune")
     own_export = Path(run_path) / "export"
     if not (fcfg.from_scratch or resume or init or cfg.init
             or (cfg.pretrain is not None and (own_export / "backbone.safetensors").is_file())):
@@ -225,7 +209,7 @@ def finetune(
                              skipped_file=skipped_file)
 
     def validate(model: nn.Module) -> dict[str, float | None]:
-        return _metrics(predict(model, val_loader, rt), None)
+        return score(predict(model, val_loader, rt), None)
 
     trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
                       validate=validate, on_epoch_start=on_epoch_start, frozen=frozen,
@@ -235,68 +219,23 @@ def finetune(
     result = trainer.fit()
 
     val_preds = predict(task, val_loader, rt)
-    warnings: list[str] = list(label_warnings)
-    threshold = None
-    if task.num_classes == 2 and val_preds.labels is not None and len(set(val_preds.labels)) == 2:
-        threshold = float(choose_threshold(val_preds.labels, val_preds.scores, fcfg.threshold_rule))
-    summary: dict[str, Any] = {
-        "threshold": threshold,
-        "threshold_rule": fcfg.threshold_rule,
-        "val": _metrics(val_preds, threshold),
-        "n_train": len(train_ds),
-        "n_val": len(val_ds),
-        "n_pool": data["n_pool"],
-        "n_labels": data["n_budget"],
-        "label_counts": {"train": dict(Counter(map(str, train_labels))),
-                         "val": dict(Counter(map(str, labels_of(val_ds) or [])))},
-        "steps": result.step,
-        "best_step": result.best_step,
-        "stopped_early": result.stopped_early,
-        "init": init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none"),
-        "seconds": result.seconds,
-    }
-    if rt.is_main:
-        write_predictions(run.predictions / "val.csv", val_preds, threshold)
+    test_preds = None
     if test_ds is not None:
         test_preds = predict(task, make_loader(test_ds, fcfg.data, train=False, seed=cfg.seed, role="test",
                                                stage="finetune", skipped_file=skipped_file), rt)
-        summary["test"] = _metrics(test_preds, threshold)
-        if test_preds.labels is not None and task.num_classes == 2 and len(set(test_preds.labels)) == 2:
-            from ssl_domains.report.model_card import card_intervals
-
-            summary["test_intervals"] = card_intervals(test_preds.labels, test_preds.scores, threshold)
-        summary["n_test"] = len(test_ds)
-        summary["label_counts"]["test"] = dict(Counter(map(str, labels_of(test_ds) or [])))
-        if rt.is_main:
-            write_predictions(run.predictions / "test.csv", test_preds, threshold)
-    undefined = {split: reasons for split, reasons in (
-        ("val", undefined_reasons(val_preds.labels, summary["val"], "validation")),
-        ("test", undefined_reasons(test_preds.labels, summary["test"], "test") if "test" in summary else {}),
-    ) if reasons}
-    if undefined:
-        summary["undefined_metrics"] = undefined
-        for split, reasons in undefined.items():
-            why = sorted(set(reasons.values()))
-            warnings.append(f"{split}: {', '.join(sorted(reasons))} undefined ({'; '.join(why)})")
-    summary["warnings"] = warnings
-    for w in warnings:
-        log.warning("%s: %s", run.path, w)
+    details = {"steps": result.step, "best_step": result.best_step, "stopped_early": result.stopped_early,
+               "init": init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none"),
+               "seconds": result.seconds}
+    assessment = finish_run(run.path, val_preds, test_preds, threshold_rule=fcfg.threshold_rule,
+                            counts=counts_of(data), warnings=label_warnings, details=details,
+                            write=rt.is_main)
     if rt.is_main:
-        write_json(run.path / "eval.json", summary)
         export_cfg = export_config(
             cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=task.num_classes,
-            threshold=threshold, threshold_rule=fcfg.threshold_rule,
+            threshold=assessment.threshold, threshold_rule=fcfg.threshold_rule,
             data_stats=getattr(data["pool"], "stats", None),
         )
-        save_export(run.export, backbone=backbone, model=task, config=export_cfg,
-                    card=_card(cfg, summary))
+        save_export(run.export, backbone=backbone, model=task, config=export_cfg, card=EXPORT_README)
     rt.barrier()
     run.close()
-    return summary
-
-
-def _card(cfg: RunConfig, summary: dict[str, Any]) -> str:
-    from ssl_domains.report.model_card import model_card
-
-    return model_card(cfg.model_dump(mode="json"), summary, summary.get("label_counts", {}),
-                      summary.get("test_intervals"))
+    return assessment.to_json()

@@ -1,15 +1,23 @@
-"""The model card (``export/README.md``): data, label counts, metrics with intervals, use, limits."""
+"""The model card (``export/README.md``): data, label counts, metrics with intervals, use, limits.
+
+Rendered from a run folder's resolved config and its :class:`~ssl_domains.engine.assess.Assessment`
+(``eval.json``); :func:`write_model_card` is called by whoever ran the fine-tuning (``ssl-domains
+finetune``, the demo), never by the engine.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+import yaml
 
+from ssl_domains.engine.assess import Assessment, read_assessment
+from ssl_domains.errors import DataError
+from ssl_domains.files import atomic_write_text
 from ssl_domains.report.htmlpage import fmt, is_number
-from ssl_domains.scoring.intervals import bootstrap_metrics
 
 #: (label, dotted config path) of the components the card names; flat keys are a fallback.
 COMPONENTS = (
@@ -66,12 +74,10 @@ def _name(value: Any) -> str | None:
 
 
 def _bounds(value: Any) -> tuple[float, float] | None:
-    if isinstance(value, Mapping):
-        low, high = value.get("low", value.get("ci_low")), value.get("high", value.get("ci_high"))
-    elif isinstance(value, list | tuple) and len(value) >= 2:
-        low, high = value[0], value[1]
-    else:
+    """``(low, high)`` of a ``[low, high]`` pair; None when absent or not computed."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
         return None
+    low, high = value
     if not (is_number(low) and is_number(high)) or math.isnan(float(low)):
         return None
     return float(low), float(high)
@@ -82,28 +88,15 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _intervals_for(intervals: Mapping[str, Any] | None, split: str) -> Mapping[str, Any]:
-    if not intervals:
-        return {}
-    nested = intervals.get(split)
-    return nested if isinstance(nested, Mapping) else intervals
-
-
-def model_card(config: dict[str, Any], eval_summary: dict[str, Any],
-               label_counts: dict[str, Any], intervals: dict[str, Any] | None = None) -> str:
+def model_card(config: Mapping[str, Any], assessment: Assessment) -> str:
     """Markdown model card of an exported model.
 
     Args:
         config: The resolved run config (component names are read from ``backbone``,
             ``pretrain.task``, ``finetune.task``; loaders from ``pretrain.data`` and
             ``finetune.data``, each split a ``{"name", "args"}`` mapping).
-        eval_summary: ``eval.json`` content (``threshold``, ``threshold_rule``, ``val`` and
-            ``test`` metric dicts, ``n_train``/``n_val``/``n_test``); may be empty.
-        label_counts: Label counts, flat (``{"0": 40, "1": 12}``) or per split
-            (``{"train": {...}, "val": {...}}``).
-        intervals: Optional test-metric intervals: metric -> ``(low, high)``, ``Interval`` or
-            ``{"low", "high"}``; or ``{"test": {...}}``; plus an optional ``"method"`` string
-            describing how they were computed.
+        assessment: The run's ``eval.json`` (threshold, metrics, counts, label counts, test
+            intervals, what ``select: auto`` chose); may be empty.
 
     Data paths are left out of the card (folder names can carry identifiers); loader names
     and non-path arguments are listed.
@@ -122,9 +115,8 @@ def model_card(config: dict[str, Any], eval_summary: dict[str, Any],
             lines.append(f"- {label}: `{name}`")
     if not seen:
         lines.append("- components: see `config.json`")
-    selection = eval_summary.get("selection")
-    if isinstance(selection, Mapping):
-        lines += selection_lines(selection, eval_summary.get("candidates"))
+    if assessment.selection is not None:
+        lines += selection_lines(assessment.selection, assessment.candidates)
     else:
         lines += ["- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
                   "architecture and arguments in `config.json`", ""]
@@ -132,14 +124,13 @@ def model_card(config: dict[str, Any], eval_summary: dict[str, Any],
     lines += ["## Data", ""]
     for label, dotted in DATA:
         lines += _data_lines(label, _get(config, dotted))
-    counts = {k: eval_summary[k] for k in ("n_train", "n_val", "n_test") if k in eval_summary}
+    counts = {k: v for k in ("n_train", "n_val", "n_test") if (v := getattr(assessment, k)) is not None}
     if counts:
         lines.append("- items: " + ", ".join(f"{k[2:]} {v}" for k, v in counts.items()))
     lines.append("")
     lines += ["### Label counts", ""]
-    if label_counts:
-        nested = all(isinstance(v, Mapping) for v in label_counts.values())
-        groups = label_counts if nested else {"all": label_counts}
+    groups = assessment.label_counts or {}
+    if groups:
         classes = sorted({str(c) for g in groups.values() for c in g})
         lines += ["| split | " + " | ".join(f"class {c}" for c in classes) + " |",
                   "|---|" + "---:|" * len(classes)]
@@ -152,24 +143,24 @@ def model_card(config: dict[str, Any], eval_summary: dict[str, Any],
     lines.append("")
 
     lines += ["## Evaluation", ""]
-    threshold = eval_summary.get("threshold")
+    threshold = assessment.threshold
     if is_number(threshold):
         lines.append(f"Decision threshold {fmt(threshold)} (rule "
-                     f"`{eval_summary.get('threshold_rule', 'unknown')}`), chosen on the "
+                     f"`{assessment.threshold_rule or 'unknown'}`), chosen on the "
                      "validation split and applied unchanged to the test split.")
         lines.append("")
-    val, test = eval_summary.get("val") or {}, eval_summary.get("test") or {}
-    ci = _intervals_for(intervals, "test")
+    val, test = assessment.val, assessment.test or {}
+    ci = assessment.test_intervals
     names = list(dict.fromkeys([*val, *test]))
     if names:
         lines += ["| metric | validation | test | test interval |", "|---|---:|---:|---:|"]
         for name in names:
-            bounds = _bounds(ci.get(name))
+            bounds = ci.get(name) if ci is not None else None
             span = f"{fmt(bounds[0])} to {fmt(bounds[1])}" if bounds else ""
             lines.append(f"| {_md(name)} | {fmt(val.get(name, float('nan')))} | "
                          f"{fmt(test.get(name, float('nan')))} | {span} |")
-        method = (intervals or {}).get("method")
-        lines += ["", "Intervals: " + (str(method) if isinstance(method, str) else
+        method = ci.method if ci is not None else None
+        lines += ["", "Intervals: " + (method if method is not None else
                                       "two-sided confidence intervals over test cases" if ci
                                       else "not computed")
                   + "."]
@@ -249,23 +240,25 @@ def selection_lines(selection: Mapping[str, Any], candidates: Any = None) -> lis
     return lines
 
 
-def card_intervals(y_true: Any, scores: Any, threshold: float | None, n: int = 1000,
-                   alpha: float = 0.05, seed: int = 0) -> dict[str, Any]:
-    """Test-metric intervals in the form :func:`model_card` takes, with their method named.
+def write_model_card(run_dir: Path) -> Path:
+    """Render the card of the run folder ``run_dir`` (its ``config.yaml`` and ``eval.json``)
+    into ``run_dir/export/README.md``; returns its path.
 
-    Args:
-        y_true: Test labels [N].
-        scores: Test scores [N] (binary P(class 1)) or [N, K].
-        threshold: The validation-chosen threshold (held fixed).
-        n: Bootstrap replicates.
-        alpha: 1 - confidence level.
-        seed: Resampling seed.
-
-    Returns:
-        Metric -> ``Interval``, plus ``"method"``: a sentence saying how they were computed.
+    Raises:
+        DataError: ``config.yaml`` or ``eval.json`` is missing or unreadable, or there is no
+            ``export`` folder.
     """
-    out: dict[str, Any] = dict(bootstrap_metrics(np.asarray(y_true), np.asarray(scores),
-                                                 threshold, n=n, alpha=alpha, seed=seed))
-    out["method"] = (f"{100 * (1 - alpha):.0f}% percentile bootstrap over test cases ({n} "
-                     "class-stratified resamples, threshold held fixed)")
-    return out
+    run_dir = Path(run_dir)
+    export = run_dir / "export"
+    if not export.is_dir():
+        raise DataError(export, "missing: the run has no export to describe (fine-tune it first)")
+    cfg_path = run_dir / "config.yaml"
+    try:
+        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise DataError(cfg_path, f"not a readable config ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, Mapping):
+        raise DataError(cfg_path, f"expected a mapping, got {type(config).__name__}")
+    target = export / "README.md"
+    atomic_write_text(target, model_card(config, read_assessment(run_dir)))
+    return target

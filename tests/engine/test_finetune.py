@@ -16,6 +16,7 @@ from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import CheckpointError, ConfigError
+from ssl_domains.report.model_card import write_model_card
 from tests.conftest import make_config
 
 
@@ -35,8 +36,9 @@ def test_pretrain_then_finetune_with_label_fraction(tmp_path: Path, arrays: Path
     # decisions follow the validation-chosen threshold exactly
     thr = s["threshold"]
     assert all(int(r["decision"]) == int(float(r["score"]) >= thr) for r in rows)
-    card = (run / "export" / "README.md").read_text()
-    assert "32" in card
+    assert "Not written yet" in (run / "export" / "README.md").read_text()  # the engine renders no card
+    card = write_model_card(run).read_text()  # the caller above it does (cli finetune, demo)
+    assert "- items: train 32, val 8, test 400" in card and "| train | " in card
     exported = json.loads((run / "export" / "config.json").read_text())
     assert exported["threshold"] == thr and exported["task"]["name"] == "classification"
 

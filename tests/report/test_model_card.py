@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from ssl_domains.report.model_card import model_card
-from ssl_domains.scoring.intervals import Interval
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
+from ssl_domains.errors import DataError
+from ssl_domains.report.model_card import model_card, write_model_card
 
 CONFIG = {
     "backbone": {"name": "resnet", "args": {"depth": 18}},
@@ -15,13 +21,14 @@ CONFIG = {
                  "task": {"name": "tumor_detection"}},
 }
 EVAL = {"threshold": 0.4123, "threshold_rule": "youden", "val": {"auroc": 0.91},
-        "test": {"auroc": 0.874, "sensitivity": 0.8}, "n_train": 40, "n_val": 20, "n_test": 200}
+        "test": {"auroc": 0.874, "sensitivity": 0.8}, "n_train": 40, "n_val": 20, "n_test": 200,
+        "label_counts": {"train": {"0": 30, "1": 10}, "test": {"0": 150, "1": 50}},
+        "test_intervals": {"auroc": [0.83, 0.91], "sensitivity": [0.7, 0.9],
+                           "method": "95% bootstrap over test cases (1000 resamples)"}}
 
 
 def test_card_content() -> None:
-    card = model_card(CONFIG, EVAL, {"train": {"0": 30, "1": 10}, "test": {"0": 150, "1": 50}},
-                      {"auroc": Interval(0.83, 0.91), "sensitivity": {"low": 0.7, "high": 0.9},
-                       "method": "95% bootstrap over test cases (1000 resamples)"})
+    card = model_card(CONFIG, Assessment.model_validate(EVAL))
     for text in ("- backbone: `resnet`", "- pretext task: `genesis`",
                  "- fine-tuning task: `tumor_detection`",
                  "- pre-training data, train: loader `dicom` (spacing=1.5)",
@@ -38,30 +45,42 @@ def test_card_content() -> None:
 
 
 def test_card_with_little_information() -> None:
-    card = model_card({}, {}, {})
+    card = model_card({}, Assessment())
     assert "components: see `config.json`" in card
     assert "Not recorded." in card and "Not evaluated yet." in card
     assert "Not a medical device." in card
 
 
-def test_flat_label_counts_and_nested_intervals() -> None:
-    card = model_card({"backbone": "mlp"}, EVAL, {"0": 5, "1": 3},
-                      {"test": {"auroc": [0.8, 0.9]}})
-    assert "| all | 5 | 3 |" in card and "- backbone: `mlp`" in card
-    assert "0.800 to 0.900" in card
-
-
-def test_card_intervals_from_test_predictions() -> None:
+def test_intervals_from_test_predictions_and_not_computed_bounds() -> None:
     import numpy as np
 
-    from ssl_domains.report.model_card import card_intervals
+    from ssl_domains.engine.assess import Predictions, bootstrap_intervals
 
     rng = np.random.default_rng(0)
     y = (rng.random(150) < 0.4).astype(int)
     s = rng.random(150) + 0.5 * y
-    ci = card_intervals(y, s, threshold=0.7, n=200)
-    assert ci["method"].startswith("95% percentile bootstrap over test cases (200 class-")
-    card = model_card({}, {"test": {"auroc": 0.8}}, {}, ci)
-    low, high = ci["auroc"]
-    assert f"| auroc | n/a | 0.800 | {low:.3f} to {high:.3f} |" in card
+    s = s / s.max()
+    ci = bootstrap_intervals(Predictions(["i"] * 150, np.stack([1 - s, s], 1), y), threshold=0.7, n=200)
+    assert ci is not None and ci.method is not None
+    assert ci.method.startswith("95% percentile bootstrap over test cases (200 class-")
+    card = model_card({"backbone": "mlp"}, Assessment(test={"auroc": 0.8}, test_intervals=ci))
+    low, high = ci.bounds["auroc"]
+    assert f"| auroc | n/a | 0.800 | {low:.3f} to {high:.3f} |" in card and "- backbone: `mlp`" in card
     assert "Intervals: 95% percentile bootstrap" in card
+    none = Intervals(bounds={"auroc": (None, None)})
+    card = model_card({}, Assessment(test={"auroc": 0.8}, test_intervals=none))
+    assert "| auroc | n/a | 0.800 |  |" in card
+
+
+def test_write_model_card_from_the_run_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="export: missing"):
+        write_model_card(tmp_path)
+    (tmp_path / "export").mkdir()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    write_assessment(tmp_path, Assessment.model_validate(EVAL))
+    card = write_model_card(tmp_path).read_text()
+    assert card == model_card(CONFIG, Assessment.model_validate(EVAL))
+    assert "| auroc | 0.910 | 0.874 | 0.830 to 0.910 |" in card
+    (tmp_path / "eval.json").write_text('{"test": []}')
+    with pytest.raises(DataError, match=r"eval\.json: not an eval\.json: test"):
+        write_model_card(tmp_path)
