@@ -8,6 +8,7 @@ note instead of failing.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ssl_domains.errors import DataError
+from ssl_domains.scoring.intervals import SUMMARY_COLUMNS, summary_rows
 
 #: Sub-folder of a run folder that holds a sweep.
 SWEEP_DIR = "sweep"
@@ -138,6 +140,19 @@ def read_results(path: Path) -> pd.DataFrame | None:
     if "fraction" not in df.columns:
         df["fraction"] = np.nan
     return df
+
+
+def summarize(results: pd.DataFrame, alpha: float = 0.05,
+              pairs: Sequence[tuple[str, str]] = (("ssl", "scratch"),),
+              method: str = "t") -> pd.DataFrame:
+    """The summary table of a tidy results table (:func:`~ssl_domains.scoring.intervals.summary_rows`):
+    columns ``kind, arm, n_labels, fraction, metric, mean, std, n, ci_low, ci_high``.
+
+    Raises:
+        ValueError: When a required column is missing.
+    """
+    rows = summary_rows(results.to_dict("records"), alpha=alpha, pairs=pairs, method=method)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
 def find_sweep(path: Path) -> Path | None:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ssl_domains.engine.assess import EVAL_FILE, Assessment, read_assessment
 from ssl_domains.errors import DataError
 from ssl_domains.files import atomic_write_text
 from ssl_domains.report import htmlpage as hp
@@ -36,12 +37,12 @@ from ssl_domains.report.artifacts import (
     read_metrics,
     read_predictions,
     read_results,
+    summarize,
 )
 from ssl_domains.scoring.intervals import (
     Interval,
     PairedDifference,
     bootstrap_metrics,
-    summarize,
     verdict,
 )
 from ssl_domains.scoring.metrics import LOWER_IS_BETTER, PRIMARY_METRICS
@@ -61,7 +62,7 @@ class Run:
     path: Path
     config_text: str | None = None
     environment: dict[str, Any] | None = None
-    eval: dict[str, Any] | None = None
+    eval: Assessment | None = None
     metrics: pd.DataFrame | None = None
     predictions: dict[str, Predictions] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
@@ -82,8 +83,8 @@ class Run:
     @property
     def threshold(self) -> float | None:
         """The validation-chosen threshold from ``eval.json``."""
-        value: Any = (self.eval or {}).get("threshold")
-        return float(value) if hp.is_number(value) else None
+        value = self.eval.threshold if self.eval is not None else None
+        return value if value is not None and math.isfinite(value) else None
 
 
 def _try(run: Run, what: str, fn: Callable[[], Any]) -> Any:
@@ -102,7 +103,8 @@ def load_run(path: Path) -> Run:
         run.config_text = _try(run, "config", lambda: config.read_text(encoding="utf-8",
                                                                         errors="replace"))
     run.environment = _try(run, "environment", lambda: read_json(path / "environment.json"))
-    run.eval = _try(run, "eval.json", lambda: read_json(path / "eval.json"))
+    if (path / EVAL_FILE).is_file():
+        run.eval = _try(run, EVAL_FILE, lambda: read_assessment(path))
     metrics = _try(run, "loss curves", lambda: read_metrics(path / "metrics.jsonl"))
     if metrics is not None:
         run.metrics, skipped = metrics
@@ -180,9 +182,9 @@ def sweep_summary(summary: pd.DataFrame, metric: str, alpha: float) -> str:
 
 def run_summary(run: Run, alpha: float = 0.05) -> str:
     """The answer section of a single run: test metrics at the validation threshold."""
-    if not run.eval:
+    if run.eval is None:
         return hp.note("no eval.json in this run folder: nothing evaluated yet")
-    test = run.eval.get("test") or {}
+    test = run.eval.test or {}
     ci = run.test_intervals(alpha)
     parts = [f"{k} {hp.fmt(test[k])}"
              + (f" [{hp.fmt(ci[k].low)}, {hp.fmt(ci[k].high)}]" if k in ci else "")
@@ -191,16 +193,16 @@ def run_summary(run: Run, alpha: float = 0.05) -> str:
     text = "Test: " + (", ".join(parts) if parts else "no test metrics")
     if run.threshold is not None:
         text += (f" at threshold {hp.fmt(run.threshold)} (rule "
-                 f"{run.eval.get('threshold_rule', 'unknown')}, chosen on validation data)")
-    counts = ", ".join(f"{k} {run.eval[k]}" for k in ("n_train", "n_val", "n_test")
-                       if k in run.eval)
+                 f"{run.eval.threshold_rule or 'unknown'}, chosen on validation data)")
+    counts = ", ".join(f"{k} {v}" for k in ("n_train", "n_val", "n_test")
+                       if (v := getattr(run.eval, k)) is not None)
     return (f'<div class="answer"><p class="big">{hp.esc(text)}.</p>'
-            + (hp.para(selection_text(run.eval["selection"]))
-               if isinstance(run.eval.get("selection"), dict) else "")
+            + (hp.para(selection_text(run.eval.selection))
+               if run.eval.selection is not None else "")
             + (hp.para(f"Items: {counts}.") if counts else "")
             + (hp.para(f"Brackets: {100 * (1 - alpha):.0f}% bootstrap intervals over test "
                        "cases.") if ci else "") + "</div>"
-            + "".join(hp.note(f"Warning: {w}") for w in run.eval.get("warnings") or []))
+            + "".join(hp.note(f"Warning: {w}") for w in run.eval.warnings or []))
 
 
 def selection_text(rec: dict[str, Any]) -> str:
@@ -235,10 +237,10 @@ def _flatten(prefix: str, value: Any, sort: bool = False) -> list[tuple[str, Any
 
 def eval_tables(run: Run, alpha: float = 0.05) -> str:
     """Validation and test metrics (exact numbers from eval.json), counts, test intervals."""
-    if not run.eval:
+    if run.eval is None:
         return hp.note("no eval.json: metric tables skipped")
-    ev = run.eval
-    val, test = ev.get("val") or {}, ev.get("test") or {}
+    ev = run.eval.to_json()
+    val, test = run.eval.val, run.eval.test or {}
     names = list(dict.fromkeys([*val, *test]))
     intervals = run.test_intervals(alpha)
     rows = [[n, val.get(n), test.get(n),
@@ -518,7 +520,7 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
                          efficiency_figures(results, summary, out_dir, headline, alpha)))
         tables = sweep_tables(results, summary) + stability_table(sweep, summary, headline) \
             + auto_table(sweep)
-        if focus.eval:
+        if focus.eval is not None:
             tables += f"<h3>Representative run: {hp.esc(focus_name)}</h3>" + \
                 eval_tables(focus, alpha)
         sections.append(("tables", "Metric tables", tables))

@@ -16,8 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from ssl_domains.files import write_guard  # noqa: E402
-from ssl_domains.report.artifacts import Predictions  # noqa: E402
-from ssl_domains.scoring.intervals import summarize  # noqa: E402
+from ssl_domains.report.artifacts import Predictions, summarize  # noqa: E402
 
 DPI = 110
 #: Fixed colours so an arm looks the same in every figure.
@@ -229,7 +228,7 @@ def difference_curve(summary: pd.DataFrame, out: Path, metric: str = "auroc",
     """A paired difference (e.g. SSL minus scratch) against number of labels, with its CI.
 
     Args:
-        summary: Output of :func:`ssl_domains.scoring.intervals.summarize`.
+        summary: Output of :func:`ssl_domains.report.artifacts.summarize`.
         out: PNG path.
         metric: Which metric.
         arm: Name of the difference rows.

@@ -1,6 +1,6 @@
 """Scoring: metrics, validation-chosen thresholds and intervals.
 
-Pure functions on arrays (no training, no plotting, no files): the ground floor beside
+Pure functions on arrays (no training, no plotting, no files, no pandas): the ground floor beside
 :mod:`ssl_domains.errors`, used by the engine, the sweep and the report alike.
 """
 
@@ -12,7 +12,7 @@ from ssl_domains.scoring.intervals import (
     bootstrap_ci,
     bootstrap_metrics,
     paired_difference_ci,
-    summarize,
+    summary_rows,
 )
 from ssl_domains.scoring.metrics import classification_metrics
 from ssl_domains.scoring.thresholds import choose_threshold
@@ -25,5 +25,5 @@ __all__ = [
     "choose_threshold",
     "classification_metrics",
     "paired_difference_ci",
-    "summarize",
+    "summary_rows",
 ]

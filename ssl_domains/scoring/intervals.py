@@ -5,31 +5,41 @@ Two kinds of uncertainty are kept apart:
 * **Over test cases** (one trained model): :func:`bootstrap_ci` with ``(y, scores, metric_fn)``
   resamples the test cases (stratified by class by default) and takes percentiles of the metric.
 * **Over seeds** (a sweep trains one model per seed; each seed fixes the labeled subset, the
-  split and the initialisation, shared by every arm): :func:`summarize` reports per arm the
+  split and the initialisation, shared by every arm): :func:`summary_rows` reports per arm the
   mean, the standard deviation and a Student-t interval over seeds, and
   :func:`paired_difference_ci` the SSL-minus-scratch difference paired by seed (t-interval by
   default, a paired bootstrap over seeds on request).
 
 With few seeds (3-5) the t-interval is the honest choice: a bootstrap over five numbers is
 too narrow. All intervals are two-sided at level ``1 - alpha``.
+
+Pure functions on arrays, sequences and records (no pandas, no plotting); the sweep and the
+report turn :func:`summary_rows` into their tables.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
-from ssl_domains.scoring.metrics import LOWER_IS_BETTER
+from ssl_domains.scoring.metrics import (
+    LOWER_IS_BETTER,
+    as_arrays,
+    classification_metrics,
+    fast_binary_metrics,
+)
 
 NAN = float("nan")
 
 #: Columns of the tidy sweep results table.
 RESULT_COLUMNS = ("arm", "n_labels", "fraction", "seed", "metric", "value")
+#: Columns of :func:`summary_rows`' rows.
+SUMMARY_COLUMNS = ("kind", "arm", "n_labels", "fraction", "metric", "mean", "std", "n", "ci_low",
+                   "ci_high")
 
 
 class Interval(NamedTuple):
@@ -135,11 +145,18 @@ def bootstrap_ci(data: Any, scores: Sequence | np.ndarray | None = None,
     return _percentiles(replicates, alpha)
 
 
+def _keyed(values: Any) -> dict[Any, float] | None:
+    """``values`` as seed -> value when it is keyed (a mapping, or a pandas Series)."""
+    items = getattr(values, "items", None)
+    return {k: float(v) for k, v in items()} if callable(items) else None
+
+
 def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(a, Mapping | pd.Series) and isinstance(b, Mapping | pd.Series):
-        sa, sb = pd.Series(a, dtype=float), pd.Series(b, dtype=float)
-        common = sa.index.intersection(sb.index)
-        return sa[common].to_numpy(), sb[common].to_numpy()
+    ka, kb = _keyed(a), _keyed(b)
+    if ka is not None and kb is not None:
+        common = [k for k in ka if k in kb]
+        return (np.array([ka[k] for k in common], dtype=float),
+                np.array([kb[k] for k in common], dtype=float))
     xa, xb = np.asarray(a, dtype=float).reshape(-1), np.asarray(b, dtype=float).reshape(-1)
     if len(xa) != len(xb):
         raise ValueError(f"paired values need the same number of seeds, got {len(xa)} and "
@@ -199,13 +216,35 @@ def verdict(diff: PairedDifference, metric: str, a: str = "SSL", b: str = "scrat
     return f"no clear difference between {a} and {b} (the interval contains 0)"
 
 
-def _size_key(df: pd.DataFrame) -> list[str]:
-    return [c for c in ("n_labels", "fraction") if c in df.columns]
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return NAN
 
 
-def summarize(results: pd.DataFrame, alpha: float = 0.05,
-              pairs: Sequence[tuple[str, str]] = (("ssl", "scratch"),),
-              method: str = "t") -> pd.DataFrame:
+def _key(value: Any) -> Any:
+    """A grouping key where every NaN is the same key."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _mean(values: list[float]) -> float:
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if len(v) else NAN
+
+
+def _by_seed(seeds: dict[Any, list[float]]) -> list[tuple[Any, list[float]]]:
+    """Seeds in ascending order (the pairing order of the bootstrap), else as they came."""
+    try:
+        return sorted(seeds.items())
+    except TypeError:
+        return list(seeds.items())
+
+
+def summary_rows(results: Iterable[Mapping[str, Any]], alpha: float = 0.05,
+                 pairs: Sequence[tuple[str, str]] = (("ssl", "scratch"),),
+                 method: str = "t") -> list[dict[str, Any]]:
     """Summary of a tidy sweep table: per arm x size x metric, plus paired difference rows.
 
     Arm rows: ``mean``, ``std`` (ddof=1), ``n`` (seeds) and a Student-t interval over seeds
@@ -214,50 +253,66 @@ def summarize(results: pd.DataFrame, alpha: float = 0.05,
     :func:`paired_difference_ci`; ``n`` is the number of paired seeds).
 
     Args:
-        results: Columns ``arm, n_labels, fraction, seed, metric, value`` (``fraction`` may be
-            missing or NaN when sizes are absolute counts).
+        results: Records with ``arm, n_labels, seed, metric, value`` and optionally
+            ``fraction`` (missing or NaN when sizes are absolute counts); a value that is not
+            a number counts as missing.
         alpha: 1 - confidence level.
         pairs: ``(a, b)`` arm pairs whose ``a - b`` difference rows are added when both exist.
         method: Interval method of the difference rows (``"t"`` or ``"bootstrap"``).
 
     Returns:
-        Columns ``kind, arm, n_labels, fraction, metric, mean, std, n, ci_low, ci_high``,
-        sorted by metric, size and arm.
+        Rows with the keys of :data:`SUMMARY_COLUMNS`, sorted by metric, size, kind and arm.
 
     Raises:
-        ValueError: When a required column is missing.
+        ValueError: When a record lacks a required key.
     """
-    missing = [c for c in ("arm", "n_labels", "seed", "metric", "value")
-               if c not in results.columns]
-    if missing:
-        raise ValueError(f"results table lacks column(s) {missing}; expected {RESULT_COLUMNS}")
-    df = results.copy()
-    if "fraction" not in df.columns:
-        df["fraction"] = NAN
-    df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    keys = ["metric", *_size_key(df)]
+    records = list(results)
+    for rec in records:
+        missing = [c for c in ("arm", "n_labels", "seed", "metric", "value") if c not in rec]
+        if missing:
+            raise ValueError(f"results table lacks column(s) {missing}; expected {RESULT_COLUMNS}")
+    # (metric, n_labels, fraction) -> arm -> seed -> values, in order of first appearance
+    groups: dict[tuple[Any, ...], dict[Any, dict[Any, list[float]]]] = {}
+    first: dict[tuple[Any, ...], tuple[Any, Any, float]] = {}
+    for rec in records:
+        fraction = _number(rec.get("fraction", NAN))
+        key = (_key(rec["metric"]), _key(rec["n_labels"]), _key(fraction))
+        first.setdefault(key, (rec["metric"], rec["n_labels"], fraction))
+        seeds = groups.setdefault(key, {}).setdefault(rec["arm"], {})
+        seeds.setdefault(rec["seed"], []).append(_number(rec["value"]))
     rows: list[dict[str, Any]] = []
-    for (arm, *key), group in df.groupby(["arm", *keys], dropna=False, sort=False):
-        ci = t_interval(group["value"], alpha)
-        vals = group["value"].dropna()
-        rows.append({"kind": "arm", "arm": arm, **dict(zip(keys, key)),
-                     "mean": float(vals.mean()) if len(vals) else NAN,
-                     "std": float(vals.std(ddof=1)) if len(vals) > 1 else NAN,
-                     "n": len(vals), "ci_low": ci.low, "ci_high": ci.high})
+
+    def row(kind: str, arm: str, key: tuple[Any, ...], mean: float, std: float, n: int,
+            ci: Interval) -> dict[str, Any]:
+        metric, n_labels, fraction = first[key]
+        return {"kind": kind, "arm": arm, "n_labels": n_labels, "fraction": fraction,
+                "metric": metric, "mean": mean, "std": std, "n": n,
+                "ci_low": ci.low, "ci_high": ci.high}
+
+    arm_order = list(dict.fromkeys(rec["arm"] for rec in records))
+    for arm in arm_order:
+        for key, per_arm in groups.items():
+            if arm not in per_arm:
+                continue
+            v = np.array([x for xs in per_arm[arm].values() for x in xs], dtype=float)
+            vals = v[~np.isnan(v)]
+            rows.append(row("arm", arm, key, float(vals.mean()) if len(vals) else NAN,
+                            float(vals.std(ddof=1)) if len(vals) > 1 else NAN, len(vals),
+                            t_interval(v, alpha)))
     for a, b in pairs:
-        sub = df[df["arm"].isin([a, b])]
-        for key, group in sub.groupby(keys, dropna=False, sort=False):
-            per_arm = {arm: g.groupby("seed")["value"].mean() for arm, g in group.groupby("arm")}
+        for key, per_arm in groups.items():
             if a not in per_arm or b not in per_arm:
                 continue
-            diff = paired_difference_ci(per_arm[a], per_arm[b], alpha=alpha, method=method)
-            rows.append({"kind": "difference", "arm": f"{a}-{b}", **dict(zip(keys, key)),
-                         "mean": diff.mean, "std": diff.std, "n": diff.n,
-                         "ci_low": diff.low, "ci_high": diff.high})
-    out = pd.DataFrame(rows, columns=["kind", "arm", "n_labels", "fraction", "metric", "mean",
-                                      "std", "n", "ci_low", "ci_high"])
-    return out.sort_values(["metric", "n_labels", "kind", "arm"], kind="stable",
-                           ignore_index=True)
+            means = [{seed: _mean(xs) for seed, xs in _by_seed(per_arm[arm])} for arm in (a, b)]
+            diff = paired_difference_ci(means[0], means[1], alpha=alpha, method=method)
+            rows.append(row("difference", f"{a}-{b}", key, diff.mean, diff.std, diff.n,
+                            Interval(diff.low, diff.high)))
+
+    def order(r: dict[str, Any]) -> tuple[Any, ...]:
+        size = _number(r["n_labels"])
+        return (str(r["metric"]), math.inf if math.isnan(size) else size, r["kind"], str(r["arm"]))
+
+    return sorted(rows, key=order)
 
 
 def bootstrap_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.ndarray,
@@ -282,12 +337,6 @@ def bootstrap_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.
     Returns:
         Metric name -> :class:`Interval`.
     """
-    from ssl_domains.scoring.metrics import (
-        as_arrays,
-        classification_metrics,
-        fast_binary_metrics,
-    )
-
     y, s = as_arrays(y_true, scores)
     binary = s.ndim == 1 and set(np.unique(y).tolist()) <= {0, 1}
     rng = np.random.default_rng(seed)

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from ssl_domains.report import plots
-from ssl_domains.report.artifacts import Predictions, read_metrics, read_results
-from ssl_domains.scoring.intervals import summarize
+from ssl_domains.report.artifacts import Predictions, read_metrics, read_results, summarize
 
 
 def _png(path: Path) -> bool:

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from ssl_domains.errors import DataError
+from ssl_domains.report.artifacts import summarize
 from ssl_domains.report.htmlpage import fmt
 from ssl_domains.report.pages import build_report, build_sweep_report
-from ssl_domains.scoring.intervals import summarize
 
 from .conftest import write_sweep
 

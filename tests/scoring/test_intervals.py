@@ -10,10 +10,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ssl_domains.scoring.intervals import (
+    SUMMARY_COLUMNS,
     bootstrap_ci,
     bootstrap_metrics,
     paired_difference_ci,
-    summarize,
+    summary_rows,
     t_interval,
     verdict,
 )
@@ -58,7 +59,7 @@ def test_too_few_pairs_give_nan() -> None:
     (lambda: paired_difference_ci([1, 2], [1, 2], method="z"), "unknown interval method 'z'"),
     (lambda: bootstrap_ci([0, 1], [0.3, 0.4]), "needs both scores and metric_fn"),
     (lambda: bootstrap_ci([0, 1], [0.3], roc_auc_score), "2 labels but 1 scores"),
-    (lambda: summarize(pd.DataFrame({"arm": ["ssl"]})), "lacks column"),
+    (lambda: summary_rows([{"arm": "ssl"}]), "lacks column"),
 ])
 def test_error_messages(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -103,6 +104,11 @@ def _results() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["arm", "n_labels", "fraction", "seed", "metric", "value"])
 
 
+def summarize(results: pd.DataFrame, **kw: object) -> pd.DataFrame:
+    return pd.DataFrame(summary_rows(results.to_dict("records"), **kw),  # type: ignore[arg-type]
+                        columns=list(SUMMARY_COLUMNS))
+
+
 def test_summarize_arm_and_difference_rows() -> None:
     out = summarize(_results())
     ssl = out[(out["kind"] == "arm") & (out["arm"] == "ssl")].iloc[0]
@@ -121,3 +127,41 @@ def test_summarize_arm_and_difference_rows() -> None:
 def test_summarize_without_fraction_column() -> None:
     out = summarize(_results().drop(columns="fraction"))
     assert out["fraction"].isna().all() and len(out) == 4
+
+
+def test_summary_rows_equal_a_pandas_group_by() -> None:
+    """Means, standard deviations and t-intervals per arm x size x metric, and the differences
+    paired by seed (seeds out of order, a missing value, a seed only one arm has)."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for seed in (2, 0, 1, 3):
+        for arm in ("ssl", "scratch", "linear_probe"):
+            for n_labels, fraction in ((10, 0.1), (50, 0.5)):
+                for metric in ("auroc", "f1"):
+                    if arm == "scratch" and seed == 3:
+                        continue
+                    value = float("nan") if (seed, arm, metric) == (1, "ssl", "f1") else rng.random()
+                    rows.append((arm, n_labels, fraction, seed, metric, value))
+    df = pd.DataFrame(rows, columns=["arm", "n_labels", "fraction", "seed", "metric", "value"])
+    out = summarize(df, method="bootstrap")
+    assert list(out.columns) == list(SUMMARY_COLUMNS)
+    arms = out[out["kind"] == "arm"]
+    assert len(arms) == 3 * 2 * 2
+    for _, r in arms.iterrows():
+        g = df[(df["arm"] == r["arm"]) & (df["n_labels"] == r["n_labels"]) & (df["metric"] == r["metric"])]
+        ci = t_interval(g["value"].to_numpy())
+        assert r["n"] == g["value"].notna().sum() and r["fraction"] == g["fraction"].iloc[0]
+        assert (r["mean"], r["std"], r["ci_low"], r["ci_high"]) == pytest.approx(
+            (g["value"].mean(), g["value"].std(), ci.low, ci.high))
+    diffs = out[out["kind"] == "difference"]
+    assert set(diffs["arm"]) == {"ssl-scratch"} and len(diffs) == 4
+    for _, r in diffs.iterrows():
+        g = df[(df["n_labels"] == r["n_labels"]) & (df["metric"] == r["metric"])]
+        a, b = (g[g["arm"] == arm].groupby("seed")["value"].mean() for arm in ("ssl", "scratch"))
+        expected = paired_difference_ci(a, b, method="bootstrap")
+        assert r["n"] == expected.n == (3 if r["metric"] == "auroc" else 2)
+        assert (r["mean"], r["ci_low"], r["ci_high"]) == pytest.approx((expected.mean, expected.low, expected.high))
+    # sorted by metric, size, kind, arm
+    keys = list(zip(out["metric"], out["n_labels"], out["kind"], out["arm"]))
+    assert keys == sorted(keys)
+
