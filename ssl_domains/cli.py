@@ -278,7 +278,9 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
     interrupted sweep (finished cells are kept)."""
     from ssl_domains.config import load_config
-    from ssl_domains.sweep.run import parse_arms, parse_seeds, parse_sizes, run_sweep
+    from ssl_domains.report.pages import build_report
+    from ssl_domains.sweep.plan import parse_arms, parse_seeds, parse_sizes
+    from ssl_domains.sweep.run import SweepFailed, run_sweep
 
     sizes = parse_sizes(fractions, counts)
     seed_values = parse_seeds(seeds, seed_list)
@@ -287,13 +289,19 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
         raise ConfigError(f"--alpha {alpha}: must be between 0 and 1, e.g. 0.05")
     cfg = load_config(config, list(overrides))
     out_path = Path(out) if out else Path(cfg.output_dir) / f"{cfg.name}-sweep"
+    failed: SweepFailed | None = None
     try:
         run_sweep(cfg, out_path, sizes=sizes, seeds=seed_values, arms=arm_names,
                   init=_init(init_path, init_source), alpha=alpha, echo=click.echo)
+    except SweepFailed as err:  # the finished cells still get their report
+        failed = err
     except KeyboardInterrupt:
         click.echo(f"Interrupted; rerun the same command to finish the sweep in {out_path} "
                    "(finished cells are kept).", err=True)
         sys.exit(130)
+    click.echo(f"report: {build_report(out_path, alpha=alpha)}")
+    if failed is not None:
+        raise failed
 
 
 @cli.command("plan")

@@ -2,7 +2,7 @@
 scratch on the same labeled split, and report the comparison.
 
 The two fine-tuning runs are laid out like a one-size, one-seed sweep: ``sweep/results.csv`` in
-the run folder (the tidy table of :mod:`ssl_domains.sweep.run`: arm, n_labels, fraction,
+the run folder (the tidy table of :mod:`ssl_domains.sweep.results`: arm, n_labels, fraction,
 seed, metric, value), so the report's summary and label-efficiency sections show both arms.
 """
 

@@ -65,7 +65,7 @@ def parse_budgets(text: str) -> list[Any]:
     Raises:
         ValueError: A budget that is not a whole number or a percentage in (0, 100].
     """
-    from ssl_domains.sweep.run import Size
+    from ssl_domains.sweep.plan import Size
 
     sizes = []
     for raw in (p.strip() for p in text.split(",")):
@@ -103,9 +103,9 @@ def budgets_for(sizes: Sequence[Any], n_pool: int) -> tuple[list[Any], list[str]
 def default_arms() -> list[str]:
     """Every arm the installed sweep knows: ssl, scratch, linear_probe, all baselines and,
     when present, the derived ensemble and auto arms."""
-    from ssl_domains.sweep import run as sweep
+    from ssl_domains.sweep.plan import DEFAULT_ARMS, DERIVED_ARMS
 
-    return [*sweep.DEFAULT_ARMS, *getattr(sweep, "DERIVED_ARMS", ())]
+    return [*DEFAULT_ARMS, *DERIVED_ARMS]
 
 
 def quick_arms() -> list[str]:
@@ -122,7 +122,8 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
     from ssl_domains.config import parse_config
     from ssl_domains.data.datasets import labels_of
     from ssl_domains.engine.finetune import build_finetune_sources
-    from ssl_domains.sweep.run import run_sweep
+    from ssl_domains.report.pages import build_report
+    from ssl_domains.sweep.run import SweepFailed, run_sweep
 
     record: dict[str, Any] = {"kind": ds.kind, "protocol": ds.protocol}
     missing = ds.missing(root)
@@ -142,14 +143,18 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
         return record
     start = time.perf_counter()
     echo(f"== {ds.name} ({ds.kind}, pool {n_pool}): {len(keep)} budget(s) x {len(seeds)} seed(s)")
+    finished = False  # the sweep got to its tables (a report can be built)
     try:
-        res = run_sweep(cfg, out / ds.name, sizes=keep, seeds=seeds, arms=arms, echo=echo,
-                        report=reports)
+        res = run_sweep(cfg, out / ds.name, sizes=keep, seeds=seeds, arms=arms, echo=echo)
         record.update(status="done", computed=len(res.computed), reused=len(res.reused),
                       skipped_arms=res.skipped)
+        finished = True
     except Exception as err:  # one dataset's failure must not stop the others
         record.update(status="failed", reason=f"{type(err).__name__}: {err}")
         echo(f"{ds.name}: FAILED ({record['reason']})")
+        finished = isinstance(err, SweepFailed)
+    if reports and finished:
+        echo(f"report: {build_report(out / ds.name)}")
     record["seconds"] = round(time.perf_counter() - start, 1)
     return record
 
@@ -158,7 +163,8 @@ def finished_cells(sweep_dir: Path) -> pd.DataFrame:
     """The tidy results of every finished cell (``eval.json``) of a sweep folder, as the
     sweep's ``results.csv`` holds them, also while (or after) the sweep was interrupted."""
     from ssl_domains.report.artifacts import parse_cell_name
-    from ssl_domains.sweep.run import Arm, Size, collect_results
+    from ssl_domains.sweep.plan import Arm, Size
+    from ssl_domains.sweep.results import collect_results
 
     cells = []
     for cell in sorted((sweep_dir / "cells").glob("*/eval.json")):

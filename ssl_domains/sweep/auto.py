@@ -25,7 +25,6 @@ A derived cell folder holds ``eval.json`` (same keys as the others, plus ``ensem
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,36 +34,24 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import Dataset
 
-from ssl_domains.engine.inference import Predictions
+from ssl_domains.data.datasets import Subset, groups_of, labels_of
+from ssl_domains.engine.assess import (
+    EVAL_FILE,
+    PREDICTIONS_DIR,
+    Assessment,
+    Predictions,
+    finish_run,
+    read_assessment,
+    read_predictions,
+    write_assessment,
+    write_predictions,
+)
+from ssl_domains.engine.exports import combine
 from ssl_domains.errors import SSLDomainsError
+from ssl_domains.files import write_json
 from ssl_domains.sweep import selection as sel
 
-__all__ = ["read_cell_predictions", "run_ensemble_cell", "run_auto_cell", "cell_stability",
-           "Labeled", "cross_validate"]
-
-
-def read_cell_predictions(path: Path) -> Predictions:
-    """A predictions CSV as class probabilities ``[N, K]`` with ids and labels.
-
-    Raises:
-        SSLDomainsError: The file is missing or has no score columns.
-    """
-    if not path.is_file():
-        raise SSLDomainsError(f"{path}: missing (the cell it belongs to did not finish)")
-    df = pd.read_csv(path, float_precision="round_trip", dtype={"id": str})
-    if "score" in df.columns:
-        s = df["score"].to_numpy(dtype=np.float64)
-        probs = np.stack([1.0 - s, s], axis=1)
-    else:
-        cols = sorted((c for c in df.columns if str(c).startswith("score_")),
-                      key=lambda c: int(str(c)[6:]))
-        if not cols:
-            raise SSLDomainsError(f"{path}: no 'score' or 'score_k' columns")
-        probs = df[cols].to_numpy(dtype=np.float64)
-    labels = None
-    if "label" in df.columns and df["label"].notna().all():
-        labels = df["label"].to_numpy().astype(int)
-    return Predictions(ids=df["id"].astype(str).tolist(), probs=probs, labels=labels, loss=None)
+__all__ = ["run_ensemble_cell", "run_auto_cell", "combined_cell", "Labeled", "cross_validate"]
 
 
 def _same_items(a: Predictions, b: Predictions, what: str) -> None:
@@ -74,63 +61,28 @@ def _same_items(a: Predictions, b: Predictions, what: str) -> None:
                               "selection need every arm on the same split")
 
 
-def _metrics(p: Predictions, threshold: float | None) -> dict[str, float]:
-    from ssl_domains.scoring.metrics import classification_metrics
-
-    assert p.labels is not None
-    return {k: float(v) for k, v in classification_metrics(p.labels, p.scores, threshold).items()}
-
-
-def _threshold(val: Predictions, rule: str) -> float | None:
-    from ssl_domains.scoring.thresholds import choose_threshold
-
-    if val.probs.shape[1] != 2 or val.labels is None or len(set(val.labels.tolist())) != 2:
-        return None
-    return float(choose_threshold(val.labels, val.scores, rule))
-
-
-def _write_cell(cell: Path, summary: dict[str, Any], val: Predictions,
-                test: Predictions | None, threshold: float | None) -> None:
-    from ssl_domains.engine.finetune import write_predictions
-    from ssl_domains.files import write_json
-
-    (cell / "predictions").mkdir(parents=True, exist_ok=True)
-    write_predictions(cell / "predictions" / "val.csv", val, threshold)
-    if test is not None:
-        write_predictions(cell / "predictions" / "test.csv", test, threshold)
-    write_json(cell / "eval.json", summary)
-
-
-def _counts(ev: dict[str, Any]) -> dict[str, Any]:
-    return {k: ev[k] for k in ("n_train", "n_val", "n_pool", "n_labels", "n_test", "label_counts")
-            if k in ev}
+def _val(cell: Path) -> Predictions:
+    return read_predictions(cell / PREDICTIONS_DIR / "val.csv")
 
 
 def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
-                  threshold_rule: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """Write ``cell`` as ``weight * deep + (1 - weight) * baseline`` of two finished cells
-    (threshold chosen on the averaged validation scores); returns its eval summary."""
-    val_d = read_cell_predictions(deep_cell / "predictions" / "val.csv")
-    val_b = read_cell_predictions(base_cell / "predictions" / "val.csv")
+                  threshold_rule: str, details: dict[str, Any]) -> Assessment:
+    """Write ``cell`` as ``weight * deep + (1 - weight) * baseline`` of two finished cells,
+    assessed as any run (:func:`~ssl_domains.engine.assess.finish_run`: threshold chosen on
+    the averaged validation scores; the counts of ``deep_cell``); returns its assessment
+    (with ``details``)."""
+    val_d, val_b = _val(deep_cell), _val(base_cell)
     _same_items(val_d, val_b, f"ensemble of {deep_cell.name} and {base_cell.name} (validation)")
-    val = Predictions(val_d.ids, sel.combine(val_d.probs, val_b.probs, weight), val_d.labels, None)
-    threshold = _threshold(val, threshold_rule)
-    ev = json.loads((deep_cell / "eval.json").read_text())
-    summary: dict[str, Any] = {"threshold": threshold, "threshold_rule": threshold_rule,
-                               "val": _metrics(val, threshold), **_counts(ev), **extra}
+    val = Predictions(val_d.ids, combine(val_d.probs, val_b.probs, weight), val_d.labels)
     test = None
-    if (deep_cell / "predictions" / "test.csv").is_file():
-        t_d = read_cell_predictions(deep_cell / "predictions" / "test.csv")
-        t_b = read_cell_predictions(base_cell / "predictions" / "test.csv")
+    if (deep_cell / PREDICTIONS_DIR / "test.csv").is_file():
+        t_d = read_predictions(deep_cell / PREDICTIONS_DIR / "test.csv")
+        t_b = read_predictions(base_cell / PREDICTIONS_DIR / "test.csv")
         _same_items(t_d, t_b, f"ensemble of {deep_cell.name} and {base_cell.name} (test)")
-        test = Predictions(t_d.ids, sel.combine(t_d.probs, t_b.probs, weight), t_d.labels, None)
-        summary["test"] = _metrics(test, threshold)
-        if test.probs.shape[1] == 2 and test.labels is not None and len(set(test.labels)) == 2:
-            from ssl_domains.report.model_card import card_intervals
-
-            summary["test_intervals"] = card_intervals(test.labels, test.scores, threshold)
-    _write_cell(cell, summary, val, test, threshold)
-    return summary
+        test = Predictions(t_d.ids, combine(t_d.probs, t_b.probs, weight), t_d.labels)
+    cell.mkdir(parents=True, exist_ok=True)
+    return finish_run(cell, val, test, threshold_rule=threshold_rule,
+                      counts=read_assessment(deep_cell).counts, details=details)
 
 
 def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str, Path],
@@ -144,10 +96,10 @@ def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str
         SSLDomainsError: A member cell is missing or the cells scored different items.
     """
     deep_arm, deep_cell = deep
-    val_d = read_cell_predictions(deep_cell / "predictions" / "val.csv")
+    val_d = _val(deep_cell)
     vals = {}
     for arm, path in baselines.items():
-        vals[arm] = read_cell_predictions(path / "predictions" / "val.csv")
+        vals[arm] = _val(path)
         _same_items(val_d, vals[arm], f"ensemble of {deep_cell.name} and {path.name}")
     assert val_d.labels is not None
     y, deep_p = val_d.labels, val_d.probs
@@ -164,7 +116,8 @@ def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str
         "members": [deep_arm, best], "weight": weight, "weight_of": deep_arm,
         "chosen_on": chosen_on, "weights_tried": {str(w): s for w, s in tried.items()},
         "baseline_scores": base_scores, "metric": "auroc"}}
-    return combined_cell(cell, deep_cell, baselines[best], weight, threshold_rule, extra)
+    return combined_cell(cell, deep_cell, baselines[best], weight, threshold_rule,
+                         extra).to_json()
 
 
 # ---------------------------------------------------------------- cross-validation
@@ -176,8 +129,6 @@ class Labeled(Dataset):
     the first part's ``augment_item``."""
 
     def __init__(self, parts: Sequence[tuple[Any, Sequence[int]]]) -> None:
-        from ssl_domains.data.datasets import groups_of, labels_of
-
         self.items: list[tuple[Any, int]] = [(ds, int(i)) for ds, idx in parts for i in idx]
         self.labels: list[int] = []
         self.groups: list[str] = []
@@ -193,8 +144,6 @@ class Labeled(Dataset):
     def part(ds: Any) -> tuple[Any, list[int]]:
         """``(base, indices)`` of a :class:`~ssl_domains.data.datasets.Subset` (else the whole
         dataset)."""
-        from ssl_domains.data.datasets import Subset
-
         if isinstance(ds, Subset):
             return ds.base, list(ds.indices)
         return ds, list(range(len(ds)))
@@ -226,8 +175,6 @@ def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,
     Returns:
         ``(labels, {arm: probabilities [N, K]}, folds)`` in ``labeled``'s order.
     """
-    from ssl_domains.data.datasets import Subset
-
     y = np.asarray(labeled.labels, dtype=int)
     groups = labeled.groups if len(set(labeled.groups)) < len(labeled.groups) else None
     splits = sel.cv_folds(y, seed, groups, k)
@@ -263,10 +210,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
     Raises:
         SSLDomainsError: No candidate finished, or cells scored different items.
     """
-    from ssl_domains.files import write_json
-
-    vals = {a: read_cell_predictions(p / "predictions" / "val.csv") for a, p in candidates.items()
-            if (p / "eval.json").is_file()}
+    vals = {a: _val(p) for a, p in candidates.items() if (p / EVAL_FILE).is_file()}
     if not vals:
         raise SSLDomainsError("auto: none of the candidate arms finished")
     first = next(iter(vals.values()))
@@ -298,7 +242,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
             weight, tried = sel.ensemble_weight(y, scored[ensemble[0]], bases[best])
             honest = sel.crossfit_ensemble(y, scored[ensemble[0]], bases, seed)
             scored["ensemble"] = honest if honest is not None else \
-                sel.combine(scored[ensemble[0]], bases[best], weight)
+                combine(scored[ensemble[0]], bases[best], weight)
             ens_extra = {"members": [ensemble[0], best], "weight": weight,
                          "weight_of": ensemble[0], "chosen_on": f"{k}-fold cross-validation",
                          "weights_tried": {str(w): s for w, s in tried.items()},
@@ -315,38 +259,22 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
     chosen = choice.chosen
     if chosen == "ensemble" and ens_extra is not None:
         record["ensemble"] = ens_extra
-        summary = combined_cell(cell, candidates[ens_extra["members"][0]],
-                                candidates[ens_extra["members"][1]], ens_extra["weight"],
-                                threshold_rule, {"init": "ensemble", "ensemble": ens_extra})
-    else:
+        assessment = combined_cell(cell, candidates[ens_extra["members"][0]],
+                                   candidates[ens_extra["members"][1]], ens_extra["weight"],
+                                   threshold_rule, {"init": "ensemble", "ensemble": ens_extra})
+    else:  # the chosen cell's assessment and predictions, as they are
         src = candidates[chosen]
-        cell.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(src / "predictions", cell / "predictions", dirs_exist_ok=True)
-        summary = json.loads((src / "eval.json").read_text())
+        assessment = read_assessment(src)
+        for split in ("val", "test"):
+            if (src / PREDICTIONS_DIR / f"{split}.csv").is_file():
+                write_predictions(cell / PREDICTIONS_DIR / f"{split}.csv",
+                                  read_predictions(src / PREDICTIONS_DIR / f"{split}.csv"),
+                                  assessment.threshold)
         if chosen == "ensemble":
-            record["ensemble"] = summary.get("ensemble")
-    summary["selection"] = record
+            record["ensemble"] = assessment.ensemble
+    assessment = assessment.model_copy(update={"selection": record})
     if oof is not None:
         oof.to_csv(cell / "cv_oof.csv", index=False)
     write_json(cell / "selection.json", record)
-    write_json(cell / "eval.json", summary)
-    return summary
-
-
-# ---------------------------------------------------------------- stability
-
-
-def cell_stability(cell: Path) -> dict[str, Any] | None:
-    """:func:`~ssl_domains.sweep.selection.collapse` of a finished cell's validation
-    predictions (test predictions checked for a constant output too); None when it has no
-    validation predictions."""
-    try:
-        val = read_cell_predictions(cell / "predictions" / "val.csv")
-    except SSLDomainsError:
-        return None
-    if val.labels is None:
-        return None
-    other = []
-    if (cell / "predictions" / "test.csv").is_file():
-        other.append(read_cell_predictions(cell / "predictions" / "test.csv").probs)
-    return sel.collapse(val.labels, val.probs, *other)
+    write_assessment(cell, assessment)
+    return assessment.to_json()

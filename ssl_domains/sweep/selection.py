@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from ssl_domains.engine.exports import combine
 from ssl_domains.errors import SSLDomainsError
+from ssl_domains.scoring.metrics import fast_binary_metrics
 
 __all__ = [
     "WEIGHTS",
@@ -67,9 +70,10 @@ TIE = 1e-9
 def auroc(labels: np.ndarray | Sequence[int], probs: np.ndarray) -> float:
     """AUROC of class probabilities ``[N, K]`` (binary: of column 1; K > 2: macro one-vs-rest
     over the classes present, as :func:`~ssl_domains.scoring.metrics.classification_metrics`);
-    NaN when fewer than two classes are present. Computed from ranks (Mann-Whitney U, ties
-    counted half): the same number as scikit-learn's, without its per-call overhead (the
-    choice and its bootstrap call it thousands of times)."""
+    NaN when fewer than two classes are present. Computed by
+    :func:`~ssl_domains.scoring.metrics.fast_binary_metrics`: the same number as
+    scikit-learn's, without its per-call checks (the choice and its bootstrap call it
+    thousands of times)."""
     y = np.asarray(labels, dtype=int)
     p = np.asarray(probs, dtype=np.float64)
     if len(np.unique(y)) < 2:
@@ -82,25 +86,7 @@ def auroc(labels: np.ndarray | Sequence[int], probs: np.ndarray) -> float:
 
 
 def _binary_auroc(positive: np.ndarray, score: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    n1 = int(positive.sum())
-    n0 = len(positive) - n1
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def combine(p_deep: np.ndarray, p_base: np.ndarray, w: float) -> np.ndarray:
-    """``w * p_deep + (1 - w) * p_base`` (class probabilities ``[N, K]``, same shape).
-
-    Raises:
-        SSLDomainsError: The two do not have the same shape.
-    """
-    a, b = np.asarray(p_deep, dtype=np.float64), np.asarray(p_base, dtype=np.float64)
-    if a.shape != b.shape:
-        raise SSLDomainsError(f"ensemble: probabilities of shape {a.shape} and {b.shape} "
-                              "cannot be averaged (same items and classes needed)")
-    return w * a + (1.0 - w) * b
+    return float(fast_binary_metrics(positive.astype(int), score)["auroc"])
 
 
 def ensemble_weight(labels: np.ndarray | Sequence[int], p_deep: np.ndarray, p_base: np.ndarray,
@@ -192,8 +178,6 @@ def cv_folds(labels: np.ndarray | Sequence[int], seed: int, groups: Sequence[Any
     Raises:
         SSLDomainsError: A class with a single item (no fold could hold it out and train on it).
     """
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
     y = np.asarray(labels, dtype=int)
     counts = np.bincount(y)
     smallest = int(counts[counts > 0].min())

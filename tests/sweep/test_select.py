@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,17 +14,31 @@ import pytest
 
 from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.config import ComponentRef, parse_config
-from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
+from ssl_domains.engine.assess import read_predictions
+from ssl_domains.engine.evaluate import evaluate, predict_data
+from ssl_domains.engine.exports import (
+    BASELINE_FILE,
+    load_finetuned,
+    load_selected,
+    save_baseline_export,
+)
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.errors import CheckpointError
+from ssl_domains.report.model_card import write_model_card
 from ssl_domains.report.pages import build_report
-from ssl_domains.sweep.auto import read_cell_predictions
-from ssl_domains.sweep.select import BASELINE_FILE, load_selected, save_baseline_export
+from ssl_domains.sweep.select import select_finetune
 from tests.conftest import make_config
 
 
 def _scores(path: Path) -> np.ndarray:
     return pd.read_csv(path, float_precision="round_trip")["score"].to_numpy()
+
+
+def _select(cfg: Any, run: Path) -> dict[str, Any]:
+    """``select: auto`` into ``run``, then its model card, as ``ssl-domains finetune`` does."""
+    summary = select_finetune(cfg, run)
+    write_model_card(run)
+    return summary
 
 
 def _pretrain_then_select(tmp_path: Path, arrays: Path) -> tuple[Path, dict]:
@@ -35,7 +50,7 @@ def _pretrain_then_select(tmp_path: Path, arrays: Path) -> tuple[Path, dict]:
         "finetune.label_count": 200}))
     run = tmp_path / "runs" / "t"
     pretrain(cfg, run)
-    return run, finetune(cfg, run)
+    return run, _select(cfg, run)
 
 
 def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> None:
@@ -104,7 +119,7 @@ def test_auto_ships_the_network_when_it_wins(tmp_path: Path) -> None:
         "finetune.train.lr": 1e-2,
         "finetune.train.early_stopping": {"metric": "auroc", "patience": 10}}))
     run = tmp_path / "runs" / "x"
-    s = finetune(cfg, run)
+    s = _select(cfg, run)
     sel = s["selection"]
     assert set(sel["scores"]) == {"scratch", "baseline:logistic"}
     assert sel["chosen"] == "scratch" and sel["runner_up"] == "baseline:logistic"
@@ -141,7 +156,7 @@ def test_ensemble_export_predicts_the_weighted_average(tmp_path: Path, arrays: P
     base = LogisticBaseline().fit(data["x"][:50], data["y"][:50]).predict_proba(data["x"])[:, 1]
     np.testing.assert_allclose(_scores(tmp_path / "e.csv"),
                                0.25 * _scores(tmp_path / "d.csv") + 0.75 * base, atol=1e-6)
-    got = read_cell_predictions(tmp_path / "e.csv")
+    got = read_predictions(tmp_path / "e.csv")
     assert got.labels is not None and (got.labels == data["y"]).all()
 
 
@@ -184,5 +199,5 @@ def test_auto_refuses_several_processes(tmp_path: Path, arrays: Path,
     cfg = parse_config(make_config(tmp_path, arrays, **{"finetune.select": "auto"}))
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="without torchrun"):
-        finetune(cfg, tmp_path / "runs" / "t")
+        select_finetune(cfg, tmp_path / "runs" / "t")
     assert not (tmp_path / "runs" / "t" / "candidates").exists()

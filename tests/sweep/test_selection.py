@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssl_domains.engine.finetune import write_predictions
-from ssl_domains.engine.inference import Predictions
+from ssl_domains.engine.assess import Predictions, read_predictions, write_predictions
 from ssl_domains.errors import SSLDomainsError
 from ssl_domains.scoring.metrics import classification_metrics
 from ssl_domains.sweep import auto
@@ -150,16 +149,16 @@ def test_ensemble_cell_is_chosen_on_validation_only(cells: dict[str, Path], tmp_
                                 {"baseline:a": cells["baseline:a"], "baseline:b": cells["baseline:b"]},
                                 "youden")
     info = ev["ensemble"]
-    val = {a: auto.read_cell_predictions(p / "predictions" / "val.csv") for a, p in cells.items()}
+    val = {a: read_predictions(p / "predictions" / "val.csv") for a, p in cells.items()}
     y = val["ssl"].labels
     assert info["members"][1] == max(("baseline:a", "baseline:b"),
                                      key=lambda b: sel.auroc(y, val[b].probs))
     w, tried = sel.ensemble_weight(y, val["ssl"].probs, val[info["members"][1]].probs)
     assert info["weight"] == w and info["weights_tried"] == {str(k): v for k, v in tried.items()}
     # the written predictions are the weighted average; the metrics are theirs
-    got = auto.read_cell_predictions(tmp_path / "ens" / "predictions" / "test.csv")
-    t_ssl = auto.read_cell_predictions(cells["ssl"] / "predictions" / "test.csv")
-    t_b = auto.read_cell_predictions(cells[info["members"][1]] / "predictions" / "test.csv")
+    got = read_predictions(tmp_path / "ens" / "predictions" / "test.csv")
+    t_ssl = read_predictions(cells["ssl"] / "predictions" / "test.csv")
+    t_b = read_predictions(cells[info["members"][1]] / "predictions" / "test.csv")
     np.testing.assert_allclose(got.probs, w * t_ssl.probs + (1 - w) * t_b.probs, rtol=1e-12)
     assert ev["test"]["auroc"] == pytest.approx(sel.auroc(got.labels, got.probs))
     # test labels altered: the same baseline, weight and threshold (test never seen)
@@ -175,7 +174,7 @@ def test_ensemble_cell_is_chosen_on_validation_only(cells: dict[str, Path], tmp_
 def test_auto_cell_on_validation_only(cells: dict[str, Path], tmp_path: Path) -> None:
     ev = auto.run_auto_cell(tmp_path / "auto", cells, "youden")
     chosen = ev["selection"]["chosen"]
-    val = {a: auto.read_cell_predictions(p / "predictions" / "val.csv") for a, p in cells.items()}
+    val = {a: read_predictions(p / "predictions" / "val.csv") for a, p in cells.items()}
     scores = {a: sel.auroc(p.labels, p.probs) for a, p in val.items()}
     assert chosen == max(scores, key=lambda a: scores[a])
     assert ev["selection"]["runner_up"] == sorted(scores, key=lambda a: -scores[a])[1]
@@ -236,9 +235,9 @@ def test_multiclass_ensemble_and_auto(tmp_path: Path) -> None:
     ev = auto.run_ensemble_cell(tmp_path / "ens", ("ssl", cells["ssl"]),
                                 {"baseline:b": cells["baseline:b"]}, "youden")
     assert ev["threshold"] is None and ev["ensemble"]["members"] == ["ssl", "baseline:b"]
-    got = auto.read_cell_predictions(tmp_path / "ens" / "predictions" / "test.csv")
+    got = read_predictions(tmp_path / "ens" / "predictions" / "test.csv")
     w = ev["ensemble"]["weight"]
-    parts = [auto.read_cell_predictions(c / "predictions" / "test.csv").probs for c in cells.values()]
+    parts = [read_predictions(c / "predictions" / "test.csv").probs for c in cells.values()]
     np.testing.assert_allclose(got.probs, w * parts[0] + (1 - w) * parts[1], rtol=1e-12)
     choice = auto.run_auto_cell(tmp_path / "auto", cells, "youden")["selection"]
     assert choice["chosen"] == "baseline:b" and choice["runner_up"] == "ssl"

@@ -16,15 +16,15 @@ import ssl_domains.engine.finetune as finetune_mod
 import ssl_domains.engine.pretrain as pretrain_mod
 from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.cli import cli, main
-from ssl_domains.config import load_config, parse_config
+from ssl_domains.config import InitConfig, load_config, parse_config
 from ssl_domains.errors import ConfigError, SSLDomainsError
-from ssl_domains.plugins import reset_host
-from ssl_domains.report.artifacts import parse_cell_name, read_results
-from ssl_domains.scoring.intervals import summarize
+from ssl_domains.plugins import get_host, reset_host
+from ssl_domains.report.artifacts import parse_cell_name, read_results, summarize
+from ssl_domains.sweep import plan
 from ssl_domains.sweep import run as sweep_mod
-from ssl_domains.sweep.run import Size, parse_sizes, run_sweep
+from ssl_domains.sweep.plan import Size, parse_sizes
+from ssl_domains.sweep.run import run_sweep
 from tests.conftest import make_config, write_config
-
 from tests.report.test_report import (
     assert_number,
     assert_results_table,
@@ -268,7 +268,7 @@ def test_pretraining_is_resumed_when_it_has_a_checkpoint_but_no_export(
     (out / "pretrain" / "export" / "backbone.safetensors").write_bytes(b"x")
     sweep_mod._pretrained(cfg, out, None, print)
     assert calls == [False, True]  # fresh, then resumed, then reused
-    given = sweep_mod.InitConfig(path="elsewhere")
+    given = InitConfig(path="elsewhere")
     assert sweep_mod._pretrained(cfg, out, given, print) is given and calls == [False, True]
 
 
@@ -283,7 +283,7 @@ def test_missing_optional_dependency_is_skipped_once(
     monkeypatch.setattr(LogisticBaseline, "fit", missing)
     lines: list[str] = []
     res = run_sweep(cfg, tmp_path / "out", sizes=[Size(count=40), Size(count=80)], seeds=[0, 1],
-                    arms=["baseline"], echo=lines.append, report=False)
+                    arms=["baseline"], echo=lines.append)
     skipped = [ln for ln in lines if "skipped for the whole sweep" in ln]
     assert skipped == ["baseline:logistic: skipped for the whole sweep (baseline 'logistic' "
                        "needs foo: pip install foo)"]
@@ -305,7 +305,7 @@ def test_failing_baseline_cell_stays_unfinished(
     with pytest.raises(SSLDomainsError, match=r"^2 cell\(s\) failed and stay unfinished \(first: "
                        r"baseline-logistic_40_0: ValueError: solver did not converge\)"):
         run_sweep(cfg, tmp_path / "out", sizes=[Size(count=40), Size(count=80)], seeds=[0, 1],
-                  arms=["baseline"], echo=lambda s: None, report=False)
+                  arms=["baseline"], echo=lambda s: None)
     results = pd.read_csv(tmp_path / "out" / "results.csv", float_precision="round_trip")
     assert set(results["n_labels"]) == {80}
 
@@ -341,7 +341,7 @@ def test_bad_arguments_give_one_line_errors(
 
 def test_config_errors(tmp_path: Path) -> None:
     data = _data(tmp_path)
-    sizes, quiet = [Size(count=40)], {"echo": lambda s: None, "report": False}
+    sizes, quiet = [Size(count=40)], {"echo": lambda s: None}
     no_pre = parse_config(_config(tmp_path, data, pretrain=None))
     with pytest.raises(ConfigError, match="^arms ssl need pre-trained weights: the config has no "
                                           "'pretrain' section and no 'init'; give --init PATH"):
@@ -366,18 +366,19 @@ def test_sizes_and_names() -> None:
     sizes = parse_sizes("0.05,1,0.05", "25")
     assert [s.tag for s in sizes] == ["0.05", "1.0", "25"]
     assert [s.label for s in sizes] == ["f=0.05", "f=1", "n=25"]
-    arm = sweep_mod.Arm("baseline:image_logistic")
-    assert sweep_mod.cell_name(arm, sizes[0], 3) == "baseline-image_logistic_0.05_3"
+    arm = plan.Arm("baseline:image_logistic")
+    assert plan.cell_name(arm, sizes[0], 3) == "baseline-image_logistic_0.05_3"
     assert parse_cell_name("baseline-image_logistic_0.05_3") == ("baseline-image_logistic", "0.05", "3")
 
 
 def test_default_baselines_come_from_the_backbones_plugin(tmp_path: Path) -> None:
     pytest.importorskip("ssl_domains_timeseries")
     cfg = parse_config(_config(tmp_path, tmp_path / "x.npz"))
-    assert [b.name for b in sweep_mod.default_baselines(cfg)] == ["logistic"]
+    registry = get_host().registry
+    assert [b.name for b in plan.default_baselines(cfg, registry)] == ["logistic"]
     ts = cfg.model_copy(update={"backbone": cfg.backbone.model_copy(
         update={"name": "tcn", "args": {}})})
-    names = [b.name for b in sweep_mod.default_baselines(ts)]
+    names = [b.name for b in plan.default_baselines(ts, registry)]
     assert set(names) >= {"signal_stats"} and "image_logistic" not in names
 
 
@@ -385,7 +386,7 @@ def test_scratch_cells_train_the_backbone_at_the_full_learning_rate(tmp_path: Pa
     data = _data(tmp_path)
     cfg = parse_config(_config(tmp_path, data, **{"finetune.backbone_lr_scale": 0.1}))
     size = Size(fraction=0.5)
-    cells = {a: sweep_mod._cell_config(cfg, sweep_mod.Arm(a), size, 1, None)
+    cells = {a: plan.cell_config(cfg, plan.Arm(a), size, 1, None)
              for a in ("ssl", "scratch", "linear_probe")}
     assert cells["ssl"].finetune.backbone_lr_scale == 0.1
     assert not cells["ssl"].finetune.from_scratch
@@ -457,14 +458,15 @@ def test_ensemble_and_auto_arms(tmp_path: Path) -> None:
 
 def test_derived_arms_need_their_members(tmp_path: Path) -> None:
     cfg = parse_config(_config(tmp_path, _data(tmp_path)))
+    registry = get_host().registry
     with pytest.raises(ConfigError, match="'ensemble' averages the 'ssl' arm"):
-        sweep_mod.resolve_arms(cfg, ["scratch", "baseline", "ensemble"])
+        plan.resolve_arms(cfg, ["scratch", "baseline", "ensemble"], registry)
     with pytest.raises(ConfigError, match="'auto' chooses among the other arms"):
-        sweep_mod.resolve_arms(cfg, ["ssl", "auto"])
-    arms = sweep_mod.resolve_arms(cfg, sweep_mod.parse_arms("auto,ensemble,ssl,baseline"))
+        plan.resolve_arms(cfg, ["ssl", "auto"], registry)
+    arms = plan.resolve_arms(cfg, plan.parse_arms("auto,ensemble,ssl,baseline"), registry)
     assert [a.name for a in arms] == ["ssl", "baseline:logistic", "ensemble", "auto"]
     with pytest.raises(ConfigError, match="ensemble, auto"):
-        sweep_mod.parse_arms("ssl,best")
+        plan.parse_arms("ssl,best")
 
 
 @pytest.mark.parametrize("folds", [0, 3])
@@ -474,7 +476,7 @@ def test_auto_cross_validation_folds(tmp_path: Path, folds: int) -> None:
     cfg = parse_config(_config(tmp_path, _data(tmp_path)))
     out = tmp_path / "out"
     run_sweep(cfg, out, sizes=[Size(count=40)], seeds=[0], arms=["scratch", "baseline", "auto"],
-              echo=lambda _: None, report=False, cv_folds=folds)
+              echo=lambda _: None, cv_folds=folds)
     chosen = json.loads((out / "cells" / "auto_40_0" / "selection.json").read_text())
     if folds:
         assert chosen["method"].startswith("3-fold cross-validation over the 40 labeled items")

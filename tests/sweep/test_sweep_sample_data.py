@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from ssl_domains.cli import cli
 from ssl_domains.report.artifacts import read_results
-
 from tests.report.test_report import assert_results_table, parse
 
 REPO = Path(__file__).resolve().parents[2]

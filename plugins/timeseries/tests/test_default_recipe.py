@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from ssl_domains.config import parse_config
-from ssl_domains.sweep.run import Size, run_sweep
+from ssl_domains.sweep.plan import Size
+from ssl_domains.sweep.run import run_sweep
 
 RECIPE = Path(__file__).resolve().parents[3] / "benchmarks" / "suite" / "recipes" / "signal.yaml"
 
@@ -68,7 +69,7 @@ def test_default_recipe_separates_classes_that_differ_only_in(kind: str, tmp_pat
     labels = [Size(count=50)]
 
     res = run_sweep(recipe_config(data, tmp_path), tmp_path / "sweep", sizes=labels, seeds=[0],
-                    arms=["ssl", "scratch"], echo=lambda _: None, report=False)
+                    arms=["ssl", "scratch"], echo=lambda _: None)
     auroc = res.results[res.results["metric"] == "auroc"].set_index("arm")["value"]
     assert set(auroc.index) == {"ssl", "scratch"}
     assert res.results["n_labels"].eq(50).all()
@@ -77,7 +78,6 @@ def test_default_recipe_separates_classes_that_differ_only_in(kind: str, tmp_pat
 
     # the same recipe with the level/scale embedding off is blind to the difference
     blind = run_sweep(recipe_config(data, tmp_path, keep_scale=False), tmp_path / "blind",
-                      sizes=labels, seeds=[0], arms=["scratch"], echo=lambda _: None,
-                      report=False)
+                      sizes=labels, seeds=[0], arms=["scratch"], echo=lambda _: None)
     blind_auroc = blind.results.query("metric == 'auroc'")["value"].iloc[0]
     assert blind_auroc < 0.8, blind_auroc
