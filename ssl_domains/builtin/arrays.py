@@ -20,6 +20,7 @@ from ssl_domains.registry import component
     modalities=("image", "signal"),
     dims=(1, 2, 3),
     examples=[Example({"path": "data.npz", "x_key": "x", "y_key": "y"})],
+    example_data="ssl_domains.builtin.examples:write_arrays_example",
 )
 class ArrayDataset(Dataset):
     """Items ``{key: x[i], "label": y[i], "meta": {"index": i}}`` from an array file.

@@ -1,11 +1,33 @@
-"""Checks every registered backbone, pretext task, fine-tuning task and baseline must pass:
-forward shapes, finite loss, gradients reaching parameters, export round-trip."""
+"""Checks every registered loader, backbone, pretext task, fine-tuning task and baseline must
+pass, one named property at a time (a failing test says which promise broke).
+
+Properties per kind (:data:`PROPERTIES`):
+
+- loader: ``builds`` (the example builds a non-empty dataset), ``item`` (a dict with one input
+  tensor ``[C, *spatial]`` of a declared modality and dims, and ``meta``), ``labels`` and
+  ``groups`` (one per item, matching the items), ``batch`` (two items collate),
+  ``reproducible`` (a second build gives the same first item).
+- backbone: ``surface``, ``forward_shape``, ``gradients``, ``export_roundtrip``.
+- pretext task: ``builds``, ``loss``, ``gradients``, ``figures``.
+- fine-tuning task: ``builds``, ``loss``, ``gradients``, ``inference``.
+- baseline: ``predict_proba``.
+
+Loader examples name files. Relative paths are read from the working directory (the
+repository root for the shipped examples: ``sample_data/``, ``../shared/data/``); an example
+whose files are missing is skipped and the message names them. A loader whose example files
+can be written on the spot declares a writer, ``@component(..., example_data="pkg.mod:func")``
+(or the function itself): the kit calls ``func(folder)`` on an empty temporary folder and
+builds the example there.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,28 +37,49 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ssl_domains.contracts import Example
-from ssl_domains.errors import IncompatibleError
+from ssl_domains.contracts import MODALITIES, Example
+from ssl_domains.errors import IncompatibleError, PluginError
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Entry
 
-__all__ = ["Case", "component_cases", "check_case", "missing_requirements"]
+__all__ = ["Case", "PROPERTIES", "component_cases", "check_case", "missing_requirements"]
+
+#: The named checks of each kind, in the order they run.
+PROPERTIES: dict[str, tuple[str, ...]] = {
+    "loader": ("builds", "item", "labels", "groups", "batch", "reproducible"),
+    "backbone": ("surface", "forward_shape", "gradients", "export_roundtrip"),
+    "pretext": ("builds", "loss", "gradients", "figures"),
+    "finetune": ("builds", "loss", "gradients", "inference"),
+    "baseline": ("predict_proba",),
+}
+
+#: Argument names whose values are files or folders (checked to exist before a loader builds).
+_PATH_KEYS = ("path", "root", "data_root", "file", "files", "folder")
 
 
 @dataclass(frozen=True)
 class Case:
-    """One check: a component (with one of its examples), paired with a backbone when needed."""
+    """One check: a component (with one of its examples), paired with a backbone when needed,
+    and the property to check (None: all of the kind's properties)."""
 
     entry: Entry
     example: Example
     backbone: Entry | None = None
     backbone_example: Example | None = None
+    prop: str | None = None
 
     def __str__(self) -> str:
-        s = f"{self.entry.kind}:{self.entry.name}[{self.entry.examples.index(self.example) if self.example in self.entry.examples else 0}]"
+        s = f"{self.entry.kind}/{self.entry.name}{_index(self.entry, self.example)}"
         if self.backbone is not None and self.backbone_example is not None:
-            s += f"+{self.backbone.name}[{self.backbone.examples.index(self.backbone_example)}]"
-        return s
+            s += f"+{self.backbone.name}{_index(self.backbone, self.backbone_example)}"
+        return s if self.prop is None else f"{s}/{self.prop}"
+
+
+def _index(entry: Entry, example: Example) -> str:
+    """``[i]`` when the entry has several examples, else nothing."""
+    if len(entry.examples) < 2:
+        return ""
+    return f"[{entry.examples.index(example) if example in entry.examples else 0}]"
 
 
 def _backbone_examples(plugins: set[str]) -> list[tuple[Entry, Example]]:
@@ -46,36 +89,35 @@ def _backbone_examples(plugins: set[str]) -> list[tuple[Entry, Example]]:
 
 
 def component_cases(plugin: str | None = None) -> list[Case]:
-    """Every (component, example) of ``plugin`` (all plugins when None); tasks are paired with
-    every backbone example of the same modality (from that plugin or the host)."""
+    """Every (component, example, property) of ``plugin`` (all plugins when None); tasks are
+    paired with every backbone example of the same modality (from that plugin or the host)."""
     host = get_host()
     if plugin is not None and plugin not in host.plugins:
-        from ssl_domains.errors import PluginError
-
         raise PluginError(
             f"plugin {plugin!r} is not loaded (loaded: {', '.join(host.plugins)}; skipped: "
             f"{host.skipped or 'none'}); install it (pip install -e <plugin folder>) and run "
             "the tests from outside a folder of the same name"
         )
     reg = host.registry
-    cases: list[Case] = []
-    mine = [e for e in reg.entries() if plugin is None or e.plugin == plugin]
-    for e in mine:
-        if e.kind == "backbone":
-            if not e.examples:
-                cases.append(Case(e, Example()))
-            cases += [Case(e, ex) for ex in e.examples]
+    bases: list[Case] = []
+    for e in reg.entries():
+        if plugin is not None and e.plugin != plugin:
+            continue
+        if e.kind in ("backbone", "loader"):
+            bases += [Case(e, ex) for ex in e.examples or (Example(),)]
         elif e.kind in ("pretext", "finetune"):
             for ex in e.examples or (Example(),):
                 for be, bex in _backbone_examples({e.plugin}):
                     if e.modalities and be.modalities and not set(e.modalities) & set(be.modalities):
                         continue
-                    cases.append(Case(e, ex, be, bex))
+                    bases.append(Case(e, ex, be, bex))
         elif e.kind == "baseline":
-            cases.append(Case(e, e.examples[0] if e.examples else Example()))
-    return cases
+            bases.append(Case(e, e.examples[0] if e.examples else Example()))
+    return [Case(c.entry, c.example, c.backbone, c.backbone_example, prop)
+            for c in bases for prop in PROPERTIES.get(c.entry.kind, ())]
 
 
+# ---------------------------------------------------------------------------------- backbones
 def _input(example: Example, batch: int = 2) -> torch.Tensor:
     if example.input_shape is None:
         raise AssertionError("backbone examples need input_shape")
@@ -84,29 +126,44 @@ def _input(example: Example, batch: int = 2) -> torch.Tensor:
 
 
 def _build_backbone(entry: Entry, example: Example) -> Any:
+    assert example.input_shape is not None, f"{entry.name}: example without input_shape"
     torch.manual_seed(0)
     return entry.factory(**example.args)
 
 
-def check_backbone(entry: Entry, example: Example) -> None:
+def backbone_surface(entry: Entry, example: Example) -> None:
     model = _build_backbone(entry, example)
     for attr in ("num_features", "input_spec", "forward_features"):
         assert hasattr(model, attr), f"{entry.name}: backbone lacks {attr!r}"
     spec = model.input_spec
-    assert example.input_shape is not None, f"{entry.name}: example without input_shape"
+    assert example.input_shape is not None
     assert spec.channels == example.input_shape[0], f"{entry.name}: input_spec.channels {spec.channels} != example channels"
     assert spec.dims == len(example.input_shape) - 1, f"{entry.name}: input_spec.dims {spec.dims} != example dims"
     if entry.modalities:
-        assert spec.modality in entry.modalities
-    x = _input(example)
-    feats = model.forward_features(x)
+        assert spec.modality in entry.modalities, \
+            f"{entry.name}: input_spec.modality {spec.modality!r} not in declared {entry.modalities}"
+
+
+def backbone_forward_shape(entry: Entry, example: Example) -> None:
+    model = _build_backbone(entry, example)
+    feats = model.forward_features(_input(example))
     assert tuple(feats.shape) == (2, model.num_features), f"{entry.name}: features {tuple(feats.shape)}"
     assert torch.isfinite(feats).all(), f"{entry.name}: non-finite features"
-    feats.float().pow(2).mean().backward()
+
+
+def backbone_gradients(entry: Entry, example: Example) -> None:
+    model = _build_backbone(entry, example)
+    model.forward_features(_input(example)).float().pow(2).mean().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), f"{entry.name}: no gradient reaches parameters"
-    # export round trip: safetensors out, fresh instance in, same outputs
+    assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), \
+        f"{entry.name}: no gradient reaches parameters"
+
+
+def backbone_export_roundtrip(entry: Entry, example: Example) -> None:
+    """safetensors out, fresh instance in, same outputs."""
+    model = _build_backbone(entry, example)
     model.eval()
+    x = _input(example)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w.safetensors"
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
@@ -119,6 +176,7 @@ def check_backbone(entry: Entry, example: Example) -> None:
                 f"{entry.name}: outputs differ after export round trip"
 
 
+# -------------------------------------------------------------------------------------- tasks
 def _batch(backbone: Any, example: Example, with_label: int | None = None) -> dict:
     x = _input(example, batch=4)
     batch: dict = {backbone.input_spec.modality: x, "meta": [{"index": i} for i in range(4)]}
@@ -127,7 +185,8 @@ def _batch(backbone: Any, example: Example, with_label: int | None = None) -> di
     return batch
 
 
-def check_task(case: Case) -> None:
+def _build_task(case: Case) -> tuple[Any, Any]:
+    """(backbone, task); a task declaring the backbone incompatible is skipped."""
     assert case.backbone is not None and case.backbone_example is not None
     backbone = _build_backbone(case.backbone, case.backbone_example)
     try:
@@ -138,41 +197,73 @@ def check_task(case: Case) -> None:
     except IncompatibleError as exc:
         assert str(exc), "IncompatibleError needs a message"
         pytest.skip(f"declared incompatible: {exc}")
-    assert task.backbone is backbone, f"{case.entry.name}: task must keep the backbone as .backbone"
-    n_classes = getattr(task, "num_classes", None)
-    batch = _batch(backbone, case.backbone_example, with_label=n_classes)
+    return backbone, task
+
+
+def _forward(case: Case) -> tuple[Any, Any, dict, dict]:
+    """(backbone, task, batch, output) of one labelled training forward pass."""
+    backbone, task = _build_task(case)
+    assert case.backbone_example is not None
+    batch = _batch(backbone, case.backbone_example, with_label=getattr(task, "num_classes", None))
     torch.manual_seed(0)
-    out = task(batch)
+    return backbone, task, batch, task(batch)
+
+
+def task_builds(case: Case) -> None:
+    backbone, task = _build_task(case)
+    assert task.backbone is backbone, f"{case.entry.name}: task must keep the backbone as .backbone"
+    if case.entry.kind == "finetune":
+        assert isinstance(getattr(task, "num_classes", None), int), f"{case.entry.name}: no int num_classes"
+
+
+def task_loss(case: Case) -> None:
+    _, task, _, out = _forward(case)
     assert "loss" in out, f"{case.entry.name}: forward must return 'loss'"
     loss = out["loss"]
     assert loss.ndim == 0 and torch.isfinite(loss), f"{case.entry.name}: loss {loss}"
     if case.entry.kind == "finetune":
-        assert tuple(out["logits"].shape) == (4, n_classes), f"{case.entry.name}: logits {tuple(out['logits'].shape)}"
-    loss.backward()
+        assert tuple(out["logits"].shape) == (4, task.num_classes), \
+            f"{case.entry.name}: logits {tuple(out['logits'].shape)}"
+
+
+def task_gradients(case: Case) -> None:
+    backbone, _, _, out = _forward(case)
+    out["loss"].backward()
     bgrads = [p.grad for p in backbone.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in bgrads), \
         f"{case.entry.name}: no gradient reaches the backbone"
+
+
+def task_figures(case: Case) -> None:
+    _, task, _, out = _forward(case)
     figures = getattr(task, "figures", None)
-    if figures is not None and case.entry.kind == "pretext":
-        import matplotlib
+    if figures is None:
+        pytest.skip(f"{case.entry.name} draws no figures")
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-        detached = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
-        figs = figures(detached, max_items=2)
-        assert isinstance(figs, dict) and figs, f"{case.entry.name}: figures() returned nothing"
-        for fig in figs.values():
-            plt.close(fig)
-    # the inference path: no label -> logits, no loss needed
-    if case.entry.kind == "finetune":
-        task.eval()
-        with torch.no_grad():
-            nolabel = {k: v for k, v in batch.items() if k != "label"}
-            assert tuple(task(nolabel)["logits"].shape) == (4, n_classes)
+    detached = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+    figs = figures(detached, max_items=2)
+    assert isinstance(figs, dict) and figs, f"{case.entry.name}: figures() returned nothing"
+    for fig in figs.values():
+        plt.close(fig)
 
 
-def check_baseline(entry: Entry, example: Example) -> None:
+def task_inference(case: Case) -> None:
+    """The inference path: no label -> logits, no loss needed."""
+    backbone, task = _build_task(case)
+    assert case.backbone_example is not None
+    task.eval()
+    with torch.no_grad():
+        out = task(_batch(backbone, case.backbone_example))
+    assert tuple(out["logits"].shape) == (4, task.num_classes), \
+        f"{case.entry.name}: logits without labels {tuple(out['logits'].shape)}"
+
+
+# ---------------------------------------------------------------------------------- baselines
+def baseline_predict_proba(entry: Entry, example: Example) -> None:
     rng = np.random.RandomState(0)
     x = rng.randn(40, 1, 64).astype("float32")
     y = (x[:, 0, :16].mean(1) > 0).astype(int)
@@ -182,7 +273,152 @@ def check_baseline(entry: Entry, example: Example) -> None:
     model = entry.factory(**example.args).fit(x, y)
     p = np.asarray(model.predict_proba(x))
     assert p.shape == (40, 2), f"{entry.name}: predict_proba shape {p.shape}"
-    assert np.allclose(p.sum(1), 1, atol=1e-5)
+    assert np.allclose(p.sum(1), 1, atol=1e-5), f"{entry.name}: probabilities do not sum to 1"
+
+
+# ------------------------------------------------------------------------------------ loaders
+def _data_paths(args: Any, key: str = "") -> list[str]:
+    """The file/folder arguments of a loader example (also inside nested ``loader_args``)."""
+    if isinstance(args, dict):
+        return [p for k, v in args.items() for p in _data_paths(v, str(k))]
+    if key in _PATH_KEYS and isinstance(args, str | os.PathLike):
+        return [str(args)]
+    if key in _PATH_KEYS and isinstance(args, list | tuple):
+        return [str(v) for v in args if isinstance(v, str | os.PathLike)]
+    return []
+
+
+def _writer(entry: Entry) -> Callable[[Path], Any] | None:
+    spec = entry.meta.get("example_data")
+    if spec is None or callable(spec):
+        return spec
+    module, _, name = str(spec).partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        raise AssertionError(f"loader {entry.name!r}: example_data={spec!r} does not name a "
+                             f"function ({type(exc).__name__}: {exc})") from None
+
+
+@contextlib.contextmanager
+def _example_folder(entry: Entry, example: Example) -> Iterator[None]:
+    """Where the example's relative paths resolve: a temporary folder the loader's
+    ``example_data`` writer fills, or the working directory (skipped when files are missing)."""
+    if not entry.examples:
+        pytest.skip(f"loader {entry.name!r} declares no examples; add "
+                    "examples=[Example({...})] to its @component to have it checked")
+    writer = _writer(entry)
+    if writer is None:
+        missing = [p for p in _data_paths(example.args) if not Path(p).exists()]
+        if missing:
+            pytest.skip(f"loader {entry.name!r}: example data not found: {', '.join(missing)} "
+                        f"(relative to {Path.cwd()}); run from the repository root, or give the "
+                        "loader an example_data= writer")
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix=f"ssl-domains-{entry.name}-") as tmp:
+        writer(Path(tmp))
+        with contextlib.chdir(tmp):
+            yield
+
+
+def _dataset(entry: Entry, example: Example) -> Any:
+    """The example's dataset, built the way a run builds it (through the registry)."""
+    reg = get_host().registry
+    if entry.name in reg.names("loader") and reg.get("loader", entry.name).factory is entry.factory:
+        ds = reg.create("loader", entry.name, **example.args)
+    else:
+        ds = entry.factory(**example.args)
+    assert hasattr(ds, "__len__") and hasattr(ds, "__getitem__"), \
+        f"{entry.name}: a loader must return a Dataset (len and indexing), got {type(ds).__name__}"
+    assert len(ds) > 0, f"{entry.name}: the example built an empty dataset"
+    return ds
+
+
+def _input_key(entry: Entry, item: Any) -> str:
+    assert isinstance(item, dict), f"{entry.name}: items must be dicts, got {type(item).__name__}"
+    keys = [k for k in MODALITIES if k in item]
+    assert len(keys) == 1, f"{entry.name}: an item needs exactly one input key of {MODALITIES}, has {sorted(item)}"
+    return keys[0]
+
+
+def loader_builds(entry: Entry, example: Example) -> None:
+    ds = _dataset(entry, example)
+    skipped = getattr(ds, "skipped", [])
+    assert isinstance(skipped, list | tuple), f"{entry.name}: skipped must be a list of (path, reason)"
+    assert all(len(s) == 2 for s in skipped), f"{entry.name}: skipped entries must be (path, reason)"
+
+
+def loader_item(entry: Entry, example: Example) -> None:
+    item = _dataset(entry, example)[0]
+    key = _input_key(entry, item)
+    if entry.modalities:
+        assert key in entry.modalities, f"{entry.name}: item key {key!r} not in declared {entry.modalities}"
+    x = item[key]
+    assert isinstance(x, torch.Tensor) and x.is_floating_point(), \
+        f"{entry.name}: item[{key!r}] must be a float tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+    if entry.dims:
+        assert x.ndim - 1 in entry.dims, \
+            f"{entry.name}: item[{key!r}] has shape {tuple(x.shape)}: {x.ndim - 1} spatial dims, declared {entry.dims}"
+    assert x.shape[0] >= 1, f"{entry.name}: item[{key!r}] has no channels"
+    assert isinstance(item.get("meta"), dict), f"{entry.name}: item['meta'] must be a dict"
+
+
+def loader_labels(entry: Entry, example: Example) -> None:
+    ds = _dataset(entry, example)
+    labels = getattr(ds, "labels", None)
+    if labels is None:
+        pytest.skip(f"loader {entry.name!r}: the example is unlabeled (labels is None)")
+    assert len(labels) == len(ds), f"{entry.name}: {len(labels)} labels for {len(ds)} items"
+    assert all(int(v) == v for v in labels), f"{entry.name}: labels must be integers"
+    for i in sorted({0, len(ds) - 1}):
+        item = ds[i]
+        assert "label" in item, f"{entry.name}: item {i} has no 'label' while labels is set"
+        assert int(item["label"]) == int(labels[i]), \
+            f"{entry.name}: item {i} label {item['label']} != labels[{i}] {labels[i]}"
+
+
+def loader_groups(entry: Entry, example: Example) -> None:
+    ds = _dataset(entry, example)
+    groups = getattr(ds, "groups", None)
+    if groups is None:
+        pytest.skip(f"loader {entry.name!r}: the example has no groups")
+    assert len(groups) == len(ds), f"{entry.name}: {len(groups)} groups for {len(ds)} items"
+
+
+def loader_batch(entry: Entry, example: Example) -> None:
+    from ssl_domains.data.collate import collate_items
+
+    ds = _dataset(entry, example)
+    items = [ds[i] for i in range(min(2, len(ds)))]
+    batch = collate_items(items)
+    key = _input_key(entry, items[0])
+    assert tuple(batch[key].shape) == (len(items), *items[0][key].shape), \
+        f"{entry.name}: batch[{key!r}] {tuple(batch[key].shape)}"
+    assert isinstance(batch.get("meta"), list) and len(batch["meta"]) == len(items), \
+        f"{entry.name}: batch['meta'] must list one dict per item"
+
+
+def loader_reproducible(entry: Entry, example: Example) -> None:
+    a, b = _dataset(entry, example)[0], _dataset(entry, example)[0]
+    key = _input_key(entry, a)
+    assert torch.allclose(a[key], b[key], rtol=0, atol=0, equal_nan=True), \
+        f"{entry.name}: a second build gives a different first item"
+    assert a.get("label") == b.get("label"), f"{entry.name}: a second build gives a different label"
+
+
+# ------------------------------------------------------------------------------------ running
+_CHECKS: dict[str, dict[str, Callable[..., None]]] = {
+    "loader": {"builds": loader_builds, "item": loader_item, "labels": loader_labels,
+               "groups": loader_groups, "batch": loader_batch, "reproducible": loader_reproducible},
+    "backbone": {"surface": backbone_surface, "forward_shape": backbone_forward_shape,
+                 "gradients": backbone_gradients, "export_roundtrip": backbone_export_roundtrip},
+    "pretext": {"builds": task_builds, "loss": task_loss, "gradients": task_gradients,
+                "figures": task_figures},
+    "finetune": {"builds": task_builds, "loss": task_loss, "gradients": task_gradients,
+                 "inference": task_inference},
+    "baseline": {"predict_proba": baseline_predict_proba},
+}
 
 
 def missing_requirements(entry: Entry) -> list[str]:
@@ -190,8 +426,21 @@ def missing_requirements(entry: Entry) -> list[str]:
     return [m for m in entry.meta.get("requires", ()) if importlib.util.find_spec(m) is None]
 
 
+def _run(case: Case, prop: str) -> None:
+    check = _CHECKS[case.entry.kind][prop]
+    if case.entry.kind in ("pretext", "finetune"):
+        check(case)
+    elif case.entry.kind == "loader":
+        with _example_folder(case.entry, case.example):
+            check(case.entry, case.example)
+    else:
+        check(case.entry, case.example)
+
+
 def check_case(case: Case) -> None:
-    """Run the checks for one case (raises AssertionError with the component's name).
+    """Run the check of one case (raises AssertionError naming the component); a case
+    without ``prop`` runs every property of its kind (a property that does not apply is
+    passed over; when none applied, the case is skipped).
 
     A component (or its paired backbone) whose optional dependencies are absent (declared with
     ``@component(..., requires=("aeon",), install_hint="pip install ...")``) is skipped with
@@ -208,9 +457,18 @@ def check_case(case: Case) -> None:
                 pytest.fail(f"{message} (SSL_DOMAINS_REQUIRE_EXTRAS is set)")
             pytest.skip(message)
     kind = case.entry.kind
-    if kind == "backbone":
-        check_backbone(case.entry, case.example)
-    elif kind in ("pretext", "finetune"):
-        check_task(case)
-    elif kind == "baseline":
-        check_baseline(case.entry, case.example)
+    if kind not in _CHECKS:
+        raise AssertionError(f"no conformance checks for kind {kind!r}")
+    if case.prop is not None:
+        if case.prop not in _CHECKS[kind]:
+            raise AssertionError(f"no property {case.prop!r} for kind {kind!r} (have: {', '.join(PROPERTIES[kind])})")
+        _run(case, case.prop)
+        return
+    skipped: list[str] = []
+    for prop in PROPERTIES[kind]:
+        try:
+            _run(case, prop)
+        except pytest.skip.Exception as exc:
+            skipped.append(f"{prop}: {exc.msg}")
+    if len(skipped) == len(PROPERTIES[kind]):
+        pytest.skip("; ".join(skipped))

@@ -45,6 +45,7 @@ def _nifti(folder: Path, stem: str) -> Path | None:
     modalities=("image",),
     dims=(2, 3),
     examples=[Example({"root": "cases/", "spatial_size": 32})],
+    example_data="ssl_domains_medical.loaders.examples:write_case_folders_example",
 )
 class CaseFoldersDataset(CaseDataset):
     """Cases laid out one per folder (see the module docstring), as volume items.
