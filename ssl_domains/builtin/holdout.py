@@ -21,6 +21,7 @@ from ssl_domains.registry import component
     dims=(1, 2, 3),
     examples=[Example({"loader": "arrays", "loader_args": {"path": "data.npz"}, "test_size": 0.5,
                        "part": "test"})],
+    example_data="ssl_domains.builtin.examples:write_arrays_example",
 )
 class HoldoutDataset(Dataset):
     """Items of ``loader`` on one side of ``train_test_split(test_size, stratify=labels,

@@ -39,6 +39,7 @@ def _as_numpy(value: Any, path: Path, key: str) -> np.ndarray:
     modalities=("signal",),
     dims=(1,),
     examples=[Example({"path": "train.pt", "window": None})],
+    example_data="ssl_domains_timeseries.loaders.examples:write_torch_dict_example",
 )
 class TorchDictDataset(SignalDataset):
     """Series stored as a PyTorch dict, one item per series (or windows of them).

@@ -46,6 +46,7 @@ def _record_paths(path: str | Sequence[str]) -> list[Path]:
     dims=(1,),
     examples=[Example({"path": "mitdb/100", "label_mode": "beat", "beat_before": 90,
                        "beat_after": 110})],
+    example_data="ssl_domains_timeseries.loaders.examples:write_wfdb_example",
 )
 class WFDBDataset(SignalDataset):
     """Windows of WFDB records, or one item per annotated beat.
