@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as md
-import importlib.util
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from typing import Any
 
 import ssl_domains
 from ssl_domains import __version__
+from ssl_domains.plugins import ENTRY_POINT_GROUP, get_host, package_dirs
 
 __all__ = ["cache_dir", "catalog_key", "load_catalog", "component_info"]
 
@@ -46,20 +46,6 @@ def cache_dir() -> Path:
         return Path(os.environ["SSL_DOMAINS_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ssl-domains"
-
-
-def _package_dirs(module: str) -> list[Path]:
-    """Folders of the top-level package of ``module``, found without importing it."""
-    top = module.split(":")[0].split(".")[0]
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return []
-    if spec is None:
-        return []
-    if spec.submodule_search_locations:
-        return [Path(p) for p in spec.submodule_search_locations]
-    return [Path(spec.origin)] if spec.origin else []
 
 
 def _stat_tree(h: Any, root: Path) -> None:
@@ -98,19 +84,15 @@ def _compute_key() -> str:
             h.update(f"{entry}|-\n".encode())
     for host_dir in ssl_domains.__path__:
         _stat_tree(h, Path(host_dir))
-    from ssl_domains.plugins import ENTRY_POINT_GROUP
-
     for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
         dist = getattr(ep, "dist", None)
         h.update(f"{ep.name}={ep.value}|{getattr(dist, 'name', '')}|{getattr(dist, 'version', '')}\n".encode())
-        for pkg in _package_dirs(ep.value):
+        for pkg in package_dirs(ep.value):
             _stat_tree(h, pkg)
     return h.hexdigest()[:32]
 
 
 def _build() -> dict[str, Any]:
-    from ssl_domains.plugins import get_host
-
     host = get_host()
     data = {
         "format": _FORMAT,
@@ -163,6 +145,4 @@ def component_info(kind: str, name: str) -> dict[str, Any]:
     for c in load_catalog()["components"]:
         if c["kind"] == kind and c["name"] == name:
             return c
-    from ssl_domains.plugins import get_host
-
     return get_host().registry.get(kind, name).describe()  # raises the registry's error

@@ -1,33 +1,71 @@
 """What registered components promise: the surfaces generic code relies on.
 
 Every backbone is an ``nn.Module`` with ``num_features``, ``input_spec`` and
-``forward_features(x) -> [B, num_features]`` (the timm surface, pooled). Every pretext task
+``forward_features(x) -> [B, num_features]`` (the timm surface, pooled); an image backbone
+that can feed an encoder-decoder is also a :class:`PyramidBackbone`. Every pretext task
 and fine-tuning task is an ``nn.Module`` that keeps its backbone as ``.backbone`` and whose
 ``forward(batch)`` returns a dict with a scalar ``"loss"``. Fine-tuning tasks also return
 ``"logits"`` (``[B, num_classes]``); the decision threshold is chosen by the run's
 ``finetune.threshold_rule`` (see ``ssl_domains.scoring.thresholds``), not by the task.
+
+This module is the ground floor of the host (it imports nothing of the host). With
+:mod:`ssl_domains.errors`, :mod:`ssl_domains.registry` (``component``, ``Registrar``),
+:mod:`ssl_domains.identifiers` (``opaque_id``: the one keyed hash of identifiers),
+:mod:`ssl_domains.data.skipping` and :mod:`ssl_domains.builtin.classification` it is what a
+plugin's components may import (checked by the ``[tool.importlinter]`` contracts in
+``pyproject.toml``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: importing the contracts (and the registry) loads no torch
+    import torch
+    from torch import nn
 
 __all__ = [
     "MODALITIES",
+    "IMAGE",
+    "SIGNAL",
+    "LABEL",
+    "MASK",
+    "META",
+    "ID",
+    "LOSS",
+    "LOGITS",
     "InputSpec",
     "Example",
     "Backbone",
+    "PyramidBackbone",
     "PretextTask",
     "FinetuneTask",
     "Baseline",
+    "Conversion",
+    "missing_members",
 ]
 
+# -- batch keys: what a loader's items hold and what a task returns, for host and plugins ----
+#: Input of an image backbone, ``[C, *spatial]`` per item.
+IMAGE = "image"
+#: Input of a signal backbone, ``[C, length]`` per item.
+SIGNAL = "signal"
+#: Integer class of a labeled item (absent on unlabeled items).
+LABEL = "label"
+#: Segmentation mask of an item (non-zero = foreground), where the loader has one.
+MASK = "mask"
+#: Per-item dict of metadata; collated into a list, never stacked.
+META = "meta"
+#: Key in ``META`` of the item's opaque id (:func:`ssl_domains.identifiers.opaque_id`).
+ID = "id"
+#: Scalar loss in what a task's ``forward(batch)`` returns.
+LOSS = "loss"
+#: ``[B, num_classes]`` scores in what a fine-tuning task's ``forward(batch)`` returns.
+LOGITS = "logits"
+
 #: The batch key that carries the input, per modality.
-MODALITIES = ("image", "signal")
+MODALITIES = (IMAGE, SIGNAL)
 
 
 @dataclass(frozen=True)
@@ -81,6 +119,46 @@ class Backbone(Protocol):
     def parameters(self, recurse: bool = True) -> Any: ...
 
     def state_dict(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class PyramidBackbone(Protocol):
+    """An image backbone that also gives its multi-scale feature maps (encoder-decoder pretext
+    tasks build their decoder from them)."""
+
+    #: Channels of each map, finest first.
+    pyramid_channels: list[int]
+    #: Downsampling factor of each map relative to the input, finest first.
+    pyramid_strides: list[int]
+
+    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps ``[B, pyramid_channels[i], *spatial / pyramid_strides[i]]``, finest first."""
+        ...
+
+
+def missing_members(obj: object, protocol: type) -> list[str]:
+    """Public members of the runtime-checkable ``protocol`` that ``obj`` lacks, methods first
+    (empty when ``isinstance(obj, protocol)``), for errors that name what is missing."""
+    if isinstance(obj, protocol):
+        return []
+    names = dict.fromkeys([*vars(protocol), *getattr(protocol, "__annotations__", {})])
+    return [n for n in names if not n.startswith("_") and not hasattr(obj, n)]
+
+
+@dataclass
+class Conversion:
+    """Foreign weights mapped onto a backbone's parameter names by a plugin (what the
+    ``convert_checkpoint`` hook returns).
+
+    Attributes:
+        state_dict: Tensors keyed by the *backbone's* parameter names.
+        source: The format the plugin recognised (e.g. ``"models_genesis"``).
+        notes: Anything the user should know (renamed blocks, dropped heads).
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    source: str
+    notes: list[str] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import click
     from torch import nn
 
-    from ssl_domains.engine.checkpoints import Conversion
+    from ssl_domains.contracts import Conversion
     from ssl_domains.registry import Registrar
 
 
@@ -85,5 +85,5 @@ def convert_checkpoint(
         backbone: The freshly built backbone to load into.
 
     Returns:
-        A :class:`~ssl_domains.engine.checkpoints.Conversion` when this plugin handled it, else None.
+        A :class:`~ssl_domains.contracts.Conversion` when this plugin handled it, else None.
     """

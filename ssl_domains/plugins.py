@@ -8,24 +8,26 @@ Environment variables:
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata as md
+import importlib.util
 import logging
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
-from ssl_domains import PROJECT_NAME, __version__, hookspecs
+from ssl_domains import PROJECT_NAME, __version__, builtin, hookspecs
 from ssl_domains.errors import PluginError, SSLDomainsError
 from ssl_domains.kinds import KINDS
+from ssl_domains.registry import Registrar, Registry
 
-if TYPE_CHECKING:
-    from ssl_domains.registry import Registry
-
-__all__ = ["ENTRY_POINT_GROUP", "LoadedPlugin", "Host", "get_host", "reset_host"]
+__all__ = ["ENTRY_POINT_GROUP", "LoadedPlugin", "Host", "get_host", "reset_host", "package_dirs",
+           "marked_components"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,42 @@ class LoadedPlugin:
     version: str
     module: str
     components: dict[str, list[str]] = field(default_factory=dict)
+
+
+def package_dirs(module: str) -> list[Path]:
+    """Folders of the top-level package of ``module`` (an entry point's value), found without
+    importing it."""
+    top = module.split(":")[0].split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return [Path(p) for p in spec.submodule_search_locations]
+    return [Path(spec.origin)] if spec.origin else []
+
+
+def marked_components(module: str) -> set[str]:
+    """Names in the ``@component("name", ...)`` markers of the package of ``module``, read from
+    its source without importing it (what a plugin that is installed but not loaded provides)."""
+    names: set[str] = set()
+    for root in package_dirs(module):
+        for path in [root] if root.is_file() else sorted(root.rglob("*.py")):
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ClassDef | ast.FunctionDef):
+                    continue
+                for deco in node.decorator_list:
+                    if (isinstance(deco, ast.Call) and deco.args
+                            and isinstance(deco.args[0], ast.Constant) and isinstance(deco.args[0].value, str)
+                            and getattr(deco.func, "id", getattr(deco.func, "attr", None)) == "component"):
+                        names.add(deco.args[0].value)
+    return names
 
 
 def _env_list(var: str) -> set[str] | None:
@@ -72,6 +110,8 @@ class Host:
         self._pending: list[str] = []
         self.plugins: dict[str, LoadedPlugin] = {}
         self.skipped: dict[str, str] = {}
+        self._not_loaded: dict[str, Any] = {}  # entry points skipped: name -> entry point
+        self._marked: dict[str, set[str]] = {}
 
     @property
     def registry(self) -> Registry:
@@ -81,9 +121,7 @@ class Host:
             PluginError: A pending registration hook failed (see :meth:`register_module`).
         """
         if self._registry is None:
-            from ssl_domains.registry import Registry
-
-            self._registry = Registry()
+            self._registry = Registry(unavailable=self.not_loaded_hint)
         while self._pending:
             self._register_components(self._pending.pop(0))
         return self._registry
@@ -101,8 +139,6 @@ class Host:
             PluginError: A plugin broke the contract (duplicate name, bad registration,
                 misspelled hook), or failed to import while ``SSL_DOMAINS_STRICT=1``.
         """
-        from ssl_domains import builtin
-
         self.register_module(builtin, name="ssl_domains", distribution="ssl-domains",
                              version=__version__, components=components)
         only = _env_list("SSL_DOMAINS_PLUGINS")
@@ -114,6 +150,7 @@ class Host:
         for ep in sorted(eps, key=lambda e: e.name):
             if (only is not None and ep.name not in only) or ep.name in disabled:
                 self.skipped[ep.name] = "disabled by environment"
+                self._not_loaded[ep.name] = ep
                 continue
             try:
                 module = ep.load()
@@ -125,6 +162,7 @@ class Host:
                         "(SSL_DOMAINS_STRICT is set)"
                     ) from exc
                 self.skipped[ep.name] = reason
+                self._not_loaded[ep.name] = ep
                 warnings.warn(
                     f'Error importing plugin "{ep.name}": {reason}; skipped '
                     "(set SSL_DOMAINS_STRICT=1 to make this fatal)",
@@ -168,8 +206,6 @@ class Host:
         return self.plugins[name]
 
     def _register_components(self, name: str) -> None:
-        from ssl_domains.registry import Registrar
-
         assert self._registry is not None
         plugin = self.plugins[name]
         version = plugin.version
@@ -190,6 +226,21 @@ class Host:
         plugin.components = self._registry.by_plugin().get(name, {})
 
     # -- queries -----------------------------------------------------------------------------
+    def not_loaded_hint(self, kind: str, name: str) -> str | None:
+        """Why component ``name`` is missing when a plugin that was not loaded (disabled by the
+        environment, or failed to import) marks it with ``@component``; else None."""
+        for ep_name, ep in sorted(self._not_loaded.items()):
+            if ep_name not in self._marked:
+                self._marked[ep_name] = marked_components(ep.value)
+            if name in self._marked[ep_name]:
+                dist = getattr(getattr(ep, "dist", None), "name", None) or ep_name
+                reason = self.skipped.get(ep_name, "not loaded")
+                if reason == "disabled by environment":
+                    reason += " (SSL_DOMAINS_PLUGINS / SSL_DOMAINS_DISABLE)"
+                return (f"needs plugin {ep_name!r} ({dist}), which is installed but not loaded: "
+                        f"{reason}")
+        return None
+
     def describe(self) -> dict[str, Any]:
         """What loaded (with versions and components) and what was skipped."""
         self.registry  # noqa: B018 - components are listed

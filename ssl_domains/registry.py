@@ -2,6 +2,9 @@
 
 Plugins never touch :class:`Registry` directly: each hook receives a :class:`Registrar` bound
 to one kind and one plugin, which validates at ``add()`` time and names the plugin in errors.
+A component that builds other components (a loader that wraps another loader) declares a
+``registry`` parameter; :meth:`Registry.create` passes itself there, so no component reaches for
+a global host.
 """
 
 from __future__ import annotations
@@ -20,31 +23,10 @@ from ssl_domains.contracts import MODALITIES, Example
 from ssl_domains.errors import ConfigError, ContractError, RegistryError, SSLDomainsError
 from ssl_domains.kinds import KINDS
 
-__all__ = ["KINDS", "Entry", "Registry", "Registrar", "component", "SHIPPED_COMPONENTS"]
+__all__ = ["KINDS", "REGISTRY_PARAMETER", "Entry", "Registry", "Registrar", "component"]
 
-
-#: Components of the shipped plugins, so an unknown name can say which plugin to install.
-SHIPPED_COMPONENTS: dict[str, tuple[str, str]] = {
-    # name: (distribution, install path)
-    **{
-        n: ("ssl-domains-medical", "./plugins/medical")
-        for n in (
-            "dicom", "nifti", "medmnist", "image_manifest", "case_folders",
-            "resnet_encoder", "unet_encoder", "vit_encoder",
-            "masked_inpainting", "genesis_restoration",
-            "tumor_classification", "tumor_patch_detection", "tumor_patches", "image_logistic",
-        )
-    },
-    **{
-        n: ("ssl-domains-timeseries", "./plugins/timeseries")
-        for n in (
-            "csv", "parquet", "numpy", "ucr", "wfdb", "torch_dict", "nab",
-            "patch_transformer", "tcn",
-            "forecasting", "masked_patches",
-            "anomaly_classification", "minirocket", "signal_stats",
-        )
-    },
-}
+#: A factory parameter of this name receives the registry that builds it (see :meth:`Registry.create`).
+REGISTRY_PARAMETER = "registry"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -80,7 +62,10 @@ class Entry:
     def describe(self) -> dict[str, Any]:
         """JSON-friendly description (for ``ssl-domains describe``)."""
         try:
-            signature = str(inspect.signature(self.factory))
+            full = inspect.signature(self.factory)
+            # the registry parameter is supplied by the host, not by a config
+            signature = str(full.replace(parameters=[
+                p for p in full.parameters.values() if p.name != REGISTRY_PARAMETER]))
         except (TypeError, ValueError):
             signature = "(...)"
         doc = inspect.getdoc(self.factory) or ""
@@ -219,10 +204,17 @@ def _blame(exc: BaseException, kwargs: dict[str, Any]) -> str:
 
 
 class Registry:
-    """All components of all loaded plugins, by kind and name."""
+    """All components of all loaded plugins, by kind and name.
 
-    def __init__(self) -> None:
+    Args:
+        unavailable: Asked on an unknown name, ``unavailable(kind, name)`` returns why it is not
+            here (e.g. "in plugin X, which is installed but not loaded") or None; the plugin
+            host passes one that reads the plugins it did not load.
+    """
+
+    def __init__(self, unavailable: Callable[[str, str], str | None] | None = None) -> None:
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self._unavailable = unavailable
 
     def _check_kind(self, kind: str) -> None:
         if kind not in KINDS:
@@ -243,20 +235,17 @@ class Registry:
         """The entry ``kind``/``name``.
 
         Raises:
-            RegistryError: Unknown name; the message suggests close names or the plugin to
-                install.
+            RegistryError: Unknown name; the message names the plugin that has it when one is
+                installed but not loaded, else suggests close names.
         """
         self._check_kind(kind)
         try:
             return self._entries[kind][name]
         except KeyError:
             pass
-        if name in SHIPPED_COMPONENTS:
-            dist, path = SHIPPED_COMPONENTS[name]
-            raise RegistryError(
-                f"{kind} {name!r} needs plugin {dist} (not installed or not loaded): "
-                f"pip install {path}"
-            )
+        why = self._unavailable(kind, name) if self._unavailable is not None else None
+        if why:
+            raise RegistryError(f"{kind} {name!r} {why}")
         known = sorted(self._entries[kind])
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -270,7 +259,8 @@ class Registry:
         ``float``, ``bool``, ``str``, optionally ``| None``; numbers written as text are
         converted), and an error the factory raises on its arguments is re-raised naming the
         component and, where it can be told, the key: ``backbone 'tcn' (plugin timeseries):
-        kernel_size='abc': expected an integer``.
+        kernel_size='abc': expected an integer``. A factory with a ``registry`` parameter
+        (:data:`REGISTRY_PARAMETER`) gets this registry there, to build the components it wraps.
 
         Raises:
             RegistryError: Unknown name, or arguments the factory does not take.
@@ -282,6 +272,11 @@ class Registry:
             signature: inspect.Signature | None = inspect.signature(entry.factory)
         except (TypeError, ValueError):
             signature = None
+        if signature is not None and REGISTRY_PARAMETER in signature.parameters:
+            if REGISTRY_PARAMETER in kwargs:
+                raise RegistryError(f"{where}: {REGISTRY_PARAMETER!r} is supplied by the host; "
+                                    "remove it from the arguments")
+            kwargs = {**kwargs, REGISTRY_PARAMETER: self}
         if signature is not None:
             try:
                 signature.bind(*args, **kwargs)
@@ -295,7 +290,8 @@ class Registry:
         except SSLDomainsError:
             raise
         except _ARGUMENT_ERRORS as exc:
-            raise ConfigError(f"{where}: {_blame(exc, kwargs)}") from exc
+            given = {k: v for k, v in kwargs.items() if k != REGISTRY_PARAMETER}
+            raise ConfigError(f"{where}: {_blame(exc, given)}") from exc
 
     def names(self, kind: str) -> list[str]:
         """Registered names of a kind, sorted."""

@@ -17,6 +17,7 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     command = readme_test_command()
     assert command.startswith("python3 -m venv --clear .venv && . .venv/bin/activate && ")
     assert "python -m pytest -q" in command and "ruff check ." in command and "mypy" in command
+    assert "&& lint-imports &&" in command  # the layering contracts of pyproject.toml
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     start = ci.index("# --- README test command (keep in sync with README.md \"Install and run the tests\") ---")
     assert ci[start + 1] == command

@@ -121,12 +121,36 @@ def test_unknown_names_suggest_and_point_to_plugins() -> None:
 
 
 def test_missing_plugin_hint(monkeypatch) -> None:
+    """The installed plugin's own @component markers name what it provides: no host list."""
     monkeypatch.setenv("SSL_DOMAINS_DISABLE", "medical")
     from ssl_domains.plugins import reset_host
 
     reset_host()
-    with pytest.raises(RegistryError, match=r"backbone 'unet_encoder' needs plugin ssl-domains-medical \(not installed or not loaded\): pip install ./plugins/medical"):
-        get_host().registry.get("backbone", "unet_encoder")
+    try:
+        with pytest.raises(RegistryError, match=r"^backbone 'unet_encoder' needs plugin 'medical' \(ssl-domains-medical\), which is installed but not loaded: disabled by environment \(SSL_DOMAINS_PLUGINS / SSL_DOMAINS_DISABLE\)$"):
+            get_host().registry.get("backbone", "unet_encoder")
+        with pytest.raises(RegistryError, match=r"needs plugin 'medical'"):  # every kind of component
+            get_host().registry.get("loader", "tumor_patches")
+        with pytest.raises(RegistryError, match=r"^unknown backbone 'no_such_encoder'"):
+            get_host().registry.get("backbone", "no_such_encoder")
+    finally:
+        reset_host()
+
+
+def test_missing_plugin_hint_for_a_plugin_that_failed_to_import(tmp_path, monkeypatch) -> None:
+    bad = _plugin(tmp_path, monkeypatch, "halfplug", """
+        from ssl_domains.registry import component
+
+        @component("half_encoder")
+        class HalfEncoder:
+            pass
+
+        raise ImportError("no module named shiny")
+    """)
+    with pytest.warns(PluginImportWarning):
+        host = Host().load([bad])
+    with pytest.raises(RegistryError, match=r"^backbone 'half_encoder' needs plugin 'halfplug' \(halfplug\), which is installed but not loaded: ImportError: no module named shiny$"):
+        host.registry.get("backbone", "half_encoder")
 
 
 def test_plugins_json_lists_shipped_plugins() -> None:

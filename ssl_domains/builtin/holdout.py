@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import ConfigError
-from ssl_domains.registry import component
+from ssl_domains.registry import Registry, component
 
 
 @component(
@@ -35,6 +35,7 @@ class HoldoutDataset(Dataset):
         seed: ``random_state`` of the split.
         stratify: Stratify by the loader's labels.
         unlabeled: Drop labels from the items (pre-training on the pool).
+        registry: Where ``loader`` is registered (:meth:`Registry.create` passes itself).
 
     Raises:
         ConfigError: Unknown ``part``, or stratification without labels.
@@ -49,12 +50,12 @@ class HoldoutDataset(Dataset):
         seed: int = 0,
         stratify: bool = True,
         unlabeled: bool = False,
+        *,
+        registry: Registry,
     ) -> None:
-        from ssl_domains.plugins import get_host
-
         if part not in ("pool", "test"):
             raise ConfigError(f"holdout part must be 'pool' or 'test', got {part!r}")
-        self.base = get_host().registry.create("loader", loader, **(loader_args or {}))
+        self.base = registry.create("loader", loader, **(loader_args or {}))
         base_labels = getattr(self.base, "labels", None)
         if stratify and base_labels is None:
             raise ConfigError(f"holdout: loader {loader!r} has no labels to stratify by; set stratify: false")

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssl_domains.contracts import ID, META
 from ssl_domains.errors import DataError
 
 __all__ = ["collate_items"]
@@ -23,7 +24,7 @@ def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {}
     for key in items[0]:
         values = [it[key] for it in items]
-        if key == "meta":
+        if key == META:
             batch[key] = list(values)
             continue
         first = values[0]
@@ -31,7 +32,7 @@ def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
             tensors = [torch.as_tensor(v) for v in values]
             shapes = {tuple(t.shape) for t in tensors}
             if len(shapes) > 1:
-                ids = [str(it.get("meta", {}).get("id", i)) for i, it in enumerate(items)]
+                ids = [str(it.get(META, {}).get(ID, i)) for i, it in enumerate(items)]
                 raise DataError(
                     f"batch key {key!r}",
                     f"items have different shapes {sorted(shapes)} (items {ids[:4]}...); "

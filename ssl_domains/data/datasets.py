@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,8 +60,6 @@ def with_stats(registry: Registry, ref: ComponentRef, stats: Any) -> ComponentRe
     normalised with the training statistics)."""
     if stats is None or "stats" in ref.args:
         return ref
-    import inspect
-
     try:
         params = inspect.signature(registry.get("loader", ref.name).factory).parameters
     except (TypeError, ValueError):
@@ -117,8 +117,6 @@ class Subset(Dataset):
 def _seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
-    import random
-
     random.seed(seed)
 
 

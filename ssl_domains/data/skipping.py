@@ -29,7 +29,9 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset
 
 from ssl_domains.console import note_skipped
+from ssl_domains.data.collate import collate_items
 from ssl_domains.errors import DataError
+from ssl_domains.files import write_json
 from ssl_domains.identifiers import opaque_id
 
 __all__ = [
@@ -142,8 +144,6 @@ class SkipUnreadable(Dataset):
 def collate_skipping(items: Sequence[Any]) -> dict[str, Any]:
     """:func:`~ssl_domains.data.collate.collate_items` of the readable items; the failures
     of the others go under :data:`UNREADABLE_KEY`."""
-    from ssl_domains.data.collate import collate_items
-
     failures: list[tuple[int, str]] = []
     kept: list[dict[str, Any]] = []
     for it in items:
@@ -250,8 +250,6 @@ class SkipLog:
         """Rewrite ``skipped.json`` (atomically) with every stage's and role's entries."""
         if self.path is None:
             return
-        from ssl_domains.files import write_json
-
         if self.path.is_file():  # another loader of the run may have written meanwhile
             self.others = []
             current = dict(self.items)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 
 from ssl_domains.errors import ConfigError
 
@@ -41,6 +40,10 @@ def split_off(
                 "validation; give more cases, a larger val_fraction, or a separate val loader"
             )
         tries = 50 if labels is not None else 1
+        # scikit-learn is imported where it splits: importing it loads pandas (when installed),
+        # which importing the training engine must not
+        from sklearn.model_selection import GroupShuffleSplit
+
         gss = GroupShuffleSplit(n_splits=tries, test_size=fraction, random_state=seed)
         splits = gss.split(idx, groups=np.asarray(groups))
         if labels is None:
@@ -76,6 +79,8 @@ def split_off(
         y = np.asarray(labels)
         counts = np.bincount(y - y.min()) if len(y) else np.array([])
         if len(np.unique(y)) > 1 and counts[counts > 0].min() >= 2 and n_out >= len(np.unique(y)):
+            from sklearn.model_selection import StratifiedShuffleSplit  # see GroupShuffleSplit
+
             sss = StratifiedShuffleSplit(n_splits=1, test_size=n_out, random_state=seed)
             keep, out = next(sss.split(idx, y))
             return np.sort(keep), np.sort(out)

@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from ssl_domains.config import ComponentRef, InitConfig
+from ssl_domains.contracts import META, Backbone, missing_members
 from ssl_domains.engine.checkpoints import InitReport, load_init
 from ssl_domains.errors import ContractError, IncompatibleError
 from ssl_domains.files import write_json
@@ -20,20 +21,20 @@ log = logging.getLogger(__name__)
 
 
 def build_backbone(registry: Registry, ref: ComponentRef) -> nn.Module:
-    """Instantiate a backbone and check its surface.
+    """Instantiate a backbone and check its surface (:class:`~ssl_domains.contracts.Backbone`).
 
     Raises:
         ContractError: The plugin's backbone lacks ``num_features``/``forward_features``/
             ``input_spec``.
     """
     backbone = registry.create("backbone", ref.name, **ref.args)
-    entry = registry.get("backbone", ref.name)
-    for attr in ("num_features", "forward_features", "input_spec"):
-        if not hasattr(backbone, attr):
-            raise ContractError(
-                f"plugin {entry.plugin!r}: backbone {ref.name!r} has no {attr!r} "
-                "(backbones need num_features, forward_features and input_spec)"
-            )
+    missing = missing_members(backbone, Backbone)
+    if missing:
+        entry = registry.get("backbone", ref.name)
+        raise ContractError(
+            f"plugin {entry.plugin!r}: backbone {ref.name!r} has no {missing[0]!r} "
+            "(backbones need num_features, forward_features and input_spec)"
+        )
     return backbone
 
 
@@ -58,7 +59,7 @@ def check_modality(backbone: Any, item: dict[str, Any], where: str) -> None:
     if spec.modality not in item:
         raise IncompatibleError(
             f"{where}: the backbone reads {spec.modality!r} but items have keys "
-            f"{sorted(k for k in item if k != 'meta')}; pick a loader of that modality"
+            f"{sorted(k for k in item if k != META)}; pick a loader of that modality"
         )
     x = item[spec.modality]
     if hasattr(x, "shape") and len(x.shape) != spec.dims + 1:

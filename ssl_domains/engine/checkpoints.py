@@ -26,9 +26,9 @@ from ssl_domains.files import (
     write_guard,
     write_json,
 )
+from ssl_domains.plugins import get_host
 
 __all__ = [
-    "Conversion",
     "InitReport",
     "save_checkpoint",
     "load_checkpoint",
@@ -45,21 +45,6 @@ log = logging.getLogger(__name__)
 
 BACKBONE_FILE = "backbone.safetensors"
 MODEL_FILE = "model.safetensors"
-
-
-@dataclass
-class Conversion:
-    """Foreign weights mapped onto a backbone's parameter names by a plugin.
-
-    Attributes:
-        state_dict: Tensors keyed by the *backbone's* parameter names.
-        source: The format the plugin recognised (e.g. ``"models_genesis"``).
-        notes: Anything the user should know (renamed blocks, dropped heads).
-    """
-
-    state_dict: dict[str, torch.Tensor]
-    source: str
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -359,8 +344,6 @@ def load_init(path: str | Path, backbone: nn.Module, source: str = "auto", stric
     fits = sum(k in target and tuple(target[k].shape) == tuple(v.shape) for k, v in matched.items())
     if source == "auto" and fits >= max(1, int(0.9 * len(target))):
         return _apply(backbone, matched, InitReport(str(p), kind, "ssl-domains"), strict)
-    from ssl_domains.plugins import get_host
-
     conv = get_host().pm.hook.convert_checkpoint(state_dict=sd, source=source, backbone=backbone)
     if conv is None:
         if fits:

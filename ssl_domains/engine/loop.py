@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from ssl_domains import console
 from ssl_domains.config import TrainConfig
+from ssl_domains.contracts import LOSS
 from ssl_domains.data.sampler import EpochSampler
 from ssl_domains.engine.checkpoints import save_checkpoint
 from ssl_domains.engine.run_dir import RunDir
@@ -245,7 +246,7 @@ class Trainer:
                 batch = rt.to_device(batch)
                 with rt.autocast():
                     out = net(batch)
-                loss = out["loss"]
+                loss = out[LOSS]
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:

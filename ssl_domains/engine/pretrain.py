@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,14 @@ from torch.utils.data import DataLoader
 
 from ssl_domains import __version__
 from ssl_domains.config import InitConfig, RunConfig
+from ssl_domains.contracts import LOSS
 from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import split_off
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.loop import Trainer
-from ssl_domains.engine.run_dir import RunDir, holding_run_lock
+from ssl_domains.engine.run_dir import RunDir, environment_info, holding_run_lock
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, SSLDomainsError
@@ -32,8 +34,6 @@ log = logging.getLogger(__name__)
 
 def export_config(cfg: RunConfig, backbone: Any, stage: str, **extra: Any) -> dict[str, Any]:
     """What ``export/config.json`` holds: enough to rebuild the model by registry name."""
-    from ssl_domains.engine.run_dir import environment_info
-
     spec = backbone.input_spec
     return {
         "format": "ssl-domains-export/1",
@@ -57,9 +57,9 @@ def _mean_loss(loader: DataLoader, rt: Runtime, max_batches: int = 50) -> Any:
             batch = rt.to_device(batch)
             with rt.autocast():
                 out = model(batch)
-            total += float(out["loss"])
+            total += float(out[LOSS])
             n += 1
-        return {"loss": rt.all_reduce_mean(total / max(n, 1))}
+        return {LOSS: rt.all_reduce_mean(total / max(n, 1))}
 
     return validate
 
@@ -135,15 +135,15 @@ def pretrain(
 
 
 def _save_figures(task: nn.Module, loader: DataLoader, rt: Runtime, run: RunDir, seed: int) -> None:
-    """Pretext pictures (e.g. input | corrupted | reconstruction) from one validation batch."""
+    """Pretext pictures (e.g. input | corrupted | reconstruction) from one validation batch.
+
+    The task draws them (``figures(out, max_items) -> {name: figure}``, objects with
+    ``savefig``); the engine only saves them, and imports no plotting library: a figure the task
+    made through ``matplotlib.pyplot`` is closed through the pyplot the task loaded.
+    """
     figures_fn = getattr(task, "figures", None)
     if figures_fn is None:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     task.eval()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
@@ -163,7 +163,9 @@ def _save_figures(task: nn.Module, loader: DataLoader, rt: Runtime, run: RunDir,
                 run.figures.mkdir(parents=True, exist_ok=True)
                 fig.savefig(png, dpi=100, bbox_inches="tight")
         finally:
-            plt.close(fig)
+            pyplot = sys.modules.get("matplotlib.pyplot")  # loaded by the task, if it used it
+            if pyplot is not None:
+                pyplot.close(fig)
 
 
 def _pretrain_card(cfg: RunConfig, n: int, steps: int, best: float | None) -> str:

@@ -19,8 +19,10 @@ import torch
 
 from ssl_domains import __version__
 from ssl_domains.config import RunConfig, dump_config
+from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint
 from ssl_domains.errors import SSLDomainsError
 from ssl_domains.files import append_line, atomic_write_text, to_json, write_guard, write_json
+from ssl_domains.plugins import get_host
 
 try:
     import fcntl
@@ -188,8 +190,6 @@ def holding_run_lock(fn: F) -> F:
 
 def environment_info() -> dict[str, Any]:
     """Versions of the host, plugins, torch and Python, and the device."""
-    from ssl_domains.plugins import get_host
-
     host = get_host()
     return {
         "host": __version__,
@@ -276,9 +276,6 @@ class RunDir:
         Raises:
             SSLDomainsError: The folder has no checkpoint of that stage.
         """
-        from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint
-        from ssl_domains.errors import SSLDomainsError
-
         ckpt = latest_checkpoint(self.checkpoints / stage)
         if ckpt is None:
             raise SSLDomainsError(f"{self.path}: nothing to resume (no checkpoints/{stage}/last.pt)")

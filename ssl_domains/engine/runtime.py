@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ssl_domains.errors import ConfigError
+
 __all__ = ["Runtime", "seed_everything", "rng_state", "set_rng_state"]
 
 
@@ -83,8 +85,6 @@ class Runtime:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
         if use_cuda and not torch.cuda.is_available():
-            from ssl_domains.errors import ConfigError
-
             raise ConfigError("device 'cuda' requested but no CUDA device is available; use device: auto")
         if use_cuda:
             torch.cuda.set_device(local)

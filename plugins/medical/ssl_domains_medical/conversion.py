@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ssl_domains.engine.checkpoints import Conversion
+from ssl_domains.contracts import Conversion
 from ssl_domains.errors import CheckpointError
 from ssl_domains_medical.backbones import ResNetEncoder, SwinEncoder, UNetEncoder, ViTEncoder
 

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import click
     from torch import nn
 
-    from ssl_domains.engine.checkpoints import Conversion
+    from ssl_domains.contracts import Conversion
     from ssl_domains.registry import Registrar
 
 

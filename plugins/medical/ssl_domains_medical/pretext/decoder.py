@@ -1,8 +1,8 @@
 """Generic decoder over a backbone's feature pyramid, for the reconstruction pretext tasks.
 
 The backbone stays the encoder that fine-tuning reuses; the decoder is thrown away after
-pre-training. It works for any backbone with ``forward_pyramid`` (maps finest first),
-``pyramid_channels`` and ``pyramid_strides``: CNN pyramids get UNet-style upsample + skip
+pre-training. It works for any :class:`~ssl_domains.contracts.PyramidBackbone`
+(``forward_pyramid``: maps finest first, ``pyramid_channels``, ``pyramid_strides``): CNN pyramids get UNet-style upsample + skip
 blocks; a ViT's single token grid is upsampled step by step to the input size.
 
 With ``target_stride > 1`` the decoder stops at ``1/target_stride`` of the input resolution
@@ -21,6 +21,7 @@ from monai.networks.layers.factories import Act, Conv
 from torch import nn
 from torch.nn import functional as F
 
+from ssl_domains.contracts import PyramidBackbone, missing_members
 from ssl_domains.errors import IncompatibleError
 
 __all__ = ["PyramidDecoder", "check_image_backbone", "check_pyramid_backbone", "pool_to_stride", "pooled_size",
@@ -43,15 +44,15 @@ def check_image_backbone(backbone: nn.Module, task: str) -> None:
 
 
 def check_pyramid_backbone(backbone: nn.Module, task: str) -> None:
-    """Check that ``backbone`` can be the encoder of an image encoder-decoder.
+    """Check that ``backbone`` can be the encoder of an image encoder-decoder: a 2-D/3-D image
+    :class:`~ssl_domains.contracts.PyramidBackbone`.
 
     Raises:
-        IncompatibleError: Not a 2-D/3-D image backbone, or no ``forward_pyramid``.
+        IncompatibleError: Not a 2-D/3-D image backbone, or not a pyramid backbone.
     """
     check_image_backbone(backbone, task)
     name = type(backbone).__name__
-    missing = [a for a in ("forward_pyramid", "pyramid_channels", "pyramid_strides")
-               if not hasattr(backbone, a)]
+    missing = missing_members(backbone, PyramidBackbone)
     if missing:
         raise IncompatibleError(
             f"pretext task {task!r} needs multi-scale features but backbone {name} has no "

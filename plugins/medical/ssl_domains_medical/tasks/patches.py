@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -11,9 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ssl_domains.contracts import Example
+from ssl_domains.contracts import ID, IMAGE, LABEL, MASK, META, Example
 from ssl_domains.errors import DataError
-from ssl_domains.registry import component
+from ssl_domains.identifiers import opaque_id
+from ssl_domains.registry import Registry, component
 
 __all__ = ["TumorPatches"]
 
@@ -21,10 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def _case_id(item: dict[str, Any], index: int) -> str:
-    meta = item.get("meta") or {}
-    for key in ("case_id", "case", "series_id", "id", "path"):
+    meta = item.get(META) or {}
+    for key in ("case_id", "case", "series_id", ID, "path"):
         if key in meta:
-            return hashlib.sha1(str(meta[key]).encode()).hexdigest()[:12]
+            return opaque_id("case", meta[key], length=12)
     return f"case{index}"
 
 
@@ -58,11 +58,13 @@ class TumorPatches(Dataset):
         min_overlap: Tumor fraction of a patch for it to be positive.
         max_tries: Random positions tried per patch before giving up on it.
         seed: Seed of the position sampling.
+        registry: Where ``loader`` is registered (:meth:`Registry.create` passes itself).
 
     Raises:
         DataError: A case has no mask, a mask that does not match its image, or is smaller
             than the patch.
-        ValueError: Neither or both of ``cases`` and ``loader``.
+        ValueError: Neither or both of ``cases`` and ``loader``, or ``loader`` without
+            ``registry``.
     """
 
     def __init__(
@@ -76,13 +78,16 @@ class TumorPatches(Dataset):
         min_overlap: float = 0.05,
         max_tries: int = 200,
         seed: int = 0,
+        *,
+        registry: Registry | None = None,
     ) -> None:
         if (cases is None) == (loader is None):
             raise ValueError("TumorPatches needs exactly one of cases=... or loader=...")
         if cases is None:
-            from ssl_domains.plugins import get_host
-
-            cases = get_host().registry.create("loader", str(loader), **(loader_args or {}))
+            if registry is None:
+                raise ValueError("TumorPatches(loader=...) needs the registry the loader is in "
+                                 "(registry.create('loader', 'tumor_patches', ...) passes it)")
+            cases = registry.create("loader", str(loader), **(loader_args or {}))
         self.patch_size = patch_size
         self.patches_per_case = patches_per_case
         self.positive_fraction = positive_fraction
@@ -100,11 +105,11 @@ class TumorPatches(Dataset):
             self._cut(cases[index], index, rng)
 
     def _cut(self, item: dict[str, Any], index: int, rng: np.random.RandomState) -> None:
-        where = str((item.get("meta") or {}).get("path", f"case {index}"))
-        image = torch.as_tensor(item["image"]).float()
-        if "mask" not in item or item["mask"] is None:
+        where = str((item.get(META) or {}).get("path", f"case {index}"))
+        image = torch.as_tensor(item[IMAGE]).float()
+        if item.get(MASK) is None:
             raise DataError(where, "no 'mask' in the case; tumor_patches needs a tumor mask")
-        mask = torch.as_tensor(item["mask"])
+        mask = torch.as_tensor(item[MASK])
         if mask.ndim == image.ndim:
             mask = mask[0]
         spatial = tuple(image.shape[1:])
@@ -158,8 +163,8 @@ class TumorPatches(Dataset):
         return len(self.patches)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": self.patches[i], "mask": self.masks[i], "label": self.labels[i],
-                "meta": dict(self.metas[i])}
+        return {IMAGE: self.patches[i], MASK: self.masks[i], LABEL: self.labels[i],
+                META: dict(self.metas[i])}
 
 
 def _box_sum(table: np.ndarray, start: Sequence[int], size: Sequence[int]) -> int:

@@ -12,6 +12,7 @@ from ssl_domains_medical.pretext.decoder import (
 )
 
 from ssl_domains.builtin.mlp import MLPBackbone
+from ssl_domains.contracts import Backbone, PyramidBackbone, missing_members
 from ssl_domains.errors import IncompatibleError
 
 
@@ -34,8 +35,23 @@ def test_vit_tokens_are_upsampled_step_by_step() -> None:
 def test_incompatible_backbones_are_named() -> None:
     with pytest.raises(IncompatibleError, match="needs a 2-D or 3-D image backbone; MLPBackbone"):
         check_pyramid_backbone(MLPBackbone([1, 16], modality="signal"), "masked_inpainting")
-    with pytest.raises(IncompatibleError, match="MLPBackbone has no forward_pyramid"):
+    with pytest.raises(IncompatibleError, match="MLPBackbone has no forward_pyramid, pyramid_channels, pyramid_strides;"):
         check_pyramid_backbone(MLPBackbone([1, 8, 8], modality="image"), "genesis_restoration")
+    half = MLPBackbone([1, 8, 8], modality="image")
+    half.forward_pyramid = lambda x: [x]  # type: ignore[method-assign]
+    half.pyramid_channels = [1]  # type: ignore[assignment]
+    with pytest.raises(IncompatibleError, match="MLPBackbone has no pyramid_strides;"):
+        check_pyramid_backbone(half, "masked_inpainting")
+
+
+def test_shipped_image_encoders_are_pyramid_backbones(ssl_host) -> None:
+    entries = [e for e in ssl_host.registry.entries("backbone") if e.plugin == "medical"]
+    assert {"resnet_encoder", "unet_encoder", "vit_encoder", "swin_encoder"} <= {e.name for e in entries}
+    for entry in entries:
+        bb = entry.factory(**entry.examples[0].args)
+        assert isinstance(bb, Backbone) and isinstance(bb, PyramidBackbone), entry.name
+        assert missing_members(bb, PyramidBackbone) == []
+        check_pyramid_backbone(bb, "masked_inpainting")
 
 
 def test_pooling_counts_partial_edge_windows() -> None:

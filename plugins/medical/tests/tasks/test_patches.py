@@ -70,9 +70,13 @@ def test_bad_cases_raise_data_errors() -> None:
         TumorPatches()
 
 
-def test_cases_from_a_registered_loader(tmp_path: Path) -> None:
+def test_cases_from_a_registered_loader(tmp_path: Path, ssl_host) -> None:
+    """The registry that builds tumor_patches passes itself, and builds the wrapped loader."""
     path = tmp_path / "x.npz"
     np.savez(path, x=np.zeros((2, 1, 8, 8), dtype=np.float32), y=np.array([0, 1]))
+    args = {"loader": "arrays", "loader_args": {"path": str(path), "key": "image", "spatial_dims": 2},
+            "patch_size": 4}
     with pytest.raises(DataError, match="case 0: no 'mask' in the case"):
-        TumorPatches(loader="arrays", loader_args={"path": str(path), "key": "image",
-                                                   "spatial_dims": 2}, patch_size=4)
+        ssl_host.registry.create("loader", "tumor_patches", **args)
+    with pytest.raises(ValueError, match=r"needs the registry the loader is in"):
+        TumorPatches(**args)  # built by hand, it has no registry to find 'arrays' in
