@@ -14,13 +14,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from ssl_domains.config import load_config, parse_config
+from ssl_domains.engine.finetune import finetune
+from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import ConfigError
+from ssl_domains.report.artifacts import SWEEP_DIR
+from ssl_domains.report.model_card import write_model_card
+from ssl_domains.report.pages import build_report
+from ssl_domains.scoring.intervals import RESULT_COLUMNS
 
 __all__ = ["comparison_rows", "write_comparison", "run_demo", "find_demo_configs"]
 
 #: eval.json "test" entries that are not metrics (kept out of results.csv, as in a sweep).
 _NOT_METRICS = ("loss", "sensitivity_at_specificity")
-RESULT_COLUMNS = ["arm", "n_labels", "fraction", "seed", "metric", "value"]
 
 
 def comparison_rows(arms: dict[str, dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -45,16 +53,12 @@ def write_comparison(run_path: Path, arms: dict[str, dict[str, Any]], seed: int)
     Raises:
         ConfigError: No arm has test metrics (the demo config needs a ``test`` loader).
     """
-    import pandas as pd
-
-    from ssl_domains.report.artifacts import SWEEP_DIR
-
     rows = comparison_rows(arms, seed)
     if not rows:
         raise ConfigError("the demo config's finetune section needs test data (data.test) to compare the arms")
     out = run_path / SWEEP_DIR / "results.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(out, index=False)
+    pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(out, index=False)
     return out
 
 
@@ -74,12 +78,6 @@ def find_demo_configs(data_dir: Path, plugins: Sequence[str] = ()) -> list[Path]
 
 def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[str], Any]) -> Path:
     """One plugin's demo into ``out/demo-<plugin>-<time>``; returns the report's path."""
-    from ssl_domains.config import load_config, parse_config
-    from ssl_domains.engine.finetune import finetune
-    from ssl_domains.engine.pretrain import pretrain
-    from ssl_domains.report.model_card import write_model_card
-    from ssl_domains.report.pages import build_report
-
     cfg = load_config(config, list(overrides))
     if cfg.finetune is None:
         raise ConfigError(f"{config}: a demo config needs a finetune section")

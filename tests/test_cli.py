@@ -95,3 +95,25 @@ def test_init_from_foreign_and_resume_checkpoints(tmp_path: Path, arrays: Path) 
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pt: cannot read weights"):
         load_init(tmp_path / "junk.pt", dst)
+
+
+def test_finetune_writes_the_model_card_and_dispatches_select_auto(tmp_path: Path, arrays: Path) -> None:
+    import json
+
+    cfg = make_config(tmp_path, arrays, pretrain=None, **{
+        "finetune.from_scratch": True, "finetune.label_count": 60, "finetune.train.epochs": 1})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    res = run("finetune", str(path), "--out", str(tmp_path / "single"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    ev = json.loads((tmp_path / "single" / "eval.json").read_text())
+    assert json.loads(res.stdout)["threshold"] == ev["threshold"]
+    card = (tmp_path / "single" / "export" / "README.md").read_text()
+    assert card.startswith("# Model card") and "Not written yet" not in card
+    assert f"- items: train {ev['n_train']}, val {ev['n_val']}, test {ev['n_test']}" in card
+    low, high = ev["test_intervals"]["auroc"]
+    assert f"{low:.3f} to {high:.3f}" in card
+    res = run("finetune", str(path), "--out", str(tmp_path / "auto"), "--set", "finetune.select=auto")
+    assert res.returncode == 0, res.stderr[-2000:]
+    chosen = json.loads((tmp_path / "auto" / "eval.json").read_text())["selection"]["chosen"]
+    card = (tmp_path / "auto" / "export" / "README.md").read_text()
+    assert f"- chosen by `select: auto`: **{chosen}**" in card

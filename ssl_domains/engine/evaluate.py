@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ssl_domains.config import ComponentRef, DataConfig
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
@@ -68,8 +70,6 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
     run = Path(run_path)
     task, config = load_model(run)
     if loader is None:
-        import yaml
-
         cfg_path = run / "config.yaml"
         if not cfg_path.is_file():
             raise CheckpointError(f"{run}: no config.yaml; pass the data to evaluate on")
