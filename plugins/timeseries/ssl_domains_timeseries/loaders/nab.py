@@ -8,7 +8,7 @@ Numenta Anomaly Benchmark", IEEE ICMLA 2015 (arXiv:1510.03336).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,13 @@ from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
 from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.tabular import numeric_column
-from ssl_domains_timeseries.loaders.windows import Recording, SignalDataset, hash_id, window_args
+from ssl_domains_timeseries.loaders.windows import (
+    Recording,
+    SignalDataset,
+    WindowSpec,
+    hash_id,
+    windowed,
+)
 
 __all__ = ["NABDataset", "load_windows"]
 
@@ -48,6 +54,7 @@ def load_windows(path: Path) -> dict[str, list[list[str]]]:
     examples=[Example({"data_root": "../shared/data/nab",
                        "series": ["realKnownCause/nyc_taxi.csv"], "window": 64, "stride": 16})],
 )
+@windowed(window=128, normalize="per_series")
 class NABDataset(SignalDataset):
     """Windows of NAB series, positive where they overlap a labelled anomaly window.
 
@@ -56,20 +63,7 @@ class NABDataset(SignalDataset):
             layout (e.g. ``sample_data/timeseries/nab``).
         series: Series names relative to ``data/`` (``"realKnownCause/nyc_taxi.csv"``) or
             whole categories (``"realKnownCause"``).
-        window: Window length (time steps).
-        stride: Step between windows; None = ``window``.
         labels_file: Anomaly windows, relative to ``data_root``.
-        label_rule: ``"any"`` (a window touching an anomaly window is positive) or
-            ``"fraction>=x"``.
-        normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
-        stats: Training statistics for ``normalize="global"``.
-        cover_end: Add a window ending at the series' end.
-        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
-            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
-            the file, channel and row).
-        point_labels: Also return ``"point_label"`` per item.
-        group_length: Group windows into blocks of this many steps (for splitting one
-            long recording into training/validation blocks); None = one group per series.
 
     Items carry ``meta["series"]`` (the NAB name: public data), ``meta["start_time"]`` and
     ``meta["event"]`` (the anomaly window a positive item overlaps, for event-level recall).
@@ -83,16 +77,9 @@ class NABDataset(SignalDataset):
         self,
         data_root: str,
         series: str | Sequence[str] = ("realKnownCause/nyc_taxi.csv",),
-        window: int | None = 128,
-        stride: int | None = None,
         labels_file: str = "labels/combined_windows.json",
-        label_rule: str = "any",
-        normalize: str = "per_series",
-        stats: Mapping[str, Sequence[float]] | None = None,
-        cover_end: bool = False,
-        point_labels: bool = False,
-        group_length: int | None = None,
-        nonfinite: str = "mask",
+        *,
+        spec: WindowSpec,
     ) -> None:
         root = Path(data_root)
         if not (root / "data").is_dir():
@@ -110,9 +97,7 @@ class NABDataset(SignalDataset):
                 )
             recordings.append(self._read_series(root, name, windows[name], label_path))
         self.series = names
-        super().__init__(
-            recordings, **window_args(locals()), source=str(root), channel_names=["value"]
-        )
+        super().__init__(recordings, spec, source=str(root), channel_names=["value"])
 
     @staticmethod
     def _expand(root: Path, series: list[str]) -> list[str]:

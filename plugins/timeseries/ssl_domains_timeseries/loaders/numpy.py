@@ -14,9 +14,10 @@ from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.tabular import resolve_files
 from ssl_domains_timeseries.loaders.windows import (
     SignalDataset,
+    WindowSpec,
     files_source,
     labeled_array_recordings,
-    window_args,
+    windowed,
 )
 
 __all__ = ["NumpyDataset", "read_label_file", "split_label_column"]
@@ -72,6 +73,7 @@ def split_label_column(x: np.ndarray, column: int, path: Path) -> tuple[np.ndarr
                  "positive_classes": [2, 3, 4, 5]}),
     ],
 )
+@windowed()
 class NumpyDataset(SignalDataset):
     """Windows of series stored as NumPy arrays.
 
@@ -85,18 +87,6 @@ class NumpyDataset(SignalDataset):
         channels_last: Arrays are ``[N, T, C]`` instead of ``[N, C, T]``.
         label_map: ``{raw label: int}``.
         positive_classes: Raw labels that become 1 (others 0); ECG5000: ``[2, 3, 4, 5]``.
-        window: Window length; None = whole series.
-        stride: Step between windows; None = ``window``.
-        label_rule: ``"any"`` or ``"fraction>=x"`` (per-point labels only).
-        normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
-        stats: Training statistics for ``normalize="global"``.
-        cover_end: Add a window ending at the series' end.
-        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
-            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
-            the file, channel and row).
-        point_labels: Also return ``"point_label"`` per item.
-        group_length: Group windows into blocks of this many steps (for splitting one
-            long recording into training/validation blocks); None = one group per series.
 
     Shapes: ``[T]`` is one series, ``[N, T]`` N one-channel series, ``[N, C, T]`` N series.
 
@@ -115,15 +105,8 @@ class NumpyDataset(SignalDataset):
         channels_last: bool = False,
         label_map: Mapping[Any, int] | None = None,
         positive_classes: Sequence[Any] | None = None,
-        window: int | None = None,
-        stride: int | None = None,
-        label_rule: str = "any",
-        normalize: str = "none",
-        stats: Mapping[str, Sequence[float]] | None = None,
-        cover_end: bool = False,
-        point_labels: bool = False,
-        group_length: int | None = None,
-        nonfinite: str = "mask",
+        *,
+        spec: WindowSpec,
     ) -> None:
         files = resolve_files(path, (".npy", ".npz"))
         if labels_path is not None and len(files) != 1:
@@ -152,7 +135,7 @@ class NumpyDataset(SignalDataset):
                 yield f, x, y, pts
 
         recordings = labeled_array_recordings(arrays(), path, label_map, positive_classes)
-        super().__init__(recordings, **window_args(locals()), source=files_source(files, path))
+        super().__init__(recordings, spec, source=files_source(files, path))
 
     @staticmethod
     def _read(

@@ -17,9 +17,10 @@ from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.windows import (
     Recording,
     SignalDataset,
+    WindowSpec,
     hash_id,
     map_labels,
-    window_args,
+    windowed,
 )
 
 __all__ = ["TabularDataset", "CSVDataset", "ParquetDataset", "resolve_files", "numeric_column"]
@@ -94,7 +95,8 @@ def _check_columns(df: pd.DataFrame, wanted: Sequence[str | None], path: Path) -
 
 
 class TabularDataset(SignalDataset):
-    """Signals from tables; see :class:`CSVDataset` for the arguments."""
+    """Signals from tables; see :class:`CSVDataset` for the arguments (``spec``: the windowing
+    arguments, see :func:`~.windows.windowed`)."""
 
     suffixes: tuple[str, ...] = ()
     row_offset = 0
@@ -116,15 +118,8 @@ class TabularDataset(SignalDataset):
         labels_file: str | None = None,
         label_map: Mapping[Any, int] | None = None,
         positive_classes: Sequence[Any] | None = None,
-        window: int | None = None,
-        stride: int | None = None,
-        label_rule: str = "any",
-        normalize: str = "none",
-        stats: Mapping[str, Sequence[float]] | None = None,
-        cover_end: bool = False,
-        point_labels: bool = False,
-        group_length: int | None = None,
-        nonfinite: str = "mask",
+        *,
+        spec: WindowSpec,
     ) -> None:
         if format not in ("wide", "long"):
             raise DataError(str(path), f"format must be 'wide' or 'long', got {format!r}")
@@ -175,7 +170,7 @@ class TabularDataset(SignalDataset):
             self._attach_series_labels(recordings, raw_ids, Path(labels_file))
         super().__init__(
             recordings,
-            **window_args(locals()),
+            spec,
             source=str(path) if isinstance(path, (str, Path)) else str(files[0].parent),
             channel_names=names,
         )
@@ -356,18 +351,6 @@ _TABULAR_DOC = """
             ``id_column`` value, or the file stem without one).
         label_map: ``{raw label: int}``.
         positive_classes: Raw labels that become 1 (all others 0).
-        window: Window length; None = whole series padded to the longest.
-        stride: Step between windows; None = ``window``.
-        label_rule: ``"any"`` or ``"fraction>=x"``.
-        normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
-        stats: Training statistics for ``normalize="global"`` (``train_dataset.stats``).
-        cover_end: Add a window ending at the series' end.
-        point_labels: Also return ``"point_label"`` ``[L]`` per item.
-        group_length: Group windows into blocks of this many steps (for splitting one
-            long recording into training/validation blocks); None = one group per series.
-        nonfinite: ``"mask"`` (default): ``inf``, ``-inf`` and values beyond float32's range
-            (``1e308``) become missing values, with one warning per file and channel (count,
-            first row); ``"refuse"``: such a value stops loading, naming file, channel and row.
 
     Raises:
         DataError: Missing or empty file, unknown columns (lists those available),
@@ -383,6 +366,7 @@ _TABULAR_DOC = """
     examples=[Example({"path": "sample_data/timeseries/pretrain_unlabeled.csv",
                        "time_column": "timestamp", "window": 256, "normalize": "global"})],
 )
+@windowed()
 class CSVDataset(TabularDataset):
     __doc__ = "Windows of signals read from CSV files." + _TABULAR_DOC
 
@@ -403,6 +387,7 @@ class CSVDataset(TabularDataset):
                        "id_column": "series", "label_column": "label", "time_column": "t",
                        "window": 128, "stride": 64})],
 )
+@windowed()
 class ParquetDataset(TabularDataset):
     __doc__ = "Windows of signals read from Parquet files." + _TABULAR_DOC
 

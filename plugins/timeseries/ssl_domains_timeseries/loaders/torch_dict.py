@@ -16,9 +16,10 @@ from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.tabular import resolve_files
 from ssl_domains_timeseries.loaders.windows import (
     SignalDataset,
+    WindowSpec,
     files_source,
     labeled_array_recordings,
-    window_args,
+    windowed,
 )
 
 __all__ = ["TorchDictDataset"]
@@ -41,6 +42,7 @@ def _as_numpy(value: Any, path: Path, key: str) -> np.ndarray:
     examples=[Example({"path": "train.pt", "window": None})],
     example_data="ssl_domains_timeseries.loaders.examples:write_torch_dict_example",
 )
+@windowed(omit=("label_rule", "point_labels", "group_length"))  # whole-series labels only
 class TorchDictDataset(SignalDataset):
     """Series stored as a PyTorch dict, one item per series (or windows of them).
 
@@ -51,14 +53,6 @@ class TorchDictDataset(SignalDataset):
         channels_last: Samples are ``[N, T, C]``.
         label_map: ``{raw label: int}``.
         positive_classes: Raw labels that become 1 (others 0).
-        window: Window length; None = whole series.
-        stride: Step between windows; None = ``window``.
-        normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
-        stats: Training statistics for ``normalize="global"``.
-        cover_end: Add a window ending at the series' end.
-        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
-            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
-            the file, channel and row).
 
     Raises:
         DataError: Unreadable file (including pickled objects refused by ``weights_only``),
@@ -73,12 +67,8 @@ class TorchDictDataset(SignalDataset):
         channels_last: bool = False,
         label_map: Mapping[Any, int] | None = None,
         positive_classes: Sequence[Any] | None = None,
-        window: int | None = None,
-        stride: int | None = None,
-        normalize: str = "none",
-        stats: Mapping[str, Sequence[float]] | None = None,
-        cover_end: bool = False,
-        nonfinite: str = "mask",
+        *,
+        spec: WindowSpec,
     ) -> None:
         files = resolve_files(path, (".pt", ".pth"))
         recordings = labeled_array_recordings(
@@ -87,7 +77,7 @@ class TorchDictDataset(SignalDataset):
             label_map,
             positive_classes,
         )
-        super().__init__(recordings, **window_args(locals()), source=files_source(files, path))
+        super().__init__(recordings, spec, source=files_source(files, path))
 
     @staticmethod
     def _read(

@@ -18,9 +18,10 @@ from ssl_domains_timeseries.loaders.numpy import split_label_column
 from ssl_domains_timeseries.loaders.tabular import resolve_files
 from ssl_domains_timeseries.loaders.windows import (
     SignalDataset,
+    WindowSpec,
     files_source,
     labeled_array_recordings,
-    window_args,
+    windowed,
 )
 
 __all__ = ["UCRDataset", "read_ucr_table", "read_ts"]
@@ -170,6 +171,7 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str] | None]:
                  "positive_classes": [2, 3, 4, 5]}),
     ],
 )
+@windowed(omit=("label_rule", "point_labels", "group_length"))  # whole-series labels only
 class UCRDataset(SignalDataset):
     """Series of a UCR/UEA classification problem, one item per series (or windows of them).
 
@@ -179,14 +181,6 @@ class UCRDataset(SignalDataset):
             ``[label, v1, ...]``, as the ECG5000 ``.npy``).
         label_map: ``{raw class: int}``.
         positive_classes: Raw classes that become 1, others 0 (ECG5000: ``[2, 3, 4, 5]``).
-        window: Window length; None = whole series (variable lengths padded, mask False).
-        stride: Step between windows; None = ``window``.
-        normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
-        stats: Training statistics for ``normalize="global"``.
-        cover_end: Add a window ending at the series' end.
-        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
-            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
-            the file, channel and row).
 
     Raises:
         DataError: Unknown format, unreadable or empty file, non-numeric value (names line and
@@ -199,12 +193,8 @@ class UCRDataset(SignalDataset):
         format: str = "auto",
         label_map: Mapping[Any, int] | None = None,
         positive_classes: Sequence[Any] | None = None,
-        window: int | None = None,
-        stride: int | None = None,
-        normalize: str = "none",
-        stats: Mapping[str, Sequence[float]] | None = None,
-        cover_end: bool = False,
-        nonfinite: str = "mask",
+        *,
+        spec: WindowSpec,
     ) -> None:
         if format not in FORMATS:
             raise DataError(str(path), f"format must be one of {FORMATS}, got {format!r}")
@@ -222,7 +212,7 @@ class UCRDataset(SignalDataset):
         recordings = labeled_array_recordings(
             arrays(), path, label_map, positive_classes, what="class labels"
         )
-        super().__init__(recordings, **window_args(locals()), source=files_source(files, path))
+        super().__init__(recordings, spec, source=files_source(files, path))
 
     @staticmethod
     def _read(path: Path, fmt: str) -> tuple[list[np.ndarray], list[Any] | None]:

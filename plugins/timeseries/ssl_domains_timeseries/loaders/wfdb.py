@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import numpy as np
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
 from ssl_domains.registry import component
-from ssl_domains_timeseries.loaders.windows import Recording, SignalDataset, hash_id, window_args
+from ssl_domains_timeseries.loaders.windows import (
+    Recording,
+    SignalDataset,
+    WindowSpec,
+    hash_id,
+    windowed,
+)
 
 __all__ = ["WFDBDataset", "BEAT_SYMBOLS", "NORMAL_SYMBOLS"]
 
@@ -48,6 +55,7 @@ def _record_paths(path: str | Sequence[str]) -> list[Path]:
                        "beat_after": 110})],
     example_data="ssl_domains_timeseries.loaders.examples:write_wfdb_example",
 )
+@windowed()
 class WFDBDataset(SignalDataset):
     """Windows of WFDB records, or one item per annotated beat.
 
@@ -63,18 +71,8 @@ class WFDBDataset(SignalDataset):
             it are left out (beat mode) or count as 0 (point mode).
         beat_before: Samples before the annotation in a beat segment.
         beat_after: Samples after it.
-        window: Window length (point/none mode); None = whole record.
-        stride: Step between windows; None = ``window``.
-        label_rule: ``"any"`` or ``"fraction>=x"``.
-        normalize: ``"none"``, ``"per_series"``, ``"per_window"`` or ``"global"``.
-        stats: Training statistics for ``normalize="global"``.
-        cover_end: Add a window ending at the record's end.
-        nonfinite: ``"mask"`` (default: ``inf``, ``-inf`` and values beyond float32's range
-            become missing, one warning per file and channel) or ``"refuse"`` (stop, naming
-            the file, channel and row).
-        point_labels: Also return ``"point_label"`` per item.
-        group_length: Group windows into blocks of this many steps (for splitting one
-            long recording into training/validation blocks); None = one group per series.
+
+    In beat mode ``window`` is ignored (one item per beat segment).
 
     Raises:
         DataError: Missing header or annotation file, unreadable record, unknown channel
@@ -91,15 +89,8 @@ class WFDBDataset(SignalDataset):
         label_map: Mapping[str, int] | None = None,
         beat_before: int = 90,
         beat_after: int = 110,
-        window: int | None = None,
-        stride: int | None = None,
-        label_rule: str = "any",
-        normalize: str = "none",
-        stats: Mapping[str, Sequence[float]] | None = None,
-        cover_end: bool = False,
-        point_labels: bool = False,
-        group_length: int | None = None,
-        nonfinite: str = "mask",
+        *,
+        spec: WindowSpec,
     ) -> None:
         if label_mode not in LABEL_MODES:
             raise DataError(str(path), f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
@@ -139,10 +130,8 @@ class WFDBDataset(SignalDataset):
         if not recordings:
             raise DataError(str(path), "no annotated beats found")
         if label_mode == "beat":
-            window = None  # one item per beat segment
-        super().__init__(
-            recordings, **window_args(locals()), source=str(path), channel_names=names
-        )
+            spec = dataclasses.replace(spec, window=None)  # one item per beat segment
+        super().__init__(recordings, spec, source=str(path), channel_names=names)
 
     def _symbol_label(self, sym: str) -> int | None:
         """Label of an annotation symbol; None for non-beat or unmapped annotations."""

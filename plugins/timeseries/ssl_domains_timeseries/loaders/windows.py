@@ -3,7 +3,9 @@
 A loader turns its files into :class:`Recording` objects (``[C, T]`` float32, NaN = missing,
 optional per-point labels, anomaly intervals or a whole-series label) and hands them to
 :class:`SignalDataset`, which cuts fixed-length windows, labels them, pads short series with
-NaN and a ``False`` mask, and normalises without ever replacing a NaN.
+NaN and a ``False`` mask, and normalises without ever replacing a NaN. How it does so is one
+:class:`WindowSpec`; loaders take its fields as flat arguments (``window: 128, stride: 64``
+in a config) through :func:`windowed`, which documents them once for every loader.
 
 Non-finite input (``inf``, ``-inf``, or a value beyond float32's range such as ``1e308``, which
 becomes ``inf`` when read) is found here for every loader, reported per file and channel
@@ -14,12 +16,17 @@ always finite.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import textwrap
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -39,8 +46,8 @@ __all__ = [
     "array_recordings",
     "labeled_array_recordings",
     "files_source",
-    "WINDOW_ARGS",
-    "window_args",
+    "WindowSpec",
+    "windowed",
     "check_finite_or_nan",
     "NONFINITE_MODES",
 ]
@@ -216,6 +223,73 @@ def _nan_stats(x: np.ndarray, axis: int | tuple[int, ...]) -> tuple[np.ndarray, 
     return np.where(np.isfinite(mean), mean, 0.0), std
 
 
+@dataclass(frozen=True)
+class WindowSpec:
+    """How series become items: the windowing arguments every time-series loader takes.
+
+    Loaders take these fields as flat keyword arguments (``loader: {name: csv, args: {window:
+    128, stride: 64}}``); :func:`windowed` gathers them into one ``WindowSpec`` and appends
+    the descriptions below to the loader's own documentation.
+
+    Attributes:
+        window: Window length in time steps; None = one item per series, padded with NaN
+            (mask False) to the longest series.
+        stride: Step between window starts; None = ``window`` (no overlap).
+        label_rule: How a window's label follows from per-point labels or anomaly
+            intervals: ``"any"`` (one positive point makes it positive) or ``"fraction>=x"``
+            (at least a fraction x of its points, 0 < x <= 1). Whole-series labels are
+            inherited as they are.
+        normalize: ``"none"``, ``"per_series"`` (each channel of each series to mean 0,
+            std 1), ``"per_window"`` (each channel of each item) or ``"global"`` (per-channel
+            statistics of this data, or of ``stats`` when given). NaNs are ignored in
+            statistics and stay NaN.
+        stats: ``{"mean": [C], "std": [C]}`` of the training data (its dataset's ``stats``),
+            so validation and test data are normalised with them under ``"global"``; the
+            engine passes them on by itself.
+        cover_end: Add a last window ending at the series' end when the stride leaves a tail.
+        point_labels: Also return ``"point_label"`` ``[L]`` int64 per item (-1 on padding).
+        group_length: Group windows into contiguous blocks of this many time steps (group
+            ``"<series_id>/<block>"``), so one long recording can still be split into
+            training and validation blocks; None = one group per series.
+        nonfinite: ``"mask"`` (default): ``inf``, ``-inf`` and values beyond float32's range
+            (``1e308``) become missing values (NaN, mask False), with one warning per file
+            and channel (count, first row); ``"refuse"``: such a value stops loading, naming
+            the file, channel and row.
+    """
+
+    window: int | None = None
+    stride: int | None = None
+    label_rule: str = "any"
+    normalize: str = "none"
+    stats: Mapping[str, Sequence[float]] | None = None
+    cover_end: bool = False
+    point_labels: bool = False
+    group_length: int | None = None
+    nonfinite: str = "mask"
+
+    def check(self, source: str | Path) -> float | None:
+        """Refuse values no loader can use; returns the fraction of ``label_rule`` (None for
+        ``"any"``).
+
+        Raises:
+            DataError: One line naming ``source`` and the argument.
+        """
+        if self.normalize not in NORMALIZE_MODES:
+            raise DataError(source, f"normalize must be one of {NORMALIZE_MODES}, got {self.normalize!r}")
+        if self.window is not None and self.window < 1:
+            raise DataError(source, f"window must be >= 1, got {self.window}")
+        if self.group_length is not None and self.group_length < 1:
+            raise DataError(source, f"group_length must be >= 1, got {self.group_length}")
+        if self.stride is not None and self.stride < 1:
+            raise DataError(source, f"stride must be >= 1, got {self.stride}")
+        if self.nonfinite not in NONFINITE_MODES:
+            raise DataError(source, f"nonfinite must be one of {NONFINITE_MODES}, got {self.nonfinite!r}")
+        try:
+            return parse_label_rule(self.label_rule)
+        except ValueError as exc:
+            raise DataError(source, str(exc)) from None
+
+
 class SignalDataset(Dataset):
     """Fixed-length windows over recordings, as dict items.
 
@@ -225,29 +299,10 @@ class SignalDataset(Dataset):
 
     Args:
         recordings: The series; all must have the same number of channels.
-        window: Window length L; None = one item per series, padded with NaN (mask False) to
-            the longest series.
-        stride: Step between window starts; None = ``window`` (no overlap).
-        label_rule: How a window's label follows from per-point labels or intervals:
-            ``"any"`` (a positive point makes it positive) or ``"fraction>=x"`` (at least a
-            fraction x of its points). Whole-series labels are inherited as they are.
-        normalize: ``"none"``, ``"per_series"`` (each channel of each series to mean 0,
-            std 1), ``"per_window"`` (each channel of each item) or ``"global"`` (per-channel
-            statistics of this dataset, or of ``stats`` when given). NaNs are ignored in
-            statistics and stay NaN.
-        stats: ``{"mean": [C], "std": [C]}`` from a training set (``train.stats``), so
-            validation and test use training statistics with ``normalize="global"``.
-        cover_end: Add a last window ending at the series' end when the stride leaves a tail.
-        point_labels: Also return the per-point labels of each window.
-        group_length: Group windows into contiguous blocks of this many time steps
-            (group ``"<series_id>/<block>"``), so one long recording can still be split into
-            training and validation blocks; None = one group per series.
+        spec: Window length and step, labelling, normalisation and the rest
+            (:class:`WindowSpec`); None = its defaults (one item per series).
         source: File or folder the recordings came from (for error messages).
         channel_names: Names of the channels (for ``inspect`` and ``stats``).
-        nonfinite: What to do with ``inf``/``-inf`` and values beyond float32's range (e.g.
-            ``1e308``): ``"mask"`` (default) makes them missing (NaN, mask False) and logs one
-            warning per file and channel (count, first row); ``"refuse"`` raises a
-            :class:`~ssl_domains.errors.DataError` naming the file, channel, count and row.
 
     Attributes:
         labels: One int per item, or None when the recordings carry no labels.
@@ -267,45 +322,27 @@ class SignalDataset(Dataset):
     def __init__(
         self,
         recordings: Sequence[Recording],
-        window: int | None = None,
-        stride: int | None = None,
-        label_rule: str = "any",
-        normalize: str = "none",
-        stats: Mapping[str, Sequence[float]] | None = None,
-        cover_end: bool = False,
-        point_labels: bool = False,
-        group_length: int | None = None,
+        spec: WindowSpec | None = None,
         source: str | Path = "<recordings>",
         channel_names: Sequence[str] | None = None,
-        nonfinite: str = "mask",
     ) -> None:
+        spec = spec or WindowSpec()
         self.source = str(source)
         if not recordings:
             raise DataError(source, "no series found")
         counts = {r.num_channels for r in recordings}
         if len(counts) > 1:
             raise DataError(source, f"series have different channel counts {sorted(counts)}")
-        if normalize not in NORMALIZE_MODES:
-            raise DataError(source, f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
-        if window is not None and window < 1:
-            raise DataError(source, f"window must be >= 1, got {window}")
-        if group_length is not None and group_length < 1:
-            raise DataError(source, f"group_length must be >= 1, got {group_length}")
-        if stride is not None and stride < 1:
-            raise DataError(source, f"stride must be >= 1, got {stride}")
-        if nonfinite not in NONFINITE_MODES:
-            raise DataError(source, f"nonfinite must be one of {NONFINITE_MODES}, got {nonfinite!r}")
-        self.nonfinite = nonfinite
-        try:
-            self._fraction = parse_label_rule(label_rule)
-        except ValueError as exc:
-            raise DataError(source, str(exc)) from None
+        self._fraction = spec.check(source)
+        self.spec = spec
+        self.nonfinite = spec.nonfinite
+        window, group_length = spec.window, spec.group_length
         self.window = window
-        self.stride = stride or window
-        self.label_rule = label_rule
-        self.normalize = normalize
-        self.cover_end = cover_end
-        self.point_labels = point_labels
+        self.stride = spec.stride or window
+        self.label_rule = spec.label_rule
+        self.normalize = spec.normalize
+        self.cover_end = spec.cover_end
+        self.point_labels = spec.point_labels
         self.num_channels = counts.pop()
         self.channel_names = (
             list(channel_names)
@@ -317,7 +354,7 @@ class SignalDataset(Dataset):
         self.nonfinite_found = self._mask_nonfinite()
         self._points = [self._point_labels_of(r) for r in self.recordings]
         self._events = [None if p is None else _events(p) for p in self._points]
-        self.stats = self._normalise(stats)
+        self.stats = self._normalise(spec.stats)
         self.length = window or max(r.length for r in self.recordings)
         self._index: list[tuple[int, int]] = []
         for k, rec in enumerate(self.recordings):
@@ -554,31 +591,78 @@ class SignalDataset(Dataset):
         return out
 
 
-#: :class:`SignalDataset` arguments that loaders take under the same name and pass on as they are.
-WINDOW_ARGS = (
-    "window",
-    "stride",
-    "label_rule",
-    "normalize",
-    "stats",
-    "cover_end",
-    "point_labels",
-    "group_length",
-    "nonfinite",
-)
+_Loader = TypeVar("_Loader", bound=type[SignalDataset])
 
 
-def window_args(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The windowing arguments among a loader's arguments, to pass on to :class:`SignalDataset`.
+def _field_docs() -> dict[str, str]:
+    """``{field: its description}`` from the ``Attributes:`` section of :class:`WindowSpec`."""
+    docs: dict[str, str] = {}
+    name = ""
+    for line in (WindowSpec.__doc__ or "").split("Attributes:", 1)[1].splitlines():
+        m = re.match(r"^ {8}(\w+): (.*)$", line)
+        if m:
+            name = m.group(1)
+            docs[name] = m.group(2)
+        elif name and line.startswith(" " * 12):
+            docs[name] += " " + line.strip()
+    return docs
+
+
+def windowed(*, omit: Sequence[str] = (), **defaults: Any) -> Callable[[_Loader], _Loader]:
+    """Give a loader the fields of :class:`WindowSpec` as flat keyword arguments.
+
+    The loader's ``__init__`` takes ``spec: WindowSpec``; the decorated class takes
+    ``window=..., stride=..., ...`` instead (keyword-only, with type annotations the host
+    checks and converts, so ``describe`` shows them and configs name them as before), builds
+    one ``WindowSpec`` and passes it as ``spec``. The fields' descriptions join the class
+    documentation (before its ``Raises:``).
 
     Args:
-        values: The loader's arguments by name (``locals()`` in its ``__init__``); names of
-            :data:`WINDOW_ARGS` it does not take are left out, so they keep their defaults.
+        omit: Fields this loader does not take (e.g. ``label_rule`` without point labels).
+        defaults: Defaults of this loader that differ from :class:`WindowSpec`'s.
 
-    Returns:
-        ``{name: value}`` for each of :data:`WINDOW_ARGS` found in ``values``.
+    Raises:
+        TypeError: A name in ``omit`` or ``defaults`` that is not a field.
     """
-    return {k: values[k] for k in WINDOW_ARGS if k in values}
+    spec_fields = {f.name: f for f in dataclasses.fields(WindowSpec)}
+    unknown = sorted((set(omit) | set(defaults)) - set(spec_fields))
+    if unknown:
+        raise TypeError(f"windowed(): {unknown} are not WindowSpec fields")
+    names = [n for n in spec_fields if n not in omit]
+    spec_hints = typing.get_type_hints(WindowSpec)
+
+    def decorate(cls: _Loader) -> _Loader:
+        init = cls.__init__
+        sig = inspect.signature(init)
+        if "spec" not in sig.parameters:
+            raise TypeError(f"{cls.__name__}.__init__ must take spec: WindowSpec")
+        hints = {k: v for k, v in typing.get_type_hints(init).items() if k != "spec"}
+        params = [p for p in sig.parameters.values() if p.name != "spec"]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY,
+                                     default=defaults.get(n, spec_fields[n].default),
+                                     annotation=WindowSpec.__annotations__[n]) for n in names]
+
+        @functools.wraps(init)
+        def __init__(self: SignalDataset, *args: Any, **kwargs: Any) -> None:
+            given = {n: kwargs.pop(n) for n in names if n in kwargs}
+            init(self, *args, spec=WindowSpec(**{**defaults, **given}), **kwargs)
+
+        __init__.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        __init__.__annotations__ = {**hints, **{n: spec_hints[n] for n in names}}
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        docs = _field_docs()
+        lines = [textwrap.fill(f"{n}: {docs[n]}" + (f" Default here: ``{defaults[n]!r}``."
+                                                      if n in defaults else ""),
+                               96, initial_indent=" " * 8, subsequent_indent=" " * 12)
+                 for n in names]
+        section = ("    Windowing (flat arguments, gathered into a :class:`WindowSpec`):\n"
+                   + "\n".join(lines) + "\n\n")
+        doc = (cls.__doc__ or "").rstrip() + "\n\n"
+        at = doc.find("    Raises:")  # before Raises, else at the end
+        cls.__doc__ = doc[:at] + section + doc[at:] if at >= 0 else doc + section
+        return cls
+
+    return decorate
 
 
 def check_finite_or_nan(x: np.ndarray, path: str | Path) -> None:

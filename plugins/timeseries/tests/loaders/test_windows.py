@@ -8,6 +8,7 @@ import torch
 from ssl_domains_timeseries.loaders.windows import (
     Recording,
     SignalDataset,
+    WindowSpec,
     hash_id,
     intervals_to_points,
     map_labels,
@@ -23,7 +24,7 @@ def _rec(length: int, channels: int = 2, sid: str = "a", **kw) -> Recording:
 
 
 def test_windows_stride_and_meta() -> None:
-    ds = SignalDataset([_rec(10)], window=4, stride=3)
+    ds = SignalDataset([_rec(10)], WindowSpec(window=4, stride=3))
     assert len(ds) == 3  # starts 0, 3, 6
     item = ds[1]
     assert item["signal"].shape == (2, 4) and item["signal"].dtype == torch.float32
@@ -34,7 +35,7 @@ def test_windows_stride_and_meta() -> None:
 
 
 def test_cover_end_adds_tail_window() -> None:
-    ds = SignalDataset([_rec(10)], window=4, stride=4, cover_end=True)
+    ds = SignalDataset([_rec(10)], WindowSpec(window=4, stride=4, cover_end=True))
     assert [ds[i]["meta"]["start"] for i in range(len(ds))] == [0, 4, 6]
 
 
@@ -49,14 +50,14 @@ def test_whole_series_padded_with_mask() -> None:
 
 
 def test_short_series_gives_one_padded_window() -> None:
-    ds = SignalDataset([_rec(3)], window=8)
+    ds = SignalDataset([_rec(3)], WindowSpec(window=8))
     assert len(ds) == 1 and ds[0]["mask"].sum() == 6
 
 
 def test_nan_kept_and_masked() -> None:
     rec = _rec(6)
     rec.signal[0, 2] = np.nan
-    item = SignalDataset([rec], window=6, normalize="per_series")[0]
+    item = SignalDataset([rec], WindowSpec(window=6, normalize="per_series"))[0]
     assert torch.isnan(item["signal"][0, 2]) and not item["mask"][0, 2]
     assert item["mask"].sum() == 11
     obs = item["signal"][0][item["mask"][0]]
@@ -68,52 +69,52 @@ def test_label_rules_from_points() -> None:
     pts[3] = 1  # one positive point in window 0
     pts[4:8] = 1  # window 1 fully positive
     rec = _rec(12, point_labels=pts)
-    assert SignalDataset([rec], window=4, label_rule="any").labels == [1, 1, 0]
-    assert SignalDataset([_rec(12, point_labels=pts)], window=4,
-                         label_rule="fraction>=0.5").labels == [0, 1, 0]
+    assert SignalDataset([rec], WindowSpec(window=4, label_rule="any")).labels == [1, 1, 0]
+    spec = WindowSpec(window=4, label_rule="fraction>=0.5")
+    assert SignalDataset([_rec(12, point_labels=pts)], spec).labels == [0, 1, 0]
 
 
 def test_intervals_give_labels_and_events() -> None:
     rec = _rec(12, intervals=[(5, 7)])
-    ds = SignalDataset([rec], window=4, point_labels=True)
+    ds = SignalDataset([rec], WindowSpec(window=4, point_labels=True))
     assert ds.labels == [0, 1, 0]
     assert ds[1]["meta"]["event"] == "a#0" and ds[0]["meta"]["event"] == ""
     assert ds[1]["point_label"].tolist() == [0, 1, 1, 0]
 
 
 def test_point_labels_padding_is_minus_one() -> None:
-    ds = SignalDataset([_rec(3, point_labels=np.array([0, 1, 0]))], window=5, point_labels=True)
+    ds = SignalDataset([_rec(3, point_labels=np.array([0, 1, 0]))], WindowSpec(window=5, point_labels=True))
     assert ds[0]["point_label"].tolist() == [0, 1, 0, -1, -1]
 
 
 def test_global_stats_computed_and_reused() -> None:
-    train = SignalDataset([_rec(10)], window=5, normalize="global")
+    train = SignalDataset([_rec(10)], WindowSpec(window=5, normalize="global"))
     assert train.stats is not None
     assert train.stats["mean"] == pytest.approx([4.5, 14.5])
-    test = SignalDataset([_rec(10)], window=5, normalize="global", stats=train.stats)
+    test = SignalDataset([_rec(10)], WindowSpec(window=5, normalize="global", stats=train.stats))
     assert torch.allclose(test[0]["signal"], train[0]["signal"])
     shifted = _rec(10)
     shifted.signal += 100
-    other = SignalDataset([shifted], window=5, normalize="global", stats=train.stats)
+    other = SignalDataset([shifted], WindowSpec(window=5, normalize="global", stats=train.stats))
     assert float(other[0]["signal"][0, 0]) > 30  # training stats, not its own
 
 
 def test_stats_ignore_nan() -> None:
     rec = _rec(4, channels=1)
     rec.signal[0, 3] = np.nan
-    ds = SignalDataset([rec], normalize="global")
+    ds = SignalDataset([rec], WindowSpec(normalize="global"))
     assert ds.stats["mean"] == pytest.approx([1.0])
     assert torch.isnan(ds[0]["signal"][0, 3])
 
 
 def test_per_window_normalisation() -> None:
-    ds = SignalDataset([_rec(8)], window=4, normalize="per_window")
+    ds = SignalDataset([_rec(8)], WindowSpec(window=4, normalize="per_window"))
     x = ds[1]["signal"]
     assert torch.allclose(x.mean(dim=1), torch.zeros(2), atol=1e-5)
 
 
 def test_arrays_and_summary() -> None:
-    ds = SignalDataset([_rec(8, label=1), _rec(8, sid="b", label=0)], window=4)
+    ds = SignalDataset([_rec(8, label=1), _rec(8, sid="b", label=0)], WindowSpec(window=4))
     x, y = ds.arrays()
     assert x.shape == (4, 2, 4) and y.tolist() == [1, 1, 0, 0]
     s = ds.summary()
@@ -121,7 +122,7 @@ def test_arrays_and_summary() -> None:
 
 
 def test_dataloader_batches() -> None:
-    ds = SignalDataset([_rec(20, intervals=[(2, 4)])], window=5, normalize="per_series")
+    ds = SignalDataset([_rec(20, intervals=[(2, 4)])], WindowSpec(window=5, normalize="per_series"))
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert batch["signal"].shape == (4, 2, 5) and batch["label"].tolist() == [1, 0, 0, 0]
 
@@ -138,7 +139,7 @@ def test_dataloader_batches() -> None:
 )
 def test_bad_options(kwargs: dict, message: str) -> None:
     with pytest.raises(DataError, match=message):
-        SignalDataset([_rec(8)], source="x.csv", **kwargs)
+        SignalDataset([_rec(8)], WindowSpec(**kwargs), source="x.csv")
 
 
 def test_bad_recordings() -> None:
@@ -179,7 +180,7 @@ def test_series_ids_are_keyed_not_plain_sha256(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_group_length_blocks() -> None:
-    ds = SignalDataset([_rec(40)], window=5, stride=5, group_length=20)
+    ds = SignalDataset([_rec(40)], WindowSpec(window=5, stride=5, group_length=20))
     assert ds.groups == ["a/0"] * 4 + ["a/1"] * 4
     with pytest.raises(DataError, match="group_length must be >= 1"):
-        SignalDataset([_rec(40)], window=5, group_length=0, source="x")
+        SignalDataset([_rec(40)], WindowSpec(window=5, group_length=0), source="x")
