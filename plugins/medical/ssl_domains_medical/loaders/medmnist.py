@@ -86,6 +86,8 @@ class MedMNISTDataset(Dataset):
             (``"train+val"``).
         positive_label: Binarise: items whose original label equals this become 1, all others
             0 (BreastMNIST: ``positive_label=0`` makes malignant = 1). None keeps the labels.
+            Remapping happens here only, in the data, so training, metrics, thresholds and
+            baselines all see the same labels (tasks take labels as they come).
         unlabeled: Drop labels (``labels is None``; items have no ``"label"``), for pre-training.
         max_items: Keep only the first ``max_items`` (quick runs), or None for all.
         augment: Train-time augmentation (applied by the engine to training items only):

@@ -17,6 +17,7 @@ from torch import nn
 
 from ssl_domains.builtin.classification import ClassificationTask
 from ssl_domains.contracts import Example
+from ssl_domains.errors import ConfigError
 from ssl_domains.registry import component
 from ssl_domains_medical.augment import augmentation_from
 from ssl_domains_medical.tasks.patches import TumorPatches
@@ -59,20 +60,18 @@ def aggregate_cases(
     description="Image/case-level tumor classification (e.g. malignant vs benign), class-balanced",
     modalities=("image",),
     dims=(2, 3),
-    examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "positive_label": 0,
-                                                    "dropout": 0.1}),
+    examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "dropout": 0.1}),
               Example({"num_classes": 2, "augment": {"scale": [0.9, 1.0], "rotate": 10},
                        "tta_flip": True})],
 )
 class TumorClassification(ClassificationTask):
     """Classify a whole image or volume from the backbone's pooled features.
 
-    Class 1 is "tumor" (the positive class of AUROC etc.). Datasets that code the disease as
-    another label (BreastMNIST: 0 = malignant) set ``positive_label``: that label becomes
-    class 1 and every other label class 0. Remap in one place only: a loader that already
-    remaps (the ``medmnist`` loader's own ``positive_label``) must be paired with
-    ``positive_label=None`` here. Several images per case are combined with
-    :func:`aggregate_cases`.
+    Class 1 is "tumor" (the positive class of AUROC etc.). Labels are used as the data gives
+    them: datasets that code the disease as another label are remapped by their loader (the
+    ``medmnist`` loader's ``positive_label``; BreastMNIST: 0 = malignant), so training,
+    metrics, thresholds and baselines all see the same labels. Several images per case are
+    combined with :func:`aggregate_cases`.
 
     ``augment`` warps and re-weights training batches on their device (only in training mode;
     see :class:`~ssl_domains_medical.augment.Augmentation`); ``tta_flip`` averages the logits
@@ -81,8 +80,6 @@ class TumorClassification(ClassificationTask):
     Args:
         backbone: Any 2-D/3-D image backbone.
         num_classes: Number of classes (2 = tumor vs no tumor).
-        positive_label: Binary only: the dataset label that means tumor (None = labels are
-            used as they are).
         hidden: Width of an optional hidden layer in the head.
         dropout: Dropout before the head.
         class_balance: Inverse-frequency class weights from :meth:`observe_labels`.
@@ -91,44 +88,39 @@ class TumorClassification(ClassificationTask):
             :class:`~ssl_domains_medical.augment.Augmentation` (``scale``, ``rotate``,
             ``translate``, ``flip_axes``, ``brightness``, ``contrast``, ``noise``), or None.
         tta_flip: At evaluation, average the logits of the input and its mirror (last axis).
+        positive_label: Removed: passing it is an error that points to the loader's
+            ``positive_label`` (the one label remapping).
 
     Raises:
-        ValueError: ``positive_label`` with more than 2 classes; bad ``augment`` values.
+        ConfigError: ``positive_label`` given.
+        ValueError: Bad ``augment`` values.
     """
 
     def __init__(
         self,
         backbone: nn.Module,
         num_classes: int = 2,
-        positive_label: int | None = None,
         hidden: int = 0,
         dropout: float = 0.0,
         class_balance: bool = True,
         label_smoothing: float = 0.0,
         augment: dict[str, Any] | None = None,
         tta_flip: bool = False,
+        *,
+        positive_label: int | None = None,
     ) -> None:
-        if positive_label is not None and num_classes != 2:
-            raise ValueError(f"positive_label needs num_classes=2, got {num_classes}")
+        if positive_label is not None:
+            raise ConfigError(
+                "finetune task 'tumor_classification': positive_label was removed; remap labels in "
+                "the data (the medmnist loader's positive_label, or label 1 = tumor in your label "
+                "file) so training and metrics see the same labels"
+            )
         super().__init__(backbone, num_classes=num_classes, hidden=hidden, dropout=dropout,
                          class_balance=class_balance, label_smoothing=label_smoothing)
-        self.positive_label = positive_label
         self.augment = augmentation_from(augment)
         self.tta_flip = tta_flip
 
-    def map_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        """Dataset labels -> classes (``positive_label`` -> 1, others -> 0)."""
-        labels = torch.as_tensor(labels).long()
-        if self.positive_label is None:
-            return labels
-        return (labels == self.positive_label).long()
-
-    def observe_labels(self, labels: Sequence[int]) -> None:
-        super().observe_labels(self.map_labels(torch.as_tensor(list(labels))).tolist())
-
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
-        if "label" in batch and self.positive_label is not None:
-            batch = {**batch, "label": self.map_labels(batch["label"])}
         if self.training and self.augment is not None:
             with torch.no_grad():
                 batch = {**batch, self.key: self.augment(batch[self.key])}

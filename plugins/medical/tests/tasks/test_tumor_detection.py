@@ -9,25 +9,37 @@ from ssl_domains_medical.tasks.tumor_detection import (
     aggregate_cases,
 )
 
+from ssl_domains.errors import ConfigError
+from ssl_domains.plugins import Host
+
 
 def tiny(dims: int = 2) -> ResNetEncoder:
     return ResNetEncoder(spatial_dims=dims, depth=10, width=4)
 
 
-def test_positive_label_becomes_class_one() -> None:
-    task = TumorClassification(tiny(), positive_label=0)
-    assert task.map_labels(torch.tensor([0, 1, 1, 0])).tolist() == [1, 0, 0, 1]
-    task.observe_labels([0, 1, 1, 1])  # one malignant (class 1) among four
+def test_labels_are_used_as_the_data_gives_them() -> None:
+    task = TumorClassification(tiny())
+    task.observe_labels([1, 0, 0, 0])  # one tumor (class 1) among four
     assert task.class_weights.tolist() == pytest.approx([4 / 6, 2.0])
-    out = task({"image": torch.randn(4, 1, 12, 12), "label": torch.tensor([0, 1, 1, 1])})
+    labels = torch.tensor([1, 0, 0, 0])
+    out = task({"image": torch.randn(4, 1, 12, 12), "label": labels})
     assert out["logits"].shape == (4, 2) and torch.isfinite(out["loss"])
+    weighted = torch.nn.functional.cross_entropy(out["logits"], labels, weight=task.class_weights)
+    assert out["loss"].item() == pytest.approx(weighted.item(), rel=1e-5)  # no remapping
+    assert TumorClassification(tiny(3), num_classes=3)({"image": torch.randn(2, 1, 8, 8, 8),
+                                                        "label": torch.tensor([2, 0])})["logits"].shape == (2, 3)
 
 
-def test_labels_unchanged_without_positive_label() -> None:
-    task = TumorClassification(tiny(3), num_classes=3)
-    assert task.map_labels(torch.tensor([2, 0])).tolist() == [2, 0]
-    with pytest.raises(ValueError, match="positive_label needs num_classes=2, got 3"):
-        TumorClassification(tiny(), num_classes=3, positive_label=1)
+@pytest.mark.parametrize("value", [0, 1])
+def test_positive_label_points_to_the_loader(ssl_host: Host, value: int) -> None:
+    message = (r"^finetune task 'tumor_classification': positive_label was removed; remap labels in "
+               r"the data \(the medmnist loader's positive_label, or label 1 = tumor in your label "
+               r"file\) so training and metrics see the same labels$")
+    with pytest.raises(ConfigError, match=message):
+        TumorClassification(tiny(), positive_label=value)
+    with pytest.raises(ConfigError, match=message):  # as a config's task args reach it
+        ssl_host.registry.create("finetune", "tumor_classification", tiny(), num_classes=2,
+                                 positive_label=value)
 
 
 def test_aggregate_cases() -> None:

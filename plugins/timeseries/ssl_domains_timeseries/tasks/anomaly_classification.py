@@ -8,7 +8,7 @@ from torch import nn
 
 from ssl_domains.builtin.classification import ClassificationTask
 from ssl_domains.contracts import Example
-from ssl_domains.errors import IncompatibleError
+from ssl_domains.errors import ConfigError, IncompatibleError
 from ssl_domains.registry import component
 from ssl_domains_timeseries.backbones._masking import signal_from_batch
 
@@ -30,8 +30,9 @@ class AnomalyClassificationTask(ClassificationTask):
     class frequency (anomalies are usually rare). For binary tasks the decision threshold is
     chosen on validation data by the run's ``finetune.threshold_rule`` (default Youden's J).
 
-    With few labels (tens), ``freeze_backbone=True`` trains the head alone (a linear probe),
-    which is often as good as full fine-tuning and cannot destroy pre-trained features.
+    With few labels (tens), a linear probe (``finetune.mode: linear``: the engine trains the
+    head alone, the backbone frozen and in eval mode) is often as good as full fine-tuning and
+    cannot destroy pre-trained features.
 
     Args:
         backbone: A signal backbone (``input_spec.modality == "signal"``).
@@ -40,9 +41,11 @@ class AnomalyClassificationTask(ClassificationTask):
         dropout: Dropout before the head.
         class_balance: Weight the loss by inverse class frequency.
         label_smoothing: Cross-entropy label smoothing.
-        freeze_backbone: Keep the backbone's weights fixed (gradients off).
+        freeze_backbone: Removed: passing it is an error that points to
+            ``finetune.mode: linear``, the one linear probe.
 
     Raises:
+        ConfigError: ``freeze_backbone`` given.
         IncompatibleError: The backbone does not take signals.
         ValueError: ``num_classes < 2``.
     """
@@ -55,8 +58,14 @@ class AnomalyClassificationTask(ClassificationTask):
         dropout: float = 0.0,
         class_balance: bool = True,
         label_smoothing: float = 0.0,
-        freeze_backbone: bool = False,
+        *,
+        freeze_backbone: bool | None = None,
     ) -> None:
+        if freeze_backbone is not None:
+            raise ConfigError(
+                "finetune task 'anomaly_classification': freeze_backbone was removed; set "
+                "`finetune.mode: linear` to train the head alone (a linear probe)"
+            )
         spec = backbone.input_spec
         if spec.modality != "signal":
             raise IncompatibleError(
@@ -64,17 +73,6 @@ class AnomalyClassificationTask(ClassificationTask):
                 f"takes {spec.modality}"
             )
         super().__init__(backbone, num_classes, hidden, dropout, class_balance, label_smoothing)
-        self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            for p in self.backbone.parameters():
-                p.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> AnomalyClassificationTask:
-        """Set training mode; a frozen backbone stays in eval mode (fixed normalisation)."""
-        super().train(mode)
-        if self.freeze_backbone:
-            self.backbone.eval()
-        return self
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         x = signal_from_batch(batch, self.key)

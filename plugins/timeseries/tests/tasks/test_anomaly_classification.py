@@ -7,7 +7,8 @@ from ssl_domains_timeseries.tasks.anomaly_classification import AnomalyClassific
 
 from ssl_domains.builtin.mlp import MLPBackbone
 from ssl_domains.contracts import FinetuneTask
-from ssl_domains.errors import IncompatibleError
+from ssl_domains.errors import ConfigError, IncompatibleError
+from ssl_domains.plugins import Host
 
 
 def small_tcn() -> TCN:
@@ -48,14 +49,19 @@ def test_multiclass_and_class_balance() -> None:
     assert out["logits"].shape == (3, 3)
 
 
-def test_freeze_backbone_trains_head_only() -> None:
-    task = AnomalyClassificationTask(small_tcn(), freeze_backbone=True)
+@pytest.mark.parametrize("value", [True, False])
+def test_freeze_backbone_points_to_the_one_linear_probe(ssl_host: Host, value: bool) -> None:
+    # the engine's ``finetune.mode: linear`` is the linear probe (tests/engine/test_finetune.py)
+    message = r"^finetune task 'anomaly_classification': freeze_backbone was removed; set " \
+              r"`finetune.mode: linear` to train the head alone \(a linear probe\)$"
+    with pytest.raises(ConfigError, match=message):
+        AnomalyClassificationTask(small_tcn(), freeze_backbone=value)
+    with pytest.raises(ConfigError, match=message):  # as a config's task args reach it
+        ssl_host.registry.create("finetune", "anomaly_classification", small_tcn(),
+                                 num_classes=2, freeze_backbone=value)
+    task = AnomalyClassificationTask(small_tcn())
     task.train()
-    assert not task.backbone.training and task.head.training
-    out = task({"signal": torch.randn(4, 2, 16), "label": torch.tensor([0, 1, 0, 1])})
-    out["loss"].backward()
-    assert all(p.grad is None for p in task.backbone.parameters())
-    assert all(p.grad is not None for p in task.head.parameters())
+    assert task.backbone.training and all(p.requires_grad for p in task.backbone.parameters())
 
 
 def test_errors() -> None:
