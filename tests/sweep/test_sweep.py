@@ -17,13 +17,14 @@ import ssl_domains.engine.pretrain as pretrain_mod
 from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.cli import cli, main
 from ssl_domains.config import InitConfig, load_config, parse_config
-from ssl_domains.errors import ConfigError, SSLDomainsError
+from ssl_domains.engine.assess import read_assessment
+from ssl_domains.errors import ConfigError
 from ssl_domains.plugins import get_host, reset_host
 from ssl_domains.report.artifacts import parse_cell_name, read_results, summarize
 from ssl_domains.sweep import plan
 from ssl_domains.sweep import run as sweep_mod
 from ssl_domains.sweep.plan import Size, parse_sizes
-from ssl_domains.sweep.run import run_sweep
+from ssl_domains.sweep.run import SweepFailed, run_sweep
 from tests.conftest import make_config, write_config
 from tests.report.test_report import (
     assert_number,
@@ -195,8 +196,13 @@ def test_arms_share_the_same_items(swept: dict[str, Any]) -> None:
     probe = load_config(out / "cells" / "linear_probe_80_0" / "config.yaml")
     assert probe.finetune is not None and probe.finetune.mode == "linear"
     base = json.loads((out / "cells" / "baseline-logistic_80_0" / "eval.json").read_text())
-    assert set(base) >= {"threshold", "val", "test", "n_train", "n_val", "n_test", "label_counts"}
+    assert set(base) >= {"threshold", "val", "test", "n_train", "n_val", "n_test", "label_counts",
+                         "test_intervals", "baseline"}
     assert base["label_counts"] == ssl["label_counts"]
+    # one schema: every cell's eval.json reads back as the same Assessment it was written from
+    for cell in (out / "cells").iterdir():
+        ev = json.loads((cell / "eval.json").read_text())
+        assert read_assessment(cell).to_json() == ev, cell.name
 
 
 def test_interrupted_sweep_finishes_without_recomputing(
@@ -302,12 +308,37 @@ def test_failing_baseline_cell_stays_unfinished(
         return real(self, x, y)
 
     monkeypatch.setattr(LogisticBaseline, "fit", flaky)
-    with pytest.raises(SSLDomainsError, match=r"^2 cell\(s\) failed and stay unfinished \(first: "
-                       r"baseline-logistic_40_0: ValueError: solver did not converge\)"):
+    with pytest.raises(SweepFailed, match=r"^2 cell\(s\) failed and stay unfinished \(first: "
+                       r"baseline-logistic_40_0: ValueError: solver did not converge\)") as exc:
         run_sweep(cfg, tmp_path / "out", sizes=[Size(count=40), Size(count=80)], seeds=[0, 1],
                   arms=["baseline"], echo=lambda s: None)
+    assert sorted(exc.value.result.failed) == ["baseline-logistic_40_0", "baseline-logistic_40_1"]
     results = pd.read_csv(tmp_path / "out" / "results.csv", float_precision="round_trip")
     assert set(results["n_labels"]) == {80}
+    assert set(exc.value.result.results["n_labels"]) == {80}
+
+
+def test_sweep_command_reports_the_finished_cells_when_some_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "c.yaml", _config(tmp_path, _data(tmp_path), pretrain=None))
+    real = LogisticBaseline.fit
+
+    def flaky(self: Any, x: Any, y: Any) -> Any:
+        if len(x) < 40:
+            raise ValueError("solver did not converge")
+        return real(self, x, y)
+
+    monkeypatch.setattr(LogisticBaseline, "fit", flaky)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(config), "--counts", "40,80", "--seeds", "1", "--arms", "baseline",
+              "--out", str(out)])
+    printed = capsys.readouterr()
+    assert exc.value.code == 1
+    assert "1 cell(s) failed and stay unfinished (first: baseline-logistic_40_0" in printed.err
+    assert f"report: {out / 'report' / 'report.html'}" in printed.out.splitlines()
+    text, _ = parse(out / "report" / "report.html")
+    assert "1 of 2 cells finished." in text
 
 
 @pytest.mark.parametrize("args,message", [
