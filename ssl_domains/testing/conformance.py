@@ -117,6 +117,21 @@ def component_cases(plugin: str | None = None) -> list[Case]:
             for c in bases for prop in PROPERTIES.get(c.entry.kind, ())]
 
 
+# ---------------------------------------------------------------------------------- the memo
+#: What the last case built (the properties of one case run one after another): a task and its
+#: forward pass, a loader's example folder and dataset. ``builds`` and ``reproducible`` build
+#: afresh; ``gradients`` runs backward on the memo's forward pass once, afresh after that.
+_MEMO: dict[str, Any] = {}
+
+
+def _memo(case: Case) -> dict[str, Any]:
+    key = ":".join(str(id(o)) for o in (case.entry, case.example, case.backbone, case.backbone_example))
+    if _MEMO.get("key") != key:
+        _MEMO.clear()
+        _MEMO["key"] = key
+    return _MEMO
+
+
 # ---------------------------------------------------------------------------------- backbones
 def _input(example: Example, batch: int = 2) -> torch.Tensor:
     if example.input_shape is None:
@@ -129,6 +144,25 @@ def _build_backbone(entry: Entry, example: Example) -> Any:
     assert example.input_shape is not None, f"{entry.name}: example without input_shape"
     torch.manual_seed(0)
     return entry.factory(**example.args)
+
+
+def _features(entry: Entry, example: Example, fresh: bool = False) -> tuple[Any, torch.Tensor]:
+    """(model, features of the example input in training mode)."""
+    memo: dict[str, Any] = {} if fresh else _memo(Case(entry, example))
+    if "features" not in memo:
+        model = _build_backbone(entry, example)
+        memo.update(model=model, features=model.forward_features(_input(example)))
+    return memo["model"], memo["features"]
+
+
+def _unused_forward(memo_case: Case, fresh: Callable[[], Any], memoized: Callable[[], Any]) -> Any:
+    """The memo's forward pass the first time a backward pass is asked of it, else a fresh one
+    (a graph is backpropagated once)."""
+    memo = _memo(memo_case)
+    if memo.get("backward_done"):
+        return fresh()
+    memo["backward_done"] = True
+    return memoized()
 
 
 def backbone_surface(entry: Entry, example: Example) -> None:
@@ -145,15 +179,15 @@ def backbone_surface(entry: Entry, example: Example) -> None:
 
 
 def backbone_forward_shape(entry: Entry, example: Example) -> None:
-    model = _build_backbone(entry, example)
-    feats = model.forward_features(_input(example))
+    model, feats = _features(entry, example)
     assert tuple(feats.shape) == (2, model.num_features), f"{entry.name}: features {tuple(feats.shape)}"
     assert torch.isfinite(feats).all(), f"{entry.name}: non-finite features"
 
 
 def backbone_gradients(entry: Entry, example: Example) -> None:
-    model = _build_backbone(entry, example)
-    model.forward_features(_input(example)).float().pow(2).mean().backward()
+    model, feats = _unused_forward(Case(entry, example), lambda: _features(entry, example, fresh=True),
+                                   lambda: _features(entry, example))
+    feats.float().pow(2).mean().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), \
         f"{entry.name}: no gradient reaches parameters"
@@ -161,7 +195,7 @@ def backbone_gradients(entry: Entry, example: Example) -> None:
 
 def backbone_export_roundtrip(entry: Entry, example: Example) -> None:
     """safetensors out, fresh instance in, same outputs."""
-    model = _build_backbone(entry, example)
+    model, _ = _features(entry, example)
     model.eval()
     x = _input(example)
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,17 +234,20 @@ def _build_task(case: Case) -> tuple[Any, Any]:
     return backbone, task
 
 
-def _forward(case: Case) -> tuple[Any, Any, dict, dict]:
+def _forward(case: Case, fresh: bool = False) -> tuple[Any, Any, dict, dict]:
     """(backbone, task, batch, output) of one labelled training forward pass."""
-    backbone, task = _build_task(case)
-    assert case.backbone_example is not None
-    batch = _batch(backbone, case.backbone_example, with_label=getattr(task, "num_classes", None))
-    torch.manual_seed(0)
-    return backbone, task, batch, task(batch)
+    memo: dict[str, Any] = {} if fresh else _memo(case)
+    if "out" not in memo:
+        backbone, task = _build_task(case)
+        assert case.backbone_example is not None
+        batch = _batch(backbone, case.backbone_example, with_label=getattr(task, "num_classes", None))
+        torch.manual_seed(0)
+        memo.update(backbone=backbone, task=task, batch=batch, out=task(batch))
+    return memo["backbone"], memo["task"], memo["batch"], memo["out"]
 
 
 def task_builds(case: Case) -> None:
-    backbone, task = _build_task(case)
+    backbone, task = _build_task(case)  # fresh: builds alone, no forward pass
     assert task.backbone is backbone, f"{case.entry.name}: task must keep the backbone as .backbone"
     if case.entry.kind == "finetune":
         assert isinstance(getattr(task, "num_classes", None), int), f"{case.entry.name}: no int num_classes"
@@ -227,7 +264,7 @@ def task_loss(case: Case) -> None:
 
 
 def task_gradients(case: Case) -> None:
-    backbone, _, _, out = _forward(case)
+    backbone, _, _, out = _unused_forward(case, lambda: _forward(case, fresh=True), lambda: _forward(case))
     out["loss"].backward()
     bgrads = [p.grad for p in backbone.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in bgrads), \
@@ -253,11 +290,14 @@ def task_figures(case: Case) -> None:
 
 def task_inference(case: Case) -> None:
     """The inference path: no label -> logits, no loss needed."""
-    backbone, task = _build_task(case)
+    backbone, task, _, _ = _forward(case)
     assert case.backbone_example is not None
     task.eval()
-    with torch.no_grad():
-        out = task(_batch(backbone, case.backbone_example))
+    try:
+        with torch.no_grad():
+            out = task(_batch(backbone, case.backbone_example))
+    finally:
+        task.train()
     assert tuple(out["logits"].shape) == (4, task.num_classes), \
         f"{case.entry.name}: logits without labels {tuple(out['logits'].shape)}"
 
@@ -316,14 +356,20 @@ def _example_folder(entry: Entry, example: Example) -> Iterator[None]:
                         "loader an example_data= writer")
         yield
         return
-    with tempfile.TemporaryDirectory(prefix=f"ssl-domains-{entry.name}-") as tmp:
-        writer(Path(tmp))
-        with contextlib.chdir(tmp):
-            yield
+    memo = _memo(Case(entry, example))
+    if "folder" not in memo:  # removed when the memo moves on to the next case
+        folder = tempfile.TemporaryDirectory(prefix=f"ssl-domains-{entry.name}-")
+        writer(Path(folder.name))
+        memo["folder"] = folder
+    with contextlib.chdir(memo["folder"].name):
+        yield
 
 
-def _dataset(entry: Entry, example: Example) -> Any:
+def _dataset(entry: Entry, example: Example, fresh: bool = False) -> Any:
     """The example's dataset, built the way a run builds it (through the registry)."""
+    memo = _memo(Case(entry, example))
+    if not fresh and "dataset" in memo:
+        return memo["dataset"]
     reg = get_host().registry
     if entry.name in reg.names("loader") and reg.get("loader", entry.name).factory is entry.factory:
         ds = reg.create("loader", entry.name, **example.args)
@@ -332,6 +378,8 @@ def _dataset(entry: Entry, example: Example) -> Any:
     assert hasattr(ds, "__len__") and hasattr(ds, "__getitem__"), \
         f"{entry.name}: a loader must return a Dataset (len and indexing), got {type(ds).__name__}"
     assert len(ds) > 0, f"{entry.name}: the example built an empty dataset"
+    if not fresh:
+        memo["dataset"] = ds
     return ds
 
 
@@ -343,7 +391,7 @@ def _input_key(entry: Entry, item: Any) -> str:
 
 
 def loader_builds(entry: Entry, example: Example) -> None:
-    ds = _dataset(entry, example)
+    ds = _dataset(entry, example, fresh=True)
     skipped = getattr(ds, "skipped", [])
     assert isinstance(skipped, list | tuple), f"{entry.name}: skipped must be a list of (path, reason)"
     assert all(len(s) == 2 for s in skipped), f"{entry.name}: skipped entries must be (path, reason)"
@@ -400,7 +448,7 @@ def loader_batch(entry: Entry, example: Example) -> None:
 
 
 def loader_reproducible(entry: Entry, example: Example) -> None:
-    a, b = _dataset(entry, example)[0], _dataset(entry, example)[0]
+    a, b = _dataset(entry, example)[0], _dataset(entry, example, fresh=True)[0]
     key = _input_key(entry, a)
     assert torch.allclose(a[key], b[key], rtol=0, atol=0, equal_nan=True), \
         f"{entry.name}: a second build gives a different first item"
