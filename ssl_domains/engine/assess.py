@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from ssl_domains.config import ComponentRef
 from ssl_domains.engine.labels import undefined_reasons
 from ssl_domains.errors import DataError
 from ssl_domains.files import strict_json_value, write_guard, write_json
@@ -49,9 +50,12 @@ __all__ = [
     "PREDICTIONS_DIR",
     "INTERVAL_REPLICATES",
     "Assessment",
+    "Candidate",
     "Counts",
+    "Ensemble",
     "Evaluation",
     "Intervals",
+    "Selection",
     "Metrics",
     "Predictions",
     "assess",
@@ -147,6 +151,44 @@ class Evaluation(_Model):
     n: int | None = None
 
 
+class Ensemble(_Model):
+    """An ensemble arm: ``weight * weight_of + (1 - weight) * the other member`` (class
+    probabilities), its baseline and weight chosen on ``chosen_on`` by ``metric``."""
+
+    members: list[str]
+    weight: float
+    weight_of: str
+    chosen_on: str = "validation"
+    weights_tried: dict[str, float | None] = {}
+    baseline_scores: dict[str, float | None] = {}
+    metric: str = "auroc"
+
+
+class Selection(_Model):
+    """What ``auto`` / ``select: auto`` chose, on which items and how sure (also the
+    ``selection.json`` of an ``auto`` cell)."""
+
+    chosen: str
+    metric: str = "auroc"
+    score: float | None = None
+    interval: tuple[float | None, float | None] | None = None
+    interval_method: str | None = None
+    runner_up: str | None = None
+    runner_up_score: float | None = None
+    scores: dict[str, float | None] = {}
+    method: str = "validation"
+    n_items: int | None = None
+    ensemble: Ensemble | None = None
+
+
+class Candidate(_Model):
+    """One ``select: auto`` candidate's scores (its test AUROC is reported, never used)."""
+
+    selection_auroc: float | None = None
+    val_auroc: float | None = None
+    test_auroc: float | None = None
+
+
 @dataclass(frozen=True)
 class Counts:
     """What a run saw: item counts and label counts per split (``{"train": {"0": 40, ...}}``)."""
@@ -185,10 +227,10 @@ class Assessment(_Model):
     best_step: int | None = None
     stopped_early: bool | None = None
     seconds: float | None = None
-    baseline: dict[str, Any] | None = None
-    ensemble: dict[str, Any] | None = None
-    selection: dict[str, Any] | None = None
-    candidates: dict[str, dict[str, float | None]] | None = None
+    baseline: ComponentRef | None = None
+    ensemble: Ensemble | None = None
+    selection: Selection | None = None
+    candidates: dict[str, Candidate] | None = None
     candidates_note: str | None = None
     evaluations: dict[str, Evaluation] = {}
 
@@ -224,8 +266,16 @@ class Assessment(_Model):
             elif isinstance(value, Intervals):
                 out[name] = value.to_json()
             elif value is not None or name in _ALWAYS:
-                out[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+                out[name] = _dump(value)
         return dict(strict_json_value(out))
+
+    def updated(self, **fields: Any) -> Assessment:
+        """A copy with ``fields`` replaced, validated (``model_copy`` does not validate).
+
+        Raises:
+            pydantic.ValidationError: A field that does not exist or does not fit.
+        """
+        return type(self).model_validate({**self.to_json(), **{k: _dump(v) for k, v in fields.items()}})
 
     @property
     def counts(self) -> Counts:
@@ -243,6 +293,15 @@ class Assessment(_Model):
         if split.startswith("eval_") and split[5:] in self.evaluations:
             return dict(self.evaluations[split[5:]].metrics)
         return {}
+
+
+def _dump(value: Any) -> Any:
+    """Plain JSON values of a field (sub-models without the keys they were not given)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    return value
 
 
 def _finite(value: float | None) -> float | None:
@@ -413,9 +472,16 @@ def read_predictions(path: Path) -> Predictions:
 
 
 def write_assessment(run_dir: Path, assessment: Assessment) -> Path:
-    """Write ``run_dir/eval.json`` (atomically, strict JSON); returns its path."""
+    """Write ``run_dir/eval.json`` (atomically, strict JSON); returns its path.
+
+    Raises:
+        pydantic.ValidationError: ``assessment`` holds a value that does not fit the schema
+            (e.g. set through ``model_copy``): it is checked before it is written.
+    """
     path = Path(run_dir) / EVAL_FILE
-    write_json(path, assessment.to_json())
+    data = assessment.to_json()
+    Assessment.model_validate(data)
+    write_json(path, data)
     return path
 
 

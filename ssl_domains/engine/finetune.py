@@ -27,7 +27,7 @@ from ssl_domains.data.datasets import (
 )
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import label_subset, split_off
-from ssl_domains.engine.assess import Counts, finish_run, score, write_predictions
+from ssl_domains.engine.assess import Counts, finish_run, score
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.inference import predict
@@ -39,9 +39,7 @@ from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.plugins import get_host
 
-__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "counts_of",
-           # re-exported until every caller imports it from engine.assess
-           "write_predictions"]
+__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "counts_of", "EXPORT_README"]
 
 log = logging.getLogger(__name__)
 

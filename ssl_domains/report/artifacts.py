@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
+from ssl_domains.engine.assess import Selection
 from ssl_domains.errors import DataError
 from ssl_domains.scoring.intervals import SUMMARY_COLUMNS, summary_rows
 
@@ -54,6 +56,23 @@ def read_json(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def read_selection(path: Path) -> Selection | None:
+    """What an ``auto`` cell chose (its ``selection.json``; None when absent).
+
+    Raises:
+        DataError: When it is not JSON or not a selection record.
+    """
+    data = read_json(path)
+    if data is None:
+        return None
+    try:
+        return Selection.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the object"
+        raise DataError(path, f"not a selection record: {where}: {first['msg']}") from None
 
 
 def read_metrics(path: Path) -> tuple[pd.DataFrame, int] | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ssl_domains.engine.assess import Assessment, read_assessment
+from ssl_domains.engine.assess import Assessment, Candidate, Selection, read_assessment
 from ssl_domains.errors import DataError
 from ssl_domains.files import atomic_write_text
 from ssl_domains.report.htmlpage import fmt, is_number
@@ -200,40 +200,35 @@ EXPORT_FILES = {
 }
 
 
-def selection_lines(selection: Mapping[str, Any], candidates: Any = None) -> list[str]:
+def selection_lines(selection: Selection, candidates: Mapping[str, Candidate] | None = None
+                    ) -> list[str]:
     """The card's lines on a model chosen by ``select: auto``: what was chosen, how, its
     selection score with interval, the runner-up, and every candidate."""
-    chosen = str(selection.get("chosen"))
+    chosen = selection.chosen
     kind = "ensemble" if chosen == "ensemble" else \
         "baseline" if chosen.startswith("baseline") else "deep"
     lines = [f"- chosen by `select: auto`: **{_md(chosen)}**", EXPORT_FILES[kind], "",
              "### Model selection", ""]
-    bounds = _bounds(selection.get("interval"))
-    text = (f"Chosen among {len(selection.get('scores') or {})} candidates by "
-            f"{selection.get('method', 'validation')}. Selection AUROC of {_md(chosen)}: "
-            f"{fmt(selection.get('score'))}")
+    bounds = _bounds(selection.interval)
+    text = (f"Chosen among {len(selection.scores)} candidates by {selection.method}. "
+            f"Selection AUROC of {_md(chosen)}: {fmt(selection.score)}")
     if bounds:
         text += f" (interval {fmt(bounds[0])} to {fmt(bounds[1])}, "
-        text += f"{selection.get('interval_method', 'bootstrap')})"
-    if selection.get("runner_up"):
-        text += (f"; runner-up {_md(selection['runner_up'])} "
-                 f"({fmt(selection.get('runner_up_score'))})")
+        text += f"{selection.interval_method or 'bootstrap'})"
+    if selection.runner_up:
+        text += f"; runner-up {_md(selection.runner_up)} ({fmt(selection.runner_up_score)})"
     lines += [text + ". The test split was not used to choose.", ""]
-    ens = selection.get("ensemble")
-    if chosen == "ensemble" and isinstance(ens, Mapping):
-        members = ens.get("members") or []
-        lines += [f"Ensemble: {fmt(ens.get('weight'))} x {_md(ens.get('weight_of'))} + "
-                  f"{fmt(1 - float(ens.get('weight', 0.5)))} x "
-                  f"{_md(members[1] if len(members) > 1 else 'baseline')} (class probabilities; "
-                  f"weight chosen on {_md(ens.get('chosen_on', 'validation'))}).", ""]
-    scores = selection.get("scores") or {}
-    test = candidates if isinstance(candidates, Mapping) else {}
-    if scores:
+    ens = selection.ensemble
+    if chosen == "ensemble" and ens is not None:
+        other = ens.members[1] if len(ens.members) > 1 else "baseline"
+        lines += [f"Ensemble: {fmt(ens.weight)} x {_md(ens.weight_of)} + {fmt(1 - ens.weight)} x "
+                  f"{_md(other)} (class probabilities; weight chosen on {_md(ens.chosen_on)}).", ""]
+    if selection.scores:
         lines += ["| candidate | selection AUROC | test AUROC (reported, not used) |",
                   "|---|---:|---:|"]
-        for name, value in scores.items():
-            t = (test.get(name) or {}).get("test_auroc") if isinstance(test.get(name), Mapping) \
-                else None
+        for name, value in selection.scores.items():
+            cand = (candidates or {}).get(name)
+            t = cand.test_auroc if cand is not None else None
             lines.append(f"| {_md(name)} | {fmt(value if value is not None else math.nan)} | "
                          f"{fmt(t) if t is not None else ''} |")
         lines.append("")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssl_domains.engine.assess import EVAL_FILE, Assessment, read_assessment
+from ssl_domains.engine.assess import EVAL_FILE, Assessment, Selection, read_assessment
 from ssl_domains.errors import DataError
 from ssl_domains.files import atomic_write_text
 from ssl_domains.report import htmlpage as hp
@@ -37,6 +37,7 @@ from ssl_domains.report.artifacts import (
     read_metrics,
     read_predictions,
     read_results,
+    read_selection,
     summarize,
 )
 from ssl_domains.scoring.intervals import (
@@ -205,21 +206,20 @@ def run_summary(run: Run, alpha: float = 0.05) -> str:
             + "".join(hp.note(f"Warning: {w}") for w in run.eval.warnings or []))
 
 
-def selection_text(rec: dict[str, Any]) -> str:
+def selection_text(rec: Selection) -> str:
     """One sentence on what ``select: auto`` chose: the arm, its selection AUROC with its
     interval, how it was chosen, and the runner-up."""
-    low, high = (list(rec.get("interval") or []) + [None, None])[:2]
-    text = (f"Model chosen by select: auto: {rec.get('chosen')}, selection AUROC "
-            f"{hp.fmt(rec.get('score'))}")
+    low, high = rec.interval or (None, None)
+    text = f"Model chosen by select: auto: {rec.chosen}, selection AUROC {hp.fmt(rec.score)}"
     if hp.is_number(low) and hp.is_number(high):
         text += f" (95% bootstrap interval {hp.fmt(low)} to {hp.fmt(high)})"
-    text += f", chosen by {rec.get('method', 'validation')}"
-    if rec.get("runner_up"):
-        text += f"; runner-up {rec['runner_up']} ({hp.fmt(rec.get('runner_up_score'))})"
-    ens = rec.get("ensemble")
-    if rec.get("chosen") == "ensemble" and isinstance(ens, dict):
-        text += (f"; ensemble of {' and '.join(map(str, ens.get('members', [])))}, weight "
-                 f"{ens.get('weight')} on {ens.get('weight_of')}")
+    text += f", chosen by {rec.method}"
+    if rec.runner_up:
+        text += f"; runner-up {rec.runner_up} ({hp.fmt(rec.runner_up_score)})"
+    ens = rec.ensemble
+    if rec.chosen == "ensemble" and ens is not None:
+        text += (f"; ensemble of {' and '.join(ens.members)}, weight {ens.weight} on "
+                 f"{ens.weight_of}")
     return text + "."
 
 
@@ -311,13 +311,12 @@ def auto_table(sweep: Path) -> str:
     rows = []
     for d in sorted((sweep / "cells").glob("auto_*")) if (sweep / "cells").is_dir() else []:
         parsed = parse_cell_name(d.name)
-        rec = _try(Run(d), "selection", partial(read_json, d / "selection.json"))
-        if parsed is None or not rec:
+        rec = _try(Run(d), "selection", partial(read_selection, d / "selection.json"))
+        if parsed is None or rec is None:
             continue
-        interval = rec.get("interval") or [None, None]
-        rows.append([parsed[1], parsed[2], rec.get("chosen"), rec.get("score"), interval[0],
-                     interval[1], rec.get("runner_up"), rec.get("runner_up_score"),
-                     str(rec.get("method", "")).split(" (")[0]])
+        low, high = rec.interval or (None, None)
+        rows.append([parsed[1], parsed[2], rec.chosen, rec.score, low, high, rec.runner_up,
+                     rec.runner_up_score, rec.method.split(" (")[0]])
     if not rows:
         return ""
     return ("<h3>The auto arm's choices</h3>"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ssl_domains.config import ComponentRef
 from ssl_domains.engine.assess import (
     Assessment,
     Counts,
@@ -62,12 +63,24 @@ def test_tail_writes_threshold_metrics_intervals_and_csvs(tmp_path: Path) -> Non
 def test_round_trip_through_the_file(tmp_path: Path) -> None:
     a = finish_run(tmp_path, _preds(2), _preds(3), threshold_rule="f1", counts=COUNTS)
     a = rescore(a, "eval_other", _preds(4, n=30), a.threshold)
-    a = a.model_copy(update={"selection": {"chosen": "ssl", "interval": [0.6, 0.9]},
-                             "candidates": {"ssl": {"selection_auroc": 0.8, "test_auroc": None}}})
+    record = {"chosen": "ensemble", "metric": "auroc", "score": 0.8, "interval": [0.6, 0.9],
+              "runner_up": "ssl", "runner_up_score": None, "scores": {"ssl": 0.7, "ensemble": 0.8},
+              "method": "validation (80 items)", "n_items": 80,
+              "ensemble": {"members": ["ssl", "baseline:logistic"], "weight": 0.75, "weight_of": "ssl"}}
+    a = a.updated(selection=record, baseline={"name": "logistic", "args": {"C": 1.0}},
+                  candidates={"ssl": {"selection_auroc": 0.7, "test_auroc": None}})
+    assert a.selection is not None and a.selection.ensemble is not None and a.selection.ensemble.weight == 0.75
+    assert a.baseline is not None and a.baseline.args == {"C": 1.0}
     write_assessment(tmp_path, a)
     back = read_assessment(tmp_path)
     assert back == a and back.to_json() == a.to_json()
     raw = json.loads((tmp_path / "eval.json").read_text())
+    assert raw["selection"] == record  # written as given: no keys added
+    assert raw["candidates"] == {"ssl": {"selection_auroc": 0.7, "test_auroc": None}}
+    with pytest.raises(ValueError, match="chosen"):
+        a.updated(selection={"score": 0.8})  # a selection names what was chosen
+    with pytest.raises(ValueError, match="selection"):  # unvalidated copies are checked on write
+        write_assessment(tmp_path, a.model_copy(update={"selection": {"chosen": "ssl", "extra": 1}}))
     assert raw["n_eval_other"] == 30 and "auroc" in raw["eval_other"]
     assert back.evaluations["other"].n == 30 and back.metrics("eval_other") == raw["eval_other"]
     assert back.test_intervals is not None and back.test_intervals.get("auroc") == tuple(raw["test_intervals"]["auroc"])
@@ -98,7 +111,7 @@ def test_old_files_read(tmp_path: Path) -> None:
         '"label_counts": {"train": {"0": 2, "1": 1}}, "baseline": {"name": "logistic", "args": {}}, '
         '"init": "baseline", "test": {"auroc": 0.7}, "n_test": 9, "seconds": 0.1}')
     a = read_assessment(tmp_path)
-    assert a.baseline == {"name": "logistic", "args": {}} and a.warnings is None and a.test == {"auroc": 0.7}
+    assert a.baseline == ComponentRef(name="logistic") and a.warnings is None and a.test == {"auroc": 0.7}
     assert a.to_json()["val"] == {"auroc": None}
     (tmp_path / "eval.json").write_text('{"n_train": 60, "n_val": 30}')
     assert read_assessment(tmp_path).counts.n_val == 30
