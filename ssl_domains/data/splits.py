@@ -21,9 +21,11 @@ def split_off(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split indices ``0..n-1`` into (keep, held_out) with ``fraction`` held out.
 
-    Stratified by ``labels`` when given (and every class has >= 2 items); items sharing a group
-    (e.g. one case's patches) stay on the same side. With labels and groups, the first of the
-    seeded group splits that leaves every class on both sides is taken.
+    Stratified by ``labels`` when given, every class has >= 2 items and the held-out part has
+    room for one item of each class (otherwise a plain seeded shuffle); items sharing a group
+    (e.g. one case's patches) stay on the same side. With labels and groups, the first of 50
+    seeded group splits that leaves every class on both sides is taken. With a single group
+    (one case or recording) the held-out part is its last contiguous ``fraction``.
 
     Raises:
         ConfigError: Fewer than 2 items or too few groups; with labels, no group split (or, for

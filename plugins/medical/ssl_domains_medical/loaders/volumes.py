@@ -2,8 +2,10 @@
 
 Each loader lists *records* (one per volume or case: an id, a modality, optional label) and
 knows how to load one as channel-first MetaTensors. :class:`VolumeDataset` does the rest:
-deterministic MONAI preprocessing (cached in memory or on disk, so a volume is decoded once
-across epochs), then either the whole volume at a fixed ``spatial_size`` or
+deterministic MONAI preprocessing (cached on disk: decoded once across runs; in memory: once
+per process, which is once across epochs without DataLoader workers, while with
+``num_workers`` > 0 each worker's cache lasts one epoch, as the engine starts new workers
+every epoch), then either the whole volume at a fixed ``spatial_size`` or
 ``patches_per_volume`` random patches of ``patch_size``. Each patch is a pure function of
 ``(seed, epoch, item index)`` (no hidden draw counter): the engine tells the dataset the
 epoch (:meth:`VolumeDataset.set_epoch`, before each epoch's batches), so a resumed run draws
