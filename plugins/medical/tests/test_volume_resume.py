@@ -17,6 +17,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 from ssl_domains_medical.loaders.nifti import NiftiDataset
+from torch.utils.data import DataLoader
+
+from ssl_domains.data.collate import collate_items
 
 CLI = [sys.executable, "-m", "ssl_domains.cli"]
 
@@ -75,6 +78,17 @@ def test_patches_are_a_function_of_seed_epoch_and_item(volumes: Path) -> None:
     assert all(torch.equal(x, y) for x, y in zip(later, epoch_items(b, 5)))
     c = NiftiDataset(str(volumes), patch_size=8, patches_per_volume=2, seed=4)
     assert not all(torch.equal(x, y) for x, y in zip(later, epoch_items(c, 5)))
+
+
+def test_a_worker_process_draws_what_the_main_process_draws(volumes: Path) -> None:
+    ds = NiftiDataset(str(volumes), patch_size=8, patches_per_volume=2, seed=3)
+    ds.set_epoch(2)
+
+    def patches(workers: int) -> torch.Tensor:
+        loader = DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate_items)
+        return torch.cat([batch["image"] for batch in loader])
+
+    assert torch.equal(patches(0), patches(1))
 
 
 def test_kill9_then_resume_draws_the_same_patches(tmp_path: Path, volumes: Path) -> None:
