@@ -231,3 +231,32 @@ def test_multiclass_run(tmp_path: Path) -> None:
         "label_counts.test.0", "label_counts.test.1", "label_counts.test.2"]
     assert (tmp_path / "report" / "roc.png").is_file()
     assert "PR skipped: no split has binary scores" in text
+
+
+def test_selection_is_shown_and_a_malformed_eval_json_is_a_note(run_dir: Path, sweep_dir: Path) -> None:
+    record = {"chosen": "ensemble", "metric": "auroc", "score": 0.8123, "interval": [0.61, 0.93],
+              "runner_up": "ssl", "runner_up_score": 0.7, "scores": {"ssl": 0.7, "ensemble": 0.8123},
+              "method": "validation (120 items, chosen by validation AUROC)", "n_items": 120,
+              "ensemble": {"members": ["ssl", "baseline:logistic"], "weight": 0.75, "weight_of": "ssl"}}
+    ev = json.loads((run_dir / "eval.json").read_text())
+    (run_dir / "eval.json").write_text(json.dumps({**ev, "selection": record}))
+    text, _ = parse(build_report(run_dir))
+    assert ("Model chosen by select: auto: ensemble, selection AUROC 0.812 (95% bootstrap interval "
+            "0.610 to 0.930), chosen by validation (120 items, chosen by validation AUROC); "
+            "runner-up ssl (0.700); ensemble of ssl and baseline:logistic, weight 0.75 on ssl.") in text
+    auto = sweep_dir / "sweep" / "cells" / "auto_1000_0"
+    auto.mkdir()
+    (auto / "selection.json").write_text(json.dumps(record))
+    bad = sweep_dir / "sweep" / "cells" / "auto_1000_1"
+    bad.mkdir()
+    (bad / "selection.json").write_text(json.dumps({"score": 0.5}))
+    _, parser = parse(build_sweep_report(sweep_dir))
+    rows = parser.rows("auto-table")
+    assert [c[0] for c in rows[0]][:3] == ["1000", "0", "ensemble"] and len(rows) == 1
+    assert_number(rows[0][3], 0.8123)
+    assert_number(rows[0][4], 0.61)
+    assert rows[0][-1][0] == "validation"
+    (run_dir / "eval.json").write_text(json.dumps({**ev, "n_test": "many"}))
+    text, _ = parse(build_report(run_dir))
+    assert "eval.json skipped: " in text and "eval.json: not an eval.json: n_test: " in text
+    assert "no eval.json in this run folder" in text
