@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ssl_domains.contracts import Example
+from ssl_domains.contracts import LABEL, META, Example
 from ssl_domains.errors import DataError
 from ssl_domains.registry import component
 
@@ -88,7 +88,7 @@ class ArrayDataset(Dataset):
         return len(self.x)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        item: dict[str, Any] = {self.key: self.x[i], "meta": {"index": i}}
+        item: dict[str, Any] = {self.key: self.x[i], META: {"index": i}}
         if self.labels is not None:
-            item["label"] = self.labels[i]
+            item[LABEL] = self.labels[i]
         return item

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssl_domains.contracts import Example
+from ssl_domains.contracts import LABEL, LOGITS, LOSS, Example
 from ssl_domains.registry import component
 
 
@@ -77,10 +77,10 @@ class ClassificationTask(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         logits = self.logits(batch[self.key])
-        out: dict[str, Any] = {"logits": logits}
-        if "label" in batch:
-            target = batch["label"].long().view(-1)
-            out["loss"] = nn.functional.cross_entropy(
+        out: dict[str, Any] = {LOGITS: logits}
+        if LABEL in batch:
+            target = batch[LABEL].long().view(-1)
+            out[LOSS] = nn.functional.cross_entropy(
                 logits.float(), target, weight=self.class_weights,
                 label_smoothing=self.label_smoothing,
             )

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssl_domains.contracts import MODALITIES, Example
+from ssl_domains.contracts import LOSS, MODALITIES, Example
 from ssl_domains.registry import component
 
 
@@ -49,4 +49,4 @@ class DenoisingAutoencoder(nn.Module):
         noisy = x + self.noise * torch.randn_like(x)
         recon = self.decoder(self.backbone.forward_features(noisy)).view_as(x)
         loss = nn.functional.mse_loss(recon, x)
-        return {"loss": loss, "input": x, "corrupted": noisy, "reconstruction": recon}
+        return {LOSS: loss, "input": x, "corrupted": noisy, "reconstruction": recon}

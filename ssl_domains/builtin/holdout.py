@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
-from ssl_domains.contracts import Example
+from ssl_domains.contracts import LABEL, Example
 from ssl_domains.errors import ConfigError
 from ssl_domains.registry import Registry, component
 
@@ -86,5 +86,5 @@ class HoldoutDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = dict(self.base[self.indices[i]])
         if self.unlabeled:
-            item.pop("label", None)
+            item.pop(LABEL, None)
         return item
