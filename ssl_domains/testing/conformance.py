@@ -4,9 +4,9 @@ pass, one named property at a time (a failing test says which promise broke).
 Properties per kind (:data:`PROPERTIES`):
 
 - loader: ``builds`` (the example builds a non-empty dataset), ``item`` (a dict with one input
-  tensor ``[C, *spatial]`` of a declared modality and dims, and ``meta``), ``labels`` and
-  ``groups`` (one per item, matching the items), ``batch`` (two items collate),
-  ``reproducible`` (a second build gives the same first item).
+  tensor ``[C, *spatial]`` of a declared modality and dims, and ``meta``), ``labels`` (one per
+  item, equal to the first and last items' labels), ``groups`` (one per item), ``batch`` (two
+  items collate), ``reproducible`` (a second build gives the same first item).
 - backbone: ``surface``, ``forward_shape``, ``gradients``, ``export_roundtrip``.
 - pretext task: ``builds``, ``loss``, ``gradients``, ``figures``.
 - fine-tuning task: ``builds``, ``loss``, ``gradients``, ``inference``.
@@ -38,6 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ssl_domains.contracts import MODALITIES, Example
+from ssl_domains.data.collate import collate_items
 from ssl_domains.errors import IncompatibleError, PluginError
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Entry
@@ -435,8 +436,6 @@ def loader_groups(entry: Entry, example: Example) -> None:
 
 
 def loader_batch(entry: Entry, example: Example) -> None:
-    from ssl_domains.data.collate import collate_items
-
     ds = _dataset(entry, example)
     items = [ds[i] for i in range(min(2, len(ds)))]
     batch = collate_items(items)
