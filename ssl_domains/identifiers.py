@@ -12,6 +12,9 @@ Where the key comes from, first match wins:
    mode 0600 on first use.
 
 Keep the key with the site's data, not with shared outputs; a lost key only means new ids.
+
+This is the one hash of identifiers in host and plugins: a public module for plugins (see
+:mod:`ssl_domains.contracts`); call ``opaque_id`` directly rather than wrapping it.
 """
 
 from __future__ import annotations

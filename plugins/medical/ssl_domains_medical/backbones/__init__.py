@@ -1,9 +1,10 @@
 """Imaging backbones (2-D and 3-D), one family per module.
 
-Every backbone has the host surface (``num_features``, ``input_spec``,
-``forward_features(x) -> [B, num_features]``) plus ``forward_pyramid(x) -> list[Tensor]``
-(feature maps from finest to coarsest, for the encoder-decoders of the pretext tasks) and
-``pyramid_channels`` / ``pyramid_strides`` (channels and downsampling factor of each map).
+Every backbone is a :class:`~ssl_domains.contracts.Backbone` (``num_features``, ``input_spec``,
+``forward_features(x) -> [B, num_features]``) and a :class:`~ssl_domains.contracts.PyramidBackbone`:
+``forward_pyramid(x) -> list[Tensor]`` (feature maps from finest to coarsest, for the
+encoder-decoders of the pretext tasks) and ``pyramid_channels`` / ``pyramid_strides`` (channels
+and downsampling factor of each map).
 """
 
 from __future__ import annotations

@@ -50,7 +50,6 @@ __all__ = [
     "ScanResult",
     "FileStatus",
     "scan_dicom",
-    "series_id_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,11 +66,6 @@ _ORIENTATION_TOL = 1e-3
 _TILT_TOL_DEG = 0.2
 _KIND_SUFFIX = {"M": "", "P": "ph", "R": "real", "I": "imag"}
 _KIND_NAME = {"M": "magnitude", "P": "phase", "R": "real", "I": "imaginary"}
-
-
-def series_id_of(series_uid: str) -> str:
-    """Stable, non-identifying id of a series: the keyed opaque id of its SeriesInstanceUID."""
-    return opaque_id(str(series_uid))
 
 
 @dataclass
@@ -594,7 +588,7 @@ def scan_dicom(root: str | Path, keep_pixels: bool = False, duplicates: str = "r
         stacks: dict[str, DicomSeries] = {}
         cap.current = ""  # duplicate probes decode a few files: their warnings return at load time
         for uid, (modality, frames, datasets) in by_uid.items():
-            for series in _split(series_id_of(uid), modality, frames):
+            for series in _split(opaque_id(str(uid)), modality, frames):
                 series._datasets = {f.path: datasets[f.path] for f in series.frames if f.path in datasets}
                 for name, status, reason in _resolve(series, duplicates, gantry_tilt):
                     statuses[name].status, statuses[name].reason = status, reason
