@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 def register_loaders(registry: Registrar) -> None:
     """Register dataset factories: ``factory(**kw) -> torch.utils.data.Dataset`` of dict items.
 
-    Items carry the shared keys (``image`` or ``signal``, ``label``, ``mask``, ``meta``). A
+    Items carry the shared keys (``image`` or ``signal``, ``label``, ``mask``, ``meta``: the
+    constants ``IMAGE``, ``SIGNAL``, ``LABEL``, ``MASK``, ``META`` of :mod:`ssl_domains.contracts`). A
     labeled dataset exposes ``labels`` (one int per item) so the host can split it; it may
     expose ``groups`` (e.g. a hashed case id per item) to keep a case on one side of a split,
     ``stats`` (normalisation statistics; the host passes them as ``stats=`` to validation,
@@ -32,7 +33,9 @@ def register_loaders(registry: Registrar) -> None:
     only) and ``set_epoch(epoch)`` (called before each training epoch, for items that vary
     by epoch such as random patches: drawn from the epoch, not from a hidden counter, they
     are the same in a resumed run). Unreadable inputs are listed in ``skipped`` as
-    ``(path, reason)`` pairs.
+    ``(path, reason)`` pairs. A loader that wraps another registered loader declares a
+    keyword parameter ``registry``: :meth:`~ssl_domains.registry.Registry.create` passes the
+    registry that builds it, to build the wrapped one (``holdout``, ``tumor_patches``).
     """
 
 
