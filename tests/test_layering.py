@@ -4,7 +4,9 @@ in (no global host below the engine)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from ssl_domains.contracts import Backbone, Conversion, missing_members
 from ssl_domains.engine.build import build_backbone
 from ssl_domains.errors import ContractError, RegistryError
 from ssl_domains.registry import Registrar, Registry
+from tests.conftest import REPO
 
 # imports the given modules (and every module of the given packages) in a fresh interpreter,
 # then reports which of the watched libraries got loaded
@@ -113,3 +116,18 @@ def test_plugin_facing_types_live_in_the_contracts() -> None:
     assert not hasattr(checkpoints, "Conversion")  # one home: ssl_domains.contracts
     assert "Conversion" in hookspecs.convert_checkpoint.__annotations__["return"]
     assert Conversion(state_dict={}, source="x").notes == []
+
+
+def test_the_plugin_contract_covers_every_module_of_the_shipped_plugins() -> None:
+    """The import-linter contract lists the plugins' modules (their command groups, the CLI
+    layer of a plugin, have their own contract): a module added later must be listed too."""
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml")
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    components = next(c for c in contracts if c["name"].startswith("Plugin components import only"))
+    commands = next(c for c in contracts if c["name"].startswith("Plugin command groups"))
+    listed = set(components["source_modules"]) | set(commands["source_modules"])
+    for plugin in ("ssl_domains_medical", "ssl_domains_timeseries"):
+        spec = importlib.util.find_spec(plugin)
+        assert spec is not None and spec.submodule_search_locations
+        children = {f"{plugin}.{m.name}" for m in pkgutil.iter_modules(spec.submodule_search_locations)}
+        assert children and children <= listed, sorted(children - listed)
