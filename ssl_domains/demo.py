@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ssl_domains.config import load_config, parse_config
+from ssl_domains.config import RunConfig, load_config, parse_config
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import ConfigError
@@ -24,11 +24,11 @@ from ssl_domains.report.artifacts import SWEEP_DIR
 from ssl_domains.report.model_card import write_model_card
 from ssl_domains.report.pages import build_report
 from ssl_domains.scoring.intervals import RESULT_COLUMNS
+from ssl_domains.sweep.results import NOT_METRICS
+from ssl_domains.sweep.select import select_finetune
 
 __all__ = ["comparison_rows", "write_comparison", "run_demo", "find_demo_configs"]
 
-#: eval.json "test" entries that are not metrics (kept out of results.csv, as in a sweep).
-_NOT_METRICS = ("loss", "sensitivity_at_specificity")
 
 
 def comparison_rows(arms: dict[str, dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -40,7 +40,7 @@ def comparison_rows(arms: dict[str, dict[str, Any]], seed: int) -> list[dict[str
         n_pool = summary.get("n_pool")
         fraction = n_labels / n_pool if n_pool else math.nan
         for metric, value in (summary.get("test") or {}).items():
-            if metric in _NOT_METRICS:
+            if metric in NOT_METRICS:
                 continue
             rows.append({"arm": arm, "n_labels": n_labels, "fraction": fraction, "seed": seed,
                          "metric": metric, "value": math.nan if value is None else float(value)})
@@ -86,12 +86,10 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
     if cfg.pretrain is not None:
         ssl = pretrain(cfg, run_path)
         echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']:.4g}")
-    res = finetune(cfg, run_path)
-    write_model_card(run_path)
+    res = _finetune(cfg, run_path)
     scratch_cfg = parse_config({**cfg.model_dump(mode="json"), "pretrain": None,
                                 "finetune": {**cfg.finetune.model_dump(mode="json"), "from_scratch": True}})
-    base = finetune(scratch_cfg, run_path / "scratch")
-    write_model_card(run_path / "scratch")
+    base = _finetune(scratch_cfg, run_path / "scratch")
     arms = {"ssl": res, "scratch": base}
     write_comparison(run_path, arms, cfg.seed)
     report = build_report(run_path)
@@ -102,6 +100,15 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
         echo(f"  {name:8s} AUROC {_num(t.get('auroc'))}  AUPRC {_num(t.get('auprc'))}")
     echo(f"report: {report}")
     return report
+
+
+def _finetune(cfg: RunConfig, run_path: Path) -> dict[str, Any]:
+    """Fine-tune (or, with ``finetune.select: auto``, choose among the candidates) into
+    ``run_path`` and write its model card; returns the ``eval.json`` content."""
+    assert cfg.finetune is not None
+    summary = select_finetune(cfg, run_path) if cfg.finetune.select == "auto" else finetune(cfg, run_path)
+    write_model_card(run_path)
+    return summary
 
 
 def _num(value: Any) -> str:
