@@ -272,9 +272,9 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
                                   assessment.threshold)
         if chosen == "ensemble":
             record["ensemble"] = assessment.ensemble
-    assessment = assessment.model_copy(update={"selection": record})
+    assessment = assessment.updated(selection=record)
     if oof is not None:
         oof.to_csv(cell / "cv_oof.csv", index=False)
-    write_json(cell / "selection.json", record)
+    write_json(cell / "selection.json", assessment.to_json()["selection"])
     write_assessment(cell, assessment)
     return assessment.to_json()

@@ -28,7 +28,6 @@ caller from the run folder (``ssl-domains finetune`` does).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ssl_domains.config import ComponentRef, InitConfig, RunConfig, dump_config
+from ssl_domains.config import InitConfig, RunConfig, dump_config
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import (
     EVAL_FILE,
@@ -49,6 +48,7 @@ from ssl_domains.engine.assess import (
     write_predictions,
 )
 from ssl_domains.engine.build import build_backbone
+from ssl_domains.engine.checkpoints import read_export_config
 from ssl_domains.engine.exports import SelectedModel, save_baseline_export
 from ssl_domains.engine.inference import stack_inputs
 from ssl_domains.engine.run_dir import environment_info
@@ -81,7 +81,7 @@ def _pretrained(cfg: RunConfig, run: Path, init: InitConfig | None) -> InitConfi
         return InitConfig(path=str(keep))
     export = run / "export"
     if cfg.pretrain is not None and (export / "backbone.safetensors").is_file():
-        stage = json.loads((export / "config.json").read_text()).get("stage") \
+        stage = read_export_config(export / "config.json").get("stage") \
             if (export / "config.json").is_file() else None
         if stage == "pretrain":
             keep.parent.mkdir(parents=True, exist_ok=True)
@@ -138,23 +138,28 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         raise SSLDomainsError(f"select: auto: no choice was made (see {out}); every candidate "
                               "must train for the choice to be made")
     assessment = read_assessment(auto_cell)
-    choice = assessment.selection or {}
-    chosen = str(choice["chosen"])
+    choice = assessment.selection
+    if choice is None:
+        raise SSLDomainsError(f"{auto_cell / EVAL_FILE}: the auto cell holds no selection")
+    chosen = choice.chosen
     candidates: dict[str, dict[str, float | None]] = {}
-    for name, selection_auroc in choice.get("scores", {}).items():
+    for name, selection_auroc in choice.scores.items():
         ev = read_assessment(cell(name)) if (cell(name) / EVAL_FILE).is_file() else None
         candidates[name] = {
             "selection_auroc": selection_auroc,
             "val_auroc": ev.metrics("val").get("auroc") if ev is not None else None,
             "test_auroc": ev.metrics("test").get("auroc") if ev is not None else None}
-    assessment = assessment.model_copy(update={
-        "candidates": candidates,
-        "candidates_note": ("test_auroc of every candidate is reported for honesty; the choice "
-                            "used validation data only")})
+    assessment = assessment.updated(
+        candidates=candidates,
+        candidates_note=("test_auroc of every candidate is reported for honesty; the choice "
+                         "used validation data only"))
+    record = assessment.to_json()["selection"]  # as eval.json holds it
 
     def baseline_export(arm: str, folder: Path) -> None:
         """The baseline of ``arm``'s cell, refitted from its training items on load."""
-        ref = ComponentRef(**(read_assessment(cell(arm)).baseline or {}))
+        ref = read_assessment(cell(arm)).baseline
+        if ref is None:
+            raise SSLDomainsError(f"{cell(arm) / EVAL_FILE}: names no baseline")
         arm_cfg = cell_config(single, Arm(arm, ref), size, cfg.seed, pre)
         assert arm_cfg.finetune is not None
         data = finetuning.prepare_finetune_data(arm_cfg, arm_cfg.finetune, sources)
@@ -171,20 +176,23 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
             "backbone": cfg.backbone.model_dump(mode="json"),
             "threshold": assessment.threshold, "threshold_rule": fcfg.threshold_rule,
             "data_stats": getattr(sources["pool"], "stats", None),
-            "selection": choice, "environment": environment_info()}
+            "selection": record, "environment": environment_info()}
     if chosen in DEEP_ARMS:
         shutil.copytree(cell(chosen) / "export", tmp)
-        deep_cfg = json.loads((tmp / "config.json").read_text())
-        deep_cfg["selection"] = choice
+        deep_cfg = read_export_config(tmp / "config.json")
+        deep_cfg["selection"] = record
         write_json(tmp / "config.json", deep_cfg)
     elif chosen.startswith("baseline"):
         baseline_export(chosen, tmp)
     else:
-        ens = choice.get("ensemble") or assessment.ensemble or {}
-        deep_arm, base_arm = ens["members"]
+        ens = choice.ensemble or assessment.ensemble
+        if ens is None:
+            raise SSLDomainsError(f"{auto_cell / EVAL_FILE}: chose the ensemble but holds no "
+                                  "ensemble record")
+        deep_arm, base_arm = ens.members
         shutil.copytree(cell(deep_arm) / "export", tmp / "deep")
         baseline_export(base_arm, tmp / "baseline")
-        write_json(tmp / "config.json", {**meta, "kind": "ensemble", "weight": ens["weight"],
+        write_json(tmp / "config.json", {**meta, "kind": "ensemble", "weight": ens.weight,
                                           "weight_of": deep_arm,
                                           "members": {"deep": deep_arm, "baseline": base_arm}})
     atomic_write_text(tmp / "README.md", finetuning.EXPORT_README)
@@ -199,7 +207,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     write_json(run / "environment.json", environment_info())
     write_assessment(run, assessment)
     log.info("select: auto chose %s (selection AUROC %.3f, runner-up %s)", chosen,
-             choice.get("score") or math.nan, choice.get("runner_up"))
+             choice.score if choice.score is not None else math.nan, choice.runner_up)
     return assessment.to_json()
 
 
@@ -209,7 +217,7 @@ def _check_baseline(folder: Path, val_ds: Any, cell: Path) -> None:
     Raises:
         SSLDomainsError: It does not (a baseline that is not deterministic).
     """
-    model = SelectedModel(folder, json.loads((folder / "config.json").read_text()))
+    model = SelectedModel(folder, read_export_config(folder / "config.json"))
     want = read_predictions(cell / PREDICTIONS_DIR / "val.csv").probs
     got = model.baseline_probs(val_ds).probs
     if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):
