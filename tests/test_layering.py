@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import ssl_domains
 from ssl_domains.builtin.arrays import ArrayDataset
 from ssl_domains.builtin.holdout import HoldoutDataset
 from ssl_domains.config import ComponentRef
@@ -131,3 +132,19 @@ def test_the_plugin_contract_covers_every_module_of_the_shipped_plugins() -> Non
         assert spec is not None and spec.submodule_search_locations
         children = {f"{plugin}.{m.name}" for m in pkgutil.iter_modules(spec.submodule_search_locations)}
         assert children and children <= listed, sorted(children - listed)
+
+
+#: What a plugin's components may import (README "Layering"); the contract forbids the rest.
+PUBLIC = {"ssl_domains", "ssl_domains.errors", "ssl_domains.contracts", "ssl_domains.registry",
+          "ssl_domains.identifiers", "ssl_domains.kinds", "ssl_domains.data", "ssl_domains.data.skipping",
+          "ssl_domains.builtin", "ssl_domains.builtin.classification"}
+
+
+def test_every_host_module_is_public_or_forbidden_to_plugins() -> None:
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml")
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    forbidden = next(c for c in contracts if c["name"].startswith("Plugin components import only"))["forbidden_modules"]
+    modules = {"ssl_domains"} | {m.name for m in pkgutil.walk_packages(ssl_domains.__path__, "ssl_domains.")}
+    for module in sorted(modules):
+        banned = any(module == f or module.startswith(f + ".") for f in forbidden)
+        assert banned != (module in PUBLIC), f"{module}: {'public and forbidden' if banned else 'neither public nor forbidden'}"
