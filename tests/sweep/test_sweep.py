@@ -19,11 +19,10 @@ from ssl_domains.cli import cli, main
 from ssl_domains.config import InitConfig, load_config, parse_config
 from ssl_domains.engine.assess import read_assessment
 from ssl_domains.errors import ConfigError
-from ssl_domains.plugins import get_host, reset_host
+from ssl_domains.plugins import reset_host
 from ssl_domains.report.artifacts import parse_cell_name, read_results, summarize
-from ssl_domains.sweep import plan
 from ssl_domains.sweep import run as sweep_mod
-from ssl_domains.sweep.plan import Size, parse_sizes
+from ssl_domains.sweep.plan import Size
 from ssl_domains.sweep.run import SweepFailed, run_sweep
 from tests.conftest import make_config, write_config
 from tests.report.test_report import (
@@ -393,39 +392,6 @@ def test_config_errors(tmp_path: Path) -> None:
         run_sweep(other, tmp_path / "d", sizes=sizes, seeds=[0], arms=["baseline"], **quiet)
 
 
-def test_sizes_and_names() -> None:
-    sizes = parse_sizes("0.05,1,0.05", "25")
-    assert [s.tag for s in sizes] == ["0.05", "1.0", "25"]
-    assert [s.label for s in sizes] == ["f=0.05", "f=1", "n=25"]
-    arm = plan.Arm("baseline:image_logistic")
-    assert plan.cell_name(arm, sizes[0], 3) == "baseline-image_logistic_0.05_3"
-    assert parse_cell_name("baseline-image_logistic_0.05_3") == ("baseline-image_logistic", "0.05", "3")
-
-
-def test_default_baselines_come_from_the_backbones_plugin(tmp_path: Path) -> None:
-    pytest.importorskip("ssl_domains_timeseries")
-    cfg = parse_config(_config(tmp_path, tmp_path / "x.npz"))
-    registry = get_host().registry
-    assert [b.name for b in plan.default_baselines(cfg, registry)] == ["logistic"]
-    ts = cfg.model_copy(update={"backbone": cfg.backbone.model_copy(
-        update={"name": "tcn", "args": {}})})
-    names = [b.name for b in plan.default_baselines(ts, registry)]
-    assert set(names) >= {"signal_stats"} and "image_logistic" not in names
-
-
-def test_scratch_cells_train_the_backbone_at_the_full_learning_rate(tmp_path: Path) -> None:
-    data = _data(tmp_path)
-    cfg = parse_config(_config(tmp_path, data, **{"finetune.backbone_lr_scale": 0.1}))
-    size = Size(fraction=0.5)
-    cells = {a: plan.cell_config(cfg, plan.Arm(a), size, 1, None)
-             for a in ("ssl", "scratch", "linear_probe")}
-    assert cells["ssl"].finetune.backbone_lr_scale == 0.1
-    assert not cells["ssl"].finetune.from_scratch
-    assert cells["scratch"].finetune.backbone_lr_scale == 1.0
-    assert cells["scratch"].finetune.from_scratch
-    assert cells["linear_probe"].finetune.mode == "linear"
-
-
 def test_ensemble_and_auto_arms(tmp_path: Path) -> None:
     """Data a linear baseline fits well: auto picks it (by validation at 200 labels, by
     cross-validation at 40), the ensemble averages on validation data only."""
@@ -485,19 +451,6 @@ def test_ensemble_and_auto_arms(tmp_path: Path) -> None:
                                      "--arms", "ssl,scratch,baseline,ensemble,auto",
                                      "--out", str(out)])
     assert again.exit_code == 0 and "10 reused" in again.output
-
-
-def test_derived_arms_need_their_members(tmp_path: Path) -> None:
-    cfg = parse_config(_config(tmp_path, _data(tmp_path)))
-    registry = get_host().registry
-    with pytest.raises(ConfigError, match="'ensemble' averages the 'ssl' arm"):
-        plan.resolve_arms(cfg, ["scratch", "baseline", "ensemble"], registry)
-    with pytest.raises(ConfigError, match="'auto' chooses among the other arms"):
-        plan.resolve_arms(cfg, ["ssl", "auto"], registry)
-    arms = plan.resolve_arms(cfg, plan.parse_arms("auto,ensemble,ssl,baseline"), registry)
-    assert [a.name for a in arms] == ["ssl", "baseline:logistic", "ensemble", "auto"]
-    with pytest.raises(ConfigError, match="ensemble, auto"):
-        plan.parse_arms("ssl,best")
 
 
 @pytest.mark.parametrize("folds", [0, 3])
