@@ -50,12 +50,12 @@ from ssl_domains.engine.assess import (
 from ssl_domains.engine.build import build_backbone
 from ssl_domains.engine.checkpoints import read_export_config
 from ssl_domains.engine.exports import SelectedModel, save_baseline_export
-from ssl_domains.engine.inference import stack_inputs
 from ssl_domains.engine.run_dir import environment_info
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
+from ssl_domains.sweep.baseline import stack_inputs
 from ssl_domains.sweep.plan import Arm, Size, cell_config, cell_name
 from ssl_domains.sweep.run import run_sweep
 
@@ -166,7 +166,6 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         backbone: Any = build_backbone(registry, cfg.backbone)
         key = str(backbone.input_spec.modality)
         x, y, _ = stack_inputs(data["train"], key)
-        assert y is not None
         save_baseline_export(folder, ref=ref, key=key, x=x, y=y, meta=meta)
         _check_baseline(folder, data["val"], cell(arm))
 
