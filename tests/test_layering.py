@@ -106,7 +106,7 @@ def test_backbones_without_the_surface_are_named(monkeypatch: pytest.MonkeyPatch
     registry = Registry()
     Registrar(registry, "backbone", "plug", "0").add("no_spec", NoSpec)
     assert missing_members(NoSpec(), Backbone) == ["input_spec"]
-    with pytest.raises(ContractError, match=r"plugin 'plug': backbone 'no_spec' has no 'input_spec'"):
+    with pytest.raises(ContractError, match=r"plugin 'plug': backbone 'no_spec' has no input_spec \(backbones are nn.Modules"):
         build_backbone(registry, ComponentRef(name="no_spec"))
 
 

@@ -32,8 +32,8 @@ def build_backbone(registry: Registry, ref: ComponentRef) -> nn.Module:
     if missing:
         entry = registry.get("backbone", ref.name)
         raise ContractError(
-            f"plugin {entry.plugin!r}: backbone {ref.name!r} has no {missing[0]!r} "
-            "(backbones need num_features, forward_features and input_spec)"
+            f"plugin {entry.plugin!r}: backbone {ref.name!r} has no {', '.join(missing)} "
+            "(backbones are nn.Modules with num_features, forward_features and input_spec)"
         )
     return backbone
 
