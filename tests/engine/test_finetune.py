@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from ssl_domains.config import ComponentRef, parse_config
+from ssl_domains.engine.assess import read_assessment
 from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
@@ -76,6 +77,12 @@ def test_evaluate_and_predict_from_export(tmp_path: Path, arrays: Path) -> None:
     s = finetune(cfg, run)
     again = evaluate(run)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"])
+    other = evaluate(run, ComponentRef(name="arrays", args={"path": str(arrays)}))
+    ev = read_assessment(run)  # both evaluations went into eval.json, through the schema
+    assert ev.evaluations["arrays"].n == other["n"] == 400
+    assert ev.metrics("eval_arrays") == other["metrics"] and ev.metrics("test") == again["metrics"]
+    assert ev.test_intervals is not None and ev.threshold == s["threshold"]
+    assert json.loads((run / "eval.json").read_text())["n_eval_arrays"] == 400
     out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}), tmp_path / "p.csv")
     assert out["items"] == 400
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
