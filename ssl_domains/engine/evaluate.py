@@ -22,7 +22,7 @@ from ssl_domains.engine.assess import (
     write_predictions,
 )
 from ssl_domains.engine.build import check_modality
-from ssl_domains.engine.exports import load_finetuned, load_model
+from ssl_domains.engine.exports import SelectedModel, load_finetuned, load_model
 from ssl_domains.engine.inference import predict
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.errors import CheckpointError
@@ -40,15 +40,15 @@ def _score(
     passed on) and write the predictions CSV at the stored threshold."""
     registry = get_host().registry
     ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), role)
-    if hasattr(task, "score_dataset"):  # a baseline or ensemble chosen by select: auto
+    if isinstance(task, SelectedModel):  # a baseline or ensemble chosen by select: auto
         preds = task.score_dataset(ds, batch_size, device)
-        write_predictions(out_csv, preds, config.get("threshold"))
-        return preds, ds
-    rt = Runtime.create(device, "auto")
-    task.to(rt.device)
-    check_modality(task.backbone, first_readable(ds), f"{role} data ({loader.name})")
-    dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0, role=role, stage="evaluate")
-    preds = predict(task, dl, rt)
+    else:
+        rt = Runtime.create(device, "auto")
+        task.to(rt.device)
+        check_modality(task.backbone, first_readable(ds), f"{role} data ({loader.name})")
+        dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0, role=role,
+                         stage="evaluate")
+        preds = predict(task, dl, rt)
     write_predictions(out_csv, preds, config.get("threshold"))
     return preds, ds
 
