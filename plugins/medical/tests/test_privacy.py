@@ -15,6 +15,7 @@ from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.evaluate import predict_data
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
+from ssl_domains.report.model_card import write_model_card
 
 PATIENT = "DOE_JOHN_MRN12345"
 #: every piece of the identifier that must not show up anywhere (names and the MRN alone)
@@ -93,6 +94,7 @@ def test_no_identifier_or_patient_path_in_run_folder_predictions_or_logs(
     run = tmp_path / "runs" / "privacy"
     pretrain(cfg, run)
     finetune(cfg, run)
+    write_model_card(run)  # as `ssl-domains finetune` does: the card is checked below too
     out_csv = tmp_path / "scores.csv"
     predict_data(run, ComponentRef(name="image_manifest", args={"path": str(test_csv), **img}), out_csv)
 
