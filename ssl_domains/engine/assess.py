@@ -275,7 +275,10 @@ class Assessment(_Model):
         Raises:
             pydantic.ValidationError: A field that does not exist or does not fit.
         """
-        return type(self).model_validate({**self.to_json(), **{k: _dump(v) for k, v in fields.items()}})
+        base = self.to_json()
+        if "evaluations" in fields:  # replaced whole: drop their on-disk keys
+            base = {k: v for k, v in base.items() if not k.startswith(("eval_", "n_eval_"))}
+        return type(self).model_validate({**base, **{k: _dump(v) for k, v in fields.items()}})
 
     @property
     def counts(self) -> Counts:

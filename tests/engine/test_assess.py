@@ -77,6 +77,7 @@ def test_round_trip_through_the_file(tmp_path: Path) -> None:
     raw = json.loads((tmp_path / "eval.json").read_text())
     assert raw["selection"] == record  # written as given: no keys added
     assert raw["candidates"] == {"ssl": {"selection_auroc": 0.7, "test_auroc": None}}
+    assert a.updated(evaluations={}).evaluations == {} and "eval_other" not in a.updated(evaluations={}).to_json()
     with pytest.raises(ValueError, match="chosen"):
         a.updated(selection={"score": 0.8})  # a selection names what was chosen
     with pytest.raises(ValueError, match="selection"):  # unvalidated copies are checked on write
