@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
-from sklearn import metrics as skm
 
 #: Metrics where a smaller value is better (everything else: larger is better).
 LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece"})
@@ -21,6 +21,14 @@ LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece"})
 PRIMARY_METRICS = ("auroc", "balanced_accuracy", "accuracy", "f1")
 
 NAN = float("nan")
+
+
+def sklearn_metrics() -> ModuleType:
+    """:mod:`sklearn.metrics`, imported where it is used: importing scikit-learn imports pandas
+    when pandas is installed, and the engine (which scores with this module) loads no pandas."""
+    from sklearn import metrics
+
+    return metrics
 
 
 def as_arrays(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.ndarray
@@ -69,6 +77,7 @@ def sensitivity_at_specificity(y_true: np.ndarray, scores: np.ndarray,
     Returns:
         The sensitivity, or NaN when ``y_true`` lacks a class.
     """
+    skm = sklearn_metrics()
     y = np.asarray(y_true).astype(int)
     if len(np.unique(y)) < 2:
         return NAN
@@ -86,6 +95,7 @@ def _spec_key(specificity: float) -> str:
 def binary_metrics(y: np.ndarray, s: np.ndarray, threshold: float | None = None,
                    specificity: float = 0.9) -> dict[str, float]:
     """Binary metrics; see :func:`classification_metrics`."""
+    skm = sklearn_metrics()
     both = len(np.unique(y)) == 2
     out: dict[str, float] = {
         "auroc": float(skm.roc_auc_score(y, s)) if both else NAN,
@@ -114,6 +124,7 @@ def binary_metrics(y: np.ndarray, s: np.ndarray, threshold: float | None = None,
 
 def multiclass_metrics(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
     """Multi-class metrics (decision = arg-max); see :func:`classification_metrics`."""
+    skm = sklearn_metrics()
     k = s.shape[1]
     if y.min() < 0 or y.max() >= k:
         raise ValueError(f"labels must lie in 0..{k - 1} for {k} score columns, "

@@ -12,9 +12,8 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn import metrics as skm
 
-from ssl_domains.scoring.metrics import as_arrays
+from ssl_domains.scoring.metrics import as_arrays, sklearn_metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +92,7 @@ def choose_threshold(y_val: Sequence[int] | np.ndarray, scores_val: Sequence[flo
     Raises:
         ValueError: For an unknown rule, multi-class scores, or inputs that do not match.
     """
+    skm = sklearn_metrics()
     kind, value = parse_rule(rule)
     if kind == "fixed":
         assert value is not None
