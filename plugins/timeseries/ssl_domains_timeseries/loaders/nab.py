@@ -16,13 +16,13 @@ import pandas as pd
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.tabular import numeric_column
 from ssl_domains_timeseries.loaders.windows import (
     Recording,
     SignalDataset,
     WindowSpec,
-    hash_id,
     windowed,
 )
 
@@ -150,7 +150,7 @@ class NABDataset(SignalDataset):
             intervals.append((lo, hi))
         return Recording(
             signal=values[None].astype(np.float32),
-            series_id=hash_id(name),
+            series_id=opaque_id("series", name),
             intervals=intervals,
             times=df["timestamp"].astype(str).to_numpy(),
             meta={"series": name},

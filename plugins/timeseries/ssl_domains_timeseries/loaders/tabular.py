@@ -13,12 +13,12 @@ import pandas as pd
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.windows import (
     Recording,
     SignalDataset,
     WindowSpec,
-    hash_id,
     map_labels,
     windowed,
 )
@@ -231,7 +231,7 @@ class TabularDataset(SignalDataset):
             recs.append(
                 Recording(
                     signal=np.ascontiguousarray(x[:, rows]),
-                    series_id=hash_id(path.name, raw_id),
+                    series_id=opaque_id("series", path.name, raw_id),
                     point_labels=None if y is None else y[rows],
                     times=None if t is None else t[rows],
                     origin=str(path),
@@ -287,7 +287,7 @@ class TabularDataset(SignalDataset):
             recs.append(
                 Recording(
                     signal=block.to_numpy(dtype=np.float64, na_value=np.nan).T.copy(),
-                    series_id=hash_id(path.name, raw_id),
+                    series_id=opaque_id("series", path.name, raw_id),
                     point_labels=(
                         per_point.loc[raw_id].to_numpy(dtype=np.int64)
                         if self.label_column

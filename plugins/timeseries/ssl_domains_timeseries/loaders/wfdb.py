@@ -11,12 +11,12 @@ import numpy as np
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
 from ssl_domains_timeseries.loaders.windows import (
     Recording,
     SignalDataset,
     WindowSpec,
-    hash_id,
     windowed,
 )
 
@@ -108,7 +108,7 @@ class WFDBDataset(SignalDataset):
             if names is not None and sig_names != names:
                 raise DataError(rec_path, f"channels {sig_names} differ from {names}")
             names = sig_names
-            sid = hash_id(rec_path.name)
+            sid = opaque_id("series", rec_path.name)
             if label_mode == "none":
                 recordings.append(Recording(signal=signal, series_id=sid, meta={"fs": fs},
                                             origin=str(rec_path)))

@@ -39,7 +39,6 @@ __all__ = [
     "NORMALIZE_MODES",
     "Recording",
     "SignalDataset",
-    "hash_id",
     "map_labels",
     "parse_label_rule",
     "intervals_to_points",
@@ -65,20 +64,13 @@ _MAX_NONFINITE_LINES = 10
 _RULE = re.compile(r"^fraction\s*>=\s*([0-9]*\.?[0-9]+)$")
 
 
-def hash_id(*parts: Any, length: int = 16) -> str:
-    """An opaque, stable id for a series (file names and patient ids never leave the loader):
-    :func:`ssl_domains.identifiers.opaque_id`, a keyed HMAC under the site's key, so ids
-    cannot be reversed by enumerating candidate names."""
-    return opaque_id("series", *parts, length=length)
-
-
 @dataclass
 class Recording:
     """One multichannel series before windowing.
 
     Attributes:
         signal: ``[C, T]`` float32; NaN marks a missing value.
-        series_id: Opaque id (use :func:`hash_id`); it becomes the item's group.
+        series_id: Opaque id (``opaque_id("series", ...)``: a keyed HMAC, file names and patient ids never leave the loader); it becomes the item's group.
         point_labels: ``[T]`` int labels per time step (0 = normal), or None.
         intervals: Anomaly intervals as ``(start, end)`` sample indices, end exclusive, or None.
         label: Whole-series label, inherited by each of its windows, or None.
@@ -717,7 +709,7 @@ def array_recordings(
         out.append(
             Recording(
                 signal=sig,
-                series_id=hash_id(name, start + i),
+                series_id=opaque_id("series", name, start + i),
                 point_labels=pts,
                 label=None if labels is None else int(labels[i]),
                 meta={"index": start + i},

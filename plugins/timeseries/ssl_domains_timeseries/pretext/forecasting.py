@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from torch import nn
 
 from ssl_domains.contracts import Example
@@ -103,17 +105,14 @@ class ForecastingTask(nn.Module):
 
     def figures(self, out: dict[str, Any], max_items: int = 4) -> dict[str, Any]:
         """One figure: context, true continuation and forecast of channel 0 per item."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         x = out["input"].float().cpu()
         forecast = out["forecast"].float().cpu()
         n = min(max_items, x.shape[0])
         length = x.shape[-1]
         start = length - forecast.shape[-1]
-        fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), squeeze=False)
+        fig = Figure(figsize=(8, 1.8 * n))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(n, 1, squeeze=False)
         t = torch.arange(length)
         for i in range(n):
             ax = axes[i, 0]

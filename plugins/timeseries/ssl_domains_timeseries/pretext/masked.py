@@ -10,6 +10,8 @@ import math
 from typing import Any
 
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from torch import nn
 
 from ssl_domains.contracts import Example
@@ -99,17 +101,14 @@ class MaskedPatchTask(nn.Module):
 
     def figures(self, out: dict[str, Any], max_items: int = 4) -> dict[str, Any]:
         """One figure: channel 0 per item, hidden segments shaded, reconstruction on them."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         x = out["input"].float().cpu()
         recon = out["reconstruction"].float().cpu()
         hidden = out["hidden"].cpu()
         n = min(max_items, x.shape[0])
         t = torch.arange(x.shape[-1])
-        fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), squeeze=False)
+        fig = Figure(figsize=(8, 1.8 * n))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(n, 1, squeeze=False)
         for i in range(n):
             ax = axes[i, 0]
             h = hidden[i, 0]

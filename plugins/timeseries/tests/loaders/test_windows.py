@@ -9,13 +9,13 @@ from ssl_domains_timeseries.loaders.windows import (
     Recording,
     SignalDataset,
     WindowSpec,
-    hash_id,
     intervals_to_points,
     map_labels,
     parse_label_rule,
 )
 
 from ssl_domains.errors import DataError
+from ssl_domains.identifiers import opaque_id
 
 
 def _rec(length: int, channels: int = 2, sid: str = "a", **kw) -> Recording:
@@ -164,19 +164,19 @@ def test_map_labels() -> None:
 def test_helpers() -> None:
     assert parse_label_rule("any") is None and parse_label_rule("fraction>=0.25") == 0.25
     assert intervals_to_points([(1, 3)], 5).tolist() == [0, 1, 1, 0, 0]
-    assert hash_id("patient 7") == hash_id("patient 7") != hash_id("patient 8")
-    assert "patient" not in hash_id("patient 7")
+    assert opaque_id("series", "patient 7") == opaque_id("series", "patient 7") != opaque_id("series", "patient 8")
+    assert "patient" not in opaque_id("series", "patient 7")
 
 
 def test_series_ids_are_keyed_not_plain_sha256(monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
-    sid = hash_id("MRN0012345.csv", "MRN0012345")
+    sid = opaque_id("series", "MRN0012345.csv", "MRN0012345")
     # the unsalted hash an attacker would compute by enumerating MRNs does not match
     for raw in ("MRN0012345.csv\x1fMRN0012345", "series|MRN0012345.csv|MRN0012345"):
         assert sid != hashlib.sha256(raw.encode()).hexdigest()[: len(sid)]
     monkeypatch.setenv("SSL_DOMAINS_ID_KEY", "another-site-key-0123456789")
-    assert hash_id("MRN0012345.csv", "MRN0012345") != sid  # another site, other ids
+    assert opaque_id("series", "MRN0012345.csv", "MRN0012345") != sid  # another site, other ids
 
 
 def test_group_length_blocks() -> None:
