@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssl_domains.engine.assess import EVAL_FILE, Assessment, Selection, read_assessment
+from ssl_domains.engine.assess import (
+    EVAL_FILE,
+    INTERVAL_REPLICATES,
+    Assessment,
+    Selection,
+    read_assessment,
+)
 from ssl_domains.errors import DataError
 from ssl_domains.files import atomic_write_text
 from ssl_domains.report import htmlpage as hp
@@ -52,8 +58,8 @@ log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.html"
-#: Bootstrap replicates for the test-metric intervals of a single run.
-BOOTSTRAP_REPLICATES = 1000
+#: Bootstrap replicates for the test-metric intervals of a single run (as eval.json's).
+BOOTSTRAP_REPLICATES = INTERVAL_REPLICATES
 
 
 @dataclass
