@@ -17,6 +17,17 @@ import time
 from collections import Counter
 from typing import Any
 
+import torch
+from torch.utils.data import DataLoader
+
+from ssl_domains.data.collate import collate_items
+from ssl_domains.data.datasets import Subset, build_dataset, labels_of, with_stats
+from ssl_domains.engine.build import build_backbone
+from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
+from ssl_domains.engine.loop import make_optimizer
+from ssl_domains.engine.runtime import Runtime
+from ssl_domains.plugins import get_host
+
 __all__ = ["plan", "format_plan"]
 
 _MB = 1024 * 1024
@@ -28,8 +39,6 @@ def _rss_peak_bytes() -> int:
 
 
 def _data_info(ds: Any) -> dict[str, Any]:
-    from ssl_domains.data.datasets import labels_of
-
     labels = labels_of(ds)
     skipped = list(getattr(ds, "skipped", None) or [])
     reasons = Counter(str(r) for _, r in skipped)
@@ -63,13 +72,6 @@ def _measure(model: Any, train_ds: Any, data_cfg: Any, train_cfg: Any, device_na
              steps: int) -> dict[str, Any]:
     """Time ``steps`` training steps on the first batch (after one warm-up step) and the memory
     they need."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from ssl_domains.data.collate import collate_items
-    from ssl_domains.engine.loop import make_optimizer
-    from ssl_domains.engine.runtime import Runtime
-
     rt = Runtime.create(device_name, train_cfg.amp)
     model.to(rt.device).train()
     batch = next(iter(DataLoader(train_ds, batch_size=data_cfg.batch_size, shuffle=False,
@@ -129,13 +131,6 @@ def plan(cfg: Any, *, measure_steps: int = 3) -> dict[str, Any]:
     Raises:
         SSLDomainsError: The same errors the run would stop with while building data and model.
     """
-    import torch
-
-    from ssl_domains.data.datasets import Subset, build_dataset, with_stats
-    from ssl_domains.engine.build import build_backbone
-    from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
-    from ssl_domains.plugins import get_host
-
     registry = get_host().registry
     out: dict[str, Any] = {"name": cfg.name, "backbone": cfg.backbone.name, "stages": {}}
     if cfg.pretrain is not None:
@@ -173,8 +168,6 @@ def plan(cfg: Any, *, measure_steps: int = 3) -> dict[str, Any]:
         if data["test"] is not None:
             info["data"]["test"] = _data_info(data["test"])
         info["steps"] = _steps(len(data["train"]), f.data, f.train)
-        from ssl_domains.data.datasets import labels_of
-
         n_classes = int(f.task.args.get("num_classes") or max(2, len(set(labels_of(data["pool"]) or []))))
         torch.manual_seed(cfg.seed)
         backbone = build_backbone(registry, cfg.backbone)
