@@ -57,11 +57,13 @@ __all__ = [
     "Intervals",
     "Selection",
     "Metrics",
+    "PredictionTable",
     "Predictions",
     "assess",
     "bootstrap_intervals",
     "finish_run",
     "read_assessment",
+    "read_prediction_table",
     "read_predictions",
     "rescore",
     "score",
@@ -437,16 +439,34 @@ def write_predictions(path: Path, preds: Predictions, threshold: float | None) -
         tmp.replace(path)
 
 
-def read_predictions(path: Path) -> Predictions:
-    """A predictions CSV of :func:`write_predictions` as class probabilities ``[N, K]`` with
-    ids and labels (None unless every row has one).
+@dataclass(frozen=True)
+class PredictionTable:
+    """The columns of a predictions CSV as written (the one parse every reader builds on).
+
+    Attributes:
+        columns: The header.
+        ids: The ``id`` column (None when the file has none).
+        scores: P(class 1) [N] from a ``score`` column, else ``score_0..score_{K-1}`` [N, K].
+        labels: The ``label`` column as floats [N], NaN where a row has none (None when the
+            file has no ``label`` column).
+        decisions: The ``decision`` column [N] (None when absent).
+    """
+
+    columns: list[str]
+    ids: list[str] | None
+    scores: np.ndarray
+    labels: np.ndarray | None
+    decisions: np.ndarray | None
+
+
+def read_prediction_table(path: Path) -> PredictionTable:
+    """The columns of a predictions CSV of :func:`write_predictions`, unfiltered.
 
     Raises:
-        DataError: The file is missing, or has no id or score columns, or a non-numeric value.
+        DataError: The file cannot be read, has no ``score`` or ``score_0..score_K-1``
+            column, or a row is short or holds a non-numeric label, score or decision.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "missing (the run it belongs to did not finish)")
     try:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
@@ -458,20 +478,43 @@ def read_predictions(path: Path) -> Predictions:
     else:
         ks = sorted(int(c[6:]) for c in header if c.startswith("score_") and c[6:].isdigit())
         cols = [header.index(f"score_{k}") for k in ks]
-    if "id" not in header or not cols:
-        raise DataError(path, "needs an 'id' and a 'score' or 'score_0..score_K-1' column "
+    if not cols:
+        raise DataError(path, "no 'score' or 'score_0..score_K-1' column "
                               f"(columns: {', '.join(header) or 'none'})")
-    body = rows[1:]
+    body = [r for r in rows[1:] if r]
+    at = {name: header.index(name) for name in ("id", "label", "decision") if name in header}
     try:
         scores = np.array([[float(r[c]) for c in cols] for r in body], dtype=np.float64)
-        raw = [r[header.index("label")] for r in body] if "label" in header else []
-        labels = np.array([int(float(v)) for v in raw], dtype=int) \
-            if raw and all(v.strip() for v in raw) else None
+        labels = np.array([float(v) if (v := r[at["label"]]).strip() else math.nan for r in body],
+                          dtype=np.float64) if "label" in at else None
+        decisions = np.array([int(float(r[at["decision"]])) for r in body], dtype=int) \
+            if "decision" in at else None
+        ids = [r[at["id"]] for r in body] if "id" in at else None
     except (ValueError, IndexError) as err:
-        raise DataError(path, f"a row is short or not numeric ({err})") from None
+        raise DataError(path, f"non-numeric label, score or decision, or a short row ({err})") from None
     scores = scores.reshape(len(body), len(cols))
-    probs = np.concatenate([1.0 - scores, scores], axis=1) if len(cols) == 1 else scores
-    return Predictions(ids=[r[header.index("id")] for r in body], probs=probs, labels=labels)
+    return PredictionTable(columns=header, ids=ids, scores=scores[:, 0] if "score" in header else scores,
+                           labels=labels, decisions=decisions)
+
+
+def read_predictions(path: Path) -> Predictions:
+    """A predictions CSV of :func:`write_predictions` as class probabilities ``[N, K]`` with
+    ids and labels (None unless every row has one).
+
+    Raises:
+        DataError: The file is missing, or has no id or score columns, or a non-numeric value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "missing (the run it belongs to did not finish)")
+    table = read_prediction_table(path)
+    if table.ids is None:
+        raise DataError(path, f"no 'id' column (columns: {', '.join(table.columns)})")
+    y = table.labels
+    labels = y.astype(int) if y is not None and len(y) and not np.isnan(y).any() else None
+    s = table.scores
+    probs = np.stack([1.0 - s, s], axis=1) if s.ndim == 1 else s
+    return Predictions(ids=table.ids, probs=probs, labels=labels)
 
 
 def write_assessment(run_dir: Path, assessment: Assessment) -> Path:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from ssl_domains.engine.assess import Selection
+from ssl_domains.engine.assess import Selection, read_prediction_table
 from ssl_domains.errors import DataError
 from ssl_domains.scoring.intervals import SUMMARY_COLUMNS, summary_rows
 
@@ -112,33 +112,20 @@ def read_metrics(path: Path) -> tuple[pd.DataFrame, int] | None:
 
 
 def read_predictions(path: Path) -> Predictions | None:
-    """A predictions CSV (None when absent).
+    """A predictions CSV (None when absent), parsed by the engine's
+    :func:`~ssl_domains.engine.assess.read_prediction_table`; rows without a label are dropped.
 
     Raises:
         DataError: When the label or score columns are missing or not numeric.
     """
     if not path.is_file():
         return None
-    try:
-        df = pd.read_csv(path, float_precision="round_trip")
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise DataError(path, f"not a readable CSV ({err})") from None
-    if "label" not in df.columns:
-        raise DataError(path, f"no 'label' column (columns: {', '.join(map(str, df.columns))})")
-    multi = sorted((c for c in df.columns if str(c).startswith("score_")),
-                   key=lambda c: int(str(c).split("_", 1)[1]) if str(c)[6:].isdigit() else -1)
-    cols = ["score"] if "score" in df.columns else multi
-    if not cols:
-        raise DataError(path, "no 'score' or 'score_0..score_K-1' columns")
-    try:
-        scores = df[cols].to_numpy(dtype=float)
-        labels = df["label"].to_numpy(dtype=float)
-    except ValueError as err:
-        raise DataError(path, f"non-numeric label or score ({err})") from None
-    keep = ~np.isnan(labels)
-    scores = scores[:, 0] if cols == ["score"] else scores
-    decision = df["decision"].to_numpy()[keep] if "decision" in df.columns else None
-    return Predictions(labels[keep].astype(int), scores[keep], decision)
+    table = read_prediction_table(path)
+    if table.labels is None:
+        raise DataError(path, f"no 'label' column (columns: {', '.join(table.columns)})")
+    keep = ~np.isnan(table.labels)
+    decision = table.decisions[keep] if table.decisions is not None else None
+    return Predictions(table.labels[keep].astype(int), table.scores[keep], decision)
 
 
 def read_results(path: Path) -> pd.DataFrame | None:

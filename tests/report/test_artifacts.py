@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ssl_domains.engine.assess import read_predictions as engine_read_predictions
 from ssl_domains.errors import DataError
 from ssl_domains.report.artifacts import (
     find_sweep,
@@ -41,6 +42,19 @@ def test_unlabelled_rows_are_dropped(tmp_path: Path) -> None:
     path.write_text("id,label,score\na,1,0.9\nb,,0.3\n")
     p = read_predictions(path)
     assert p.labels.tolist() == [1] and p.scores.tolist() == [0.9]
+
+
+def test_one_parse_two_rules_for_unlabelled_rows(tmp_path: Path) -> None:
+    """The report reads the engine's parse: same scores; it drops unlabelled rows where the
+    engine keeps every row and has no labels."""
+    path = tmp_path / "test.csv"
+    path.write_text("id,label,score,decision\na,1,0.9,1\nb,,0.3,0\nc,0,0.25,0\n")
+    engine = engine_read_predictions(path)
+    assert engine.ids == ["a", "b", "c"] and engine.labels is None
+    np.testing.assert_array_equal(engine.probs[:, 1], [0.9, 0.3, 0.25])
+    report = read_predictions(path)
+    assert report.labels.tolist() == [1, 0] and report.decision.tolist() == [1, 0]
+    np.testing.assert_array_equal(report.scores, engine.probs[[0, 2], 1])
 
 
 @pytest.mark.parametrize(("name", "content", "reader", "message"), [
