@@ -192,10 +192,13 @@ def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                  resume: str | None, out: str | None) -> None:
     """(Continued) self-supervised pre-training from CONFIG's `pretrain` section."""
     from ssl_domains.engine.pretrain import pretrain
+    from ssl_domains.report.model_card import write_pretrain_card
 
     cfg, run_path = _resolve(config, overrides, resume, out)
     _refuse_overwrite(run_path, "pretrain", resume)
     summary = pretrain(cfg, run_path, init=_init(init_path, init_source), resume=bool(resume))
+    if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
+        write_pretrain_card(run_path)
     click.echo(to_json(summary))
 
 
@@ -278,6 +281,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
     interrupted sweep (finished cells are kept)."""
     from ssl_domains.config import load_config
+    from ssl_domains.report.model_card import write_pretrain_card
     from ssl_domains.report.pages import build_report
     from ssl_domains.sweep.plan import parse_arms, parse_seeds, parse_sizes
     from ssl_domains.sweep.run import SweepFailed, run_sweep
@@ -299,6 +303,8 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
         click.echo(f"Interrupted; rerun the same command to finish the sweep in {out_path} "
                    "(finished cells are kept).", err=True)
         sys.exit(130)
+    if (out_path / "pretrain" / "export" / "config.json").is_file():  # the sweep pre-trained
+        write_pretrain_card(out_path / "pretrain")
     click.echo(f"report: {build_report(out_path, alpha=alpha)}")
     if failed is not None:
         raise failed

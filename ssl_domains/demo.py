@@ -21,7 +21,7 @@ from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import ConfigError
 from ssl_domains.report.artifacts import SWEEP_DIR
-from ssl_domains.report.model_card import write_model_card
+from ssl_domains.report.model_card import write_model_card, write_pretrain_card
 from ssl_domains.report.pages import build_report
 from ssl_domains.scoring.intervals import RESULT_COLUMNS
 from ssl_domains.sweep.results import NOT_METRICS
@@ -85,6 +85,7 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
     echo(f"== demo {config.parent.name} -> {run_path}")
     if cfg.pretrain is not None:
         ssl = pretrain(cfg, run_path)
+        write_pretrain_card(run_path)  # fine-tuning below exports into the same folder, with its own card
         echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']:.4g}")
     res = _finetune(cfg, run_path)
     scratch_cfg = parse_config({**cfg.model_dump(mode="json"), "pretrain": None,

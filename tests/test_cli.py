@@ -62,12 +62,35 @@ def test_modality_mismatch_is_explained(tmp_path: Path, arrays: Path) -> None:
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path, arrays: Path) -> None:
+    import json
+
     cfg = make_config(tmp_path, arrays, finetune=None)
     path = write_config(tmp_path / "c.yaml", cfg)
-    assert run("pretrain", str(path)).returncode == 0
+    res = run("pretrain", str(path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    # the pre-training card, rendered from the run folder by the cli (the engine writes none)
+    summary = json.loads(res.stdout)
+    export = json.loads((tmp_path / "runs" / "t" / "export" / "config.json").read_text())
+    card = (tmp_path / "runs" / "t" / "export" / "README.md").read_text()
+    assert card.startswith("# t: pre-trained backbone") and "not written yet" not in card
+    assert "- Backbone: `mlp` {'hidden': 32, 'input_shape': [1, 32]}" in card  # as in c.yaml
+    assert "- Pretext task: `denoising` {}" in card and "- Continued from: random initialisation" in card
+    assert f"- Data: loader `arrays`, {summary['n_train']} unlabeled training items" in card
+    assert export["steps"] == summary["steps"] and export["best_val_loss"] == summary["best_val_loss"]
+    assert f"- Steps: {summary['steps']}; best validation pretext loss: {summary['best_val_loss']}" in card
     res = run("pretrain", str(path))
     assert res.returncode == 1
     assert "already holds a pretrain run; continue it with --resume" in last_line(res)
+
+
+def test_sweep_writes_the_card_of_its_pre_training(tmp_path: Path, arrays: Path) -> None:
+    cfg = make_config(tmp_path, arrays, **{"pretrain.train.epochs": 1, "finetune.train.epochs": 1})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    res = run("sweep", str(path), "--counts", "40", "--seeds", "1", "--arms", "ssl",
+              "--out", str(tmp_path / "sw"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    card = (tmp_path / "sw" / "pretrain" / "export" / "README.md").read_text()
+    assert card.startswith("# t: pre-trained backbone") and "- Data: loader `arrays`, " in card
 
 
 def test_init_from_foreign_and_resume_checkpoints(tmp_path: Path, arrays: Path) -> None:

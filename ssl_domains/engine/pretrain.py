@@ -31,6 +31,12 @@ __all__ = ["pretrain", "export_config"]
 
 log = logging.getLogger(__name__)
 
+#: ``export/README.md`` until the card is written over it (rendered from the run folder by
+#: :func:`ssl_domains.report.model_card.write_pretrain_card`, which ``ssl-domains pretrain`` calls).
+EXPORT_README = ("# Pre-trained backbone\n\nCard not written yet: `ssl-domains pretrain` writes it after "
+                 "training (or call `ssl_domains.report.model_card.write_pretrain_card(run_folder)`); "
+                 "`config.json` says how to rebuild the backbone.\n")
+
 
 def export_config(cfg: RunConfig, backbone: Any, stage: str, **extra: Any) -> dict[str, Any]:
     """What ``export/config.json`` holds: enough to rebuild the model by registry name."""
@@ -123,8 +129,9 @@ def pretrain(
         save_export(
             run.export, backbone=backbone, model=None,
             config=export_config(cfg, backbone, "pretrain", pretext=pcfg.task.model_dump(mode="json"),
-                                 data_stats=stats, steps=result.step),
-            card=_pretrain_card(cfg, len(train_ds), result.step, result.best_metric),  # type: ignore[arg-type]
+                                 data_stats=stats, steps=result.step, n_train=len(train_ds),  # type: ignore[arg-type]
+                                 best_val_loss=result.best_metric),
+            card=EXPORT_README,
         )
     rt.barrier()
     summary = {"stage": "pretrain", "steps": result.step, "epochs": result.epoch,
@@ -167,18 +174,3 @@ def _save_figures(task: nn.Module, loader: DataLoader, rt: Runtime, run: RunDir,
             if pyplot is not None:
                 pyplot.close(fig)
 
-
-def _pretrain_card(cfg: RunConfig, n: int, steps: int, best: float | None) -> str:
-    assert cfg.pretrain is not None
-    return (
-        f"# {cfg.name}: pre-trained backbone\n\n"
-        f"- Backbone: `{cfg.backbone.name}` {cfg.backbone.args}\n"
-        f"- Pretext task: `{cfg.pretrain.task.name}` {cfg.pretrain.task.args}\n"
-        f"- Data: loader `{cfg.pretrain.data.train.name}`, {n} unlabeled training items\n"
-        f"- Steps: {steps}; best validation pretext loss: {best}\n"
-        f"- Continued from: {cfg.init.path if cfg.init else 'random initialisation'}\n\n"
-        "## Intended use\nStarting point for fine-tuning with `ssl-domains finetune --init <this folder>`. "
-        "It makes no predictions on its own.\n\n"
-        "## Files\n`backbone.safetensors` (weights, safetensors), `config.json` (how to rebuild it by "
-        "registry name).\n"
-    )

@@ -2,7 +2,9 @@
 
 Rendered from a run folder's resolved config and its :class:`~ssl_domains.engine.assess.Assessment`
 (``eval.json``); :func:`write_model_card` is called by whoever ran the fine-tuning (``ssl-domains
-finetune``, the demo), never by the engine.
+finetune``, the demo), never by the engine. The card of a pre-trained backbone
+(:func:`write_pretrain_card`) is rendered the same way, from ``config.yaml`` and the
+export's ``config.json`` (``ssl-domains pretrain``, ``ssl-domains sweep``, the demo).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import yaml
 from ssl_domains.engine.assess import Assessment, Candidate, Selection, read_assessment
 from ssl_domains.errors import DataError
 from ssl_domains.files import atomic_write_text
+from ssl_domains.report.artifacts import read_json
 from ssl_domains.report.htmlpage import fmt, is_number
 
 #: (label, dotted config path) of the components the card names; flat keys are a fallback.
@@ -235,6 +238,22 @@ def selection_lines(selection: Selection, candidates: Mapping[str, Candidate] | 
     return lines
 
 
+def _read_config(run_dir: Path) -> Mapping[str, Any]:
+    """The run folder's resolved ``config.yaml``.
+
+    Raises:
+        DataError: Missing, unreadable, or not a mapping.
+    """
+    cfg_path = run_dir / "config.yaml"
+    try:
+        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise DataError(cfg_path, f"not a readable config ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, Mapping):
+        raise DataError(cfg_path, f"expected a mapping, got {type(config).__name__}")
+    return config
+
+
 def write_model_card(run_dir: Path) -> Path:
     """Render the card of the run folder ``run_dir`` (its ``config.yaml`` and ``eval.json``)
     into ``run_dir/export/README.md``; returns its path.
@@ -247,13 +266,53 @@ def write_model_card(run_dir: Path) -> Path:
     export = run_dir / "export"
     if not export.is_dir():
         raise DataError(export, "missing: the run has no export to describe (fine-tune it first)")
-    cfg_path = run_dir / "config.yaml"
-    try:
-        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise DataError(cfg_path, f"not a readable config ({str(err).splitlines()[0]})") from None
-    if not isinstance(config, Mapping):
-        raise DataError(cfg_path, f"expected a mapping, got {type(config).__name__}")
+    config = _read_config(run_dir)
     target = export / "README.md"
     atomic_write_text(target, model_card(config, read_assessment(run_dir)))
+    return target
+
+
+def pretrain_card(config: Mapping[str, Any], export: Mapping[str, Any]) -> str:
+    """Markdown card of a pre-trained backbone export.
+
+    Args:
+        config: The resolved run config (name, backbone, ``pretrain.task``, the
+            ``pretrain.data.train`` loader, ``init``).
+        export: The export's ``config.json`` (what pre-training recorded: ``steps``,
+            ``n_train``, ``best_val_loss``).
+    """
+    backbone, pre = config.get("backbone") or {}, config.get("pretrain") or {}
+    task, init = pre.get("task") or {}, config.get("init")
+    loader = _name(_get(pre, "data.train"))
+    return (
+        f"# {config.get('name')}: pre-trained backbone\n\n"
+        f"- Backbone: `{backbone.get('name')}` {backbone.get('args', {})}\n"
+        f"- Pretext task: `{task.get('name')}` {task.get('args', {})}\n"
+        f"- Data: loader `{loader}`, {export.get('n_train')} unlabeled training items\n"
+        f"- Steps: {export.get('steps')}; best validation pretext loss: {export.get('best_val_loss')}\n"
+        f"- Continued from: {init.get('path') if isinstance(init, Mapping) else 'random initialisation'}\n\n"
+        "## Intended use\nStarting point for fine-tuning with `ssl-domains finetune --init <this folder>`. "
+        "It makes no predictions on its own.\n\n"
+        "## Files\n`backbone.safetensors` (weights, safetensors), `config.json` (how to rebuild it by "
+        "registry name).\n"
+    )
+
+
+def write_pretrain_card(run_dir: Path) -> Path:
+    """Render the card of the pre-training run folder ``run_dir`` (its ``config.yaml`` and
+    ``export/config.json``) into ``run_dir/export/README.md``; returns its path.
+
+    Raises:
+        DataError: ``config.yaml`` is missing or unreadable, or ``export/config.json`` is
+            missing, unreadable or not a pre-training export.
+    """
+    run_dir = Path(run_dir)
+    export_cfg = run_dir / "export" / "config.json"
+    export = read_json(export_cfg)
+    if export is None:
+        raise DataError(export_cfg, "missing: the run has no export to describe (pre-train it first)")
+    if export.get("stage") != "pretrain":
+        raise DataError(export_cfg, f"not a pre-training export (stage {export.get('stage')!r})")
+    target = run_dir / "export" / "README.md"
+    atomic_write_text(target, pretrain_card(_read_config(run_dir), export))
     return target

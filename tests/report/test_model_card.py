@@ -9,7 +9,12 @@ import yaml
 
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
 from ssl_domains.errors import DataError
-from ssl_domains.report.model_card import model_card, write_model_card
+from ssl_domains.report.model_card import (
+    model_card,
+    pretrain_card,
+    write_model_card,
+    write_pretrain_card,
+)
 
 CONFIG = {
     "backbone": {"name": "resnet", "args": {"depth": 18}},
@@ -84,3 +89,21 @@ def test_write_model_card_from_the_run_folder(tmp_path: Path) -> None:
     (tmp_path / "eval.json").write_text('{"test": []}')
     with pytest.raises(DataError, match=r"eval\.json: not an eval\.json: test"):
         write_model_card(tmp_path)
+
+
+def test_pretrain_card_from_the_run_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="config.json: missing"):
+        write_pretrain_card(tmp_path)
+    (tmp_path / "export").mkdir()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"name": "ct", **CONFIG, "init": {"path": "w.pt"}}))
+    (tmp_path / "export" / "config.json").write_text(
+        '{"stage": "pretrain", "steps": 120, "n_train": 300, "best_val_loss": 0.25}')
+    card = write_pretrain_card(tmp_path).read_text()
+    assert card.startswith("# ct: pre-trained backbone\n")
+    assert "- Backbone: `resnet` {'depth': 18}\n- Pretext task: `genesis` {}\n" in card
+    assert "- Data: loader `dicom`, 300 unlabeled training items\n" in card
+    assert "- Steps: 120; best validation pretext loss: 0.25\n- Continued from: w.pt\n" in card
+    assert "random initialisation" in pretrain_card({**CONFIG, "init": None}, {})
+    (tmp_path / "export" / "config.json").write_text('{"stage": "finetune"}')
+    with pytest.raises(DataError, match="config.json: not a pre-training export"):
+        write_pretrain_card(tmp_path)

@@ -15,7 +15,7 @@ from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.evaluate import predict_data
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
-from ssl_domains.report.model_card import write_model_card
+from ssl_domains.report.model_card import write_model_card, write_pretrain_card
 
 PATIENT = "DOE_JOHN_MRN12345"
 #: every piece of the identifier that must not show up anywhere (names and the MRN alone)
@@ -93,6 +93,8 @@ def test_no_identifier_or_patient_path_in_run_folder_predictions_or_logs(
     })
     run = tmp_path / "runs" / "privacy"
     pretrain(cfg, run)
+    pretrain_card = write_pretrain_card(run).read_text()  # as `ssl-domains pretrain` does
+    assert "unlabeled training items" in pretrain_card and not _leaks(pretrain_card, files, site)
     finetune(cfg, run)
     write_model_card(run)  # as `ssl-domains finetune` does: the card is checked below too
     out_csv = tmp_path / "scores.csv"
