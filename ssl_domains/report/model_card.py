@@ -272,6 +272,13 @@ def write_model_card(run_dir: Path) -> Path:
     return target
 
 
+def _init_text(init: Any) -> str:
+    """Where pre-training started, without the path (paths stay out of cards, as in runs)."""
+    if not isinstance(init, Mapping):
+        return "random initialisation"
+    return f"existing weights (format `{init.get('source', 'auto')}`; path not recorded here)"
+
+
 def pretrain_card(config: Mapping[str, Any], export: Mapping[str, Any]) -> str:
     """Markdown card of a pre-trained backbone export.
 
@@ -290,7 +297,7 @@ def pretrain_card(config: Mapping[str, Any], export: Mapping[str, Any]) -> str:
         f"- Pretext task: `{task.get('name')}` {task.get('args', {})}\n"
         f"- Data: loader `{loader}`, {export.get('n_train')} unlabeled training items\n"
         f"- Steps: {export.get('steps')}; best validation pretext loss: {export.get('best_val_loss')}\n"
-        f"- Continued from: {init.get('path') if isinstance(init, Mapping) else 'random initialisation'}\n\n"
+        f"- Continued from: {_init_text(init)}\n\n"
         "## Intended use\nStarting point for fine-tuning with `ssl-domains finetune --init <this folder>`. "
         "It makes no predictions on its own.\n\n"
         "## Files\n`backbone.safetensors` (weights, safetensors), `config.json` (how to rebuild it by "

@@ -102,7 +102,7 @@ def test_pretrain_card_from_the_run_folder(tmp_path: Path) -> None:
     assert card.startswith("# ct: pre-trained backbone\n")
     assert "- Backbone: `resnet` {'depth': 18}\n- Pretext task: `genesis` {}\n" in card
     assert "- Data: loader `dicom`, 300 unlabeled training items\n" in card
-    assert "- Steps: 120; best validation pretext loss: 0.25\n- Continued from: w.pt\n" in card
+    assert "- Steps: 120; best validation pretext loss: 0.25\n- Continued from: existing weights (format `auto`; path not recorded here)\n" in card and "w.pt" not in card
     assert "random initialisation" in pretrain_card({**CONFIG, "init": None}, {})
     (tmp_path / "export" / "config.json").write_text('{"stage": "finetune"}')
     with pytest.raises(DataError, match="config.json: not a pre-training export"):
