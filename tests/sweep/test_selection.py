@@ -95,9 +95,14 @@ def test_choose_best_interval_runner_up_and_ties() -> None:
     assert c.low <= c.score <= c.high and c.high == 1.0
     d = c.as_dict()
     assert d["interval"] == [c.low, c.high] and d["method"] == "validation"
-    # a tie goes to the preferred arm: ssl before a baseline before the ensemble
-    c = sel.choose(y, {"ensemble": perfect, "baseline:x": perfect, "ssl": perfect}, "validation")
-    assert (c.chosen, c.runner_up) == ("ssl", "baseline:x")
+    # a tie goes to the simplest arm: a baseline (the config's first), the linear probe, ssl,
+    # scratch, the ensemble last
+    c = sel.choose(y, {"ensemble": perfect, "ssl": perfect, "baseline:x": perfect,
+                       "baseline:y": perfect}, "validation")
+    assert (c.chosen, c.runner_up) == ("baseline:x", "baseline:y")
+    c = sel.choose(y, {"ensemble": perfect, "scratch": perfect, "ssl": perfect,
+                       "linear_probe": perfect}, "validation")
+    assert (c.chosen, c.runner_up) == ("linear_probe", "ssl")
     with pytest.raises(SSLDomainsError, match="no candidate"):
         sel.choose(y, {}, "validation")
 
