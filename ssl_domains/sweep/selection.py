@@ -47,6 +47,7 @@ __all__ = [
     "small_validation",
     "cv_folds",
     "choose",
+    "rank_by_score",
 ]
 
 #: Ensemble weights of the fine-tuned model tried on validation data.
@@ -262,6 +263,13 @@ def _rank(name: str) -> int:
     return PREFERENCE.index(kind) if kind in PREFERENCE else len(PREFERENCE)
 
 
+def rank_by_score(scores: Mapping[str, float]) -> list[str]:
+    """Candidate names best first: highest score, ties (within :data:`TIE`) broken by
+    :data:`PREFERENCE`, then by the mapping's order; NaN scores left out."""
+    names = [n for n, v in scores.items() if not math.isnan(v)]
+    return sorted(names, key=lambda n: (-round(scores[n] / TIE) * TIE, _rank(n)))
+
+
 def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Mapping[str, np.ndarray],
            method: str, alpha: float = 0.05, seed: int = 0) -> Choice:
     """The candidate with the highest AUROC on the selection items (``labels``), ties broken by
@@ -276,8 +284,8 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
         raise SSLDomainsError("model selection: no candidate to choose from")
     y = np.asarray(labels, dtype=int)
     scores = {c.name: auroc(y, c.probs) for c in items}
-    ranked = sorted((c for c in items if not math.isnan(scores[c.name])),
-                    key=lambda c: (-round(scores[c.name] / TIE) * TIE, _rank(c.name)))
+    order = {name: i for i, name in enumerate(rank_by_score(scores))}
+    ranked = sorted((c for c in items if c.name in order), key=lambda c: order[c.name])
     if not ranked:
         raise SSLDomainsError(f"model selection: no candidate has a validation AUROC "
                               f"({len(y)} items, classes {sorted(set(y.tolist()))})")

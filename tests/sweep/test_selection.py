@@ -103,6 +103,8 @@ def test_choose_best_interval_runner_up_and_ties() -> None:
     c = sel.choose(y, {"ensemble": perfect, "scratch": perfect, "ssl": perfect,
                        "linear_probe": perfect}, "validation")
     assert (c.chosen, c.runner_up) == ("linear_probe", "ssl")
+    assert sel.rank_by_score({"ssl": 1.0, "ensemble": 1.0, "baseline:a": 0.9, "scratch": math.nan,
+                              "baseline:b": 1.0}) == ["baseline:b", "ssl", "ensemble", "baseline:a"]
     with pytest.raises(SSLDomainsError, match="no candidate"):
         sel.choose(y, {}, "validation")
 
