@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from ssl_domains.errors import WriteError
+from ssl_domains.errors import DataError, WriteError
 
-__all__ = ["atomic_write_bytes", "atomic_write_with", "atomic_write_text", "write_json", "to_json",
+__all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_with", "atomic_write_text", "write_json", "to_json",
            "strict_json_value", "append_line", "write_guard"]
 
 
@@ -170,3 +170,18 @@ def write_json(path: str | Path, value: Any, indent: int | None = 2) -> None:
         WriteError: The disk is full, read-only, or refuses the write.
     """
     atomic_write_text(path, to_json(value, indent) + "\n")
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (the reading side of :func:`write_json`).
+
+    Raises:
+        DataError: Unreadable, not JSON, or not an object (one line naming the file).
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(path, f"not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
+    return data

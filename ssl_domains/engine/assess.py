@@ -26,7 +26,6 @@ threshold applies)::
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -40,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from ssl_domains.config import ComponentRef
 from ssl_domains.engine.labels import undefined_reasons
 from ssl_domains.errors import DataError
-from ssl_domains.files import strict_json_value, write_guard, write_json
+from ssl_domains.files import read_json_object, strict_json_value, write_guard, write_json
 from ssl_domains.scoring.intervals import bootstrap_metrics
 from ssl_domains.scoring.metrics import classification_metrics
 from ssl_domains.scoring.thresholds import choose_threshold
@@ -543,12 +542,7 @@ def read_assessment(run_dir: Path) -> Assessment:
         path = path / EVAL_FILE
     if not path.is_file():
         raise DataError(path, "missing (the run has not finished fine-tuning or evaluation)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(path, f"not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
+    data = read_json_object(path)
     try:
         return Assessment.model_validate(data)
     except ValidationError as err:

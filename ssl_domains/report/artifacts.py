@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ssl_domains.engine.assess import Selection, read_prediction_table
 from ssl_domains.errors import DataError
+from ssl_domains.files import read_json_object
 from ssl_domains.scoring.intervals import SUMMARY_COLUMNS, summary_rows
 
 #: Sub-folder of a run folder that holds a sweep.
@@ -49,13 +50,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path`` (None when absent)."""
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(path, f"not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise DataError(path, f"expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path)
 
 
 def read_selection(path: Path) -> Selection | None:

@@ -3,11 +3,6 @@ loader draws the patches an uninterrupted run draws and ends bitwise equal to it
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -15,13 +10,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 from ssl_domains_medical.loaders.nifti import NiftiDataset
 from torch.utils.data import DataLoader
 
 from ssl_domains.data.collate import collate_items
-
-CLI = [sys.executable, "-m", "ssl_domains.cli"]
+from ssl_domains.testing.resume import assert_kill9_resume_equal
 
 
 @pytest.fixture()
@@ -59,10 +52,6 @@ def _config(tmp_path: Path, data: Path, name: str) -> Path:
     return path
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-
-
 def test_patches_are_a_function_of_seed_epoch_and_item(volumes: Path) -> None:
     def epoch_items(ds: NiftiDataset, epoch: int) -> list[torch.Tensor]:
         ds.set_epoch(epoch)
@@ -92,29 +81,7 @@ def test_a_worker_process_draws_what_the_main_process_draws(volumes: Path) -> No
 
 
 def test_kill9_then_resume_draws_the_same_patches(tmp_path: Path, volumes: Path) -> None:
-    full = subprocess.run([*CLI, "pretrain", str(_config(tmp_path, volumes, "full"))],
-                          capture_output=True, text=True, env=_env(), timeout=300)
-    assert full.returncode == 0, full.stderr
-
-    run = tmp_path / "runs" / "killed"
-    proc = subprocess.Popen([*CLI, "pretrain", str(_config(tmp_path, volumes, "killed"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
-    ckpts = run / "checkpoints" / "pretrain"
-    deadline = time.time() + 120
     # kill after epoch 4 at the earliest: a draw counter restarting at 0 would show by then
-    while time.time() < deadline and not list(ckpts.glob("step_000000[1-8][0-9].pt")):
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not (run / "export" / "backbone.safetensors").exists()
-
-    resumed = subprocess.run([*CLI, "pretrain", "--resume", str(run)],
-                             capture_output=True, text=True, env=_env(), timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-
-    a = load_file(str(tmp_path / "runs" / "full" / "export" / "backbone.safetensors"))
-    b = load_file(str(run / "export" / "backbone.safetensors"))
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    assert_kill9_resume_equal(_config(tmp_path, volumes, "full"),
+                              _config(tmp_path, volumes, "killed"), tmp_path / "runs" / "full",
+                              tmp_path / "runs" / "killed", "step_000000[1-8][0-9].pt")
