@@ -93,11 +93,12 @@ def test_figure_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         raise OSError(errno.ENOSPC, DISK_FULL)
 
     monkeypatch.setattr(Figure, "savefig", savefig)
-    fig = plt.figure()
-    assert fig.number in plt.get_fignums()
+    open_before = plt.get_fignums()
+    fig, _ = plots.subplots(figsize=(2, 2))
     with pytest.raises(WriteError, match=r"roc\.png: cannot write \(No space left on device\)$"):
         plots.save(fig, tmp_path / "report" / "roc.png")
-    assert not (tmp_path / "report" / "roc.png").exists() and fig.number not in plt.get_fignums()
+    assert not (tmp_path / "report" / "roc.png").exists()
+    assert plt.get_fignums() == open_before  # report figures never enter pyplot: nothing leaks
 
 
 def test_disk_full_inside_torch_save_is_reported_as_disk_full(tmp_path: Path,

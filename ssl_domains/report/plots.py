@@ -1,22 +1,20 @@
-"""Report figures (matplotlib, Agg backend). Every function saves one PNG and returns its path."""
+"""Report figures (matplotlib figures drawn on the Agg canvas directly, so the user's pyplot
+backend is never switched). Every function saves one PNG and returns its path."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn import metrics as skm
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
-
-from ssl_domains.files import write_guard  # noqa: E402
-from ssl_domains.report.artifacts import Predictions, summarize  # noqa: E402
+from ssl_domains.files import write_guard
+from ssl_domains.report.artifacts import Predictions, summarize
 
 DPI = 110
 #: Fixed colours so an arm looks the same in every figure.
@@ -33,14 +31,18 @@ def arm_color(arm: str, arms: Sequence[str] = ()) -> str:
     return _EXTRA_COLORS[index % len(_EXTRA_COLORS)]
 
 
+def subplots(*grid: int, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
+    """``pyplot.subplots`` without pyplot: a figure on its own Agg canvas and its axes."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*grid, **kwargs)
+
+
 def save(fig: Figure, out: Path) -> Path:
-    """Write ``fig`` to ``out`` (PNG, parents created) and close it."""
-    try:
-        with write_guard(out, out):  # a full disk: one line naming the file, no partial PNG
-            out.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(out, dpi=DPI, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    """Write ``fig`` to ``out`` (PNG, parents created)."""
+    with write_guard(out, out):  # a full disk: one line naming the file, no partial PNG
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=DPI, bbox_inches="tight")
     return out
 
 
@@ -65,7 +67,7 @@ def loss_curves(metrics: pd.DataFrame, out: Path) -> Path:
         df["step"] = np.arange(len(df))
     stages = [s for s in ("pretrain", "finetune") if s in set(df["stage"])]
     stages += sorted(set(df["stage"].astype(str)) - set(stages))
-    fig, axes = plt.subplots(1, len(stages), figsize=(5.2 * len(stages), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(stages), figsize=(5.2 * len(stages), 3.6), squeeze=False)
     for ax, stage in zip(axes[0], stages):
         part = df[df["stage"].astype(str) == stage]
         for split, style in (("train", {"color": "#1f77b4", "lw": 1.0, "alpha": 0.8}),
@@ -101,7 +103,7 @@ def roc_curves(preds: Mapping[str, Predictions], out: Path,
     Raises:
         ValueError: When no split has both classes.
     """
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig, ax = subplots(figsize=(4.6, 4.2))
     multi = [p for p in preds.values() if not p.binary]
     if multi:
         name, p = [(k, v) for k, v in preds.items() if not v.binary][-1]
@@ -139,7 +141,7 @@ def pr_curves(preds: Mapping[str, Predictions], out: Path) -> Path:
     Raises:
         ValueError: When no split has binary scores with both classes.
     """
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig, ax = subplots(figsize=(4.6, 4.2))
     for name, p in _binary_or_raise(preds).items():
         precision, recall, _ = skm.precision_recall_curve(p.labels, p.scores)
         ap = skm.average_precision_score(p.labels, p.scores)
@@ -164,7 +166,7 @@ def confusion_matrix(labels: np.ndarray, decisions: np.ndarray, out: Path,
     cm = skm.confusion_matrix(labels, decisions, labels=classes)
     row = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = 1.2 + 0.9 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    fig, ax = subplots(figsize=(size + 1.2, size))
     im = ax.imshow(row, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
@@ -200,7 +202,7 @@ def label_efficiency(results: pd.DataFrame, out: Path, metric: str = "auroc",
     summary = summarize(table, alpha=alpha, pairs=())
     summary = summary[summary["n_labels"] > 0]
     arms = list(dict.fromkeys(summary["arm"]))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = subplots(figsize=(6.4, 4.2))
     for arm in arms:
         rows = summary[summary["arm"] == arm].groupby("n_labels", as_index=False).first()
         color = arm_color(arm, arms)
@@ -242,7 +244,7 @@ def difference_curve(summary: pd.DataFrame, out: Path, metric: str = "auroc",
     if rows.empty:
         raise ValueError(f"no {arm!r} difference rows for metric {metric!r}")
     rows = rows.groupby("n_labels", as_index=False).first()
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = subplots(figsize=(6.4, 3.4))
     ax.axhline(0, color="black", lw=1)
     ax.errorbar(rows["n_labels"], rows["mean"],
                 yerr=[rows["mean"] - rows["ci_low"].fillna(rows["mean"]),

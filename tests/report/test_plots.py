@@ -62,3 +62,14 @@ def test_arm_colors_are_stable() -> None:
     arms = ["ssl", "baseline:a", "baseline:b"]
     assert plots.arm_color("ssl", arms) == plots.ARM_COLORS["ssl"]
     assert plots.arm_color("baseline:a", arms) != plots.arm_color("baseline:b", arms)
+
+
+def test_building_reports_leaves_the_users_matplotlib_backend_alone() -> None:
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import ssl_domains.report.pages; "
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().lower() == "svg"
