@@ -26,6 +26,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -277,16 +278,13 @@ def task_figures(case: Case) -> None:
     figures = getattr(task, "figures", None)
     if figures is None:
         pytest.skip(f"{case.entry.name} draws no figures")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     detached = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
     figs = figures(detached, max_items=2)
     assert isinstance(figs, dict) and figs, f"{case.entry.name}: figures() returned nothing"
+    pyplot = sys.modules.get("matplotlib.pyplot")  # loaded by the task, if it drew through it
     for fig in figs.values():
-        plt.close(fig)
+        if pyplot is not None:
+            pyplot.close(fig)
 
 
 def task_inference(case: Case) -> None:
