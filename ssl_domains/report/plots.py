@@ -46,6 +46,19 @@ def save(fig: Figure, out: Path) -> Path:
     return out
 
 
+def _save_unit_square(fig: Figure, ax: Any, out: Path, xlabel: str, ylabel: str,
+                      legend: str) -> Path:
+    """Finish a curve on the unit square (labels, limits, grid, legend) and save it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc=legend, fontsize=8)
+    fig.tight_layout()
+    return save(fig, out)
+
+
 def loss_curves(metrics: pd.DataFrame, out: Path) -> Path:
     """Training and validation loss against step, one panel per stage.
 
@@ -125,14 +138,8 @@ def roc_curves(preds: Mapping[str, Predictions], out: Path,
         ax.set_title("ROC" + (f" (dot: threshold {threshold:.3f})" if threshold is not None
                               else ""))
     ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
-    ax.set_xlabel("1 - specificity (false positive rate)")
-    ax.set_ylabel("sensitivity (true positive rate)")
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return save(fig, out)
+    return _save_unit_square(fig, ax, out, "1 - specificity (false positive rate)",
+                             "sensitivity (true positive rate)", "lower right")
 
 
 def pr_curves(preds: Mapping[str, Predictions], out: Path) -> Path:
@@ -148,14 +155,7 @@ def pr_curves(preds: Mapping[str, Predictions], out: Path) -> Path:
         line, = ax.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})")
         ax.axhline(p.labels.mean(), ls=":", lw=1, color=line.get_color())
     ax.set_title("Precision-recall (dotted: prevalence)")
-    ax.set_xlabel("recall (sensitivity)")
-    ax.set_ylabel("precision")
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    return save(fig, out)
+    return _save_unit_square(fig, ax, out, "recall (sensitivity)", "precision", "lower left")
 
 
 def confusion_matrix(labels: np.ndarray, decisions: np.ndarray, out: Path,
