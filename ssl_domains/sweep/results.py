@@ -58,7 +58,11 @@ def fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) and not math.isnan(value) else "n/a"
 
 
-def _finished(out: Path, cells: Cells) -> list[tuple[Arm, Size, int, Path, Assessment]]:
+#: A finished cell: its arm, size, seed, folder and assessment.
+Finished = tuple[Arm, Size, int, Path, Assessment]
+
+
+def _finished(out: Path, cells: Cells) -> list[Finished]:
     """The finished cells (``eval.json`` written) with their folder and assessment."""
     found = []
     for arm, size, seed in cells:
@@ -78,8 +82,12 @@ def _size_of(ev: Assessment, size: Size) -> tuple[int, float]:
 
 def collect_results(out: Path, cells: Cells) -> pd.DataFrame:
     """The tidy table of the finished cells' test metrics (``eval.json`` "test")."""
+    return _results_table(_finished(out, cells))
+
+
+def _results_table(finished: list[Finished]) -> pd.DataFrame:
     rows = []
-    for arm, size, seed, _, ev in _finished(out, cells):
+    for arm, size, seed, _, ev in finished:
         n_labels, fraction = _size_of(ev, size)
         for metric, value in ev.metrics("test").items():
             if metric in NOT_METRICS:
@@ -109,8 +117,12 @@ def cell_stability(cell: Path) -> dict[str, Any] | None:
 def collect_stability(out: Path, cells: Cells) -> pd.DataFrame:
     """Per finished cell: validation AUROC, whether its output was constant, and whether it
     collapsed (:func:`~ssl_domains.sweep.selection.collapse`)."""
+    return _stability_table(_finished(out, cells))
+
+
+def _stability_table(finished: list[Finished]) -> pd.DataFrame:
     rows = []
-    for arm, size, seed, cell, ev in _finished(out, cells):
+    for arm, size, seed, cell, ev in finished:
         st = cell_stability(cell)
         if st is None:
             continue
@@ -187,9 +199,10 @@ def write_results(out: Path, cells: Cells, alpha: float = 0.05
         cells: ``(arm, size, seed)`` of every cell (unfinished ones are left out).
         alpha: 1 - confidence level of the intervals.
     """
-    results = collect_results(out, cells)
+    finished = _finished(out, cells)  # each eval.json read once for both tables
+    results = _results_table(finished)
     results.to_csv(out / "results.csv", index=False)
-    stability = collect_stability(out, cells)
+    stability = _stability_table(finished)
     stability.to_csv(out / "stability.csv", index=False)
     summary = pd.DataFrame(summary_rows(results.to_dict("records"), alpha=alpha),
                            columns=list(SUMMARY_COLUMNS))
