@@ -296,9 +296,9 @@ def test_missing_optional_dependency_is_skipped_once(
     assert not any(d.name.startswith("baseline-logistic") for d in (tmp_path / "out" / "cells").iterdir())
 
 
-def test_failing_baseline_cell_stays_unfinished(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = parse_config(_config(tmp_path, _data(tmp_path), pretrain=None))
+@pytest.fixture
+def logistic_fails_under_40(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The logistic baseline fails on fewer than 40 training items (a solver failure)."""
     real = LogisticBaseline.fit
 
     def flaky(self: Any, x: Any, y: Any) -> Any:
@@ -307,6 +307,11 @@ def test_failing_baseline_cell_stays_unfinished(
         return real(self, x, y)
 
     monkeypatch.setattr(LogisticBaseline, "fit", flaky)
+
+
+@pytest.mark.usefixtures("logistic_fails_under_40")
+def test_failing_baseline_cell_stays_unfinished(tmp_path: Path) -> None:
+    cfg = parse_config(_config(tmp_path, _data(tmp_path), pretrain=None))
     with pytest.raises(SweepFailed, match=r"^2 cell\(s\) failed and stay unfinished \(first: "
                        r"baseline-logistic_40_0: ValueError: solver did not converge\)") as exc:
         run_sweep(cfg, tmp_path / "out", sizes=[Size(count=40), Size(count=80)], seeds=[0, 1],
@@ -317,17 +322,10 @@ def test_failing_baseline_cell_stays_unfinished(
     assert set(exc.value.result.results["n_labels"]) == {80}
 
 
+@pytest.mark.usefixtures("logistic_fails_under_40")
 def test_sweep_command_reports_the_finished_cells_when_some_failed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path / "c.yaml", _config(tmp_path, _data(tmp_path), pretrain=None))
-    real = LogisticBaseline.fit
-
-    def flaky(self: Any, x: Any, y: Any) -> Any:
-        if len(x) < 40:
-            raise ValueError("solver did not converge")
-        return real(self, x, y)
-
-    monkeypatch.setattr(LogisticBaseline, "fit", flaky)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
         main(["sweep", str(config), "--counts", "40,80", "--seeds", "1", "--arms", "baseline",
