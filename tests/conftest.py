@@ -31,15 +31,21 @@ def _fresh_host() -> Iterator[None]:
     reset_host()
 
 
-@pytest.fixture
-def arrays(tmp_path: Path) -> Path:
-    """400 signals [1, 32] whose label is the sign of the mean of the first 8 points."""
+def write_arrays(folder: Path) -> Path:
+    """``folder/data.npz``: 400 signals [1, 32] whose label is the sign of the mean of the
+    first 8 points."""
     rng = np.random.RandomState(0)
     x = rng.randn(400, 1, 32).astype("float32")
     y = (x[:, 0, :8].mean(1) > 0).astype(int)
-    path = tmp_path / "data.npz"
+    path = folder / "data.npz"
     np.savez(path, x=x, y=y)
     return path
+
+
+@pytest.fixture
+def arrays(tmp_path: Path) -> Path:
+    """:func:`write_arrays` in the test's folder."""
+    return write_arrays(tmp_path)
 
 
 def make_config(tmp_path: Path, data: Path, **overrides: Any) -> dict[str, Any]:

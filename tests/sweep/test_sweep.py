@@ -24,7 +24,7 @@ from ssl_domains.report.artifacts import parse_cell_name, read_results, summariz
 from ssl_domains.sweep import run as sweep_mod
 from ssl_domains.sweep.plan import Size
 from ssl_domains.sweep.run import SweepFailed, run_sweep
-from tests.conftest import make_config, write_config
+from tests.conftest import make_config, write_arrays, write_config
 from tests.report.test_report import (
     assert_number,
     assert_results_table,
@@ -36,14 +36,7 @@ from tests.report.test_report import (
 ARMS = ["ssl", "scratch", "linear_probe", "baseline:logistic"]
 
 
-def _data(folder: Path) -> Path:
-    """400 signals [1, 32]; label = sign of the mean of the first 8 points (as conftest)."""
-    rng = np.random.RandomState(0)
-    x = rng.randn(400, 1, 32).astype("float32")
-    y = (x[:, 0, :8].mean(1) > 0).astype(int)
-    path = folder / "data.npz"
-    np.savez(path, x=x, y=y)
-    return path
+_data = write_arrays
 
 
 def _config(folder: Path, data: Path, **overrides: Any) -> dict[str, Any]:
