@@ -179,6 +179,9 @@ class Selection(_Model):
     scores: dict[str, float | None] = {}
     method: str = "validation"
     n_items: int | None = None
+    best: str | None = None
+    best_score: float | None = None
+    rule: str | None = None
     ensemble: Ensemble | None = None
 
 

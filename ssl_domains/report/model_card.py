@@ -220,6 +220,8 @@ def selection_lines(selection: Selection, candidates: Mapping[str, Candidate] | 
         text += f"{selection.interval_method or 'bootstrap'})"
     if selection.runner_up:
         text += f"; runner-up {_md(selection.runner_up)} ({fmt(selection.runner_up_score)})"
+    if selection.rule:
+        text += f". Chosen as {_md(selection.rule)}"
     lines += [text + ". The test split was not used to choose.", ""]
     ens = selection.ensemble
     if chosen == "ensemble" and ens is not None:

@@ -220,6 +220,8 @@ def selection_text(rec: Selection) -> str:
     if hp.is_number(low) and hp.is_number(high):
         text += f" (95% bootstrap interval {hp.fmt(low)} to {hp.fmt(high)})"
     text += f", chosen by {rec.method}"
+    if rec.rule:
+        text += f", as {rec.rule}"
     if rec.runner_up:
         text += f"; runner-up {rec.runner_up} ({hp.fmt(rec.runner_up_score)})"
     ens = rec.ensemble

@@ -281,3 +281,32 @@ def test_auroc_equals_the_metrics_module() -> None:
     p3 = rng.dirichlet([1, 1, 1], 60)
     assert sel.auroc(y3, p3) == pytest.approx(classification_metrics(y3, p3)["auroc"], abs=1e-12)
     assert math.isnan(sel.auroc([1, 1], _two(np.array([0.2, 0.3]))))
+
+
+def test_choose_takes_the_simplest_candidate_within_one_standard_error() -> None:
+    # 20 items: a network ranking every item right (1.0) and a baseline with one pair swapped
+    # (0.99) differ by less than their paired bootstrap standard error: the baseline is chosen
+    y = np.array([0, 1] * 10)
+    perfect = _two(np.where(y == 1, 0.9, 0.1) + np.linspace(0, 0.05, 20))
+    score = np.where(y == 1, 0.7, 0.3) + np.linspace(0, 0.05, 20)
+    score[0], score[1] = 0.65, 0.6  # one negative above one positive
+    near = _two(score)
+    c = sel.choose(y, {"ssl": perfect, "baseline:minirocket": near}, "cross-validation")
+    assert sel.auroc(y, near) < 1.0 == sel.auroc(y, perfect)
+    assert (c.chosen, c.best, c.runner_up) == ("baseline:minirocket", "ssl", "ssl")
+    assert c.score == pytest.approx(sel.auroc(y, near)) and c.best_score == 1.0
+    assert c.rule is not None and "within one standard error of the best (ssl, 1.000" in c.rule
+    d = c.as_dict()
+    assert (d["best"], d["best_score"]) == ("ssl", 1.0) and d["rule"] == c.rule
+    # a baseline far below (chance) is not within one standard error: the network is chosen
+    rng = np.random.RandomState(0)
+    chance = _two(rng.rand(20))
+    c = sel.choose(y, {"ssl": perfect, "baseline:minirocket": chance}, "cross-validation")
+    assert (c.chosen, c.best) == ("ssl", "ssl") and c.rule.startswith("the best selection AUROC")
+    # on 400 items the same small difference is no longer noise
+    y4 = np.tile(y, 20)
+    p4 = _two(np.where(y4 == 1, 0.9, 0.1) + rng.rand(400) * 0.05)
+    s4 = np.where(y4 == 1, 0.7, 0.3) + rng.rand(400) * 0.05
+    s4[:40] = rng.rand(40)  # a tenth of the items scored at random
+    c = sel.choose(y4, {"ssl": p4, "baseline:minirocket": _two(s4)}, "validation")
+    assert 0.9 < sel.auroc(y4, _two(s4)) < 1.0 and c.chosen == "ssl"
