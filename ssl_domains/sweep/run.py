@@ -45,7 +45,6 @@ ensemble and auto cells), :mod:`~ssl_domains.sweep.results` (the tables).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -63,8 +62,8 @@ from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine import pretrain as pretraining
 from ssl_domains.engine.assess import EVAL_FILE, PREDICTIONS_DIR, read_assessment, read_predictions
 from ssl_domains.engine.checkpoints import latest_checkpoint
-from ssl_domains.errors import ConfigError, RegistryError, SSLDomainsError
-from ssl_domains.files import write_json
+from ssl_domains.errors import ConfigError, DataError, RegistryError, SSLDomainsError
+from ssl_domains.files import read_json_object, write_json
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
 from ssl_domains.sweep import auto
@@ -224,12 +223,17 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         kept in ``<out>/cv/``: the ensemble and auto cells share them)."""
         path = out / "cv" / f"{size.tag}_{seed}.json"
         names = sorted(a.name for a in plain)
+        got: dict[str, Any] = {}
         if path.is_file():
-            got = json.loads(path.read_text())
-            if got.get("arms") == names and got.get("folds_asked") == cv_folds:
-                return (np.asarray(got["labels"], dtype=int),
-                        {a: np.asarray(p, dtype=np.float64) for a, p in got["probs"].items()},
-                        int(got["folds"]))
+            try:
+                got = read_json_object(path)
+            except DataError as err:  # a cache: what cannot be read is computed again
+                echo(f"  {err}; cross-validating again")
+        if (got.get("arms") == names and got.get("folds_asked") == cv_folds
+                and {"labels", "probs", "folds"} <= got.keys()):
+            return (np.asarray(got["labels"], dtype=int),
+                    {a: np.asarray(p, dtype=np.float64) for a, p in got["probs"].items()},
+                    int(got["folds"]))
         cell_cfg = cell_config(cfg, plain[0], size, seed, pre)
         assert cell_cfg.finetune is not None
         data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)

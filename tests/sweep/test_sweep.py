@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -460,3 +461,15 @@ def test_auto_cross_validation_folds(tmp_path: Path, folds: int) -> None:
         assert chosen["method"].startswith("validation (8 items")
         assert chosen["n_items"] == 8
     assert set(chosen["scores"]) == {"scratch", "baseline:logistic"}
+    if folds:  # a cross-validation cache that cannot be read is computed again, not a crash
+        cache = out / "cv" / "40_0.json"
+        cache.write_text('{"labels": [0, 1')
+        shutil.rmtree(out / "cells" / "auto_40_0")
+        lines: list[str] = []
+        run_sweep(cfg, out, sizes=[Size(count=40)], seeds=[0],
+                  arms=["scratch", "baseline", "auto"], echo=lines.append, cv_folds=folds)
+        said = [line for line in lines if "cross-validating again" in line]
+        assert len(said) == 1 and str(cache) in said[0] and "not valid JSON" in said[0]
+        again = json.loads((out / "cells" / "auto_40_0" / "selection.json").read_text())
+        assert again["scores"] == chosen["scores"]
+        assert json.loads(cache.read_text())["arms"] == ["baseline:logistic", "scratch"]
