@@ -155,6 +155,15 @@ def test_table_ranks_and_targets(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_table_only_keeps_the_arms_asked_for() -> None:
+    """``--table-only --arms``: an arm run on fewer seeds (auto) can be left out of a table
+    whose other arms are complete; ``baseline`` stands for every baseline."""
+    keep = [a for a in ("ssl", "auto", "ensemble", "baseline:minirocket", "baseline:x")
+            if run.arm_selected(a, "ssl, baseline,ensemble")]
+    assert keep == ["ssl", "ensemble", "baseline:minirocket", "baseline:x"]
+    assert not run.arm_selected("baseline:x", "baseline:minirocket")
+
+
 def test_one_tiny_dataset_end_to_end_and_resumed(tmp_path: Path) -> None:
     rng = np.random.RandomState(0)
     y = np.arange(120) % 2

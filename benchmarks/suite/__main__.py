@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "runs/suite-quick)")
     ap.add_argument("--reports", action="store_true", help="also build each sweep's HTML report")
     ap.add_argument("--table-only", action="store_true",
-                    help="only rebuild the table and figure from the finished cells")
+                    help="only rebuild the table and figure from the finished cells (of the "
+                         "--arms and the first --seeds seeds, when given)")
     ap.add_argument("--list", action="store_true", help="list the datasets and exit")
     args = ap.parse_args(argv)
 
@@ -58,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = args.out or Path("runs") / ("suite-quick" if args.quick else "suite")
     if args.table_only:
-        paths = run.write_outputs(out, run.collect(out, chosen))
+        results = run.collect(out, chosen)
+        if args.arms:  # e.g. the arms every seed has, or one arm against the others
+            results = results[results["arm"].map(lambda a: run.arm_selected(a, args.arms))]
+        if args.seeds:
+            results = results[results["seed"] < args.seeds]
+        paths = run.write_outputs(out, results)
         print(paths["table_md"].read_text())
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -100,6 +100,13 @@ def budgets_for(sizes: Sequence[Any], n_pool: int) -> tuple[list[Any], list[str]
     return keep, dropped
 
 
+def arm_selected(arm: str, arms: str) -> bool:
+    """Whether the results' ``arm`` (``ssl``, ``baseline:minirocket``...) is among the
+    comma-separated sweep arms ``arms`` (``baseline`` stands for every baseline)."""
+    names = {a.strip() for a in arms.split(",")}
+    return arm in names or ("baseline" in names and arm.startswith("baseline:"))
+
+
 def default_arms() -> list[str]:
     """Every arm the installed sweep knows: ssl, scratch, linear_probe, all baselines and,
     when present, the derived ensemble and auto arms."""
