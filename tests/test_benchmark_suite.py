@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from ssl_domains.config import parse_config
 
@@ -153,6 +154,26 @@ def test_table_ranks_and_targets(tmp_path: Path) -> None:
     assert dropped == 1 and len(kept) == len(stats) and 50 not in set(kept["n_labels"])
     png = table.figure(stats, tmp_path / "suite.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_recipes_folder_overrides_a_kinds_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--recipes DIR``: a kind's recipe from DIR when it has one, else the default; the
+    variants kept in benchmarks/suite/variants differ from the default in the backbone only."""
+    default = run.recipe("signal")
+    variants = Path(run.__file__).parent / "variants"
+    monkeypatch.setattr(run, "RECIPE_DIRS", [variants / "patch_transformer", run.RECIPES])
+    old = run.recipe("signal")
+    assert (default["backbone"]["name"], old["backbone"]["name"]) == ("tcn", "patch_transformer")
+    assert {k: v for k, v in old.items() if k != "backbone"} == {
+        **{k: v for k, v in default.items() if k != "backbone"},
+        "pretrain": {**default["pretrain"], "task": {"name": "masked_patches",
+                                                     "args": {"mask_ratio": 0.4}}}}
+    assert run.recipe("image") == yaml.safe_load((run.RECIPES / "image.yaml").read_text())
+    monkeypatch.setattr(run, "RECIPE_DIRS", [variants / "tcn_mean", run.RECIPES])
+    mean = run.recipe("signal")
+    assert mean["backbone"]["args"] == {**default["backbone"]["args"], "pool": "mean"}
+    assert {k: v for k, v in mean.items() if k != "backbone"} == \
+        {k: v for k, v in default.items() if k != "backbone"}
 
 
 def test_table_only_keeps_the_arms_asked_for() -> None:

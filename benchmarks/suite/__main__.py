@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="data root (default ../shared/data)")
     ap.add_argument("--out", type=Path, help="output folder (default runs/suite or "
                                              "runs/suite-quick)")
+    ap.add_argument("--recipes", type=Path,
+                    help="a folder of recipes (signal.yaml, image.yaml, volume.yaml) to use "
+                         "instead of benchmarks/suite/recipes, e.g. benchmarks/suite/variants/"
+                         "tcn_mean; a kind missing there uses the default recipe")
     ap.add_argument("--reports", action="store_true", help="also build each sweep's HTML report")
     ap.add_argument("--table-only", action="store_true",
                     help="only rebuild the table and figure from the finished cells (of the "
@@ -57,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ds.name:<16} {ds.kind:<7} {'quick' if ds.quick else '':<6} {state}; "
                   f"{ds.protocol}")
         return 0
+    if args.recipes:
+        run.RECIPE_DIRS.insert(0, args.recipes)
     out = args.out or Path("runs") / ("suite-quick" if args.quick else "suite")
     if args.table_only:
         results = run.collect(out, chosen)

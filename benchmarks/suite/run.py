@@ -29,6 +29,8 @@ from benchmarks.suite import table
 from benchmarks.suite.datasets import Dataset
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
+#: Folders searched for a kind's recipe, first match wins (``--recipes`` puts one in front).
+RECIPE_DIRS: list[Path] = [RECIPES]
 #: Budgets when none are given: 10, 20 and 50 labels, 10 % and 100 % of the pool.
 DEFAULT_BUDGETS = "10,20,50,10%,100%"
 QUICK_BUDGETS = "20,10%"
@@ -38,7 +40,9 @@ MIN_LABELS = 10
 
 def recipe(kind: str) -> dict[str, Any]:
     """The default recipe of a data kind (``signal``, ``image``, ``volume``) as a dict."""
-    return yaml.safe_load((RECIPES / f"{kind}.yaml").read_text())
+    path = next((d / f"{kind}.yaml" for d in RECIPE_DIRS if (d / f"{kind}.yaml").is_file()),
+                RECIPES / f"{kind}.yaml")
+    return yaml.safe_load(path.read_text())
 
 
 def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
