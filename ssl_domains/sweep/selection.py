@@ -321,9 +321,12 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
     low, high = percentile_interval(reps[pick], alpha)
     others = [c for c in ranked if c is not chosen]
     second = others[0] if others else None
-    if chosen is best:
-        rule = ("the best selection AUROC; no simpler candidate within one standard error "
-                "of it" if len(ranked) > 1 else "the only candidate")
+    if len(ranked) == 1:
+        rule = "the only candidate"
+    elif chosen is best and all(_rank(c.name) >= _rank(best.name) for c in ranked):
+        rule = "the best selection AUROC, and no candidate is simpler"
+    elif chosen is best:
+        rule = "the best selection AUROC; no simpler candidate within one standard error of it"
     else:
         rule = (f"the simplest candidate within one standard error of the best "
                 f"({best.name}, {scores[best.name]:.3f}; difference {scores[best.name] - scores[chosen.name]:.3f}, "

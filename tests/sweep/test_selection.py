@@ -91,6 +91,7 @@ def test_choose_best_interval_runner_up_and_ties() -> None:
     noisy = _two(np.clip(y * 0.3 + rng.rand(30) * 0.7, 0, 1))
     c = sel.choose(y, {"ssl": noisy, "baseline:logistic": perfect}, "validation")
     assert c.chosen == "baseline:logistic" and c.score == 1.0
+    assert c.rule == "the best selection AUROC, and no candidate is simpler"
     assert c.runner_up == "ssl" and c.runner_up_score == pytest.approx(sel.auroc(y, noisy))
     assert c.low <= c.score <= c.high and c.high == 1.0
     d = c.as_dict()
