@@ -21,8 +21,8 @@ def split_off(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split indices ``0..n-1`` into (keep, held_out) with ``fraction`` held out.
 
-    Stratified by ``labels`` when given, every class has >= 2 items and the held-out part has
-    room for one item of each class (otherwise a plain seeded shuffle); items sharing a group
+    Stratified by ``labels`` when given and every class has >= 2 items, with at least one
+    item of each class held out (otherwise a plain seeded shuffle); items sharing a group
     (e.g. one case's patches) stay on the same side. With labels and groups, the first of 50
     seeded group splits that leaves every class on both sides is taken. With a single group
     (one case or recording) the held-out part is its last contiguous ``fraction``.
@@ -79,15 +79,36 @@ def split_off(
     rng = np.random.RandomState(seed)
     if labels is not None:
         y = np.asarray(labels)
+        n_classes = len(np.unique(y))
         counts = np.bincount(y - y.min()) if len(y) else np.array([])
-        if len(np.unique(y)) > 1 and counts[counts > 0].min() >= 2 and n_out >= len(np.unique(y)):
+        if n_classes > 1 and counts[counts > 0].min() >= 2:
             from sklearn.model_selection import StratifiedShuffleSplit  # see GroupShuffleSplit
 
+            # at least one item of each class held out (a 20 % carve of 7 items holds 2, not 1)
+            n_out = max(n_out, n_classes)
             sss = StratifiedShuffleSplit(n_splits=1, test_size=n_out, random_state=seed)
             keep, out = next(sss.split(idx, y))
-            return np.sort(keep), np.sort(out)
+            return _every_class_held_out(np.sort(keep), np.sort(out), y, rng)
     perm = rng.permutation(n)
     return np.sort(perm[n_out:]), np.sort(perm[:n_out])
+
+
+def _every_class_held_out(keep: np.ndarray, out: np.ndarray, y: np.ndarray,
+                          rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, out)`` with one item of each class missing from ``out`` swapped in for an item
+    of the class ``out`` holds most of (scikit-learn's proportional allocation gives a class
+    with 2 of 10 items none of a 2-item carve). Every class has >= 2 items, so ``keep`` keeps
+    one of each."""
+    kept, held = [int(i) for i in keep], [int(i) for i in out]
+    for c in np.unique(y):
+        if (y[held] == c).any():
+            continue
+        values, n_held = np.unique(y[held], return_counts=True)
+        most = values[np.argmax(n_held)]
+        give = int(rng.choice([i for i in held if y[i] == most]))
+        take = int(rng.choice([i for i in kept if y[i] == c]))
+        held[held.index(give)], kept[kept.index(take)] = take, give
+    return np.sort(np.asarray(kept)), np.sort(np.asarray(held))
 
 
 def label_subset(

@@ -185,7 +185,12 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
                     finetuning.finetune(fold_cfg, sub, init=None if arm.name == "scratch"
                                         else pre, sources=sources)
             except (ImportError, ValueError, RuntimeError, SSLDomainsError) as err:
-                if arm.baseline is None or isinstance(err, ConfigError | RegistryError):
+                # a baseline that fails, or a network whose fold data cannot be trained on (a
+                # validation carve without every class, with 1-2 items of a class in the
+                # fold), is left out of the choice; a wrong config or a network's own error
+                # stops the sweep
+                if isinstance(err, ConfigError | RegistryError) or (
+                        arm.baseline is None and not isinstance(err, DataError)):
                     raise
                 echo(f"  cross-validation: {arm.name} failed on {folder.name} ({err}); left out")
                 continue

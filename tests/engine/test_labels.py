@@ -106,3 +106,19 @@ def test_one_class_test_set_gives_null_auroc_with_a_reason(tmp_path: Path) -> No
 
     html = build_report(run).read_text()
     assert "Warning: test: " in html and "one class only (0) in the test labels" in html
+
+
+@pytest.mark.parametrize(("n0", "n1", "fraction"), [(8, 2, 0.2), (5, 2, 0.2), (4, 3, 0.2),
+                                                    (30, 3, 0.1), (80, 20, 0.2)])
+def test_a_stratified_carve_holds_every_class(n0: int, n1: int, fraction: float) -> None:
+    """A proportional split of 8 + 2 items into a 2-item carve would hold 2 of the common
+    class; 7 items at 20 % would hold 1. Both leave a class out of validation. The carve holds
+    one of each (and, with enough items, the proportional share), and keeps one of each."""
+    y = [0] * n0 + [1] * n1
+    for seed in range(5):
+        keep, held = split_off(len(y), fraction, seed=seed, labels=y)
+        assert sorted([*keep, *held]) == list(range(len(y)))
+        assert {y[i] for i in held} == {0, 1} and {y[i] for i in keep} == {0, 1}
+        assert len(held) == max(2, round(len(y) * fraction))
+    keep, held = split_off(100, 0.2, seed=0, labels=[0] * 80 + [1] * 20)
+    assert sum(i >= 80 for i in held) == 4  # the proportional share where it is >= 1

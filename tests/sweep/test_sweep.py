@@ -473,3 +473,30 @@ def test_auto_cross_validation_folds(tmp_path: Path, folds: int) -> None:
         again = json.loads((out / "cells" / "auto_40_0" / "selection.json").read_text())
         assert again["scores"] == chosen["scores"]
         assert json.loads(cache.read_text())["arms"] == ["baseline:logistic", "scratch"]
+
+
+def test_auto_with_a_class_too_rare_to_cross_validate(tmp_path: Path) -> None:
+    """10 labels with 2 of the rare class: the validation carve holds one of each (not the two
+    items of the common class a proportional split would give), and in each of the 2 folds
+    the training part has one rare item, so no candidate trains there: each is left out of
+    the cross-validation (said in the log) and auto chooses on the validation set instead of
+    failing."""
+    rng = np.random.RandomState(0)
+    x = rng.randn(400, 1, 32).astype("float32")
+    m = x[:, 0, :8].mean(1)
+    y = (m > np.quantile(m, 0.8)).astype(int)
+    data = tmp_path / "rare.npz"
+    np.savez(data, x=x, y=y)
+    cfg = parse_config(_config(tmp_path, data, pretrain=None))
+    out = tmp_path / "out"
+    lines: list[str] = []
+    run_sweep(cfg, out, sizes=[Size(count=10)], seeds=[0], arms=["scratch", "baseline", "auto"],
+              echo=lines.append)
+    counts = json.loads((out / "cells" / "scratch_10_0" / "eval.json").read_text())["label_counts"]
+    assert counts["train"] == {"0": 7, "1": 1} and counts["val"] == {"0": 1, "1": 1}
+    chosen = json.loads((out / "cells" / "auto_10_0" / "selection.json").read_text())
+    assert chosen["method"].startswith("validation (2 items")
+    assert "the 2-fold cross-validation over the 10 labeled items trained no candidate" in chosen["method"]
+    assert set(chosen["scores"]) == {"scratch", "baseline:logistic"}
+    left = [line for line in lines if "cross-validation: scratch failed" in line]
+    assert left and "left out" in left[0] and "has no items of class" in left[0]
