@@ -20,7 +20,7 @@ report turn :func:`summary_rows` into their tables.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -80,7 +80,19 @@ def t_interval(values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> Int
     return Interval(mean - half, mean + half)
 
 
-def _percentiles(replicates: np.ndarray, alpha: float) -> Interval:
+def stratified_resamples(y: np.ndarray, n: int, seed: int = 0,
+                         stratify: bool = True) -> Iterator[np.ndarray]:
+    """``n`` bootstrap resamples of the indices of ``y``, drawn with replacement within each
+    class (``stratify``: every replicate keeps the class counts, so an AUROC stays defined)
+    or over all items; seeded, so the same ``seed`` gives the same resamples."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    for _ in range(n):
+        yield np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+
+
+def percentile_interval(replicates: np.ndarray, alpha: float = 0.05) -> Interval:
+    """The ``1 - alpha`` percentile interval of bootstrap replicates (NaN ones left out)."""
     replicates = replicates[~np.isnan(replicates)]
     if len(replicates) == 0:
         return Interval(NAN, NAN)
@@ -129,7 +141,7 @@ def bootstrap_ci(data: Any, scores: Sequence | np.ndarray | None = None,
         if len(values) == 0:
             return Interval(NAN, NAN)
         idx = rng.integers(0, len(values), size=(n, len(values)))
-        return _percentiles(values[idx].mean(axis=1), alpha)
+        return percentile_interval(values[idx].mean(axis=1), alpha)
     assert metric_fn is not None
     y = np.asarray(data)
     s = np.asarray(scores)
@@ -137,12 +149,9 @@ def bootstrap_ci(data: Any, scores: Sequence | np.ndarray | None = None,
         raise ValueError(f"{len(y)} labels but {len(s)} scores; they must match one to one")
     if len(y) == 0:
         return Interval(NAN, NAN)
-    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
-    replicates = np.empty(n)
-    for i in range(n):
-        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-        replicates[i] = metric_fn(y[idx], s[idx])
-    return _percentiles(replicates, alpha)
+    replicates = np.asarray([metric_fn(y[idx], s[idx])
+                             for idx in stratified_resamples(y, n, seed, stratify)], dtype=float)
+    return percentile_interval(replicates, alpha)
 
 
 def _keyed(values: Any) -> dict[Any, float] | None:
@@ -339,13 +348,10 @@ def bootstrap_metrics(y_true: Sequence[int] | np.ndarray, scores: Sequence | np.
     """
     y, s = as_arrays(y_true, scores)
     binary = s.ndim == 1 and set(np.unique(y).tolist()) <= {0, 1}
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
     reps: dict[str, list[float]] = {}
-    for _ in range(n):
-        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+    for idx in stratified_resamples(y, n, seed):
         metrics = fast_binary_metrics(y[idx], s[idx], threshold, specificity) if binary \
             else classification_metrics(y[idx], s[idx], threshold, specificity)
         for name, value in metrics.items():
             reps.setdefault(name, []).append(value)
-    return {name: _percentiles(np.asarray(v, dtype=float), alpha) for name, v in reps.items()}
+    return {name: percentile_interval(np.asarray(v, dtype=float), alpha) for name, v in reps.items()}

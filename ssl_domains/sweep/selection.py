@@ -28,6 +28,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from ssl_domains.engine.exports import combine
 from ssl_domains.errors import SSLDomainsError
+from ssl_domains.scoring.intervals import percentile_interval, stratified_resamples
 from ssl_domains.scoring.metrics import fast_binary_metrics
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "small_validation",
     "cv_folds",
     "bootstrap_replicates",
-    "percentile_interval",
     "choose",
     "rank_by_score",
 ]
@@ -251,27 +251,17 @@ class Choice:
 
 def bootstrap_replicates(labels: np.ndarray, probs: Sequence[np.ndarray], n: int = BOOTSTRAP,
                          seed: int = 0) -> np.ndarray:
-    """:func:`auroc` of every candidate on the same ``n`` bootstrap resamples of the items
-    (resampled within each class, as :func:`~ssl_domains.scoring.intervals.bootstrap_metrics`
-    does): an array ``[len(probs), n]`` (NaN where a resample has one class). Paired: row
-    differences are the bootstrap distribution of the difference of two candidates."""
+    """:func:`auroc` of every candidate on the same ``n`` class-stratified bootstrap resamples
+    of the items (:func:`~ssl_domains.scoring.intervals.stratified_resamples`): an array
+    ``[len(probs), n]`` (NaN where a resample has one class). Paired: row differences are the
+    bootstrap distribution of the difference of two candidates."""
     y = np.asarray(labels, dtype=int)
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
-    out = np.full((len(probs), n), np.nan)
-    for r in range(n):
-        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-        for i, p in enumerate(probs):
-            out[i, r] = auroc(y[idx], np.asarray(p, dtype=np.float64)[idx])
+    ps = [np.asarray(p, dtype=np.float64) for p in probs]
+    out = np.full((len(ps), n), np.nan)
+    for r, idx in enumerate(stratified_resamples(y, n, seed)):
+        for i, p in enumerate(ps):
+            out[i, r] = auroc(y[idx], p[idx])
     return out
-
-
-def percentile_interval(replicates: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
-    """The ``1 - alpha`` percentile interval of bootstrap replicates (NaN left out)."""
-    values = replicates[np.isfinite(replicates)]
-    if not len(values):
-        return math.nan, math.nan
-    return float(np.quantile(values, alpha / 2)), float(np.quantile(values, 1 - alpha / 2))
 
 
 def _rank(name: str) -> int:
