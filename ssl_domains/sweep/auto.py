@@ -220,50 +220,47 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
     ens_extra: dict[str, Any] | None = None
     crossfit = ("the ensemble is scored with its baseline and weight chosen on the other "
                 "folds of the selection items")
-    val_labels = first.labels
-
-    def on_validation(why: str) -> sel.Choice:
-        method = (f"validation ({len(val_labels)} items, chosen by validation AUROC; the "
-                  f"fine-tuned arms also chose their best epoch on it){why}")
-        scored = {a: p.probs for a, p in vals.items()}
-        if "ensemble" in scored and ensemble is not None and ensemble[0] in scored:
-            honest = sel.crossfit_ensemble(val_labels, scored[ensemble[0]],
-                                           {b: scored[b] for b in ensemble[1] if b in scored},
-                                           seed)
-            if honest is not None:
-                scored["ensemble"] = honest
-                method += f"; {crossfit}"
-        return sel.choose(val_labels, scored, method, alpha=alpha, seed=seed)
-
     oof = None
-    if cv is None or not sel.small_validation(first.labels):
-        choice = on_validation("")
-    else:
+    scored: dict[str, np.ndarray] = {}  # out-of-fold probabilities, when cross-validated
+    fallback = ""
+    if cv is not None and sel.small_validation(first.labels):
         y, oof_probs, k = cv()
         scored = {a: p for a, p in oof_probs.items() if a in vals}
         if not scored:  # e.g. a class with 1 item in every fold's training part
-            choice = on_validation(f"; the {k}-fold cross-validation over the {len(y)} labeled "
-                                   "items trained no candidate on every fold")
-        else:
-            if ensemble is not None and ensemble[0] in scored and any(b in scored for b in ensemble[1]):
-                bases = {b: scored[b] for b in ensemble[1] if b in scored}
-                best, base_scores = sel.strongest_baseline(y, bases)
-                weight, tried = sel.ensemble_weight(y, scored[ensemble[0]], bases[best])
-                honest = sel.crossfit_ensemble(y, scored[ensemble[0]], bases, seed)
-                scored["ensemble"] = honest if honest is not None else \
-                    combine(scored[ensemble[0]], bases[best], weight)
-                ens_extra = {"members": [ensemble[0], best], "weight": weight,
-                             "weight_of": ensemble[0], "chosen_on": f"{k}-fold cross-validation",
-                             "weights_tried": {str(w): s for w, s in tried.items()},
-                             "baseline_scores": base_scores, "metric": "auroc"}
-            method = (f"{k}-fold cross-validation over the {len(y)} labeled items (validation "
-                      f"set too small: {len(first.labels)} items); each arm retrained per fold "
-                      "as in its cell, scored on the held-out fold"
-                      + (f"; {crossfit}" if "ensemble" in scored else ""))
-            choice = sel.choose(y, scored, method, alpha=alpha, seed=seed)
-            oof = pd.DataFrame({f"{a}_{j}": p[:, j] for a, p in scored.items()
-                                for j in range(p.shape[1])})
-            oof.insert(0, "label", y)
+            fallback = (f"; the {k}-fold cross-validation over the {len(y)} labeled items "
+                        "trained no candidate on every fold")
+    if scored:
+        if ensemble is not None and ensemble[0] in scored and any(b in scored for b in ensemble[1]):
+            bases = {b: scored[b] for b in ensemble[1] if b in scored}
+            best, base_scores = sel.strongest_baseline(y, bases)
+            weight, tried = sel.ensemble_weight(y, scored[ensemble[0]], bases[best])
+            honest = sel.crossfit_ensemble(y, scored[ensemble[0]], bases, seed)
+            scored["ensemble"] = honest if honest is not None else \
+                combine(scored[ensemble[0]], bases[best], weight)
+            ens_extra = {"members": [ensemble[0], best], "weight": weight,
+                         "weight_of": ensemble[0], "chosen_on": f"{k}-fold cross-validation",
+                         "weights_tried": {str(w): s for w, s in tried.items()},
+                         "baseline_scores": base_scores, "metric": "auroc"}
+        method = (f"{k}-fold cross-validation over the {len(y)} labeled items (validation set "
+                  f"too small: {len(first.labels)} items); each arm retrained per fold as in "
+                  "its cell, scored on the held-out fold"
+                  + (f"; {crossfit}" if "ensemble" in scored else ""))
+        choice = sel.choose(y, scored, method, alpha=alpha, seed=seed)
+        oof = pd.DataFrame({f"{a}_{j}": p[:, j] for a, p in scored.items()
+                            for j in range(p.shape[1])})
+        oof.insert(0, "label", y)
+    else:
+        method = (f"validation ({len(first.labels)} items, chosen by validation AUROC; the "
+                  f"fine-tuned arms also chose their best epoch on it){fallback}")
+        on_val = {a: p.probs for a, p in vals.items()}
+        if "ensemble" in on_val and ensemble is not None and ensemble[0] in on_val:
+            honest = sel.crossfit_ensemble(first.labels, on_val[ensemble[0]],
+                                           {b: on_val[b] for b in ensemble[1] if b in on_val},
+                                           seed)
+            if honest is not None:
+                on_val["ensemble"] = honest
+                method += f"; {crossfit}"
+        choice = sel.choose(first.labels, on_val, method, alpha=alpha, seed=seed)
     record = choice.as_dict()
     chosen = choice.chosen
     if chosen == "ensemble" and ens_extra is not None:
