@@ -2,13 +2,16 @@
 
 An auto cell chose on selection data it keeps: the out-of-fold probabilities of every candidate
 (``cv_oof.csv``) when it cross-validated, else the candidates' own validation predictions. This
-script runs :func:`ssl_domains.sweep.selection.choose` (the current rule) on the same data. A
-network or baseline candidate ships as trained in its own cell, so the test AUROC of choosing
-it is that cell's; the ensemble as the auto cell refitted it is known only where the cell
-chose it too, else the ensemble cell's number stands in for it. Prints, per data set and label
-budget, the auto arm as it ran, as the current rule would choose, and the best single arm.
+script runs :func:`ssl_domains.sweep.selection.choose` (the current rule, or another order of
+simplicity with ``--prefer``) on the same data. A network or baseline candidate ships as
+trained in its own cell, so the test AUROC of choosing it is that cell's. The ensemble is
+rebuilt as the auto cell would ship it: after cross-validation, the baseline and weight chosen
+on all out-of-fold probabilities, applied to the ``ssl`` and baseline cells' test
+probabilities; after a validation choice, the ensemble cell as it is. Prints, per data set and
+label budget, the auto arm as it ran, as the rule would choose, and the best single arm.
 
     python benchmarks/auto_rechoose.py runs/suite
+    python benchmarks/auto_rechoose.py runs/suite-tcn --prefer ensemble,baseline,linear_probe,ssl,scratch
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from ssl_domains.engine.assess import read_assessment, read_predictions
-from ssl_domains.report.artifacts import read_selection
-from ssl_domains.sweep.selection import choose
+from ssl_domains.engine.exports import combine
+from ssl_domains.report.artifacts import parse_cell_name, read_selection
+from ssl_domains.sweep import selection
+from ssl_domains.sweep.plan import Arm
 
 
 def _cell(cells: Path, arm: str, size: str, seed: str) -> Path:
-    return cells / f"{arm.replace(':', '-')}_{size}_{seed}"
+    return cells / f"{Arm(arm).folder}_{size}_{seed}"
 
 
 def _test_auroc(cells: Path, arm: str, size: str, seed: str) -> float:
@@ -50,33 +55,59 @@ def selection_data(cell: Path, names: list[str]) -> tuple[np.ndarray, dict[str, 
     return np.asarray(first.labels, dtype=int), {n: p.probs for n, p in preds.items()}
 
 
+def ensemble_test_auroc(cell: Path, y: np.ndarray, probs: dict[str, np.ndarray]) -> float:
+    """Test AUROC of the ensemble the auto ``cell`` ships when it chooses it."""
+    _, size, seed = parse_cell_name(cell.name) or ("", "", "")
+    bases = {a: p for a, p in probs.items() if a.startswith("baseline")}
+    if not (cell / "cv_oof.csv").is_file() or "ssl" not in probs or not bases:
+        return _test_auroc(cell.parent, "ensemble", size, seed)
+    base, _ = selection.strongest_baseline(y, bases)
+    weight, _ = selection.ensemble_weight(y, probs["ssl"], bases[base])
+    deep = read_predictions(_cell(cell.parent, "ssl", size, seed) / "predictions" / "test.csv")
+    other = read_predictions(_cell(cell.parent, base, size, seed) / "predictions" / "test.csv")
+    return selection.auroc(np.asarray(deep.labels, dtype=int), combine(deep.probs, other.probs, weight))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="a suite output folder (holds <dataset>/cells/)")
+    ap.add_argument("--prefer", default=",".join(selection.PREFERENCE),
+                    help="order of simplicity for the rule (default: the shipped one, "
+                         f"{','.join(selection.PREFERENCE)})")
     args = ap.parse_args()
+    prefer = tuple(p.strip() for p in args.prefer.split(","))
     rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for sel in sorted(args.out.glob("*/cells/auto_*/selection.json")):
         cell = sel.parent
-        _, size, seed = cell.name.split("_")
         ran = read_selection(sel)
-        if ran is None:
+        parsed = parse_cell_name(cell.name)
+        if ran is None or parsed is None:
             continue
+        _, size, seed = parsed
         y, probs = selection_data(cell, list(ran.scores))
-        now = choose(y, probs, ran.method, seed=int(seed)).chosen
+        test = {arm: _test_auroc(cell.parent, arm, size, seed) for arm in ran.scores}
+        shipped = dict(test, ensemble=ensemble_test_auroc(cell, y, probs)) \
+            if "ensemble" in test else test
+        now = selection.choose(y, probs, ran.method, seed=int(seed), preference=prefer).chosen
         r = rows[(cell.parent.parent.name, size)]
-        as_run = float(read_assessment(cell).test["auroc"])
-        r["as run"].append(as_run)
-        r["current rule"].append(as_run if now == ran.chosen
-                                 else _test_auroc(cell.parent, now, size, seed))
-        for arm in ran.scores:
-            r[arm].append(_test_auroc(cell.parent, arm, size, seed))
-    print("| dataset | labels | seeds | auto as run | auto, current rule | best single arm |")
-    print("|---|---|---|---|---|---|")
+        r["as run"].append(float(read_assessment(cell).test["auroc"]))
+        r["rule"].append(shipped[now])
+        for arm, value in test.items():
+            r[arm].append(value)
+    gaps = []
+    print(f"rule: one standard error, order of simplicity {','.join(prefer)}\n")
+    print("| dataset | labels | seeds | auto as run | auto, rule | best single arm | rule − best |")
+    print("|---|---|---|---|---|---|---|")
     for (ds, size), r in rows.items():
-        arms = {a: float(np.mean(v)) for a, v in r.items() if a not in ("as run", "current rule")}
+        arms = {a: float(np.mean(v)) for a, v in r.items() if a not in ("as run", "rule")}
         best = max(arms, key=lambda a: arms[a])
+        gaps.append(float(np.mean(r["rule"])) - arms[best])
         print(f"| {ds} | {size} | {len(r['as run'])} | {np.mean(r['as run']):.3f} | "
-              f"{np.mean(r['current rule']):.3f} | {best} {arms[best]:.3f} |")
+              f"{np.mean(r['rule']):.3f} | {best} {arms[best]:.3f} | {gaps[-1]:+.3f} |")
+    if gaps:
+        g = np.asarray(gaps)
+        print(f"\nwithin 0.01 of the best single arm: {int((g >= -0.01).sum())} of {len(g)}; "
+              f"mean difference {g.mean():+.4f}")
 
 
 if __name__ == "__main__":

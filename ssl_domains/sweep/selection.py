@@ -264,9 +264,9 @@ def bootstrap_replicates(labels: np.ndarray, probs: Sequence[np.ndarray], n: int
     return out
 
 
-def _rank(name: str) -> int:
+def _rank(name: str, preference: Sequence[str] = PREFERENCE) -> int:
     kind = "baseline" if name.startswith("baseline") else name
-    return PREFERENCE.index(kind) if kind in PREFERENCE else len(PREFERENCE)
+    return preference.index(kind) if kind in preference else len(preference)
 
 
 def rank_by_score(scores: Mapping[str, float]) -> list[str]:
@@ -277,10 +277,11 @@ def rank_by_score(scores: Mapping[str, float]) -> list[str]:
 
 
 def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Mapping[str, np.ndarray],
-           method: str, alpha: float = 0.05, seed: int = 0) -> Choice:
+           method: str, alpha: float = 0.05, seed: int = 0,
+           preference: Sequence[str] = PREFERENCE) -> Choice:
     """The simplest candidate whose AUROC on the selection items (``labels``) is within one
     standard error of the best candidate's (the one-standard-error rule); simplicity is
-    :data:`PREFERENCE`, then the score. The standard error of each difference to the best is
+    ``preference`` (:data:`PREFERENCE`; another order only to study the rule), then the score. The standard error of each difference to the best is
     the standard deviation of the paired bootstrap replicates of ``AUROC(best) - AUROC(c)``
     (:func:`bootstrap_replicates`), so a candidate with the same predictions as the best is
     never told apart by chance, and a difference of 0.04 on 20 items is noise. Returns the
@@ -306,14 +307,15 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
     se = [_std(reps[0] - reps[i]) for i in range(len(ranked))]
     near = [i for i, c in enumerate(ranked)
             if scores[best.name] - scores[c.name] <= se[i] + TIE]
-    pick = min(near, key=lambda i: (_rank(ranked[i].name), i))
+    pick = min(near, key=lambda i: (_rank(ranked[i].name, preference), i))
     chosen = ranked[pick]
     low, high = percentile_interval(reps[pick], alpha)
     others = [c for c in ranked if c is not chosen]
     second = others[0] if others else None
     if len(ranked) == 1:
         rule = "the only candidate"
-    elif chosen is best and all(_rank(c.name) >= _rank(best.name) for c in ranked):
+    elif chosen is best and all(_rank(c.name, preference) >= _rank(best.name, preference)
+                                for c in ranked):
         rule = "the best selection AUROC, and no candidate is simpler"
     elif chosen is best:
         rule = "the best selection AUROC; no simpler candidate within one standard error of it"

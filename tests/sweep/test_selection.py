@@ -295,6 +295,10 @@ def test_choose_takes_the_simplest_candidate_within_one_standard_error() -> None
     c = sel.choose(y, {"ssl": perfect, "baseline:minirocket": near}, "cross-validation")
     assert sel.auroc(y, near) < 1.0 == sel.auroc(y, perfect)
     assert (c.chosen, c.best, c.runner_up) == ("baseline:minirocket", "ssl", "ssl")
+    # another order of simplicity (to study the rule) takes the network within the same error
+    c2 = sel.choose(y, {"ssl": perfect, "baseline:minirocket": near}, "cross-validation",
+                    preference=("ssl", "baseline"))
+    assert (c2.chosen, c2.best) == ("ssl", "ssl") and c2.rule.startswith("the best selection AUROC")
     assert c.score == pytest.approx(sel.auroc(y, near)) and c.best_score == 1.0
     assert c.rule is not None and "within one standard error of the best (ssl, 1.000" in c.rule
     d = c.as_dict()
