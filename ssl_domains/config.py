@@ -127,11 +127,19 @@ class FinetuneConfig(_Strict):
         "(pre-trained, scratch, linear probe, classical baselines, ensemble), choose on validation "
         "data only and export the chosen one"
     )
+    prefer: list[Literal["baseline", "linear_probe", "ssl", "scratch", "ensemble"]] | None = Field(
+        None, description="select: auto's order of preference: the first of these within one "
+        "standard error of the best candidate is chosen (candidates not listed come after, in "
+        "the default order); default baseline, linear_probe, ssl, scratch, ensemble (simplest "
+        "first). A recipe sets it from what held up across datasets of its data kind"
+    )
 
     @model_validator(mode="after")
     def _one_label_budget(self) -> FinetuneConfig:
         if self.label_fraction is not None and self.label_count is not None:
             raise ValueError("give label_fraction or label_count, not both")
+        if self.prefer is not None and len(set(self.prefer)) < len(self.prefer):
+            raise ValueError(f"prefer {self.prefer}: each candidate at most once")
         if self.val_budget == "same_fraction" and self.data.val is None:
             raise ValueError("val_budget 'same_fraction' needs a data.val loader; without one, "
                              "validation is split off the label budget (data.val_fraction)")

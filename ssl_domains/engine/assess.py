@@ -182,6 +182,7 @@ class Selection(_Model):
     best: str | None = None
     best_score: float | None = None
     rule: str | None = None
+    preference: list[str] | None = None
     ensemble: Ensemble | None = None
 
 

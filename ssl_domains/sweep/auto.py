@@ -193,7 +193,8 @@ def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,
 
 def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: str, *,
                   ensemble: tuple[str, Sequence[str]] | None = None,
-                  cv: Any = None, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
+                  cv: Any = None, seed: int = 0, alpha: float = 0.05,
+                  preference: Sequence[str] = sel.PREFERENCE) -> dict[str, Any]:
     """The ``auto`` cell: the best candidate arm chosen on validation data only.
 
     Args:
@@ -206,6 +207,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
             validation set is small; None never cross-validates.
         seed: Seeds the bootstrap of the interval.
         alpha: 1 - confidence level of the interval.
+        preference: Order of preference of :func:`~ssl_domains.sweep.selection.choose`.
 
     Raises:
         SSLDomainsError: No candidate finished, or cells scored different items.
@@ -245,7 +247,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
                   f"too small: {len(first.labels)} items); each arm retrained per fold as in "
                   "its cell, scored on the held-out fold"
                   + (f"; {crossfit}" if "ensemble" in scored else ""))
-        choice = sel.choose(y, scored, method, alpha=alpha, seed=seed)
+        choice = sel.choose(y, scored, method, alpha=alpha, seed=seed, preference=preference)
         oof = pd.DataFrame({f"{a}_{j}": p[:, j] for a, p in scored.items()
                             for j in range(p.shape[1])})
         oof.insert(0, "label", y)
@@ -260,7 +262,8 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
             if honest is not None:
                 on_val["ensemble"] = honest
                 method += f"; {crossfit}"
-        choice = sel.choose(first.labels, on_val, method, alpha=alpha, seed=seed)
+        choice = sel.choose(first.labels, on_val, method, alpha=alpha, seed=seed,
+                            preference=preference)
     record = choice.as_dict()
     chosen = choice.chosen
     if chosen == "ensemble" and ens_extra is not None:

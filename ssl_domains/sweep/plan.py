@@ -289,6 +289,8 @@ def _comparable(cfg: RunConfig) -> dict[str, Any]:
     for stage in ("pretrain", "finetune"):
         if data.get(stage):
             data[stage]["train"].pop("progress", None)
+    if data.get("finetune"):
+        data["finetune"].pop("prefer", None)  # auto's order trains nothing (stale auto cells redo)
     return data
 
 

@@ -80,7 +80,7 @@ from ssl_domains.sweep.plan import (
     write_sweep_record,
 )
 from ssl_domains.sweep.results import fmt, headline_metric, summary_table, write_results
-from ssl_domains.sweep.selection import CV_FOLDS, small_validation
+from ssl_domains.sweep.selection import CV_FOLDS, PREFERENCE, small_validation
 
 __all__ = ["SweepResult", "SweepFailed", "run_sweep", "run_derived"]
 
@@ -269,7 +269,22 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
     candidates = {a.name: done[a.name] for a in arms if a.name in done and a.name != "auto"}
     ensemble = ("ssl", bases) if "ensemble" in candidates else None
     return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
-                              cv=cv if use_cv else None, seed=seed, alpha=alpha)
+                              cv=cv if use_cv else None, seed=seed, alpha=alpha,
+                              preference=preference(cfg))
+
+
+def preference(cfg: RunConfig) -> tuple[str, ...]:
+    """The order of preference of ``auto``: the config's ``finetune.prefer``, else
+    :data:`~ssl_domains.sweep.selection.PREFERENCE`."""
+    prefer = cfg.finetune.prefer if cfg.finetune is not None else None
+    return tuple(prefer) if prefer else PREFERENCE
+
+
+def _stale_choice(cell: Path, cfg: RunConfig) -> bool:
+    """An ``auto`` cell that chose under another order of preference than the config's (the
+    order is not part of the sweep's config check: it trains nothing)."""
+    record = read_assessment(cell).selection
+    return record is not None and tuple(record.preference or PREFERENCE) != preference(cfg)
 
 
 # ---------------------------------------------------------------- the sweep
@@ -353,7 +368,9 @@ def run_sweep(
         cell = out / "cells" / name
         where = (f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<{width}} "
                  f"{size.label:<8} seed {seed:<3}")
-        if (cell / EVAL_FILE).is_file():
+        if (cell / EVAL_FILE).is_file() and arm.name == "auto" and _stale_choice(cell, cfg):
+            echo(f"{where} chose under another order of preference: choosing again")
+        elif (cell / EVAL_FILE).is_file():
             auroc = read_assessment(cell).metrics("test").get("auroc")
             echo(f"{where} test AUROC {fmt(auroc)}  (finished earlier)")
             result.reused.append(name)

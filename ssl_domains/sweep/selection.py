@@ -231,6 +231,7 @@ class Choice:
     best: str | None = None
     best_score: float | None = None
     rule: str | None = None
+    preference: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record (NaN as None)."""
@@ -246,7 +247,8 @@ class Choice:
                 "runner_up": self.runner_up, "runner_up_score": num(self.runner_up_score),
                 "scores": {k: num(v) for k, v in self.scores.items()},
                 "method": self.method, "n_items": self.n_items, "best": self.best,
-                "best_score": num(self.best_score), "rule": self.rule, **self.details}
+                "best_score": num(self.best_score), "rule": self.rule,
+                "preference": self.preference, **self.details}
 
 
 def bootstrap_replicates(labels: np.ndarray, probs: Sequence[np.ndarray], n: int = BOOTSTRAP,
@@ -265,8 +267,12 @@ def bootstrap_replicates(labels: np.ndarray, probs: Sequence[np.ndarray], n: int
 
 
 def _rank(name: str, preference: Sequence[str] = PREFERENCE) -> int:
+    """Place of ``name`` in ``preference``; kinds not in it come after, in :data:`PREFERENCE`'s
+    order."""
     kind = "baseline" if name.startswith("baseline") else name
-    return preference.index(kind) if kind in preference else len(preference)
+    if kind in preference:
+        return preference.index(kind)
+    return len(preference) + (PREFERENCE.index(kind) if kind in PREFERENCE else len(PREFERENCE))
 
 
 def rank_by_score(scores: Mapping[str, float]) -> list[str]:
@@ -281,7 +287,8 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
            preference: Sequence[str] = PREFERENCE) -> Choice:
     """The simplest candidate whose AUROC on the selection items (``labels``) is within one
     standard error of the best candidate's (the one-standard-error rule); simplicity is
-    ``preference`` (:data:`PREFERENCE`; another order only to study the rule), then the score. The standard error of each difference to the best is
+    ``preference`` (:data:`PREFERENCE` unless a recipe sets ``finetune.prefer``), then the
+    score. The standard error of each difference to the best is
     the standard deviation of the paired bootstrap replicates of ``AUROC(best) - AUROC(c)``
     (:func:`bootstrap_replicates`), so a candidate with the same predictions as the best is
     never told apart by chance, and a difference of 0.04 on 20 items is noise. Returns the
@@ -320,13 +327,16 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
     elif chosen is best:
         rule = "the best selection AUROC; no simpler candidate within one standard error of it"
     else:
-        rule = (f"the simplest candidate within one standard error of the best "
+        first = ("the simplest candidate" if tuple(preference) == PREFERENCE else
+                 f"the first candidate in the order of preference {', '.join(preference)}")
+        rule = (f"{first} within one standard error of the best "
                 f"({best.name}, {scores[best.name]:.3f}; difference {scores[best.name] - scores[chosen.name]:.3f}, "
                 f"its paired bootstrap standard error {se[pick]:.3f})")
     return Choice(chosen.name, scores[chosen.name], low, high, second.name if second else None,
                   scores[second.name] if second else None,
                   {k: (None if math.isnan(v) else v) for k, v in scores.items()}, method, len(y),
-                  alpha, dict(chosen.details), best.name, scores[best.name], rule)
+                  alpha, dict(chosen.details), best.name, scores[best.name], rule,
+                  list(preference))
 
 
 def _std(values: np.ndarray) -> float:

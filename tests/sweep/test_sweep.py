@@ -23,6 +23,7 @@ from ssl_domains.errors import ConfigError
 from ssl_domains.plugins import reset_host
 from ssl_domains.report.artifacts import parse_cell_name, read_results, summarize
 from ssl_domains.sweep import run as sweep_mod
+from ssl_domains.sweep import selection as sel
 from ssl_domains.sweep.plan import Size
 from ssl_domains.sweep.run import SweepFailed, run_sweep
 from tests.conftest import make_config, write_arrays, write_config
@@ -473,6 +474,39 @@ def test_auto_cross_validation_folds(tmp_path: Path, folds: int) -> None:
         again = json.loads((out / "cells" / "auto_40_0" / "selection.json").read_text())
         assert again["scores"] == chosen["scores"]
         assert json.loads(cache.read_text())["arms"] == ["baseline:logistic", "scratch"]
+
+
+def test_auto_order_of_preference_from_the_config(tmp_path: Path) -> None:
+    """``finetune.prefer`` orders auto's one-standard-error rule; the order is recorded, and an
+    auto cell chosen under another order is chosen again on a rerun (from the cached
+    cross-validation: nothing is retrained), while the other cells are reused."""
+    cfg = parse_config(_config(tmp_path, _data(tmp_path)))
+    out = tmp_path / "out"
+    arms = ["scratch", "baseline", "auto"]
+    run_sweep(cfg, out, sizes=[Size(count=40)], seeds=[0], arms=arms, echo=lambda _: None)
+    cell = out / "cells" / "auto_40_0"
+    first = json.loads((cell / "selection.json").read_text())
+    assert first["preference"] == list(sel.PREFERENCE)
+    assert cfg.finetune is not None
+    prefer = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(
+        update={"prefer": ["scratch"]})})
+    lines: list[str] = []
+    run_sweep(prefer, out, sizes=[Size(count=40)], seeds=[0], arms=arms, echo=lines.append)
+    assert any("auto" in line and "choosing again" in line for line in lines)
+    assert not any("cross-validating" in line for line in lines)
+    assert sum("(finished earlier)" in line for line in lines) == 2
+    again = json.loads((cell / "selection.json").read_text())
+    assert again["preference"] == ["scratch"] and again["scores"] == first["scores"]
+    oof = pd.read_csv(cell / "cv_oof.csv")
+    y = oof["label"].to_numpy()
+    probs = {a: oof[[f"{a}_0", f"{a}_1"]].to_numpy() for a in first["scores"]}
+    assert again["chosen"] == sel.choose(y, probs, again["method"],
+                                         preference=("scratch",)).chosen
+    lines.clear()
+    run_sweep(prefer, out, sizes=[Size(count=40)], seeds=[0], arms=arms, echo=lines.append)
+    assert sum("(finished earlier)" in line for line in lines) == 3
+    with pytest.raises(ConfigError, match="each candidate at most once"):
+        parse_config(_config(tmp_path, _data(tmp_path), **{"finetune.prefer": ["ssl", "ssl"]}))
 
 
 def test_auto_with_a_class_too_rare_to_cross_validate(tmp_path: Path) -> None:
