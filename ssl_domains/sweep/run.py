@@ -60,7 +60,13 @@ from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.data.datasets import labels_of
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine import pretrain as pretraining
-from ssl_domains.engine.assess import EVAL_FILE, PREDICTIONS_DIR, read_assessment, read_predictions
+from ssl_domains.engine.assess import (
+    EVAL_FILE,
+    PREDICTIONS_DIR,
+    Assessment,
+    read_assessment,
+    read_predictions,
+)
 from ssl_domains.engine.checkpoints import latest_checkpoint
 from ssl_domains.errors import ConfigError, DataError, RegistryError, SSLDomainsError
 from ssl_domains.files import read_json_object, write_json
@@ -280,10 +286,10 @@ def preference(cfg: RunConfig) -> tuple[str, ...]:
     return tuple(prefer) if prefer else PREFERENCE
 
 
-def _stale_choice(cell: Path, cfg: RunConfig) -> bool:
-    """An ``auto`` cell that chose under another order of preference than the config's (the
-    order is not part of the sweep's config check: it trains nothing)."""
-    record = read_assessment(cell).selection
+def _stale_choice(done: Assessment, cfg: RunConfig) -> bool:
+    """A finished ``auto`` cell that chose under another order of preference than the
+    config's (the order is not part of the sweep's config check: it trains nothing)."""
+    record = done.selection
     return record is not None and tuple(record.preference or PREFERENCE) != preference(cfg)
 
 
@@ -368,10 +374,11 @@ def run_sweep(
         cell = out / "cells" / name
         where = (f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<{width}} "
                  f"{size.label:<8} seed {seed:<3}")
-        if (cell / EVAL_FILE).is_file() and arm.name == "auto" and _stale_choice(cell, cfg):
+        finished = read_assessment(cell) if (cell / EVAL_FILE).is_file() else None
+        if finished is not None and arm.name == "auto" and _stale_choice(finished, cfg):
             echo(f"{where} chose under another order of preference: choosing again")
-        elif (cell / EVAL_FILE).is_file():
-            auroc = read_assessment(cell).metrics("test").get("auroc")
+        elif finished is not None:
+            auroc = finished.metrics("test").get("auroc")
             echo(f"{where} test AUROC {fmt(auroc)}  (finished earlier)")
             result.reused.append(name)
             continue
