@@ -10,8 +10,18 @@ on all out-of-fold probabilities, applied to the ``ssl`` and baseline cells' tes
 probabilities; after a validation choice, the ensemble cell as it is. Prints, per data set and
 label budget, the auto arm as it ran, as the rule would choose, and the best single arm.
 
+``--prefer`` is an order of preference, or one read off the suite's own cells (every arm's
+test AUROC, :func:`benchmarks.suite.table.preference_order`):
+
+* ``kind``: per data set, the order of the cells of every data set of its kind (the data set
+  itself included: in-sample, as the suite's recipes were set);
+* ``held-out``: per data set, the order of the cells of the *other* data sets served by the
+  same plugin (:data:`benchmarks.suite.datasets.DOMAIN`): what a data set nobody looked at
+  gets, so its score is a held-out measurement of the order.
+
     python benchmarks/auto_rechoose.py runs/suite
     python benchmarks/auto_rechoose.py runs/suite-tcn --prefer ensemble,baseline,linear_probe,ssl,scratch
+    python benchmarks/auto_rechoose.py runs/suite-tcn runs/suite-img runs/suite-vol --prefer held-out
 """
 
 from __future__ import annotations
@@ -22,7 +32,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from benchmarks.suite import table
+from benchmarks.suite.datasets import DOMAIN, by_name
+from benchmarks.suite.run import collect
 from ssl_domains.engine.assess import read_assessment, read_predictions
 from ssl_domains.engine.exports import combine
 from ssl_domains.report.artifacts import parse_cell_name, read_selection
@@ -68,34 +82,62 @@ def ensemble_test_auroc(cell: Path, y: np.ndarray, probs: dict[str, np.ndarray])
     return selection.auroc(np.asarray(deep.labels, dtype=int), combine(deep.probs, other.probs, weight))
 
 
+def orders(outs: list[Path], how: str) -> dict[str, tuple[str, ...]]:
+    """Data set -> order of preference, ``how`` being ``kind`` or ``held-out`` (module
+    docstring), read off the finished cells of every arm but ``auto`` under ``outs``."""
+    frames = [collect(out, by_name()) for out in outs]
+    results = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    stats, _ = table.complete(table.cell_stats(results[results["arm"] != "auto"]))
+    kinds = stats.groupby("dataset")["kind"].first()
+    out = {}
+    for ds, kind in kinds.items():
+        if how == "kind":
+            pool = stats[stats["kind"] == kind]
+        else:
+            pool = stats[stats["kind"].map(DOMAIN).eq(DOMAIN[kind]) & (stats["dataset"] != ds)]
+        out[str(ds)] = tuple(table.preference_order(pool))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out", type=Path, help="a suite output folder (holds <dataset>/cells/)")
+    ap.add_argument("out", type=Path, nargs="+",
+                    help="suite output folder(s) (each holds <dataset>/cells/)")
     ap.add_argument("--prefer", default=",".join(selection.PREFERENCE),
-                    help="order of simplicity for the rule (default: the shipped one, "
-                         f"{','.join(selection.PREFERENCE)})")
+                    help="order of preference for the rule: arm kinds separated by commas, or "
+                         "'kind' or 'held-out' (read off the suite's cells; see the module "
+                         f"docstring); default: {','.join(selection.PREFERENCE)}")
     args = ap.parse_args()
-    prefer = tuple(p.strip() for p in args.prefer.split(","))
+    if args.prefer in ("kind", "held-out"):
+        per_dataset = orders(args.out, args.prefer)
+        for ds, order in per_dataset.items():
+            print(f"{ds}: {','.join(order)}")
+        print()
+    else:
+        fixed = tuple(p.strip() for p in args.prefer.split(","))
+        per_dataset = defaultdict(lambda: fixed)
     rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for sel in sorted(args.out.glob("*/cells/auto_*/selection.json")):
+    for sel in sorted(s for out in args.out for s in out.glob("*/cells/auto_*/selection.json")):
         cell = sel.parent
         ran = read_selection(sel)
         parsed = parse_cell_name(cell.name)
         if ran is None or parsed is None:
             continue
         _, size, seed = parsed
+        dataset = cell.parent.parent.name
         y, probs = selection_data(cell, list(ran.scores))
         test = {arm: _test_auroc(cell.parent, arm, size, seed) for arm in ran.scores}
         shipped = dict(test, ensemble=ensemble_test_auroc(cell, y, probs)) \
             if "ensemble" in test else test
-        now = selection.choose(y, probs, ran.method, seed=int(seed), preference=prefer).chosen
-        r = rows[(cell.parent.parent.name, size)]
+        now = selection.choose(y, probs, ran.method, seed=int(seed),
+                               preference=per_dataset[dataset]).chosen
+        r = rows[(dataset, size)]
         r["as run"].append(float(read_assessment(cell).test["auroc"]))
         r["rule"].append(shipped[now])
         for arm, value in test.items():
             r[arm].append(value)
     gaps = []
-    print(f"rule: one standard error, order of simplicity {','.join(prefer)}\n")
+    print(f"rule: one standard error, order of preference {args.prefer}\n")
     print("| dataset | labels | seeds | auto as run | auto, rule | best single arm | rule − best |")
     print("|---|---|---|---|---|---|---|")
     for (ds, size), r in rows.items():

@@ -130,8 +130,9 @@ class FinetuneConfig(_Strict):
     prefer: list[Literal["baseline", "linear_probe", "ssl", "scratch", "ensemble"]] | None = Field(
         None, description="select: auto's order of preference: the first of these within one "
         "standard error of the best candidate is chosen (candidates not listed come after, in "
-        "the default order); default baseline, linear_probe, ssl, scratch, ensemble (simplest "
-        "first). A recipe sets it from what held up across datasets of its data kind"
+        "the default order). Default: the order the fine-tuning task's plugin registered (what "
+        "held up across the benchmark suite's datasets of its kind), else baseline, "
+        "linear_probe, ssl, scratch, ensemble (simplest first)"
     )
 
     @model_validator(mode="after")

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("signal", "image", "volume")
+#: The plugin that serves each data kind (its tasks' default order of preference for ``auto``
+#: was read off the suite cells of its kinds).
+DOMAIN = {"signal": "timeseries", "image": "medical", "volume": "medical"}
 
 
 @dataclass(frozen=True)

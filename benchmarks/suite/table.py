@@ -6,6 +6,8 @@ value`` (the sweeps' results with the dataset added). Output:
 * :func:`cell_stats`: mean, sd and n over seeds per dataset x budget x arm;
 * :func:`ranks`: each arm's rank by mean within every dataset x budget cell (1 = best, ties
   share the average rank) and the average rank per arm;
+* :func:`preference_order`: ``auto``'s order of preference read off the ranks (the candidate
+  kinds by average rank, the strongest baseline of each cell standing for ``baseline``);
 * :func:`targets`: the issue's targets, checked on the means;
 * :func:`markdown`, :func:`figure`.
 """
@@ -66,6 +68,26 @@ def ranks(stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         [ranked["dataset"], ranked["n_labels"]]).rank(ascending=False, method="average")
     avg = ranked.groupby("arm")["rank"].mean()
     return ranked, avg.reindex([a for a in arm_order(list(avg.index))])
+
+
+#: The candidate kinds of ``auto``'s order of preference (``finetune.prefer``).
+CANDIDATES = ("baseline", "linear_probe", "ssl", "scratch", "ensemble")
+
+
+def preference_order(stats: pd.DataFrame) -> list[str]:
+    """``auto``'s order of preference that the cells of ``stats`` support: the candidate kinds
+    of :data:`CANDIDATES` by average rank over the dataset x budget cells (1 = best mean), the
+    best-scoring baseline of each cell standing for ``baseline``; ties keep
+    :data:`CANDIDATES`' order (simplest first). Kinds that ran in no cell come last."""
+    s = stats[stats["arm"] != "auto"].assign(
+        arm=stats["arm"].where(~stats["arm"].str.startswith("baseline"), "baseline"))
+    s = s.groupby(["dataset", "n_labels", "arm"], sort=False)["mean"].max().reset_index()
+    s["rank"] = s["mean"].round(6).groupby([s["dataset"], s["n_labels"]]).rank(
+        ascending=False, method="average")
+    avg = s.groupby("arm")["rank"].mean()
+    ran = sorted((a for a in CANDIDATES if a in avg.index),
+                 key=lambda a: (avg[a], CANDIDATES.index(a)))
+    return ran + [a for a in CANDIDATES if a not in ran]
 
 
 def _few(stats: pd.DataFrame) -> pd.DataFrame:

@@ -86,7 +86,7 @@ from ssl_domains.sweep.plan import (
     write_sweep_record,
 )
 from ssl_domains.sweep.results import fmt, headline_metric, summary_table, write_results
-from ssl_domains.sweep.selection import CV_FOLDS, PREFERENCE, small_validation
+from ssl_domains.sweep.selection import CV_FOLDS, PREFERENCE, checked_preference, small_validation
 
 __all__ = ["SweepResult", "SweepFailed", "run_sweep", "run_derived"]
 
@@ -276,21 +276,35 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
     ensemble = ("ssl", bases) if "ensemble" in candidates else None
     return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
                               cv=cv if use_cv else None, seed=seed, alpha=alpha,
-                              preference=preference(cfg))
+                              preference=preference(cfg, registry))
 
 
-def preference(cfg: RunConfig) -> tuple[str, ...]:
-    """The order of preference of ``auto``: the config's ``finetune.prefer``, else
-    :data:`~ssl_domains.sweep.selection.PREFERENCE`."""
-    prefer = cfg.finetune.prefer if cfg.finetune is not None else None
-    return tuple(prefer) if prefer else PREFERENCE
+def preference(cfg: RunConfig, registry: Registry) -> tuple[str, ...]:
+    """The order of preference of ``auto``: the config's ``finetune.prefer``, else the one the
+    fine-tuning task's plugin registered with it (``prefer`` in its ``@component``: what held
+    up across the benchmark suite's datasets of its kind), else
+    :data:`~ssl_domains.sweep.selection.PREFERENCE` (simplest first).
+
+    Raises:
+        ContractError: The task's registered order names an unknown candidate or one twice.
+    """
+    fcfg = cfg.finetune
+    if fcfg is None:
+        return PREFERENCE
+    if fcfg.prefer:
+        return tuple(fcfg.prefer)
+    entry = registry.get("finetune", fcfg.task.name)
+    declared = entry.meta.get("prefer")
+    if declared is None:
+        return PREFERENCE
+    return checked_preference(declared, f"plugin {entry.plugin!r}: finetune task {entry.name!r}")
 
 
-def _stale_choice(done: Assessment, cfg: RunConfig) -> bool:
-    """A finished ``auto`` cell that chose under another order of preference than the
-    config's (the order is not part of the sweep's config check: it trains nothing)."""
+def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
+    """A finished ``auto`` cell that chose under another order of preference than ``order``
+    (the order is not part of the sweep's config check: it trains nothing)."""
     record = done.selection
-    return record is not None and tuple(record.preference or PREFERENCE) != preference(cfg)
+    return record is not None and tuple(record.preference or PREFERENCE) != order
 
 
 # ---------------------------------------------------------------- the sweep
@@ -349,6 +363,7 @@ def run_sweep(
         raise ConfigError("a sweep needs at least one size and one seed")
     registry = registry if registry is not None else get_host().registry
     arm_list = resolve_arms(cfg, arms, registry)
+    order = preference(cfg, registry)
     pretrained_arms = [a.name for a in arm_list if a.name in ("ssl", "linear_probe")]
     if pretrained_arms and init is None and cfg.init is None and cfg.pretrain is None:
         raise ConfigError(f"arms {', '.join(pretrained_arms)} need pre-trained weights: the config "
@@ -375,7 +390,7 @@ def run_sweep(
         where = (f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<{width}} "
                  f"{size.label:<8} seed {seed:<3}")
         finished = read_assessment(cell) if (cell / EVAL_FILE).is_file() else None
-        if finished is not None and arm.name == "auto" and _stale_choice(finished, cfg):
+        if finished is not None and arm.name == "auto" and _stale_choice(finished, order):
             echo(f"{where} chose under another order of preference: choosing again")
         elif finished is not None:
             auroc = finished.metrics("test").get("auroc")

@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from ssl_domains.engine.exports import combine
-from ssl_domains.errors import SSLDomainsError
+from ssl_domains.errors import ContractError, SSLDomainsError
 from ssl_domains.scoring.intervals import percentile_interval, stratified_resamples
 from ssl_domains.scoring.metrics import fast_binary_metrics
 
@@ -50,6 +50,7 @@ __all__ = [
     "cv_folds",
     "bootstrap_replicates",
     "choose",
+    "checked_preference",
     "rank_by_score",
 ]
 
@@ -67,9 +68,10 @@ CV_FOLDS = 5
 #: ensemble last (with ``w`` 0 or 1 it is one of its parts). :func:`choose` takes the first of
 #: the candidates within one standard error of the best (Breiman et al. 1984; Hastie,
 #: Tibshirani, Friedman, *Elements of Statistical Learning*, 7.10): on 10-50 labels,
-#: cross-validated AUROCs of 1.0 against 0.96 are within noise, and the simplest candidate held
-#: up best on the suite's test sets (benchmarks/RESULTS.md, "auto"). Baselines keep the
-#: config's order among themselves.
+#: cross-validated AUROCs of 1.0 against 0.96 are within noise. This order is the default when
+#: neither the config (``finetune.prefer``) nor the fine-tuning task (``prefer`` registered by
+#: its plugin, read off the benchmark suite's ranks for its data kind) gives one. Baselines keep
+#: the config's order among themselves.
 PREFERENCE = ("baseline", "linear_probe", "ssl", "scratch", "ensemble")
 #: Bootstrap replicates of the chosen candidate's interval.
 BOOTSTRAP = 1000
@@ -273,6 +275,28 @@ def _rank(name: str, preference: Sequence[str] = PREFERENCE) -> int:
     if kind in preference:
         return preference.index(kind)
     return len(preference) + (PREFERENCE.index(kind) if kind in PREFERENCE else len(PREFERENCE))
+
+
+def checked_preference(order: Any, where: str) -> tuple[str, ...]:
+    """``order`` as an order of preference: a sequence of distinct names of
+    :data:`PREFERENCE`'s candidate kinds.
+
+    Raises:
+        ContractError: Not a sequence of names, an unknown name, or a name twice; the message
+            starts with ``where``.
+    """
+    if isinstance(order, str) or not isinstance(order, Sequence) \
+            or not all(isinstance(n, str) for n in order):
+        raise ContractError(f"{where}: prefer must be a list of candidate names among "
+                            f"{', '.join(PREFERENCE)}; got {order!r}")
+    unknown = [n for n in order if n not in PREFERENCE]
+    twice = sorted({n for n in order if list(order).count(n) > 1})
+    if unknown or twice:
+        what = (f"unknown candidate(s) {', '.join(unknown)}" if unknown
+                else f"{', '.join(twice)} listed twice")
+        raise ContractError(f"{where}: prefer {list(order)}: {what} (candidates: "
+                            f"{', '.join(PREFERENCE)}, each at most once)")
+    return tuple(order)
 
 
 def rank_by_score(scores: Mapping[str, float]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -19,8 +20,9 @@ from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.cli import cli, main
 from ssl_domains.config import InitConfig, load_config, parse_config
 from ssl_domains.engine.assess import read_assessment
-from ssl_domains.errors import ConfigError
-from ssl_domains.plugins import reset_host
+from ssl_domains.errors import ConfigError, ContractError
+from ssl_domains.plugins import get_host, reset_host
+from ssl_domains.registry import Registry
 from ssl_domains.report.artifacts import parse_cell_name, read_results, summarize
 from ssl_domains.sweep import run as sweep_mod
 from ssl_domains.sweep import selection as sel
@@ -507,6 +509,46 @@ def test_auto_order_of_preference_from_the_config(tmp_path: Path) -> None:
     assert sum("(finished earlier)" in line for line in lines) == 3
     with pytest.raises(ConfigError, match="each candidate at most once"):
         parse_config(_config(tmp_path, _data(tmp_path), **{"finetune.prefer": ["ssl", "ssl"]}))
+
+
+
+def _with_task_preference(order: Any) -> Registry:
+    """The host's registry with ``prefer`` registered on the built-in ``classification``
+    task, as a plugin's ``@component(..., prefer=...)`` would."""
+    host = get_host().registry
+    registry = Registry()
+    for entry in host.entries():
+        if entry.kind == "finetune" and entry.name == "classification":
+            entry = dataclasses.replace(entry, meta={**entry.meta, "prefer": order})
+        registry.add(entry)
+    return registry
+
+
+def test_auto_order_of_preference_from_the_task(tmp_path: Path) -> None:
+    """Without ``finetune.prefer``, auto's order is the one the fine-tuning task's plugin
+    registered; the config's overrides it; a malformed registered order is refused naming the
+    plugin and task."""
+    cfg = parse_config(_config(tmp_path, _data(tmp_path)))
+    assert cfg.finetune is not None
+    registry = _with_task_preference(["scratch", "baseline"])
+    assert sweep_mod.preference(cfg, registry) == ("scratch", "baseline")
+    assert sweep_mod.preference(cfg, get_host().registry) == sel.PREFERENCE
+    own = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(
+        update={"prefer": ["baseline", "scratch"]})})
+    assert sweep_mod.preference(own, registry) == ("baseline", "scratch")
+    for bad, why in ((["scratch", "deep"], "unknown candidate"), (["ssl", "ssl"], "listed twice"),
+                     ("ssl", "must be a list")):
+        with pytest.raises(ContractError, match=f"finetune task 'classification'.*{why}"):
+            sweep_mod.preference(cfg, _with_task_preference(bad))
+    out = tmp_path / "out"
+    run_sweep(cfg, out, sizes=[Size(count=40)], seeds=[0], arms=["scratch", "baseline", "auto"],
+              echo=lambda _: None, registry=registry)
+    chosen = json.loads((out / "cells" / "auto_40_0" / "selection.json").read_text())
+    assert chosen["preference"] == ["scratch", "baseline"]
+    oof = pd.read_csv(out / "cells" / "auto_40_0" / "cv_oof.csv")
+    probs = {a: oof[[f"{a}_0", f"{a}_1"]].to_numpy() for a in chosen["scores"]}
+    assert chosen["chosen"] == sel.choose(oof["label"].to_numpy(), probs, chosen["method"],
+                                          preference=("scratch", "baseline")).chosen
 
 
 def test_auto_with_a_class_too_rare_to_cross_validate(tmp_path: Path) -> None:

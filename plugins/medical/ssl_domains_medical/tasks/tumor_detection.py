@@ -29,6 +29,10 @@ from ssl_domains_medical.tasks.probability_map import (
 
 __all__ = ["TumorClassification", "TumorPatchDetection", "TumorPatches", "aggregate_cases"]
 
+#: ``auto``'s default order of preference for the medical tasks (``prefer`` of their
+#: ``@component``; a config's ``finetune.prefer`` overrides it).
+MEDICAL_PREFERENCE = ("ssl", "ensemble", "scratch", "linear_probe", "baseline")
+
 
 def aggregate_cases(
     probs: Sequence[float] | np.ndarray, groups: Sequence[str], method: str = "max"
@@ -63,6 +67,10 @@ def aggregate_cases(
     examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "dropout": 0.1}),
               Example({"num_classes": 2, "augment": {"scale": [0.9, 1.0], "rotate": 10},
                        "tta_flip": True})],
+    # auto's order of preference (finetune.prefer's default): the candidates by average rank
+    # over the benchmark suite's image and volume datasets (benchmarks/RESULTS.md, "auto's
+    # order of preference"); the same order held out of each of them
+    prefer=MEDICAL_PREFERENCE,
 )
 class TumorClassification(ClassificationTask):
     """Classify a whole image or volume from the backbone's pooled features.
@@ -140,6 +148,10 @@ class TumorClassification(ClassificationTask):
     modalities=("image",),
     dims=(2, 3),
     examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "score": "max"})],
+    # auto's order of preference (finetune.prefer's default): the candidates by average rank
+    # over the benchmark suite's image and volume datasets (benchmarks/RESULTS.md, "auto's
+    # order of preference"); the same order held out of each of them
+    prefer=MEDICAL_PREFERENCE,
 )
 class TumorPatchDetection(ClassificationTask):
     """Score patches for tumor; map whole volumes with a sliding window.

@@ -87,3 +87,13 @@ def test_augment_applies_in_training_only_and_tta_flip_is_mirror_invariant() -> 
     assert torch.allclose(task({"image": x})["logits"], task({"image": x})["logits"])
     with pytest.raises(ValueError, match="unknown key"):
         TumorClassification(tiny(), augment={"shear": 0.1})
+
+
+@pytest.mark.parametrize("name", ["tumor_classification", "tumor_patch_detection"])
+def test_registers_auto_order_of_preference(ssl_host: Host, name: str) -> None:
+    """``select: auto`` without ``finetune.prefer`` uses the order the task registers: the
+    suite's image and volume ranking (the fine-tuned pre-trained network first)."""
+    from ssl_domains.sweep.selection import checked_preference
+
+    order = checked_preference(ssl_host.registry.get("finetune", name).meta["prefer"], name)
+    assert order == ("ssl", "ensemble", "scratch", "linear_probe", "baseline")

@@ -20,6 +20,10 @@ from ssl_domains_timeseries.backbones._masking import signal_from_batch
     dims=(1,),
     examples=[Example({"num_classes": 2}), Example({"num_classes": 3, "hidden": 16,
                                                     "dropout": 0.1})],
+    # auto's order of preference (finetune.prefer's default): the candidates by average rank
+    # over the benchmark suite's seven signal datasets (benchmarks/RESULTS.md, "auto's order
+    # of preference"); the same order held out of each of them
+    prefer=("ensemble", "baseline", "ssl", "scratch", "linear_probe"),
 )
 class AnomalyClassificationTask(ClassificationTask):
     """A head on the backbone's pooled features; class 1 (or any class > 0) is "anomalous".

@@ -69,3 +69,13 @@ def test_errors() -> None:
         AnomalyClassificationTask(MLPBackbone([1, 4, 4], modality="image"))
     with pytest.raises(ValueError, match="num_classes must be >= 2"):
         AnomalyClassificationTask(small_tcn(), num_classes=1)
+
+
+def test_registers_auto_order_of_preference(ssl_host: Host) -> None:
+    """``select: auto`` without ``finetune.prefer`` uses the order the task registers: the
+    suite's signal ranking (ensemble, then the classical baseline, before fine-tuning)."""
+    from ssl_domains.sweep.selection import checked_preference
+
+    entry = ssl_host.registry.get("finetune", "anomaly_classification")
+    order = checked_preference(entry.meta["prefer"], "anomaly_classification")
+    assert order == ("ensemble", "baseline", "ssl", "scratch", "linear_probe")
