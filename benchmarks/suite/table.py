@@ -79,8 +79,8 @@ def preference_order(stats: pd.DataFrame) -> list[str]:
     of :data:`CANDIDATES` by average rank over the dataset x budget cells (1 = best mean), the
     best-scoring baseline of each cell standing for ``baseline``; ties keep
     :data:`CANDIDATES`' order (simplest first). Kinds that ran in no cell come last."""
-    s = stats[stats["arm"] != "auto"].assign(
-        arm=stats["arm"].where(~stats["arm"].str.startswith("baseline"), "baseline"))
+    s = stats[stats["arm"] != "auto"]
+    s = s.assign(arm=s["arm"].where(~s["arm"].str.startswith("baseline"), "baseline"))
     s = s.groupby(["dataset", "n_labels", "arm"], sort=False)["mean"].max().reset_index()
     s["rank"] = s["mean"].round(6).groupby([s["dataset"], s["n_labels"]]).rank(
         ascending=False, method="average")
