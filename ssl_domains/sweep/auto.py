@@ -194,7 +194,8 @@ def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,
 def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: str, *,
                   ensemble: tuple[str, Sequence[str]] | None = None,
                   cv: Any = None, seed: int = 0, alpha: float = 0.05,
-                  preference: Sequence[str] = sel.PREFERENCE) -> dict[str, Any]:
+                  preference: Sequence[str] = sel.PREFERENCE,
+                  preference_from: str = "") -> dict[str, Any]:
     """The ``auto`` cell: the best candidate arm chosen on validation data only.
 
     Args:
@@ -208,6 +209,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         seed: Seeds the bootstrap of the interval.
         alpha: 1 - confidence level of the interval.
         preference: Order of preference of :func:`~ssl_domains.sweep.selection.choose`.
+        preference_from: Where that order came from, for the rule's sentence.
 
     Raises:
         SSLDomainsError: No candidate finished, or cells scored different items.
@@ -247,7 +249,8 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
                   f"too small: {len(first.labels)} items); each arm retrained per fold as in "
                   "its cell, scored on the held-out fold"
                   + (f"; {crossfit}" if "ensemble" in scored else ""))
-        choice = sel.choose(y, scored, method, alpha=alpha, seed=seed, preference=preference)
+        choice = sel.choose(y, scored, method, alpha=alpha, seed=seed, preference=preference,
+                            preference_from=preference_from)
         oof = pd.DataFrame({f"{a}_{j}": p[:, j] for a, p in scored.items()
                             for j in range(p.shape[1])})
         oof.insert(0, "label", y)
@@ -263,7 +266,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
                 on_val["ensemble"] = honest
                 method += f"; {crossfit}"
         choice = sel.choose(first.labels, on_val, method, alpha=alpha, seed=seed,
-                            preference=preference)
+                            preference=preference, preference_from=preference_from)
     record = choice.as_dict()
     chosen = choice.chosen
     if chosen == "ensemble" and ens_extra is not None:

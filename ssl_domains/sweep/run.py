@@ -274,30 +274,34 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                                       rule, oof=oof)
     candidates = {a.name: done[a.name] for a in arms if a.name in done and a.name != "auto"}
     ensemble = ("ssl", bases) if "ensemble" in candidates else None
+    order, source = preference(cfg, registry)
     return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
                               cv=cv if use_cv else None, seed=seed, alpha=alpha,
-                              preference=preference(cfg, registry))
+                              preference=order, preference_from=source)
 
 
-def preference(cfg: RunConfig, registry: Registry) -> tuple[str, ...]:
-    """The order of preference of ``auto``: the config's ``finetune.prefer``, else the one the
-    fine-tuning task's plugin registered with it (``prefer`` in its ``@component``: what held
-    up across the benchmark suite's datasets of its kind), else
-    :data:`~ssl_domains.sweep.selection.PREFERENCE` (simplest first).
+def preference(cfg: RunConfig, registry: Registry) -> tuple[tuple[str, ...], str]:
+    """The order of preference of ``auto`` and where it came from: the config's
+    ``finetune.prefer``, else the one the fine-tuning task's plugin registered with it
+    (``prefer`` in its ``@component``: what held up across the benchmark suite's datasets of
+    its kind), else :data:`~ssl_domains.sweep.selection.PREFERENCE` (simplest first; source
+    ``""``).
 
     Raises:
         ContractError: The task's registered order names an unknown candidate or one twice.
     """
     fcfg = cfg.finetune
     if fcfg is None:
-        return PREFERENCE
+        return PREFERENCE, ""
     if fcfg.prefer:
-        return tuple(fcfg.prefer)
+        return tuple(fcfg.prefer), "the config's finetune.prefer"
     entry = registry.get("finetune", fcfg.task.name)
     declared = entry.meta.get("prefer")
     if declared is None:
-        return PREFERENCE
-    return checked_preference(declared, f"plugin {entry.plugin!r}: finetune task {entry.name!r}")
+        return PREFERENCE, ""
+    where = f"plugin {entry.plugin!r}: finetune task {entry.name!r}"
+    return checked_preference(declared, where), \
+        f"the default of the fine-tuning task {entry.name} (plugin {entry.plugin})"
 
 
 def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
@@ -363,7 +367,7 @@ def run_sweep(
         raise ConfigError("a sweep needs at least one size and one seed")
     registry = registry if registry is not None else get_host().registry
     arm_list = resolve_arms(cfg, arms, registry)
-    order = preference(cfg, registry)
+    order, _ = preference(cfg, registry)
     pretrained_arms = [a.name for a in arm_list if a.name in ("ssl", "linear_probe")]
     if pretrained_arms and init is None and cfg.init is None and cfg.pretrain is None:
         raise ConfigError(f"arms {', '.join(pretrained_arms)} need pre-trained weights: the config "

@@ -308,7 +308,7 @@ def rank_by_score(scores: Mapping[str, float]) -> list[str]:
 
 def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Mapping[str, np.ndarray],
            method: str, alpha: float = 0.05, seed: int = 0,
-           preference: Sequence[str] = PREFERENCE) -> Choice:
+           preference: Sequence[str] = PREFERENCE, preference_from: str = "") -> Choice:
     """The simplest candidate whose AUROC on the selection items (``labels``) is within one
     standard error of the best candidate's (the one-standard-error rule); simplicity is
     ``preference`` (:data:`PREFERENCE` unless a recipe sets ``finetune.prefer``), then the
@@ -317,7 +317,8 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
     (:func:`bootstrap_replicates`), so a candidate with the same predictions as the best is
     never told apart by chance, and a difference of 0.04 on 20 items is noise. Returns the
     chosen candidate's score and bootstrap interval, the runner-up (the best-scoring other
-    candidate), the best candidate and the rule as a sentence.
+    candidate), the best candidate and the rule as a sentence (ending with where the order
+    came from, ``preference_from``, when given).
 
     Raises:
         SSLDomainsError: No candidate, or none with a finite AUROC.
@@ -343,24 +344,29 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
     low, high = percentile_interval(reps[pick], alpha)
     others = [c for c in ranked if c is not chosen]
     second = others[0] if others else None
+    simplest = tuple(preference) == PREFERENCE
+    earlier = "simpler" if simplest else "earlier in the order of preference"
     if len(ranked) == 1:
         rule = "the only candidate"
     elif chosen is best and all(_rank(c.name, preference) >= _rank(best.name, preference)
                                 for c in ranked):
-        rule = "the best selection AUROC, and no candidate is simpler"
+        rule = f"the best selection AUROC, and no candidate is {earlier}"
     elif chosen is best:
-        rule = "the best selection AUROC; no simpler candidate within one standard error of it"
+        rule = f"the best selection AUROC; no candidate {earlier} within one standard error of it"
     else:
-        first = ("the simplest candidate" if tuple(preference) == PREFERENCE else
+        first = ("the simplest candidate" if simplest else
                  f"the first candidate in the order of preference {', '.join(preference)}")
         rule = (f"{first} within one standard error of the best "
                 f"({best.name}, {scores[best.name]:.3f}; difference {scores[best.name] - scores[chosen.name]:.3f}, "
                 f"its paired bootstrap standard error {se[pick]:.3f})")
-    return Choice(chosen.name, scores[chosen.name], low, high, second.name if second else None,
+    choice = Choice(chosen.name, scores[chosen.name], low, high, second.name if second else None,
                   scores[second.name] if second else None,
                   {k: (None if math.isnan(v) else v) for k, v in scores.items()}, method, len(y),
                   alpha, dict(chosen.details), best.name, scores[best.name], rule,
                   list(preference))
+    if preference_from:
+        choice.rule = f"{choice.rule} (order of preference: {preference_from})"
+    return choice
 
 
 def _std(values: np.ndarray) -> float:

@@ -531,11 +531,14 @@ def test_auto_order_of_preference_from_the_task(tmp_path: Path) -> None:
     cfg = parse_config(_config(tmp_path, _data(tmp_path)))
     assert cfg.finetune is not None
     registry = _with_task_preference(["scratch", "baseline"])
-    assert sweep_mod.preference(cfg, registry) == ("scratch", "baseline")
-    assert sweep_mod.preference(cfg, get_host().registry) == sel.PREFERENCE
+    assert sweep_mod.preference(cfg, registry) == (
+        ("scratch", "baseline"), "the default of the fine-tuning task classification "
+                                 "(plugin ssl_domains)")
+    assert sweep_mod.preference(cfg, get_host().registry) == (sel.PREFERENCE, "")
     own = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(
         update={"prefer": ["baseline", "scratch"]})})
-    assert sweep_mod.preference(own, registry) == ("baseline", "scratch")
+    assert sweep_mod.preference(own, registry) == (("baseline", "scratch"),
+                                                   "the config's finetune.prefer")
     for bad, why in ((["scratch", "deep"], "unknown candidate"), (["ssl", "ssl"], "listed twice"),
                      ("ssl", "must be a list")):
         with pytest.raises(ContractError, match=f"finetune task 'classification'.*{why}"):
@@ -545,6 +548,8 @@ def test_auto_order_of_preference_from_the_task(tmp_path: Path) -> None:
               echo=lambda _: None, registry=registry)
     chosen = json.loads((out / "cells" / "auto_40_0" / "selection.json").read_text())
     assert chosen["preference"] == ["scratch", "baseline"]
+    assert chosen["rule"].endswith("(order of preference: the default of the fine-tuning task "
+                                   "classification (plugin ssl_domains))")
     oof = pd.read_csv(out / "cells" / "auto_40_0" / "cv_oof.csv")
     probs = {a: oof[[f"{a}_0", f"{a}_1"]].to_numpy() for a in chosen["scores"]}
     assert chosen["chosen"] == sel.choose(oof["label"].to_numpy(), probs, chosen["method"],
