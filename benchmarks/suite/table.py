@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ssl_domains.sweep.selection import PREFERENCE
+
 #: Column order of the arms; baselines (``baseline:<name>``) follow in name order.
 ARM_ORDER = ("ssl", "scratch", "linear_probe", "ensemble", "auto")
 #: Cells with at most this share of the pool labelled count as "few labels" for the targets.
@@ -70,24 +72,21 @@ def ranks(stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return ranked, avg.reindex([a for a in arm_order(list(avg.index))])
 
 
-#: The candidate kinds of ``auto``'s order of preference (``finetune.prefer``).
-CANDIDATES = ("baseline", "linear_probe", "ssl", "scratch", "ensemble")
-
-
 def preference_order(stats: pd.DataFrame) -> list[str]:
     """``auto``'s order of preference that the cells of ``stats`` support: the candidate kinds
-    of :data:`CANDIDATES` by average rank over the dataset x budget cells (1 = best mean), the
-    best-scoring baseline of each cell standing for ``baseline``; ties keep
-    :data:`CANDIDATES`' order (simplest first). Kinds that ran in no cell come last."""
+    of :data:`~ssl_domains.sweep.selection.PREFERENCE` by average rank over the dataset x
+    budget cells (1 = best mean), the best-scoring baseline of each cell standing for
+    ``baseline``; ties keep that order (simplest first). Kinds that ran in no cell come
+    last."""
     s = stats[stats["arm"] != "auto"]
     s = s.assign(arm=s["arm"].where(~s["arm"].str.startswith("baseline"), "baseline"))
     s = s.groupby(["dataset", "n_labels", "arm"], sort=False)["mean"].max().reset_index()
     s["rank"] = s["mean"].round(6).groupby([s["dataset"], s["n_labels"]]).rank(
         ascending=False, method="average")
     avg = s.groupby("arm")["rank"].mean()
-    ran = sorted((a for a in CANDIDATES if a in avg.index),
-                 key=lambda a: (avg[a], CANDIDATES.index(a)))
-    return ran + [a for a in CANDIDATES if a not in ran]
+    ran = sorted((a for a in PREFERENCE if a in avg.index),
+                 key=lambda a: (avg[a], PREFERENCE.index(a)))
+    return ran + [a for a in PREFERENCE if a not in ran]
 
 
 def _few(stats: pd.DataFrame) -> pd.DataFrame:

@@ -359,14 +359,13 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
         rule = (f"{first} within one standard error of the best "
                 f"({best.name}, {scores[best.name]:.3f}; difference {scores[best.name] - scores[chosen.name]:.3f}, "
                 f"its paired bootstrap standard error {se[pick]:.3f})")
-    choice = Choice(chosen.name, scores[chosen.name], low, high, second.name if second else None,
+    if preference_from:
+        rule = f"{rule} (order of preference: {preference_from})"
+    return Choice(chosen.name, scores[chosen.name], low, high, second.name if second else None,
                   scores[second.name] if second else None,
                   {k: (None if math.isnan(v) else v) for k, v in scores.items()}, method, len(y),
                   alpha, dict(chosen.details), best.name, scores[best.name], rule,
                   list(preference))
-    if preference_from:
-        choice.rule = f"{choice.rule} (order of preference: {preference_from})"
-    return choice
 
 
 def _std(values: np.ndarray) -> float:

@@ -30,7 +30,9 @@ from ssl_domains_medical.tasks.probability_map import (
 __all__ = ["TumorClassification", "TumorPatchDetection", "TumorPatches", "aggregate_cases"]
 
 #: ``auto``'s default order of preference for the medical tasks (``prefer`` of their
-#: ``@component``; a config's ``finetune.prefer`` overrides it).
+#: ``@component``; a config's ``finetune.prefer`` overrides it): the candidates by average rank
+#: over the benchmark suite's image and volume datasets, and the order each of them gets when
+#: held out of that ranking (benchmarks/RESULTS.md, "auto's order of preference, held out").
 MEDICAL_PREFERENCE = ("ssl", "ensemble", "scratch", "linear_probe", "baseline")
 
 
@@ -67,9 +69,6 @@ def aggregate_cases(
     examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "dropout": 0.1}),
               Example({"num_classes": 2, "augment": {"scale": [0.9, 1.0], "rotate": 10},
                        "tta_flip": True})],
-    # auto's order of preference (finetune.prefer's default): the candidates by average rank
-    # over the benchmark suite's image and volume datasets (benchmarks/RESULTS.md, "auto's
-    # order of preference"); the same order held out of each of them
     prefer=MEDICAL_PREFERENCE,
 )
 class TumorClassification(ClassificationTask):
@@ -148,9 +147,6 @@ class TumorClassification(ClassificationTask):
     modalities=("image",),
     dims=(2, 3),
     examples=[Example({"num_classes": 2}), Example({"num_classes": 2, "score": "max"})],
-    # auto's order of preference (finetune.prefer's default): the candidates by average rank
-    # over the benchmark suite's image and volume datasets (benchmarks/RESULTS.md, "auto's
-    # order of preference"); the same order held out of each of them
     prefer=MEDICAL_PREFERENCE,
 )
 class TumorPatchDetection(ClassificationTask):

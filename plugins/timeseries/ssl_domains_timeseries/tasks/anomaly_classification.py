@@ -21,8 +21,8 @@ from ssl_domains_timeseries.backbones._masking import signal_from_batch
     examples=[Example({"num_classes": 2}), Example({"num_classes": 3, "hidden": 16,
                                                     "dropout": 0.1})],
     # auto's order of preference (finetune.prefer's default): the candidates by average rank
-    # over the benchmark suite's seven signal datasets (benchmarks/RESULTS.md, "auto's order
-    # of preference"); the same order held out of each of them
+    # over the benchmark suite's seven signal datasets, and the order each of them gets when
+    # held out of that ranking (benchmarks/RESULTS.md, "auto's order of preference, held out")
     prefer=("ensemble", "baseline", "ssl", "scratch", "linear_probe"),
 )
 class AnomalyClassificationTask(ClassificationTask):
