@@ -36,7 +36,7 @@ __all__ = ["cache_dir", "catalog_key", "load_catalog", "component_info"]
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 1
+_FORMAT = 2  # 2: a task's registered order of preference (``prefer``)
 _ENV = ("SSL_DOMAINS_PLUGINS", "SSL_DOMAINS_DISABLE", "SSL_DOMAINS_STRICT")
 
 

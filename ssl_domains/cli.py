@@ -158,6 +158,9 @@ def describe_cmd(kind: str, name: str, as_json: bool) -> None:
     click.echo(f"{name}{d['signature']}")
     if d["modalities"]:
         click.echo(f"modalities: {', '.join(d['modalities'])}; dims: {d['dims']}")
+    if d.get("prefer"):
+        click.echo(f"select: auto prefers, among candidates within one standard error of the "
+                   f"best: {', '.join(d['prefer'])} (finetune.prefer overrides)")
     click.echo("")
     click.echo(d["doc"])
 

@@ -69,6 +69,9 @@ class Entry:
         except (TypeError, ValueError):
             signature = "(...)"
         doc = inspect.getdoc(self.factory) or ""
+        extra = {}
+        if self.meta.get("prefer") is not None:  # a task's order of preference for auto
+            extra["prefer"] = [str(p) for p in self.meta["prefer"]]
         return {
             "kind": self.kind,
             "name": self.name,
@@ -80,6 +83,7 @@ class Entry:
             "signature": signature,
             "doc": doc,
             "examples": [{"args": e.args, "input_shape": e.input_shape} for e in self.examples],
+            **extra,
         }
 
 

@@ -37,7 +37,8 @@ print(json.dumps({"outs": outs, "heavy": heavy}))
 """
 
 COMMANDS = [["--help"], ["--version"], ["plugins"], ["list", "backbone"], ["list", "loader"],
-            ["describe", "backbone", "mlp"], ["describe", "pretext", "masked_inpainting"]]
+            ["describe", "backbone", "mlp"], ["describe", "pretext", "masked_inpainting"],
+            ["describe", "finetune", "anomaly_classification"]]
 
 
 def probe(commands: list[list[str]], cache: Path) -> dict:
@@ -68,11 +69,13 @@ def test_listing_from_the_catalog_imports_no_model_code(tmp_path: Path) -> None:
         second = probe(COMMANDS, cache)
     assert second["heavy"] == []  # no torch, no monai, no component module
     assert second["outs"] == first["outs"]  # same answers as from the loaded plugins
-    help_, version, plugins, backbones, loaders, mlp, masked = second["outs"]
+    help_, version, plugins, backbones, loaders, mlp, masked, anomaly = second["outs"]
     assert "resnet_encoder" in backbones and "mlp" in backbones and "tcn" in backbones
     assert "dicom" in loaders and "arrays" in loaders
     assert "plugin ssl_domains" in mlp and "hidden" in mlp
     assert "mask_ratio" in masked and "medical" in masked
+    assert ("select: auto prefers, among candidates within one standard error of the best: "
+            "ensemble, baseline, ssl, scratch, linear_probe") in anomaly  # the task's `prefer`
     assert "medical (ssl-domains-medical 0.1.0)" in plugins
 
 

@@ -95,5 +95,7 @@ def test_registers_auto_order_of_preference(ssl_host: Host, name: str) -> None:
     suite's image and volume ranking (the fine-tuned pre-trained network first)."""
     from ssl_domains.sweep.selection import checked_preference
 
-    order = checked_preference(ssl_host.registry.get("finetune", name).meta["prefer"], name)
+    entry = ssl_host.registry.get("finetune", name)
+    order = checked_preference(entry.meta["prefer"], name)
     assert order == ("ssl", "ensemble", "scratch", "linear_probe", "baseline")
+    assert entry.describe()["prefer"] == list(order)  # what `ssl-domains describe` shows

@@ -79,3 +79,4 @@ def test_registers_auto_order_of_preference(ssl_host: Host) -> None:
     entry = ssl_host.registry.get("finetune", "anomaly_classification")
     order = checked_preference(entry.meta["prefer"], "anomaly_classification")
     assert order == ("ensemble", "baseline", "ssl", "scratch", "linear_probe")
+    assert entry.describe()["prefer"] == list(order)  # what `ssl-domains describe` shows
