@@ -41,11 +41,11 @@ from ssl_domains.engine.assess import read_assessment, read_predictions
 from ssl_domains.engine.exports import combine
 from ssl_domains.report.artifacts import parse_cell_name, read_selection
 from ssl_domains.sweep import selection
-from ssl_domains.sweep.plan import Arm
+from ssl_domains.sweep.plan import Arm, Size, cell_name
 
 
 def _cell(cells: Path, arm: str, size: str, seed: str) -> Path:
-    return cells / f"{Arm(arm).folder}_{size}_{seed}"
+    return cells / cell_name(Arm(arm), Size.from_tag(size), int(seed))
 
 
 def _test_auroc(cells: Path, arm: str, size: str, seed: str) -> float:

@@ -183,9 +183,7 @@ def finished_cells(sweep_dir: Path) -> pd.DataFrame:
         if parsed is None:
             continue
         arm, tag, seed = parsed
-        name = "baseline:" + arm[len("baseline-"):] if arm.startswith("baseline-") else arm
-        size = Size(fraction=float(tag)) if "." in tag else Size(count=int(tag))
-        cells.append((Arm(name), size, int(seed)))
+        cells.append((Arm.from_folder(arm), Size.from_tag(tag), int(seed)))
     return collect_results(sweep_dir, cells)
 
 

@@ -75,6 +75,15 @@ class Size:
         """For progress lines: ``f=0.05`` or ``n=25``."""
         return f"f={self.fraction:g}" if self.fraction is not None else f"n={self.count}"
 
+    @classmethod
+    def from_tag(cls, tag: str) -> Size:
+        """The size whose :attr:`tag` is ``tag`` (a cell folder name's size part).
+
+        Raises:
+            ValueError: ``tag`` is not a number.
+        """
+        return cls(fraction=float(tag)) if "." in tag else cls(count=int(tag))
+
 
 def _numbers(text: str, option: str) -> list[str]:
     parts = [p.strip() for p in str(text).split(",")]
@@ -171,6 +180,13 @@ class Arm:
     def folder(self) -> str:
         """The arm part of a cell folder name (``baseline:logistic`` -> ``baseline-logistic``)."""
         return self.name.replace(":", "-")
+
+    @classmethod
+    def from_folder(cls, folder: str) -> Arm:
+        """The arm whose :attr:`folder` is ``folder`` (``baseline-logistic`` ->
+        ``baseline:logistic``)."""
+        return cls(folder.replace("baseline-", "baseline:", 1) if folder.startswith("baseline-")
+                   else folder)
 
 
 def default_baselines(cfg: RunConfig, registry: Registry) -> list[ComponentRef]:

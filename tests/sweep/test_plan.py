@@ -23,6 +23,12 @@ def test_sizes_and_names() -> None:
     arm = plan.Arm("baseline:image_logistic")
     assert plan.cell_name(arm, sizes[0], 3) == "baseline-image_logistic_0.05_3"
     assert parse_cell_name("baseline-image_logistic_0.05_3") == ("baseline-image_logistic", "0.05", "3")
+    for a in (arm, plan.Arm("ssl"), plan.Arm("linear_probe")):  # a folder name read back
+        for size in sizes:
+            folder, tag, seed = parse_cell_name(plan.cell_name(a, size, 3)) or ("", "", "")
+            assert (plan.Arm.from_folder(folder), Size.from_tag(tag), int(seed)) == (a, size, 3)
+    with pytest.raises(ValueError):
+        Size.from_tag("ten")
 
 
 def test_default_baselines_come_from_the_backbones_plugin(tmp_path: Path) -> None:
