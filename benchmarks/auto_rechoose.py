@@ -3,24 +3,27 @@
 An auto cell chose on selection data it keeps: the out-of-fold probabilities of every candidate
 (``cv_oof.csv``) when it cross-validated, else the candidates' own validation predictions. This
 script runs :func:`ssl_domains.sweep.selection.choose` (the current rule, or another order of
-simplicity with ``--prefer``) on the same data. A network or baseline candidate ships as
-trained in its own cell, so the test AUROC of choosing it is that cell's. The ensemble is
+preference with ``--prefer``, another tolerance with ``--tolerance``) on the same data. A
+network or baseline candidate ships as trained in its own cell, so the test AUROC of choosing it is that cell's. The ensemble is
 rebuilt as the auto cell would ship it: after cross-validation, the baseline and weight chosen
 on all out-of-fold probabilities, applied to the ``ssl`` and baseline cells' test
 probabilities; after a validation choice, the ensemble cell as it is. Prints, per data set and
-label budget, the auto arm as it ran, as the rule would choose, and the best single arm.
+label budget, the auto arm as it ran, as the rule would choose, and the best single arm; then
+what always shipping one arm would have given instead.
 
 ``--prefer`` is an order of preference, or one read off the suite's own cells (every arm's
 test AUROC, :func:`benchmarks.suite.table.preference_order`):
 
 * ``kind``: per data set, the order of the cells of every data set of its kind (the data set
   itself included: in-sample, as the suite's recipes were set);
+* ``plugin``: per data set, the order of the cells of every data set served by the same
+  plugin (:data:`benchmarks.suite.datasets.DOMAIN`; in-sample: what the plugin's task ships);
 * ``held-out``: per data set, the order of the cells of the *other* data sets served by the
   same plugin (:data:`benchmarks.suite.datasets.DOMAIN`): what a data set nobody looked at
   gets, so its score is a held-out measurement of the order.
 
     python benchmarks/auto_rechoose.py runs/suite
-    python benchmarks/auto_rechoose.py runs/suite-tcn --prefer ensemble,baseline,linear_probe,ssl,scratch
+    python benchmarks/auto_rechoose.py runs/suite-tcn --prefer baseline:minirocket,ensemble,ssl
     python benchmarks/auto_rechoose.py runs/suite-tcn runs/suite-img runs/suite-vol --prefer held-out
 """
 
@@ -83,7 +86,7 @@ def ensemble_test_auroc(cell: Path, y: np.ndarray, probs: dict[str, np.ndarray])
 
 
 def orders(outs: list[Path], how: str) -> dict[str, tuple[str, ...]]:
-    """Data set -> order of preference, ``how`` being ``kind`` or ``held-out`` (module
+    """Data set -> order of preference, ``how`` being ``kind``, ``plugin`` or ``held-out`` (module
     docstring), read off the finished cells of every arm but ``auto`` under ``outs``."""
     frames = [collect(out, by_name()) for out in outs]
     results = pd.concat([f for f in frames if not f.empty], ignore_index=True)
@@ -93,6 +96,8 @@ def orders(outs: list[Path], how: str) -> dict[str, tuple[str, ...]]:
     for ds, kind in kinds.items():
         if how == "kind":
             pool = stats[stats["kind"] == kind]
+        elif how == "plugin":
+            pool = stats[stats["kind"].map(DOMAIN).eq(DOMAIN[kind])]
         else:
             pool = stats[stats["kind"].map(DOMAIN).eq(DOMAIN[kind]) & (stats["dataset"] != ds)]
         out[str(ds)] = tuple(table.preference_order(pool))
@@ -105,10 +110,13 @@ def main() -> None:
                     help="suite output folder(s) (each holds <dataset>/cells/)")
     ap.add_argument("--prefer", default=",".join(selection.PREFERENCE),
                     help="order of preference for the rule: arm kinds separated by commas, or "
-                         "'kind' or 'held-out' (read off the suite's cells; see the module "
+                         "'kind', 'plugin' or 'held-out' (read off the suite's cells; see the module "
                          f"docstring); default: {','.join(selection.PREFERENCE)}")
+    ap.add_argument("--tolerance", type=float, default=selection.TOLERANCE,
+                    help="standard errors a candidate earlier in the order may fall short of the "
+                         f"best by (default: {selection.TOLERANCE:g}, the current rule)")
     args = ap.parse_args()
-    if args.prefer in ("kind", "held-out"):
+    if args.prefer in ("kind", "plugin", "held-out"):
         per_dataset = orders(args.out, args.prefer)
         for ds, order in per_dataset.items():
             print(f"{ds}: {','.join(order)}")
@@ -130,26 +138,36 @@ def main() -> None:
         shipped = dict(test, ensemble=ensemble_test_auroc(cell, y, probs)) \
             if "ensemble" in test else test
         now = selection.choose(y, probs, ran.method, seed=int(seed),
-                               preference=per_dataset[dataset]).chosen
+                               preference=per_dataset[dataset], tolerance=args.tolerance).chosen
         r = rows[(dataset, size)]
         r["as run"].append(float(read_assessment(cell).test["auroc"]))
         r["rule"].append(shipped[now])
         for arm, value in test.items():
             r[arm].append(value)
     gaps = []
-    print(f"rule: one standard error, order of preference {args.prefer}\n")
+    fixed: dict[str, list[float]] = defaultdict(list)  # always shipping one arm, per cell
+    print(f"rule: {args.tolerance:g} standard error(s), order of preference {args.prefer}\n")
     print("| dataset | labels | seeds | auto as run | auto, rule | best single arm | rule − best |")
     print("|---|---|---|---|---|---|---|")
     for (ds, size), r in rows.items():
         arms = {a: float(np.mean(v)) for a, v in r.items() if a not in ("as run", "rule")}
         best = max(arms, key=lambda a: arms[a])
         gaps.append(float(np.mean(r["rule"])) - arms[best])
+        for arm, value in arms.items():
+            fixed[arm].append(value - arms[best])
         print(f"| {ds} | {size} | {len(r['as run'])} | {np.mean(r['as run']):.3f} | "
               f"{np.mean(r['rule']):.3f} | {best} {arms[best]:.3f} | {gaps[-1]:+.3f} |")
     if gaps:
         g = np.asarray(gaps)
         print(f"\nwithin 0.01 of the best single arm: {int((g >= -0.01).sum())} of {len(g)}; "
               f"mean difference {g.mean():+.4f}")
+        print("\nalways shipping one arm instead (in the cells where it ran):\n")
+        print("| arm | cells within 0.01 of the best single arm | mean difference |")
+        print("|---|---|---|")
+        print(f"| auto, rule | {int((g >= -0.01).sum())} of {len(g)} | {g.mean():+.4f} |")
+        for arm, diffs in sorted(fixed.items(), key=lambda kv: -float(np.mean(kv[1]))):
+            d = np.asarray(diffs)
+            print(f"| {arm} | {int((d >= -0.01).sum())} of {len(d)} | {d.mean():+.4f} |")
 
 
 if __name__ == "__main__":

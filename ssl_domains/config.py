@@ -7,6 +7,7 @@ The fully resolved config is written into every run folder as ``config.yaml``.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ssl_domains.errors import ConfigError
+
+#: A name in ``finetune.prefer``: a candidate kind of ``select: auto``, or one baseline.
+_CANDIDATE = re.compile(r"^(baseline|linear_probe|ssl|scratch|ensemble|baseline:[a-z][a-z0-9_]*)$")
 
 __all__ = [
     "ComponentRef",
@@ -127,20 +131,28 @@ class FinetuneConfig(_Strict):
         "(pre-trained, scratch, linear probe, classical baselines, ensemble), choose on validation "
         "data only and export the chosen one"
     )
-    prefer: list[Literal["baseline", "linear_probe", "ssl", "scratch", "ensemble"]] | None = Field(
-        None, description="select: auto's order of preference: the first of these within one "
-        "standard error of the best candidate is chosen (candidates not listed come after, in "
-        "the default order). Default: the order the fine-tuning task's plugin registered (what "
-        "held up across the benchmark suite's datasets of its kind), else baseline, "
-        "linear_probe, ssl, scratch, ensemble (simplest first)"
+    prefer: list[str] | None = Field(
+        None, description="select: auto's order of preference among baseline, linear_probe, "
+        "ssl, scratch, ensemble and single baselines (baseline:<name>, placed apart from the "
+        "other baselines): the first of these within two standard errors of the best candidate "
+        "is chosen (candidates not listed come after, in the default order). Default: the "
+        "order the fine-tuning task's plugin registered (what held up across the benchmark "
+        "suite's datasets of its kind), else baseline, linear_probe, ssl, scratch, ensemble "
+        "(simplest first)"
     )
 
     @model_validator(mode="after")
     def _one_label_budget(self) -> FinetuneConfig:
         if self.label_fraction is not None and self.label_count is not None:
             raise ValueError("give label_fraction or label_count, not both")
-        if self.prefer is not None and len(set(self.prefer)) < len(self.prefer):
-            raise ValueError(f"prefer {self.prefer}: each candidate at most once")
+        if self.prefer is not None:
+            unknown = [n for n in self.prefer if not _CANDIDATE.match(n)]
+            if unknown:
+                raise ValueError(f"prefer {self.prefer}: unknown candidate(s) {', '.join(unknown)} "
+                                 "(candidates: baseline, linear_probe, ssl, scratch, ensemble, "
+                                 "baseline:<name>)")
+            if len(set(self.prefer)) < len(self.prefer):
+                raise ValueError(f"prefer {self.prefer}: each candidate at most once")
         if self.val_budget == "same_fraction" and self.data.val is None:
             raise ValueError("val_budget 'same_fraction' needs a data.val loader; without one, "
                              "validation is split off the label budget (data.val_fraction)")

@@ -232,12 +232,15 @@ def test_help_prints() -> None:
 
 
 def test_preference_order_from_the_ranks() -> None:
-    """auto's order read off the cells: candidate kinds by average rank, the best baseline of
-    each cell standing for ``baseline``, ties and absent kinds in simplest-first order."""
+    """auto's order read off the cells: arms by average rank, each baseline on its own, ties
+    and absent kinds (``baseline`` for any other baseline) in simplest-first order."""
     stats = table.cell_stats(_results())
-    a = stats[stats["dataset"] == "A"]  # baseline 1.5 and 1, ssl 1.5 and 3, scratch 3 and 2
-    assert table.preference_order(a) == ["baseline", "ssl", "scratch", "linear_probe", "ensemble"]
-    b = stats[stats["dataset"] == "B"]  # scratch 1; ssl and baseline tie at 2.5
-    assert table.preference_order(b) == ["scratch", "baseline", "ssl", "linear_probe", "ensemble"]
+    # baseline:x 1.5 and 1, ssl 1.5 and 3, scratch 3 and 2, baseline:y 4 and 4
+    a = stats[stats["dataset"] == "A"]
+    assert table.preference_order(a) == ["baseline:x", "ssl", "scratch", "baseline:y",
+                                         "baseline", "linear_probe", "ensemble"]
+    b = stats[stats["dataset"] == "B"]  # scratch 1; ssl and baseline:x tie at 2.5
+    assert table.preference_order(b) == ["scratch", "baseline:x", "ssl", "baseline",
+                                         "linear_probe", "ensemble"]
     with_auto = pd.concat([a, a[a["arm"] == "ssl"].assign(arm="auto", mean=1.0)])
     assert table.preference_order(with_auto) == table.preference_order(a)

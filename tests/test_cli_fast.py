@@ -74,8 +74,9 @@ def test_listing_from_the_catalog_imports_no_model_code(tmp_path: Path) -> None:
     assert "dicom" in loaders and "arrays" in loaders
     assert "plugin ssl_domains" in mlp and "hidden" in mlp
     assert "mask_ratio" in masked and "medical" in masked
-    assert ("select: auto prefers, among candidates within one standard error of the best: "
-            "ensemble, baseline, ssl, scratch, linear_probe") in anomaly  # the task's `prefer`
+    assert ("select: auto prefers, among candidates within two standard errors of the best: "
+            "baseline:minirocket, ensemble, ssl, scratch, linear_probe, baseline"
+            ) in anomaly  # the task's `prefer`
     assert "medical (ssl-domains-medical 0.1.0)" in plugins
 
 

@@ -6,8 +6,8 @@ value`` (the sweeps' results with the dataset added). Output:
 * :func:`cell_stats`: mean, sd and n over seeds per dataset x budget x arm;
 * :func:`ranks`: each arm's rank by mean within every dataset x budget cell (1 = best, ties
   share the average rank) and the average rank per arm;
-* :func:`preference_order`: ``auto``'s order of preference read off the ranks (the candidate
-  kinds by average rank, the strongest baseline of each cell standing for ``baseline``);
+* :func:`preference_order`: ``auto``'s order of preference read off the cells (every arm,
+  each baseline on its own, by average shortfall from the best arm of each cell);
 * :func:`targets`: the issue's targets, checked on the means;
 * :func:`markdown`, :func:`figure`.
 """
@@ -73,19 +73,22 @@ def ranks(stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def preference_order(stats: pd.DataFrame) -> list[str]:
-    """``auto``'s order of preference that the cells of ``stats`` support: the candidate kinds
-    of :data:`~ssl_domains.sweep.selection.PREFERENCE` by average rank over the dataset x
-    budget cells (1 = best mean), the best-scoring baseline of each cell standing for
-    ``baseline``; ties keep that order (simplest first). Kinds that ran in no cell come
-    last."""
+    """``auto``'s order of preference that the cells of ``stats`` support: every arm but
+    ``auto`` (each baseline on its own, ``baseline:<name>``) by its average shortfall from the
+    best arm of each dataset x budget cell (mean test AUROC; smallest first: the arm that,
+    shipped everywhere, loses least), ties in the order of
+    :data:`~ssl_domains.sweep.selection.PREFERENCE` (simplest first); the kinds of that order
+    that ran in no cell (``baseline`` for any other baseline) come last. An average rank would
+    put first an arm that is often just ahead and sometimes far behind."""
     s = stats[stats["arm"] != "auto"]
-    s = s.assign(arm=s["arm"].where(~s["arm"].str.startswith("baseline"), "baseline"))
-    s = s.groupby(["dataset", "n_labels", "arm"], sort=False)["mean"].max().reset_index()
-    s["rank"] = s["mean"].round(6).groupby([s["dataset"], s["n_labels"]]).rank(
-        ascending=False, method="average")
-    avg = s.groupby("arm")["rank"].mean()
-    ran = sorted((a for a in PREFERENCE if a in avg.index),
-                 key=lambda a: (avg[a], PREFERENCE.index(a)))
+    best = s.groupby(["dataset", "n_labels"])["mean"].transform("max")
+    short = (best - s["mean"]).round(6).groupby(s["arm"]).mean()
+
+    def kind(arm: str) -> str:
+        return "baseline" if arm.startswith("baseline") else arm
+
+    ran = sorted((str(a) for a in short.index if kind(str(a)) in PREFERENCE),
+                 key=lambda a: (short[a], PREFERENCE.index(kind(a)), a))
     return ran + [a for a in PREFERENCE if a not in ran]
 
 

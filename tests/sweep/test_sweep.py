@@ -479,7 +479,7 @@ def test_auto_cross_validation_folds(tmp_path: Path, folds: int) -> None:
 
 
 def test_auto_order_of_preference_from_the_config(tmp_path: Path) -> None:
-    """``finetune.prefer`` orders auto's one-standard-error rule; the order is recorded, and an
+    """``finetune.prefer`` orders auto's choice (within two standard errors); the order is recorded, and an
     auto cell chosen under another order is chosen again on a rerun (from the cached
     cross-validation: nothing is retrained), while the other cells are reused."""
     cfg = parse_config(_config(tmp_path, _data(tmp_path)))
@@ -509,6 +509,12 @@ def test_auto_order_of_preference_from_the_config(tmp_path: Path) -> None:
     assert sum("(finished earlier)" in line for line in lines) == 3
     with pytest.raises(ConfigError, match="each candidate at most once"):
         parse_config(_config(tmp_path, _data(tmp_path), **{"finetune.prefer": ["ssl", "ssl"]}))
+    with pytest.raises(ConfigError, match="unknown candidate.*deep"):
+        parse_config(_config(tmp_path, _data(tmp_path), **{"finetune.prefer": ["ssl", "deep"]}))
+    named = parse_config(_config(tmp_path, _data(tmp_path),
+                                 **{"finetune.prefer": ["baseline:logistic", "ssl", "baseline"]}))
+    assert named.finetune is not None and named.finetune.prefer == [
+        "baseline:logistic", "ssl", "baseline"]
 
 
 

@@ -30,10 +30,11 @@ from ssl_domains_medical.tasks.probability_map import (
 __all__ = ["TumorClassification", "TumorPatchDetection", "TumorPatches", "aggregate_cases"]
 
 #: ``auto``'s default order of preference for the medical tasks (``prefer`` of their
-#: ``@component``; a config's ``finetune.prefer`` overrides it): the candidates by average rank
-#: over the benchmark suite's image and volume datasets, and the order each of them gets when
-#: held out of that ranking (benchmarks/RESULTS.md, "auto's order of preference, held out").
-MEDICAL_PREFERENCE = ("ssl", "ensemble", "scratch", "linear_probe", "baseline")
+#: ``@component``; a config's ``finetune.prefer`` overrides it): the candidates by average
+#: shortfall from the best arm over the benchmark suite's image and volume datasets; each of
+#: them, held out of that ranking, gets the same first two (benchmarks/RESULTS.md, "auto: two
+#: standard errors, one baseline named").
+MEDICAL_PREFERENCE = ("ssl", "ensemble", "linear_probe", "scratch", "baseline")
 
 
 def aggregate_cases(

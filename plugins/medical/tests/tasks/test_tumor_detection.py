@@ -97,5 +97,5 @@ def test_registers_auto_order_of_preference(ssl_host: Host, name: str) -> None:
 
     entry = ssl_host.registry.get("finetune", name)
     order = checked_preference(entry.meta["prefer"], name)
-    assert order == ("ssl", "ensemble", "scratch", "linear_probe", "baseline")
+    assert order == ("ssl", "ensemble", "linear_probe", "scratch", "baseline")
     assert entry.describe()["prefer"] == list(order)  # what `ssl-domains describe` shows

@@ -73,10 +73,12 @@ def test_errors() -> None:
 
 def test_registers_auto_order_of_preference(ssl_host: Host) -> None:
     """``select: auto`` without ``finetune.prefer`` uses the order the task registers: the
-    suite's signal ranking (ensemble, then the classical baseline, before fine-tuning)."""
+    suite's signal ranking (MiniRocket, then the ensemble, before fine-tuning; the other
+    baselines last)."""
     from ssl_domains.sweep.selection import checked_preference
 
     entry = ssl_host.registry.get("finetune", "anomaly_classification")
     order = checked_preference(entry.meta["prefer"], "anomaly_classification")
-    assert order == ("ensemble", "baseline", "ssl", "scratch", "linear_probe")
+    assert order == ("baseline:minirocket", "ensemble", "ssl", "scratch", "linear_probe",
+                     "baseline")
     assert entry.describe()["prefer"] == list(order)  # what `ssl-domains describe` shows
