@@ -183,6 +183,8 @@ class Selection(_Model):
     best_score: float | None = None
     rule: str | None = None
     preference: list[str] | None = None
+    #: standard errors of tolerance of the rule (None: chosen before it was recorded, one)
+    tolerance: float | None = None
     ensemble: Ensemble | None = None
 
 

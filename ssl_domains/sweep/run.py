@@ -86,7 +86,13 @@ from ssl_domains.sweep.plan import (
     write_sweep_record,
 )
 from ssl_domains.sweep.results import fmt, headline_metric, summary_table, write_results
-from ssl_domains.sweep.selection import CV_FOLDS, PREFERENCE, checked_preference, small_validation
+from ssl_domains.sweep.selection import (
+    CV_FOLDS,
+    PREFERENCE,
+    TOLERANCE,
+    checked_preference,
+    small_validation,
+)
 
 __all__ = ["SweepResult", "SweepFailed", "run_sweep", "run_derived"]
 
@@ -305,10 +311,13 @@ def preference(cfg: RunConfig, registry: Registry) -> tuple[tuple[str, ...], str
 
 
 def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
-    """A finished ``auto`` cell that chose under another order of preference than ``order``
-    (the order is not part of the sweep's config check: it trains nothing)."""
+    """A finished ``auto`` cell that chose under another rule: another order of preference
+    than ``order`` (not part of the sweep's config check: it trains nothing) or another
+    tolerance than :data:`~ssl_domains.sweep.selection.TOLERANCE` (a record without one chose
+    within one standard error)."""
     record = done.selection
-    return record is not None and tuple(record.preference or PREFERENCE) != order
+    return record is not None and (tuple(record.preference or PREFERENCE) != order
+                                   or (record.tolerance or 1.0) != TOLERANCE)
 
 
 # ---------------------------------------------------------------- the sweep
@@ -395,7 +404,8 @@ def run_sweep(
                  f"{size.label:<8} seed {seed:<3}")
         finished = read_assessment(cell) if (cell / EVAL_FILE).is_file() else None
         if finished is not None and arm.name == "auto" and _stale_choice(finished, order):
-            echo(f"{where} chose under another order of preference: choosing again")
+            echo(f"{where} chose under another rule (order of preference or tolerance): "
+                 "choosing again")
         elif finished is not None:
             auroc = finished.metrics("test").get("auroc")
             echo(f"{where} test AUROC {fmt(auroc)}  (finished earlier)")

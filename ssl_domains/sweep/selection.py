@@ -247,6 +247,7 @@ class Choice:
     best_score: float | None = None
     rule: str | None = None
     preference: list[str] | None = None
+    tolerance: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record (NaN as None)."""
@@ -263,7 +264,7 @@ class Choice:
                 "scores": {k: num(v) for k, v in self.scores.items()},
                 "method": self.method, "n_items": self.n_items, "best": self.best,
                 "best_score": num(self.best_score), "rule": self.rule,
-                "preference": self.preference, **self.details}
+                "preference": self.preference, "tolerance": self.tolerance, **self.details}
 
 
 def bootstrap_replicates(labels: np.ndarray, probs: Sequence[np.ndarray], n: int = BOOTSTRAP,
@@ -381,7 +382,7 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
                   scores[second.name] if second else None,
                   {k: (None if math.isnan(v) else v) for k, v in scores.items()}, method, len(y),
                   alpha, dict(chosen.details), best.name, scores[best.name], rule,
-                  list(preference))
+                  list(preference), float(tolerance))
 
 
 def _errors(tolerance: float) -> str:

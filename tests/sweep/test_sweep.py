@@ -504,9 +504,18 @@ def test_auto_order_of_preference_from_the_config(tmp_path: Path) -> None:
     probs = {a: oof[[f"{a}_0", f"{a}_1"]].to_numpy() for a in first["scores"]}
     assert again["chosen"] == sel.choose(y, probs, again["method"],
                                          preference=("scratch",)).chosen
+    assert again["tolerance"] == sel.TOLERANCE
     lines.clear()
     run_sweep(prefer, out, sizes=[Size(count=40)], seeds=[0], arms=arms, echo=lines.append)
     assert sum("(finished earlier)" in line for line in lines) == 3
+    # a choice recorded before the tolerance was (within one standard error) is made again
+    record = json.loads((cell / "eval.json").read_text())
+    del record["selection"]["tolerance"]
+    (cell / "eval.json").write_text(json.dumps(record))
+    lines.clear()
+    run_sweep(prefer, out, sizes=[Size(count=40)], seeds=[0], arms=arms, echo=lines.append)
+    assert any("auto" in line and "choosing again" in line for line in lines)
+    assert json.loads((cell / "selection.json").read_text())["tolerance"] == sel.TOLERANCE
     with pytest.raises(ConfigError, match="each candidate at most once"):
         parse_config(_config(tmp_path, _data(tmp_path), **{"finetune.prefer": ["ssl", "ssl"]}))
     with pytest.raises(ConfigError, match="unknown candidate.*deep"):
