@@ -16,10 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ssl_domains.errors import ConfigError
 
-#: A name in ``finetune.prefer``: a candidate kind of ``select: auto``, or one baseline.
-_CANDIDATE = re.compile(r"^(baseline|linear_probe|ssl|scratch|ensemble|baseline:[a-z][a-z0-9_]*)$")
+#: The kinds of candidate ``select: auto`` chooses among, simplest first.
+AUTO_CANDIDATES = ("baseline", "linear_probe", "ssl", "scratch", "ensemble")
+_ONE_BASELINE = re.compile(r"^baseline:[a-z][a-z0-9_]*$")
+
+
+def is_candidate_name(name: str) -> bool:
+    """Whether ``name`` may stand in an order of preference of ``select: auto``: a kind of
+    :data:`AUTO_CANDIDATES`, or one baseline (``baseline:minirocket``)."""
+    return name in AUTO_CANDIDATES or bool(_ONE_BASELINE.match(name))
 
 __all__ = [
+    "AUTO_CANDIDATES",
+    "is_candidate_name",
     "ComponentRef",
     "DataConfig",
     "TrainConfig",
@@ -146,11 +155,10 @@ class FinetuneConfig(_Strict):
         if self.label_fraction is not None and self.label_count is not None:
             raise ValueError("give label_fraction or label_count, not both")
         if self.prefer is not None:
-            unknown = [n for n in self.prefer if not _CANDIDATE.match(n)]
+            unknown = [n for n in self.prefer if not is_candidate_name(n)]
             if unknown:
                 raise ValueError(f"prefer {self.prefer}: unknown candidate(s) {', '.join(unknown)} "
-                                 "(candidates: baseline, linear_probe, ssl, scratch, ensemble, "
-                                 "baseline:<name>)")
+                                 f"(candidates: {', '.join(AUTO_CANDIDATES)}, baseline:<name>)")
             if len(set(self.prefer)) < len(self.prefer):
                 raise ValueError(f"prefer {self.prefer}: each candidate at most once")
         if self.val_budget == "same_fraction" and self.data.val is None:

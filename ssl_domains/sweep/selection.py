@@ -20,7 +20,6 @@ here ever sees test labels. The pieces:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from ssl_domains.config import AUTO_CANDIDATES, is_candidate_name
 from ssl_domains.engine.exports import combine
 from ssl_domains.errors import ContractError, SSLDomainsError
 from ssl_domains.scoring.intervals import percentile_interval, stratified_resamples
@@ -74,18 +74,17 @@ CV_FOLDS = 5
 #: Learning*, 7.10, with a wider margin): on 10-50 labels, cross-validated AUROCs of 1.0 against
 #: 0.96 are within noise. This order is the default when neither the config
 #: (``finetune.prefer``) nor the fine-tuning task (``prefer`` registered by its plugin, read off
-#: the benchmark suite's ranks for its data kind) gives one. An order may also name one
+#: the benchmark suite for its data kind) gives one. An order may also name one
 #: baseline (``baseline:minirocket``), placed apart from the other baselines (``baseline``);
 #: candidates of the same place go by score.
-PREFERENCE = ("baseline", "linear_probe", "ssl", "scratch", "ensemble")
+PREFERENCE = AUTO_CANDIDATES
 #: How many standard errors of its difference to the best a candidate earlier in the order of
-#: preference may fall short and still be chosen. Two, not one: the order comes from held-out
-#: benchmarks (the task's kind of data), the labels of one run are 10-50 items, and the one-SE
-#: rule left that order on noise more often than it found a better model (benchmarks/RESULTS.md,
-#: "auto: two standard errors, one baseline named").
+#: preference may fall short and still be chosen. Two, not one: the order is what held up on
+#: benchmarks of the task's kind, and 10-50 labels rarely give clear evidence against it; on
+#: the benchmark suite two did as well as one with each data set held out of the order and
+#: better with the orders the plugins ship (benchmarks/RESULTS.md, "auto: two standard errors,
+#: one baseline named").
 TOLERANCE = 2.0
-#: One baseline named in an order of preference.
-_BASELINE = re.compile(r"^baseline:[a-z][a-z0-9_]*$")
 #: Bootstrap replicates of the chosen candidate's interval.
 BOOTSTRAP = 1000
 #: Scores differing by less than this are a tie.
@@ -305,7 +304,7 @@ def checked_preference(order: Any, where: str) -> tuple[str, ...]:
             or not all(isinstance(n, str) for n in order):
         raise ContractError(f"{where}: prefer must be a list of candidate names among "
                             f"{', '.join(PREFERENCE)}; got {order!r}")
-    unknown = [n for n in order if n not in PREFERENCE and not _BASELINE.match(n)]
+    unknown = [n for n in order if not is_candidate_name(n)]
     twice = sorted({n for n in order if list(order).count(n) > 1})
     if unknown or twice:
         what = (f"unknown candidate(s) {', '.join(unknown)}" if unknown
