@@ -4,8 +4,8 @@ An auto cell chose on selection data it keeps: the out-of-fold probabilities of 
 (``cv_oof.csv``) when it cross-validated, else the candidates' own validation predictions. This
 script runs :func:`ssl_domains.sweep.selection.choose` (the current rule, or another order of
 preference with ``--prefer``, another tolerance with ``--tolerance``) on the same data. A
-network or baseline candidate ships as trained in its own cell, so the test AUROC of choosing it is that cell's. The ensemble is
-rebuilt as the auto cell would ship it: after cross-validation, the baseline and weight chosen
+network or baseline candidate ships as trained in its own cell, so the test AUROC of choosing
+it is that cell's. The ensemble is rebuilt as the auto cell would ship it: after cross-validation, the baseline and weight chosen
 on all out-of-fold probabilities, applied to the ``ssl`` and baseline cells' test
 probabilities; after a validation choice, the ensemble cell as it is. Prints, per data set and
 label budget, the auto arm as it ran, as the rule would choose, and the best single arm; then
@@ -109,7 +109,8 @@ def main() -> None:
     ap.add_argument("out", type=Path, nargs="+",
                     help="suite output folder(s) (each holds <dataset>/cells/)")
     ap.add_argument("--prefer", default=",".join(selection.PREFERENCE),
-                    help="order of preference for the rule: arm kinds separated by commas, or "
+                    help="order of preference for the rule: arm kinds or single baselines "
+                         "(baseline:<name>) separated by commas, or "
                          "'kind', 'plugin' or 'held-out' (read off the suite's cells; see the module "
                          f"docstring); default: {','.join(selection.PREFERENCE)}")
     ap.add_argument("--tolerance", type=float, default=selection.TOLERANCE,
