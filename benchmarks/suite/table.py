@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssl_domains.sweep.selection import PREFERENCE
+from ssl_domains.sweep.selection import PREFERENCE, candidate_kind
 
 #: Column order of the arms; baselines (``baseline:<name>``) follow in name order.
 ARM_ORDER = ("ssl", "scratch", "linear_probe", "ensemble", "auto")
@@ -83,12 +83,8 @@ def preference_order(stats: pd.DataFrame) -> list[str]:
     s = stats[stats["arm"] != "auto"]
     best = s.groupby(["dataset", "n_labels"])["mean"].transform("max")
     short = (best - s["mean"]).round(6).groupby(s["arm"]).mean()
-
-    def kind(arm: str) -> str:
-        return "baseline" if arm.startswith("baseline") else arm
-
-    ran = sorted((str(a) for a in short.index if kind(str(a)) in PREFERENCE),
-                 key=lambda a: (short[a], PREFERENCE.index(kind(a)), a))
+    ran = sorted((str(a) for a in short.index if candidate_kind(str(a)) in PREFERENCE),
+                 key=lambda a: (short[a], PREFERENCE.index(candidate_kind(a)), a))
     return ran + [a for a in PREFERENCE if a not in ran]
 
 

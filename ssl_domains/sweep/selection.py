@@ -54,6 +54,7 @@ __all__ = [
     "bootstrap_replicates",
     "choose",
     "checked_preference",
+    "candidate_kind",
     "rank_by_score",
 ]
 
@@ -281,12 +282,18 @@ def bootstrap_replicates(labels: np.ndarray, probs: Sequence[np.ndarray], n: int
     return out
 
 
+def candidate_kind(name: str) -> str:
+    """The kind of a candidate in an order of preference: ``baseline`` for every
+    ``baseline:<name>``, else the name itself."""
+    return "baseline" if name.startswith("baseline") else name
+
+
 def _rank(name: str, preference: Sequence[str] = PREFERENCE) -> int:
     """Place of ``name`` in ``preference``: its own (``baseline:minirocket``), else its kind's
     (``baseline``); kinds not in it come after, in :data:`PREFERENCE`'s order."""
     if name in preference:
         return list(preference).index(name)
-    kind = "baseline" if name.startswith("baseline") else name
+    kind = candidate_kind(name)
     if kind in preference:
         return preference.index(kind)
     return len(preference) + (PREFERENCE.index(kind) if kind in PREFERENCE else len(PREFERENCE))
