@@ -159,7 +159,9 @@ def describe_cmd(kind: str, name: str, as_json: bool) -> None:
     if d["modalities"]:
         click.echo(f"modalities: {', '.join(d['modalities'])}; dims: {d['dims']}")
     if d.get("prefer"):
-        click.echo(f"select: auto prefers, among candidates within two standard errors of the "
+        from ssl_domains.candidates import tolerance_words
+
+        click.echo(f"select: auto prefers, among candidates within {tolerance_words()} of the "
                    f"best: {', '.join(d['prefer'])} (finetune.prefer overrides)")
     click.echo("")
     click.echo(d["doc"])

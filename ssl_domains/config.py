@@ -7,28 +7,16 @@ The fully resolved config is written into every run folder as ``config.yaml``.
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ssl_domains.candidates import AUTO_CANDIDATES, is_candidate_name, tolerance_words
 from ssl_domains.errors import ConfigError
 
-#: The kinds of candidate ``select: auto`` chooses among, simplest first.
-AUTO_CANDIDATES = ("baseline", "linear_probe", "ssl", "scratch", "ensemble")
-_ONE_BASELINE = re.compile(r"^baseline:[a-z][a-z0-9_]*$")
-
-
-def is_candidate_name(name: str) -> bool:
-    """Whether ``name`` may stand in an order of preference of ``select: auto``: a kind of
-    :data:`AUTO_CANDIDATES`, or one baseline (``baseline:minirocket``)."""
-    return name in AUTO_CANDIDATES or bool(_ONE_BASELINE.match(name))
-
 __all__ = [
-    "AUTO_CANDIDATES",
-    "is_candidate_name",
     "ComponentRef",
     "DataConfig",
     "TrainConfig",
@@ -143,7 +131,7 @@ class FinetuneConfig(_Strict):
     prefer: list[str] | None = Field(
         None, description="select: auto's order of preference among baseline, linear_probe, "
         "ssl, scratch, ensemble and single baselines (baseline:<name>, placed apart from the "
-        "other baselines): the first of these within two standard errors of the best candidate "
+        f"other baselines): the first of these within {tolerance_words()} of the best candidate "
         "is chosen (candidates not listed come after, in the default order). Default: the "
         "order the fine-tuning task's plugin registered (what held up across the benchmark "
         "suite's datasets of its kind), else baseline, linear_probe, ssl, scratch, ensemble "

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from ssl_domains.config import AUTO_CANDIDATES, is_candidate_name
+from ssl_domains.candidates import AUTO_CANDIDATES, TOLERANCE, is_candidate_name, tolerance_words
 from ssl_domains.engine.exports import combine
 from ssl_domains.errors import ContractError, SSLDomainsError
 from ssl_domains.scoring.intervals import percentile_interval, stratified_resamples
@@ -79,13 +79,6 @@ CV_FOLDS = 5
 #: baseline (``baseline:minirocket``), placed apart from the other baselines (``baseline``);
 #: candidates of the same place go by score.
 PREFERENCE = AUTO_CANDIDATES
-#: How many standard errors of its difference to the best a candidate earlier in the order of
-#: preference may fall short and still be chosen. Two, not one: the order is what held up on
-#: benchmarks of the task's kind, and 10-50 labels rarely give clear evidence against it; on
-#: the benchmark suite two did as well as one with each data set held out of the order and
-#: better with the orders the plugins ship (benchmarks/RESULTS.md, "auto: two standard errors,
-#: one baseline named").
-TOLERANCE = 2.0
 #: Bootstrap replicates of the chosen candidate's interval.
 BOOTSTRAP = 1000
 #: Scores differing by less than this are a tie.
@@ -375,11 +368,11 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
                                 for c in ranked):
         rule = f"the best selection AUROC, and no candidate is {earlier}"
     elif chosen is best:
-        rule = f"the best selection AUROC; no candidate {earlier} within {_errors(tolerance)} of it"
+        rule = f"the best selection AUROC; no candidate {earlier} within {tolerance_words(tolerance)} of it"
     else:
         first = ("the simplest candidate" if simplest else
                  f"the first candidate in the order of preference {', '.join(preference)}")
-        rule = (f"{first} within {_errors(tolerance)} of the best "
+        rule = (f"{first} within {tolerance_words(tolerance)} of the best "
                 f"({best.name}, {scores[best.name]:.3f}; difference {scores[best.name] - scores[chosen.name]:.3f}, "
                 f"its paired bootstrap standard error {se[pick]:.3f})")
     if preference_from:
@@ -389,12 +382,6 @@ def choose(labels: np.ndarray | Sequence[int], candidates: Sequence[Scored] | Ma
                   {k: (None if math.isnan(v) else v) for k, v in scores.items()}, method, len(y),
                   alpha, dict(chosen.details), best.name, scores[best.name], rule,
                   list(preference), float(tolerance))
-
-
-def _errors(tolerance: float) -> str:
-    """``"two standard errors"``: the tolerance in words for the rule sentence."""
-    words = {1.0: "one standard error", 2.0: "two standard errors", 3.0: "three standard errors"}
-    return words.get(float(tolerance), f"{tolerance:g} standard errors")
 
 
 def _std(values: np.ndarray) -> float:
