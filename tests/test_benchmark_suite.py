@@ -156,24 +156,29 @@ def test_table_ranks_and_targets(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_recipes_folder_overrides_a_kinds_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recipes_folder_overrides_a_kinds_recipe(tmp_path: Path) -> None:
     """``--recipes DIR``: a kind's recipe from DIR when it has one, else the default; the
-    variants kept in benchmarks/suite/variants differ from the default in the backbone only."""
+    signal variants kept in benchmarks/suite/variants differ from the default in the backbone
+    only."""
     default = run.recipe("signal")
     variants = Path(run.__file__).parent / "variants"
-    monkeypatch.setattr(run, "RECIPE_DIRS", [variants / "patch_transformer", run.RECIPES])
-    old = run.recipe("signal")
+    old = run.recipe("signal", variants / "patch_transformer")
     assert (default["backbone"]["name"], old["backbone"]["name"]) == ("tcn", "patch_transformer")
     assert {k: v for k, v in old.items() if k != "backbone"} == {
         **{k: v for k, v in default.items() if k != "backbone"},
         "pretrain": {**default["pretrain"], "task": {"name": "masked_patches",
                                                      "args": {"mask_ratio": 0.4}}}}
-    assert run.recipe("image") == yaml.safe_load((run.RECIPES / "image.yaml").read_text())
-    monkeypatch.setattr(run, "RECIPE_DIRS", [variants / "tcn_mean", run.RECIPES])
-    mean = run.recipe("signal")
+    assert run.recipe("image", variants / "patch_transformer") == \
+        yaml.safe_load((run.RECIPES / "image.yaml").read_text())
+    mean = run.recipe("signal", variants / "tcn_mean")
     assert mean["backbone"]["args"] == {**default["backbone"]["args"], "pool": "mean"}
     assert {k: v for k, v in mean.items() if k != "backbone"} == \
         {k: v for k, v in default.items() if k != "backbone"}
+    lpft = run.dataset_config(datasets.by_name(["breastmnist"])[0], tmp_path,
+                              variants / "image_lpft")
+    assert (lpft["finetune"]["mode"], run.recipe("image").get("finetune", {}).get("mode")) == \
+        ("frozen_then_unfrozen", None)
+    assert run.recipe("signal") == default  # nothing left behind by the calls above
 
 
 def test_table_only_keeps_the_arms_asked_for() -> None:

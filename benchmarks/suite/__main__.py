@@ -61,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ds.name:<16} {ds.kind:<7} {'quick' if ds.quick else '':<6} {state}; "
                   f"{ds.protocol}")
         return 0
-    if args.recipes:
-        run.RECIPE_DIRS.insert(0, args.recipes)
     out = args.out or Path("runs") / ("suite-quick" if args.quick else "suite")
     if args.table_only:
         results = run.collect(out, chosen)
@@ -82,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     else run.default_arms())
     record = run.run_suite(chosen, args.data, out, sizes, seeds, arms,
                            echo=lambda line: print(line, flush=True), reports=args.reports,
+                           recipes=args.recipes,
                            command="python -m benchmarks.suite " + " ".join(
                                argv if argv is not None else sys.argv[1:]))
     failed = [n for n, r in record["datasets"].items() if r.get("status") == "failed"]

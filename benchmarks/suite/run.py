@@ -29,8 +29,6 @@ from benchmarks.suite import table
 from benchmarks.suite.datasets import Dataset
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
-#: Folders searched for a kind's recipe, first match wins (``--recipes`` puts one in front).
-RECIPE_DIRS: list[Path] = [RECIPES]
 #: Budgets when none are given: 10, 20 and 50 labels, 10 % and 100 % of the pool.
 DEFAULT_BUDGETS = "10,20,50,10%,100%"
 QUICK_BUDGETS = "20,10%"
@@ -38,10 +36,12 @@ QUICK_BUDGETS = "20,10%"
 MIN_LABELS = 10
 
 
-def recipe(kind: str) -> dict[str, Any]:
-    """The default recipe of a data kind (``signal``, ``image``, ``volume``) as a dict."""
-    path = next((d / f"{kind}.yaml" for d in RECIPE_DIRS if (d / f"{kind}.yaml").is_file()),
-                RECIPES / f"{kind}.yaml")
+def recipe(kind: str, recipes: Path | None = None) -> dict[str, Any]:
+    """The recipe of a data kind (``signal``, ``image``, ``volume``) as a dict: from the folder
+    ``recipes`` (``--recipes``, e.g. a variant) when it has one for ``kind``, else the default."""
+    path = recipes / f"{kind}.yaml" if recipes is not None else None
+    if path is None or not path.is_file():
+        path = RECIPES / f"{kind}.yaml"
     return yaml.safe_load(path.read_text())
 
 
@@ -56,9 +56,9 @@ def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def dataset_config(ds: Dataset, root: Path) -> dict[str, Any]:
-    """The run config of ``ds``: its kind's recipe plus its data sections."""
-    cfg = merge(recipe(ds.kind), ds.sections(root))
+def dataset_config(ds: Dataset, root: Path, recipes: Path | None = None) -> dict[str, Any]:
+    """The run config of ``ds``: its kind's recipe (:func:`recipe`) plus its data sections."""
+    cfg = merge(recipe(ds.kind, recipes), ds.sections(root))
     cfg["name"] = f"suite-{ds.name}"
     return cfg
 
@@ -127,9 +127,10 @@ def quick_arms() -> list[str]:
 
 
 def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds: Sequence[int],
-                arms: Sequence[str], echo: Callable[[str], None], reports: bool = False
-                ) -> dict[str, Any]:
-    """One dataset's sweep into ``out / ds.name``; returns its record for ``suite.json``."""
+                arms: Sequence[str], echo: Callable[[str], None], reports: bool = False,
+                recipes: Path | None = None) -> dict[str, Any]:
+    """One dataset's sweep into ``out / ds.name`` (its kind's recipe from ``recipes`` when that
+    folder has one); returns its record for ``suite.json``."""
     from ssl_domains.config import parse_config
     from ssl_domains.data.datasets import labels_of
     from ssl_domains.engine.finetune import build_finetune_sources
@@ -142,7 +143,7 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
         record.update(status="skipped", reason=f"missing under {root}: {', '.join(missing)}")
         echo(f"{ds.name}: skipped ({record['reason']})")
         return record
-    cfg = parse_config(dataset_config(ds, root), source=f"suite {ds.name}")
+    cfg = parse_config(dataset_config(ds, root, recipes), source=f"suite {ds.name}")
     assert cfg.finetune is not None
     n_pool = len(labels_of(build_finetune_sources(cfg.finetune)["pool"]) or [])
     keep, dropped = budgets_for(sizes, n_pool)
@@ -221,16 +222,19 @@ def write_outputs(out: Path, results: pd.DataFrame, metric: str = "auroc") -> di
 
 def run_suite(datasets: Sequence[Dataset], root: Path, out: Path, sizes: Sequence[Any],
               seeds: Sequence[int], arms: Sequence[str], echo: Callable[[str], None] = print,
-              reports: bool = False, command: str | None = None) -> dict[str, Any]:
-    """Run every dataset (skipping those whose files are missing) and write the suite outputs."""
+              reports: bool = False, command: str | None = None, recipes: Path | None = None
+              ) -> dict[str, Any]:
+    """Run every dataset (skipping those whose files are missing) and write the suite outputs;
+    ``recipes``: a folder of recipes used instead of the default ones for the kinds it has."""
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"command": command or " ".join(sys.argv), "root": str(root),
                               "budgets": [s.tag for s in sizes], "seeds": list(seeds),
-                              "arms": list(arms), "datasets": {}}
+                              "arms": list(arms), "recipes": str(recipes or RECIPES),
+                              "datasets": {}}
     start = time.perf_counter()
     for ds in datasets:
         record["datasets"][ds.name] = run_dataset(ds, root, out, sizes, seeds, arms, echo,
-                                                  reports)
+                                                  reports, recipes)
         (out / "suite.json").write_text(json.dumps(record, indent=2))
     record["seconds"] = round(time.perf_counter() - start, 1)
     (out / "suite.json").write_text(json.dumps(record, indent=2))
