@@ -21,18 +21,6 @@ LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece"})
 PRIMARY_METRICS = ("auroc", "balanced_accuracy", "accuracy", "f1")
 
 NAN = float("nan")
-#: Fewer items of a class than this make an AUROC noise (with 5 items a class, one item changing
-#: places moves it by 0.04 or more): below it a validation AUROC picks neither a checkpoint
-#: (``early_stopping.metric: auto``) nor a model (``select: auto`` cross-validates instead).
-AUROC_MIN_PER_CLASS = 10
-
-
-def auroc_is_reliable(labels: Sequence[int] | np.ndarray) -> bool:
-    """Whether ``labels`` (of a validation set) hold two classes or more, each at least
-    :data:`AUROC_MIN_PER_CLASS` times."""
-    counts = np.bincount(np.asarray(labels, dtype=int)) if len(labels) else np.zeros(1, int)
-    present = counts[counts > 0]
-    return len(present) >= 2 and int(present.min()) >= AUROC_MIN_PER_CLASS
 
 
 def sklearn_metrics() -> ModuleType:

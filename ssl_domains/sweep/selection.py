@@ -31,7 +31,7 @@ from ssl_domains.candidates import AUTO_CANDIDATES, TOLERANCE, is_candidate_name
 from ssl_domains.engine.exports import combine
 from ssl_domains.errors import ContractError, SSLDomainsError
 from ssl_domains.scoring.intervals import percentile_interval, stratified_resamples
-from ssl_domains.scoring.metrics import AUROC_MIN_PER_CLASS, fast_binary_metrics
+from ssl_domains.scoring.metrics import fast_binary_metrics
 
 __all__ = [
     "WEIGHTS",
@@ -64,7 +64,7 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 COLLAPSE_AUROC = 0.55
 #: Below these, validation AUROC is noise: the choice is made by cross-validation.
 MIN_VAL_ITEMS = 20
-MIN_VAL_PER_CLASS = AUROC_MIN_PER_CLASS
+MIN_VAL_PER_CLASS = 10
 #: Folds of the cross-validation over the labeled subset (fewer when a class has fewer items).
 CV_FOLDS = 5
 #: Order of simplicity of the candidates: a classical baseline (fixed features, linear model),
