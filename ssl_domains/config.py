@@ -63,8 +63,12 @@ class DataConfig(_Strict):
 class EarlyStopping(_Strict):
     """Stop when a validation metric has not improved for `patience` evaluations."""
 
-    metric: str = Field("loss", description="'loss' or a metric name such as 'auroc'")
-    patience: int = Field(5, ge=1)
+    metric: str = Field(
+        "loss", description="'loss', a metric name such as 'auroc', or 'auto' (fine-tuning: AUROC "
+        "when the validation set holds enough items of each class, "
+        "engine.finetune.AUROC_MONITOR_MIN_PER_CLASS, else loss; pre-training: loss)")
+    patience: int | None = Field(5, ge=1, description="evaluations without improvement before "
+                                 "stopping; null: never stop early, only keep the best weights")
     mode: Literal["min", "max", "auto"] = Field("auto", description="auto: min for loss, max otherwise")
 
 

@@ -17,7 +17,7 @@ threshold applies)::
     test_intervals                 metric -> [low, high] plus "method" (a sentence)
     undefined_metrics              split -> metric -> why it is undefined
     warnings                       sentences the report shows
-    init, steps, best_step, stopped_early, seconds           how the model was trained
+    init, steps, best_step, monitor, stopped_early, seconds  how the model was trained
     baseline, ensemble             the classical baseline / ensemble an arm used
     selection, candidates, candidates_note                   what select: auto chose and why
     eval_<loader>, n_eval_<loader> ``ssl-domains evaluate`` on other data
@@ -232,6 +232,8 @@ class Assessment(_Model):
     init: str | None = None
     steps: int | None = None
     best_step: int | None = None
+    #: the validation metric whose best weights were kept (``early_stopping.metric``, resolved)
+    monitor: str | None = None
     stopped_early: bool | None = None
     seconds: float | None = None
     baseline: ComponentRef | None = None

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
+from ssl_domains.config import EarlyStopping, FinetuneConfig, InitConfig, RunConfig
 from ssl_domains.data.datasets import (
     Subset,
     build_dataset,
@@ -38,6 +38,7 @@ from ssl_domains.engine.run_dir import holding_run_lock
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.plugins import get_host
+from ssl_domains.scoring.metrics import fewest_per_class
 
 __all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "counts_of", "EXPORT_README"]
 
@@ -114,6 +115,26 @@ def counts_of(data: Mapping[str, Any]) -> Counts:
         n_pool=data["n_pool"], n_labels=data["n_budget"],
         label_counts={k: dict(Counter(map(str, labels_of(ds) or []))) for k, ds in splits},
     )
+
+
+#: ``early_stopping.metric: auto`` keeps the weights of the best validation AUROC when every
+#: class has at least this many validation items, else of the lowest validation loss. Measured
+#: on the benchmark suite (benchmarks/RESULTS.md, "Which checkpoint fine-tuning keeps"): with
+#: 21-270 items a class the AUROC's checkpoint tested better (BreastMNIST, PneumoniaMNIST and,
+#: held out, AdrenalMNIST3D at 100 % of the labels); with 2-14 it tested worse (with a handful
+#: of items the AUROC is 1.0 at the first evaluation and the earliest weights are kept).
+AUROC_MONITOR_MIN_PER_CLASS = 20
+
+
+def monitored_metric(early: EarlyStopping | None, val_labels: Sequence[int]) -> str:
+    """The validation metric whose best weights fine-tuning keeps: the config's; for ``auto``
+    the AUROC when every class of ``val_labels`` has :data:`AUROC_MONITOR_MIN_PER_CLASS` items,
+    else the loss."""
+    if early is None or early.metric == "loss":
+        return "loss"
+    if early.metric != "auto":
+        return early.metric
+    return "auroc" if fewest_per_class(val_labels) >= AUROC_MONITOR_MIN_PER_CLASS else "loss"
 
 
 @holding_run_lock
@@ -209,9 +230,10 @@ def finetune(
     def validate(model: nn.Module) -> dict[str, float | None]:
         return score(predict(model, val_loader, rt), None)
 
+    monitor = monitored_metric(fcfg.train.early_stopping, labels_of(val_ds) or [])
     trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
                       validate=validate, on_epoch_start=on_epoch_start, frozen=frozen,
-                      resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed)
+                      resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed, monitor=monitor)
     if state is not None:
         trainer.load_state(state)
     result = trainer.fit()
@@ -221,7 +243,8 @@ def finetune(
     if test_ds is not None:
         test_preds = predict(task, make_loader(test_ds, fcfg.data, train=False, seed=cfg.seed, role="test",
                                                stage="finetune", skipped_file=skipped_file), rt)
-    details = {"steps": result.step, "best_step": result.best_step, "stopped_early": result.stopped_early,
+    details = {"steps": result.step, "best_step": result.best_step, "monitor": monitor,
+               "stopped_early": result.stopped_early,
                "init": init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none"),
                "seconds": result.seconds}
     assessment = finish_run(run.path, val_preds, test_preds, threshold_rule=fcfg.threshold_rule,

@@ -91,6 +91,9 @@ class Trainer:
         validate: Called on the bare model at each evaluation; returns metrics incl. ``loss``.
         on_epoch_start: Hook called with (model, epoch) before each epoch (e.g. unfreezing).
         resolved_config: Stored in checkpoints so a resume knows what it resumes.
+        monitor: The validation metric whose best weights are kept, when the caller resolved
+            ``early_stopping.metric: auto`` (:func:`ssl_domains.engine.finetune.monitored_metric`);
+            default: the config's metric, ``loss`` for ``auto``.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class Trainer:
         resolved_config: dict[str, Any] | None = None,
         seed: int = 0,
         frozen: list[nn.Module] | None = None,
+        monitor: str | None = None,
     ) -> None:
         self.model = model.to(runtime.device)
         self.loader = loader
@@ -137,7 +141,8 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
         es = cfg.early_stopping
-        self.monitor = es.metric if es else "loss"
+        #: the validation metric whose best weights are kept (``auto`` unresolved: loss)
+        self.monitor = monitor or (es.metric if es and es.metric != "auto" else "loss")
         mode = es.mode if es else "auto"
         self.maximize = (mode == "max") or (mode == "auto" and self.monitor != "loss")
 
@@ -212,7 +217,7 @@ class Trainer:
             return False
         self.bad_evals += 1
         es = self.cfg.early_stopping
-        return bool(es and self.bad_evals >= es.patience)
+        return bool(es and es.patience is not None and self.bad_evals >= es.patience)
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> FitResult:

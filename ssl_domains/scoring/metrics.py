@@ -23,6 +23,13 @@ PRIMARY_METRICS = ("auroc", "balanced_accuracy", "accuracy", "f1")
 NAN = float("nan")
 
 
+def fewest_per_class(labels: Sequence[int] | np.ndarray) -> int:
+    """The count of the rarest class in ``labels``; 0 when fewer than two classes are present."""
+    counts = np.bincount(np.asarray(labels, dtype=int)) if len(labels) else np.zeros(1, int)
+    present = counts[counts > 0]
+    return int(present.min()) if len(present) >= 2 else 0
+
+
 def sklearn_metrics() -> ModuleType:
     """:mod:`sklearn.metrics`, imported where it is used: importing scikit-learn imports pandas
     when pandas is installed, and the engine (which scores with this module) loads no pandas."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -162,3 +163,38 @@ def test_val_loader_whole_or_same_fraction(tmp_path: Path, arrays: Path) -> None
     assert len(prepare_finetune_data(full, full.finetune)["val"]) == 100
     with pytest.raises(ConfigError, match="needs a data.val loader"):
         parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.val_budget": "same_fraction"}))
+
+
+def test_monitor_auto_keeps_the_best_auroc_only_on_a_validation_set_large_enough(
+        tmp_path: Path, arrays: Path) -> None:
+    """``early_stopping: {metric: auto, patience: null}``: the weights of the best validation
+    AUROC when every class has AUROC_MONITOR_MIN_PER_CLASS validation items, else of the
+    lowest validation loss; never stops early; eval.json says which."""
+    from ssl_domains.config import EarlyStopping
+    from ssl_domains.engine.finetune import AUROC_MONITOR_MIN_PER_CLASS as N
+    from ssl_domains.engine.finetune import monitored_metric
+
+    auto = EarlyStopping(metric="auto", patience=None)
+    assert monitored_metric(auto, [0] * N + [1] * N) == "auroc"
+    assert monitored_metric(auto, [0] * 5 * N + [1] * (N - 1)) == "loss"
+    assert monitored_metric(auto, [0] * 5 * N) == "loss"
+    assert monitored_metric(None, [0] * N + [1] * N) == "loss"
+    assert monitored_metric(EarlyStopping(metric="auroc"), [0, 1]) == "auroc"
+
+    def run(name: str, **budget: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{
+            "finetune.train.early_stopping": {"metric": "auto", "patience": None},
+            "finetune.train.epochs": 6, "finetune.train.eval_every": 3,
+            "finetune.from_scratch": True, **budget}))
+        s = finetune(cfg, tmp_path / name)
+        vals = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").open()]
+        return s, [v for v in vals if v.get("split") == "val"]
+
+    big, vals = run("big")
+    assert big["n_val"] == 80 and big["monitor"] == "auroc" and big["stopped_early"] is False
+    best = max(vals, key=lambda v: v["auroc"])  # first of equal maxima, as the trainer keeps
+    assert big["best_step"] == best["step"] and len(vals) > 6
+    small, vals = run("small", **{"finetune.label_count": 30})
+    assert small["n_val"] == 6 and small["monitor"] == "loss"
+    assert small["best_step"] == min(vals, key=lambda v: v["loss"])["step"]
+    assert read_assessment(tmp_path / "small").monitor == "loss"
