@@ -123,6 +123,9 @@ def model_card(config: Mapping[str, Any], assessment: Assessment) -> str:
     else:
         lines += ["- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
                   "architecture and arguments in `config.json`", ""]
+    kept = _kept_text(config, assessment)
+    if kept:
+        lines[-1:-1] = [kept]
 
     lines += ["## Data", ""]
     for label, dotted in DATA:
@@ -201,6 +204,19 @@ EXPORT_FILES = {
                 "classical baseline export, which contains its training inputs: share it only "
                 "where the training data may go); `config.json` holds the weight",
 }
+
+
+def _kept_text(config: Mapping[str, Any], assessment: Assessment) -> str | None:
+    """``- fine-tuning: 1080 steps; the weights kept are those of step 320 (the best validation
+    AUROC)``, when the run recorded its steps (a network, not a baseline)."""
+    steps, best = assessment.steps, assessment.best_step
+    if steps is None or best is None:
+        return None
+    monitor = assessment.monitor or _get(config, "finetune.train.early_stopping.metric")
+    monitor = "loss" if monitor in (None, "auto") else str(monitor)  # auto unrecorded: loss
+    what = "the lowest validation loss" if monitor == "loss" else \
+        f"the best validation {'AUROC' if monitor == 'auroc' else _md(monitor)}"
+    return f"- fine-tuning: {steps} steps; the weights kept are those of step {best} ({what})"
 
 
 def selection_lines(selection: Selection, candidates: Mapping[str, Candidate] | None = None

@@ -47,6 +47,13 @@ def test_card_content() -> None:
                  "## Intended use", "Not a medical device."):
         assert text in card, text
     assert "Doe_Jane" not in card and "/x/y.csv" not in card  # paths stay in config.json
+    assert "- fine-tuning:" not in card  # no steps recorded
+    trained = Assessment.model_validate({**EVAL, "steps": 1080, "best_step": 320,
+                                         "monitor": "auroc"})
+    assert ("- fine-tuning: 1080 steps; the weights kept are those of step 320 (the best "
+            "validation AUROC)") in model_card(CONFIG, trained)
+    older = Assessment.model_validate({**EVAL, "steps": 60, "best_step": 20})
+    assert "step 20 (the lowest validation loss)" in model_card(CONFIG, older)
 
 
 def test_card_with_little_information() -> None:
