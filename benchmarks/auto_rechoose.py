@@ -5,9 +5,10 @@ An auto cell chose on selection data it keeps: the out-of-fold probabilities of 
 script runs :func:`ssl_domains.sweep.selection.choose` (the current rule, or another order of
 preference with ``--prefer``, another tolerance with ``--tolerance``) on the same data. A
 network or baseline candidate ships as trained in its own cell, so the test AUROC of choosing
-it is that cell's. The ensemble is rebuilt as the auto cell would ship it: after cross-validation, the baseline and weight chosen
-on all out-of-fold probabilities, applied to the ``ssl`` and baseline cells' test
-probabilities; after a validation choice, the ensemble cell as it is. Prints, per data set and
+it is that cell's. The ensemble is rebuilt as the auto cell would ship it: after
+cross-validation, the baseline and weight chosen on all out-of-fold probabilities, applied to
+the ``ssl`` and baseline cells' test probabilities; after a validation choice, the ensemble
+cell as it is. Prints, per data set and
 label budget, the auto arm as it ran, as the rule would choose, and the best single arm; then
 what always shipping one arm would have given instead.
 

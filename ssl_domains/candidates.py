@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["AUTO_CANDIDATES", "TOLERANCE", "is_candidate_name", "tolerance_words"]
+__all__ = ["AUTO_CANDIDATES", "TOLERANCE", "candidate_kind", "is_candidate_name", "tolerance_words"]
 
 #: The kinds of candidate ``select: auto`` chooses among, simplest first.
 AUTO_CANDIDATES = ("baseline", "linear_probe", "ssl", "scratch", "ensemble")
@@ -24,6 +24,12 @@ def is_candidate_name(name: str) -> bool:
     """Whether ``name`` may stand in an order of preference of ``select: auto``: a kind of
     :data:`AUTO_CANDIDATES`, or one baseline (``baseline:minirocket``)."""
     return name in AUTO_CANDIDATES or bool(_ONE_BASELINE.match(name))
+
+
+def candidate_kind(name: str) -> str:
+    """The kind of a candidate in an order of preference: ``baseline`` for every
+    ``baseline:<name>``, else the name itself."""
+    return "baseline" if name.startswith("baseline") else name
 
 
 def tolerance_words(tolerance: float = TOLERANCE) -> str:

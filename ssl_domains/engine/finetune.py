@@ -182,6 +182,7 @@ def finetune(
     data = prepare_finetune_data(cfg, fcfg, sources)
     train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
     train_labels = labels_of(train_ds) or []
+    val_labels = labels_of(val_ds) or []
 
     backbone = build_backbone(registry, cfg.backbone)
     check_modality(backbone, first_readable(train_ds), f"fine-tuning data ({fcfg.data.train.name})")
@@ -194,7 +195,7 @@ def finetune(
     declared, explicit = declared_classes(fcfg.task.args, registry.get("finetune", fcfg.task.name).factory)
     n_classes, label_warnings = check_labels(
         task=fcfg.task.name, num_classes=declared, explicit=explicit,
-        pool=labels_of(data["pool"]) or [], train=train_labels, val=labels_of(val_ds) or [],
+        pool=labels_of(data["pool"]) or [], train=train_labels, val=val_labels,
         where=f"fine-tuning data ({fcfg.data.train.name})",
         val_where=(f"validation data ({fcfg.data.val.name})" if fcfg.data.val is not None
                    else f"the validation carve ({fcfg.data.val_fraction:.0%} of the labeled items)"),
@@ -230,7 +231,7 @@ def finetune(
     def validate(model: nn.Module) -> dict[str, float | None]:
         return score(predict(model, val_loader, rt), None)
 
-    monitor = monitored_metric(fcfg.train.early_stopping, labels_of(val_ds) or [])
+    monitor = monitored_metric(fcfg.train.early_stopping, val_labels)
     trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
                       validate=validate, on_epoch_start=on_epoch_start, frozen=frozen,
                       resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed, monitor=monitor)

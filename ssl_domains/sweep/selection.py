@@ -27,11 +27,17 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from ssl_domains.candidates import AUTO_CANDIDATES, TOLERANCE, is_candidate_name, tolerance_words
+from ssl_domains.candidates import (
+    AUTO_CANDIDATES,
+    TOLERANCE,
+    candidate_kind,
+    is_candidate_name,
+    tolerance_words,
+)
 from ssl_domains.engine.exports import combine
 from ssl_domains.errors import ContractError, SSLDomainsError
 from ssl_domains.scoring.intervals import percentile_interval, stratified_resamples
-from ssl_domains.scoring.metrics import fast_binary_metrics
+from ssl_domains.scoring.metrics import fast_binary_metrics, fewest_per_class
 
 __all__ = [
     "WEIGHTS",
@@ -182,10 +188,7 @@ def collapse(labels: np.ndarray | Sequence[int], probs: np.ndarray,
 
 def small_validation(labels: np.ndarray | Sequence[int]) -> bool:
     """Whether a validation set is too small to choose a model by its AUROC."""
-    y = np.asarray(labels, dtype=int)
-    counts = np.bincount(y) if len(y) else np.array([0])
-    present = counts[counts > 0]
-    return len(y) < MIN_VAL_ITEMS or len(present) < 2 or int(present.min()) < MIN_VAL_PER_CLASS
+    return len(labels) < MIN_VAL_ITEMS or fewest_per_class(labels) < MIN_VAL_PER_CLASS
 
 
 def cv_folds(labels: np.ndarray | Sequence[int], seed: int, groups: Sequence[Any] | None = None,
@@ -273,12 +276,6 @@ def bootstrap_replicates(labels: np.ndarray, probs: Sequence[np.ndarray], n: int
         for i, p in enumerate(ps):
             out[i, r] = auroc(y[idx], p[idx])
     return out
-
-
-def candidate_kind(name: str) -> str:
-    """The kind of a candidate in an order of preference: ``baseline`` for every
-    ``baseline:<name>``, else the name itself."""
-    return "baseline" if name.startswith("baseline") else name
 
 
 def _rank(name: str, preference: Sequence[str] = PREFERENCE) -> int:
