@@ -10,7 +10,8 @@ cross-validation, the baseline and weight chosen on all out-of-fold probabilitie
 the ``ssl`` and baseline cells' test probabilities; after a validation choice, the ensemble
 cell as it is. Prints, per data set and
 label budget, the auto arm as it ran, as the rule would choose, and the best single arm; then
-what always shipping one arm would have given instead.
+what always shipping one arm would have given instead, and an oracle that ships, per seed,
+the arm best on the other seeds' test sets (:func:`leave_one_seed_out`).
 
 ``--prefer`` is an order of preference, or one read off the suite's own cells (every arm's
 test AUROC, :func:`benchmarks.suite.table.preference_order`):
@@ -105,6 +106,24 @@ def orders(outs: list[Path], how: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def leave_one_seed_out(r: dict[str, list[float]], arms: dict[str, float]) -> float | None:
+    """What an oracle that sees test sets would ship: for each seed, the arm with the best mean
+    test AUROC over the *other* seeds of the same data set and budget, scored on that seed;
+    averaged over seeds. The "best single arm" is the best of several means over the same few
+    seeds, so it is biased upwards; this shows how near any rule can come to it. None with
+    fewer than two seeds, or arms not run on every seed."""
+    n = len(r["rule"])
+    runs = {a: np.asarray(r[a]) for a in arms if len(r[a]) == n}
+    if n < 2 or len(runs) < len(arms):
+        return None
+    picks = []
+    for i in range(n):
+        others = np.arange(n) != i
+        pick = max(runs, key=lambda a: float(runs[a][others].mean()))
+        picks.append(float(runs[pick][i]))
+    return float(np.mean(picks))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, nargs="+",
@@ -148,6 +167,7 @@ def main() -> None:
             r[arm].append(value)
     gaps = []
     fixed: dict[str, list[float]] = defaultdict(list)  # always shipping one arm, per cell
+    oracle: list[float] = []  # the arm best on the other seeds' test sets, per cell
     print(f"rule: {args.tolerance:g} standard error(s), order of preference {args.prefer}\n")
     print("| dataset | labels | seeds | auto as run | auto, rule | best single arm | rule − best |")
     print("|---|---|---|---|---|---|---|")
@@ -157,6 +177,9 @@ def main() -> None:
         gaps.append(float(np.mean(r["rule"])) - arms[best])
         for arm, value in arms.items():
             fixed[arm].append(value - arms[best])
+        loso = leave_one_seed_out(r, arms)
+        if loso is not None:
+            oracle.append(loso - arms[best])
         print(f"| {ds} | {size} | {len(r['as run'])} | {np.mean(r['as run']):.3f} | "
               f"{np.mean(r['rule']):.3f} | {best} {arms[best]:.3f} | {gaps[-1]:+.3f} |")
     if gaps:
@@ -170,6 +193,10 @@ def main() -> None:
         for arm, diffs in sorted(fixed.items(), key=lambda kv: -float(np.mean(kv[1]))):
             d = np.asarray(diffs)
             print(f"| {arm} | {int((d >= -0.01).sum())} of {len(d)} | {d.mean():+.4f} |")
+        if oracle:
+            o = np.asarray(oracle)
+            print(f"| oracle: the arm best on the other seeds' test sets | "
+                  f"{int((o >= -0.01).sum())} of {len(o)} | {o.mean():+.4f} |")
 
 
 if __name__ == "__main__":

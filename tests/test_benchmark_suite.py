@@ -249,3 +249,21 @@ def test_preference_order_from_the_ranks() -> None:
                                          "linear_probe", "ensemble"]
     with_auto = pd.concat([a, a[a["arm"] == "ssl"].assign(arm="auto", mean=1.0)])
     assert table.preference_order(with_auto) == table.preference_order(a)
+
+
+def test_leave_one_seed_out_oracle_picks_on_the_other_seeds() -> None:
+    """The oracle scores each seed with the arm best on the other seeds, so an arm that is best
+    on average only because of one seed is not credited on that seed."""
+    from benchmarks.auto_rechoose import leave_one_seed_out
+
+    r = {"rule": [0.0, 0.0, 0.0], "a": [0.90, 0.90, 0.90], "b": [0.99, 0.80, 0.80]}
+    arms = {"a": 0.90, "b": float(np.mean(r["b"]))}
+    # seed 0: best on seeds 1, 2 is a (0.90); seed 1: a (0.90 vs 0.895); seed 2: likewise a
+    assert leave_one_seed_out(r, arms) == pytest.approx(0.90)
+    r2 = {"rule": [0.0, 0.0, 0.0], "a": [0.90, 0.85, 0.90], "b": [0.99, 0.95, 0.70]}
+    # seed 0 -> a (0.875 against 0.825): 0.90; seed 1 -> a (0.90 against 0.845): 0.85;
+    # seed 2 -> b (0.97 against 0.875): 0.70. Below both arms' own means (0.883, 0.880).
+    assert leave_one_seed_out(r2, {"a": 0.883, "b": 0.880}) == pytest.approx((0.90 + 0.85 + 0.70) / 3)
+    assert leave_one_seed_out({"rule": [0.0], "a": [0.9]}, {"a": 0.9}) is None
+    assert leave_one_seed_out({"rule": [0.0, 0.0], "a": [0.9, 0.9], "b": [0.9]},
+                              {"a": 0.9, "b": 0.9}) is None
