@@ -119,7 +119,7 @@ def model_card(config: Mapping[str, Any], assessment: Assessment) -> str:
     if not seen:
         lines.append("- components: see `config.json`")
     if assessment.selection is not None:
-        lines += selection_lines(assessment.selection, assessment.candidates)
+        lines += selection_lines(assessment.selection, assessment.candidates, assessment.refit)
     else:
         lines += ["- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
                   "architecture and arguments in `config.json`", ""]
@@ -219,15 +219,16 @@ def _kept_text(config: Mapping[str, Any], assessment: Assessment) -> str | None:
     return f"- fine-tuning: {steps} steps; the weights kept are those of step {best} ({what})"
 
 
-def selection_lines(selection: Selection, candidates: Mapping[str, Candidate] | None = None
-                    ) -> list[str]:
-    """The card's lines on a model chosen by ``select: auto``: what was chosen, how, its
-    selection score with interval, the runner-up, and every candidate."""
+def selection_lines(selection: Selection, candidates: Mapping[str, Candidate] | None = None,
+                    refit: str | None = None) -> list[str]:
+    """The card's lines on a model chosen by ``select: auto``: what was chosen, how (and, for
+    a baseline refitted on every label, ``refit``), its selection score with interval, the
+    runner-up, and every candidate."""
     chosen = selection.chosen
     kind = "ensemble" if chosen == "ensemble" else \
         "baseline" if chosen.startswith("baseline") else "deep"
-    lines = [f"- chosen by `select: auto`: **{_md(chosen)}**", EXPORT_FILES[kind], "",
-             "### Model selection", ""]
+    lines = [f"- chosen by `select: auto`: **{_md(chosen)}**", EXPORT_FILES[kind],
+             *([f"- {_md(refit)}"] if refit else []), "", "### Model selection", ""]
     bounds = _bounds(selection.interval)
     text = (f"Chosen among {len(selection.scores)} candidates by {selection.method}. "
             f"Selection AUROC of {_md(chosen)}: {fmt(selection.score)}")

@@ -204,7 +204,7 @@ def run_summary(run: Run, alpha: float = 0.05) -> str:
     counts = ", ".join(f"{k} {v}" for k in ("n_train", "n_val", "n_test")
                        if (v := getattr(run.eval, k)) is not None)
     return (f'<div class="answer"><p class="big">{hp.esc(text)}.</p>'
-            + (hp.para(selection_text(run.eval.selection))
+            + (hp.para(selection_text(run.eval.selection, run.eval.refit))
                if run.eval.selection is not None else "")
             + (hp.para(f"Items: {counts}.") if counts else "")
             + (hp.para(f"Brackets: {100 * (1 - alpha):.0f}% bootstrap intervals over test "
@@ -212,9 +212,9 @@ def run_summary(run: Run, alpha: float = 0.05) -> str:
             + "".join(hp.note(f"Warning: {w}") for w in run.eval.warnings or []))
 
 
-def selection_text(rec: Selection) -> str:
+def selection_text(rec: Selection, refit: str | None = None) -> str:
     """One sentence on what ``select: auto`` chose: the arm, its selection AUROC with its
-    interval, how it was chosen, and the runner-up."""
+    interval, how it was chosen, the runner-up, and how a refitted baseline was fitted."""
     low, high = rec.interval or (None, None)
     text = f"Model chosen by select: auto: {rec.chosen}, selection AUROC {hp.fmt(rec.score)}"
     if hp.is_number(low) and hp.is_number(high):
@@ -228,6 +228,8 @@ def selection_text(rec: Selection) -> str:
     if rec.chosen == "ensemble" and ens is not None:
         text += (f"; ensemble of {' and '.join(ens.members)}, weight {ens.weight} on "
                  f"{ens.weight_of}")
+    if refit:
+        text += f"; then {refit}"
     return text + "."
 
 

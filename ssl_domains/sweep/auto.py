@@ -16,7 +16,11 @@ and never look at test labels to decide anything:
   the deep arms included) and scores the held-out fold; the out-of-fold probabilities choose
   the arm, and for the ensemble its baseline and weight. The chosen arm's model is the one of
   its cell (trained on the labeled subset's training part; validation part for early
-  stopping and the threshold): ``auto``'s test numbers are that cell's.
+  stopping and the threshold): ``auto``'s test numbers are that cell's. Except a classical
+  baseline chosen by cross-validation: it needs no items to stop on, so it is refitted on
+  every labeled item (training and validation part), its threshold chosen on its
+  out-of-fold scores (:func:`~ssl_domains.sweep.baseline.refit_baseline`; ``eval.json``'s
+  ``refit`` says so).
 
 A derived cell folder holds ``eval.json`` (same keys as the others, plus ``ensemble`` or
 ``selection``), ``predictions/val.csv``, ``test.csv`` and, for ``auto``, ``selection.json``
@@ -26,7 +30,7 @@ A derived cell folder holds ``eval.json`` (same keys as the others, plus ``ensem
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ from ssl_domains.engine.assess import (
     PREDICTIONS_DIR,
     Assessment,
     Predictions,
+    Selection,
     finish_run,
     read_assessment,
     read_predictions,
@@ -51,7 +56,7 @@ from ssl_domains.errors import SSLDomainsError
 from ssl_domains.files import write_json
 from ssl_domains.sweep import selection as sel
 
-__all__ = ["run_ensemble_cell", "run_auto_cell", "combined_cell", "Labeled", "cross_validate"]
+__all__ = ["run_ensemble_cell", "run_auto_cell", "chose_by_cross_validation", "combined_cell", "Labeled", "cross_validate"]
 
 
 def _same_items(a: Predictions, b: Predictions, what: str) -> None:
@@ -191,11 +196,19 @@ def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,
     return y, complete, len(splits)
 
 
+def chose_by_cross_validation(record: Selection) -> bool:
+    """Whether an auto cell's choice was made on out-of-fold scores (:func:`run_auto_cell`
+    starts that method's sentence with the number of folds)."""
+    return record.method[:1].isdigit()
+
+
 def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: str, *,
                   ensemble: tuple[str, Sequence[str]] | None = None,
                   cv: Any = None, seed: int = 0, alpha: float = 0.05,
                   preference: Sequence[str] = sel.PREFERENCE,
-                  preference_from: str = "") -> dict[str, Any]:
+                  preference_from: str = "",
+                  refit: Callable[[str, Path, np.ndarray, int], Any] | None = None
+                  ) -> dict[str, Any]:
     """The ``auto`` cell: the best candidate arm chosen on validation data only.
 
     Args:
@@ -210,6 +223,9 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         alpha: 1 - confidence level of the interval.
         preference: Order of preference of :func:`~ssl_domains.sweep.selection.choose`.
         preference_from: Where that order came from, for the rule's sentence.
+        refit: ``refit(arm, cell, out_of_fold_probabilities, folds)`` writes the assessment
+            and predictions of baseline ``arm`` fitted on every labeled item into ``cell``;
+            called when cross-validation chose a baseline. None ships the baseline's cell.
 
     Raises:
         SSLDomainsError: No candidate finished, or cells scored different items.
@@ -225,6 +241,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
     crossfit = ("the ensemble is scored with its baseline and weight chosen on the other "
                 "folds of the selection items")
     oof = None
+    k = 0
     scored: dict[str, np.ndarray] = {}  # out-of-fold probabilities, when cross-validated
     fallback = ""
     if cv is not None and sel.small_validation(first.labels):
@@ -274,6 +291,10 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         assessment = combined_cell(cell, candidates[ens_extra["members"][0]],
                                    candidates[ens_extra["members"][1]], ens_extra["weight"],
                                    threshold_rule, {"init": "ensemble", "ensemble": ens_extra})
+    elif refit is not None and scored and chosen in scored \
+            and sel.candidate_kind(chosen) == "baseline":
+        refit(chosen, cell, scored[chosen], k)
+        assessment = read_assessment(cell)
     else:  # the chosen cell's assessment and predictions, as they are
         src = candidates[chosen]
         assessment = read_assessment(src)

@@ -3,6 +3,11 @@ inputs) trained on a cell's training items, scored as a fine-tuning run is.
 
 A baseline cell folder holds what a fine-tuning run's does, without the network: ``eval.json``
 (with ``baseline``: its name and arguments), ``predictions/val.csv`` and ``test.csv``.
+
+:func:`refit_baseline` fits a baseline on every labeled item of a budget (training and
+validation part) once cross-validation has chosen it: a baseline needs no validation items
+to stop on, so the ``auto`` arm ships it fitted on all the labels. Its threshold and its
+"validation" numbers come from the cross-validation's out-of-fold scores of the same items.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ import numpy as np
 from ssl_domains.config import ComponentRef, RunConfig
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine import inference
-from ssl_domains.engine.assess import Predictions, finish_run
+from ssl_domains.engine.assess import Counts, Predictions, finish_run
 from ssl_domains.engine.build import build_backbone
 from ssl_domains.engine.run_dir import RunDir
 from ssl_domains.engine.runtime import seed_everything
 from ssl_domains.errors import SSLDomainsError
 from ssl_domains.registry import Registry
 
-__all__ = ["stack_inputs", "run_baseline", "Arrays"]
+__all__ = ["stack_inputs", "run_baseline", "refit_baseline", "refit_note", "Arrays"]
 
 #: Inputs ``[N, C, *spatial]``, labels ``[N]`` and item ids of a dataset.
 Arrays = tuple[np.ndarray, np.ndarray, list[str]]
@@ -101,4 +106,74 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
                             details={"baseline": ref.model_dump(mode="json"), "init": "baseline",
                                      "seconds": time.perf_counter() - start})
     run.close()
+    return assessment.to_json()
+
+
+def refit_note(n_items: int, folds: int) -> str:
+    """The sentence ``eval.json``'s ``refit`` holds for a baseline refitted on every label."""
+    return (f"fitted on all {n_items} labeled items (training and validation part); threshold "
+            f"and validation metrics from the {folds}-fold cross-validation's out-of-fold "
+            "scores of those items")
+
+
+def refit_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, labeled: Any,
+                   oof: np.ndarray, folds: int, sources: dict[str, Any],
+                   registry: Registry) -> dict[str, Any]:
+    """Fit baseline ``ref`` on every item of ``labeled`` (a budget's training and validation
+    items) and assess it: the threshold is chosen on ``oof``, the out-of-fold probabilities
+    of the same items from a ``folds``-fold cross-validation (each scored by a fit that did
+    not see it); the test set is only scored.
+
+    Args:
+        cfg: The baseline cell's config (:func:`~ssl_domains.sweep.plan.cell_config`).
+        ref: The baseline and its arguments.
+        cell: Folder to write (``eval.json`` with ``refit``, predictions).
+        labeled: The labeled items, in the order of ``oof``.
+        oof: Out-of-fold probabilities ``[N, K]`` of ``labeled``.
+        folds: How many folds ``oof`` came from.
+        sources: The fine-tuning datasets (``test`` scored when present).
+        registry: Where the backbone (for its input modality) and the baseline come from.
+
+    Returns:
+        The ``eval.json`` content.
+
+    Raises:
+        SSLDomainsError: ``oof`` does not match ``labeled``, or ``predict_proba`` returned the
+            wrong shape.
+    """
+    assert cfg.finetune is not None
+    start = time.perf_counter()
+    seed_everything(cfg.seed, cfg.deterministic)
+    backbone: Any = build_backbone(registry, cfg.backbone)
+    key = str(backbone.input_spec.modality)
+    x, y, ids = stack_inputs(labeled, key)
+    probs = np.asarray(oof, dtype=np.float64)
+    if probs.ndim != 2 or len(probs) != len(y):
+        raise SSLDomainsError(f"refit {ref.name}: {len(probs)} out-of-fold scores for "
+                              f"{len(y)} labeled items")
+    model = registry.create("baseline", ref.name, **ref.args)
+    model.fit(x, y)
+    test = None
+    if sources.get("test") is not None:
+        xt, yt, tids = stack_inputs(sources["test"], key)
+        p = np.asarray(model.predict_proba(xt), dtype=np.float64)
+        if p.ndim != 2 or len(p) != len(xt):
+            entry = registry.get("baseline", ref.name)
+            raise SSLDomainsError(f"plugin {entry.plugin!r}: baseline {ref.name!r} predict_proba "
+                                  f"returned shape {p.shape} for {len(xt)} items; expected [N, K]")
+        test = Predictions(ids=tids, probs=p, labels=yt, loss=None)
+    counts = {str(k): int(v) for k, v in zip(*np.unique(y, return_counts=True))}
+    label_counts = {"train": counts, "val": counts}
+    if test is not None and test.labels is not None:
+        label_counts["test"] = {str(k): int(v)
+                                for k, v in zip(*np.unique(test.labels, return_counts=True))}
+    pool = sources.get("pool")
+    assessment = finish_run(
+        cell, Predictions(ids=ids, probs=probs, labels=y, loss=None), test,
+        threshold_rule=cfg.finetune.threshold_rule,
+        counts=Counts(n_train=len(y), n_val=len(y), n_test=None if test is None else len(test.ids),
+                      n_pool=None if pool is None else len(pool), n_labels=len(y),
+                      label_counts=label_counts),
+        details={"baseline": ref.model_dump(mode="json"), "init": "baseline",
+                 "refit": refit_note(len(y), folds), "seconds": time.perf_counter() - start})
     return assessment.to_json()

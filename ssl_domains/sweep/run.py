@@ -73,7 +73,7 @@ from ssl_domains.files import read_json_object, write_json
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
 from ssl_domains.sweep import auto
-from ssl_domains.sweep.baseline import Arrays, run_baseline
+from ssl_domains.sweep.baseline import Arrays, refit_baseline, run_baseline
 from ssl_domains.sweep.plan import (
     DEFAULT_ARMS,
     Arm,
@@ -90,6 +90,7 @@ from ssl_domains.sweep.selection import (
     CV_FOLDS,
     PREFERENCE,
     TOLERANCE,
+    candidate_kind,
     checked_preference,
     small_validation,
 )
@@ -266,6 +267,17 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                           "arms": names, "probs": {a: p.tolist() for a, p in probs.items()}})
         return y, probs, k
 
+    def refit(name: str, folder: Path, oof: np.ndarray, folds: int) -> None:
+        """Baseline arm ``name`` fitted on every labeled item (training + validation part,
+        in the order of :func:`cv`'s out-of-fold probabilities ``oof``), written to ``folder``."""
+        base = next(a for a in arms if a.name == name)
+        assert base.baseline is not None
+        cell_cfg = cell_config(cfg, base, size, seed, pre)
+        assert cell_cfg.finetune is not None
+        data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
+        labeled = auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
+        refit_baseline(cell_cfg, base.baseline, folder, labeled, oof, folds, sources, registry)
+
     use_cv = cv_folds >= 2 and any(a.name == "auto" for a in arms)
     if arm.name == "ensemble":
         if "ssl" not in done or not bases:
@@ -283,7 +295,8 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
     order, source = preference(cfg, registry)
     return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
                               cv=cv if use_cv else None, seed=seed, alpha=alpha,
-                              preference=order, preference_from=source)
+                              preference=order, preference_from=source,
+                              refit=refit if use_cv else None)
 
 
 def preference(cfg: RunConfig, registry: Registry) -> tuple[tuple[str, ...], str]:
@@ -312,12 +325,16 @@ def preference(cfg: RunConfig, registry: Registry) -> tuple[tuple[str, ...], str
 
 def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     """A finished ``auto`` cell that chose under another rule: another order of preference
-    than ``order`` (not part of the sweep's config check: it trains nothing) or another
+    than ``order`` (not part of the sweep's config check: it trains nothing), another
     tolerance than :data:`~ssl_domains.sweep.selection.TOLERANCE` (a record without one chose
-    within one standard error)."""
+    within one standard error), or a baseline chosen by cross-validation and shipped as its
+    cell, before baselines were refitted on every label."""
     record = done.selection
-    return record is not None and (tuple(record.preference or PREFERENCE) != order
-                                   or (record.tolerance or 1.0) != TOLERANCE)
+    return record is not None and (
+        tuple(record.preference or PREFERENCE) != order
+        or (record.tolerance or 1.0) != TOLERANCE
+        or (candidate_kind(record.chosen) == "baseline" and done.refit is None
+            and auto.chose_by_cross_validation(record)))
 
 
 # ---------------------------------------------------------------- the sweep

@@ -18,7 +18,9 @@ export:
 * a classical baseline (``kind: baseline``): ``config.json`` names it and its arguments,
   ``baseline.safetensors`` holds its training inputs and labels, and loading refits it
   (baselines are deterministic; the export is checked to reproduce the candidate's
-  validation scores). Nothing is pickled; the export contains the training inputs;
+  validation scores). Chosen by cross-validation, the baseline is fitted on every labeled
+  item, validation part included (``eval.json``'s ``refit``; checked against the auto
+  cell's test scores). Nothing is pickled; the export contains the training inputs;
 * the ensemble (``kind: ensemble``): ``deep/`` and ``baseline/`` exports and the weight.
 
 ``ssl-domains evaluate`` and ``predict`` use whichever was chosen
@@ -55,6 +57,7 @@ from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
+from ssl_domains.sweep.auto import Labeled
 from ssl_domains.sweep.baseline import stack_inputs
 from ssl_domains.sweep.plan import Arm, Size, cell_config, cell_name
 from ssl_domains.sweep.run import run_sweep
@@ -155,8 +158,9 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
                          "used validation data only"))
     record = assessment.to_json()["selection"]  # as eval.json holds it
 
-    def baseline_export(arm: str, folder: Path) -> None:
-        """The baseline of ``arm``'s cell, refitted from its training items on load."""
+    def baseline_export(arm: str, folder: Path, every_label: bool = False) -> None:
+        """The baseline of ``arm``'s cell, refitted on load from its training items, or with
+        ``every_label`` from the training and validation items (as auto's cell refitted it)."""
         ref = read_assessment(cell(arm)).baseline
         if ref is None:
             raise SSLDomainsError(f"{cell(arm) / EVAL_FILE}: names no baseline")
@@ -165,9 +169,14 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         data = finetuning.prepare_finetune_data(arm_cfg, arm_cfg.finetune, sources)
         backbone: Any = build_backbone(registry, cfg.backbone)
         key = str(backbone.input_spec.modality)
-        x, y, _ = stack_inputs(data["train"], key)
+        fitted_on = Labeled([Labeled.part(data["train"]), Labeled.part(data["val"])]) \
+            if every_label else data["train"]
+        x, y, _ = stack_inputs(fitted_on, key)
         save_baseline_export(folder, ref=ref, key=key, x=x, y=y, meta=meta)
-        _check_baseline(folder, data["val"], cell(arm))
+        if every_label:
+            _check_refit(folder, data["test"], auto_cell)
+        else:
+            _check_baseline(folder, data["val"], cell(arm))
 
     tmp = run / ".export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -182,7 +191,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         deep_cfg["selection"] = record
         write_json(tmp / "config.json", deep_cfg)
     elif chosen.startswith("baseline"):
-        baseline_export(chosen, tmp)
+        baseline_export(chosen, tmp, every_label=assessment.refit is not None)
     else:
         ens = choice.ensemble or assessment.ensemble
         if ens is None:
@@ -208,6 +217,26 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     log.info("select: auto chose %s (selection AUROC %.3f, runner-up %s)", chosen,
              choice.score if choice.score is not None else math.nan, choice.runner_up)
     return assessment.to_json()
+
+
+def _check_refit(folder: Path, test_ds: Any, auto_cell: Path) -> None:
+    """A baseline export refitted on every label must reproduce the auto cell's test scores
+    (there are no held-out validation scores of that fit to compare); without a test set
+    there is nothing to compare.
+
+    Raises:
+        SSLDomainsError: It does not (a baseline that is not deterministic).
+    """
+    path = auto_cell / PREDICTIONS_DIR / "test.csv"
+    if test_ds is None or not path.is_file():
+        return
+    model = SelectedModel(folder, read_export_config(folder / "config.json"))
+    want = read_predictions(path).probs
+    got = model.baseline_probs(test_ds).probs
+    if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):
+        raise SSLDomainsError(f"{folder}: the refitted baseline does not reproduce the test "
+                              f"scores of {auto_cell.name} (not deterministic?); give it a "
+                              "fixed random_state")
 
 
 def _check_baseline(folder: Path, val_ds: Any, cell: Path) -> None:

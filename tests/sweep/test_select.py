@@ -110,6 +110,46 @@ def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> N
     assert f"Chosen as {sel['rule']}" in card and f"as {sel['rule']}" in html
 
 
+def test_a_baseline_chosen_by_cross_validation_ships_fitted_on_every_label(
+        tmp_path: Path, arrays: Path) -> None:
+    """30 labels (6 for validation): cross-validation chooses, and the baseline, which needs no
+    items to stop on, ships fitted on all 30, its threshold chosen on out-of-fold scores."""
+    cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{
+        "finetune.select": "auto", "finetune.label_count": 30, "finetune.train.epochs": 2}))
+    run = tmp_path / "runs" / "r"
+    s = _select(cfg, run)
+    sel = s["selection"]
+    assert sel["chosen"] == "baseline:logistic"
+    assert sel["method"].startswith("5-fold cross-validation over the 30 labeled items")
+    assert s["refit"].startswith("fitted on all 30 labeled items (training and validation part)")
+    cell = run / "candidates" / "cells" / "baseline-logistic_30_0"
+    assert json.loads((cell / "eval.json").read_text())["n_train"] == 24
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(run / "export" / BASELINE_FILE))
+    assert len(stored["y"]) == s["n_train"] == 30
+    # the export predicts as a logistic regression fitted on the 30 items, and as auto's cell
+    out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}),
+                       tmp_path / "p.csv")
+    ref = LogisticBaseline().fit(stored["x"], stored["y"])
+    np.testing.assert_allclose(_scores(tmp_path / "p.csv"),
+                               ref.predict_proba(np.load(arrays)["x"])[:, 1], rtol=0, atol=1e-12)
+    auto_cell = run / "candidates" / "cells" / "auto_30_0"
+    np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"),
+                               _scores(auto_cell / "predictions" / "test.csv"), rtol=0, atol=1e-12)
+    assert not np.allclose(_scores(run / "predictions" / "test.csv"),
+                           _scores(cell / "predictions" / "test.csv"))
+    assert out["threshold"] == s["threshold"]
+    # the threshold was chosen on the out-of-fold scores of the 30 items (the run's "val")
+    val = pd.read_csv(run / "predictions" / "val.csv")
+    oof = pd.read_csv(auto_cell / "cv_oof.csv")
+    assert len(val) == 30
+    np.testing.assert_allclose(val["score"].to_numpy(), oof["baseline:logistic_1"].to_numpy())
+    card = (run / "export" / "README.md").read_text()
+    assert "- fitted on all 30 labeled items (training and validation part)" in card
+    assert "then fitted on all 30 labeled items" in build_report(run).read_text()
+
+
 def test_auto_ships_the_network_when_it_wins(tmp_path: Path) -> None:
     """An XOR label no linear model can fit: the network from scratch is chosen (no
     pre-trained weights: the candidates are scratch and the baselines)."""

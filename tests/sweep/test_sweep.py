@@ -412,9 +412,10 @@ def test_ensemble_and_auto_arms(tmp_path: Path) -> None:
         chosen = ev(f"auto_{tag}_0")["selection"]
         assert chosen["chosen"] in ("baseline:logistic", "ensemble")
         assert chosen["runner_up"] and chosen["interval"][0] <= chosen["score"] <= chosen["interval"][1]
-        if chosen["chosen"] != "ensemble":  # auto's test numbers are the chosen cell's
+        if chosen["chosen"] != "ensemble" and tag == "200":  # auto's numbers are the cell's
             src = chosen["chosen"].replace(":", "-")
             assert ev(f"auto_{tag}_0")["test"] == ev(f"{src}_{tag}_0")["test"]
+            assert "refit" not in ev(f"auto_{tag}_0")
     # with auto in the sweep, a small validation set's ensemble is chosen out of fold too,
     # on the same cross-validation (computed once, kept in cv/)
     assert ev("ensemble_200_0")["ensemble"]["chosen_on"] == "validation"
@@ -432,6 +433,18 @@ def test_ensemble_and_auto_arms(tmp_path: Path) -> None:
     assert small["scores"]["baseline:logistic"] > max(small["scores"]["ssl"], small["scores"]["scratch"])
     oof = _read(cells / "auto_40_0" / "cv_oof.csv")
     assert len(oof) == 40 and not (cells / "auto_40_0" / "folds").exists()
+    # chosen by cross-validation, the baseline ships refitted on all 40 labels (its cell used
+    # the 32 of the training part): its threshold and validation numbers are out of fold
+    assert small["chosen"] == "baseline:logistic"
+    refit, cell = ev("auto_40_0"), ev("baseline-logistic_40_0")
+    assert refit["refit"].startswith("fitted on all 40 labeled items (training and validation part)")
+    assert (refit["n_train"], cell["n_train"], cell["n_val"]) == (40, 32, 8)
+    assert refit["label_counts"]["train"] == {"0": 21, "1": 19} == refit["label_counts"]["val"]
+    assert refit["test"]["auroc"] != cell["test"]["auroc"]
+    val = _read(cells / "auto_40_0" / "predictions" / "val.csv")
+    assert len(val) == 40
+    np.testing.assert_allclose(val["score"].to_numpy(), oof["baseline:logistic_1"].to_numpy())
+    assert set(val["label"]) == {0, 1} and (val["label"].to_numpy() == oof["label"].to_numpy()).all()
     assert "(chose " in res.output
     # the report shows stability and the choices
     text, parser = parse(out / "report" / "report.html")
