@@ -24,7 +24,7 @@ from ssl_domains.data.datasets import make_loader
 from ssl_domains.engine.assess import Predictions
 from ssl_domains.engine.checkpoints import MODEL_FILE, read_export_config, read_safetensors
 from ssl_domains.engine.inference import predict, stack_inputs
-from ssl_domains.engine.runtime import Runtime
+from ssl_domains.engine.runtime import Runtime, keep_threads
 from ssl_domains.errors import CheckpointError, SSLDomainsError
 from ssl_domains.files import write_json
 from ssl_domains.plugins import get_host
@@ -112,6 +112,7 @@ class SelectedModel:
         self._baseline: Any = None
         self._deep: Any = None
 
+    @keep_threads()
     def _fit_baseline(self) -> tuple[Any, str]:
         folder = self.folder / "baseline" if self.kind == "ensemble" else self.folder
         cfg = json.loads((folder / "config.json").read_text())
@@ -126,6 +127,7 @@ class SelectedModel:
             self._baseline = model
         return self._baseline, str(cfg["input_key"])
 
+    @keep_threads()
     def baseline_probs(self, ds: Any) -> Predictions:
         """The baseline's class probabilities of every item of ``ds``."""
         model, key = self._fit_baseline()

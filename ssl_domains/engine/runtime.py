@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from ssl_domains.errors import ConfigError
 
-__all__ = ["Runtime", "seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["Runtime", "seed_everything", "keep_threads", "rng_state", "set_rng_state"]
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -27,6 +27,23 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+@contextlib.contextmanager
+def keep_threads() -> Iterator[None]:
+    """Give torch back its intra-op thread count on exit (usable as a decorator).
+
+    A library a plugin calls may change the process's OpenMP thread count, which torch's CPU
+    kernels share: numba's OpenMP layer (aeon's MiniRocket) leaves it at every core. Unguarded,
+    a sweep started with ``OMP_NUM_THREADS=1`` trained every network after its first baseline
+    on all cores, and two such sweeps on one machine fought over them.
+    """
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def rng_state() -> dict[str, Any]:

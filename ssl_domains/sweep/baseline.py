@@ -24,7 +24,7 @@ from ssl_domains.engine import inference
 from ssl_domains.engine.assess import Counts, Predictions, finish_run
 from ssl_domains.engine.build import build_backbone
 from ssl_domains.engine.run_dir import RunDir
-from ssl_domains.engine.runtime import seed_everything
+from ssl_domains.engine.runtime import keep_threads, seed_everything
 from ssl_domains.errors import SSLDomainsError
 from ssl_domains.registry import Registry
 
@@ -46,6 +46,7 @@ def stack_inputs(ds: Any, key: str) -> Arrays:
     return x, y, ids
 
 
+@keep_threads()
 def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[str, Any],
                  registry: Registry, cache: dict[int, Arrays] | None = None) -> dict[str, Any]:
     """Fit baseline ``ref`` on the cell's training items and assess it as fine-tuning is
@@ -116,6 +117,7 @@ def refit_note(n_items: int, folds: int) -> str:
             "scores of those items")
 
 
+@keep_threads()
 def refit_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, labeled: Any,
                    oof: np.ndarray, folds: int, sources: dict[str, Any],
                    registry: Registry) -> dict[str, Any]:

@@ -253,6 +253,35 @@ def test_interrupted_sweep_finishes_without_recomputing(
     assert (out / "report" / "report.html").is_file()
 
 
+def test_a_baseline_that_changes_the_thread_count_does_not_change_the_next_cells(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A baseline's library may set the process's OpenMP thread count (numba does, for aeon's
+    MiniRocket): the cells trained after it keep the threads the sweep started with."""
+    import torch
+
+    real_fit = LogisticBaseline.fit
+
+    def greedy_fit(self: LogisticBaseline, x: Any, y: Any) -> Any:
+        torch.set_num_threads(torch.get_num_threads() + 1)
+        return real_fit(self, x, y)
+
+    threads: list[int] = []
+    real_finetune = finetune_mod.finetune
+    monkeypatch.setattr(LogisticBaseline, "fit", greedy_fit)
+    monkeypatch.setattr(finetune_mod, "finetune",
+                        lambda cfg, run_path, **kw: threads.append(torch.get_num_threads())
+                        or real_finetune(cfg, run_path, **kw))
+    reset_host()
+    config = write_config(tmp_path / "c.yaml", _config(tmp_path, _data(tmp_path)))
+    res = CliRunner().invoke(cli, ["sweep", str(config), "--counts", "40", "--seeds", "2",
+                                   "--arms", "scratch,baseline:logistic",
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert len(threads) == 2 and threads == [1, 1]  # scratch seed 1 ran after baseline seed 0
+    assert torch.get_num_threads() == 1
+    reset_host()
+
+
 def test_pretraining_is_resumed_when_it_has_a_checkpoint_but_no_export(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = parse_config(_config(tmp_path, _data(tmp_path)))

@@ -63,6 +63,25 @@ def test_minirocket_separates_toy_classes() -> None:
         assert len(np.unique(proba[:, 1])) > 2  # a continuous score, not hard labels
 
 
+def test_minirocket_leaves_the_host_its_torch_threads() -> None:
+    """numba's OpenMP layer (MiniRocket's transform) sets the process's OpenMP thread count,
+    which torch shares; the host's sweep and exports run baselines under ``keep_threads``."""
+    pytest.importorskip("aeon")
+    import torch
+
+    from ssl_domains.engine.runtime import keep_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x, y = toy()
+        with keep_threads():
+            MiniRocketBaseline(n_kernels=84 * 4).fit(x, y).predict_proba(x)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_minirocket_without_aeon_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 
