@@ -112,7 +112,6 @@ class SelectedModel:
         self._baseline: Any = None
         self._deep: Any = None
 
-    @keep_threads()
     def _fit_baseline(self) -> tuple[Any, str]:
         folder = self.folder / "baseline" if self.kind == "ensemble" else self.folder
         cfg = json.loads((folder / "config.json").read_text())
