@@ -19,7 +19,8 @@ threshold applies)::
     warnings                       sentences the report shows
     init, steps, best_step, monitor, stopped_early, seconds  how the model was trained
     baseline, ensemble             the classical baseline / ensemble an arm used
-    refit                          a baseline auto chose, fitted on every label: how
+    refit                          a model auto chose by cross-validation, fitted again on
+                                   every label: how
     selection, candidates, candidates_note                   what select: auto chose and why
     eval_<loader>, n_eval_<loader> ``ssl-domains evaluate`` on other data
 """
@@ -238,7 +239,8 @@ class Assessment(_Model):
     stopped_early: bool | None = None
     seconds: float | None = None
     baseline: ComponentRef | None = None
-    #: how a baseline ``auto`` chose by cross-validation was fitted on every label (a sentence)
+    #: how a model ``auto`` chose by cross-validation was fitted again on every label (a
+    #: sentence)
     refit: str | None = None
     ensemble: Ensemble | None = None
     selection: Selection | None = None

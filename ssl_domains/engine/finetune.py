@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from ssl_domains.data.datasets import (
 )
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import label_subset, split_off
-from ssl_domains.engine.assess import Counts, finish_run, score
+from ssl_domains.engine.assess import Counts, Predictions, finish_run, score
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.inference import predict
@@ -36,11 +37,12 @@ from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.pretrain import export_config
 from ssl_domains.engine.run_dir import holding_run_lock
 from ssl_domains.engine.stage import start_stage
-from ssl_domains.errors import ConfigError, DataError
+from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.plugins import get_host
 from ssl_domains.scoring.metrics import fewest_per_class
 
-__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "counts_of", "EXPORT_README"]
+__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "counts_of", "Refit",
+           "EXPORT_README"]
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +108,43 @@ def prepare_finetune_data(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[st
             "n_pool": len(pool), "n_budget": len(budget)}
 
 
+@dataclass(frozen=True)
+class Refit:
+    """Fine-tune on every labeled item, with no validation part: a model chosen by
+    cross-validation, trained again on the items the folds shared out (``select: auto``).
+
+    Attributes:
+        items: The labeled items (a budget's training and validation items), all trained on.
+        scores: Out-of-fold predictions of ``items`` from that cross-validation, each by a fold
+            model that did not see it: they stand for the validation predictions (threshold,
+            validation metrics). Nothing is left to stop on: the config's ``max_steps`` are
+            trained and the last weights kept.
+        note: What was done, in a sentence (``eval.json``'s ``refit``).
+    """
+
+    items: Any
+    scores: Predictions
+    note: str
+
+
+def _refit_data(fcfg: FinetuneConfig, refit: Refit, sources: dict[str, Any] | None) -> dict[str, Any]:
+    """:func:`prepare_finetune_data`'s datasets for a :class:`Refit`: every item trains, no
+    validation set (``val`` None; ``val_labels`` the out-of-fold scores' labels)."""
+    src = sources or build_finetune_sources(fcfg)
+    labels = refit.scores.labels
+    if labels is None or len(labels) != len(refit.items):
+        raise SSLDomainsError(f"refit: {len(refit.scores.ids)} out-of-fold scores for "
+                          f"{len(refit.items)} labeled items")
+    return {"pool": src["pool"], "train": Subset(refit.items, range(len(refit.items)), train=True),
+            "val": None, "val_labels": [int(v) for v in labels], "test": src["test"],
+            "n_pool": len(src["pool"]), "n_budget": len(refit.items)}
+
+
 def counts_of(data: Mapping[str, Any]) -> Counts:
-    """Item and label counts of :func:`prepare_finetune_data`'s datasets (for the assessment)."""
+    """Item and label counts of :func:`prepare_finetune_data`'s datasets (for the assessment);
+    a refit's "validation" items are its training items, scored out of fold."""
+    if data.get("val") is None and "val_labels" in data:
+        data = {**data, "val": data["train"]}
     splits = [(k, data[k]) for k in ("train", "val", "test") if data.get(k) is not None]
     return Counts(
         n_train=len(data["train"]), n_val=len(data["val"]),
@@ -145,6 +182,7 @@ def finetune(
     init: InitConfig | None = None,
     resume: bool = False,
     sources: dict[str, Any] | None = None,
+    refit: Refit | None = None,
 ) -> dict[str, Any]:
     """Run the ``finetune`` stage of ``cfg`` into ``run_path``; returns the ``eval.json`` content
     (:meth:`~ssl_domains.engine.assess.Assessment.to_json`). ``finetune.select: auto`` is run
@@ -154,6 +192,8 @@ def finetune(
     pre-training export when the config also pre-trains; none when ``from_scratch``.
 
     ``sources`` (from :func:`build_finetune_sources`) skips rebuilding the datasets.
+    ``refit`` trains on its items instead of the label budget, without validation
+    (:class:`Refit`).
 
     Raises:
         ConfigError: No ``finetune`` section; ``select: auto``; no weights to start from (no init, no export of
@@ -179,10 +219,11 @@ def finetune(
         )
     rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
     registry = get_host().registry
-    data = prepare_finetune_data(cfg, fcfg, sources)
+    data = prepare_finetune_data(cfg, fcfg, sources) if refit is None else \
+        _refit_data(fcfg, refit, sources)
     train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
     train_labels = labels_of(train_ds) or []
-    val_labels = labels_of(val_ds) or []
+    val_labels = (labels_of(val_ds) or []) if refit is None else data["val_labels"]
 
     backbone = build_backbone(registry, cfg.backbone)
     check_modality(backbone, first_readable(train_ds), f"fine-tuning data ({fcfg.data.train.name})")
@@ -225,27 +266,36 @@ def finetune(
     skipped_file = run.path / "skipped.json" if rt.is_main else None
     train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size,
                                role="training", stage="finetune", skipped_file=skipped_file)
-    val_loader = make_loader(val_ds, fcfg.data, train=False, seed=cfg.seed, role="validation", stage="finetune",
-                             skipped_file=skipped_file)
+    val_loader = None if val_ds is None else make_loader(
+        val_ds, fcfg.data, train=False, seed=cfg.seed, role="validation", stage="finetune",
+        skipped_file=skipped_file)
 
     def validate(model: nn.Module) -> dict[str, float | None]:
+        assert val_loader is not None
         return score(predict(model, val_loader, rt), None)
 
     monitor = monitored_metric(fcfg.train.early_stopping, val_labels)
     trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
-                      validate=validate, on_epoch_start=on_epoch_start, frozen=frozen,
+                      validate=None if val_loader is None else validate,
+                      on_epoch_start=on_epoch_start, frozen=frozen,
                       resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed, monitor=monitor)
     if state is not None:
         trainer.load_state(state)
     result = trainer.fit()
 
-    val_preds = predict(task, val_loader, rt)
+    if refit is not None:
+        val_preds = refit.scores
+    else:
+        assert val_loader is not None
+        val_preds = predict(task, val_loader, rt)
     test_preds = None
     if test_ds is not None:
         test_preds = predict(task, make_loader(test_ds, fcfg.data, train=False, seed=cfg.seed, role="test",
                                                stage="finetune", skipped_file=skipped_file), rt)
-    details = {"steps": result.step, "best_step": result.best_step, "monitor": monitor,
+    details = {"steps": result.step, "best_step": result.best_step,
+               "monitor": monitor if refit is None else None,
                "stopped_early": result.stopped_early,
+               **({"refit": refit.note} if refit is not None else {}),
                "init": init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none"),
                "seconds": result.seconds}
     assessment = finish_run(run.path, val_preds, test_preds, threshold_rule=fcfg.threshold_rule,

@@ -14,13 +14,13 @@ and never look at test labels to decide anything:
   and validation items together). In each fold every candidate arm is trained exactly as its
   cell was (on the fold's training items minus an inner validation split for early stopping,
   the deep arms included) and scores the held-out fold; the out-of-fold probabilities choose
-  the arm, and for the ensemble its baseline and weight. The chosen arm's model is the one of
-  its cell (trained on the labeled subset's training part; validation part for early
-  stopping and the threshold): ``auto``'s test numbers are that cell's. Except a classical
-  baseline chosen by cross-validation: it needs no items to stop on, so it is refitted on
-  every labeled item (training and validation part), its threshold chosen on its
-  out-of-fold scores (:func:`~ssl_domains.sweep.baseline.refit_baseline`; ``eval.json``'s
-  ``refit`` says so).
+  the arm, and for the ensemble its baseline and weight. Chosen on validation, the chosen
+  arm's model is the one of its cell (trained on the labeled subset's training part;
+  validation part for early stopping and the threshold): ``auto``'s test numbers are that
+  cell's. Chosen by cross-validation, a baseline or a network is fitted again on every
+  labeled item (training and validation part; a network for the steps its folds kept), its
+  threshold chosen on its out-of-fold scores (:mod:`~ssl_domains.sweep.refit`;
+  ``eval.json``'s ``refit`` says so); a chosen ensemble is its cell's.
 
 A derived cell folder holds ``eval.json`` (same keys as the others, plus ``ensemble`` or
 ``selection``), ``predictions/val.csv``, ``test.csv`` and, for ``auto``, ``selection.json``
@@ -207,7 +207,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
                   cv: Any = None, seed: int = 0, alpha: float = 0.05,
                   preference: Sequence[str] = sel.PREFERENCE,
                   preference_from: str = "",
-                  refit: Callable[[str, Path, np.ndarray, int], Any] | None = None
+                  refit: Callable[[str, Path, np.ndarray, int], bool] | None = None
                   ) -> dict[str, Any]:
     """The ``auto`` cell: the best candidate arm chosen on validation data only.
 
@@ -223,9 +223,10 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         alpha: 1 - confidence level of the interval.
         preference: Order of preference of :func:`~ssl_domains.sweep.selection.choose`.
         preference_from: Where that order came from, for the rule's sentence.
-        refit: ``refit(arm, cell, out_of_fold_probabilities, folds)`` writes the assessment
-            and predictions of baseline ``arm`` fitted on every labeled item into ``cell``;
-            called when cross-validation chose a baseline. None ships the baseline's cell.
+        refit: ``refit(arm, cell, out_of_fold_probabilities, folds) -> bool`` writes the
+            assessment and predictions of ``arm`` fitted again on every labeled item into
+            ``cell`` (False: it could not, nothing written); called when cross-validation
+            chose a baseline or a network. None ships the chosen arm's cell.
 
     Raises:
         SSLDomainsError: No candidate finished, or cells scored different items.
@@ -291,9 +292,8 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         assessment = combined_cell(cell, candidates[ens_extra["members"][0]],
                                    candidates[ens_extra["members"][1]], ens_extra["weight"],
                                    threshold_rule, {"init": "ensemble", "ensemble": ens_extra})
-    elif refit is not None and scored and chosen in scored \
-            and sel.candidate_kind(chosen) == "baseline":
-        refit(chosen, cell, scored[chosen], k)
+    elif refit is not None and scored and chosen in scored and chosen != "ensemble" \
+            and refit(chosen, cell, scored[chosen], k):
         assessment = read_assessment(cell)
     else:  # the chosen cell's assessment and predictions, as they are
         src = candidates[chosen]

@@ -85,12 +85,12 @@ from ssl_domains.sweep.plan import (
     resolve_arms,
     write_sweep_record,
 )
+from ssl_domains.sweep.refit import refit_network, refit_steps
 from ssl_domains.sweep.results import fmt, headline_metric, summary_table, write_results
 from ssl_domains.sweep.selection import (
     CV_FOLDS,
     PREFERENCE,
     TOLERANCE,
-    candidate_kind,
     checked_preference,
     small_validation,
 )
@@ -177,11 +177,14 @@ def _share_pretrain_artifacts(out: Path) -> None:
 
 
 def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfig | None,
-                  registry: Registry, echo: Callable[[str], None]
+                  registry: Registry, echo: Callable[[str], None],
+                  kept: dict[str, list[tuple[int, int]]]
                   ) -> Callable[[dict[str, Any], Path], dict[str, Any]]:
     """``train(sources, folder)``: every arm of ``arms`` trained on ``sources["pool"]`` (all of
     it is the label budget; validation split off it as in the cells) and scored on
-    ``sources["test"]`` (the held-out fold)."""
+    ``sources["test"]`` (the held-out fold). Each network's fold run appends
+    ``(kept step, training items)`` to ``kept[arm]`` (what a refit on every label trains,
+    :func:`~ssl_domains.sweep.refit.refit_steps`)."""
 
     def train(sources: dict[str, Any], folder: Path) -> dict[str, Any]:
         got = {}
@@ -210,6 +213,11 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
             finally:
                 logging.disable(logging.NOTSET)
             got[arm.name] = read_predictions(sub / PREDICTIONS_DIR / "test.csv")
+            if arm.baseline is None:
+                ran = read_assessment(sub)
+                step = ran.best_step if ran.best_step is not None else ran.steps
+                if step is not None:
+                    kept.setdefault(arm.name, []).append((int(step), int(ran.n_train or 1)))
             shutil.rmtree(sub, ignore_errors=True)
         return got
 
@@ -235,10 +243,12 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
     bases = [a.name for a in arms if a.baseline is not None and a.name in done]
     rule = cfg.finetune.threshold_rule
     plain = [a for a in arms if not a.derived and a.name in done]
+    kept: dict[str, list[tuple[int, int]]] = {}  # network arm -> (kept step, items) per fold
 
     def cv() -> tuple[np.ndarray, dict[str, np.ndarray], int]:
         """The out-of-fold probabilities of every plain arm (computed once per size and seed,
-        kept in ``<out>/cv/``: the ensemble and auto cells share them)."""
+        kept in ``<out>/cv/``: the ensemble and auto cells share them), and each network's
+        kept steps into ``kept``."""
         path = out / "cv" / f"{size.tag}_{seed}.json"
         names = sorted(a.name for a in plain)
         got: dict[str, Any] = {}
@@ -248,7 +258,9 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
             except DataError as err:  # a cache: what cannot be read is computed again
                 echo(f"  {err}; cross-validating again")
         if (got.get("arms") == names and got.get("folds_asked") == cv_folds
-                and {"labels", "probs", "folds"} <= got.keys()):
+                and {"labels", "probs", "folds", "kept_steps"} <= got.keys()):
+            kept.update({a: [(int(s), int(n)) for s, n in v]
+                         for a, v in got["kept_steps"].items()})
             return (np.asarray(got["labels"], dtype=int),
                     {a: np.asarray(p, dtype=np.float64) for a, p in got["probs"].items()},
                     int(got["folds"]))
@@ -261,22 +273,33 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         folds = out / "cv" / f"folds_{size.tag}_{seed}"
         shutil.rmtree(folds, ignore_errors=True)  # an interrupted cross-validation restarts
         y, probs, k = auto.cross_validate(labeled, seed, folds,
-                                          _fold_trainer(cfg, plain, seed, pre, registry, echo),
-                                          cv_folds)
+                                          _fold_trainer(cfg, plain, seed, pre, registry, echo,
+                                                        kept), cv_folds)
         write_json(path, {"labels": y.tolist(), "folds": k, "folds_asked": cv_folds,
-                          "arms": names, "probs": {a: p.tolist() for a, p in probs.items()}})
+                          "arms": names, "probs": {a: p.tolist() for a, p in probs.items()},
+                          "kept_steps": {a: [list(v) for v in steps]
+                                         for a, steps in kept.items()}})
         return y, probs, k
 
-    def refit(name: str, folder: Path, oof: np.ndarray, folds: int) -> None:
-        """Baseline arm ``name`` fitted on every labeled item (training + validation part,
-        in the order of :func:`cv`'s out-of-fold probabilities ``oof``), written to ``folder``."""
+    def refit(name: str, folder: Path, oof: np.ndarray, folds: int) -> bool:
+        """Arm ``name`` fitted again on every labeled item (training + validation part, in
+        the order of :func:`cv`'s out-of-fold probabilities ``oof``) into ``folder``: a
+        baseline as it is fitted, a network for its folds' kept steps
+        (:mod:`~ssl_domains.sweep.refit`). False (nothing written) for a network whose
+        folds kept no step."""
         base = next(a for a in arms if a.name == name)
-        assert base.baseline is not None
         cell_cfg = cell_config(cfg, base, size, seed, pre)
         assert cell_cfg.finetune is not None
         data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
         labeled = auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
-        refit_baseline(cell_cfg, base.baseline, folder, labeled, oof, folds, sources, registry)
+        if base.baseline is not None:
+            refit_baseline(cell_cfg, base.baseline, folder, labeled, oof, folds, sources, registry)
+            return True
+        steps = refit_steps(kept.get(name, []), len(labeled), cell_cfg.finetune.data.batch_size)
+        if steps is None:
+            return False
+        refit_network(cell_cfg, folder, labeled, oof, folds, steps, sources, pre)
+        return True
 
     use_cv = cv_folds >= 2 and any(a.name == "auto" for a in arms)
     if arm.name == "ensemble":
@@ -327,13 +350,13 @@ def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     """A finished ``auto`` cell that chose under another rule: another order of preference
     than ``order`` (not part of the sweep's config check: it trains nothing), another
     tolerance than :data:`~ssl_domains.sweep.selection.TOLERANCE` (a record without one chose
-    within one standard error), or a baseline chosen by cross-validation and shipped as its
-    cell, before baselines were refitted on every label."""
+    within one standard error), or a baseline or network chosen by cross-validation and
+    shipped as its cell, before they were refitted on every label."""
     record = done.selection
     return record is not None and (
         tuple(record.preference or PREFERENCE) != order
         or (record.tolerance or 1.0) != TOLERANCE
-        or (candidate_kind(record.chosen) == "baseline" and done.refit is None
+        or (record.chosen != "ensemble" and done.refit is None
             and auto.chose_by_cross_validation(record)))
 
 

@@ -14,7 +14,9 @@ arm, its selection AUROC with a bootstrap interval, the runner-up, every candida
 and ``candidates``: each one's test AUROC, reported, never used), its predictions and its
 export:
 
-* a fine-tuned network: that candidate's export, as any fine-tuning run's;
+* a fine-tuned network: that candidate's export, as any fine-tuning run's; chosen by
+  cross-validation, the network trained again on every labeled item for the steps its folds
+  kept (``eval.json``'s ``refit``; :mod:`ssl_domains.sweep.refit`);
 * a classical baseline (``kind: baseline``): ``config.json`` names it and its arguments,
   ``baseline.safetensors`` holds its training inputs and labels, and loading refits it
   (baselines are deterministic; the export is checked to reproduce the candidate's
@@ -185,8 +187,9 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
             "threshold": assessment.threshold, "threshold_rule": fcfg.threshold_rule,
             "data_stats": getattr(sources["pool"], "stats", None),
             "selection": record, "environment": environment_info()}
-    if chosen in DEEP_ARMS:
-        shutil.copytree(cell(chosen) / "export", tmp)
+    if chosen in DEEP_ARMS:  # refitted on every label: auto's cell holds that network
+        shutil.copytree((auto_cell if assessment.refit is not None else cell(chosen)) / "export",
+                        tmp)
         deep_cfg = read_export_config(tmp / "config.json")
         deep_cfg["selection"] = record
         write_json(tmp / "config.json", deep_cfg)

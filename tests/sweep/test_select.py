@@ -150,6 +150,60 @@ def test_a_baseline_chosen_by_cross_validation_ships_fitted_on_every_label(
     assert "then fitted on all 30 labeled items" in build_report(run).read_text()
 
 
+def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
+        tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """30 labels (6 for validation), the choice forced to the fine-tuned network: it ships
+    trained again on all 30 items for the median step its folds kept (at the same number of
+    epochs), its last weights, its threshold chosen on its out-of-fold scores; the export,
+    evaluate and the model card say and do so."""
+    from ssl_domains.engine.pretrain import pretrain
+    from ssl_domains.sweep import selection
+    from ssl_domains.sweep.refit import network_note, refit_steps
+
+    real = selection.choose
+
+    def ssl_wins(*args: object, **kwargs: object) -> selection.Choice:
+        c = real(*args, **kwargs)  # type: ignore[arg-type]
+        c.chosen, c.score = "ssl", c.scores["ssl"] or 0.0
+        return c
+
+    monkeypatch.setattr(selection, "choose", ssl_wins)
+    cfg = parse_config(make_config(tmp_path, arrays, **{
+        "pretrain.train.epochs": 1, "finetune.train.epochs": 4, "finetune.select": "auto",
+        "finetune.label_count": 30}))
+    run = tmp_path / "runs" / "n"
+    pretrain(cfg, run)
+    s = _select(cfg, run)
+    assert s["selection"]["chosen"] == "ssl"
+    assert s["selection"]["method"].startswith("5-fold cross-validation over the 30 labeled items")
+    cands = run / "candidates"
+    kept = json.loads((cands / "cv" / "30_0.json").read_text())["kept_steps"]
+    assert set(kept) == {"ssl", "scratch", "linear_probe"}
+    assert all(len(v) == 5 and all(0 < n < 30 for _, n in v) for v in kept.values())
+    steps = refit_steps([(int(a), int(b)) for a, b in kept["ssl"]], 30, 16)
+    assert steps is not None and s["refit"] == network_note(30, steps, 5)
+    assert (s["n_train"], s["steps"], s.get("best_step")) == (30, steps, None)
+    cell = cands / "cells" / "ssl_30_0"
+    assert [json.loads((cell / "eval.json").read_text())[k] for k in ("n_train", "n_val")] == [24, 6]
+    # the threshold and validation numbers are the out-of-fold scores of the 30 items
+    auto_cell = cands / "cells" / "auto_30_0"
+    val = pd.read_csv(run / "predictions" / "val.csv")
+    oof = pd.read_csv(auto_cell / "cv_oof.csv")
+    assert len(val) == 30
+    np.testing.assert_allclose(val["score"].to_numpy(), oof["ssl_1"].to_numpy())
+    # the export is the network trained on every label: it predicts the auto cell's test
+    # scores, not the ssl cell's
+    auto_test = _scores(auto_cell / "predictions" / "test.csv")
+    assert not np.allclose(auto_test, _scores(cell / "predictions" / "test.csv"), atol=1e-4)
+    again = evaluate(run)
+    np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"), auto_test, atol=1e-6)
+    assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
+    card = (run / "export" / "README.md").read_text()
+    assert f"- trained again on all 30 labeled items (training and validation part) for {steps} " \
+           "steps" in card
+    assert "then trained again on all 30 labeled items" in build_report(run).read_text()
+
+
 def test_auto_ships_the_network_when_it_wins(tmp_path: Path) -> None:
     """An XOR label no linear model can fit: the network from scratch is chosen (no
     pre-trained weights: the candidates are scratch and the baselines)."""
