@@ -4,13 +4,13 @@ An auto cell chose on selection data it keeps: the out-of-fold probabilities of 
 (``cv_oof.csv``) when it cross-validated, else the candidates' own validation predictions. This
 script runs :func:`ssl_domains.sweep.selection.choose` (the current rule, or another order of
 preference with ``--prefer``, another tolerance with ``--tolerance``) on the same data. A
-network or baseline candidate ships as trained in its own cell, so the test AUROC of choosing
-it is that cell's. The ensemble is rebuilt as the auto cell would ship it: after
-cross-validation, the baseline and weight chosen on all out-of-fold probabilities, applied to
-the ``ssl`` and baseline cells' test probabilities; after a validation choice, the ensemble
-cell as it is. A baseline chosen by cross-validation ships refitted on every label: the
-auto cell holds that refit for the baseline it chose; a rule that picks another baseline
-there is scored with that baseline's cell (counted and printed). Prints, per data set and
+network or baseline candidate chosen on validation ships as trained in its own cell, so the
+test AUROC of choosing it is that cell's. The ensemble is rebuilt as the auto cell would ship
+it: after cross-validation, the baseline and weight chosen on all out-of-fold probabilities,
+applied to the ``ssl`` and baseline cells' test probabilities; after a validation choice, the
+ensemble cell as it is. A baseline or network chosen by cross-validation ships fitted again on
+every label: the auto cell holds that refit for the arm it chose; a rule that picks another
+arm there is scored with that arm's cell (counted and printed). Prints, per data set and
 label budget, the auto arm as it ran, as the rule would choose, and the best single arm; then
 what always shipping one arm would have given instead, and an oracle that ships, per seed,
 the arm best on the other seeds' test sets (:func:`leave_one_seed_out`).
@@ -149,7 +149,7 @@ def main() -> None:
         fixed = tuple(p.strip() for p in args.prefer.split(","))
         per_dataset = defaultdict(lambda: fixed)
     rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    unrefit = 0  # baselines the rule picks by cross-validation with no refit in the cell
+    unrefit = 0  # arms the rule picks by cross-validation with no refit in the cell
     for sel in sorted(s for out in args.out for s in out.glob("*/cells/auto_*/selection.json")):
         cell = sel.parent
         ran = read_selection(sel)
@@ -163,12 +163,12 @@ def main() -> None:
         shipped = dict(test, ensemble=ensemble_test_auroc(cell, y, probs)) \
             if "ensemble" in test else test
         done = read_assessment(cell)
-        if done.refit is not None:  # the baseline it chose, refitted on every label
+        if done.refit is not None:  # the arm it chose, fitted again on every label
             shipped = dict(shipped, **{ran.chosen: float(done.test["auroc"])})
         now = selection.choose(y, probs, ran.method, seed=int(seed),
                                preference=per_dataset[dataset], tolerance=args.tolerance).chosen
         if (now != ran.chosen or done.refit is None) and chose_by_cross_validation(ran) \
-                and selection.candidate_kind(now) == "baseline":
+                and now != "ensemble":
             unrefit += 1
         r = rows[(dataset, size)]
         r["as run"].append(float(read_assessment(cell).test["auroc"]))
@@ -197,7 +197,7 @@ def main() -> None:
         print(f"\nwithin 0.01 of the best single arm: {int((g >= -0.01).sum())} of {len(g)}; "
               f"mean difference {g.mean():+.4f}")
         if unrefit:
-            print(f"({unrefit} choice(s) of a baseline by cross-validation scored as its cell, "
+            print(f"({unrefit} choice(s) of an arm by cross-validation scored as its cell, "
                   "trained on the training part: the auto cell refitted another or none)")
         print("\nalways shipping one arm instead (in the cells where it ran):\n")
         print("| arm | cells within 0.01 of the best single arm | mean difference |")

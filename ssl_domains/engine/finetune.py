@@ -117,13 +117,15 @@ class Refit:
         items: The labeled items (a budget's training and validation items), all trained on.
         scores: Out-of-fold predictions of ``items`` from that cross-validation, each by a fold
             model that did not see it: they stand for the validation predictions (threshold,
-            validation metrics). Nothing is left to stop on: the config's ``max_steps`` are
-            trained and the last weights kept.
+            validation metrics).
+        steps: Nothing is left to stop on: training stops after these steps (the learning-rate
+            schedule laid out as configured) and keeps the last weights.
         note: What was done, in a sentence (``eval.json``'s ``refit``).
     """
 
     items: Any
     scores: Predictions
+    steps: int
     note: str
 
 
@@ -278,7 +280,8 @@ def finetune(
     trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
                       validate=None if val_loader is None else validate,
                       on_epoch_start=on_epoch_start, frozen=frozen,
-                      resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed, monitor=monitor)
+                      resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed, monitor=monitor,
+                      stop_at=refit.steps if refit is not None else None)
     if state is not None:
         trainer.load_state(state)
     result = trainer.fit()

@@ -94,6 +94,9 @@ class Trainer:
         monitor: The validation metric whose best weights are kept, when the caller resolved
             ``early_stopping.metric: auto`` (:func:`ssl_domains.engine.finetune.monitored_metric`);
             default: the config's metric, ``loss`` for ``auto``.
+        stop_at: Stop after this many steps, the learning-rate schedule still laid out over
+            the configured ``epochs``/``max_steps`` (a model refitted to the step a
+            cross-validation kept, :class:`ssl_domains.engine.finetune.Refit`).
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class Trainer:
         seed: int = 0,
         frozen: list[nn.Module] | None = None,
         monitor: str | None = None,
+        stop_at: int | None = None,
     ) -> None:
         self.model = model.to(runtime.device)
         self.loader = loader
@@ -130,6 +134,8 @@ class Trainer:
         total = cfg.epochs * max(1, len(loader))
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
         self.scheduler = make_scheduler(self.optimizer, cfg, self.total_steps)
+        #: where training stops (``stop_at``, else the schedule's end)
+        self.stop_step = min(self.total_steps, stop_at) if stop_at else self.total_steps
         # bf16 needs no loss scaling; the scaler is kept (disabled) so checkpoints have one shape
         self.scaler = torch.amp.GradScaler(enabled=False)
         self.step = 0
@@ -233,13 +239,13 @@ class Trainer:
         start = time.perf_counter()
         stopped = False
         # a tqdm bar on a terminal; one line every 20 % of the steps otherwise (CI logs)
-        bar = console.progress(self.total_steps, initial=self.step, desc=self.stage,
+        bar = console.progress(self.stop_step, initial=self.step, desc=self.stage,
                                enabled=bool(cfg.progress and rt.is_main))
         self._train_mode()
         items_seen = 0
         running = torch.zeros((), device=rt.device)
         running_n = 0
-        while self.epoch < cfg.epochs and self.step < self.total_steps and not stopped:
+        while self.epoch < cfg.epochs and self.step < self.stop_step and not stopped:
             if self.on_epoch_start is not None:
                 self.on_epoch_start(self.model, self.epoch)
                 self._train_mode()
@@ -263,7 +269,7 @@ class Trainer:
                 items_seen += bs
                 running += loss.detach()
                 running_n += 1
-                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                if self.step % cfg.log_every == 0 or self.step == self.stop_step:
                     mean_loss = rt.all_reduce_mean(float(running) / running_n)
                     rate = items_seen * rt.world_size / max(1e-9, time.perf_counter() - start)
                     self.run.log({"stage": self.stage, "split": "train", "step": self.step,
@@ -277,7 +283,7 @@ class Trainer:
                     stopped = self._evaluate()
                 if self.step % cfg.checkpoint_every == 0:
                     self._checkpoint()
-                if stopped or self.step >= self.total_steps:
+                if stopped or self.step >= self.stop_step:
                     break
             else:
                 # a full epoch: validate (unless done by step), then start the next one

@@ -214,7 +214,7 @@ def run_summary(run: Run, alpha: float = 0.05) -> str:
 
 def selection_text(rec: Selection, refit: str | None = None) -> str:
     """One sentence on what ``select: auto`` chose: the arm, its selection AUROC with its
-    interval, how it was chosen, the runner-up, and how a refitted baseline was fitted."""
+    interval, how it was chosen, the runner-up, and how a model refitted on every label was fitted."""
     low, high = rec.interval or (None, None)
     text = f"Model chosen by select: auto: {rec.chosen}, selection AUROC {hp.fmt(rec.score)}"
     if hp.is_number(low) and hp.is_number(high):

@@ -8,9 +8,11 @@ every labeled item:
 
 * a classical baseline needs nothing to stop on
   (:func:`~ssl_domains.sweep.baseline.refit_baseline`);
-* a network (``ssl``, ``scratch``, ``linear_probe``) is trained for the number of steps its
-  fold runs kept, the median over the folds, scaled to the same number of epochs over the
-  larger set (:func:`refit_steps`), and keeps its last weights (:func:`refit_network`).
+* a network (``ssl``, ``scratch``, ``linear_probe``) is trained with its cell's recipe and
+  stopped at the step its fold runs kept, the median over the folds, scaled to the same
+  number of epochs over the larger set (:func:`refit_steps`; the learning-rate schedule is
+  laid out as configured, as in the folds); it keeps its last weights
+  (:func:`refit_network`).
 
 Either way the threshold and the validation metrics come from the cross-validation's
 out-of-fold scores of those items, and the test set is only scored.
@@ -34,15 +36,18 @@ from ssl_domains.errors import SSLDomainsError
 __all__ = ["refit_steps", "refit_network", "network_note"]
 
 
-def refit_steps(kept: Sequence[tuple[int, int]], n_items: int, batch_size: int) -> int | None:
+def refit_steps(kept: Sequence[tuple[int, int]], n_items: int, batch_size: int,
+                drop_last: bool = False) -> int | None:
     """Steps to train a network on ``n_items``: the median over the folds of the step each
     fold run kept, scaled from that fold's training items to ``n_items`` at the same number
-    of epochs (``kept``: ``(kept step, training items)`` per fold). None without folds."""
+    of epochs (``kept``: ``(kept step, training items)`` per fold; batches per epoch as the
+    training loader counts them). None without folds."""
     if not kept:
         return None
 
     def batches(n: int) -> int:
-        return max(1, math.ceil(n / max(1, batch_size)))
+        per = n / max(1, batch_size)
+        return max(1, math.floor(per) if drop_last else math.ceil(per))
 
     scaled = [step * batches(n_items) / batches(n_train) for step, n_train in kept]
     return max(1, int(round(float(np.median(scaled)))))
@@ -52,15 +57,15 @@ def network_note(n_items: int, steps: int, folds: int) -> str:
     """The sentence ``eval.json``'s ``refit`` holds for a network trained on every label."""
     return (f"trained again on all {n_items} labeled items (training and validation part) for "
             f"{steps} steps, the median step the {folds} cross-validation folds kept (at the "
-            "same number of epochs), last weights kept; threshold and validation metrics from "
-            "the out-of-fold scores of those items")
+            "same number of epochs, the learning-rate schedule as configured), last weights "
+            "kept; threshold and validation metrics from the out-of-fold scores of those items")
 
 
 def refit_network(cfg: RunConfig, cell: Path, labeled: Any, oof: np.ndarray, folds: int,
                   steps: int, sources: dict[str, Any], init: InitConfig | None) -> dict[str, Any]:
     """Fine-tune the network arm of ``cfg`` (a cell config:
     :func:`~ssl_domains.sweep.plan.cell_config`) on every item of ``labeled`` for ``steps``
-    steps, no early stopping, into ``cell`` (a run folder with its export); ``oof`` (the
+    steps (its schedule as configured), no early stopping, into ``cell`` (a run folder with its export); ``oof`` (the
     out-of-fold probabilities ``[N, K]`` of ``labeled``, in its order) stands for the
     validation predictions. Returns the ``eval.json`` content.
 
@@ -75,11 +80,10 @@ def refit_network(cfg: RunConfig, cell: Path, labeled: Any, oof: np.ndarray, fol
         raise SSLDomainsError(f"refit: {len(probs)} out-of-fold scores for {len(labels)} "
                               "labeled items")
     ids = [item_id(labeled[i].get("meta"), i) for i in range(len(labels))]
-    train = fcfg.train.model_copy(update={"max_steps": steps, "early_stopping": None,
-                                          "epochs": max(fcfg.train.epochs, steps)})
+    train = fcfg.train.model_copy(update={"early_stopping": None})
     run_cfg = cfg.model_copy(update={"finetune": fcfg.model_copy(update={"train": train})})
     refit = finetuning.Refit(items=labeled,
                              scores=Predictions(ids=ids, probs=probs, labels=labels, loss=None),
-                             note=network_note(len(labels), steps, folds))
+                             steps=steps, note=network_note(len(labels), steps, folds))
     return finetuning.finetune(run_cfg, cell, init=None if fcfg.from_scratch else init,
                                sources=sources, refit=refit)

@@ -17,7 +17,8 @@ validation items; the data sources are built once and shared):
   (:mod:`ssl_domains.sweep.auto`);
 * ``auto``: the best of the other arms, chosen on validation data only (k-fold
   cross-validation over the labeled subset when the validation set is small); its test
-  numbers are the chosen cell's.
+  numbers are the chosen cell's, or, chosen by cross-validation, those of the chosen arm
+  fitted again on every labeled item (:mod:`ssl_domains.sweep.refit`).
 
 ``ensemble`` and ``auto`` are derived from the other cells of the same size and seed, so they
 run after them whatever their place in ``--arms``.
@@ -258,9 +259,10 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
             except DataError as err:  # a cache: what cannot be read is computed again
                 echo(f"  {err}; cross-validating again")
         if (got.get("arms") == names and got.get("folds_asked") == cv_folds
-                and {"labels", "probs", "folds", "kept_steps"} <= got.keys()):
+                and {"labels", "probs", "folds"} <= got.keys()
+                and ("kept_steps" in got or all(a.baseline is not None for a in plain))):
             kept.update({a: [(int(s), int(n)) for s, n in v]
-                         for a, v in got["kept_steps"].items()})
+                         for a, v in got.get("kept_steps", {}).items()})
             return (np.asarray(got["labels"], dtype=int),
                     {a: np.asarray(p, dtype=np.float64) for a, p in got["probs"].items()},
                     int(got["folds"]))
@@ -295,7 +297,8 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         if base.baseline is not None:
             refit_baseline(cell_cfg, base.baseline, folder, labeled, oof, folds, sources, registry)
             return True
-        steps = refit_steps(kept.get(name, []), len(labeled), cell_cfg.finetune.data.batch_size)
+        steps = refit_steps(kept.get(name, []), len(labeled), cell_cfg.finetune.data.batch_size,
+                            cell_cfg.finetune.data.drop_last)
         if steps is None:
             return False
         refit_network(cell_cfg, folder, labeled, oof, folds, steps, sources, pre)
@@ -443,6 +446,8 @@ def run_sweep(
         where = (f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<{width}} "
                  f"{size.label:<8} seed {seed:<3}")
         finished = read_assessment(cell) if (cell / EVAL_FILE).is_file() else None
+        if finished is not None and arm.name == "auto" and finished.selection is None:
+            finished = None  # interrupted between its refit's eval.json and the choice's record
         if finished is not None and arm.name == "auto" and _stale_choice(finished, order):
             echo(f"{where} chose under another rule (order of preference or tolerance): "
                  "choosing again")

@@ -169,7 +169,7 @@ def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
 
     monkeypatch.setattr(selection, "choose", ssl_wins)
     cfg = parse_config(make_config(tmp_path, arrays, **{
-        "pretrain.train.epochs": 1, "finetune.train.epochs": 4, "finetune.select": "auto",
+        "pretrain.train.epochs": 1, "finetune.train.epochs": 6, "finetune.select": "auto",
         "finetune.label_count": 30}))
     run = tmp_path / "runs" / "n"
     pretrain(cfg, run)
@@ -183,6 +183,12 @@ def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
     steps = refit_steps([(int(a), int(b)) for a, b in kept["ssl"]], 30, 16)
     assert steps is not None and s["refit"] == network_note(30, steps, 5)
     assert (s["n_train"], s["steps"], s.get("best_step")) == (30, steps, None)
+    # it stopped at that step of the recipe's schedule (6 epochs of 2 batches), not at the end
+    # of a schedule squeezed into those steps: the learning rate had not decayed to 0
+    assert steps < 12
+    last = [json.loads(line) for line in
+            (cands / "cells" / "auto_30_0" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["step"] == steps and last["lr"] > 0
     cell = cands / "cells" / "ssl_30_0"
     assert [json.loads((cell / "eval.json").read_text())[k] for k in ("n_train", "n_val")] == [24, 6]
     # the threshold and validation numbers are the out-of-fold scores of the 30 items
