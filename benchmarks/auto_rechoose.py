@@ -167,8 +167,7 @@ def main() -> None:
             shipped = dict(shipped, **{ran.chosen: float(done.test["auroc"])})
         now = selection.choose(y, probs, ran.method, seed=int(seed),
                                preference=per_dataset[dataset], tolerance=args.tolerance).chosen
-        if (now != ran.chosen or done.refit is None) and chose_by_cross_validation(ran) \
-                and now != "ensemble":
+        if (now != ran.chosen or done.refit is None) and chose_by_cross_validation(ran):
             unrefit += 1
         r = rows[(dataset, size)]
         r["as run"].append(float(read_assessment(cell).test["auroc"]))

@@ -20,7 +20,8 @@ and never look at test labels to decide anything:
   cell's. Chosen by cross-validation, a baseline or a network is fitted again on every
   labeled item (training and validation part; a network for the steps its folds kept), its
   threshold chosen on its out-of-fold scores (:mod:`~ssl_domains.sweep.refit`;
-  ``eval.json``'s ``refit`` says so); a chosen ensemble is its cell's.
+  ``eval.json``'s ``refit`` says so); a chosen ensemble averages its two members so refitted
+  (kept in ``members/``), with the weight chosen out of fold.
 
 A derived cell folder holds ``eval.json`` (same keys as the others, plus ``ensemble`` or
 ``selection``), ``predictions/val.csv``, ``test.csv`` and, for ``auto``, ``selection.json``
@@ -55,8 +56,14 @@ from ssl_domains.engine.exports import combine
 from ssl_domains.errors import SSLDomainsError
 from ssl_domains.files import write_json
 from ssl_domains.sweep import selection as sel
+from ssl_domains.sweep.plan import Arm
 
-__all__ = ["run_ensemble_cell", "run_auto_cell", "chose_by_cross_validation", "combined_cell", "Labeled", "cross_validate"]
+__all__ = ["run_ensemble_cell", "run_auto_cell", "chose_by_cross_validation", "combined_cell",
+           "Labeled", "cross_validate", "MEMBERS_DIR"]
+
+#: Where an auto cell keeps the two members of an ensemble it refitted on every label (one
+#: folder each, named as the arm's cells: :attr:`~ssl_domains.sweep.plan.Arm.folder`).
+MEMBERS_DIR = "members"
 
 
 def _same_items(a: Predictions, b: Predictions, what: str) -> None:
@@ -226,7 +233,8 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         refit: ``refit(arm, cell, out_of_fold_probabilities, folds) -> bool`` writes the
             assessment and predictions of ``arm`` fitted again on every labeled item into
             ``cell`` (False: it could not, nothing written); called when cross-validation
-            chose a baseline or a network. None ships the chosen arm's cell.
+            chose a baseline or a network, and for both members of a chosen ensemble (into
+            ``<cell>/members/``). None ships the chosen arm's cell.
 
     Raises:
         SSLDomainsError: No candidate finished, or cells scored different items.
@@ -289,10 +297,18 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
     chosen = choice.chosen
     if chosen == "ensemble" and ens_extra is not None:
         record["ensemble"] = ens_extra
-        assessment = combined_cell(cell, candidates[ens_extra["members"][0]],
-                                   candidates[ens_extra["members"][1]], ens_extra["weight"],
-                                   threshold_rule, {"init": "ensemble", "ensemble": ens_extra})
-    elif refit is not None and scored and chosen in scored and chosen != "ensemble" \
+        deep, base = ens_extra["members"]
+        sources = {deep: candidates[deep], base: candidates[base]}
+        details: dict[str, Any] = {"init": "ensemble", "ensemble": ens_extra}
+        refitted = cell / MEMBERS_DIR
+        if refit is not None and refit(deep, refitted / Arm(deep).folder, scored[deep], k):
+            refit(base, refitted / Arm(base).folder, scored[base], k)
+            sources = {a: refitted / Arm(a).folder for a in (deep, base)}
+            details["refit"] = "both members fitted again on every label: " + "; ".join(
+                f"{a}: {read_assessment(sources[a]).refit}" for a in (deep, base))
+        assessment = combined_cell(cell, sources[deep], sources[base], ens_extra["weight"],
+                                   threshold_rule, details)
+    elif refit is not None and scored and chosen in scored \
             and refit(chosen, cell, scored[chosen], k):
         assessment = read_assessment(cell)
     else:  # the chosen cell's assessment and predictions, as they are

@@ -353,14 +353,13 @@ def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     """A finished ``auto`` cell that chose under another rule: another order of preference
     than ``order`` (not part of the sweep's config check: it trains nothing), another
     tolerance than :data:`~ssl_domains.sweep.selection.TOLERANCE` (a record without one chose
-    within one standard error), or a baseline or network chosen by cross-validation and
-    shipped as its cell, before they were refitted on every label."""
+    within one standard error), or an arm chosen by cross-validation and shipped as its cell,
+    before it was fitted again on every label."""
     record = done.selection
     return record is not None and (
         tuple(record.preference or PREFERENCE) != order
         or (record.tolerance or 1.0) != TOLERANCE
-        or (record.chosen != "ensemble" and done.refit is None
-            and auto.chose_by_cross_validation(record)))
+        or (done.refit is None and auto.chose_by_cross_validation(record)))
 
 
 # ---------------------------------------------------------------- the sweep

@@ -23,7 +23,8 @@ export:
   validation scores). Chosen by cross-validation, the baseline is fitted on every labeled
   item, validation part included (``eval.json``'s ``refit``; checked against the auto
   cell's test scores). Nothing is pickled; the export contains the training inputs;
-* the ensemble (``kind: ensemble``): ``deep/`` and ``baseline/`` exports and the weight.
+* the ensemble (``kind: ensemble``): ``deep/`` and ``baseline/`` exports and the weight;
+  chosen by cross-validation, both members fitted again on every labeled item.
 
 ``ssl-domains evaluate`` and ``predict`` use whichever was chosen
 (:func:`~ssl_domains.engine.exports.load_model`). The export's model card is written by the
@@ -59,7 +60,7 @@ from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
-from ssl_domains.sweep.auto import Labeled
+from ssl_domains.sweep.auto import MEMBERS_DIR, Labeled
 from ssl_domains.sweep.baseline import stack_inputs
 from ssl_domains.sweep.plan import Arm, Size, cell_config, cell_name
 from ssl_domains.sweep.run import run_sweep
@@ -160,9 +161,11 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
                          "used validation data only"))
     record = assessment.to_json()["selection"]  # as eval.json holds it
 
-    def baseline_export(arm: str, folder: Path, every_label: bool = False) -> None:
+    def baseline_export(arm: str, folder: Path, every_label: bool = False,
+                        refitted: Path = auto_cell) -> None:
         """The baseline of ``arm``'s cell, refitted on load from its training items, or with
-        ``every_label`` from the training and validation items (as auto's cell refitted it)."""
+        ``every_label`` from the training and validation items (as auto's cell refitted it
+        into ``refitted``)."""
         ref = read_assessment(cell(arm)).baseline
         if ref is None:
             raise SSLDomainsError(f"{cell(arm) / EVAL_FILE}: names no baseline")
@@ -176,7 +179,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         x, y, _ = stack_inputs(fitted_on, key)
         save_baseline_export(folder, ref=ref, key=key, x=x, y=y, meta=meta)
         if every_label:
-            _check_refit(folder, data["test"], auto_cell)
+            _check_refit(folder, data["test"], refitted)
         else:
             _check_baseline(folder, data["val"], cell(arm))
 
@@ -201,8 +204,12 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
             raise SSLDomainsError(f"{auto_cell / EVAL_FILE}: chose the ensemble but holds no "
                                   "ensemble record")
         deep_arm, base_arm = ens.members
-        shutil.copytree(cell(deep_arm) / "export", tmp / "deep")
-        baseline_export(base_arm, tmp / "baseline")
+        members = auto_cell / MEMBERS_DIR  # refitted on every label, when chosen by CV
+        refit = assessment.refit is not None
+        shutil.copytree((members / Arm(deep_arm).folder if refit else cell(deep_arm)) / "export",
+                        tmp / "deep")
+        baseline_export(base_arm, tmp / "baseline", every_label=refit,
+                        refitted=members / Arm(base_arm).folder)
         write_json(tmp / "config.json", {**meta, "kind": "ensemble", "weight": ens.weight,
                                           "weight_of": deep_arm,
                                           "members": {"deep": deep_arm, "baseline": base_arm}})

@@ -150,31 +150,40 @@ def test_a_baseline_chosen_by_cross_validation_ships_fitted_on_every_label(
     assert "then fitted on all 30 labeled items" in build_report(run).read_text()
 
 
-def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
-        tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """30 labels (6 for validation), the choice forced to the fine-tuned network: it ships
-    trained again on all 30 items for the median step its folds kept (at the same number of
-    epochs), its last weights, its threshold chosen on its out-of-fold scores; the export,
-    evaluate and the model card say and do so."""
+def _select_by_cross_validation(tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch,
+                                arm: str) -> tuple[Path, dict]:
+    """Pre-train briefly, then ``select: auto`` on 30 labels (6 for validation: it
+    cross-validates), the choice forced to ``arm``: (run, summary)."""
     from ssl_domains.engine.pretrain import pretrain
     from ssl_domains.sweep import selection
-    from ssl_domains.sweep.refit import network_note, refit_steps
 
     real = selection.choose
 
-    def ssl_wins(*args: object, **kwargs: object) -> selection.Choice:
+    def forced(*args: object, **kwargs: object) -> selection.Choice:
         c = real(*args, **kwargs)  # type: ignore[arg-type]
-        c.chosen, c.score = "ssl", c.scores["ssl"] or 0.0
+        c.chosen, c.score = arm, c.scores[arm] or 0.0
         return c
 
-    monkeypatch.setattr(selection, "choose", ssl_wins)
+    monkeypatch.setattr(selection, "choose", forced)
     cfg = parse_config(make_config(tmp_path, arrays, **{
         "pretrain.train.epochs": 1, "finetune.train.epochs": 6, "finetune.select": "auto",
         "finetune.label_count": 30}))
     run = tmp_path / "runs" / "n"
     pretrain(cfg, run)
     s = _select(cfg, run)
-    assert s["selection"]["chosen"] == "ssl"
+    assert s["selection"]["chosen"] == arm
+    return run, s
+
+
+def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
+        tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """30 labels (6 for validation), the choice forced to the fine-tuned network: it ships
+    trained again on all 30 items for the median step its folds kept (at the same number of
+    epochs), its last weights, its threshold chosen on its out-of-fold scores; the export,
+    evaluate and the model card say and do so."""
+    from ssl_domains.sweep.refit import network_note, refit_steps
+
+    run, s = _select_by_cross_validation(tmp_path, arrays, monkeypatch, "ssl")
     assert s["selection"]["method"].startswith("5-fold cross-validation over the 30 labeled items")
     cands = run / "candidates"
     kept = json.loads((cands / "cv" / "30_0.json").read_text())["kept_steps"]
@@ -294,6 +303,36 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
                                _scores(cell / "predictions" / "test.csv"), atol=1e-6)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
     assert "chosen by `select: auto`: **ensemble**" in (export / "README.md").read_text()
+
+
+def test_an_ensemble_chosen_by_cross_validation_ships_both_members_refitted(
+        tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chosen by cross-validation, the ensemble averages its network and its baseline, each
+    fitted again on all 30 labels (kept in the auto cell's members/), with the weight chosen
+    out of fold; its export and evaluate predict so."""
+    run, s = _select_by_cross_validation(tmp_path, arrays, monkeypatch, "ensemble")
+    cands = run / "candidates" / "cells"
+    members = cands / "auto_30_0" / "members"
+    deep, base = (json.loads((members / m / "eval.json").read_text())
+                  for m in ("ssl", "baseline-logistic"))
+    assert deep["refit"].startswith("trained again on all 30 labeled items")
+    assert base["refit"].startswith("fitted on all 30 labeled items")
+    assert s["refit"] == ("both members fitted again on every label: ssl: " + deep["refit"]
+                          + "; baseline:logistic: " + base["refit"])
+    ens = s["selection"]["ensemble"]
+    assert ens["members"] == ["ssl", "baseline:logistic"]
+    w = ens["weight"]
+    want = w * _scores(members / "ssl" / "predictions" / "test.csv") + \
+        (1 - w) * _scores(members / "baseline-logistic" / "predictions" / "test.csv")
+    np.testing.assert_allclose(_scores(cands / "auto_30_0" / "predictions" / "test.csv"), want,
+                               atol=1e-9)
+    # the export holds the refitted members: evaluate gives the auto cell's scores again
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(run / "export" / "baseline" / BASELINE_FILE))
+    assert len(stored["y"]) == 30
+    evaluate(run)
+    np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"), want, atol=1e-6)
 
 
 def test_auto_refuses_several_processes(tmp_path: Path, arrays: Path,
