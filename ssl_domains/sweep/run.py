@@ -448,8 +448,8 @@ def run_sweep(
         if finished is not None and arm.name == "auto" and finished.selection is None:
             finished = None  # interrupted between its refit's eval.json and the choice's record
         if finished is not None and arm.name == "auto" and _stale_choice(finished, order):
-            echo(f"{where} chose under another rule (order of preference or tolerance): "
-                 "choosing again")
+            echo(f"{where} chose under another rule (order of preference, tolerance, or "
+                 "shipped without refitting on every label): choosing again")
         elif finished is not None:
             auroc = finished.metrics("test").get("auroc")
             echo(f"{where} test AUROC {fmt(auroc)}  (finished earlier)")

@@ -558,6 +558,20 @@ def test_auto_order_of_preference_from_the_config(tmp_path: Path) -> None:
     run_sweep(prefer, out, sizes=[Size(count=40)], seeds=[0], arms=arms, echo=lines.append)
     assert any("auto" in line and "choosing again" in line for line in lines)
     assert json.loads((cell / "selection.json").read_text())["tolerance"] == sel.TOLERANCE
+    # chosen by cross-validation, the arm ships fitted again on every label; a cell that
+    # shipped its choice as trained in its own cell is chosen again, from the cached
+    # cross-validation (it keeps the steps the networks' folds kept: nothing is retrained
+    # but the refit)
+    record = json.loads((cell / "eval.json").read_text())
+    assert record["refit"] and record["n_train"] == 40
+    del record["refit"]
+    (cell / "eval.json").write_text(json.dumps(record))
+    lines.clear()
+    run_sweep(prefer, out, sizes=[Size(count=40)], seeds=[0], arms=arms, echo=lines.append)
+    assert any("shipped without refitting on every label): choosing again" in line
+               for line in lines)
+    assert not any("cross-validating" in line for line in lines)
+    assert json.loads((cell / "eval.json").read_text())["refit"]
     with pytest.raises(ConfigError, match="each candidate at most once"):
         parse_config(_config(tmp_path, _data(tmp_path), **{"finetune.prefer": ["ssl", "ssl"]}))
     with pytest.raises(ConfigError, match="unknown candidate.*deep"):
