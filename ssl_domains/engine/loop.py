@@ -95,8 +95,8 @@ class Trainer:
             ``early_stopping.metric: auto`` (:func:`ssl_domains.engine.finetune.monitored_metric`);
             default: the config's metric, ``loss`` for ``auto``.
         stop_at: Stop after this many steps, the learning-rate schedule still laid out over
-            the configured ``epochs``/``max_steps`` (a model refitted to the step a
-            cross-validation kept, :class:`ssl_domains.engine.finetune.Refit`).
+            the configured ``epochs``/``max_steps`` (a model refitted for the steps its
+            cross-validation folds trained, :class:`ssl_domains.engine.finetune.Refit`).
     """
 
     def __init__(

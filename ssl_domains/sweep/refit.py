@@ -8,11 +8,15 @@ every labeled item:
 
 * a classical baseline needs nothing to stop on
   (:func:`~ssl_domains.sweep.baseline.refit_baseline`);
-* a network (``ssl``, ``scratch``, ``linear_probe``) is trained with its cell's recipe and
-  stopped at the step its fold runs kept, the median over the folds, scaled to the same
-  number of epochs over the larger set (:func:`refit_steps`; the learning-rate schedule is
-  laid out as configured, as in the folds); it keeps its last weights
-  (:func:`refit_network`).
+* a network (``ssl``, ``scratch``, ``linear_probe``) is trained with its cell's recipe for
+  as many steps as its fold runs trained (where the recipe's early stopping stopped them, or
+  the end of its schedule), the median over the folds, scaled to the same number of epochs
+  over the larger set (:func:`refit_steps`; the learning-rate schedule laid out as
+  configured, as in the folds), and keeps its last weights (:func:`refit_network`). Not the
+  step whose weights a fold kept: that is the minimum of a validation loss over the 2–10
+  items of a fold's inner validation part, and refits stopped there tested worse on the
+  suite's images and volumes (``benchmarks/RESULTS.md``, "Networks and ensembles refitted
+  on every label").
 
 Either way the threshold and the validation metrics come from the cross-validation's
 out-of-fold scores of those items, and the test set is only scored.
@@ -36,27 +40,27 @@ from ssl_domains.errors import SSLDomainsError
 __all__ = ["refit_steps", "refit_network", "network_note"]
 
 
-def refit_steps(kept: Sequence[tuple[int, int]], n_items: int, batch_size: int,
+def refit_steps(trained: Sequence[tuple[int, int]], n_items: int, batch_size: int,
                 drop_last: bool = False) -> int | None:
-    """Steps to train a network on ``n_items``: the median over the folds of the step each
-    fold run kept, scaled from that fold's training items to ``n_items`` at the same number
-    of epochs (``kept``: ``(kept step, training items)`` per fold; batches per epoch as the
-    training loader counts them). None without folds."""
-    if not kept:
+    """Steps to train a network on ``n_items``: the median over the folds of the steps each
+    fold run trained, scaled from that fold's training items to ``n_items`` at the same
+    number of epochs (``trained``: ``(steps, training items)`` per fold; batches per epoch as
+    the training loader counts them). None without folds."""
+    if not trained:
         return None
 
     def batches(n: int) -> int:
         per = n / max(1, batch_size)
         return max(1, math.floor(per) if drop_last else math.ceil(per))
 
-    scaled = [step * batches(n_items) / batches(n_train) for step, n_train in kept]
+    scaled = [step * batches(n_items) / batches(n_train) for step, n_train in trained]
     return max(1, int(round(float(np.median(scaled)))))
 
 
 def network_note(n_items: int, steps: int, folds: int) -> str:
     """The sentence ``eval.json``'s ``refit`` holds for a network trained on every label."""
     return (f"trained again on all {n_items} labeled items (training and validation part) for "
-            f"{steps} steps, the median step the {folds} cross-validation folds kept (at the "
+            f"{steps} steps, the median the {folds} cross-validation folds trained (at the "
             "same number of epochs, the learning-rate schedule as configured), last weights "
             "kept; threshold and validation metrics from the out-of-fold scores of those items")
 

@@ -179,13 +179,13 @@ def _share_pretrain_artifacts(out: Path) -> None:
 
 def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfig | None,
                   registry: Registry, echo: Callable[[str], None],
-                  kept: dict[str, list[tuple[int, int]]]
+                  trained: dict[str, list[tuple[int, int]]]
                   ) -> Callable[[dict[str, Any], Path], dict[str, Any]]:
     """``train(sources, folder)``: every arm of ``arms`` trained on ``sources["pool"]`` (all of
     it is the label budget; validation split off it as in the cells) and scored on
     ``sources["test"]`` (the held-out fold). Each network's fold run appends
-    ``(kept step, training items)`` to ``kept[arm]`` (what a refit on every label trains,
-    :func:`~ssl_domains.sweep.refit.refit_steps`)."""
+    ``(steps trained, training items)`` to ``trained[arm]`` (what a refit on every label
+    trains, :func:`~ssl_domains.sweep.refit.refit_steps`)."""
 
     def train(sources: dict[str, Any], folder: Path) -> dict[str, Any]:
         got = {}
@@ -216,9 +216,9 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
             got[arm.name] = read_predictions(sub / PREDICTIONS_DIR / "test.csv")
             if arm.baseline is None:
                 ran = read_assessment(sub)
-                step = ran.best_step if ran.best_step is not None else ran.steps
-                if step is not None:
-                    kept.setdefault(arm.name, []).append((int(step), int(ran.n_train or 1)))
+                if ran.steps is not None:
+                    trained.setdefault(arm.name, []).append((int(ran.steps),
+                                                             int(ran.n_train or 1)))
             shutil.rmtree(sub, ignore_errors=True)
         return got
 
@@ -244,12 +244,12 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
     bases = [a.name for a in arms if a.baseline is not None and a.name in done]
     rule = cfg.finetune.threshold_rule
     plain = [a for a in arms if not a.derived and a.name in done]
-    kept: dict[str, list[tuple[int, int]]] = {}  # network arm -> (kept step, items) per fold
+    trained: dict[str, list[tuple[int, int]]] = {}  # network arm -> (steps, items) per fold
 
     def cv() -> tuple[np.ndarray, dict[str, np.ndarray], int]:
         """The out-of-fold probabilities of every plain arm (computed once per size and seed,
         kept in ``<out>/cv/``: the ensemble and auto cells share them), and each network's
-        kept steps into ``kept``."""
+        steps trained per fold into ``trained``."""
         path = out / "cv" / f"{size.tag}_{seed}.json"
         names = sorted(a.name for a in plain)
         got: dict[str, Any] = {}
@@ -260,9 +260,9 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                 echo(f"  {err}; cross-validating again")
         if (got.get("arms") == names and got.get("folds_asked") == cv_folds
                 and {"labels", "probs", "folds"} <= got.keys()
-                and ("kept_steps" in got or all(a.baseline is not None for a in plain))):
-            kept.update({a: [(int(s), int(n)) for s, n in v]
-                         for a, v in got.get("kept_steps", {}).items()})
+                and ("trained_steps" in got or all(a.baseline is not None for a in plain))):
+            trained.update({a: [(int(s), int(n)) for s, n in v]
+                            for a, v in got.get("trained_steps", {}).items()})
             return (np.asarray(got["labels"], dtype=int),
                     {a: np.asarray(p, dtype=np.float64) for a, p in got["probs"].items()},
                     int(got["folds"]))
@@ -276,19 +276,19 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         shutil.rmtree(folds, ignore_errors=True)  # an interrupted cross-validation restarts
         y, probs, k = auto.cross_validate(labeled, seed, folds,
                                           _fold_trainer(cfg, plain, seed, pre, registry, echo,
-                                                        kept), cv_folds)
+                                                        trained), cv_folds)
         write_json(path, {"labels": y.tolist(), "folds": k, "folds_asked": cv_folds,
                           "arms": names, "probs": {a: p.tolist() for a, p in probs.items()},
-                          "kept_steps": {a: [list(v) for v in steps]
-                                         for a, steps in kept.items()}})
+                          "trained_steps": {a: [list(v) for v in steps]
+                                            for a, steps in trained.items()}})
         return y, probs, k
 
     def refit(name: str, folder: Path, oof: np.ndarray, folds: int) -> bool:
         """Arm ``name`` fitted again on every labeled item (training + validation part, in
         the order of :func:`cv`'s out-of-fold probabilities ``oof``) into ``folder``: a
-        baseline as it is fitted, a network for its folds' kept steps
+        baseline as it is fitted, a network for the steps its folds trained
         (:mod:`~ssl_domains.sweep.refit`). False (nothing written) for a network whose
-        folds kept no step."""
+        folds recorded no steps."""
         base = next(a for a in arms if a.name == name)
         cell_cfg = cell_config(cfg, base, size, seed, pre)
         assert cell_cfg.finetune is not None
@@ -297,7 +297,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         if base.baseline is not None:
             refit_baseline(cell_cfg, base.baseline, folder, labeled, oof, folds, sources, registry)
             return True
-        steps = refit_steps(kept.get(name, []), len(labeled), cell_cfg.finetune.data.batch_size,
+        steps = refit_steps(trained.get(name, []), len(labeled), cell_cfg.finetune.data.batch_size,
                             cell_cfg.finetune.data.drop_last)
         if steps is None:
             return False

@@ -178,18 +178,18 @@ def _select_by_cross_validation(tmp_path: Path, arrays: Path, monkeypatch: pytes
 def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
         tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """30 labels (6 for validation), the choice forced to the fine-tuned network: it ships
-    trained again on all 30 items for the median step its folds kept (at the same number of
-    epochs), its last weights, its threshold chosen on its out-of-fold scores; the export,
+    trained again on all 30 items for the median number of steps its folds trained (at the
+    same number of epochs), its last weights, its threshold chosen on its out-of-fold scores; the export,
     evaluate and the model card say and do so."""
     from ssl_domains.sweep.refit import network_note, refit_steps
 
     run, s = _select_by_cross_validation(tmp_path, arrays, monkeypatch, "ssl")
     assert s["selection"]["method"].startswith("5-fold cross-validation over the 30 labeled items")
     cands = run / "candidates"
-    kept = json.loads((cands / "cv" / "30_0.json").read_text())["kept_steps"]
-    assert set(kept) == {"ssl", "scratch", "linear_probe"}
-    assert all(len(v) == 5 and all(0 < n < 30 for _, n in v) for v in kept.values())
-    steps = refit_steps([(int(a), int(b)) for a, b in kept["ssl"]], 30, 16)
+    trained = json.loads((cands / "cv" / "30_0.json").read_text())["trained_steps"]
+    assert set(trained) == {"ssl", "scratch", "linear_probe"}
+    assert all(len(v) == 5 and all(0 < n < 30 for _, n in v) for v in trained.values())
+    steps = refit_steps([(int(a), int(b)) for a, b in trained["ssl"]], 30, 16)
     assert steps is not None and s["refit"] == network_note(30, steps, 5)
     assert (s["n_train"], s["steps"], s.get("best_step")) == (30, steps, None)
     # it stopped at that step of the recipe's schedule (6 epochs of 2 batches), not at the end
