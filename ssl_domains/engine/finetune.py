@@ -131,21 +131,26 @@ class Refit:
 
 def _refit_data(fcfg: FinetuneConfig, refit: Refit, sources: dict[str, Any] | None) -> dict[str, Any]:
     """:func:`prepare_finetune_data`'s datasets for a :class:`Refit`: every item trains, no
-    validation set (``val`` None; ``val_labels`` the out-of-fold scores' labels)."""
+    validation set (``val`` None: the training items stand for it, scored out of fold).
+
+    Raises:
+        SSLDomainsError: The out-of-fold scores are not one row per item, with its label.
+    """
     src = sources or build_finetune_sources(fcfg)
-    labels = refit.scores.labels
-    if labels is None or len(labels) != len(refit.items):
-        raise SSLDomainsError(f"refit: {len(refit.scores.ids)} out-of-fold scores for "
-                          f"{len(refit.items)} labeled items")
-    return {"pool": src["pool"], "train": Subset(refit.items, range(len(refit.items)), train=True),
-            "val": None, "val_labels": [int(v) for v in labels], "test": src["test"],
-            "n_pool": len(src["pool"]), "n_budget": len(refit.items)}
+    scores, items = refit.scores, refit.items
+    if scores.probs.ndim != 2 or len(scores.probs) != len(items) or scores.labels is None \
+            or list(map(int, scores.labels)) != list(map(int, labels_of(items) or [])):
+        raise SSLDomainsError(f"refit: {len(scores.probs)} out-of-fold scores do not match the "
+                              f"{len(items)} labeled items and their labels")
+    return {"pool": src["pool"], "train": Subset(items, range(len(items)), train=True),
+            "val": None, "test": src["test"], "n_pool": len(src["pool"]),
+            "n_budget": len(items)}
 
 
 def counts_of(data: Mapping[str, Any]) -> Counts:
     """Item and label counts of :func:`prepare_finetune_data`'s datasets (for the assessment);
     a refit's "validation" items are its training items, scored out of fold."""
-    if data.get("val") is None and "val_labels" in data:
+    if data.get("val") is None:
         data = {**data, "val": data["train"]}
     splits = [(k, data[k]) for k in ("train", "val", "test") if data.get(k) is not None]
     return Counts(
@@ -225,7 +230,7 @@ def finetune(
         _refit_data(fcfg, refit, sources)
     train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
     train_labels = labels_of(train_ds) or []
-    val_labels = (labels_of(val_ds) or []) if refit is None else data["val_labels"]
+    val_labels = labels_of(val_ds if val_ds is not None else train_ds) or []
 
     backbone = build_backbone(registry, cfg.backbone)
     check_modality(backbone, first_readable(train_ds), f"fine-tuning data ({fcfg.data.train.name})")

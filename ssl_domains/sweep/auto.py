@@ -18,7 +18,7 @@ and never look at test labels to decide anything:
   arm's model is the one of its cell (trained on the labeled subset's training part;
   validation part for early stopping and the threshold): ``auto``'s test numbers are that
   cell's. Chosen by cross-validation, a baseline or a network is fitted again on every
-  labeled item (training and validation part; a network for the steps its folds kept), its
+  labeled item (training and validation part; a network for the steps its folds trained), its
   threshold chosen on its out-of-fold scores (:mod:`~ssl_domains.sweep.refit`;
   ``eval.json``'s ``refit`` says so); a chosen ensemble averages its two members so refitted
   (kept in ``members/``), with the weight chosen out of fold.

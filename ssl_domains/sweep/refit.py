@@ -35,7 +35,6 @@ from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import Predictions
 from ssl_domains.engine.inference import item_id
-from ssl_domains.errors import SSLDomainsError
 
 __all__ = ["refit_steps", "refit_network", "network_note"]
 
@@ -69,20 +68,18 @@ def refit_network(cfg: RunConfig, cell: Path, labeled: Any, oof: np.ndarray, fol
                   steps: int, sources: dict[str, Any], init: InitConfig | None) -> dict[str, Any]:
     """Fine-tune the network arm of ``cfg`` (a cell config:
     :func:`~ssl_domains.sweep.plan.cell_config`) on every item of ``labeled`` for ``steps``
-    steps (its schedule as configured), no early stopping, into ``cell`` (a run folder with its export); ``oof`` (the
-    out-of-fold probabilities ``[N, K]`` of ``labeled``, in its order) stands for the
-    validation predictions. Returns the ``eval.json`` content.
+    steps (its schedule as configured), no early stopping, into ``cell`` (a run folder with
+    its export); ``oof`` (the out-of-fold probabilities ``[N, K]`` of ``labeled``, in its
+    order) stands for the validation predictions. Returns the ``eval.json`` content.
 
     Raises:
-        SSLDomainsError: ``oof`` does not match ``labeled``.
+        SSLDomainsError: ``oof`` does not match ``labeled``
+            (:class:`~ssl_domains.engine.finetune.Refit`).
     """
     fcfg = cfg.finetune
     assert fcfg is not None
     probs = np.asarray(oof, dtype=np.float64)
     labels = np.asarray(labeled.labels, dtype=int)
-    if probs.ndim != 2 or len(probs) != len(labels):
-        raise SSLDomainsError(f"refit: {len(probs)} out-of-fold scores for {len(labels)} "
-                              "labeled items")
     ids = [item_id(labeled[i].get("meta"), i) for i in range(len(labels))]
     train = fcfg.train.model_copy(update={"early_stopping": None})
     run_cfg = cfg.model_copy(update={"finetune": fcfg.model_copy(update={"train": train})})

@@ -199,8 +199,11 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
                 if arm.baseline is not None:
                     run_baseline(fold_cfg, arm.baseline, sub, sources, registry)
                 else:
-                    finetuning.finetune(fold_cfg, sub, init=None if arm.name == "scratch"
-                                        else pre, sources=sources)
+                    ran = finetuning.finetune(fold_cfg, sub, init=None if arm.name == "scratch"
+                                              else pre, sources=sources)
+                    if ran.get("steps") is not None:
+                        trained.setdefault(arm.name, []).append((int(ran["steps"]),
+                                                                 int(ran["n_train"])))
             except (ImportError, ValueError, RuntimeError, SSLDomainsError) as err:
                 # a baseline that fails, or a network whose fold data cannot be trained on (a
                 # validation carve without every class, with 1-2 items of a class in the
@@ -214,11 +217,6 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
             finally:
                 logging.disable(logging.NOTSET)
             got[arm.name] = read_predictions(sub / PREDICTIONS_DIR / "test.csv")
-            if arm.baseline is None:
-                ran = read_assessment(sub)
-                if ran.steps is not None:
-                    trained.setdefault(arm.name, []).append((int(ran.steps),
-                                                             int(ran.n_train or 1)))
             shutil.rmtree(sub, ignore_errors=True)
         return got
 

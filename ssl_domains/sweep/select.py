@@ -16,7 +16,7 @@ export:
 
 * a fine-tuned network: that candidate's export, as any fine-tuning run's; chosen by
   cross-validation, the network trained again on every labeled item for the steps its folds
-  kept (``eval.json``'s ``refit``; :mod:`ssl_domains.sweep.refit`);
+  trained (``eval.json``'s ``refit``; :mod:`ssl_domains.sweep.refit`);
 * a classical baseline (``kind: baseline``): ``config.json`` names it and its arguments,
   ``baseline.safetensors`` holds its training inputs and labels, and loading refits it
   (baselines are deterministic; the export is checked to reproduce the candidate's
