@@ -115,7 +115,8 @@ class FinetuneConfig(_Strict):
     task: ComponentRef = Field(description="fine-tuning task, see `ssl-domains list finetune`")
     train: TrainConfig = Field(default_factory=TrainConfig)
     label_fraction: float | None = Field(None, gt=0, le=1, description="use this share of the labeled training data (stratified)")
-    label_count: int | None = Field(None, ge=2, description="use this many labeled training items (stratified)")
+    label_count: int | None = Field(None, ge=1, description="use this many labeled training items "
+                                    "(stratified); for a dense task (segmentation): training cases")
     mode: Literal["full", "linear", "frozen_then_unfrozen"] = Field(
         "full", description="train everything, only the head, or the head first then everything"
     )

@@ -36,6 +36,7 @@ from ssl_domains.engine.labels import check_labels, declared_classes
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.pretrain import export_config
 from ssl_domains.engine.run_dir import holding_run_lock
+from ssl_domains.engine.segmentation import finetune_dense, is_dense
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.plugins import get_host
@@ -59,17 +60,19 @@ def build_finetune_sources(fcfg: FinetuneConfig) -> dict[str, Any]:
     reuses them across cells).
 
     Raises:
-        DataError: Training or validation data without labels.
+        DataError: Training or validation data without labels (a dense task's labels are its
+            masks, checked per case).
     """
     registry = get_host().registry
+    dense = is_dense(registry, fcfg.task.name)
     pool = build_dataset(registry, fcfg.data.train, "fine-tuning")
-    if labels_of(pool) is None:
+    if not dense and labels_of(pool) is None:
         raise DataError(f"fine-tuning data ({fcfg.data.train.name})", "has no labels; give a labeled loader (e.g. a label column)")
     stats = getattr(pool, "stats", None)
     val_ds = None
     if fcfg.data.val is not None:
         val_ds = build_dataset(registry, with_stats(registry, fcfg.data.val, stats), "validation")
-        if labels_of(val_ds) is None:
+        if not dense and labels_of(val_ds) is None:
             raise DataError(f"validation data ({fcfg.data.val.name})", "has no labels")
     test_ds = (build_dataset(registry, with_stats(registry, fcfg.data.test, stats), "test")
                if fcfg.data.test is not None else None)
@@ -216,6 +219,8 @@ def finetune(
         raise ConfigError(f"{cfg.name}: finetune.select: auto trains several candidates; run it with "
                           "`ssl-domains finetune` or ssl_domains.sweep.select.select_finetune")
     own_export = Path(run_path) / "export"
+    registry = get_host().registry
+    dense = is_dense(registry, fcfg.task.name)
     if not (fcfg.from_scratch or resume or init or cfg.init
             or (cfg.pretrain is not None and (own_export / "backbone.safetensors").is_file())):
         raise ConfigError(
@@ -224,8 +229,12 @@ def finetune(
             "`ssl-domains pretrain` into this run folder first, pass --init PATH, or set "
             "finetune.from_scratch: true to train from random weights"
         )
+    if dense:
+        if refit is not None:
+            raise ConfigError(f"{cfg.name}: a dense task is not refitted by select: auto")
+        return finetune_dense(cfg, Path(run_path), registry=registry, init=init, resume=resume,
+                              sources=sources or build_finetune_sources(fcfg), card=EXPORT_README)
     rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
-    registry = get_host().registry
     data = prepare_finetune_data(cfg, fcfg, sources) if refit is None else \
         _refit_data(fcfg, refit, sources)
     train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]

@@ -2,7 +2,7 @@
 
 A cell is one arm trained on one labeled-set size with one seed; its folder is
 ``<out>/cells/<arm>_<size>_<seed>`` (:func:`cell_name`). ``<size>`` is the fraction as written
-by ``repr(float)`` (``0.05``, ``1.0``) or the count (``25``); counts are at least 2, fractions
+by ``repr(float)`` (``0.05``, ``1.0``) or the count (``25``); counts are at least 1, fractions
 at most 1, so the two never collide. ``sweep.json`` records the config a sweep folder was made
 with, so that a restart never mixes cells of another config into it.
 """
@@ -118,9 +118,9 @@ def parse_sizes(fractions: str | None, counts: str | None) -> list[Size]:
             c = int(raw)
         except ValueError:
             raise ConfigError(f"--counts: {raw!r} is not a whole number") from None
-        if c < 2:
-            raise ConfigError(f"--counts: {c} is below 2; a labeled set needs at least one item "
-                              "per class")
+        if c < 1:
+            raise ConfigError(f"--counts: {c} is below 1; a labeled set needs at least one item "
+                              "(a classification budget one per class; a segmentation one case)")
         sizes.append(Size(count=c))
     return list(dict.fromkeys(sizes))
 

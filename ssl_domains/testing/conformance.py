@@ -213,12 +213,21 @@ def backbone_export_roundtrip(entry: Entry, example: Example) -> None:
 
 
 # -------------------------------------------------------------------------------------- tasks
-def _batch(backbone: Any, example: Example, with_label: int | None = None) -> dict:
+def _batch(backbone: Any, example: Example, with_label: int | None = None,
+           dense: bool = False) -> dict:
     x = _input(example, batch=4)
     batch: dict = {backbone.input_spec.modality: x, "meta": [{"index": i} for i in range(4)]}
-    if with_label is not None:
+    if with_label is not None and dense:  # a dense task's target: a mask per item
+        batch["mask"] = (x[:, :1] > 0).float()
+    elif with_label is not None:
         batch["label"] = torch.arange(4) % with_label
     return batch
+
+
+def _logits_shape(task: Any, x: torch.Tensor) -> tuple[int, ...]:
+    """``[B, num_classes]``, or for a dense task ``[B, num_classes, *spatial]``."""
+    dense = tuple(x.shape[2:]) if getattr(task, "dense", False) else ()
+    return (4, task.num_classes, *dense)
 
 
 def _build_task(case: Case) -> tuple[Any, Any]:
@@ -242,7 +251,8 @@ def _forward(case: Case, fresh: bool = False) -> tuple[Any, Any, dict, dict]:
     if "out" not in memo:
         backbone, task = _build_task(case)
         assert case.backbone_example is not None
-        batch = _batch(backbone, case.backbone_example, with_label=getattr(task, "num_classes", None))
+        batch = _batch(backbone, case.backbone_example, with_label=getattr(task, "num_classes", None),
+                       dense=bool(getattr(task, "dense", False)))
         torch.manual_seed(0)
         memo.update(backbone=backbone, task=task, batch=batch, out=task(batch))
     return memo["backbone"], memo["task"], memo["batch"], memo["out"]
@@ -256,12 +266,13 @@ def task_builds(case: Case) -> None:
 
 
 def task_loss(case: Case) -> None:
-    _, task, _, out = _forward(case)
+    _, task, batch, out = _forward(case)
     assert "loss" in out, f"{case.entry.name}: forward must return 'loss'"
     loss = out["loss"]
     assert loss.ndim == 0 and torch.isfinite(loss), f"{case.entry.name}: loss {loss}"
     if case.entry.kind == "finetune":
-        assert tuple(out["logits"].shape) == (4, task.num_classes), \
+        x = batch[task.backbone.input_spec.modality]
+        assert tuple(out["logits"].shape) == _logits_shape(task, x), \
             f"{case.entry.name}: logits {tuple(out['logits'].shape)}"
 
 
@@ -297,7 +308,8 @@ def task_inference(case: Case) -> None:
             out = task(_batch(backbone, case.backbone_example))
     finally:
         task.train()
-    assert tuple(out["logits"].shape) == (4, task.num_classes), \
+    x = _input(case.backbone_example, batch=4)
+    assert tuple(out["logits"].shape) == _logits_shape(task, x), \
         f"{case.entry.name}: logits without labels {tuple(out['logits'].shape)}"
 
 

@@ -56,10 +56,12 @@ def register_pretext_tasks(registry: Registrar) -> None:
 
 @hookimpl
 def register_finetune_tasks(registry: Registrar) -> None:
+    from ssl_domains_medical.tasks.segmentation import TumorSegmentation
     from ssl_domains_medical.tasks.tumor_detection import TumorClassification, TumorPatchDetection
 
     registry.add(TumorClassification)
     registry.add(TumorPatchDetection)
+    registry.add(TumorSegmentation)
 
 
 @hookimpl

@@ -316,3 +316,55 @@ class VolumeDataset(Dataset):
             warnings.filterwarnings("ignore", message="Num foregrounds 0")
             out = sampler({k: v for k, v in data.items()})
         return out[0] if isinstance(out, list) else out
+
+    # ------------------------------------------------------------------ dense tasks
+    def whole_cases(self) -> VolumeDataset:
+        """The same cases, one item per case: the whole preprocessed volume (and mask), for
+        evaluating a dense task with a sliding window. Shares records and cache."""
+        import copy
+
+        view = copy.copy(self)
+        view.patch_size = None
+        view.patches_per_volume = 1
+        view._sampler_cache = {}
+        return view
+
+    def write_prediction(self, index: int, prob: np.ndarray, folder: str | Path, name: str,
+                         threshold: float = 0.5) -> dict[str, str]:
+        """Write a lesion-probability map of case ``index`` (on the preprocessed grid of
+        :meth:`whole_cases`) as ``<name>_prob.nii.gz`` (float32) and ``<name>_label.nii.gz``
+        (uint8, ``prob >= threshold``), resampled back onto the case's own voxel grid (the
+        input as loaded: RAS-reoriented, same voxels and world geometry).
+
+        Returns:
+            ``{"prob": path, "label": path}`` (file names relative to ``folder``).
+        """
+        import nibabel as nib
+        from monai.transforms import SpatialResample
+
+        r_index = index // self.patches_per_volume
+        record = self.records[r_index]
+        grid = self.prepared(r_index)["image"]
+        original = self.load_record(record)["image"]
+        moved = SpatialResample(mode="bilinear", padding_mode="zeros")(
+            MetaTensor(torch.as_tensor(np.asarray(prob, dtype=np.float32))[None], affine=grid.affine),
+            dst_affine=original.affine, spatial_size=tuple(original.shape[1:]))
+        out = np.clip(torch.as_tensor(moved).numpy()[0], 0.0, 1.0).astype(np.float32)
+        affine = np.asarray(original.affine, dtype=np.float64)
+        if affine.shape == (3, 3):  # 2-D: NIfTI wants a 4x4 affine
+            affine = np.array([[affine[0, 0], affine[0, 1], 0, affine[0, 2]],
+                               [affine[1, 0], affine[1, 1], 0, affine[1, 2]],
+                               [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float64)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for kind, arr in (("prob", out), ("label", (out >= threshold).astype(np.uint8))):
+            img = nib.Nifti1Image(arr, affine)
+            img.set_qform(affine, code=1)
+            img.set_sform(affine, code=1)
+            path = folder / f"{name}_{kind}.nii.gz"
+            tmp = path.with_name(path.name + ".tmp.nii.gz")
+            nib.save(img, str(tmp))
+            tmp.replace(path)
+            written[kind] = path.name
+        return written

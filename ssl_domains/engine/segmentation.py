@@ -1,0 +1,314 @@
+"""Fine-tuning of a dense task (voxel-wise segmentation): cases, whole-case validation, lesion scores.
+
+A fine-tuning task whose class has ``dense = True`` (the medical plugin's
+``tumor_segmentation``) trains on mask patches and is judged on whole cases, as nnU-Net and
+MONAI do. What differs from classification:
+
+* **The budget counts cases.** ``label_count`` (or ``label_fraction`` of the pool's cases)
+  cases train; validation is ``max(1, round(val_fraction * cases))`` *further* cases (a
+  one-case budget validates on a second case), unless a ``val`` loader is given. The same
+  (data, seed) orders the cases once, so every arm and every budget of a seed draws from the
+  same order.
+* **Whole cases.** Validation and test items are whole preprocessed cases (the loader's
+  ``whole_cases()``), segmented with the task's sliding window (``segment``). Validation keeps
+  the weights of the best mean Dice.
+* **Scores.** Voxel Dice and HD95, lesion matching, FROC, lesion-wise Dice
+  (:mod:`ssl_domains.scoring.lesions`) at the probability threshold 0.5; intervals are
+  percentile bootstraps over test cases. ``eval.json`` has the usual shape (``val``, ``test``,
+  ``test_intervals``, counts in cases); ``segmentation/`` holds per-case and per-lesion tables
+  and, per test case, a probability and a label NIfTI on the case's own grid.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
+from ssl_domains.data.datasets import Subset, make_loader
+from ssl_domains.data.skipping import first_readable
+from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
+from ssl_domains.engine.build import apply_init, build_backbone, check_modality
+from ssl_domains.engine.checkpoints import MODEL_FILE, read_safetensors, save_export
+from ssl_domains.engine.loop import Trainer
+from ssl_domains.engine.pretrain import export_config
+from ssl_domains.engine.stage import start_stage
+from ssl_domains.errors import ConfigError, DataError
+from ssl_domains.registry import Registry
+from ssl_domains.scoring import lesions
+
+__all__ = ["is_dense", "dense_cases", "finetune_dense", "SEGMENTATION_DIR", "THRESHOLD",
+           "segment_cases"]
+
+log = logging.getLogger(__name__)
+
+#: Sub-folder of a run with ``val_cases.csv``, ``test_cases.csv``, ``test_lesions.csv`` and
+#: ``maps/`` (per test case ``<id>_prob.nii.gz`` and ``<id>_label.nii.gz``).
+SEGMENTATION_DIR = "segmentation"
+#: Voxels with lesion probability at or above this are lesion (the argmax of two classes).
+THRESHOLD = 0.5
+#: Bootstrap replicates of the test intervals (over cases).
+REPLICATES = 1000
+
+
+def is_dense(registry: Registry, task_name: str) -> bool:
+    """Whether fine-tuning task ``task_name`` is dense (its factory has ``dense = True``)."""
+    return bool(getattr(registry.get("finetune", task_name).factory, "dense", False))
+
+
+def _whole(ds: Any, where: str) -> Any:
+    whole = getattr(ds, "whole_cases", None)
+    if whole is None:
+        raise DataError(where, "a dense task (segmentation) needs a volume loader with masks "
+                        "(image_manifest, nifti, case_folders): this loader gives no whole cases")
+    return whole()
+
+
+def dense_cases(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[str, Any]) -> dict[str, Any]:
+    """Training patches, validation and test cases of a dense fine-tuning run (see the module
+    docstring for the budget).
+
+    Raises:
+        ConfigError: A budget of no case, or one that leaves no case to validate on.
+        DataError: A loader without whole cases.
+    """
+    pool = sources["pool"]
+    where = f"fine-tuning data ({fcfg.data.train.name})"
+    whole = _whole(pool, where)
+    case_ids = [str(g) for g in whole.groups]
+    n_cases = len(case_ids)
+    order = np.random.default_rng(cfg.seed).permutation(n_cases)
+    if fcfg.label_count is not None:
+        n_train = int(fcfg.label_count)
+    else:
+        n_train = max(1, round((fcfg.label_fraction or 1.0) * n_cases))
+    if sources.get("val") is not None:
+        val_whole = _whole(sources["val"], f"validation data ({fcfg.data.val.name if fcfg.data.val else ''})")
+        val_idx: list[int] = []
+        n_train = min(n_train, n_cases)
+    else:
+        n_val = max(1, round(fcfg.data.val_fraction * n_train))
+        if n_cases < 2:
+            raise ConfigError(f"{where}: {n_cases} case; a dense task needs at least two "
+                              "(one trains, one validates) or a data.val loader")
+        n_train = min(n_train, n_cases - n_val)
+        val_idx = sorted(int(i) for i in order[n_train:n_train + n_val])
+        val_whole = Subset(whole, val_idx)
+    if n_train < 1:
+        raise ConfigError(f"{where}: the budget leaves no training case")
+    train_cases = {case_ids[int(i)] for i in order[:n_train]}
+    groups = [str(g) for g in pool.groups]
+    train_items = [i for i, g in enumerate(groups) if g in train_cases]
+    test = sources.get("test")
+    test_whole = None if test is None else _whole(test, f"test data ({fcfg.data.test.name if fcfg.data.test else ''})")
+    return {"pool": pool, "train": Subset(pool, train_items, train=True), "val": val_whole,
+            "test": test_whole, "n_pool": n_cases, "n_train_cases": n_train,
+            "n_val_cases": len(val_whole), "train_case_index": sorted(int(i) for i in order[:n_train]),
+            "val_case_index": val_idx}
+
+
+def _case_mask(item: dict[str, Any], where: str) -> np.ndarray:
+    if "mask" not in item:
+        raise DataError(where, "a case has no mask; give the loader a mask column/file for every "
+                        "labeled case")
+    return np.asarray(item["mask"])[0] > 0
+
+
+def segment_cases(task: Any, ds: Any, where: str, *, maps: Path | None = None,
+                  want_lesions: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                       list[tuple[np.ndarray, np.ndarray]], list[Any]]:
+    """Segment every case of ``ds`` (whole cases) and score it.
+
+    Returns:
+        Per-case rows (id and :func:`~ssl_domains.scoring.lesions.case_metrics`), per-lesion
+        rows (:func:`~ssl_domains.scoring.lesions.lesion_table` with the case id; only with
+        ``want_lesions``), ``(prob, truth)`` pairs for the pooled metrics and each case's
+        voxel spacing.
+    """
+    rows: list[dict[str, Any]] = []
+    lesion_rows: list[dict[str, Any]] = []
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    spacings: list[Any] = []
+    for i in range(len(ds)):
+        item = ds[i]
+        truth = _case_mask(item, where)
+        prob = task.segment(torch.as_tensor(item[task.key])).numpy()
+        meta = item.get("meta") or {}
+        spacing = meta.get("spacing")
+        cid = str(meta.get("id", i))
+        row = {"id": cid, **lesions.case_metrics(prob, truth, spacing=spacing, threshold=THRESHOLD)}
+        if want_lesions:
+            affine = np.asarray(meta.get("affine", np.eye(prob.ndim + 1)), dtype=float)
+            for lesion in lesions.lesion_table(prob, THRESHOLD, affine):
+                lesion_rows.append({"id": cid, **lesion})
+        if maps is not None and hasattr(ds, "write_prediction"):
+            ds.write_prediction(i, prob, maps, cid, threshold=THRESHOLD)
+        rows.append(row)
+        pairs.append((prob, truth))
+        spacings.append(spacing)
+    return rows, lesion_rows, pairs, spacings
+
+
+def _mean_dice(task: Any, ds: Any, where: str) -> dict[str, float | None]:
+    rows, _, _, _ = segment_cases(task, ds, where)
+    dice = float(np.mean([r["dice"] for r in rows])) if rows else float("nan")
+    return {"dice": dice, "loss": 1.0 - dice}
+
+
+def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    tmp.replace(path)
+
+
+def case_intervals(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = ("dice", "lesion_wise_dice", "hd95"),
+                   *, n: int = REPLICATES, seed: int = 0) -> Intervals | None:
+    """Percentile-bootstrap 95 % intervals of the mean of per-case ``metrics`` over cases."""
+    if len(rows) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(rows), size=(n, len(rows)))
+    bounds: dict[str, tuple[float | None, float | None]] = {}
+    for m in metrics:
+        v = np.array([float(r.get(m, np.nan)) for r in rows], dtype=float)
+        if not np.isfinite(v).any():
+            continue
+        with warnings.catch_warnings():  # a resample of cases that all lack the metric
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nanmean(np.where(np.isfinite(v), v, np.nan)[idx], axis=1)
+            lo, hi = np.nanpercentile(means, [2.5, 97.5])
+        bounds[m] = (float(lo), float(hi))
+    return Intervals(method=f"95% percentile bootstrap of the mean over {len(rows)} test cases "
+                     f"({n} resamples)", bounds=bounds)
+
+
+def _pretext_decoder(task: Any, init_cfg: InitConfig | None) -> str | None:
+    """Load the pretext task's decoder from an export's ``model.safetensors`` into the task
+    (when the task can and the export has one); a sentence for ``eval.json``'s ``init``."""
+    if init_cfg is None or not hasattr(task, "load_pretext_state"):
+        return None
+    folder = Path(init_cfg.path)
+    folder = folder / "export" if (folder / "export" / MODEL_FILE).is_file() else folder
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        return None
+    taken = task.load_pretext_state(read_safetensors(path))
+    return f"decoder: {len(taken)} tensors from the pretext task" if taken else \
+        "decoder: random (the pretext task's decoder does not fit)"
+
+
+def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: InitConfig | None,
+                   resume: bool, sources: dict[str, Any], card: str) -> dict[str, Any]:
+    """The ``finetune`` stage for a dense task (called by
+    :func:`ssl_domains.engine.finetune.finetune`, which passes the export's placeholder
+    ``card``); returns the ``eval.json`` content."""
+    assert cfg.finetune is not None
+    fcfg = cfg.finetune
+    if fcfg.select == "auto":
+        raise ConfigError(f"{cfg.name}: select: auto is not available for dense tasks yet; run "
+                          "`ssl-domains sweep` with the arms ssl, scratch, linear_probe, baseline")
+    rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
+    data = dense_cases(cfg, fcfg, sources)
+    train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
+    where = f"fine-tuning data ({fcfg.data.train.name})"
+    backbone: Any = build_backbone(registry, cfg.backbone)
+    check_modality(backbone, first_readable(train_ds), where)
+    init_cfg = None
+    if not fcfg.from_scratch:
+        init_cfg = init or cfg.init
+        if init_cfg is None and cfg.pretrain is not None and (run.export / "backbone.safetensors").is_file():
+            init_cfg = InitConfig(path=str(run.export))
+    init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
+    args = {k: v for k, v in fcfg.task.args.items() if k != "num_classes"}
+    task = registry.create("finetune", fcfg.task.name, backbone, **args)
+    decoder_note = _pretext_decoder(task, init_cfg) if state is None else None
+
+    head_params = [p for n, p in task.named_parameters() if not n.startswith("backbone.")]
+    groups: list[dict[str, Any]] = [{"params": head_params}]
+    frozen: list[Any] = []
+    if fcfg.mode == "linear":  # the frozen-encoder arm: only the decoder trains
+        backbone.requires_grad_(False)
+        frozen.append(backbone)
+    else:
+        groups.append({"params": list(backbone.parameters()), "lr_scale": fcfg.backbone_lr_scale})
+    torch.manual_seed(cfg.seed + 1000 * rt.rank)
+    skipped_file = run.path / "skipped.json" if rt.is_main else None
+    train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank,
+                               world_size=rt.world_size, role="training", stage="finetune",
+                               skipped_file=skipped_file)
+    first = first_readable(train_ds)
+    if getattr(task, "roi_size", None) is None:
+        task.roi_size = [int(s) for s in first[backbone.input_spec.modality].shape[1:]]
+    val_where = f"validation cases ({where})"
+    trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
+                      validate=lambda model: _mean_dice(model, val_ds, val_where), frozen=frozen,
+                      resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed, monitor="dice")
+    if state is not None:
+        trainer.load_state(state)
+    result = trainer.fit()
+
+    seg = run.path / SEGMENTATION_DIR
+    val_rows, _, val_pairs, val_spacing = segment_cases(task, val_ds, val_where)
+    val_metrics = lesions.segmentation_metrics(val_pairs, spacing=val_spacing) if val_pairs else {}
+    test_metrics: dict[str, float] | None = None
+    intervals: Intervals | None = None
+    test_rows: list[dict[str, Any]] = []
+    lesion_rows: list[dict[str, Any]] = []
+    if test_ds is not None:
+        test_rows, lesion_rows, pairs, spacings = segment_cases(
+            task, test_ds, f"test cases ({fcfg.data.test.name if fcfg.data.test else ''})",
+            maps=seg / "maps" if rt.is_main else None, want_lesions=True)
+        test_metrics = lesions.segmentation_metrics(pairs, spacing=spacings)
+        test_metrics["dice"] = float(np.mean([r["dice"] for r in test_rows]))
+        finite = [r["hd95"] for r in test_rows if np.isfinite(r["hd95"])]
+        test_metrics["hd95"] = float(np.mean(finite)) if finite else float("nan")
+        intervals = case_intervals(test_rows, seed=cfg.seed)
+    if val_rows:
+        val_metrics["dice"] = float(np.mean([r["dice"] for r in val_rows]))
+    init_text = init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none")
+    if decoder_note:
+        init_text = f"{init_text}; {decoder_note}"
+    clean = {k: (None if v is None or not np.isfinite(v) else float(v))
+             for k, v in (test_metrics or {}).items()}
+    assessment = Assessment.model_validate({
+        "threshold": THRESHOLD, "threshold_rule": "argmax (probability 0.5)",
+        "val": {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in val_metrics.items()},
+        "test": clean if test_metrics is not None else None,
+        "n_train": data["n_train_cases"], "n_val": data["n_val_cases"],
+        "n_test": len(test_rows) if test_ds is not None else None,
+        "n_pool": data["n_pool"], "n_labels": data["n_train_cases"],
+        "label_counts": {"train": {"cases": data["n_train_cases"]},
+                         "val": {"cases": data["n_val_cases"]},
+                         **({"test": {"cases": len(test_rows)}} if test_ds is not None else {})},
+        "test_intervals": intervals,
+        "warnings": [],
+        "steps": result.step, "best_step": result.best_step, "monitor": "dice",
+        "stopped_early": result.stopped_early, "init": init_text, "seconds": result.seconds,
+    })
+    if rt.is_main:
+        _write_rows(seg / "val_cases.csv", val_rows)
+        if test_ds is not None:
+            _write_rows(seg / "test_cases.csv", test_rows)
+            _write_rows(seg / "test_lesions.csv", lesion_rows)
+        write_assessment(run.path, assessment)
+        export_cfg = export_config(
+            cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=2,
+            threshold=THRESHOLD, threshold_rule="argmax", roi_size=list(task.roi_size),
+            data_stats=getattr(data["pool"], "stats", None))
+        save_export(run.export, backbone=backbone, model=task, config=export_cfg, card=card)
+    rt.barrier()
+    run.close()
+    return assessment.to_json()
