@@ -16,7 +16,7 @@ from types import ModuleType
 import numpy as np
 
 #: Metrics where a smaller value is better (everything else: larger is better).
-LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece"})
+LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece", "hd95", "fp_per_case"})
 #: Metrics tried, in order, as the headline metric of a sweep.
 PRIMARY_METRICS = ("auroc", "balanced_accuracy", "accuracy", "f1")
 
