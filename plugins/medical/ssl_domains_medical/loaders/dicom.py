@@ -57,7 +57,7 @@ class DicomDataset(VolumeDataset):
         **kwargs: Item pipeline options of :class:`VolumeDataset`: ``dims``, ``spatial_size``,
             ``patch_size``, ``patches_per_volume``, ``resize_mode``, ``spacing``,
             ``intensity`` (default ``"auto"``: CT soft-tissue window, else percentiles),
-            ``percentiles``, ``crop_foreground``, ``cache``, ``cache_dir``, ``seed``.
+            ``percentiles``, ``crop_foreground``, ``cache``, ``cache_dir``, ``cache_bytes``, ``seed``.
 
     Raises:
         DataError: ``root`` does not exist.

@@ -50,7 +50,7 @@ class NiftiDataset(CaseDataset):
         **kwargs: Item pipeline options of :class:`~ssl_domains_medical.loaders.volumes.VolumeDataset`
             (``dims``, ``spatial_size``, ``patch_size``, ``patches_per_volume``, ``resize_mode``,
             ``spacing``, ``intensity``, ``percentiles``, ``crop_foreground``, ``cache``,
-            ``cache_dir``, ``seed``).
+            ``cache_dir``, ``cache_bytes``, ``seed``).
 
     Raises:
         DataError: Nothing matches ``path``; a 2-D image with ``dims=3`` (without ``allow_2d``).

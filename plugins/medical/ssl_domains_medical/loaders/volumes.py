@@ -3,11 +3,13 @@
 Each loader lists *records* (one per volume or case: an id, a modality, optional label) and
 knows how to load one as channel-first MetaTensors. :class:`VolumeDataset` does the rest:
 deterministic MONAI preprocessing (cached on disk: decoded once across runs; in memory: once
-per process, which is once across epochs without DataLoader workers, while with
-``num_workers`` > 0 each worker's cache lasts one epoch, as the engine starts new workers
-every epoch), then either the whole volume at a fixed ``spatial_size`` or
-``patches_per_volume`` random patches of ``patch_size``. Each patch is a pure function of
-``(seed, epoch, item index)`` (no hidden draw counter): the engine tells the dataset the
+per process up to a byte budget, least recently used out first
+(:class:`~ssl_domains_medical.loaders.volume_cache.VolumeCache`), which is once across epochs
+without DataLoader workers when the volumes fit, while with ``num_workers`` > 0 each worker's
+cache lasts one epoch, as the engine starts new workers every epoch), then either the whole
+volume at a fixed ``spatial_size`` or ``patches_per_volume`` random patches of
+``patch_size``. Each patch is a pure function of ``(seed, epoch, item index)`` (no hidden
+draw counter): the engine tells the dataset the
 epoch (:meth:`VolumeDataset.set_epoch`, before each epoch's batches), so a resumed run draws
 exactly the patches an uninterrupted run draws, with or without DataLoader workers.
 """
@@ -28,6 +30,7 @@ from torch.utils.data import Dataset
 
 from ssl_domains.data.skipping import scrub
 from ssl_domains.errors import ConfigError, DataError
+from ssl_domains_medical.loaders.volume_cache import VolumeCache, parse_bytes
 from ssl_domains_medical.transforms import patch_sampler, preprocessing, resolve_intensity
 
 __all__ = ["VolumeDataset", "to_meta_tensor", "nifti_to_meta_tensor", "two_d_refusal"]
@@ -134,9 +137,15 @@ class VolumeDataset(Dataset):
         crop_foreground: Crop to the non-background bounding box (after intensity scaling).
         pos_fraction: With masks and patches: probability that a patch is centred on the
             mask foreground (RandCropByPosNegLabeld); None samples uniformly.
-        cache: ``"memory"`` (decode each volume once per process), ``"disk"`` (torch files in
-            ``cache_dir``, shared across runs) or ``"none"``.
+        cache: ``"memory"`` (decode each volume once per process, kept within
+            ``cache_bytes``), ``"disk"`` (torch files in ``cache_dir``, shared across runs, read
+            whole; recently used ones kept in memory within ``cache_bytes``) or ``"none"``.
+            For archives of many full-size volumes, prepare a store once
+            (``ssl-domains medical prepare``) and train with the ``prepared`` loader.
         cache_dir: Folder for ``cache="disk"``.
+        cache_bytes: In-memory budget of each process's cache (``"4GB"``, ``"512MiB"``, a
+            number of bytes, 0 for none, or ``"auto"``: a quarter of the available memory
+            divided among the DataLoader workers).
         seed: Seed of the patch sampler: item ``i`` in epoch ``e`` is the patch drawn from
             ``(seed, e, i)``; within one epoch the same item gives the same patch.
     """
@@ -158,6 +167,7 @@ class VolumeDataset(Dataset):
         pos_fraction: float | None = None,
         cache: str = "memory",
         cache_dir: str | None = None,
+        cache_bytes: int | str | None = "auto",
         seed: int = 0,
     ) -> None:
         if cache not in ("memory", "disk", "none"):
@@ -185,7 +195,8 @@ class VolumeDataset(Dataset):
         self.seed = seed
         self.records: list[dict[str, Any]] = []
         self.skipped: list[tuple[str, str]] = []
-        self._memory: dict[int, dict[str, Any]] = {}
+        self.cache_bytes = cache_bytes
+        self._memory = VolumeCache(0 if cache == "none" else parse_bytes(cache_bytes))
         self._pipelines: dict[str, Any] = {}
         self.epoch = 0
         self._sampler_cache: dict[bool, Any] = {}
@@ -267,10 +278,28 @@ class VolumeDataset(Dataset):
                           default=str)
         return hashlib.sha256(spec.encode()).hexdigest()[:24]
 
+    def preprocess(self, r_index: int) -> dict[str, Any]:
+        """Record ``r_index`` loaded and deterministically preprocessed (no cache):
+        ``{"image": MetaTensor, "mask"?: MetaTensor}``.
+
+        Raises:
+            DataError: The record cannot be read or preprocessed.
+        """
+        record = self.records[r_index]
+        loaded = self.load_record(record)
+        pipe = self._pipeline(str(record.get("modality", "")), "mask" in loaded)
+        try:
+            data = pipe(loaded)
+        except Exception as exc:  # noqa: BLE001 - MONAI wraps errors in RuntimeError
+            raise DataError(str(record.get("source", record["id"])),
+                            f"preprocessing failed: {str(exc).splitlines()[-1][:200]}") from None
+        return {k: data[k] for k in ("image", "mask") if k in data}
+
     def prepared(self, r_index: int) -> dict[str, Any]:
         """Deterministically preprocessed tensors of record ``r_index`` (cached)."""
-        if r_index in self._memory:
-            return self._memory[r_index]
+        hit = self._memory.get(r_index)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         record = self.records[r_index]
         data: dict[str, Any] | None = None
         path = None
@@ -281,21 +310,13 @@ class VolumeDataset(Dataset):
                 raw = torch.load(path, weights_only=True)
                 data = {k: MetaTensor(v["array"], affine=v["affine"]) for k, v in raw.items()}
         if data is None:
-            loaded = self.load_record(record)
-            pipe = self._pipeline(str(record.get("modality", "")), "mask" in loaded)
-            try:
-                data = pipe(loaded)
-            except Exception as exc:  # noqa: BLE001 - MONAI wraps errors in RuntimeError
-                raise DataError(str(record.get("source", record["id"])),
-                                f"preprocessing failed: {str(exc).splitlines()[-1][:200]}") from None
-            data = {k: data[k] for k in ("image", "mask") if k in data}
+            data = self.preprocess(r_index)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
                 torch.save({k: {"array": v.as_tensor(), "affine": v.affine} for k, v in data.items()}, tmp)
                 tmp.replace(path)
-        if self.cache != "none":
-            self._memory[r_index] = data
+        self._memory.put(r_index, data)
         return data
 
     def _sample(self, index: int, data: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
