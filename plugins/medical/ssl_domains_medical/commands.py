@@ -299,3 +299,87 @@ def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int,
         w.writerows(rows)
     click.echo(f"{len(rows)} map(s) and scores.csv in {out} (decision: patch-level threshold "
                f"{threshold} chosen on validation patches, applied to the case score)")
+
+
+def _prepared_refs(config: Any) -> list[tuple[str, Any]]:
+    """``(where, ComponentRef)`` of every ``prepared`` loader of a run config."""
+    refs = []
+    for stage in ("pretrain", "finetune"):
+        data = getattr(getattr(config, stage, None), "data", None)
+        for role in ("train", "val", "test"):
+            ref = getattr(data, role, None) if data is not None else None
+            if ref is not None and ref.name == "prepared":
+                refs.append((f"{stage}.data.{role}", ref))
+    return refs
+
+
+@medical.command("prepare")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override (repeatable).")
+@click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
+@click.option("--part", type=int, default=0, show_default=True, help="This job's share (0-based) ...")
+@click.option("--parts", type=int, default=1, show_default=True, help="... of this many jobs.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (one line per 10 % instead).")
+def prepare(config: str, overrides: tuple[str, ...], workers: int | None, part: int, parts: int,
+            no_progress: bool) -> None:
+    """Decode, reorient, resample and scale every volume of CONFIG's ``prepared`` loaders once,
+    into their stores (resumable: run it again after a kill; unreadable studies are skipped and
+    listed). Training then reads patches from the store only."""
+    from ssl_domains.config import load_config
+    from ssl_domains.plugins import get_host
+    from ssl_domains_medical.loaders.prepare import default_workers, prepare_store
+    from ssl_domains_medical.loaders.store import preprocessing_spec
+    from ssl_domains_medical.loaders.volumes import VolumeDataset
+
+    cfg = load_config(config, list(overrides))
+    refs = _prepared_refs(cfg)
+    if not refs:
+        raise ConfigError(f"{config}: no `prepared` loader to prepare; use {{name: prepared, args: "
+                          "{store: FOLDER, source: {name: dicom, args: {...}}, patch_size: 64}} "
+                          "as pretrain.data.train")
+    registry = get_host().registry
+    seen: set[str] = set()
+    for where, ref in refs:
+        store = str(ref.args.get("store", ""))
+        source = ref.args.get("source") or {}
+        if not store or "name" not in source:
+            raise ConfigError(f"{where}: the prepared loader needs store and source "
+                              "({name: LOADER, args: {...}})")
+        if store in seen:
+            continue
+        seen.add(store)
+        name, args = str(source["name"]), dict(source.get("args") or {})
+        spec = preprocessing_spec(name, registry.get("loader", name).factory, args)
+        ds = registry.create("loader", name, **{**args, "cache": "none"})
+        if not isinstance(ds, VolumeDataset):
+            raise ConfigError(f"{where}: loader {name!r} is not a volume loader; prepare takes "
+                              "dicom, nifti, image_manifest or case_folders")
+        for path, reason in ds.skipped:
+            click.echo(f"skipped input {opaque_id(path)}: {reason}")
+        n = default_workers() if workers is None else max(1, workers)
+        click.echo(f"{where}: preparing {len(ds.records)} volume(s) into {store} with {n} process(es)")
+        if no_progress:
+            step = max(1, len(ds.records) // 10)
+
+            def note(done: int, total: int, reason: str, step: int = step) -> None:
+                if done % step == 0 or done == total:
+                    click.echo(f"  {done} of {total}")
+
+            report = prepare_store(ds, store, spec, dtype=str(ref.args.get("dtype", "float32")),
+                                   workers=n, part=part, parts=parts, progress=note)
+        else:
+            mine = len(range(part, len(ds.records), max(parts, 1)))
+            with click.progressbar(length=mine, label="prepare", show_eta=True, show_pos=True,
+                                   file=None) as bar:
+                def advance(done: int, total: int, reason: str) -> None:
+                    bar.update(done - bar.pos)
+
+                report = prepare_store(ds, store, spec, dtype=str(ref.args.get("dtype", "float32")),
+                                       workers=n, part=part, parts=parts, progress=advance)
+        for rid, reason in report.failed:
+            click.echo(f"skipped volume {rid}: {reason}")
+        per = f", {report.seconds_per_volume:.2f} s per volume" if report.prepared else ""
+        click.echo(f"{store}: {report.prepared} prepared now ({report.bytes_written / 1e6:.0f} MB{per}), "
+                   f"{report.done_before} kept from before, {len(report.failed)} unreadable; "
+                   + ("finished: training reads the store" if report.finished
+                      else "not finished yet: other parts still to run"))

@@ -21,9 +21,10 @@ def register_loaders(registry: Registrar) -> None:
     from ssl_domains_medical.loaders.manifest import ImageManifestDataset
     from ssl_domains_medical.loaders.medmnist import MedMNISTDataset
     from ssl_domains_medical.loaders.nifti import NiftiDataset
+    from ssl_domains_medical.loaders.prepared import PreparedDataset
 
     for loader in (DicomDataset, NiftiDataset, MedMNISTDataset, ImageManifestDataset,
-                   CaseFoldersDataset):
+                   CaseFoldersDataset, PreparedDataset):
         registry.add(loader)
     from ssl_domains_medical.tasks.patches import TumorPatches
 
