@@ -44,7 +44,7 @@ from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.registry import Registry
 from ssl_domains.scoring import lesions
 
-__all__ = ["is_dense", "dense_cases", "finetune_dense", "SEGMENTATION_DIR", "THRESHOLD",
+__all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "training_cases", "MapModel", "SEGMENTATION_DIR", "THRESHOLD",
            "segment_cases"]
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,10 @@ def dense_cases(cfg: RunConfig, fcfg: FinetuneConfig, sources: dict[str, Any]) -
         val_idx: list[int] = []
         n_train = min(n_train, n_cases)
     else:
-        n_val = max(1, round(fcfg.data.val_fraction * n_train))
         if n_cases < 2:
             raise ConfigError(f"{where}: {n_cases} case; a dense task needs at least two "
                               "(one trains, one validates) or a data.val loader")
+        n_val = max(1, round(fcfg.data.val_fraction * min(n_train, n_cases - 1)))
         n_train = min(n_train, n_cases - n_val)
         val_idx = sorted(int(i) for i in order[n_train:n_train + n_val])
         val_whole = Subset(whole, val_idx)
@@ -210,6 +210,84 @@ def _pretext_decoder(task: Any, init_cfg: InitConfig | None) -> str | None:
         "decoder: random (the pretext task's decoder does not fit)"
 
 
+def training_cases(data: dict[str, Any], key: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Whole training cases of :func:`dense_cases`'s ``data``: images ``[C, *spatial]`` and
+    masks ``[*spatial]`` (for models that fit on whole cases, such as a classical segmenter)."""
+    whole = data["pool"].whole_cases()
+    images, masks = [], []
+    for i in data["train_case_index"]:
+        item = whole[i]
+        images.append(np.asarray(item[key], dtype=np.float32))
+        masks.append(_case_mask(item, "training cases"))
+    return images, masks
+
+
+class MapModel:
+    """A classical segmenter (``predict_map(image) -> prob``) seen as a dense task for
+    :func:`assess_dense` (``segment`` and ``key``)."""
+
+    def __init__(self, model: Any, key: str) -> None:
+        self.model = model
+        self.key = key
+
+    def segment(self, volume: torch.Tensor) -> torch.Tensor:
+        """Lesion probability ``[*spatial]`` of one case ``[C, *spatial]``."""
+        return torch.as_tensor(np.asarray(self.model.predict_map(volume.numpy()), dtype=np.float32))
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in metrics.items()}
+
+
+def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfig, *,
+                 details: dict[str, Any], write: bool = True) -> Assessment:
+    """Segment the validation and test cases of :func:`dense_cases`'s ``data`` with ``model``
+    (anything with ``segment(volume) -> prob`` and ``key``: a dense task or a classical
+    segmenter) and write what a dense run leaves: ``segmentation/`` (case and lesion tables,
+    test maps) and ``eval.json`` (with ``details``: how the model was trained)."""
+    assert cfg.finetune is not None
+    fcfg = cfg.finetune
+    seg = Path(run_path) / SEGMENTATION_DIR
+    where = f"fine-tuning data ({fcfg.data.train.name})"
+    val_rows, _, val_pairs, val_spacing = segment_cases(model, data["val"], f"validation cases ({where})")
+    val_metrics = lesions.segmentation_metrics(val_pairs, spacing=val_spacing) if val_pairs else {}
+    if val_rows:
+        val_metrics["dice"] = float(np.mean([r["dice"] for r in val_rows]))
+    test_ds = data["test"]
+    test_metrics: dict[str, float] | None = None
+    intervals: Intervals | None = None
+    test_rows: list[dict[str, Any]] = []
+    lesion_rows: list[dict[str, Any]] = []
+    if test_ds is not None:
+        test_rows, lesion_rows, pairs, spacings = segment_cases(
+            model, test_ds, f"test cases ({fcfg.data.test.name if fcfg.data.test else ''})",
+            maps=seg / "maps" if write else None, want_lesions=True)
+        test_metrics = lesions.segmentation_metrics(pairs, spacing=spacings)
+        test_metrics["dice"] = float(np.mean([r["dice"] for r in test_rows]))
+        finite = [r["hd95"] for r in test_rows if np.isfinite(r["hd95"])]
+        test_metrics["hd95"] = float(np.mean(finite)) if finite else float("nan")
+        intervals = case_intervals(test_rows, seed=cfg.seed)
+    assessment = Assessment.model_validate({
+        "threshold": THRESHOLD, "threshold_rule": "argmax (probability 0.5)",
+        "val": _finite(val_metrics),
+        "test": _finite(test_metrics) if test_metrics is not None else None,
+        "n_train": data["n_train_cases"], "n_val": data["n_val_cases"],
+        "n_test": len(test_rows) if test_ds is not None else None,
+        "n_pool": data["n_pool"], "n_labels": data["n_train_cases"],
+        "label_counts": {"train": {"cases": data["n_train_cases"]},
+                         "val": {"cases": data["n_val_cases"]},
+                         **({"test": {"cases": len(test_rows)}} if test_ds is not None else {})},
+        "test_intervals": intervals, "warnings": [], **details,
+    })
+    if write:
+        _write_rows(seg / "val_cases.csv", val_rows)
+        if test_ds is not None:
+            _write_rows(seg / "test_cases.csv", test_rows)
+            _write_rows(seg / "test_lesions.csv", lesion_rows)
+        write_assessment(Path(run_path), assessment)
+    return assessment
+
+
 def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: InitConfig | None,
                    resume: bool, sources: dict[str, Any], card: str) -> dict[str, Any]:
     """The ``finetune`` stage for a dense task (called by
@@ -222,7 +300,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
                           "`ssl-domains sweep` with the arms ssl, scratch, linear_probe, baseline")
     rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
     data = dense_cases(cfg, fcfg, sources)
-    train_ds, val_ds, test_ds = data["train"], data["val"], data["test"]
+    train_ds, val_ds = data["train"], data["val"]
     where = f"fine-tuning data ({fcfg.data.train.name})"
     backbone: Any = build_backbone(registry, cfg.backbone)
     check_modality(backbone, first_readable(train_ds), where)
@@ -260,50 +338,13 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
         trainer.load_state(state)
     result = trainer.fit()
 
-    seg = run.path / SEGMENTATION_DIR
-    val_rows, _, val_pairs, val_spacing = segment_cases(task, val_ds, val_where)
-    val_metrics = lesions.segmentation_metrics(val_pairs, spacing=val_spacing) if val_pairs else {}
-    test_metrics: dict[str, float] | None = None
-    intervals: Intervals | None = None
-    test_rows: list[dict[str, Any]] = []
-    lesion_rows: list[dict[str, Any]] = []
-    if test_ds is not None:
-        test_rows, lesion_rows, pairs, spacings = segment_cases(
-            task, test_ds, f"test cases ({fcfg.data.test.name if fcfg.data.test else ''})",
-            maps=seg / "maps" if rt.is_main else None, want_lesions=True)
-        test_metrics = lesions.segmentation_metrics(pairs, spacing=spacings)
-        test_metrics["dice"] = float(np.mean([r["dice"] for r in test_rows]))
-        finite = [r["hd95"] for r in test_rows if np.isfinite(r["hd95"])]
-        test_metrics["hd95"] = float(np.mean(finite)) if finite else float("nan")
-        intervals = case_intervals(test_rows, seed=cfg.seed)
-    if val_rows:
-        val_metrics["dice"] = float(np.mean([r["dice"] for r in val_rows]))
     init_text = init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none")
     if decoder_note:
         init_text = f"{init_text}; {decoder_note}"
-    clean = {k: (None if v is None or not np.isfinite(v) else float(v))
-             for k, v in (test_metrics or {}).items()}
-    assessment = Assessment.model_validate({
-        "threshold": THRESHOLD, "threshold_rule": "argmax (probability 0.5)",
-        "val": {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in val_metrics.items()},
-        "test": clean if test_metrics is not None else None,
-        "n_train": data["n_train_cases"], "n_val": data["n_val_cases"],
-        "n_test": len(test_rows) if test_ds is not None else None,
-        "n_pool": data["n_pool"], "n_labels": data["n_train_cases"],
-        "label_counts": {"train": {"cases": data["n_train_cases"]},
-                         "val": {"cases": data["n_val_cases"]},
-                         **({"test": {"cases": len(test_rows)}} if test_ds is not None else {})},
-        "test_intervals": intervals,
-        "warnings": [],
+    assessment = assess_dense(task, data, run.path, cfg, write=rt.is_main, details={
         "steps": result.step, "best_step": result.best_step, "monitor": "dice",
-        "stopped_early": result.stopped_early, "init": init_text, "seconds": result.seconds,
-    })
+        "stopped_early": result.stopped_early, "init": init_text, "seconds": result.seconds})
     if rt.is_main:
-        _write_rows(seg / "val_cases.csv", val_rows)
-        if test_ds is not None:
-            _write_rows(seg / "test_cases.csv", test_rows)
-            _write_rows(seg / "test_lesions.csv", lesion_rows)
-        write_assessment(run.path, assessment)
         export_cfg = export_config(
             cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=2,
             threshold=THRESHOLD, threshold_rule="argmax", roi_size=list(task.roi_size),

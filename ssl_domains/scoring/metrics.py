@@ -18,7 +18,7 @@ import numpy as np
 #: Metrics where a smaller value is better (everything else: larger is better).
 LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece", "hd95", "fp_per_case"})
 #: Metrics tried, in order, as the headline metric of a sweep.
-PRIMARY_METRICS = ("auroc", "balanced_accuracy", "accuracy", "f1")
+PRIMARY_METRICS = ("dice", "auroc", "balanced_accuracy", "accuracy", "f1")
 
 NAN = float("nan")
 

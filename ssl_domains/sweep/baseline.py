@@ -20,7 +20,7 @@ import numpy as np
 
 from ssl_domains.config import ComponentRef, RunConfig
 from ssl_domains.engine import finetune as finetuning
-from ssl_domains.engine import inference
+from ssl_domains.engine import inference, segmentation
 from ssl_domains.engine.assess import Counts, Predictions, finish_run
 from ssl_domains.engine.build import build_backbone
 from ssl_domains.engine.run_dir import RunDir
@@ -75,6 +75,8 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
     run.create(cfg)
     backbone: Any = build_backbone(registry, cfg.backbone)
     key = str(backbone.input_spec.modality)
+    if segmentation.is_dense(registry, fcfg.task.name):
+        return _run_dense_baseline(cfg, ref, run, sources, registry, key, start)
     data = finetuning.prepare_finetune_data(cfg, fcfg, sources)
     cache = {} if cache is None else cache
 
@@ -106,6 +108,30 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
                             counts=finetuning.counts_of(data),
                             details={"baseline": ref.model_dump(mode="json"), "init": "baseline",
                                      "seconds": time.perf_counter() - start})
+    run.close()
+    return assessment.to_json()
+
+
+def _run_dense_baseline(cfg: RunConfig, ref: ComponentRef, run: RunDir, sources: dict[str, Any],
+                        registry: Registry, key: str, start: float) -> dict[str, Any]:
+    """The baseline arm of a dense (segmentation) task: a classical segmenter (``dense = True``:
+    ``fit(images, masks)``, ``predict_map(image)``) fitted on the cell's whole training cases
+    and scored as the networks are (:func:`~ssl_domains.engine.segmentation.assess_dense`).
+
+    Raises:
+        SSLDomainsError: The baseline is not a dense one.
+    """
+    entry = registry.get("baseline", ref.name)
+    if not getattr(entry.factory, "dense", False):
+        raise SSLDomainsError(f"baseline {ref.name!r} classifies whole items; a segmentation task "
+                              "needs a dense baseline (e.g. voxel_statistics)")
+    data = segmentation.dense_cases(cfg, cfg.finetune, sources)  # type: ignore[arg-type]
+    images, masks = segmentation.training_cases(data, key)
+    model = registry.create("baseline", ref.name, **ref.args).fit(images, masks)
+    assessment = segmentation.assess_dense(
+        segmentation.MapModel(model, key), data, run.path, cfg,
+        details={"baseline": ref.model_dump(mode="json"), "init": "baseline",
+                 "seconds": time.perf_counter() - start})
     run.close()
     return assessment.to_json()
 

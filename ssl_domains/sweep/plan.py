@@ -20,6 +20,7 @@ from typing import Any
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, dump_config, parse_config
 from ssl_domains.data.splits import label_subset
 from ssl_domains.engine.run_dir import environment_info
+from ssl_domains.engine.segmentation import is_dense
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.registry import Registry
@@ -191,15 +192,17 @@ class Arm:
 
 def default_baselines(cfg: RunConfig, registry: Registry) -> list[ComponentRef]:
     """The config's ``baselines``, else every baseline of the backbone's plugin that takes the
-    backbone's modality, else the host's ``logistic``."""
+    backbone's modality and is dense exactly when the fine-tuning task is (a segmenter for a
+    segmentation task), else the host's ``logistic`` (classification only)."""
     if cfg.baselines:
         return list(cfg.baselines)
     entry = registry.get("backbone", cfg.backbone.name)
     modalities = set(entry.modalities)
+    dense = cfg.finetune is not None and is_dense(registry, cfg.finetune.task.name)
     found = [ComponentRef(name=e.name) for e in registry.entries("baseline")
-             if e.plugin == entry.plugin
+             if e.plugin == entry.plugin and bool(getattr(e.factory, "dense", False)) == dense
              and (not e.modalities or not modalities or modalities & set(e.modalities))]
-    return found or [ComponentRef(name="logistic")]
+    return found or ([] if dense else [ComponentRef(name="logistic")])
 
 
 def resolve_arms(cfg: RunConfig, names: Sequence[str], registry: Registry) -> list[Arm]:

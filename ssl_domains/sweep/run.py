@@ -69,6 +69,7 @@ from ssl_domains.engine.assess import (
     read_predictions,
 )
 from ssl_domains.engine.checkpoints import latest_checkpoint
+from ssl_domains.engine.segmentation import is_dense
 from ssl_domains.errors import ConfigError, DataError, RegistryError, SSLDomainsError
 from ssl_domains.files import read_json_object, write_json
 from ssl_domains.plugins import get_host
@@ -426,12 +427,16 @@ def run_sweep(
     check_same_sweep(out, cfg, init)
 
     sources = sources or finetuning.build_finetune_sources(cfg.finetune)
-    plan_sizes = distinct_sizes(sizes, labels_of(sources["pool"]) or [], echo)
+    dense = is_dense(registry, cfg.finetune.task.name)
+    # a dense task's budget counts cases (one "label" each), a classifier's labeled items
+    pool_labels = [0] * len(sources["pool"].whole_cases()) if dense else labels_of(sources["pool"]) or []
+    plan_sizes = distinct_sizes(sizes, pool_labels, echo)
     write_sweep_record(out, cfg, init, plan_sizes, seeds, arm_list)
 
     pre = _pretrained(cfg, out, init, echo) if pretrained_arms else None
     _share_pretrain_artifacts(out)
     cells = [(arm, size, seed) for size in plan_sizes for seed in seeds for arm in arm_list]
+    key, shown = ("dice", "Dice") if dense else ("auroc", "AUROC")  # the progress line's metric
     result = SweepResult(out, pd.DataFrame(), pd.DataFrame())
     cache: dict[int, Arrays] = {}
     width = max(len(a.name) for a in arm_list)
@@ -449,8 +454,7 @@ def run_sweep(
             echo(f"{where} chose under another rule (order of preference, tolerance, or "
                  "shipped without refitting on every label): choosing again")
         elif finished is not None:
-            auroc = finished.metrics("test").get("auroc")
-            echo(f"{where} test AUROC {fmt(auroc)}  (finished earlier)")
+            echo(f"{where} test {shown} {fmt(finished.metrics('test').get(key))}  (finished earlier)")
             result.reused.append(name)
             continue
         if arm.baseline is not None and arm.name in result.skipped:
@@ -486,16 +490,16 @@ def run_sweep(
             continue
         result.computed.append(name)
         chosen = (summary.get("selection") or {}).get("chosen")
-        auroc = (summary.get("test") or {}).get("auroc")
-        echo(f"{where} test AUROC {fmt(auroc)}  {time.perf_counter() - start:6.1f} s"
+        value = (summary.get("test") or {}).get(key)
+        echo(f"{where} test {shown} {fmt(value)}  {time.perf_counter() - start:6.1f} s"
              + (f"  (chose {chosen})" if chosen else ""))
 
     done = [c for c in cells if c[0].name not in result.skipped]
     result.results, result.summary = write_results(out, done, alpha)
     metric = headline_metric(result.results)
     if metric is not None:
-        shown = [a.name for a in arm_list if a.name not in result.skipped]
-        echo(summary_table(result.summary, metric, shown))
+        echo(summary_table(result.summary, metric,
+                           [a.name for a in arm_list if a.name not in result.skipped]))
     echo(f"results: {out / 'results.csv'} ({len(result.computed)} cell(s) trained, "
          f"{len(result.reused)} reused)")
     if result.failed:

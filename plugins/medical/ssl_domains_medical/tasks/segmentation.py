@@ -165,14 +165,15 @@ class TumorSegmentation(nn.Module):
 
     def load_pretext_state(self, state: Mapping[str, torch.Tensor]) -> list[str]:
         """Copy a pretext task's decoder weights (``decoder.*`` of its ``model.safetensors``)
-        where names and shapes agree (all but the output head when the widths match); returns
-        the names copied (empty when the pretext task had no full-resolution decoder)."""
+        when every layer but the output head agrees in name and shape; returns the names copied
+        (empty when the pretext task had another decoder, e.g. one of half resolution)."""
         own = self.decoder.state_dict()
         take = {k[len("decoder."):]: v for k, v in state.items()
                 if k.startswith("decoder.") and k[len("decoder."):] in own
                 and tuple(own[k[len("decoder."):]].shape) == tuple(v.shape)}
-        # a decoder that stopped short of full resolution has different layers at each depth
-        if not take or any(k.startswith("ups.") for k in own) and not any(k.startswith("ups.") for k in take):
+        # all or nothing: a decoder of other widths, or one that stopped short of full
+        # resolution (other layers at each depth), is not a partial fit
+        if not take or any(k not in take for k in own if not k.startswith("head.")):
             return []
         self.decoder.load_state_dict({**own, **take})
         return sorted(take)

@@ -1,0 +1,154 @@
+"""tumor_segmentation: the task on its own, and a whole fine-tuning run through the engine's dense
+path on synthetic volumes with lesions (maps on the case's own grid, tables, counts in cases)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import yaml
+from ssl_domains_medical.backbones import UNetEncoder
+from ssl_domains_medical.pretext.masked import MaskedInpainting
+from ssl_domains_medical.tasks.segmentation import TumorSegmentation
+
+from ssl_domains.config import load_config
+from ssl_domains.engine.finetune import finetune
+
+
+def _task(**kw: object) -> TumorSegmentation:
+    torch.manual_seed(0)
+    return TumorSegmentation(UNetEncoder(spatial_dims=3, base_channels=4, levels=3), decoder_width=16, **kw)
+
+
+def test_dense_logits_loss_and_sliding_window() -> None:
+    task = _task()
+    x = torch.randn(2, 1, 16, 16, 16)
+    mask = (x[:, :1] > 1).float()
+    out = task({"image": x, "mask": mask})
+    assert out["logits"].shape == (2, 2, 16, 16, 16)
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    assert task.roi_size == [16, 16, 16]  # set by the first training batch
+    prob = task.segment(torch.randn(1, 20, 37, 23))  # larger and odd-sized: windows blend
+    assert prob.shape == (20, 37, 23)
+    assert float(prob.min()) >= 0.0 and float(prob.max()) <= 1.0
+    assert task.training  # the previous mode is restored
+
+
+def test_spatial_augmentation_refused() -> None:
+    with pytest.raises(ValueError, match="mask"):
+        _task(augment={"rotate": 10})
+
+
+def test_pretext_decoder_is_reused_when_it_fits() -> None:
+    torch.manual_seed(0)
+    backbone = UNetEncoder(spatial_dims=3, base_channels=4, levels=3)
+    pretext = MaskedInpainting(backbone, decoder_width=16, target_stride=1)
+    task = TumorSegmentation(UNetEncoder(spatial_dims=3, base_channels=4, levels=3), decoder_width=16)
+    taken = task.load_pretext_state(pretext.state_dict())
+    assert taken and not any(k.startswith("head.") for k in taken)
+    for k in taken:
+        assert torch.equal(task.decoder.state_dict()[k], pretext.decoder.state_dict()[k])
+    # a decoder that stopped at half resolution has no full-resolution steps to give
+    coarse = MaskedInpainting(backbone, decoder_width=16, target_stride=2)
+    assert task.load_pretext_state(coarse.state_dict()) == []
+
+
+def _cases(folder: Path, n: int, seed: int) -> Path:
+    """``n`` volumes 24x20x16 (2 x 2 x 3 mm, oblique-free but offset) with a bright ball each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    affine[:3, 3] = [-20.0, 10.0, 5.0]
+    grid = np.indices((24, 20, 16)).astype(np.float32)
+    rows = []
+    for i in range(n):
+        c = rng.uniform([8, 7, 5], [16, 13, 11])
+        r = rng.uniform(3, 5)
+        ball = (((grid - c[:, None, None, None]) ** 2).sum(0) <= r * r)
+        image = rng.normal(100, 20, ball.shape).astype(np.float32) + 200 * ball
+        nib.save(nib.Nifti1Image(image, affine), str(folder / f"c{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(ball.astype(np.uint8), affine), str(folder / f"c{i}_mask.nii.gz"))
+        rows.append([f"PATIENT_{seed}_{i}", f"c{i}.nii.gz", f"c{i}_mask.nii.gz"])
+    with open(folder / "cases.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["case_id", "image", "mask"])
+        w.writerows(rows)
+    return folder / "cases.csv"
+
+
+def _config(tmp_path: Path, label_count: int) -> Path:
+    loader = {"modality": "MR", "intensity": "percentile"}
+    cfg = {
+        "name": "seg", "output_dir": str(tmp_path / "runs"), "seed": 0,
+        "backbone": {"name": "unet_encoder", "args": {"spatial_dims": 3, "base_channels": 4, "levels": 3}},
+        "finetune": {
+            "data": {"train": {"name": "image_manifest", "args": {
+                         "path": str(_cases(tmp_path / "pool", 4, 0)), **loader,
+                         "patch_size": 16, "patches_per_volume": 4, "pos_fraction": 0.67}},
+                     "test": {"name": "image_manifest", "args": {
+                         "path": str(_cases(tmp_path / "test", 2, 1)), **loader}},
+                     "batch_size": 4},
+            "label_count": label_count, "from_scratch": True,
+            "task": {"name": "tumor_segmentation", "args": {"decoder_width": 16}},
+            "train": {"epochs": 100, "max_steps": 60, "lr": 0.01, "eval_every": 20, "progress": False},
+        },
+    }
+    path = tmp_path / "seg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_finetune_segments_whole_cases(tmp_path: Path) -> None:
+    cfg = load_config(_config(tmp_path, label_count=1))
+    run = tmp_path / "runs" / "seg"
+    result = finetune(cfg, run)
+    # one training case, and a second case validates (the budget counts cases)
+    assert (result["n_train"], result["n_val"], result["n_test"], result["n_pool"]) == (1, 1, 2, 4)
+    assert result["monitor"] == "dice" and result["threshold"] == 0.5
+    assert result["test"]["dice"] > 0.5  # bright balls on noise: learnt from one case
+    assert result["test"]["lesion_sensitivity"] == 1.0
+    lo, hi = result["test_intervals"]["dice"]
+    assert lo <= result["test"]["dice"] <= hi
+    assert json.loads((run / "eval.json").read_text())["test"]["dice"] == result["test"]["dice"]
+
+    seg = run / "segmentation"
+    cases = list(csv.DictReader(open(seg / "test_cases.csv")))
+    assert len(cases) == 2 and {"dice", "hd95", "lesion_sensitivity", "false_positives"} <= set(cases[0])
+    assert abs(np.mean([float(c["dice"]) for c in cases]) - result["test"]["dice"]) < 1e-4
+    lesions = list(csv.DictReader(open(seg / "test_lesions.csv")))
+    assert lesions and {"volume_ml", "centroid_mm", "max_prob", "mean_prob"} <= set(lesions[0])
+    # maps on the case's own grid, named by opaque id; no patient identifier anywhere
+    source = nib.load(str(tmp_path / "test" / "c0.nii.gz"))
+    case_id = cases[0]["id"]
+    prob = nib.load(str(seg / "maps" / f"{case_id}_prob.nii.gz"))
+    label = nib.load(str(seg / "maps" / f"{case_id}_label.nii.gz"))
+    assert prob.shape == source.shape == label.shape
+    assert np.allclose(prob.affine, source.affine)
+    assert set(np.unique(np.asarray(label.dataobj))) <= {0, 1}
+    for path in run.rglob("*"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".md", ".yaml"):
+            assert "PATIENT_" not in path.read_text(), path
+    assert (run / "export" / "model.safetensors").is_file()
+
+
+def test_budget_larger_than_the_pool_leaves_a_validation_case(tmp_path: Path) -> None:
+    from ssl_domains.engine.finetune import build_finetune_sources
+    from ssl_domains.engine.segmentation import dense_cases
+
+    cfg = load_config(_config(tmp_path, label_count=10))
+    assert cfg.finetune is not None
+    data = dense_cases(cfg, cfg.finetune, build_finetune_sources(cfg.finetune))
+    assert (data["n_train_cases"], data["n_val_cases"]) == (3, 1)
+    assert not set(data["train_case_index"]) & set(data["val_case_index"])
+
+
+def test_dense_task_needs_whole_cases(tmp_path: Path) -> None:
+    from ssl_domains.engine.segmentation import _whole
+
+    with pytest.raises(Exception, match="whole cases"):
+        _whole(object(), "somewhere")
