@@ -44,7 +44,7 @@ from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.registry import Registry
 from ssl_domains.scoring import lesions
 
-__all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "training_cases", "MapModel", "SEGMENTATION_DIR", "THRESHOLD",
+__all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "training_cases", "MapModel", "write_slices", "FROC_FILE", "SLICES_DIR", "SEGMENTATION_DIR", "THRESHOLD",
            "segment_cases"]
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,14 @@ log = logging.getLogger(__name__)
 SEGMENTATION_DIR = "segmentation"
 #: Voxels with lesion probability at or above this are lesion (the argmax of two classes).
 THRESHOLD = 0.5
+#: FROC curve of the test cases (``fp_per_case``, ``sensitivity``, ``threshold``), in
+#: :data:`SEGMENTATION_DIR`.
+FROC_FILE = "froc.csv"
+#: Lesion candidates of the FROC: components of the probability map at or above this (the
+#: decision threshold, so the curve is the one ``sensitivity_at_1fp`` and ``cpm`` are read off).
+FROC_CANDIDATES = THRESHOLD
+#: Sub-folder of :data:`SEGMENTATION_DIR` with the overlay slices of :func:`write_slices`.
+SLICES_DIR = "slices"
 #: Bootstrap replicates of the test intervals (over cases).
 REPLICATES = 1000
 
@@ -235,6 +243,35 @@ class MapModel:
         return torch.as_tensor(np.asarray(self.model.predict_map(volume.numpy()), dtype=np.float32))
 
 
+def write_slices(folder: Path, ds: Any, rows: Sequence[dict[str, Any]],
+                 pairs: Sequence[tuple[np.ndarray, np.ndarray]], key: str) -> list[Path]:
+    """For the report's overlays: the best, median and worst test case by Dice (among cases
+    with a lesion, when there are any), each as one
+    slice through its largest lesion area (``<rank>.npz`` with ``image``, ``truth``, ``prob``,
+    ``dice``, ``id``; the last spatial axis is sliced). 2-D cases are stored whole."""
+    if not rows:
+        return []
+    # cases with a lesion when there are any (an empty case predicted empty is a Dice of 1)
+    pool = [i for i, (_, truth) in enumerate(pairs) if truth.any()] or list(range(len(rows)))
+    order = [pool[j] for j in np.argsort([float(rows[i]["dice"]) for i in pool], kind="stable")]
+    picks = {"best": int(order[-1]), "median": int(order[len(order) // 2]), "worst": int(order[0])}
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for rank, i in picks.items():
+        prob, truth = pairs[i]
+        image = np.asarray(ds[i][key], dtype=np.float32)[0]
+        if truth.ndim == 3:
+            area = truth.sum(axis=(0, 1)) if truth.any() else (prob >= THRESHOLD).sum(axis=(0, 1))
+            z = int(np.argmax(area)) if area.any() else truth.shape[2] // 2
+            image, truth, prob = image[..., z], truth[..., z], prob[..., z]
+        path = folder / f"{rank}.npz"
+        np.savez_compressed(path, image=image, truth=truth.astype(np.uint8),
+                            prob=prob.astype(np.float32), dice=float(rows[i]["dice"]),
+                            id=str(rows[i]["id"]))
+        written.append(path)
+    return written
+
+
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in metrics.items()}
 
@@ -267,6 +304,12 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
         finite = [r["hd95"] for r in test_rows if np.isfinite(r["hd95"])]
         test_metrics["hd95"] = float(np.mean(finite)) if finite else float("nan")
         intervals = case_intervals(test_rows, seed=cfg.seed)
+        if write:
+            curve = lesions.froc(pairs, threshold=FROC_CANDIDATES)
+            _write_rows(seg / FROC_FILE, [{"fp_per_case": float(f), "sensitivity": float(v),
+                                          "threshold": float(t)} for f, v, t in
+                                         zip(curve.fp_per_case, curve.sensitivity, curve.thresholds)])
+            write_slices(seg / SLICES_DIR, test_ds, test_rows, pairs, model.key)
     assessment = Assessment.model_validate({
         "threshold": THRESHOLD, "threshold_rule": "argmax (probability 0.5)",
         "val": _finite(val_metrics),

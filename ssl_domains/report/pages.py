@@ -46,6 +46,7 @@ from ssl_domains.report.artifacts import (
     read_selection,
     summarize,
 )
+from ssl_domains.report.segmentation import is_segmentation, segmentation_section
 from ssl_domains.scoring.intervals import (
     Interval,
     PairedDifference,
@@ -441,14 +442,16 @@ def environment_section(run: Run) -> str:
 
 
 def pick_cell(sweep: Path) -> Path | None:
-    """A representative cell: the SSL arm at the largest size, lowest seed, with predictions."""
+    """A representative cell: the SSL arm at the largest size, lowest seed, with predictions
+    (or, dense, with its ``segmentation/`` tables)."""
     cells = sweep / "cells"
     if not cells.is_dir():
         return None
     found = []
     for d in cells.iterdir():
         parsed = parse_cell_name(d.name)
-        if not d.is_dir() or parsed is None or not (d / "predictions").is_dir():
+        if not d.is_dir() or parsed is None or not ((d / "predictions").is_dir()
+                                                    or is_segmentation(d)):
             continue
         arm, size, seed = parsed
         try:
@@ -543,8 +546,12 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
 
     where = "" if focus is run else hp.para(f"From {focus_name}." + (
         " " + "; ".join(focus.notes) if focus.notes else ""))
-    sections.append(("roc-pr", "ROC and precision-recall", where + curve_figures(focus, out_dir)))
-    sections.append(("confusion", "Confusion matrix", where + confusion_figure(focus, out_dir)))
+    if is_segmentation(focus.path):  # a dense run: lesions and overlays instead of ROC
+        sections.append(("lesions", "Lesion detection and overlays",
+                         where + segmentation_section(focus.path, out_dir)))
+    else:
+        sections.append(("roc-pr", "ROC and precision-recall", where + curve_figures(focus, out_dir)))
+        sections.append(("confusion", "Confusion matrix", where + confusion_figure(focus, out_dir)))
     losses = loss_figure(run, out_dir, "loss_curves.png", "Loss curves of this folder") \
         if run.metrics is not None or focus is run else ""
     if focus is not run:
