@@ -58,7 +58,7 @@ from ssl_domains.files import write_json
 from ssl_domains.sweep import selection as sel
 from ssl_domains.sweep.plan import Arm
 
-__all__ = ["run_ensemble_cell", "run_auto_cell", "chose_by_cross_validation", "combined_cell",
+__all__ = ["run_ensemble_cell", "run_auto_cell", "run_dense_auto_cell", "chose_by_cross_validation", "combined_cell",
            "Labeled", "cross_validate", "MEMBERS_DIR"]
 
 #: Where an auto cell keeps the two members of an ensemble it refitted on every label (one
@@ -324,6 +324,67 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
     assessment = assessment.updated(selection=record)
     if oof is not None:
         oof.to_csv(cell / "cv_oof.csv", index=False)
+    write_json(cell / "selection.json", assessment.to_json()["selection"])
+    write_assessment(cell, assessment)
+    return assessment.to_json()
+
+
+def run_dense_auto_cell(cell: Path, candidates: Mapping[str, Path],
+                        preference: Sequence[str] = sel.PREFERENCE,
+                        preference_from: str = "") -> dict[str, Any]:
+    """The ``auto`` cell of a dense (segmentation) sweep: the arm with the highest mean Dice
+    on the validation cases (the same cases for every arm of a size and seed; the networks
+    also kept their best step on them), ties to the earlier arm of ``preference``. The chosen
+    cell's ``eval.json`` (with ``selection``), its ``segmentation/`` folder and its export
+    are copied into ``cell``; its test numbers are the chosen cell's.
+
+    Raises:
+        SSLDomainsError: No candidate finished, or the candidates validated on other cases.
+    """
+    from ssl_domains.engine.segmentation import SEGMENTATION_DIR
+
+    scores: dict[str, float] = {}
+    cases: dict[str, list[str]] = {}
+    for arm, path in candidates.items():
+        table = path / SEGMENTATION_DIR / "val_cases.csv"
+        if not (path / EVAL_FILE).is_file() or not table.is_file():
+            continue
+        rows = pd.read_csv(table)
+        cases[arm] = [str(i) for i in rows["id"]]
+        scores[arm] = float(rows["dice"].mean()) if len(rows) else float("nan")
+    if not scores:
+        raise SSLDomainsError("auto: none of the candidate arms finished")
+    first = next(iter(cases.values()))
+    if any(sorted(c) != sorted(first) for c in cases.values()):
+        raise SSLDomainsError("auto: the candidate arms validated on different cases")
+    order = list(preference) + [a for a in scores if a not in preference]
+
+    def rank(arm: str) -> int:
+        base = "baseline" if arm.startswith("baseline:") else arm
+        return order.index(arm) if arm in order else order.index(base) if base in order else len(order)
+
+    finite = {a: s for a, s in scores.items() if np.isfinite(s)} or scores
+    best = max(finite.values())
+    chosen = min((a for a, s in finite.items() if s == best), key=rank)
+    ranked = sorted(finite, key=lambda a: (-finite[a], rank(a)))
+    runner = next((a for a in ranked if a != chosen), None)
+    record = Selection(
+        chosen=chosen, metric="dice", score=scores[chosen], runner_up=runner,
+        runner_up_score=scores.get(runner) if runner else None, scores=scores,
+        method=(f"validation ({len(first)} case(s), mean Dice at probability 0.5; the networks "
+                "also kept their best step on them)"),
+        n_items=len(first), best=chosen, best_score=scores[chosen],
+        rule=("the highest mean validation Dice; ties to the earlier arm in the order of "
+              f"preference{' (' + preference_from + ')' if preference_from else ''}"),
+        preference=list(preference))
+    src = candidates[chosen]
+    if cell.exists():
+        shutil.rmtree(cell)
+    cell.mkdir(parents=True)
+    for part in (SEGMENTATION_DIR, "export"):
+        if (src / part).is_dir():
+            shutil.copytree(src / part, cell / part)
+    assessment = read_assessment(src).updated(selection=record)
     write_json(cell / "selection.json", assessment.to_json()["selection"])
     write_assessment(cell, assessment)
     return assessment.to_json()

@@ -240,6 +240,13 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
     cell = out / "cells" / cell_name(arm, size, seed)
     done = {a.name: out / "cells" / cell_name(a, size, seed) for a in arms
             if a.name != arm.name and (out / "cells" / cell_name(a, size, seed) / EVAL_FILE).is_file()}
+    if is_dense(registry, cfg.finetune.task.name):
+        if arm.name != "auto":
+            raise SSLDomainsError(f"{arm.name}: a segmentation sweep has no ensemble arm (an average "
+                                  "of probability maps is not implemented); use auto")
+        order, source = preference(cfg, registry)
+        return auto.run_dense_auto_cell(cell, {a: p for a, p in done.items() if a != "ensemble"},
+                                        preference=order, preference_from=source)
     bases = [a.name for a in arms if a.baseline is not None and a.name in done]
     rule = cfg.finetune.threshold_rule
     plain = [a for a in arms if not a.derived and a.name in done]
@@ -355,6 +362,8 @@ def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     within one standard error), or an arm chosen by cross-validation and shipped as its cell,
     before it was fitted again on every label."""
     record = done.selection
+    if record is not None and record.metric == "dice":  # a segmentation choice: no tolerance
+        return tuple(record.preference or PREFERENCE) != order
     return record is not None and (
         tuple(record.preference or PREFERENCE) != order
         or (record.tolerance or 1.0) != TOLERANCE
