@@ -47,6 +47,7 @@ from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import (
     EVAL_FILE,
     PREDICTIONS_DIR,
+    Assessment,
     read_assessment,
     read_predictions,
     write_assessment,
@@ -56,6 +57,7 @@ from ssl_domains.engine.build import build_backbone
 from ssl_domains.engine.checkpoints import read_export_config
 from ssl_domains.engine.exports import SelectedModel, save_baseline_export
 from ssl_domains.engine.run_dir import environment_info
+from ssl_domains.engine.segmentation import SEGMENTATION_DIR, is_dense
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.plugins import get_host
@@ -119,6 +121,9 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     pre = None if fcfg.from_scratch else _pretrained(cfg, run, init)
     arms = ["ssl", "scratch", "linear_probe", "baseline", "ensemble", "auto"] if pre is not None \
         else ["scratch", "baseline", "auto"]
+    dense = is_dense(registry, fcfg.task.name)
+    if dense:  # segmentation: no ensemble of probability maps
+        arms = [a for a in arms if a != "ensemble"]
     if pre is None and not fcfg.from_scratch:
         log.warning("select: auto: no pre-trained weights (no --init, no init, no pre-training "
                     "export in %s): the candidates are scratch and the classical baselines", run)
@@ -148,6 +153,8 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     if choice is None:
         raise SSLDomainsError(f"{auto_cell / EVAL_FILE}: the auto cell holds no selection")
     chosen = choice.chosen
+    if dense:
+        return _ship_dense(cfg, run, auto_cell, assessment, {n: cell(n) for n in choice.scores})
     candidates: dict[str, dict[str, float | None]] = {}
     for name, selection_auroc in choice.scores.items():
         ev = read_assessment(cell(name)) if (cell(name) / EVAL_FILE).is_file() else None
@@ -226,6 +233,38 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     write_assessment(run, assessment)
     log.info("select: auto chose %s (selection AUROC %.3f, runner-up %s)", chosen,
              choice.score if choice.score is not None else math.nan, choice.runner_up)
+    return assessment.to_json()
+
+
+def _ship_dense(cfg: RunConfig, run: Path, auto_cell: Path, assessment: Assessment,
+                cells: dict[str, Path]) -> dict[str, Any]:
+    """``select: auto`` of a segmentation task: the auto cell's choice (best validation Dice)
+    becomes the run: its ``eval.json`` (every candidate's validation and test Dice in
+    ``candidates_note``), ``segmentation/`` and export (a chosen classical segmenter has none:
+    it is refitted from its training cases, said in the note)."""
+    notes = []
+    for name, folder in cells.items():
+        ev = read_assessment(folder) if (folder / EVAL_FILE).is_file() else None
+        if ev is not None:
+            val, test = ev.metrics("val").get("dice"), ev.metrics("test").get("dice")
+            notes.append(f"{name}: validation Dice {'n/a' if val is None else f'{val:.3f}'}, "
+                         f"test Dice {'n/a' if test is None else f'{test:.3f}'}")
+    chosen = assessment.selection.chosen if assessment.selection is not None else "?"
+    note = ("test Dice of every candidate is reported for honesty; the choice used validation "
+            "cases only. " + "; ".join(notes))
+    if not (auto_cell / "export").is_dir():
+        note += (f". The chosen {chosen} is a classical segmenter: it has no export yet (refit it "
+                 f"from its training cases, {cells.get(chosen, auto_cell)})")
+    for part in (SEGMENTATION_DIR, "export"):
+        shutil.rmtree(run / part, ignore_errors=True)
+        if (auto_cell / part).is_dir():
+            shutil.copytree(auto_cell / part, run / part)
+    assessment = assessment.updated(candidates_note=note)
+    atomic_write_text(run / "config.yaml", dump_config(cfg))
+    write_json(run / "environment.json", environment_info())
+    write_assessment(run, assessment)
+    log.info("select: auto chose %s (validation Dice %s)", chosen,
+             assessment.selection.score if assessment.selection is not None else None)
     return assessment.to_json()
 
 
