@@ -127,7 +127,8 @@ def pretrain(
         _save_figures(task, val_loader, rt, run, cfg.seed)
         stats = getattr(data, "stats", None)
         save_export(
-            run.export, backbone=backbone, model=None,
+            run.export, backbone=backbone, model=task,  # the whole pretext model: a dense
+            # fine-tuning task starts from its decoder too
             config=export_config(cfg, backbone, "pretrain", pretext=pcfg.task.model_dump(mode="json"),
                                  data_stats=stats, steps=result.step, n_train=len(train_ds),  # type: ignore[arg-type]
                                  best_val_loss=result.best_metric),

@@ -319,8 +319,9 @@ def pretrain_card(config: Mapping[str, Any], export: Mapping[str, Any]) -> str:
         f"- Continued from: {_init_text(init)}\n\n"
         "## Intended use\nStarting point for fine-tuning with `ssl-domains finetune --init <this folder>`. "
         "It makes no predictions on its own.\n\n"
-        "## Files\n`backbone.safetensors` (weights, safetensors), `config.json` (how to rebuild it by "
-        "registry name).\n"
+        "## Files\n`backbone.safetensors` (the encoder's weights, safetensors), `model.safetensors` "
+        "(the whole pretext model, its decoder included: a segmentation fine-tuning starts from it "
+        "where the decoder fits), `config.json` (how to rebuild it by registry name).\n"
     )
 
 
