@@ -315,6 +315,9 @@ def task_inference(case: Case) -> None:
 
 # ---------------------------------------------------------------------------------- baselines
 def baseline_predict_proba(entry: Entry, example: Example) -> None:
+    if getattr(entry.factory, "dense", False):
+        _dense_baseline_predict_proba(entry, example)
+        return
     rng = np.random.RandomState(0)
     x = rng.randn(40, 1, 64).astype("float32")
     y = (x[:, 0, :16].mean(1) > 0).astype(int)
@@ -325,6 +328,28 @@ def baseline_predict_proba(entry: Entry, example: Example) -> None:
     p = np.asarray(model.predict_proba(x))
     assert p.shape == (40, 2), f"{entry.name}: predict_proba shape {p.shape}"
     assert np.allclose(p.sum(1), 1, atol=1e-5), f"{entry.name}: probabilities do not sum to 1"
+
+
+def _dense_baseline_predict_proba(entry: Entry, example: Example) -> None:
+    """A segmentation baseline (``dense = True``): ``fit(images, masks)`` on images
+    ``[C, *spatial]`` of the example's ``input_shape`` with a bright ball each (masks
+    ``[*spatial]``), ``predict_proba([N, C, *spatial]) -> [N, *spatial]`` in [0, 1]."""
+    if example.input_shape is None:
+        raise AssertionError(f"{entry.name}: a dense baseline's example needs input_shape "
+                             "[C, *spatial]")
+    channels, *spatial = example.input_shape
+    rng = np.random.RandomState(0)
+    x = rng.randn(4, channels, *spatial).astype("float32")
+    grid = np.indices(spatial)
+    masks = np.stack([sum((g - n * f) ** 2 for g, n in zip(grid, spatial)) < (min(spatial) / 4) ** 2
+                      for f in (0.4, 0.5, 0.6, 0.45)])
+    x += 3.0 * masks[:, None]
+    model = entry.factory(**example.args).fit(list(x[:3]), list(masks[:3]))
+    p = np.asarray(model.predict_proba(x))
+    assert p.shape == (4, *spatial), f"{entry.name}: predict_proba shape {p.shape}, " \
+        f"expected {(4, *spatial)}"
+    assert np.isfinite(p).all() and p.min() >= 0 and p.max() <= 1, \
+        f"{entry.name}: probabilities outside [0, 1]"
 
 
 # ------------------------------------------------------------------------------------ loaders

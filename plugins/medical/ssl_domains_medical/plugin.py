@@ -68,8 +68,10 @@ def register_finetune_tasks(registry: Registrar) -> None:
 @hookimpl
 def register_baselines(registry: Registrar) -> None:
     from ssl_domains_medical.baselines import ImageLogistic
+    from ssl_domains_medical.segmentation_baseline import VoxelStatistics
 
     registry.add(ImageLogistic)
+    registry.add(VoxelStatistics)
 
 
 @hookimpl

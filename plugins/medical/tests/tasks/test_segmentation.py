@@ -152,3 +152,29 @@ def test_dense_task_needs_whole_cases(tmp_path: Path) -> None:
 
     with pytest.raises(Exception, match="whole cases"):
         _whole(object(), "somewhere")
+
+
+def test_sweep_and_auto_in_cases_with_report(tmp_path: Path) -> None:
+    from ssl_domains.report.pages import build_report
+    from ssl_domains.sweep.plan import Size
+    from ssl_domains.sweep.run import run_sweep
+
+    cfg = load_config(_config(tmp_path, label_count=1), ["finetune.train.max_steps=20"])
+    out = tmp_path / "sweep"
+    result = run_sweep(cfg, out, sizes=[Size(count=1), Size(count=2)], seeds=[0],
+                       arms=["scratch", "baseline", "auto"], echo=lambda _: None)
+    dice = result.results[result.results["metric"] == "dice"]
+    assert set(dice["arm"]) == {"scratch", "baseline:voxel_statistics", "auto"}
+    assert sorted(dice["n_labels"].unique()) == [1, 2]  # counted in cases
+    for n in (1, 2):
+        auto = json.loads((out / "cells" / f"auto_{n}_0" / "eval.json").read_text())
+        chosen = auto["selection"]["chosen"]
+        assert auto["selection"]["metric"] == "dice"
+        scores = auto["selection"]["scores"]
+        assert scores[chosen] == max(scores.values())
+        folder = "baseline-voxel_statistics" if chosen.startswith("baseline") else chosen
+        own = json.loads((out / "cells" / f"{folder}_{n}_0" / "eval.json").read_text())
+        assert auto["test"]["dice"] == own["test"]["dice"]  # the chosen cell's test numbers
+    html = build_report(out).read_text()
+    assert "Lesion detection" in html and (out / "report" / "froc.png").is_file()
+    assert (out / "report" / "overlays.png").is_file()
