@@ -26,6 +26,7 @@ from ssl_domains.engine.build import build_backbone
 from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
 from ssl_domains.engine.loop import make_optimizer
 from ssl_domains.engine.runtime import Runtime
+from ssl_domains.engine.segmentation import dense_cases, is_dense
 from ssl_domains.plugins import get_host
 
 __all__ = ["plan", "format_plan"]
@@ -158,13 +159,18 @@ def plan(cfg: Any, *, measure_steps: int = 3) -> dict[str, Any]:
     if cfg.finetune is not None:
         f = cfg.finetune
         sources = build_finetune_sources(f)
-        data = prepare_finetune_data(cfg, f, sources)
+        dense = is_dense(registry, f.task.name)
+        # a dense task's budget counts cases: the run's own case selection, as it will draw it
+        data = dense_cases(cfg, f, sources) if dense else prepare_finetune_data(cfg, f, sources)
         info = {"task": f.task.name, "data": {
             "pool": _data_info(data["pool"]),
-            "label_budget": data["n_budget"],
+            "label_budget": data["n_train_cases"] if dense else data["n_budget"],
             "train": {"items": len(data["train"])},
             "val": {"items": len(data["val"])},
         }}
+        if dense:
+            info["data"]["train"]["from"] = f"patches of {data['n_train_cases']} case(s)"
+            info["data"]["val"]["from"] = "whole cases"
         if data["test"] is not None:
             info["data"]["test"] = _data_info(data["test"])
         info["steps"] = _steps(len(data["train"]), f.data, f.train)
@@ -214,7 +220,9 @@ def format_plan(p: dict[str, Any]) -> list[str]:
         lines.append(f"{stage} ({info['task']}):")
         lines.append("  data:")
         for role, d in info["data"].items():
-            if role == "label_budget":
+            if role == "label_budget" and "whole cases" in str(info["data"].get("val", {}).get("from")):
+                lines.append(f"    label budget: {d} training case(s) (validation: further cases)")
+            elif role == "label_budget":
                 lines.append(f"    label budget: {d} labeled items (train + validation)")
             else:
                 lines.append(_data_line(role, d))

@@ -178,3 +178,13 @@ def test_sweep_and_auto_in_cases_with_report(tmp_path: Path) -> None:
     html = build_report(out).read_text()
     assert "Lesion detection" in html and (out / "report" / "froc.png").is_file()
     assert (out / "report" / "overlays.png").is_file()
+
+
+def test_plan_counts_cases_as_the_run_does(tmp_path: Path) -> None:
+    from ssl_domains.plan import format_plan, plan
+
+    cfg = load_config(_config(tmp_path, label_count=2))
+    info = plan(cfg, measure_steps=0)["stages"]["finetune"]["data"]
+    # 2 training cases x 4 patches, and one further case validates, whole
+    assert (info["label_budget"], info["train"]["items"], info["val"]["items"]) == (2, 8, 1)
+    assert any("2 training case(s)" in line for line in format_plan(plan(cfg, measure_steps=0)))
