@@ -8,9 +8,9 @@ from typing import Any
 
 from torch import nn
 
-from ssl_domains.config import ComponentRef, InitConfig
+from ssl_domains.config import ComponentRef, InitConfig, RunConfig
 from ssl_domains.contracts import META, Backbone, missing_members
-from ssl_domains.engine.checkpoints import InitReport, load_init
+from ssl_domains.engine.checkpoints import BACKBONE_FILE, InitReport, load_init
 from ssl_domains.errors import ContractError, IncompatibleError
 from ssl_domains.files import write_json
 from ssl_domains.registry import Registry
@@ -36,6 +36,17 @@ def build_backbone(registry: Registry, ref: ComponentRef) -> nn.Module:
             "(backbones are nn.Modules with num_features, forward_features and input_spec)"
         )
     return backbone
+
+
+def finetune_init(cfg: RunConfig, init: InitConfig | None, export: Path) -> InitConfig | None:
+    """The weights fine-tuning starts from: ``init`` (``--init``), the config's ``init``, then
+    the run's own pre-training ``export`` when the config also pre-trains; None from scratch."""
+    if cfg.finetune is None or cfg.finetune.from_scratch:
+        return None
+    chosen = init or cfg.init
+    if chosen is None and cfg.pretrain is not None and (export / BACKBONE_FILE).is_file():
+        chosen = InitConfig(path=str(export))
+    return chosen
 
 
 def apply_init(backbone: Any, init: InitConfig | None, run_path: Path | None) -> InitReport | None:

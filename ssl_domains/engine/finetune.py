@@ -29,7 +29,7 @@ from ssl_domains.data.datasets import (
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import label_subset, split_off
 from ssl_domains.engine.assess import Counts, Predictions, finish_run, score
-from ssl_domains.engine.build import apply_init, build_backbone, check_modality
+from ssl_domains.engine.build import apply_init, build_backbone, check_modality, finetune_init
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.inference import predict
 from ssl_domains.engine.labels import check_labels, declared_classes
@@ -243,11 +243,7 @@ def finetune(
 
     backbone = build_backbone(registry, cfg.backbone)
     check_modality(backbone, first_readable(train_ds), f"fine-tuning data ({fcfg.data.train.name})")
-    init_cfg = None
-    if not fcfg.from_scratch:
-        init_cfg = init or cfg.init
-        if init_cfg is None and cfg.pretrain is not None and (run.export / "backbone.safetensors").is_file():
-            init_cfg = InitConfig(path=str(run.export))
+    init_cfg = finetune_init(cfg, init, run.export)
     init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
     declared, explicit = declared_classes(fcfg.task.args, registry.get("finetune", fcfg.task.name).factory)
     n_classes, label_warnings = check_labels(

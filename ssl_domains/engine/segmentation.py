@@ -35,7 +35,7 @@ from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
 from ssl_domains.data.datasets import Subset, make_loader
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
-from ssl_domains.engine.build import apply_init, build_backbone, check_modality
+from ssl_domains.engine.build import apply_init, build_backbone, check_modality, finetune_init
 from ssl_domains.engine.checkpoints import MODEL_FILE, read_safetensors, save_export
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.pretrain import export_config
@@ -347,11 +347,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     where = f"fine-tuning data ({fcfg.data.train.name})"
     backbone: Any = build_backbone(registry, cfg.backbone)
     check_modality(backbone, first_readable(train_ds), where)
-    init_cfg = None
-    if not fcfg.from_scratch:
-        init_cfg = init or cfg.init
-        if init_cfg is None and cfg.pretrain is not None and (run.export / "backbone.safetensors").is_file():
-            init_cfg = InitConfig(path=str(run.export))
+    init_cfg = finetune_init(cfg, init, run.export)
     init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
     args = {k: v for k, v in fcfg.task.args.items() if k != "num_classes"}
     task = registry.create("finetune", fcfg.task.name, backbone, **args)
