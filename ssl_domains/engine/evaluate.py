@@ -39,6 +39,11 @@ def _score(
     """Score ``loader``'s items with a fine-tuned task (training normalisation statistics
     passed on) and write the predictions CSV at the stored threshold."""
     registry = get_host().registry
+    if getattr(task, "dense", False):
+        raise CheckpointError(f"{role}: the export holds a segmentation model ({config['task']['name']}); "
+                              "`evaluate` and `predict` score classifiers and do not segment yet. "
+                              "Its test maps, lesion tables and metrics are in the run's "
+                              "segmentation/, written by `ssl-domains finetune`")
     ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), role)
     if isinstance(task, SelectedModel):  # a baseline or ensemble chosen by select: auto
         preds = task.score_dataset(ds, batch_size, device)

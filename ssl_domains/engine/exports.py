@@ -81,6 +81,8 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise CheckpointError(f"{folder / MODEL_FILE}: weights do not fit the model ({first})") from None
+    if config.get("roi_size") is not None and hasattr(task, "roi_size"):  # a dense task's window
+        task.roi_size = [int(r) for r in config["roi_size"]]
     task.eval()
     return task, config
 

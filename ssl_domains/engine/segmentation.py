@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ import torch
 
 from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
 from ssl_domains.data.datasets import Subset, make_loader
-from ssl_domains.data.skipping import first_readable
+from ssl_domains.data.skipping import first_readable, iter_readable
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
 from ssl_domains.engine.build import apply_init, build_backbone, check_modality, finetune_init
 from ssl_domains.engine.checkpoints import MODEL_FILE, read_safetensors, save_export
@@ -129,43 +131,55 @@ def _case_mask(item: dict[str, Any], where: str) -> np.ndarray:
     return np.asarray(item["mask"])[0] > 0
 
 
-def segment_cases(task: Any, ds: Any, where: str, *, maps: Path | None = None,
-                  want_lesions: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                       list[tuple[np.ndarray, np.ndarray]], list[Any]]:
-    """Segment every case of ``ds`` (whole cases) and score it.
+@dataclass
+class Segmented:
+    """What :func:`segment_cases` found: per-case rows (id and
+    :func:`~ssl_domains.scoring.lesions.case_metrics`), per-lesion rows, ``(prob, truth)``
+    pairs and voxel spacings of the scored cases, and the ids of cases segmented but not
+    scored (no mask)."""
 
-    Returns:
-        Per-case rows (id and :func:`~ssl_domains.scoring.lesions.case_metrics`), per-lesion
-        rows (:func:`~ssl_domains.scoring.lesions.lesion_table` with the case id; only with
-        ``want_lesions``), ``(prob, truth)`` pairs for the pooled metrics and each case's
-        voxel spacing.
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    lesions: list[dict[str, Any]] = field(default_factory=list)
+    pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    spacings: list[Any] = field(default_factory=list)
+    unscored: list[str] = field(default_factory=list)
+    #: Position in the dataset of each scored case (of ``rows``).
+    index: list[int] = field(default_factory=list)
+
+
+def segment_cases(task: Any, ds: Any, where: str, *, maps: Path | None = None,
+                  want_lesions: bool = False, skipped_file: Path | None = None) -> Segmented:
+    """Segment every readable case of ``ds`` (whole cases) and score those with a mask.
+
+    An unreadable case is skipped and listed as a loader's are (``skipped_file``); a case
+    without a mask is segmented (maps, lesion rows) but not scored.
     """
-    rows: list[dict[str, Any]] = []
-    lesion_rows: list[dict[str, Any]] = []
-    pairs: list[tuple[np.ndarray, np.ndarray]] = []
-    spacings: list[Any] = []
-    for i in range(len(ds)):
-        item = ds[i]
-        truth = _case_mask(item, where)
+    out = Segmented()
+    for i, item in iter_readable(ds, where, "finetune", skipped_file):
         prob = task.segment(torch.as_tensor(item[task.key])).numpy()
         meta = item.get("meta") or {}
         spacing = meta.get("spacing")
         cid = str(meta.get("id", i))
-        row = {"id": cid, **lesions.case_metrics(prob, truth, spacing=spacing, threshold=THRESHOLD)}
         if want_lesions:
             affine = np.asarray(meta.get("affine", np.eye(prob.ndim + 1)), dtype=float)
             for lesion in lesions.lesion_table(prob, THRESHOLD, affine):
-                lesion_rows.append({"id": cid, **lesion})
+                out.lesions.append({"id": cid, **lesion})
         if maps is not None and hasattr(ds, "write_prediction"):
             ds.write_prediction(i, prob, maps, cid, threshold=THRESHOLD)
-        rows.append(row)
-        pairs.append((prob, truth))
-        spacings.append(spacing)
-    return rows, lesion_rows, pairs, spacings
+        if "mask" not in item:
+            out.unscored.append(cid)
+            continue
+        truth = np.asarray(item["mask"])[0] > 0
+        out.rows.append({"id": cid, **lesions.case_metrics(prob, truth, spacing=spacing,
+                                                           threshold=THRESHOLD)})
+        out.pairs.append((prob, truth))
+        out.spacings.append(spacing)
+        out.index.append(i)
+    return out
 
 
 def _mean_dice(task: Any, ds: Any, where: str) -> dict[str, float | None]:
-    rows, _, _, _ = segment_cases(task, ds, where)
+    rows = segment_cases(task, ds, where).rows
     dice = float(np.mean([r["dice"] for r in rows])) if rows else float("nan")
     return {"dice": dice, "loss": 1.0 - dice}
 
@@ -243,12 +257,12 @@ class MapModel:
         return torch.as_tensor(np.asarray(self.model.predict_map(volume.numpy()), dtype=np.float32))
 
 
-def write_slices(folder: Path, ds: Any, rows: Sequence[dict[str, Any]],
-                 pairs: Sequence[tuple[np.ndarray, np.ndarray]], key: str) -> list[Path]:
+def write_slices(folder: Path, ds: Any, cases: Segmented, key: str) -> list[Path]:
     """For the report's overlays: the best, median and worst test case by Dice (among cases
     with a lesion, when there are any), each as one
     slice through its largest lesion area (``<rank>.npz`` with ``image``, ``truth``, ``prob``,
     ``dice``, ``id``; the last spatial axis is sliced). 2-D cases are stored whole."""
+    rows, pairs = cases.rows, cases.pairs
     if not rows:
         return []
     # cases with a lesion when there are any (an empty case predicted empty is a Dice of 1)
@@ -259,7 +273,7 @@ def write_slices(folder: Path, ds: Any, rows: Sequence[dict[str, Any]],
     written = []
     for rank, i in picks.items():
         prob, truth = pairs[i]
-        image = np.asarray(ds[i][key], dtype=np.float32)[0]
+        image = np.asarray(ds[cases.index[i]][key], dtype=np.float32)[0]
         if truth.ndim == 3:
             area = truth.sum(axis=(0, 1)) if truth.any() else (prob >= THRESHOLD).sum(axis=(0, 1))
             z = int(np.argmax(area)) if area.any() else truth.shape[2] // 2
@@ -286,8 +300,12 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
     fcfg = cfg.finetune
     seg = Path(run_path) / SEGMENTATION_DIR
     where = f"fine-tuning data ({fcfg.data.train.name})"
-    val_rows, _, val_pairs, val_spacing = segment_cases(model, data["val"], f"validation cases ({where})")
-    val_metrics = lesions.segmentation_metrics(val_pairs, spacing=val_spacing) if val_pairs else {}
+    skipped = Path(run_path) / "skipped.json" if write else None
+    val = segment_cases(model, data["val"], f"validation cases ({where})", skipped_file=skipped)
+    val_rows = val.rows
+    val_metrics = lesions.segmentation_metrics(val.pairs, spacing=val.spacings) if val.pairs else {}
+    notes = [f"{len(val.unscored)} validation case(s) without a mask were not scored"] \
+        if val.unscored else []
     if val_rows:
         val_metrics["dice"] = float(np.mean([r["dice"] for r in val_rows]))
     test_ds = data["test"]
@@ -296,11 +314,17 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
     test_rows: list[dict[str, Any]] = []
     lesion_rows: list[dict[str, Any]] = []
     if test_ds is not None:
-        test_rows, lesion_rows, pairs, spacings = segment_cases(
+        if write:  # maps of an earlier test set do not stay beside this one's
+            shutil.rmtree(seg / "maps", ignore_errors=True)
+        test = segment_cases(
             model, test_ds, f"test cases ({fcfg.data.test.name if fcfg.data.test else ''})",
-            maps=seg / "maps" if write else None, want_lesions=True)
-        test_metrics = lesions.segmentation_metrics(pairs, spacing=spacings)
-        test_metrics["dice"] = float(np.mean([r["dice"] for r in test_rows]))
+            maps=seg / "maps" if write else None, want_lesions=True, skipped_file=skipped)
+        test_rows, lesion_rows, pairs = test.rows, test.lesions, test.pairs
+        if test.unscored:
+            notes.append(f"{len(test.unscored)} test case(s) without a mask were segmented "
+                         "(maps, lesion table) but not scored")
+        test_metrics = lesions.segmentation_metrics(pairs, spacing=test.spacings) if pairs else {}
+        test_metrics["dice"] = float(np.mean([r["dice"] for r in test_rows])) if test_rows else float("nan")
         finite = [r["hd95"] for r in test_rows if np.isfinite(r["hd95"])]
         test_metrics["hd95"] = float(np.mean(finite)) if finite else float("nan")
         intervals = case_intervals(test_rows, seed=cfg.seed)
@@ -309,7 +333,7 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
             _write_rows(seg / FROC_FILE, [{"fp_per_case": float(f), "sensitivity": float(v),
                                           "threshold": float(t)} for f, v, t in
                                          zip(curve.fp_per_case, curve.sensitivity, curve.thresholds)])
-            write_slices(seg / SLICES_DIR, test_ds, test_rows, pairs, model.key)
+            write_slices(seg / SLICES_DIR, test_ds, test, model.key)
     assessment = Assessment.model_validate({
         "threshold": THRESHOLD, "threshold_rule": "argmax (probability 0.5)",
         "val": _finite(val_metrics),
@@ -320,7 +344,7 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
         "label_counts": {"train": {"cases": data["n_train_cases"]},
                          "val": {"cases": data["n_val_cases"]},
                          **({"test": {"cases": len(test_rows)}} if test_ds is not None else {})},
-        "test_intervals": intervals, "warnings": [], **details,
+        "test_intervals": intervals, "warnings": notes, **details,
     })
     if write:
         _write_rows(seg / "val_cases.csv", val_rows)
@@ -339,14 +363,21 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     assert cfg.finetune is not None
     fcfg = cfg.finetune
     if fcfg.select == "auto":
-        raise ConfigError(f"{cfg.name}: select: auto is not available for dense tasks yet; run "
-                          "`ssl-domains sweep` with the arms ssl, scratch, linear_probe, baseline")
+        raise ConfigError(f"{cfg.name}: select: auto trains several candidates; run it with "
+                          "`ssl-domains finetune` or ssl_domains.sweep.select.select_finetune")
+    if fcfg.mode == "frozen_then_unfrozen":
+        raise ConfigError(f"{cfg.name}: finetune.mode frozen_then_unfrozen is not available for a "
+                          "dense task; use full or linear (the encoder frozen, the decoder trained)")
     rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
     data = dense_cases(cfg, fcfg, sources)
     train_ds, val_ds = data["train"], data["val"]
     where = f"fine-tuning data ({fcfg.data.train.name})"
     backbone: Any = build_backbone(registry, cfg.backbone)
-    check_modality(backbone, first_readable(train_ds), where)
+    first = first_readable(train_ds)
+    check_modality(backbone, first, where)
+    if "mask" not in first:
+        raise DataError(where, "training items have no mask; a dense task trains on lesion masks "
+                        "(the manifest's mask column)")
     init_cfg = finetune_init(cfg, init, run.export)
     init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
     args = {k: v for k, v in fcfg.task.args.items() if k != "num_classes"}
@@ -366,7 +397,6 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank,
                                world_size=rt.world_size, role="training", stage="finetune",
                                skipped_file=skipped_file)
-    first = first_readable(train_ds)
     if getattr(task, "roi_size", None) is None:
         task.roi_size = [int(s) for s in first[backbone.input_spec.modality].shape[1:]]
     val_where = f"validation cases ({where})"
@@ -380,10 +410,10 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     init_text = init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none")
     if decoder_note:
         init_text = f"{init_text}; {decoder_note}"
-    assessment = assess_dense(task, data, run.path, cfg, write=rt.is_main, details={
-        "steps": result.step, "best_step": result.best_step, "monitor": "dice",
-        "stopped_early": result.stopped_early, "init": init_text, "seconds": result.seconds})
-    if rt.is_main:
+    if rt.is_main:  # one process segments and scores the cases (the others wait at the barrier)
+        assessment = assess_dense(task, data, run.path, cfg, details={
+            "steps": result.step, "best_step": result.best_step, "monitor": "dice",
+            "stopped_early": result.stopped_early, "init": init_text, "seconds": result.seconds})
         export_cfg = export_config(
             cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=2,
             threshold=THRESHOLD, threshold_rule="argmax", roi_size=list(task.roi_size),
@@ -391,4 +421,4 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
         save_export(run.export, backbone=backbone, model=task, config=export_cfg, card=card)
     rt.barrier()
     run.close()
-    return assessment.to_json()
+    return assessment.to_json() if rt.is_main else {}

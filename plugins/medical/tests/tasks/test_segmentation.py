@@ -188,3 +188,49 @@ def test_plan_counts_cases_as_the_run_does(tmp_path: Path) -> None:
     # 2 training cases x 4 patches, and one further case validates, whole
     assert (info["label_budget"], info["train"]["items"], info["val"]["items"]) == (2, 8, 1)
     assert any("2 training case(s)" in line for line in format_plan(plan(cfg, measure_steps=0)))
+
+
+def test_unreadable_and_maskless_cases_are_skipped_or_left_unscored(tmp_path: Path) -> None:
+    from ssl_domains.engine.segmentation import segment_cases
+    from ssl_domains.errors import DataError
+
+    class Cases(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 30
+
+        def __getitem__(self, i: int) -> dict:
+            if i == 1:
+                raise DataError(f"case{i}.nii.gz", "truncated gzip stream")
+            item = {"image": torch.zeros(1, 8, 8, 8), "meta": {"id": f"c{i}", "spacing": [1, 1, 1]}}
+            if i != 2:
+                mask = torch.zeros(1, 8, 8, 8)
+                mask[0, 2:5, 2:5, 2:5] = 1
+                item["mask"] = mask
+            return item
+
+    class Ones:
+        key = "image"
+
+        def segment(self, volume: torch.Tensor) -> torch.Tensor:
+            prob = torch.zeros(volume.shape[1:])
+            prob[2:5, 2:5, 2:5] = 0.9
+            return prob
+
+    got = segment_cases(Ones(), Cases(), "test cases", want_lesions=True,
+                        skipped_file=tmp_path / "skipped.json")
+    assert got.unscored == ["c2"]  # segmented (its lesion row is there), not scored
+    assert len(got.rows) == 28 and all(r["dice"] == 1.0 for r in got.rows)
+    assert "c1" not in {r["id"] for r in got.lesions} and "c2" in {r["id"] for r in got.lesions}
+    assert got.index[:2] == [0, 3]
+    assert "truncated" in (tmp_path / "skipped.json").read_text()
+
+
+def test_evaluate_refuses_a_segmentation_export(tmp_path: Path) -> None:
+    from ssl_domains.engine.evaluate import evaluate
+    from ssl_domains.errors import CheckpointError
+
+    cfg = load_config(_config(tmp_path, label_count=1), ["finetune.train.max_steps=2"])
+    run = tmp_path / "runs" / "seg"
+    finetune(cfg, run)
+    with pytest.raises(CheckpointError, match="segmentation model"):
+        evaluate(run)
