@@ -21,6 +21,7 @@ threshold applies)::
     baseline, ensemble             the classical baseline / ensemble an arm used
     refit                          a model auto chose by cross-validation, fitted again on
                                    every label: how
+    postprocessing                 a dense task's post-processing, chosen on validation cases
     selection, candidates, candidates_note                   what select: auto chose and why
     eval_<loader>, n_eval_<loader> ``ssl-domains evaluate`` on other data
 """
@@ -242,6 +243,9 @@ class Assessment(_Model):
     #: how a model ``auto`` chose by cross-validation was fitted again on every label (a
     #: sentence)
     refit: str | None = None
+    #: a dense task's post-processing of the probability maps, chosen on validation cases
+    #: (a sentence, with the validation Dice without and with it)
+    postprocessing: str | None = None
     ensemble: Ensemble | None = None
     selection: Selection | None = None
     candidates: dict[str, Candidate] | None = None

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ssl_domains.config import ComponentRef, DataConfig
+from ssl_domains.config import ComponentRef, DataConfig, load_config
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.assess import (
@@ -23,8 +23,10 @@ from ssl_domains.engine.assess import (
 )
 from ssl_domains.engine.build import check_modality
 from ssl_domains.engine.exports import SelectedModel, load_finetuned, load_model
+from ssl_domains.engine.finetune import build_finetune_sources
 from ssl_domains.engine.inference import predict
 from ssl_domains.engine.runtime import Runtime
+from ssl_domains.engine.segmentation import SEGMENTATION_DIR, reassess
 from ssl_domains.errors import CheckpointError
 from ssl_domains.plugins import get_host
 
@@ -41,9 +43,8 @@ def _score(
     registry = get_host().registry
     if getattr(task, "dense", False):
         raise CheckpointError(f"{role}: the export holds a segmentation model ({config['task']['name']}); "
-                              "`evaluate` and `predict` score classifiers and do not segment yet. "
-                              "Its test maps, lesion tables and metrics are in the run's "
-                              "segmentation/, written by `ssl-domains finetune`")
+                              "`evaluate RUN` scores the run's own cases again; other data and "
+                              "`predict` do not segment yet")
     ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), role)
     if isinstance(task, SelectedModel):  # a baseline or ensemble chosen by select: auto
         preds = task.score_dataset(ds, batch_size, device)
@@ -74,6 +75,14 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
     ``eval.json`` and ``predictions/test.csv`` when the run's own test set is used."""
     run = Path(run_path)
     task, config = load_model(run)
+    if getattr(task, "dense", False) and loader is None:  # a segmentation run: its own cases
+        cfg = load_config(run / "config.yaml")
+        if cfg.finetune is None:
+            raise CheckpointError(f"{run}: config.yaml has no finetune section")
+        task.to(Runtime.create(device, "auto").device)
+        after = reassess(run, cfg, task, build_finetune_sources(cfg.finetune))
+        return {"metrics": after.metrics("test"), "threshold": after.threshold,
+                "n": after.n_test, "csv": str(run / SEGMENTATION_DIR / "test_cases.csv")}
     if loader is None:
         cfg_path = run / "config.yaml"
         if not cfg_path.is_file():

@@ -46,7 +46,7 @@ from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.registry import Registry
 from ssl_domains.scoring import lesions
 
-__all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "training_cases", "MapModel", "write_slices", "FROC_FILE", "SLICES_DIR", "SEGMENTATION_DIR", "THRESHOLD",
+__all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "training_cases", "MapModel", "LargestLesion", "largest_lesion", "reassess", "write_slices", "FROC_FILE", "SLICES_DIR", "SEGMENTATION_DIR", "THRESHOLD",
            "segment_cases"]
 
 log = logging.getLogger(__name__)
@@ -286,6 +286,31 @@ def write_slices(folder: Path, ds: Any, cases: Segmented, key: str) -> list[Path
     return written
 
 
+def largest_lesion(prob: np.ndarray) -> np.ndarray:
+    """``prob`` with every lesion but the largest (26-connected components of ``prob >=``
+    :data:`THRESHOLD`, by voxel count) set to 0: nnU-Net's "keep the largest component"
+    post-processing."""
+    labels, n = lesions.label_components(prob >= THRESHOLD)
+    if n <= 1:
+        return prob
+    sizes = np.bincount(labels.ravel())[1:]
+    out = prob.copy()
+    out[(labels > 0) & (labels != int(np.argmax(sizes)) + 1)] = 0.0
+    return out
+
+
+class LargestLesion:
+    """A dense model whose maps keep only their largest lesion (:func:`largest_lesion`)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.key = model.key
+
+    def segment(self, volume: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's map with only its largest lesion."""
+        return torch.as_tensor(largest_lesion(np.asarray(self.model.segment(volume))))
+
+
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in metrics.items()}
 
@@ -302,6 +327,16 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
     where = f"fine-tuning data ({fcfg.data.train.name})"
     skipped = Path(run_path) / "skipped.json" if write else None
     val = segment_cases(model, data["val"], f"validation cases ({where})", skipped_file=skipped)
+    # post-processing as nnU-Net decides it: keep only the largest lesion when that raises the
+    # mean Dice of the validation cases (never on test data)
+    post = segment_cases(LargestLesion(model), data["val"], "validation cases") if val.rows else val
+    raw, kept = (float(np.mean([r["dice"] for r in v.rows])) if v.rows else float("nan")
+                 for v in (val, post))
+    postprocessing = None
+    if kept > raw:
+        model, val = LargestLesion(model), post
+        postprocessing = (f"largest lesion only (validation Dice {raw:.3f} without, {kept:.3f} "
+                          f"with, over {len(val.rows)} case(s))")
     val_rows = val.rows
     val_metrics = lesions.segmentation_metrics(val.pairs, spacing=val.spacings) if val.pairs else {}
     notes = [f"{len(val.unscored)} validation case(s) without a mask were not scored"] \
@@ -344,7 +379,8 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
         "label_counts": {"train": {"cases": data["n_train_cases"]},
                          "val": {"cases": data["n_val_cases"]},
                          **({"test": {"cases": len(test_rows)}} if test_ds is not None else {})},
-        "test_intervals": intervals, "warnings": notes, **details,
+        "test_intervals": intervals, "warnings": notes, "postprocessing": postprocessing,
+        **details,
     })
     if write:
         _write_rows(seg / "val_cases.csv", val_rows)
@@ -353,6 +389,24 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
             _write_rows(seg / "test_lesions.csv", lesion_rows)
         write_assessment(Path(run_path), assessment)
     return assessment
+
+
+#: ``eval.json`` fields of how a model was trained, kept when a dense run is scored again.
+TRAINING_FIELDS = ("steps", "best_step", "monitor", "stopped_early", "init", "seconds",
+                   "baseline", "refit", "selection", "candidates_note")
+
+
+def reassess(run_path: Path, cfg: RunConfig, model: Any, sources: dict[str, Any]) -> Assessment:
+    """Score a finished dense run again with the current scoring (``ssl-domains evaluate`` of
+    a segmentation run): the same validation and test cases (:func:`dense_cases` of the run's
+    config), ``model`` (its export), how it was trained kept from its ``eval.json``."""
+    from ssl_domains.engine.assess import read_assessment
+
+    assert cfg.finetune is not None
+    before = read_assessment(run_path).to_json() if (Path(run_path) / "eval.json").is_file() else {}
+    data = dense_cases(cfg, cfg.finetune, sources)
+    return assess_dense(model, data, Path(run_path), cfg,
+                        details={k: before[k] for k in TRAINING_FIELDS if k in before})
 
 
 def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: InitConfig | None,

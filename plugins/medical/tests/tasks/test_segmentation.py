@@ -225,12 +225,30 @@ def test_unreadable_and_maskless_cases_are_skipped_or_left_unscored(tmp_path: Pa
     assert "truncated" in (tmp_path / "skipped.json").read_text()
 
 
-def test_evaluate_refuses_a_segmentation_export(tmp_path: Path) -> None:
+def test_evaluate_scores_a_segmentation_run_again(tmp_path: Path) -> None:
+    from ssl_domains.config import ComponentRef
     from ssl_domains.engine.evaluate import evaluate
     from ssl_domains.errors import CheckpointError
 
-    cfg = load_config(_config(tmp_path, label_count=1), ["finetune.train.max_steps=2"])
+    cfg = load_config(_config(tmp_path, label_count=1), ["finetune.train.max_steps=4"])
     run = tmp_path / "runs" / "seg"
-    finetune(cfg, run)
+    first = finetune(cfg, run)
+    again = evaluate(run)  # the run's own cases, its export, the same numbers
+    assert again["n"] == first["n_test"] == 2
+    assert again["metrics"]["dice"] == pytest.approx(first["test"]["dice"])
+    after = json.loads((run / "eval.json").read_text())
+    assert after["steps"] == first["steps"] and after["init"] == first["init"]  # kept
     with pytest.raises(CheckpointError, match="segmentation model"):
-        evaluate(run)
+        evaluate(run, ComponentRef(name="image_manifest", args={"path": "x.csv"}))
+
+
+def test_largest_lesion_postprocessing() -> None:
+    from ssl_domains.engine.segmentation import largest_lesion
+
+    prob = np.zeros((12, 12, 12), np.float32)
+    prob[1:5, 1:5, 1:5] = 0.9   # 64 voxels: kept
+    prob[8:10, 8:10, 8:10] = 0.7  # 8 voxels: removed
+    prob[6, 6, 6] = 0.3          # below the threshold: untouched
+    out = largest_lesion(prob)
+    assert out[2, 2, 2] == pytest.approx(0.9) and out[9, 9, 9] == 0.0 and out[6, 6, 6] == pytest.approx(0.3)
+    assert largest_lesion(np.zeros((4, 4, 4), np.float32)).sum() == 0
