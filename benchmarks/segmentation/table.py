@@ -3,7 +3,7 @@
     python -m benchmarks.segmentation.table runs/seg-sarcoma/sweep \\
         [--variant genesis=runs/seg-sarcoma-genesis/sweep ...]
 
-Per labeled-case budget and arm: mean ± sd over seeds of the test metrics; then the paired
+Read from every finished cell's ``eval.json``. Per labeled-case budget and arm: mean ± sd over seeds of the test metrics; then the paired
 differences to ``scratch`` (same cases per seed) with a Student-t 95 % interval over seeds. A
 ``--variant NAME=SWEEP`` adds that sweep's ``ssl`` arm as ``ssl-NAME`` (another pretext task on
 the same cases).
@@ -12,6 +12,7 @@ the same cases).
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,30 @@ from scipy import stats
 METRICS = ("dice", "lesion_wise_dice", "lesion_sensitivity", "fp_per_case", "sensitivity_at_1fp")
 
 
+def cells(sweep: Path, rename: dict[str, str] | None = None) -> pd.DataFrame:
+    """Tidy rows (arm, n_labels, seed, metric, value) of every finished cell of ``sweep``
+    (read from each cell's ``eval.json``, so an unfinished sweep can be tabulated too)."""
+    from ssl_domains.report.artifacts import parse_cell_name
+
+    rows = []
+    for cell in sorted((sweep / "cells").iterdir()):
+        parsed = parse_cell_name(cell.name)
+        if parsed is None or not (cell / "eval.json").is_file():
+            continue
+        arm, size, seed = parsed
+        if rename is not None:
+            if arm not in rename:
+                continue
+            arm = rename[arm]
+        test = json.loads((cell / "eval.json").read_text()).get("test") or {}
+        rows += [{"arm": arm, "n_labels": int(size), "seed": int(seed), "metric": m, "value": v}
+                 for m, v in test.items() if v is not None]
+    return pd.DataFrame(rows)
+
+
 def load(sweep: Path, variants: dict[str, Path]) -> pd.DataFrame:
-    """The tidy results of ``sweep`` plus each variant's ``ssl`` arm renamed."""
-    frames = [pd.read_csv(sweep / "results.csv")]
-    for name, path in variants.items():
-        extra = pd.read_csv(path / "results.csv")
-        extra = extra[extra["arm"] == "ssl"].assign(arm=f"ssl-{name}")
-        frames.append(extra)
+    """The cells of ``sweep`` plus each variant's ``ssl`` arm renamed ``ssl-<variant>``."""
+    frames = [cells(sweep)] + [cells(path, {"ssl": f"ssl-{name}"}) for name, path in variants.items()]
     return pd.concat(frames, ignore_index=True)
 
 
