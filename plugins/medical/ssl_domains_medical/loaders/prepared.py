@@ -12,6 +12,7 @@ import torch
 from ssl_domains.contracts import Example
 from ssl_domains.errors import ConfigError
 from ssl_domains.registry import Registry, component
+from ssl_domains_medical.loaders.record_items import RecordItems
 from ssl_domains_medical.loaders.store import VolumeStore, preprocessing_spec
 
 __all__ = ["PreparedDataset", "patch_box"]
@@ -87,7 +88,7 @@ def patch_box(rng: np.random.Generator, shape: tuple[int, ...], patch: tuple[int
                        "patch_size": 8, "patches_per_volume": 2})],
     example_data="ssl_domains_medical.loaders.examples:write_prepared_example",
 )
-class PreparedDataset(torch.utils.data.Dataset):
+class PreparedDataset(RecordItems, torch.utils.data.Dataset):
     """Items of a prepared store (``ssl-domains medical prepare CONFIG`` makes it from
     ``source``): ``{"image": [C, *patch] float32, "mask"?, "label"?, "meta"}``, as the source
     loader gives them, with patches read from the chunks they touch.
@@ -166,23 +167,7 @@ class PreparedDataset(torch.utils.data.Dataset):
         return self.store.check({"loader": given["loader"], "args": {**made, **given["args"]}}, self.dtype)
 
     # ------------------------------------------------------------------ dataset surface
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose patches items are drawn from."""
-        self.epoch = int(epoch)
-
-    @property
-    def labels(self) -> list[int] | None:
-        if not self.records or any(r.get("label") is None for r in self.records):
-            return None
-        return [int(r["label"]) for r in self.records for _ in range(self.patches_per_volume)]
-
-    @property
-    def groups(self) -> list[str]:
-        return [str(r.get("group") or r["id"]) for r in self.records for _ in range(self.patches_per_volume)]
-
-    def __len__(self) -> int:
-        return len(self.records) * self.patches_per_volume
-
+    # (set_epoch, labels, groups and __len__ come from RecordItems)
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(index)

@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 
 from ssl_domains.data.skipping import scrub
 from ssl_domains.errors import ConfigError, DataError
+from ssl_domains_medical.loaders.record_items import RecordItems
 from ssl_domains_medical.loaders.volume_cache import VolumeCache, parse_bytes
 from ssl_domains_medical.transforms import patch_sampler, preprocessing, resolve_intensity
 
@@ -117,7 +118,7 @@ def nifti_to_meta_tensor(path: str | Path, dims: int, allow_4d: bool = False,
     return to_meta_tensor(arr, affine, dims, path)
 
 
-class VolumeDataset(Dataset):
+class VolumeDataset(RecordItems, Dataset):
     """Base of the volume loaders: records -> cached preprocessing -> fixed size or patches.
 
     Subclasses fill ``self.records`` (dicts with ``"id"``, ``"modality"`` and optionally
@@ -212,26 +213,7 @@ class VolumeDataset(Dataset):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ dataset surface
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose patches items are drawn from (the engine calls this before
-        each training epoch; evaluation-only datasets stay at epoch 0)."""
-        self.epoch = int(epoch)
-
-    @property
-    def labels(self) -> list[int] | None:
-        """One label per item, or None when unlabeled."""
-        if not self.records or any(r.get("label") is None for r in self.records):
-            return None
-        return [int(r["label"]) for r in self.records for _ in range(self.patches_per_volume)]
-
-    @property
-    def groups(self) -> list[str]:
-        """Record (case / series) id per item, so a case stays on one side of a split."""
-        return [str(r["id"]) for r in self.records for _ in range(self.patches_per_volume)]
-
-    def __len__(self) -> int:
-        return len(self.records) * self.patches_per_volume
-
+    # (set_epoch, labels, groups and __len__ come from RecordItems)
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(index)
