@@ -1,0 +1,82 @@
+"""Few-label lung-nodule segmentation on the LIDC-IDRI crops (``../shared/data/lidc_nodules``).
+
+Split by patient, never by nodule: patients sorted by id, every fourth one is a test patient
+(all of its nodules are test cases); the pool is the other patients' nodules. The recipe is
+``benchmarks/suite/recipes/segmentation.yaml`` unchanged; the data sections are this dataset's:
+CT lung window, 1 mm isotropic grid (the nodules, 6.8 mm median, vanish on the 3 mm grid of the
+sarcoma benchmark), each crop centred and padded or cut to 48x48x16 voxels::
+
+    OMP_NUM_THREADS=1 python -m benchmarks.segmentation.lidc --data ../shared/data \\
+        --counts 5,20 --seeds 2 --arms ssl,scratch,baseline --out runs/seg-lidc
+
+Budgets count nodules (cases). Two nodules of one pool patient may land on either side of the
+training/validation split (the dense path splits by case); test patients never train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+RECIPE = Path(__file__).resolve().parents[1] / "suite" / "recipes" / "segmentation.yaml"
+LOADER = {"modality": "CT", "spacing": [1.0, 1.0, 1.0], "intensity": "lung",
+          "spatial_size": [48, 48, 16]}
+PATCHES = {"patch_size": [32, 32, 16], "patches_per_volume": 4, "pos_fraction": 0.67}
+
+
+def write_split(data: Path, out: Path) -> dict[str, Path]:
+    """``pool.csv`` and ``test.csv`` (case_id, image, mask; absolute paths) in ``out``."""
+    root = (data / "lidc_nodules").resolve()
+    with open(root / "nodules.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["image"].strip() and r["mask"].strip()]
+    patients = sorted({r["patient_id"] for r in rows})
+    test_patients = set(patients[3::4])
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, part in (("pool", [r for r in rows if r["patient_id"] not in test_patients]),
+                       ("test", [r for r in rows if r["patient_id"] in test_patients])):
+        paths[name] = out / f"{name}.csv"
+        with open(paths[name], "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["case_id", "image", "mask"])
+            for r in part:
+                w.writerow([f"{r['patient_id']}_{r['nodule_id']}", root / r["image"], root / r["mask"]])
+    return paths
+
+
+def config(paths: dict[str, Path], name: str) -> dict:
+    cfg = yaml.safe_load(RECIPE.read_text())
+    cfg["name"] = name
+    cfg["pretrain"]["data"]["train"] = {"name": "image_manifest", "args": {
+        "path": str(paths["pool"]), "mask_column": "no_mask", **LOADER, **PATCHES, "pos_fraction": None}}
+    cfg["finetune"]["data"]["train"] = {"name": "image_manifest", "args": {
+        "path": str(paths["pool"]), **LOADER, **PATCHES}}
+    cfg["finetune"]["data"]["test"] = {"name": "image_manifest", "args": {
+        "path": str(paths["test"]), **LOADER}}
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, default=Path("runs/seg-lidc"))
+    ap.add_argument("--counts", default="5,20")
+    ap.add_argument("--seeds", default="2")
+    ap.add_argument("--arms", default="ssl,scratch,baseline")
+    args, extra = ap.parse_known_args(argv)
+    paths = write_split(args.data, args.out / "split")
+    cfg_path = args.out / "split" / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(config(paths, "seg-lidc"), sort_keys=False))
+    cmd = ["ssl-domains", "sweep", str(cfg_path), "--counts", args.counts, "--seeds", args.seeds,
+           "--arms", args.arms, "--out", str(args.out / "sweep"), *extra]
+    print(" ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
