@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from benchmarks.segmentation.sarcoma import config, sweep
 
-RECIPE = Path(__file__).resolve().parents[1] / "suite" / "recipes" / "segmentation.yaml"
 LOADER = {"modality": "CT", "spacing": [1.0, 1.0, 1.0], "intensity": "lung",
           "spatial_size": [48, 48, 16]}
 PATCHES = {"patch_size": [32, 32, 16], "patches_per_volume": 4, "pos_fraction": 0.67}
@@ -49,18 +47,6 @@ def write_split(data: Path, out: Path) -> dict[str, Path]:
     return paths
 
 
-def config(paths: dict[str, Path], name: str) -> dict:
-    cfg = yaml.safe_load(RECIPE.read_text())
-    cfg["name"] = name
-    cfg["pretrain"]["data"]["train"] = {"name": "image_manifest", "args": {
-        "path": str(paths["pool"]), "mask_column": "no_mask", **LOADER, **PATCHES, "pos_fraction": None}}
-    cfg["finetune"]["data"]["train"] = {"name": "image_manifest", "args": {
-        "path": str(paths["pool"]), **LOADER, **PATCHES}}
-    cfg["finetune"]["data"]["test"] = {"name": "image_manifest", "args": {
-        "path": str(paths["test"]), **LOADER}}
-    return cfg
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -70,12 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arms", default="ssl,scratch,baseline")
     args, extra = ap.parse_known_args(argv)
     paths = write_split(args.data, args.out / "split")
-    cfg_path = args.out / "split" / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(config(paths, "seg-lidc"), sort_keys=False))
-    cmd = ["ssl-domains", "sweep", str(cfg_path), "--counts", args.counts, "--seeds", args.seeds,
-           "--arms", args.arms, "--out", str(args.out / "sweep"), *extra]
-    print(" ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    return sweep(config(paths, "seg-lidc", loader=LOADER, patches=PATCHES), args.out, args.counts,
+                 args.seeds, args.arms, extra)
 
 
 if __name__ == "__main__":

@@ -56,18 +56,32 @@ PRETEXTS = {
 }
 
 
-def config(paths: dict[str, Path], name: str, pretext: str = "masked") -> dict:
+def config(paths: dict[str, Path], name: str, pretext: str = "masked",
+           loader: dict | None = None, patches: dict | None = None) -> dict:
+    """The recipe with a dataset's data sections: ``pool.csv`` pre-trains (masks ignored) and
+    fine-tunes, ``test.csv`` tests; ``loader``/``patches`` default to this dataset's."""
+    loader, patches = loader or LOADER, patches or PATCHES
     cfg = yaml.safe_load(RECIPE.read_text())
     cfg["name"] = name
     if PRETEXTS[pretext] is not None:
         cfg["pretrain"]["task"] = PRETEXTS[pretext]
     cfg["pretrain"]["data"]["train"] = {"name": "image_manifest", "args": {
-        "path": str(paths["pool"]), "mask_column": "no_mask", **LOADER, **PATCHES, "pos_fraction": None}}
+        "path": str(paths["pool"]), "mask_column": "no_mask", **loader, **patches, "pos_fraction": None}}
     cfg["finetune"]["data"]["train"] = {"name": "image_manifest", "args": {
-        "path": str(paths["pool"]), **LOADER, **PATCHES}}
+        "path": str(paths["pool"]), **loader, **patches}}
     cfg["finetune"]["data"]["test"] = {"name": "image_manifest", "args": {
-        "path": str(paths["test"]), **LOADER}}
+        "path": str(paths["test"]), **loader}}
     return cfg
+
+
+def sweep(cfg: dict, out: Path, counts: str, seeds: str, arms: str, extra: list[str]) -> int:
+    """Write ``cfg`` into ``out/split/config.yaml`` and run ``ssl-domains sweep`` on it."""
+    cfg_path = out / "split" / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cmd = ["ssl-domains", "sweep", str(cfg_path), "--counts", counts, "--seeds", seeds,
+           "--arms", arms, "--out", str(out / "sweep"), *extra]
+    print(" ".join(cmd), flush=True)
+    return subprocess.call(cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,12 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="pre-training task (the comparison of which pretext helps segmentation)")
     args, extra = ap.parse_known_args(argv)
     paths = write_split(args.data, args.out / "split")
-    cfg_path = args.out / "split" / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(config(paths, "seg-sarcoma", args.pretext), sort_keys=False))
-    cmd = ["ssl-domains", "sweep", str(cfg_path), "--counts", args.counts, "--seeds", args.seeds,
-           "--arms", args.arms, "--out", str(args.out / "sweep"), *extra]
-    print(" ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    return sweep(config(paths, "seg-sarcoma", args.pretext), args.out, args.counts, args.seeds,
+                 args.arms, extra)
 
 
 if __name__ == "__main__":
