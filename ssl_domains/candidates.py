@@ -14,7 +14,7 @@ AUTO_CANDIDATES = ("baseline", "linear_probe", "ssl", "scratch", "ensemble")
 #: preference may fall short and still be chosen. Two, not one: the order is what held up on
 #: benchmarks of the task's kind, and 10-50 labels rarely give clear evidence against it; on
 #: the benchmark suite two did as well as one with each data set held out of the order and
-#: better with the orders the plugins ship (benchmarks/RESULTS.md, "auto: two standard errors,
+#: better with the orders the plugins ship (benchmarks/HISTORY.md, "auto: two standard errors,
 #: one baseline named").
 TOLERANCE = 2.0
 _ONE_BASELINE = re.compile(r"^baseline:[a-z][a-z0-9_]*$")

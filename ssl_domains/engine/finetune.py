@@ -166,7 +166,7 @@ def counts_of(data: Mapping[str, Any]) -> Counts:
 
 #: ``early_stopping.metric: auto`` keeps the weights of the best validation AUROC when every
 #: class has at least this many validation items, else of the lowest validation loss. Measured
-#: on the benchmark suite (benchmarks/RESULTS.md, "Which checkpoint fine-tuning keeps"): with
+#: on the benchmark suite (benchmarks/HISTORY.md, "Which checkpoint fine-tuning keeps"): with
 #: 21-270 items a class the AUROC's checkpoint tested better (BreastMNIST, PneumoniaMNIST and,
 #: held out, AdrenalMNIST3D at 100 % of the labels); with 2-14 it tested worse (with a handful
 #: of items the AUROC is 1.0 at the first evaluation and the earliest weights are kept).

@@ -32,7 +32,7 @@ __all__ = ["TumorClassification", "TumorPatchDetection", "TumorPatches", "aggreg
 #: ``auto``'s default order of preference for the medical tasks (``prefer`` of their
 #: ``@component``; a config's ``finetune.prefer`` overrides it): the candidates by average
 #: shortfall from the best arm over the benchmark suite's image and volume datasets; each of
-#: them, held out of that ranking, gets the same first two (benchmarks/RESULTS.md, "auto: two
+#: them, held out of that ranking, gets the same first two (benchmarks/HISTORY.md, "auto: two
 #: standard errors, one baseline named").
 MEDICAL_PREFERENCE = ("ssl", "ensemble", "linear_probe", "scratch", "baseline")
 

@@ -22,7 +22,7 @@ from ssl_domains_timeseries.backbones._masking import signal_from_batch
                                                     "dropout": 0.1})],
     # auto's order of preference (finetune.prefer's default): the candidates by average
     # shortfall from the best arm over the benchmark suite's seven signal datasets, MiniRocket
-    # first and the other baselines last (benchmarks/RESULTS.md, "auto: two standard errors,
+    # first and the other baselines last (benchmarks/HISTORY.md, "auto: two standard errors,
     # one baseline named"); without aeon there is no MiniRocket and the ensemble comes first
     prefer=("baseline:minirocket", "ensemble", "ssl", "scratch", "linear_probe", "baseline"),
 )
