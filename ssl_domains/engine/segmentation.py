@@ -329,7 +329,12 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
     val = segment_cases(model, data["val"], f"validation cases ({where})", skipped_file=skipped)
     # post-processing as nnU-Net decides it: keep only the largest lesion when that raises the
     # mean Dice of the validation cases (never on test data)
-    post = segment_cases(LargestLesion(model), data["val"], "validation cases") if val.rows else val
+    # (scored from the maps already made: the network does not run on them again)
+    post = Segmented(
+        rows=[{"id": r["id"], **lesions.case_metrics(largest_lesion(p), t, spacing=sp, threshold=THRESHOLD)}
+              for r, (p, t), sp in zip(val.rows, val.pairs, val.spacings)],
+        lesions=val.lesions, pairs=[(largest_lesion(p), t) for p, t in val.pairs],
+        spacings=val.spacings, unscored=val.unscored, index=val.index)
     raw, kept = (float(np.mean([r["dice"] for r in v.rows])) if v.rows else float("nan")
                  for v in (val, post))
     postprocessing = None
