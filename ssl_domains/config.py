@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ssl_domains.candidates import AUTO_CANDIDATES, is_candidate_name, tolerance_words
-from ssl_domains.errors import ConfigError
+from ssl_domains.errors import ConfigError, DataError
+from ssl_domains.metric_names import MONITORED_METRICS, parse_rule
 
 __all__ = [
     "ComponentRef",
@@ -30,6 +31,7 @@ __all__ = [
     "parse_config",
     "dump_config",
     "parse_arg_pairs",
+    "read_yaml",
 ]
 
 
@@ -71,6 +73,14 @@ class EarlyStopping(_Strict):
                                  "stopping; null: never stop early, only keep the best weights")
     mode: Literal["min", "max", "auto"] = Field("auto", description="auto: min for loss, max otherwise")
 
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value != "auto" and value not in MONITORED_METRICS:
+            raise ValueError(f"unknown validation metric {value!r}; allowed: auto, "
+                             f"{', '.join(MONITORED_METRICS)}")
+        return value
+
 
 class TrainConfig(_Strict):
     """Optimisation settings of one stage."""
@@ -107,6 +117,14 @@ class PretrainConfig(_Strict):
     task: ComponentRef = Field(description="pretext task, see `ssl-domains list pretext`")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
+    @model_validator(mode="after")
+    def _loss_only(self) -> PretrainConfig:
+        early = self.train.early_stopping
+        if early is not None and early.metric not in ("loss", "auto"):
+            raise ValueError(f"train.early_stopping.metric {early.metric!r}: pre-training "
+                             "validates the pretext loss only; use loss (or auto)")
+        return self
+
 
 class FinetuneConfig(_Strict):
     """Supervised fine-tuning stage."""
@@ -142,6 +160,12 @@ class FinetuneConfig(_Strict):
         "suite's datasets of its kind), else baseline, linear_probe, ssl, scratch, ensemble "
         "(simplest first)"
     )
+
+    @field_validator("threshold_rule")
+    @classmethod
+    def _known_rule(cls, value: str) -> str:
+        parse_rule(value)  # raises naming the rule and the allowed ones
+        return value
 
     @model_validator(mode="after")
     def _one_label_budget(self) -> FinetuneConfig:
@@ -207,10 +231,12 @@ def _format_error(exc: ValidationError, source: str) -> str:
     if err["type"] == "missing":
         return f"{source}: missing required config key {key!r}{more}"
     msg = err["msg"]
-    if "ctx" in err and "expected" in err["ctx"]:
-        msg = f"must be {err['ctx']['expected']}"
     value = err.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    if "ctx" in err and "expected" in err["ctx"]:
+        msg = f"must be {err['ctx']['expected']}"
+    elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+        msg, shown = str(err["ctx"]["error"]), ""  # our validators name the value themselves
     return f"{source}: config key {key!r}: {msg}{shown}{more}"
 
 
@@ -275,6 +301,28 @@ def parse_arg_pairs(pairs: list[str] | tuple[str, ...], option: str = "--arg") -
     return out
 
 
+def read_yaml(path: str | Path) -> Any:
+    """The plain data of a YAML file (``yaml.safe_load``: a tag that would build a Python
+    object, ``!!python/...``, is refused, never run).
+
+    Raises:
+        DataError: Unreadable, not YAML, or holding a Python tag (one line naming the file).
+    """
+    p = Path(path)
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(p, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} " if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        if isinstance(exc, yaml.constructor.ConstructorError) and "python/" in problem:
+            raise DataError(p, f"{where}refused: a Python tag ({problem.rsplit(' ', 1)[-1]}), which "
+                            "could run code when loaded; ssl-domains writes plain YAML only") from None
+        raise DataError(p, f"{where}not valid YAML: {problem}") from None
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML run file, apply overrides and validate.
 
@@ -285,11 +333,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        data = read_yaml(p) or {}
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
     return parse_config(apply_overrides(data, overrides or []), source=str(p))
 
 

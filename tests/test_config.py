@@ -21,7 +21,7 @@ BASE = {
     (["finetune.train.lr=abc"], "config: config key 'finetune.train.lr': Input should be a valid number"),
     (["finetune.train.lr=-1"], "config: config key 'finetune.train.lr': Input should be greater than 0 (got -1)"),
     (["finetune.mode=partial"], "config: config key 'finetune.mode': must be 'full', 'linear' or 'frozen_then_unfrozen' (got 'partial')"),
-    (["finetune.label_fraction=0.1", "finetune.label_count=10"], "config: config key 'finetune': Value error, give label_fraction or label_count, not both"),
+    (["finetune.label_fraction=0.1", "finetune.label_count=10"], "config: config key 'finetune': give label_fraction or label_count, not both"),
     (["name=bad name"], "config: config key 'name': String should match pattern"),
     (["backbone=null"], "config: config key 'backbone'"),
     (["colour=red"], "config: unknown config key 'colour'; allowed here: name, output_dir, seed"),

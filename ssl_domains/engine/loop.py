@@ -27,7 +27,7 @@ from ssl_domains.data.sampler import EpochSampler
 from ssl_domains.engine.checkpoints import save_checkpoint
 from ssl_domains.engine.run_dir import RunDir
 from ssl_domains.engine.runtime import Runtime, rng_state, set_rng_state
-from ssl_domains.errors import SSLDomainsError
+from ssl_domains.errors import ConfigError, SSLDomainsError
 
 __all__ = ["Trainer", "FitResult", "make_optimizer", "make_scheduler"]
 
@@ -212,6 +212,9 @@ class Trainer:
         record = {"stage": self.stage, "split": "val", "step": self.step, "epoch": self.epoch, **metrics}
         self.history.append(record)
         self.run.log(record)
+        if metrics and self.monitor not in metrics:  # e.g. f1 on a binary task's validation
+            raise ConfigError(f"{self.stage}.train.early_stopping.metric {self.monitor!r}: this "
+                              f"task's validation reports {', '.join(sorted(metrics))}; choose one")
         value = metrics.get(self.monitor)
         if value is None or not math.isfinite(value):
             return False

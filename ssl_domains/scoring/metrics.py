@@ -15,8 +15,8 @@ from types import ModuleType
 
 import numpy as np
 
-#: Metrics where a smaller value is better (everything else: larger is better).
-LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece", "hd95", "fp_per_case"})
+from ssl_domains.metric_names import LOWER_IS_BETTER
+
 #: Metrics tried, in order, as the headline metric of a sweep.
 PRIMARY_METRICS = ("dice", "auroc", "balanced_accuracy", "accuracy", "f1")
 

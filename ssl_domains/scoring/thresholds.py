@@ -13,52 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ssl_domains.metric_names import parse_rule
 from ssl_domains.scoring.metrics import as_arrays, sklearn_metrics
 
 log = logging.getLogger(__name__)
 
-#: The rule spellings :func:`choose_threshold` accepts.
-ALLOWED_RULES = ("youden", "f1", "spec90", "sensitivity_at_specificity:<x>", "fixed:<x>")
-
 #: Threshold used when the validation labels hold one class only.
 FALLBACK_THRESHOLD = 0.5
-
-
-def _rule_value(rule: str) -> float:
-    text = rule.split(":", 1)[1]
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"threshold rule {rule!r}: {text!r} is not a number "
-                         f"(allowed rules: {', '.join(ALLOWED_RULES)})") from None
-
-
-def parse_rule(rule: str) -> tuple[str, float | None]:
-    """Split a rule into its kind and number.
-
-    Args:
-        rule: One of :data:`ALLOWED_RULES`, e.g. ``"youden"`` or ``"fixed:0.3"``.
-
-    Returns:
-        ``(kind, value)`` with kind in ``youden``, ``f1``, ``spec``, ``fixed``; ``value`` is the
-        target specificity or the fixed threshold (None for youden and f1).
-
-    Raises:
-        ValueError: For an unknown rule or a bad number; the message lists the allowed rules.
-    """
-    name = rule.strip().lower()
-    if name in ("youden", "f1"):
-        return name, None
-    if name == "spec90":
-        return "spec", 0.9
-    if name.startswith("sensitivity_at_specificity:"):
-        value = _rule_value(name)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"threshold rule {rule!r}: specificity must be in [0, 1]")
-        return "spec", value
-    if name.startswith("fixed:"):
-        return "fixed", _rule_value(name)
-    raise ValueError(f"unknown threshold rule {rule!r}; allowed: {', '.join(ALLOWED_RULES)}")
 
 
 def _above_max(scores: np.ndarray) -> float:
@@ -84,7 +45,7 @@ def choose_threshold(y_val: Sequence[int] | np.ndarray, scores_val: Sequence[flo
     Args:
         y_val: Validation labels (0/1).
         scores_val: Validation P(class 1), shape [N] (or [N, 2]).
-        rule: One of :data:`ALLOWED_RULES`.
+        rule: One of :data:`~ssl_domains.metric_names.THRESHOLD_RULES`.
 
     Returns:
         The threshold; an item is positive when ``score >= threshold``.
