@@ -15,6 +15,8 @@ Keep the key with the site's data, not with shared outputs; a lost key only mean
 
 This is the one hash of identifiers in host and plugins: a public module for plugins (see
 :mod:`ssl_domains.contracts`); call ``opaque_id`` directly rather than wrapping it.
+:func:`shareable_config` is the one redaction of a run config that every shareable writer
+(report, model cards, ``export/``) applies.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +99,50 @@ def opaque_id(*parts: Any, length: int = DEFAULT_LENGTH) -> str:
     """
     raw = "|".join(str(p) for p in parts).encode()
     return hmac.new(site_key(), raw, hashlib.sha256).hexdigest()[:length]
+
+
+#: Words of a config key (split at ``_``) that name a file or folder: its value is a location.
+LOCATION_WORDS = frozenset({"path", "paths", "root", "dir", "folder", "file", "files", "store",
+                            "csv", "mapping", "out", "output", "cache"})
+#: Config keys whose value lists (or names) inputs by their own ids.
+ID_KEYS = frozenset({"ids", "series", "records", "record", "cases", "case", "patients",
+                     "patient", "subjects", "subject", "series_uid", "names"})
+_PATH_LIKE = re.compile(r"[/\\]|\.(nii|gz|dcm|csv|tsv|parquet|npz|npy|pt|pth|json|ya?ml|txt|edf|hea|dat)$",
+                        re.IGNORECASE)
+#: How a redacted value reads: ``opaque:<id>``.
+REDACTED_PREFIX = "opaque:"
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _redacted(v) for k, v in value.items()}
+    if value is None or isinstance(value, bool | int | float) or str(value).startswith(REDACTED_PREFIX):
+        return value
+    return REDACTED_PREFIX + opaque_id(value)
+
+
+def _identifying_key(key: Any) -> bool:
+    words = str(key).lower().split("_")
+    return str(key).lower() in ID_KEYS or bool(LOCATION_WORDS.intersection(words)) or words[-1] == "ids"
+
+
+def shareable_config(value: Any) -> Any:
+    """``value`` (a run config, or part of one) as shareable outputs show it: every path and
+    file name, and every list of input ids, replaced by keyed opaque ids (``opaque:<hex>``, see
+    :func:`opaque_id`), so a report, a model card or an export shows inputs only by opaque id.
+
+    A value is replaced when its key names a location or inputs (words such as ``path``,
+    ``root``, ``dir``, ``file``; keys such as ``ids``, ``series``, ``cases``), or when it is a
+    string that looks like a path (a slash) or a data file's name (``.csv``, ``.nii.gz``, ...).
+    Numbers, booleans and component names stay; an ``opaque:`` value stays as it is (applying
+    it twice changes nothing).
+    """
+    if isinstance(value, Mapping):
+        return {k: (_redacted(v) if _identifying_key(k) else shareable_config(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [shareable_config(v) for v in value]
+    if isinstance(value, str) and _PATH_LIKE.search(value) and not value.startswith(REDACTED_PREFIX):
+        return REDACTED_PREFIX + opaque_id(value)
+    return value

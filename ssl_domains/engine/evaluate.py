@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ssl_domains.config import ComponentRef, DataConfig, load_config
+from ssl_domains.config import ComponentRef, DataConfig, load_config, read_yaml
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.assess import (
@@ -87,8 +85,8 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
         cfg_path = run / "config.yaml"
         if not cfg_path.is_file():
             raise CheckpointError(f"{run}: no config.yaml; pass the data to evaluate on")
-        raw = yaml.safe_load(cfg_path.read_text())
-        test = (raw.get("finetune") or {}).get("data", {}).get("test")
+        raw = read_yaml(cfg_path)
+        test = ((raw if isinstance(raw, dict) else {}).get("finetune") or {}).get("data", {}).get("test")
         if not test:
             raise CheckpointError(f"{run}: the run has no test data; pass --loader/--arg")
         loader = ComponentRef(**test)

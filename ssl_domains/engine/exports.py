@@ -27,6 +27,7 @@ from ssl_domains.engine.inference import predict, stack_inputs
 from ssl_domains.engine.runtime import Runtime, keep_threads
 from ssl_domains.errors import CheckpointError, SSLDomainsError
 from ssl_domains.files import write_json
+from ssl_domains.identifiers import shareable_config
 from ssl_domains.plugins import get_host
 
 __all__ = ["BASELINE_FILE", "SelectedModel", "combine", "load_finetuned", "load_model",
@@ -96,7 +97,7 @@ def save_baseline_export(folder: Path, *, ref: ComponentRef, key: str, x: np.nda
                "y": torch.from_numpy(np.asarray(y, dtype=np.int64))},
               str(folder / BASELINE_FILE), metadata={"format": "np"})
     write_json(folder / "config.json", {**meta, "kind": "baseline",
-                                         "baseline": ref.model_dump(mode="json"),
+                                         "baseline": shareable_config(ref.model_dump(mode="json")),
                                          "input_key": key, "n_train": int(len(y))})
 
 

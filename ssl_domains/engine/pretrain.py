@@ -25,6 +25,7 @@ from ssl_domains.engine.runtime import Runtime
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import write_guard
+from ssl_domains.identifiers import shareable_config
 from ssl_domains.plugins import get_host
 
 __all__ = ["pretrain", "export_config"]
@@ -39,18 +40,20 @@ EXPORT_README = ("# Pre-trained backbone\n\nCard not written yet: `ssl-domains p
 
 
 def export_config(cfg: RunConfig, backbone: Any, stage: str, **extra: Any) -> dict[str, Any]:
-    """What ``export/config.json`` holds: enough to rebuild the model by registry name."""
+    """What ``export/config.json`` holds: enough to rebuild the model by registry name (the
+    components' arguments as :func:`~ssl_domains.identifiers.shareable_config` shows them: an
+    export is shareable, so it names no input)."""
     spec = backbone.input_spec
     return {
         "format": "ssl-domains-export/1",
         "stage": stage,
         "run": cfg.name,
-        "backbone": cfg.backbone.model_dump(mode="json"),
+        "backbone": shareable_config(cfg.backbone.model_dump(mode="json")),
         "input_spec": {"modality": spec.modality, "dims": spec.dims, "channels": spec.channels},
         "num_features": int(backbone.num_features),
         "host_version": __version__,
         "environment": environment_info(),
-        **extra,
+        **{k: shareable_config(v) if k in ("task", "pretext") else v for k, v in extra.items()},
     }
 
 

@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from ssl_domains.config import read_yaml
 from ssl_domains.engine.assess import Selection, read_prediction_table
 from ssl_domains.errors import DataError
 from ssl_domains.files import read_json_object
+from ssl_domains.identifiers import shareable_config
 from ssl_domains.scoring.intervals import SUMMARY_COLUMNS, summary_rows
 
 #: Sub-folder of a run folder that holds a sweep.
@@ -44,6 +46,22 @@ class Predictions:
     def binary(self) -> bool:
         """Whether the scores are binary P(class 1)."""
         return self.scores.ndim == 1
+
+
+def read_config(path: Path) -> dict[str, Any] | None:
+    """A run folder's ``config.yaml`` as every shareable output shows it (paths and input ids
+    replaced by opaque ids, :func:`~ssl_domains.identifiers.shareable_config`); None when
+    absent.
+
+    Raises:
+        DataError: Unreadable, not YAML (a Python tag included) or not a mapping.
+    """
+    if not path.is_file():
+        return None
+    config = read_yaml(path)
+    if not isinstance(config, dict):
+        raise DataError(path, f"expected a mapping, got {type(config).__name__}")
+    return shareable_config(config)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

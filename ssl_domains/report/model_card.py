@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ssl_domains.engine.assess import Assessment, Candidate, Selection, read_assessment
 from ssl_domains.errors import DataError
 from ssl_domains.files import atomic_write_text
-from ssl_domains.report.artifacts import read_json
+from ssl_domains.identifiers import shareable_config
+from ssl_domains.report.artifacts import read_config, read_json
 from ssl_domains.report.htmlpage import fmt, is_number
 
 #: (label, dotted config path) of the components the card names; flat keys are a fallback.
@@ -101,12 +100,13 @@ def model_card(config: Mapping[str, Any], assessment: Assessment) -> str:
         assessment: The run's ``eval.json`` (threshold, metrics, counts, label counts, test
             intervals, what ``select: auto`` chose); may be empty.
 
-    Data paths are left out of the card (folder names can carry identifiers); loader names
-    and non-path arguments are listed.
+    The card shows the config as :func:`~ssl_domains.identifiers.shareable_config` does (input
+    paths and ids by opaque id); loader names and non-path arguments are listed.
 
     Returns:
         The card as Markdown.
     """
+    config = shareable_config(config)
     lines = ["# Model card", ""]
     lines += ["Trained with ssl-domains: self-supervised pre-training, then fine-tuning on "
               "few labels.", "", "## Model", ""]
@@ -258,18 +258,14 @@ def selection_lines(selection: Selection, candidates: Mapping[str, Candidate] | 
 
 
 def _read_config(run_dir: Path) -> Mapping[str, Any]:
-    """The run folder's resolved ``config.yaml``.
+    """The run folder's resolved ``config.yaml``, as shareable outputs show it.
 
     Raises:
         DataError: Missing, unreadable, or not a mapping.
     """
-    cfg_path = run_dir / "config.yaml"
-    try:
-        config = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise DataError(cfg_path, f"not a readable config ({str(err).splitlines()[0]})") from None
-    if not isinstance(config, Mapping):
-        raise DataError(cfg_path, f"expected a mapping, got {type(config).__name__}")
+    config = read_config(run_dir / "config.yaml")
+    if config is None:
+        raise DataError(run_dir / "config.yaml", "not found")
     return config
 
 
@@ -307,6 +303,7 @@ def pretrain_card(config: Mapping[str, Any], export: Mapping[str, Any]) -> str:
         export: The export's ``config.json`` (what pre-training recorded: ``steps``,
             ``n_train``, ``best_val_loss``).
     """
+    config = shareable_config(config)
     backbone, pre = config.get("backbone") or {}, config.get("pretrain") or {}
     task, init = pre.get("task") or {}, config.get("init")
     loader = _name(_get(pre, "data.train"))

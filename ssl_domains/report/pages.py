@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from ssl_domains.engine.assess import (
     EVAL_FILE,
@@ -39,6 +40,7 @@ from ssl_domains.report.artifacts import (
     Predictions,
     find_sweep,
     parse_cell_name,
+    read_config,
     read_json,
     read_metrics,
     read_predictions,
@@ -108,8 +110,8 @@ def load_run(path: Path) -> Run:
     run = Run(path)
     config = path / "config.yaml"
     if config.is_file():
-        run.config_text = _try(run, "config", lambda: config.read_text(encoding="utf-8",
-                                                                        errors="replace"))
+        shown = _try(run, "config", partial(read_config, config))  # paths, ids: opaque
+        run.config_text = None if shown is None else yaml.safe_dump(shown, sort_keys=False)
     run.environment = _try(run, "environment", lambda: read_json(path / "environment.json"))
     if (path / EVAL_FILE).is_file():
         run.eval = _try(run, EVAL_FILE, lambda: read_assessment(path))
@@ -424,7 +426,7 @@ def pretext_figures(run: Run, out_dir: Path) -> str:
 
 
 def config_section(run: Run) -> str:
-    """The resolved config as written by the engine."""
+    """The resolved config, input paths and ids replaced by opaque ids (a report is shared)."""
     if run.config_text is None:
         return hp.note("no config.yaml in this folder")
     return f"<pre>{hp.esc(run.config_text)}</pre>"

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ssl_domains.metric_names import LOWER_IS_BETTER
+from ssl_domains.metric_names import LOWER_IS_BETTER as LOWER_IS_BETTER  # scoring names it too
 
 #: Metrics tried, in order, as the headline metric of a sweep.
 PRIMARY_METRICS = ("dice", "auroc", "balanced_accuracy", "accuracy", "f1")

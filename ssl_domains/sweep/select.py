@@ -60,6 +60,7 @@ from ssl_domains.engine.run_dir import environment_info
 from ssl_domains.engine.segmentation import SEGMENTATION_DIR, is_dense
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
+from ssl_domains.identifiers import shareable_config
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
 from ssl_domains.sweep.auto import MEMBERS_DIR, Labeled
@@ -193,7 +194,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     tmp = run / ".export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     meta = {"format": "ssl-domains-export/1", "stage": "finetune", "run": cfg.name,
-            "backbone": cfg.backbone.model_dump(mode="json"),
+            "backbone": shareable_config(cfg.backbone.model_dump(mode="json")),
             "threshold": assessment.threshold, "threshold_rule": fcfg.threshold_rule,
             "data_stats": getattr(sources["pool"], "stats", None),
             "selection": record, "environment": environment_info()}
