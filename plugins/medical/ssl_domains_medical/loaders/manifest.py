@@ -36,6 +36,9 @@ class ImageManifestDataset(CaseDataset):
     - ``case_id`` (optional): case identifier, turned into an opaque id (keyed HMAC,
       :func:`~ssl_domains.identifiers.opaque_id`) in ``meta["id"]`` and ``groups`` so a case
       stays on one side of a split; the row number is used when absent.
+    - ``group_column`` (optional, e.g. ``patient_id``): rows sharing a value (several nodules
+      or lesions of one patient, each its own row and case) share one opaque group, so the
+      patient stays on one side of a training/validation split.
 
     Args:
         path: The CSV file.
@@ -43,6 +46,8 @@ class ImageManifestDataset(CaseDataset):
         mask_column: Mask column name (used when present in the header).
         label_column: Label column name (used when present and filled).
         case_column: Case id column name (used when present).
+        group_column: Column of the group (patient) several cases share, or None: each case
+            is its own group.
         modality: Written to ``meta``; ``"CT"`` makes ``intensity="auto"`` use the
             soft-tissue window.
         allow_4d: Time points of 4-D images become channels.
@@ -52,7 +57,7 @@ class ImageManifestDataset(CaseDataset):
 
     Raises:
         DataError: Missing CSV or columns, a bad row (empty cell, missing file, non-integer
-            label, repeated case id): the message names the file and the row.
+            label, repeated case id, empty group): the message names the file and the row.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class ImageManifestDataset(CaseDataset):
         mask_column: str = "mask",
         label_column: str = "label",
         case_column: str = "case_id",
+        group_column: str | None = None,
         modality: str = "unknown",
         allow_4d: bool = False,
         **kwargs: Any,
@@ -72,13 +78,15 @@ class ImageManifestDataset(CaseDataset):
         self.mask_column = mask_column
         self.label_column = label_column
         self.case_column = case_column
+        self.group_column = group_column
         self.modality = modality
         rows = self._read_rows()
         header = set(rows[0].keys()) if rows else set()
-        missing = [c for c in self.image_columns if c not in header]
+        missing = [c for c in [*self.image_columns, *([group_column] if group_column else [])]
+                   if c not in header]
         if missing:
             raise DataError(self.path, f"no column(s) {missing} (header: {sorted(header)}); "
-                            "set image_columns=[...]")
+                            "set image_columns=[...] (and group_column)")
         labelled = label_column in header and any((r.get(label_column) or "").strip() for r in rows)
         seen: dict[str, int] = {}
         for n, row in enumerate(rows, start=2):  # row 1 is the header
@@ -129,6 +137,12 @@ class ImageManifestDataset(CaseDataset):
             raise DataError(self.path, f"row {n}: case id repeats row {seen[case]}; one row per case")
         seen[case] = n
         cid = opaque_id("case", case)
-        return {"id": cid, "images": images, "mask": mask, "label": label,
-                "modality": self.modality, "source": "|".join(images),
-                "meta": {"case_id": cid, "row": n}}
+        record = {"id": cid, "images": images, "mask": mask, "label": label,
+                  "modality": self.modality, "source": "|".join(images),
+                  "meta": {"case_id": cid, "row": n}}
+        if self.group_column:
+            group = (row.get(self.group_column) or "").strip()
+            if not group:
+                raise DataError(self.path, f"row {n}: empty group column {self.group_column!r}")
+            record["group"] = opaque_id("group", group)
+        return record

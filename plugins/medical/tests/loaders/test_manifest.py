@@ -70,6 +70,30 @@ def test_bad_rows_name_file_and_row(tmp_path, csv, message):
         ImageManifestDataset(str(tmp_path / "m.csv"))
 
 
+def test_group_column_keeps_a_patients_cases_on_one_side(tmp_path):
+    """Several nodules of one patient, one row each: one opaque group per patient, so a
+    training/validation split never puts a patient on both sides."""
+    from ssl_domains.data.splits import split_off
+
+    _vol(tmp_path / "a.nii.gz", 1.0)
+    rows = [f"P{p}_{k},P{p},a.nii.gz,{(p + k) % 2}" for p in range(8) for k in range(p % 3 + 1)]
+    (tmp_path / "m.csv").write_text("case_id,patient,image,label\n" + "\n".join(rows) + "\n")
+    ds = ImageManifestDataset(str(tmp_path / "m.csv"), group_column="patient", intensity="none")
+    patients = [r.split(",")[1] for r in rows]
+    assert len(ds) == len(rows) == 15 and len(set(ds.groups)) == 8
+    assert ds.groups[0] == opaque_id("group", "P0") and "P0" not in ds.groups
+    assert [g == ds.groups[0] for g in ds.groups] == [p == "P0" for p in patients]
+    keep, held = split_off(len(ds), 0.25, seed=0, labels=ds.labels, groups=ds.groups)
+    assert len(held) and not {patients[i] for i in keep} & {patients[i] for i in held}
+    # without group_column each case (row) is its own group
+    assert len(set(ImageManifestDataset(str(tmp_path / "m.csv"), intensity="none").groups)) == 15
+    (tmp_path / "m.csv").write_text("case_id,patient,image\nA,P1,a.nii.gz\nB,,a.nii.gz\n")
+    with pytest.raises(DataError, match=r"m.csv: row 3: empty group column 'patient'"):
+        ImageManifestDataset(str(tmp_path / "m.csv"), group_column="patient")
+    with pytest.raises(DataError, match=r"m.csv: no column\(s\) \['subject'\]"):
+        ImageManifestDataset(str(tmp_path / "m.csv"), group_column="subject")
+
+
 def test_mask_on_another_grid_is_refused_when_loaded(tmp_path):
     _vol(tmp_path / "a.nii.gz", 1.0)
     _vol(tmp_path / "m.nii.gz", 1.0, shape=(5, 6, 6))
