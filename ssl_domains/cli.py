@@ -24,7 +24,7 @@ from ssl_domains.files import to_json
 from ssl_domains.kinds import KINDS
 
 if TYPE_CHECKING:
-    from ssl_domains.config import InitConfig, RunConfig
+    from ssl_domains.config import RunConfig
 
 __all__ = ["cli", "main", "LazyGroup"]
 
@@ -81,9 +81,20 @@ def _host() -> Any:
     return get_host()
 
 
-def _resolve(config: str | None, overrides: tuple[str, ...], resume: str | None, out: str | None) -> tuple[RunConfig, Path]:
+def _init_overrides(init_path: str | None, init_source: str, overrides: tuple[str, ...]) -> list[str]:
+    """``--init PATH --init-source S`` as the config's ``init`` section (so ``--set
+    init.strict=true`` applies to it), before the ``--set`` overrides."""
+    if not init_path:
+        return list(overrides)
+    # JSON strings are YAML strings: a path such as `2024` or `yes` stays a string
+    return [f"init.path={json.dumps(init_path)}", f"init.source={json.dumps(init_source)}", *overrides]
+
+
+def _resolve(config: str | None, overrides: tuple[str, ...], resume: str | None, out: str | None,
+             init_path: str | None = None, init_source: str = "auto") -> tuple[RunConfig, Path]:
     from ssl_domains.config import load_config
 
+    overrides = tuple(_init_overrides(init_path, init_source, overrides))
     if resume:
         rpath = Path(resume)
         if not (rpath / "config.yaml").is_file():
@@ -94,12 +105,6 @@ def _resolve(config: str | None, overrides: tuple[str, ...], resume: str | None,
         raise ConfigError("give a CONFIG file (or --resume RUN_DIR)")
     cfg = load_config(config, list(overrides))
     return cfg, Path(out) if out else Path(cfg.output_dir) / cfg.name
-
-
-def _init(path: str | None, source: str) -> InitConfig | None:
-    from ssl_domains.config import InitConfig
-
-    return InitConfig(path=path, source=source) if path else None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -184,11 +189,22 @@ def _with_common(f: Any) -> Any:
 
 
 def _refuse_overwrite(run_path: Path, stage: str, resume: str | None) -> None:
-    if not resume and (run_path / "checkpoints" / stage / "last.pt").is_file():
+    """A new run writes only into a new or empty folder, or a run folder that holds no run of
+    this stage (fine-tuning into its own pre-training run) and no later one."""
+    from ssl_domains.engine.run_dir import RUN_MARKERS
+    from ssl_domains.files import refuse_foreign_folder
+
+    if resume:
+        return
+    refuse_foreign_folder(run_path, RUN_MARKERS, "an ssl-domains run folder")
+    if (run_path / "checkpoints" / stage / "last.pt").is_file():
         raise ConfigError(
             f"{run_path} already holds a {stage} run; continue it with --resume {run_path} "
             "or choose another folder (--out, or --set name=...)"
         )
+    if stage == "pretrain" and ((run_path / "checkpoints" / "finetune").is_dir() or (run_path / "eval.json").is_file()):
+        raise ConfigError(f"{run_path} holds a fine-tuned run; pre-training there would replace its "
+                          "export; choose another folder (--out, or --set name=...)")
 
 
 @cli.command("pretrain")
@@ -199,9 +215,9 @@ def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
     from ssl_domains.engine.pretrain import pretrain
     from ssl_domains.report.model_card import write_pretrain_card
 
-    cfg, run_path = _resolve(config, overrides, resume, out)
+    cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "pretrain", resume)
-    summary = pretrain(cfg, run_path, init=_init(init_path, init_source), resume=bool(resume))
+    summary = pretrain(cfg, run_path, init=cfg.init if init_path else None, resume=bool(resume))
     if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
         write_pretrain_card(run_path)
     click.echo(to_json(summary))
@@ -216,9 +232,9 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
     from ssl_domains.report.model_card import write_model_card
     from ssl_domains.sweep.select import select_finetune
 
-    cfg, run_path = _resolve(config, overrides, resume, out)
+    cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "finetune", resume)
-    init = _init(init_path, init_source)
+    init = cfg.init if init_path else None
     if cfg.finetune is not None and cfg.finetune.select == "auto":  # candidates, chosen on validation data
         summary = select_finetune(cfg, run_path, init=init)
     else:
@@ -285,7 +301,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     """Label-efficiency sweep: ssl, scratch, linear probe and baselines on the same labeled
     subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
     interrupted sweep (finished cells are kept)."""
-    from ssl_domains.config import load_config
+    from ssl_domains.config import InitConfig, load_config
     from ssl_domains.report.model_card import write_pretrain_card
     from ssl_domains.report.pages import build_report
     from ssl_domains.sweep.plan import parse_arms, parse_seeds, parse_sizes
@@ -301,7 +317,8 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     failed: SweepFailed | None = None
     try:
         run_sweep(cfg, out_path, sizes=sizes, seeds=seed_values, arms=arm_names,
-                  init=_init(init_path, init_source), alpha=alpha, echo=click.echo)
+                  init=InitConfig(path=init_path, source=init_source) if init_path else None,
+                  alpha=alpha, echo=click.echo)
     except SweepFailed as err:  # the finished cells still get their report
         failed = err
     except KeyboardInterrupt:

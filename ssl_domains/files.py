@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from ssl_domains.errors import DataError, WriteError
+from ssl_domains.errors import ConfigError, DataError, WriteError
 
 __all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_with", "atomic_write_text", "write_json", "to_json",
-           "strict_json_value", "append_line", "write_guard"]
+           "strict_json_value", "append_line", "write_guard", "refuse_foreign_folder"]
 
 
 def _cause(exc: OSError) -> str:
@@ -45,6 +45,29 @@ def write_guard(path: Path, *temporaries: Path) -> Iterator[None]:
             except OSError:
                 pass
         raise WriteError(path, _cause(exc)) from None
+
+
+def refuse_foreign_folder(path: str | Path, markers: tuple[str, ...], what: str,
+                          ignore: tuple[str, ...] = (".lock",)) -> None:
+    """Refuse an output folder that exists, is not empty and lacks the ``markers`` files that
+    ssl-domains writes into every ``what`` (the user's own folder: writing would replace their
+    files). Entries named in ``ignore`` (a run lock left by a killed process) do not count.
+
+    Raises:
+        ConfigError: One line naming the folder and a file in it.
+    """
+    path = Path(path)
+    try:
+        entries = sorted(e.name for e in path.iterdir() if e.name not in ignore)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise ConfigError(f"{path}: not a folder; choose another output folder") from None
+    if not entries or all((path / m).is_file() for m in markers):
+        return
+    more = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+    raise ConfigError(f"{path}: not empty and not {what} (it holds {entries[0]}{more}); refusing "
+                      "to write there and replace your files; choose a new or empty folder")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:

@@ -29,11 +29,14 @@ try:
 except ImportError:  # pragma: no cover - Windows: the pid check alone guards the folder
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunDir", "RunLock", "RunFolderBusy", "holding_run_lock", "environment_info", "atomic_write_text"]
+__all__ = ["RunDir", "RunLock", "RunFolderBusy", "holding_run_lock", "environment_info", "atomic_write_text",
+           "RUN_MARKERS"]
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
+#: What :meth:`RunDir.create` writes into every run folder: how a run folder is recognised.
+RUN_MARKERS = ("config.yaml", "environment.json")
 
 
 class RunFolderBusy(SSLDomainsError):
