@@ -17,7 +17,12 @@ from monai.data import MetaTensor
 
 from ssl_domains.errors import DataError
 from ssl_domains_medical.loaders.dicom_series import scan_dicom
-from ssl_domains_medical.loaders.volumes import VolumeDataset, nifti_to_meta_tensor, to_meta_tensor
+from ssl_domains_medical.loaders.volumes import (
+    VolumeDataset,
+    nifti_to_meta_tensor,
+    to_meta_tensor,
+    two_d_refusal,
+)
 
 __all__ = ["CaseDataset", "load_image", "NIFTI_SUFFIXES"]
 
@@ -27,8 +32,12 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 def load_image(path: str | Path, dims: int, allow_4d: bool = False, allow_2d: bool = False) -> MetaTensor:
     """One image as a channel-first RAS MetaTensor: a NIfTI file or a folder with one DICOM series.
 
+    A 2-D image or a one-slice DICOM series with ``dims=3`` is refused unless ``allow_2d``
+    (then it is a one-slice volume), as every volume loader does.
+
     Raises:
-        DataError: Missing, unreadable, unsupported, or a folder without exactly one series.
+        DataError: Missing, unreadable, unsupported, a folder without exactly one series, or
+            2-D with ``dims=3`` without ``allow_2d``.
     """
     path = Path(path)
     if path.is_dir():
@@ -36,6 +45,8 @@ def load_image(path: str | Path, dims: int, allow_4d: bool = False, allow_2d: bo
         if len(scan.series) != 1:
             raise DataError(path, f"expected one DICOM series in the folder, found {len(scan.series)}")
         series = next(iter(scan.series.values()))
+        if dims == 3 and series.n_slices == 1 and not allow_2d:
+            raise DataError(path, two_d_refusal(series.shape))
         array, affine = series.load(allow_4d=allow_4d)
         img = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
         return to_meta_tensor(np.asarray(img.dataobj), img.affine, dims, path)
@@ -52,8 +63,8 @@ class CaseDataset(VolumeDataset):
 
     Args:
         allow_4d: Use time points of 4-D images as channels instead of refusing them.
-        allow_2d: With ``dims=3``, use 2-D NIfTI images as one-slice volumes instead of
-            refusing them.
+        allow_2d: With ``dims=3``, use 2-D images (NIfTI, or a one-slice DICOM series) as
+            one-slice volumes instead of refusing them.
         **kwargs: Item pipeline options of :class:`VolumeDataset`.
     """
 

@@ -13,7 +13,7 @@ from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import component
 from ssl_domains_medical.loaders.dicom_series import COLOUR_MODES, DicomSeries, scan_dicom
-from ssl_domains_medical.loaders.volumes import VolumeDataset, to_meta_tensor
+from ssl_domains_medical.loaders.volumes import VolumeDataset, to_meta_tensor, two_d_refusal
 
 __all__ = ["DicomDataset"]
 
@@ -43,9 +43,16 @@ class DicomDataset(VolumeDataset):
     are in ``skipped`` with the reason (the host logs them by opaque id); third-party warnings
     are logged once per file, by opaque id.
 
+    A one-slice series given with ``dims=3`` is refused, naming its first file, as the NIfTI
+    loader refuses a 2-D image: padding it into 3-D patches would train on something that is
+    not a volume. Pass ``dims=2``, ``allow_2d=True`` to use it as a one-slice volume, or
+    ``min_slices=2`` to leave single-image series out.
+
     Args:
         root: Folder tree to scan (or a single file).
         allow_4d: Keep 4-D stacks (time points as channels); otherwise they are skipped.
+        allow_2d: With ``dims=3``, use one-slice series as one-slice volumes instead of
+            refusing them.
         min_slices: Skip stacks with fewer slices (e.g. 1 to keep single images, 8 to drop
             localizers).
         modalities: Keep only these DICOM modalities (e.g. ``["CT"]``), or None for all.
@@ -60,7 +67,8 @@ class DicomDataset(VolumeDataset):
             ``percentiles``, ``crop_foreground``, ``cache``, ``cache_dir``, ``cache_bytes``, ``seed``.
 
     Raises:
-        DataError: ``root`` does not exist.
+        DataError: ``root`` does not exist; a one-slice series with ``dims=3`` (without
+            ``allow_2d``).
         ConfigError: Unknown ``colour``, ``duplicates`` or ``gantry_tilt``.
     """
 
@@ -68,6 +76,7 @@ class DicomDataset(VolumeDataset):
         self,
         root: str,
         allow_4d: bool = False,
+        allow_2d: bool = False,
         min_slices: int = 1,
         modalities: list[str] | None = None,
         skip_problems: bool = False,
@@ -81,6 +90,7 @@ class DicomDataset(VolumeDataset):
             raise ConfigError(f"unknown colour={colour!r}; use one of {', '.join(COLOUR_MODES)}")
         self.root = root
         self.allow_4d = allow_4d
+        self.allow_2d = allow_2d
         self.min_slices = min_slices
         self.modalities = [m.upper() for m in modalities] if modalities else None
         self.skip_problems = skip_problems
@@ -104,6 +114,9 @@ class DicomDataset(VolumeDataset):
             if reason:
                 self.skipped.append((f"series {s.series_id}", reason))
                 continue
+            if self.dims == 3 and s.n_slices == 1 and not allow_2d:
+                raise DataError(s.files[0], two_d_refusal(s.shape)
+                                + ", or min_slices=2 to leave single-image series out")
             self.series.append(s)
             self._by_id[s.series_id] = s
             stills = self.dims == 2 and s.n_slices > 1 and _unplaced(s)
