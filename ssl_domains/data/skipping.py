@@ -11,7 +11,10 @@ killing the DataLoader:
 - evaluation and prediction loaders leave it out (no prediction row for it).
 
 Each unreadable item is logged once, by its position and opaque id (never a path or a file
-name), and listed in ``skipped.json`` of the run folder. More than
+name), and listed in ``skipped.json`` of the run folder. What a loader skipped when it was
+built (its ``skipped`` list: a zero-byte ``.nii.gz``, a DICOM file that is not an image, a case
+without a usable patch) is written there as soon as the stage's :class:`SkipLog` exists, so
+every skip of a run lands in the one file, whenever it happened. More than
 :data:`MAX_UNREADABLE_FRACTION` of a dataset's items unreadable stops the run with a
 :class:`~ssl_domains.errors.DataError`: that is broken data, not a stray bad file.
 """
@@ -188,6 +191,8 @@ class SkipLog:
         self.others: list[dict[str, Any]] = []
         if path is not None and path.is_file():
             self._reload(path)
+        if self.startup:  # what the loader skipped when it was built: recorded now
+            self.write()
 
     def _mine(self, entry: dict[str, Any]) -> bool:
         return entry.get("stage") == self.stage and entry.get("role") == self.role
@@ -237,9 +242,14 @@ class SkipLog:
             )
 
     def entries(self) -> list[dict[str, Any]]:
-        """This dataset's entries of ``skipped.json``."""
+        """This dataset's entries of ``skipped.json``. A start-up skip already listed for this
+        stage under another role (the training and validation parts split off one loader share
+        its skips) is not listed twice."""
+        listed = {(e.get("file"), e.get("reason")) for e in self.others
+                  if e.get("stage") == self.stage and e.get("when") == "start-up"}
         out: list[dict[str, Any]] = [
-            {"stage": self.stage, "role": self.role, "when": "start-up", **e} for e in self.startup]
+            {"stage": self.stage, "role": self.role, "when": "start-up", **e} for e in self.startup
+            if (e["file"], e["reason"]) not in listed]
         for index in sorted(self.items):
             out.append({"stage": self.stage, "role": self.role, "when": "reading",
                         "item": index + 1, "of": self.n, "id": self._id(index),

@@ -34,10 +34,11 @@ __all__ = ["load_finetuned", "load_model", "evaluate", "predict_data"]
 
 def _score(
     task: Any, config: dict[str, Any], loader: ComponentRef, out_csv: Path, role: str,
-    batch_size: int = 32, device: str = "auto",
+    batch_size: int = 32, device: str = "auto", skipped_file: Path | None = None,
 ) -> tuple[Predictions, Any]:
     """Score ``loader``'s items with a fine-tuned task (training normalisation statistics
-    passed on) and write the predictions CSV at the stored threshold."""
+    passed on) and write the predictions CSV at the stored threshold; inputs skipped are
+    listed in ``skipped_file`` (the run folder's ``skipped.json``) when given."""
     registry = get_host().registry
     if getattr(task, "dense", False):
         raise CheckpointError(f"{role}: the export holds a segmentation model ({config['task']['name']}); "
@@ -51,7 +52,7 @@ def _score(
         task.to(rt.device)
         check_modality(task.backbone, first_readable(ds), f"{role} data ({loader.name})")
         dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0, role=role,
-                         stage="evaluate")
+                         stage="evaluate", skipped_file=skipped_file)
         preds = predict(task, dl, rt)
     write_predictions(out_csv, preds, config.get("threshold"))
     return preds, ds
@@ -93,7 +94,8 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
         key, out_csv = "test", run / PREDICTIONS_DIR / "test.csv"
     else:
         key, out_csv = f"eval_{loader.name}", run / PREDICTIONS_DIR / f"eval_{loader.name}.csv"
-    preds, _ = _score(task, config, loader, out_csv, "evaluation", device=device)
+    preds, _ = _score(task, config, loader, out_csv, "evaluation", device=device,
+                      skipped_file=run / "skipped.json")
     threshold = config.get("threshold")
     # a run folder without eval.json (an export evaluated elsewhere) starts a fresh one
     before = read_assessment(run) if (run / EVAL_FILE).is_file() else Assessment()
