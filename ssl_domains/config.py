@@ -301,16 +301,20 @@ def parse_arg_pairs(pairs: list[str] | tuple[str, ...], option: str = "--arg") -
     return out
 
 
-def read_yaml(path: str | Path) -> Any:
+def read_yaml(path: str | Path, text: str | None = None) -> Any:
     """The plain data of a YAML file (``yaml.safe_load``: a tag that would build a Python
     object, ``!!python/...``, is refused, never run).
+
+    Args:
+        path: The file (named by errors).
+        text: Its text, when the caller has read it already.
 
     Raises:
         DataError: Unreadable, not YAML, or holding a Python tag (one line naming the file).
     """
     p = Path(path)
     try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.safe_load(p.read_text(encoding="utf-8") if text is None else text)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(p, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     except yaml.YAMLError as exc:

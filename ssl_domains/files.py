@@ -1,5 +1,7 @@
 """Writing run artifacts safely: atomic files, one-line errors on a full or read-only disk,
-and strict JSON (no NaN/Infinity: a non-finite number becomes ``null``).
+and strict JSON (no NaN/Infinity: a non-finite number becomes ``null``). No write follows a
+symbolic link planted in a run folder: temporary files are created afresh (``O_EXCL``), a
+rename replaces a link instead of writing through it, and appends refuse one (``O_NOFOLLOW``).
 
 Every file the host writes into a run or sweep folder goes through :func:`atomic_write_bytes`
 (or its text/JSON wrappers): the bytes land in a hidden temporary file next to the target,
@@ -11,6 +13,7 @@ cause in one line.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -22,11 +25,17 @@ from typing import Any, BinaryIO, cast
 
 from ssl_domains.errors import ConfigError, DataError, WriteError
 
-__all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_with", "atomic_write_text", "write_json", "to_json",
+__all__ = ["read_json_object", "read_text", "atomic_write_bytes", "atomic_write_with", "atomic_write_text", "write_json", "to_json",
            "strict_json_value", "append_line", "write_guard", "refuse_foreign_folder"]
 
 
+#: ``os.open`` flag that refuses a symbolic link as the last part of a path (0 where absent).
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 def _cause(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "it is a symbolic link; files of a run folder are never read or written through links, remove it"
     if exc.errno is not None:
         return os.strerror(exc.errno)
     return exc.strerror or str(exc) or type(exc).__name__
@@ -79,7 +88,8 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with write_guard(path, tmp):
-        with open(tmp, "wb") as f:
+        tmp.unlink(missing_ok=True)  # a link planted under the temporary name goes, unfollowed
+        with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -120,8 +130,9 @@ def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], object]) -> 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with write_guard(path, tmp):
+        tmp.unlink(missing_ok=True)
         try:
-            with open(tmp, "wb") as f:
+            with open(tmp, "xb") as f:
                 out = _Recording(f)
                 try:
                     write(cast(BinaryIO, out))
@@ -144,14 +155,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def append_line(path: str | Path, line: str) -> None:
-    """Append one line (a log record) to ``path``.
+    """Append one line (a log record) to ``path`` (never through a symbolic link).
 
     Raises:
-        WriteError: The disk is full, read-only, or refuses the write.
+        WriteError: The disk is full, read-only, or refuses the write, or ``path`` is a link.
     """
     path = Path(path)
-    with write_guard(path), open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    with write_guard(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | O_NOFOLLOW, 0o644)
+        with open(fd, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
 
 def strict_json_value(value: Any) -> Any:
@@ -195,15 +208,31 @@ def write_json(path: str | Path, value: Any, indent: int | None = 2) -> None:
     atomic_write_text(path, to_json(value, indent) + "\n")
 
 
-def read_json_object(path: str | Path) -> dict[str, Any]:
-    """The JSON object in ``path`` (the reading side of :func:`write_json`).
+def read_text(path: str | Path) -> str:
+    """The UTF-8 text of a file of a run folder, never read through a symbolic link (a link
+    planted there could show another file's content in a shared report).
 
     Raises:
-        DataError: Unreadable, not JSON, or not an object (one line naming the file).
+        DataError: ``path`` is a link, missing or unreadable (one line naming the file).
     """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        fd = os.open(path, os.O_RDONLY | O_NOFOLLOW)
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({_cause(exc)})") from None
+    with open(fd, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (the reading side of :func:`write_json`; no link followed).
+
+    Raises:
+        DataError: A link, unreadable, not JSON, or not an object (one line naming the file).
+    """
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
         raise DataError(path, f"not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise DataError(path, f"expected a JSON object, got {type(data).__name__}")

@@ -33,6 +33,10 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "latest_checkpoint",
+    "load_resume_checkpoint",
+    "mismatch_error",
+    "check_resumable",
+    "UnsafeFileError",
     "save_export",
     "read_export",
     "read_export_config",
@@ -67,6 +71,10 @@ class InitReport:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+class UnsafeFileError(CheckpointError):
+    """A weights file holds Python objects besides tensors and was refused unread."""
 
 
 # -- resume checkpoints ---------------------------------------------------------------------
@@ -154,7 +162,7 @@ def _load_tensors_only(path: Path, what: str, numpy: bool = False) -> Any:
                 names = []
         if names:
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            raise CheckpointError(
+            raise UnsafeFileError(
                 f"{path}: refused to load this {what}: it holds Python objects besides tensors "
                 f"({shown}), and unpickling them could run code; convert it to .safetensors on a "
                 "machine where you trust its source (README: Safe with untrusted files)"
@@ -163,7 +171,7 @@ def _load_tensors_only(path: Path, what: str, numpy: bool = False) -> Any:
         why = " ".join(inner.group(1).split()) if inner else "not a PyTorch weights file"
         raise CheckpointError(f"{path}: cannot read {what} (not a plain PyTorch weights file: {why})") from None
     except Exception as exc:  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]  # torch adds advice
         raise CheckpointError(f"{path}: cannot read {what} ({type(exc).__name__}: {first})") from None
 
 
@@ -180,6 +188,90 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "step" not in state or "model" not in state:
         raise CheckpointError(f"{path}: not a resume checkpoint of ssl-domains")
     return state
+
+
+def load_resume_checkpoint(path: Path) -> dict[str, Any]:
+    """:func:`load_checkpoint` of the checkpoint ``--resume`` continues from; a damaged one
+    (cut short by a full disk or a copy, overwritten) names the last intact periodic
+    checkpoint of the same folder, which the user can resume from instead.
+
+    Raises:
+        CheckpointError: Missing, refused (pickled code) or damaged; one line.
+    """
+    try:
+        return load_checkpoint(path)
+    except UnsafeFileError:
+        raise
+    except CheckpointError as exc:
+        damaged = str(exc)
+    same = path.stat().st_ino if path.is_file() else None  # last.pt is a hard link to a step file
+    for older in sorted(path.parent.glob("step_*.pt"), reverse=True):
+        if older == path or older.stat().st_ino == same:
+            continue
+        try:
+            step = load_checkpoint(older)["step"]
+        except CheckpointError:
+            continue
+        raise CheckpointError(f"{damaged}: the file is damaged or cut short. The last intact "
+                              f"periodic checkpoint is {older} (step {step}): copy it over "
+                              f"{path} and resume again (the steps after it are redone)") from None
+    raise CheckpointError(f"{damaged}: the file is damaged or cut short and no intact periodic "
+                          f"checkpoint is left in {path.parent}: start the run again") from None
+
+
+def _component(config: Any, *dotted: str) -> str:
+    """``name {args}`` of the first component the resolved ``config`` names at ``dotted``."""
+    for path in dotted:
+        node = config
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get("name"):
+            return f"{node['name']} {node.get('args') or {}}"
+    return "?"
+
+
+def _differences(saved: dict[str, Any], model: nn.Module) -> str:
+    """How a saved state dict differs from ``model``'s, in a few words."""
+    target = model.state_dict()
+    shapes = [f"{k}: {tuple(v.shape)} in the file, {tuple(target[k].shape)} expected"
+              for k, v in saved.items() if k in target and hasattr(v, "shape") and v.shape != target[k].shape]
+    missing = [k for k in target if k not in saved]
+    unexpected = [k for k in saved if k not in target]
+    first = (shapes or [f"{k} missing" for k in missing] or [f"{k} not in the model" for k in unexpected]
+             or ["the optimiser's parameter groups differ"])[0]
+    return (f"{len(shapes)} tensor(s) of other shapes, {len(missing)} missing, {len(unexpected)} "
+            f"unexpected (first: {first})")
+
+
+def mismatch_error(path: Path | None, state: dict[str, Any], expected: dict[str, Any], stage: str,
+                   model: nn.Module | None = None) -> CheckpointError:
+    """The one-line error of a resume checkpoint that does not fit the run the config
+    describes: the file, the run and components it belongs to, what the config expects, and
+    (given the ``model`` the config built) the first differences of the weights."""
+    belongs = state.get("config") or {}
+    task = f"{stage}.task"
+    detail = f": {_differences(state.get('model') or {}, model)}" if model is not None else ""
+    return CheckpointError(
+        f"{path or 'checkpoint'}: resume checkpoint of run {belongs.get('name')!r} ({stage}, step "
+        f"{state.get('step')}; backbone {_component(belongs, 'backbone')}, task "
+        f"{_component(belongs, task)}) does not fit what the config builds (backbone "
+        f"{_component(expected, 'backbone')}, task {_component(expected, task)}){detail}; resume "
+        "with the config the run was started with, or start a new run in another folder")
+
+
+def check_resumable(path: Path | None, state: dict[str, Any], expected: dict[str, Any], stage: str) -> None:
+    """Refuse, before anything is written, to resume a checkpoint whose backbone or task
+    differs from the config's (training settings such as ``epochs`` may change).
+
+    Raises:
+        CheckpointError: One line, see :func:`mismatch_error`.
+    """
+    belongs = state.get("config") or {}
+    if not belongs:  # a checkpoint without its config: the weights decide (Trainer.load_state)
+        return
+    for part in ("backbone", f"{stage}.task"):
+        if _component(belongs, part) != _component(expected, part):
+            raise mismatch_error(path, state, expected, stage)
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:

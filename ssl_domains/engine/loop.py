@@ -24,7 +24,7 @@ from ssl_domains import console
 from ssl_domains.config import TrainConfig
 from ssl_domains.contracts import LOSS
 from ssl_domains.data.sampler import EpochSampler
-from ssl_domains.engine.checkpoints import save_checkpoint
+from ssl_domains.engine.checkpoints import mismatch_error, save_checkpoint
 from ssl_domains.engine.run_dir import RunDir
 from ssl_domains.engine.runtime import Runtime, rng_state, set_rng_state
 from ssl_domains.errors import ConfigError, SSLDomainsError
@@ -178,9 +178,14 @@ class Trainer:
     def load_state(self, state: dict[str, Any]) -> None:
         """Continue from a resume checkpoint of the same stage."""
         if state.get("stage") != self.stage:
-            raise SSLDomainsError(f"checkpoint is from stage {state.get('stage')!r}, not {self.stage!r}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+            raise SSLDomainsError(f"{self.run.resume_file or 'checkpoint'}: checkpoint is from stage "
+                                  f"{state.get('stage')!r}, not {self.stage!r}")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError):  # torch's multi-line state-dict report
+            raise mismatch_error(self.run.resume_file, state, self.resolved_config, self.stage,
+                                 self.model) from None
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = state["step"], state["epoch"]

@@ -19,9 +19,17 @@ import torch
 
 from ssl_domains import __version__
 from ssl_domains.config import RunConfig, dump_config
-from ssl_domains.engine.checkpoints import latest_checkpoint, load_checkpoint
+from ssl_domains.engine.checkpoints import latest_checkpoint, load_resume_checkpoint
 from ssl_domains.errors import SSLDomainsError
-from ssl_domains.files import append_line, atomic_write_text, to_json, write_guard, write_json
+from ssl_domains.files import (
+    O_NOFOLLOW,
+    append_line,
+    atomic_write_text,
+    read_text,
+    to_json,
+    write_guard,
+    write_json,
+)
 from ssl_domains.plugins import get_host
 
 try:
@@ -106,7 +114,7 @@ class RunLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             locked = fcntl is not None
             for _ in range(20):
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW, 0o644)
                 if locked:
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -219,6 +227,8 @@ class RunDir:
         self.path = Path(path)
         self.enabled = enabled
         self._tb: Any = None
+        #: the checkpoint :meth:`resume_state` read (named by errors of a resume)
+        self.resume_file: Path | None = None
 
     @property
     def checkpoints(self) -> Path:
@@ -282,14 +292,15 @@ class RunDir:
         ckpt = latest_checkpoint(self.checkpoints / stage)
         if ckpt is None:
             raise SSLDomainsError(f"{self.path}: nothing to resume (no checkpoints/{stage}/last.pt)")
-        return load_checkpoint(ckpt)
+        self.resume_file = ckpt
+        return load_resume_checkpoint(ckpt)
 
     def truncate_log_after(self, stage: str, step: int) -> None:
         """On resume, drop log lines of ``stage`` written after ``step`` (they will be redone)."""
         if not self.enabled or not self.metrics_file.exists():
             return
         keep = []
-        for line in self.metrics_file.read_text().splitlines():
+        for line in read_text(self.metrics_file).splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:

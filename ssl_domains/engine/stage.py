@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_domains.config import RunConfig
+from ssl_domains.engine.checkpoints import check_resumable
 from ssl_domains.engine.run_dir import RunDir
 from ssl_domains.engine.runtime import Runtime, seed_everything
 
@@ -19,11 +20,14 @@ def start_stage(
     its resolved config, and the resume checkpoint when ``resume``.
 
     Raises:
-        SSLDomainsError: ``resume`` without a checkpoint of ``stage``.
+        SSLDomainsError: ``resume`` without a checkpoint of ``stage``, or with one that is
+            damaged or belongs to another backbone or task (CheckpointError).
     """
     rt = Runtime.create(cfg.device, amp)
     seed_everything(cfg.seed, cfg.deterministic)
     run = RunDir(run_path, enabled=rt.is_main)
     state = run.resume_state(stage) if resume else None
+    if state is not None:  # before config.yaml is rewritten
+        check_resumable(run.resume_file, state, cfg.model_dump(mode="json"), stage)
     run.create(cfg)
     return rt, run, state

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from ssl_domains.config import read_yaml
 from ssl_domains.engine.assess import Selection, read_prediction_table
 from ssl_domains.errors import DataError
-from ssl_domains.files import read_json_object
+from ssl_domains.files import read_json_object, read_text
 from ssl_domains.identifiers import shareable_config
 from ssl_domains.scoring.intervals import SUMMARY_COLUMNS, summary_rows
 
@@ -58,7 +58,7 @@ def read_config(path: Path) -> dict[str, Any] | None:
     """
     if not path.is_file():
         return None
-    config = read_yaml(path)
+    config = read_yaml(path, read_text(path))  # a link planted in the run folder is refused
     if not isinstance(config, dict):
         raise DataError(path, f"expected a mapping, got {type(config).__name__}")
     return shareable_config(config)
@@ -103,11 +103,7 @@ def read_metrics(path: Path) -> tuple[pd.DataFrame, int] | None:
         return None
     records: list[dict[str, Any]] = []
     skipped = 0
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(path, f"cannot read ({err})") from None
-    for line in lines:
+    for line in read_text(path).splitlines():
         if not line.strip():
             continue
         try:
