@@ -49,7 +49,7 @@ def test_every_dataset_is_its_kinds_recipe_plus_data(tmp_path: Path) -> None:
 
     names = [d.name for d in datasets.DATASETS]
     assert {"ECG5000", "GunPoint", "ItalyPowerDemand", "ArrowHead", "OSULeaf", "ACSF1",
-            "BasicMotions", "BreastMNIST", "PneumoniaMNIST", "AdrenalMNIST3D"} == set(names)
+            "BasicMotions", "BreastMNIST", "PneumoniaMNIST", "AdrenalMNIST3D", "LIDC"} == set(names)
     for kind in datasets.KINDS:
         members = [d for d in datasets.DATASETS if d.kind == kind]
         assert members, kind
@@ -89,6 +89,51 @@ def test_signal_datasets_give_binary_pools_and_test_sets(ds: datasets.Dataset) -
     assert abs(np.mean(pool) - np.mean(test)) < 0.02  # stratified
     channels = sources["pool"][0]["signal"].shape[0]
     assert channels == cfg.backbone.args.get("in_channels", 1)
+
+
+def test_lidc_splits_by_patient_as_the_segmentation_benchmark(tmp_path: Path) -> None:
+    """LIDC nodules: the segmentation benchmark's patient split (every 4th sorted patient
+    tests), benign/malignant from Diagnosis, indeterminate (malignancy 3) out of fine-tuning
+    and test, pre-training on every pool nodule without labels; 1 mm, 32^3, lung window."""
+    import csv
+
+    from benchmarks.segmentation.lidc import write_split
+    from ssl_domains.data.datasets import groups_of, labels_of
+    from ssl_domains.engine.finetune import build_finetune_sources
+
+    ds = datasets.by_name(["lidc"])[0]
+    if ds.missing(DATA):
+        pytest.skip(f"LIDC: {ds.missing(DATA)} not under {DATA}")
+    assert ds.prepare is not None
+    ds.prepare(DATA, tmp_path / "work")
+    cfg = parse_config(run.dataset_config(ds, DATA, work=tmp_path / "work"), source=ds.name)
+    assert cfg.finetune is not None and cfg.pretrain is not None
+
+    def rows(path: Path) -> list[dict[str, str]]:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    with open(DATA / "lidc_nodules" / "nodules.csv", newline="") as fh:
+        truth = {f"{r['patient_id']}_{r['nodule_id']}": r for r in csv.DictReader(fh)}
+    seg = write_split(DATA, tmp_path / "seg")
+    split = tmp_path / "work" / "split"
+    for part in ("pool", "test"):  # the segmentation benchmark's nodules, less the 3s
+        cases = [r["case_id"] for r in rows(seg[part])]
+        mine = rows(split / f"{part}.csv")
+        assert [r["case_id"] for r in mine] == [
+            c for c in cases if truth[c]["Malignancy_value"] != "3"]
+        assert all(int(r["label"]) == int(truth[r["case_id"]]["Diagnosis_value"]) for r in mine)
+    assert [r["case_id"] for r in rows(split / "pretrain.csv")] == [
+        r["case_id"] for r in rows(seg["pool"])]
+    sources = build_finetune_sources(cfg.finetune)
+    pool, test = sources["pool"], sources["test"]
+    assert (len(pool), len(test)) == (470, 160)
+    assert sorted(set(labels_of(pool) or [])) == [0, 1] and sum(labels_of(test) or []) == 80
+    assert not set(groups_of(pool) or []) & set(groups_of(test) or [])  # patients apart
+    assert len(set(groups_of(test) or [])) < len(test)  # groups are patients, not nodules
+    item = test[0]
+    assert item["image"].shape == (1, 32, 32, 32) and item["meta"]["spacing"] == [1.0, 1.0, 1.0]
+    assert 0.0 <= float(item["image"].min()) and float(item["image"].max()) <= 1.0
 
 
 def _results() -> pd.DataFrame:

@@ -27,17 +27,24 @@ LOADER = {"modality": "CT", "spacing": [1.0, 1.0, 1.0], "intensity": "lung",
 PATCHES = {"patch_size": [32, 32, 16], "patches_per_volume": 4, "pos_fraction": 0.67}
 
 
-def write_split(data: Path, out: Path) -> dict[str, Path]:
-    """``pool.csv`` and ``test.csv`` (case_id, image, mask; absolute paths) in ``out``."""
-    root = (data / "lidc_nodules").resolve()
-    with open(root / "nodules.csv", newline="") as fh:
+def split_rows(data: Path) -> dict[str, list[dict[str, str]]]:
+    """The ``nodules.csv`` rows with an image and a mask, as ``pool`` and ``test`` (patients
+    sorted by id, every fourth one a test patient). The benchmark suite's LIDC
+    classification dataset uses the same split."""
+    with open((data / "lidc_nodules").resolve() / "nodules.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["image"].strip() and r["mask"].strip()]
     patients = sorted({r["patient_id"] for r in rows})
     test_patients = set(patients[3::4])
+    return {"pool": [r for r in rows if r["patient_id"] not in test_patients],
+            "test": [r for r in rows if r["patient_id"] in test_patients]}
+
+
+def write_split(data: Path, out: Path) -> dict[str, Path]:
+    """``pool.csv`` and ``test.csv`` (case_id, image, mask; absolute paths) in ``out``."""
+    root = (data / "lidc_nodules").resolve()
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, part in (("pool", [r for r in rows if r["patient_id"] not in test_patients]),
-                       ("test", [r for r in rows if r["patient_id"] in test_patients])):
+    for name, part in split_rows(data).items():
         paths[name] = out / f"{name}.csv"
         with open(paths[name], "w", newline="") as fh:
             w = csv.writer(fh)

@@ -18,10 +18,19 @@ Protocols:
 * MedMNIST sets: pre-training on the train+val images without labels; labels drawn from the
   official training split; validation from the official validation split at the budget's share
   (``val_budget: same_fraction``); test on the official test split.
+* LIDC-IDRI nodules (``lidc_nodules``): split by patient, never by nodule, exactly as the
+  segmentation benchmark splits them (:func:`benchmarks.segmentation.lidc.split_rows`: patients
+  sorted, every fourth a test patient). Pre-training on every pool nodule without labels;
+  labels (``Diagnosis``: benign 0, malignant 1, as the data's SOURCE.md gives them) drawn from
+  the pool nodules whose readers' malignancy rating is not 3 (indeterminate: excluded from
+  fine-tuning and test); validation comes out of the budget, a patient's nodules on one side.
+  The segmentation benchmark's 1 mm grid and CT lung window, each crop centred and padded or
+  cut to 32^3 (1 mm voxels: absolute size survives).
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,17 +50,22 @@ class Dataset:
         name: Short name (the folder of its sweep).
         kind: ``signal``, ``image`` or ``volume`` (which recipe it uses).
         files: Paths relative to the data root that must exist.
-        sections: ``root -> config overlay`` (data sections, channels, validation protocol).
+        sections: ``(root, work) -> config overlay`` (data sections, channels, validation
+            protocol); ``work`` is the dataset's own folder of the suite's output
+            (``<out>/data/<name>``, :func:`benchmarks.suite.run.work_dir`).
         protocol: One line for the results page.
         quick: Part of ``--quick``.
+        prepare: ``(root, work) -> None``, run before the dataset's sweep: writes what its
+            sections point to under ``work`` (e.g. split manifests), or None.
     """
 
     name: str
     kind: str
     files: tuple[str, ...]
-    sections: Callable[[Path], dict[str, Any]] = field(repr=False)
+    sections: Callable[[Path, Path], dict[str, Any]] = field(repr=False)
     protocol: str = ""
     quick: bool = False
+    prepare: Callable[[Path, Path], None] | None = field(default=None, repr=False)
 
     def missing(self, root: Path) -> list[str]:
         """The required files that are not under ``root``."""
@@ -59,8 +73,8 @@ class Dataset:
 
 
 def _ucr(files: tuple[str, ...], positive: list[Any] | None, channels: int = 1
-         ) -> Callable[[Path], dict[str, Any]]:
-    def sections(root: Path) -> dict[str, Any]:
+         ) -> Callable[[Path, Path], dict[str, Any]]:
+    def sections(root: Path, work: Path) -> dict[str, Any]:
         loader_args: dict[str, Any] = {"path": [str(root / f) for f in files],
                                        "normalize": "global"}
         if positive is not None:
@@ -79,8 +93,8 @@ def _ucr(files: tuple[str, ...], positive: list[Any] | None, channels: int = 1
 
 
 def _medmnist(file: str, positive_label: int, size: int | None = None
-              ) -> Callable[[Path], dict[str, Any]]:
-    def sections(root: Path) -> dict[str, Any]:
+              ) -> Callable[[Path, Path], dict[str, Any]]:
+    def sections(root: Path, work: Path) -> dict[str, Any]:
         base: dict[str, Any] = {"path": str(root / file)}
         if size is not None:
             base["size"] = size
@@ -96,6 +110,45 @@ def _medmnist(file: str, positive_label: int, size: int | None = None
                                   "test": split("test")}},
         }
     return sections
+
+
+#: The LIDC nodules' manifests under a dataset's output folder (:func:`_lidc_prepare`).
+_LIDC_SPLIT = "split"
+
+
+def _lidc_prepare(root: Path, work: Path) -> None:
+    """``pretrain.csv`` (every pool nodule, no label), ``pool.csv`` and ``test.csv`` (nodules
+    not rated indeterminate, ``label`` from ``Diagnosis_value``) under ``work/split``; columns
+    case_id, patient, image (absolute paths)."""
+    from benchmarks.segmentation.lidc import split_rows
+
+    data = (root / "lidc_nodules").resolve()
+    parts = split_rows(root)
+    out = work / _LIDC_SPLIT
+    out.mkdir(parents=True, exist_ok=True)
+    labelled = {k: [r for r in rows if r["Malignancy_value"].strip() != "3"]
+                for k, rows in parts.items()}
+    for name, rows, label in (("pretrain", parts["pool"], False), ("pool", labelled["pool"], True),
+                              ("test", labelled["test"], True)):
+        with open(out / f"{name}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["case_id", "patient", "image", *(["label"] if label else [])])
+            for r in rows:
+                w.writerow([f"{r['patient_id']}_{r['nodule_id']}", r["patient_id"],
+                            data / r["image"], *([int(r["Diagnosis_value"])] if label else [])])
+
+
+def _lidc(root: Path, work: Path) -> dict[str, Any]:
+    from benchmarks.segmentation.lidc import LOADER
+
+    split = work / _LIDC_SPLIT
+    loader = {**LOADER, "spatial_size": [32, 32, 32], "group_column": "patient",
+              "cache": "disk", "cache_dir": str(work / "cache")}
+
+    def part(name: str) -> dict[str, Any]:
+        return {"name": "image_manifest", "args": {**loader, "path": str(split / f"{name}.csv")}}
+    return {"pretrain": {"data": {"train": part("pretrain")}},
+            "finetune": {"data": {"train": part("pool"), "test": part("test")}}}
 
 
 def _ucr_suite(name: str, positive: list[Any], classes: str, channels: int = 1,
@@ -127,6 +180,10 @@ DATASETS: tuple[Dataset, ...] = (
     Dataset("AdrenalMNIST3D", "volume", ("adrenalmnist3d/adrenalmnist3d_64.npz",),
             _medmnist("adrenalmnist3d/adrenalmnist3d_64.npz", positive_label=1, size=32),
             "official splits, volumes box-averaged to 32^3; hyperplasia positive"),
+    Dataset("LIDC", "volume", ("lidc_nodules/nodules.csv",), _lidc,
+            "split by patient as the LIDC segmentation benchmark (every 4th sorted patient "
+            "tests); malignant (Diagnosis) positive; malignancy rating 3 excluded; 1 mm, 32^3",
+            prepare=_lidc_prepare),
 )
 
 

@@ -56,9 +56,19 @@ def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def dataset_config(ds: Dataset, root: Path, recipes: Path | None = None) -> dict[str, Any]:
-    """The run config of ``ds``: its kind's recipe (:func:`recipe`) plus its data sections."""
-    cfg = merge(recipe(ds.kind, recipes), ds.sections(root))
+def work_dir(out: Path, ds: Dataset) -> Path:
+    """Where ``ds.prepare`` writes under the suite folder ``out`` (the sweep folder
+    ``out / ds.name`` holds only the sweep's own files): ``out/data/<name>``."""
+    return out / "data" / ds.name
+
+
+def dataset_config(ds: Dataset, root: Path, recipes: Path | None = None,
+                   work: Path | None = None) -> dict[str, Any]:
+    """The run config of ``ds``: its kind's recipe (:func:`recipe`) plus its data sections;
+    ``work``: where what its ``prepare`` wrote lies (default :func:`work_dir` of
+    ``runs/suite``)."""
+    work = work if work is not None else work_dir(Path("runs") / "suite", ds)
+    cfg = merge(recipe(ds.kind, recipes), ds.sections(root, work))
     cfg["name"] = f"suite-{ds.name}"
     return cfg
 
@@ -143,7 +153,10 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
         record.update(status="skipped", reason=f"missing under {root}: {', '.join(missing)}")
         echo(f"{ds.name}: skipped ({record['reason']})")
         return record
-    cfg = parse_config(dataset_config(ds, root, recipes), source=f"suite {ds.name}")
+    if ds.prepare is not None:
+        ds.prepare(root, work_dir(out, ds))
+    cfg = parse_config(dataset_config(ds, root, recipes, work_dir(out, ds)),
+                       source=f"suite {ds.name}")
     assert cfg.finetune is not None
     n_pool = len(labels_of(build_finetune_sources(cfg.finetune)["pool"]) or [])
     keep, dropped = budgets_for(sizes, n_pool)
