@@ -79,6 +79,12 @@ class Augmentation:
 
     def warp(self, x: torch.Tensor) -> torch.Tensor:
         """The random affine part (scale, rotation, translation, flips)."""
+        return self.warp_with_mask(x)[0]
+
+    def warp_with_mask(self, x: torch.Tensor, mask: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`warp` of an image batch and, by the same random affine per item, of its mask
+        ``[B, 1, *spatial]`` (nearest-neighbour, zeros outside), so the two stay aligned."""
         batch, dims = x.shape[0], x.ndim - 2
         if dims not in (2, 3):
             raise ValueError(f"augmentation needs [B, C, H, W] or [B, C, D, H, W], got {tuple(x.shape)}")
@@ -94,8 +100,13 @@ class Augmentation:
         shift = (torch.rand(batch, dims, 1) * 2 - 1) * self.translate
         affine = torch.cat([theta, shift], dim=2).to(x)
         grid = F.affine_grid(affine, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding,
-                             align_corners=False)
+        image = F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding,
+                              align_corners=False)
+        if mask is None:
+            return image, None
+        warped = F.grid_sample(mask.to(grid.dtype), grid, mode="nearest", padding_mode="zeros",
+                               align_corners=False)
+        return image, warped.to(mask.dtype)
 
     def intensity(self, x: torch.Tensor) -> torch.Tensor:
         """The random brightness, contrast and noise part."""

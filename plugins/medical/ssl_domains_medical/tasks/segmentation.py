@@ -65,12 +65,14 @@ class TumorSegmentation(nn.Module):
         roi_size: Sliding-window size; None: the training patch size.
         overlap: Sliding-window overlap in [0, 1).
         sw_batch_size: Windows run at once.
-        augment: Train-time batch augmentation of the image (intensity only: ``brightness``,
-            ``contrast``, ``noise``; spatial warps would move the mask), or None.
+        augment: Train-time batch augmentation (``Augmentation`` keys): the spatial part
+            (``scale``, ``rotate``, ``translate``, ``flip_axes``) moves image and mask by the
+            same random affine, then ``brightness``, ``contrast``, ``noise`` change the image.
+            Keys left out do nothing (no warp, no intensity change); None: no augmentation.
 
     Raises:
         IncompatibleError: The backbone has no feature pyramid.
-        ValueError: ``num_classes`` not 2, bad overlap, or a spatial augmentation.
+        ValueError: ``num_classes`` not 2, bad overlap, or bad augmentation values.
     """
 
     #: A dense task: targets are masks, outputs voxel maps (the engine's segmentation path).
@@ -94,10 +96,6 @@ class TumorSegmentation(nn.Module):
                              f"must be 2, got {num_classes}")
         if not 0.0 <= overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-        spatial = {"scale", "rotate", "translate", "flip_axes"} & set(augment or {})
-        if spatial:
-            raise ValueError(f"tumor_segmentation augment: {sorted(spatial)} would move the image "
-                             "but not its mask; use brightness, contrast or noise")
         encoder: Any = backbone
         spec = encoder.input_spec
         self.backbone: Any = backbone
@@ -112,7 +110,8 @@ class TumorSegmentation(nn.Module):
         self.overlap = overlap
         self.sw_batch_size = sw_batch_size
         self.augment = augmentation_from({"scale": [1.0, 1.0], "rotate": 0.0, "translate": 0.0,
-                                          "flip_axes": [], **augment} if augment else None)
+                                          "flip_axes": [], "brightness": 0.0, "contrast": 0.0,
+                                          "padding": "border", **augment} if augment else None)
         self.loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False,
                                   smooth_nr=1e-5, smooth_dr=1e-5, batch=True)
 
@@ -126,13 +125,15 @@ class TumorSegmentation(nn.Module):
         x = batch[self.key]
         if self.roi_size is None:
             self.roi_size = [int(s) for s in x.shape[2:]]
+        mask = batch.get("mask")
         if self.training and self.augment is not None:
             with torch.no_grad():
+                x, mask = self.augment.warp_with_mask(x.float(), mask)
                 x = self.augment.intensity(x)
         logits = self.logits(x)
         out: dict[str, Any] = {"logits": logits}
-        if "mask" in batch:
-            target = (batch["mask"][:, :1] > 0).to(logits.dtype)
+        if mask is not None:
+            target = (mask[:, :1] > 0).to(logits.dtype)
             out["loss"] = self.loss_fn(logits.float(), target)
         return out
 

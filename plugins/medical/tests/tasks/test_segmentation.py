@@ -39,9 +39,28 @@ def test_dense_logits_loss_and_sliding_window() -> None:
     assert task.training  # the previous mode is restored
 
 
-def test_spatial_augmentation_refused() -> None:
-    with pytest.raises(ValueError, match="mask"):
-        _task(augment={"rotate": 10})
+def test_spatial_augmentation_moves_image_and_mask_together() -> None:
+    from ssl_domains_medical.augment import augmentation_from
+
+    torch.manual_seed(1)
+    image = torch.zeros(4, 1, 16, 16, 16)
+    image[:, :, 2:9, 3:12, 5:14] = 1.0  # an off-centre box: any flip or turn moves it
+    mask = image.clone().to(torch.uint8)
+    flips = augmentation_from({"flip_axes": [0, 1, 2], "rotate": 0.0, "scale": [1.0, 1.0],
+                               "translate": 0.0})
+    warped, warped_mask = flips.warp_with_mask(image, mask)
+    assert warped_mask is not None and warped_mask.dtype == torch.uint8
+    assert torch.equal((warped > 0.5).to(torch.uint8), warped_mask)  # flips: exactly aligned
+    assert not torch.equal(warped, image)  # and something was flipped
+    turns = augmentation_from({"rotate": 25.0, "scale": [0.8, 1.2], "flip_axes": []})
+    warped, warped_mask = turns.warp_with_mask(image, mask)
+    agree = ((warped > 0.5).to(torch.uint8) == warped_mask).float().mean()
+    assert agree > 0.97  # bilinear vs nearest differ only on the box's boundary
+    assert not torch.equal(warped_mask, mask)
+    # the task trains on the warped pair: a finite loss, logits of the patch's shape
+    task = _task(augment={"flip_axes": [0, 1, 2], "rotate": 15, "brightness": 0.1})
+    out = task({"image": image, "mask": mask})
+    assert out["logits"].shape == (4, 2, 16, 16, 16) and torch.isfinite(out["loss"])
 
 
 def test_pretext_decoder_is_reused_when_it_fits() -> None:
