@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 
 from ssl_domains.data.collate import collate_items
 from ssl_domains.data.datasets import Subset, build_dataset, labels_of, with_stats
-from ssl_domains.engine.build import build_backbone
+from ssl_domains.data.skipping import first_readable
+from ssl_domains.engine.build import build_backbone, build_pretext
 from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
 from ssl_domains.engine.loop import make_optimizer
 from ssl_domains.engine.runtime import Runtime
@@ -149,7 +150,7 @@ def plan(cfg: Any, *, measure_steps: int = 3) -> dict[str, Any]:
         info["steps"] = _steps(n_train, p.data, p.train)
         torch.manual_seed(cfg.seed)
         backbone = build_backbone(registry, cfg.backbone)
-        task = registry.create("pretext", p.task.name, backbone, **p.task.args)
+        task = build_pretext(registry, p.task, backbone, first_readable(train))
         info["parameters"] = _params(task, backbone)
         if measure_steps:
             info["measured"] = _measure(task, Subset(train, range(len(train)), train=True), p.data,  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import importlib.metadata as md
 import importlib.util
 import logging
 import os
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,10 +166,12 @@ class Host:
                 self._not_loaded[ep.name] = ep
                 warnings.warn(
                     f'Error importing plugin "{ep.name}": {reason}; skipped '
-                    "(set SSL_DOMAINS_STRICT=1 to make this fatal)",
+                    "(--debug shows the traceback; set SSL_DOMAINS_STRICT=1 to make this fatal)",
                     PluginImportWarning,
                     stacklevel=2,
                 )
+                log.debug('plugin "%s" failed to import:\n%s', ep.name,
+                          "".join(traceback.format_exception(exc)).rstrip())
                 continue
             dist = getattr(ep, "dist", None)
             self.register_module(

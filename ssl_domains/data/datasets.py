@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ssl_domains.component_checks import labels_problem, per_item_problem
 from ssl_domains.config import ComponentRef, DataConfig
 from ssl_domains.console import note_skipped
 from ssl_domains.data.sampler import EpochSampler
@@ -27,7 +28,7 @@ from ssl_domains.errors import DataError, SSLDomainsError
 from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import Registry
 
-__all__ = ["build_dataset", "with_stats", "Subset", "labels_of", "groups_of", "make_loader"]
+__all__ = ["build_dataset", "broken_promise", "with_stats", "Subset", "labels_of", "groups_of", "make_loader"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,19 @@ def build_dataset(registry: Registry, ref: ComponentRef, role: str) -> Dataset:
         note_skipped(f"{role} input {opaque_id(path)}", why)
     if len(ds) == 0:  # type: ignore[arg-type]
         raise DataError(f"{role} data ({ref.name})", f"no usable items (args {ref.args})")
+    for prop, problem in (("labels", labels_problem(getattr(ds, "labels", None), len(ds))),  # type: ignore[arg-type]
+                          ("groups", per_item_problem("groups", getattr(ds, "groups", None), len(ds)))):  # type: ignore[arg-type]
+        if problem is not None:
+            raise DataError(f"{role} data ({ref.name})", broken_promise(registry, "loader", ref.name, prop, problem))
     return ds
+
+
+def broken_promise(registry: Registry, kind: str, name: str, prop: str, problem: str) -> str:
+    """``problem`` (a :mod:`~ssl_domains.component_checks` check's words) with the component,
+    its plugin and the conformance property that checks it, for a run's error message."""
+    entry = registry.get(kind, name)
+    return (f"{problem} ({kind} {name!r} of plugin {entry.plugin!r} breaks its contract; the "
+            f"conformance kit checks it as {kind}/{name}/{prop})")
 
 
 def with_stats(registry: Registry, ref: ComponentRef, stats: Any) -> ComponentRef:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from ssl_domains.component_checks import features_problem, item_problem
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig
 from ssl_domains.contracts import META, Backbone, missing_members
+from ssl_domains.data.datasets import broken_promise
 from ssl_domains.engine.checkpoints import BACKBONE_FILE, InitReport, load_init
-from ssl_domains.errors import ContractError, IncompatibleError
+from ssl_domains.errors import ContractError, DataError, IncompatibleError
 from ssl_domains.files import write_json
 from ssl_domains.registry import Registry
 
-__all__ = ["build_backbone", "apply_init", "check_modality"]
+__all__ = ["build_backbone", "build_pretext", "apply_init", "check_modality", "check_first_item"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +87,52 @@ def check_modality(backbone: Any, item: dict[str, Any], where: str) -> None:
             f"{where}: items have {x.shape[0]} channel(s) but the backbone expects "
             f"{spec.channels}; set in_channels={x.shape[0]}"
         )
+
+
+def check_first_item(registry: Registry, backbone: Any, backbone_name: str, loader_name: str,
+                     item: dict[str, Any], where: str) -> None:
+    """What the conformance kit checks on a plugin's examples, checked on the run's first item,
+    in the kit's words: the loader's item (``loader/<name>/item``), the backbone's modality and
+    channels, and the backbone's features on it (``backbone/<name>/forward_shape``).
+
+    Raises:
+        DataError: The item is not what a loader promises.
+        IncompatibleError: Wrong modality, dimensionality or channel count for the backbone.
+        ContractError: ``forward_features`` does not give ``[B, num_features]``.
+    """
+    entry = registry.get("loader", loader_name)
+    problem = item_problem(item, entry.modalities, entry.dims)
+    if problem is not None:
+        raise DataError(where, broken_promise(registry, "loader", loader_name, "item", problem))
+    check_modality(backbone, item, where)
+    one = item[backbone.input_spec.modality]
+    x = torch.stack([one, one])  # a batch of two, as the kit's
+    training = backbone.training
+    backbone.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            features = backbone.forward_features(x)
+    except RuntimeError as exc:  # a shape error inside the plugin's network: name it
+        raise IncompatibleError(f"{where}: backbone {backbone_name!r} fails on an item of shape "
+                                f"{tuple(x.shape[1:])}: {exc}".splitlines()[0]) from exc
+    finally:
+        backbone.train(training)
+    problem = features_problem(features, 2, int(backbone.num_features))
+    if problem is not None:
+        raise ContractError(f"{where}: "
+                            + broken_promise(registry, "backbone", backbone_name, "forward_shape", problem))
+
+
+def build_pretext(registry: Registry, ref: ComponentRef, backbone: Any, item: dict[str, Any]) -> nn.Module:
+    """The pretext task ``ref`` on ``backbone``; a task that takes ``input_shape`` (to decode
+    whole items from pooled features) gets the shape of the run's items when neither the
+    config nor the backbone gives one."""
+    args = dict(ref.args)
+    factory = registry.get("pretext", ref.name).factory
+    try:
+        takes_shape = "input_shape" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_shape = False
+    if takes_shape and "input_shape" not in args and getattr(backbone, "input_shape", None) is None:
+        args["input_shape"] = list(item[backbone.input_spec.modality].shape)
+    return registry.create("pretext", ref.name, backbone, **args)

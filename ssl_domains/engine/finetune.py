@@ -29,7 +29,7 @@ from ssl_domains.data.datasets import (
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import label_subset, split_off
 from ssl_domains.engine.assess import Counts, Predictions, finish_run, score
-from ssl_domains.engine.build import apply_init, build_backbone, check_modality, finetune_init
+from ssl_domains.engine.build import apply_init, build_backbone, check_first_item, finetune_init
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.inference import predict
 from ssl_domains.engine.labels import check_labels, declared_classes
@@ -242,9 +242,10 @@ def finetune(
     val_labels = labels_of(val_ds if val_ds is not None else train_ds) or []
 
     backbone = build_backbone(registry, cfg.backbone)
-    check_modality(backbone, first_readable(train_ds), f"fine-tuning data ({fcfg.data.train.name})")
     init_cfg = finetune_init(cfg, init, run.export)
     init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
+    check_first_item(registry, backbone, cfg.backbone.name, fcfg.data.train.name, first_readable(train_ds),
+                     f"fine-tuning data ({fcfg.data.train.name})")
     declared, explicit = declared_classes(fcfg.task.args, registry.get("finetune", fcfg.task.name).factory)
     n_classes, label_warnings = check_labels(
         task=fcfg.task.name, num_classes=declared, explicit=explicit,

@@ -17,7 +17,7 @@ from ssl_domains.contracts import LOSS
 from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import split_off
-from ssl_domains.engine.build import apply_init, build_backbone, check_modality
+from ssl_domains.engine.build import apply_init, build_backbone, build_pretext, check_first_item
 from ssl_domains.engine.checkpoints import save_export
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.run_dir import RunDir, environment_info, holding_run_lock
@@ -103,10 +103,12 @@ def pretrain(
         train_ds, val_ds = Subset(data, keep, train=True), Subset(data, held)
 
     backbone = build_backbone(registry, cfg.backbone)
-    check_modality(backbone, first_readable(train_ds), f"pretrain data ({pcfg.data.train.name})")
+    first = first_readable(train_ds)
     if state is None:
         apply_init(backbone, init or cfg.init, run.path if rt.is_main else None)
-    task = registry.create("pretext", pcfg.task.name, backbone, **pcfg.task.args)
+    check_first_item(registry, backbone, cfg.backbone.name, pcfg.data.train.name, first,
+                     f"pretrain data ({pcfg.data.train.name})")
+    task = build_pretext(registry, pcfg.task, backbone, first)
     if not isinstance(getattr(task, "backbone", None), nn.Module):
         entry = registry.get("pretext", pcfg.task.name)
         raise SSLDomainsError(f"plugin {entry.plugin!r}: pretext {pcfg.task.name!r} must keep its backbone as .backbone")

@@ -37,7 +37,7 @@ from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
 from ssl_domains.data.datasets import Subset, make_loader
 from ssl_domains.data.skipping import first_readable, iter_readable
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
-from ssl_domains.engine.build import apply_init, build_backbone, check_modality, finetune_init
+from ssl_domains.engine.build import apply_init, build_backbone, check_first_item, finetune_init
 from ssl_domains.engine.checkpoints import MODEL_FILE, read_safetensors, save_export
 from ssl_domains.engine.loop import Trainer
 from ssl_domains.engine.pretrain import export_config
@@ -433,7 +433,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     where = f"fine-tuning data ({fcfg.data.train.name})"
     backbone: Any = build_backbone(registry, cfg.backbone)
     first = first_readable(train_ds)
-    check_modality(backbone, first, where)
+    check_first_item(registry, backbone, cfg.backbone.name, fcfg.data.train.name, first, where)
     if "mask" not in first:
         raise DataError(where, "training items have no mask; a dense task trains on lesion masks "
                         "(the manifest's mask column)")

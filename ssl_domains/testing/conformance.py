@@ -38,6 +38,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from ssl_domains.component_checks import (
+    features_problem,
+    item_problem,
+    labels_problem,
+    per_item_problem,
+)
 from ssl_domains.contracts import MODALITIES, Example
 from ssl_domains.data.collate import collate_items
 from ssl_domains.errors import IncompatibleError, PluginError
@@ -182,8 +188,8 @@ def backbone_surface(entry: Entry, example: Example) -> None:
 
 def backbone_forward_shape(entry: Entry, example: Example) -> None:
     model, feats = _features(entry, example)
-    assert tuple(feats.shape) == (2, model.num_features), f"{entry.name}: features {tuple(feats.shape)}"
-    assert torch.isfinite(feats).all(), f"{entry.name}: non-finite features"
+    problem = features_problem(feats, 2, model.num_features)
+    assert problem is None, f"{entry.name}: {problem}"
 
 
 def backbone_gradients(entry: Entry, example: Example) -> None:
@@ -434,18 +440,8 @@ def loader_builds(entry: Entry, example: Example) -> None:
 
 
 def loader_item(entry: Entry, example: Example) -> None:
-    item = _dataset(entry, example)[0]
-    key = _input_key(entry, item)
-    if entry.modalities:
-        assert key in entry.modalities, f"{entry.name}: item key {key!r} not in declared {entry.modalities}"
-    x = item[key]
-    assert isinstance(x, torch.Tensor) and x.is_floating_point(), \
-        f"{entry.name}: item[{key!r}] must be a float tensor, got {getattr(x, 'dtype', type(x).__name__)}"
-    if entry.dims:
-        assert x.ndim - 1 in entry.dims, \
-            f"{entry.name}: item[{key!r}] has shape {tuple(x.shape)}: {x.ndim - 1} spatial dims, declared {entry.dims}"
-    assert x.shape[0] >= 1, f"{entry.name}: item[{key!r}] has no channels"
-    assert isinstance(item.get("meta"), dict), f"{entry.name}: item['meta'] must be a dict"
+    problem = item_problem(_dataset(entry, example)[0], entry.modalities, entry.dims)
+    assert problem is None, f"{entry.name}: {problem}"
 
 
 def loader_labels(entry: Entry, example: Example) -> None:
@@ -453,8 +449,8 @@ def loader_labels(entry: Entry, example: Example) -> None:
     labels = getattr(ds, "labels", None)
     if labels is None:
         pytest.skip(f"loader {entry.name!r}: the example is unlabeled (labels is None)")
-    assert len(labels) == len(ds), f"{entry.name}: {len(labels)} labels for {len(ds)} items"
-    assert all(int(v) == v for v in labels), f"{entry.name}: labels must be integers"
+    problem = labels_problem(labels, len(ds))
+    assert problem is None, f"{entry.name}: {problem}"
     for i in sorted({0, len(ds) - 1}):
         item = ds[i]
         assert "label" in item, f"{entry.name}: item {i} has no 'label' while labels is set"
@@ -467,7 +463,8 @@ def loader_groups(entry: Entry, example: Example) -> None:
     groups = getattr(ds, "groups", None)
     if groups is None:
         pytest.skip(f"loader {entry.name!r}: the example has no groups")
-    assert len(groups) == len(ds), f"{entry.name}: {len(groups)} groups for {len(ds)} items"
+    problem = per_item_problem("groups", groups, len(ds))
+    assert problem is None, f"{entry.name}: {problem}"
 
 
 def loader_batch(entry: Entry, example: Example) -> None:
