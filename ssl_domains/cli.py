@@ -207,6 +207,34 @@ def _refuse_overwrite(run_path: Path, stage: str, resume: str | None) -> None:
                           "export; choose another folder (--out, or --set name=...)")
 
 
+_jobs_options = [
+    click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Cells (and select: auto's cross-validation folds) run side by side on this "
+                      "machine as separate processes; same numbers as one at a time."),
+    click.option("--threads-per-job", type=click.IntRange(min=1),
+                 help="Intra-op threads of each job (default: the cores shared out)."),
+    click.option("--gpus", help="GPUs for the jobs, one per job in turn, e.g. 0,1,2,3 "
+                                "(default: every visible GPU)."),
+]
+
+
+def _with_jobs(f: Any) -> Any:
+    for deco in reversed(_jobs_options):
+        f = deco(f)
+    return f
+
+
+def _local_jobs(jobs: int, threads: int | None, gpus: str | None) -> Any:
+    """``--jobs`` above 1 (or GPUs to share out): jobs on this machine; else None (one
+    process, one cell after another)."""
+    if jobs <= 1 and threads is None and gpus is None:
+        return None
+    from ssl_domains.sweep.jobs import LocalJobs
+
+    return LocalJobs(jobs, threads, [g.strip() for g in gpus.split(",") if g.strip()]
+                     if gpus else None)
+
+
 @cli.command("pretrain")
 @_with_common
 def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str | None, init_source: str,
@@ -225,8 +253,10 @@ def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
 
 @cli.command("finetune")
 @_with_common
+@_with_jobs
 def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str | None, init_source: str,
-                 resume: str | None, out: str | None) -> None:
+                 resume: str | None, out: str | None, jobs: int, threads_per_job: int | None,
+                 gpus: str | None) -> None:
     """Fine-tune on labeled data from CONFIG's `finetune` section; evaluates and exports."""
     from ssl_domains.engine.finetune import finetune
     from ssl_domains.report.model_card import write_model_card
@@ -236,7 +266,8 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
     _refuse_overwrite(run_path, "finetune", resume)
     init = cfg.init if init_path else None
     if cfg.finetune is not None and cfg.finetune.select == "auto":  # candidates, chosen on validation data
-        summary = select_finetune(cfg, run_path, init=init)
+        summary = select_finetune(cfg, run_path, init=init,
+                                  jobs=_local_jobs(jobs, threads_per_job, gpus))
     else:
         summary = finetune(cfg, run_path, init=init, resume=bool(resume))
     if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
@@ -295,12 +326,31 @@ def report_cmd(run_dir: str) -> None:
 @click.option("--init", "init_path", type=click.Path(), help="Pre-trained weights for ssl/linear_probe (skips pre-training).")
 @click.option("--init-source", default="auto", show_default=True, help="Format of foreign --init weights.")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="1 - confidence level of intervals.")
+@_with_jobs
+@click.option("--executor", type=click.Choice(["local", "slurm", "submitit-local"]), default="local",
+              show_default=True, help="local: this machine (--jobs); slurm: job arrays on a Slurm "
+              "cluster (pip install 'ssl-domains[cluster]'); submitit-local: the same jobs through "
+              "submitit's local executor.")
+@click.option("--resources", type=click.Path(dir_okay=False, exists=True),
+              help="YAML file of cluster resources per job (partition, time_min, cpus_per_job, "
+                   "gpus_per_job, mem_gb, account, qos, array_parallelism, setup, additional).")
+@click.option("--partition", help="Slurm partition (overrides --resources).")
+@click.option("--time-min", type=int, help="Time limit per job in minutes (overrides --resources).")
+@click.option("--cpus-per-job", type=int, help="CPUs per cluster job (overrides --resources).")
+@click.option("--gpus-per-job", type=int, help="GPUs per cluster job (overrides --resources).")
+@click.option("--mem-gb", type=int, help="Memory per cluster job in GB (overrides --resources).")
+@click.option("--wait", is_flag=True, help="With --executor slurm: stay until every job ended "
+              "and show progress (by default the command returns once the jobs are submitted).")
 def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int, seed_list: str | None,
               arms: str, out: str | None, overrides: tuple[str, ...], init_path: str | None,
-              init_source: str, alpha: float) -> None:
+              init_source: str, alpha: float, jobs: int, threads_per_job: int | None,
+              gpus: str | None, executor: str, resources: str | None, partition: str | None,
+              time_min: int | None, cpus_per_job: int | None, gpus_per_job: int | None,
+              mem_gb: int | None, wait: bool) -> None:
     """Label-efficiency sweep: ssl, scratch, linear probe and baselines on the same labeled
     subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
-    interrupted sweep (finished cells are kept)."""
+    interrupted sweep (finished cells are kept). --jobs N runs N cells side by side; --executor
+    slurm submits them to a cluster."""
     from ssl_domains.config import InitConfig, load_config
     from ssl_domains.report.model_card import write_pretrain_card
     from ssl_domains.report.pages import build_report
@@ -314,11 +364,26 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
         raise ConfigError(f"--alpha {alpha}: must be between 0 and 1, e.g. 0.05")
     cfg = load_config(config, list(overrides))
     out_path = Path(out) if out else Path(cfg.output_dir) / f"{cfg.name}-sweep"
+    init = InitConfig(path=init_path, source=init_source) if init_path else None
+    runner: Any = _local_jobs(jobs, threads_per_job, gpus)
+    if executor != "local":
+        from ssl_domains.sweep.cluster import ClusterJobs, Resources
+
+        res = Resources.load(resources, partition=partition, time_min=time_min,
+                             cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job, mem_gb=mem_gb,
+                             array_parallelism=jobs if executor == "submitit-local" else None)
+        runner = ClusterJobs(executor, res, wait=wait, finish=build_report, init=init)
     failed: SweepFailed | None = None
     try:
-        run_sweep(cfg, out_path, sizes=sizes, seeds=seed_values, arms=arm_names,
-                  init=InitConfig(path=init_path, source=init_source) if init_path else None,
-                  alpha=alpha, echo=click.echo)
+        result = run_sweep(cfg, out_path, sizes=sizes, seeds=seed_values, arms=arm_names,
+                           init=init, alpha=alpha, echo=click.echo, jobs=runner)
+        if result.submitted:
+            for line in result.submitted:
+                click.echo(f"submitted {line}")
+            click.echo(f"the sweep goes on in {out_path} (jobs: {out_path / 'cluster.json'}, "
+                       f"logs: {out_path / 'logs'}); its last job writes results.csv and the "
+                       "report. Rerun the same command to see what failed and submit it again.")
+            return
     except SweepFailed as err:  # the finished cells still get their report
         failed = err
     except KeyboardInterrupt:

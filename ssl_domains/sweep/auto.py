@@ -59,7 +59,7 @@ from ssl_domains.sweep import selection as sel
 from ssl_domains.sweep.plan import Arm
 
 __all__ = ["run_ensemble_cell", "run_auto_cell", "run_dense_auto_cell", "chose_by_cross_validation", "combined_cell",
-           "Labeled", "cross_validate", "MEMBERS_DIR"]
+           "Labeled", "cross_validate", "fold_splits", "fold_sources", "MEMBERS_DIR"]
 
 #: Where an auto cell keeps the two members of an ensemble it refitted on every label (one
 #: folder each, named as the arm's cells: :attr:`~ssl_domains.sweep.plan.Arm.folder`).
@@ -171,6 +171,25 @@ class Labeled(Dataset):
         return ds[j]
 
 
+def fold_splits(labeled: Labeled, seed: int, k: int = sel.CV_FOLDS
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The seeded stratified (grouped, when items share a group) ``(train, held_out)`` splits
+    of :func:`cross_validate` over ``labeled``.
+
+    Raises:
+        SSLDomainsError: A class with a single item.
+    """
+    y = np.asarray(labeled.labels, dtype=int)
+    groups = labeled.groups if len(set(labeled.groups)) < len(labeled.groups) else None
+    return sel.cv_folds(y, seed, groups, k)
+
+
+def fold_sources(labeled: Labeled, split: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """The data of one fold: its training part as the pool, its held-out part as the test set."""
+    tr, held = split
+    return {"pool": Subset(labeled, tr), "val": None, "test": Subset(labeled, held)}
+
+
 def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,
                    k: int = sel.CV_FOLDS) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Out-of-fold probabilities of every candidate arm over ``labeled``.
@@ -179,21 +198,20 @@ def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,
         labeled: The labeled subset.
         seed: Seeds the folds (and the arms' runs).
         folds_dir: Scratch folder for the fold runs (removed afterwards).
-        train_arm: ``train_arm(sources, folder) -> {arm: Predictions on sources["test"]}``
-            trains every candidate on ``sources["pool"]`` exactly as its cell was trained and
-            scores the held-out fold.
+        train_arm: ``train_arm(sources, k) -> {arm: Predictions on sources["test"]}`` trains
+            every candidate on ``sources["pool"]`` (fold ``k``'s training part, from
+            :func:`fold_sources`) exactly as its cell was trained and scores the held-out fold.
         k: Number of folds (fewer when a class has fewer items).
 
     Returns:
         ``(labels, {arm: probabilities [N, K]}, folds)`` in ``labeled``'s order.
     """
     y = np.asarray(labeled.labels, dtype=int)
-    groups = labeled.groups if len(set(labeled.groups)) < len(labeled.groups) else None
-    splits = sel.cv_folds(y, seed, groups, k)
+    splits = fold_splits(labeled, seed, k)
     oof: dict[str, np.ndarray] = {}
-    for k, (tr, held) in enumerate(splits):
-        sources = {"pool": Subset(labeled, tr), "val": None, "test": Subset(labeled, held)}
-        got = train_arm(sources, folds_dir / f"fold{k}")
+    for k, split in enumerate(splits):
+        held = split[1]
+        got = train_arm(fold_sources(labeled, split), k)
         for arm, p in got.items():
             if arm not in oof:
                 oof[arm] = np.full((len(y), p.probs.shape[1]), np.nan)

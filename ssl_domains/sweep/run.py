@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -65,10 +65,12 @@ from ssl_domains.engine.assess import (
     EVAL_FILE,
     PREDICTIONS_DIR,
     Assessment,
+    Predictions,
     read_assessment,
     read_predictions,
 )
 from ssl_domains.engine.checkpoints import latest_checkpoint
+from ssl_domains.engine.run_dir import RunFolderBusy, RunLock
 from ssl_domains.engine.segmentation import is_dense
 from ssl_domains.errors import ConfigError, DataError, RegistryError, SSLDomainsError
 from ssl_domains.files import read_json_object, write_json
@@ -97,7 +99,10 @@ from ssl_domains.sweep.selection import (
     small_validation,
 )
 
-__all__ = ["SweepResult", "SweepFailed", "run_sweep", "run_derived"]
+__all__ = ["SweepResult", "SweepFailed", "Sweep", "Outcome", "CellRunner", "run_sweep",
+           "run_derived", "run_cell", "finished_cell", "record_outcome", "finish_sweep",
+           "progress_line", "pretrain_once", "run_fold_arm", "cv_items", "cv_folder",
+           "fold_file", "LOCKS_DIR"]
 
 
 @dataclass
@@ -112,6 +117,7 @@ class SweepResult:
         reused: Cells found finished and not recomputed.
         skipped: Baselines skipped (name -> reason, e.g. a missing optional dependency).
         failed: Cells that failed (name -> reason); they stay unfinished.
+        submitted: The jobs submitted to a cluster, one line each (the sweep goes on there).
     """
 
     out: Path
@@ -121,6 +127,7 @@ class SweepResult:
     reused: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    submitted: list[str] = field(default_factory=list)
 
 
 class SweepFailed(SSLDomainsError):
@@ -144,10 +151,8 @@ def _pretrained(cfg: RunConfig, out: Path, init: InitConfig | None,
     its export exists, resumed when it has a checkpoint but no export). Without ``pretrain``,
     ``cfg.init`` is the pre-trained backbone.
     """
-    if init is not None:
-        return init
-    if cfg.pretrain is None:
-        return cfg.init
+    if init is not None or cfg.pretrain is None:
+        return _pretrained_export(cfg, out, init)
     pdir = out / "pretrain"
     export = pdir / "export"
     if (export / "backbone.safetensors").is_file():
@@ -160,6 +165,32 @@ def _pretrained(cfg: RunConfig, out: Path, init: InitConfig | None,
         echo(f"pre-trained {summary['steps']} steps, best val loss "
              f"{fmt(summary['best_val_loss'])}, {time.perf_counter() - start:.1f} s")
     return InitConfig(path=str(export))
+
+
+def _pretrained_export(cfg: RunConfig, out: Path, init: InitConfig | None) -> InitConfig | None:
+    """The weights :func:`_pretrained` gives, without pre-training: what the cells of a sweep
+    whose pre-training runs as a job of its own start from."""
+    if init is not None:
+        return init
+    if cfg.pretrain is None:
+        return cfg.init
+    return InitConfig(path=str(out / "pretrain" / "export"))
+
+
+def pretrain_once(cfg: RunConfig, out: Path, init: InitConfig | None,
+                  echo: Callable[[str], None]) -> InitConfig | None:
+    """The sweep's pre-training (once, into ``<out>/pretrain``) and its artifacts shared with
+    the sweep folder: the job every cell of a cluster sweep waits for."""
+    pre = _pretrained(cfg, out, init, echo)
+    _share_pretrain_artifacts(out)
+    return pre
+
+
+def _no_pretraining(out: Path) -> InitConfig | None:
+    """None: a sweep without pre-trained arms (it still shows the loss curves of a folder
+    that pre-trained before)."""
+    _share_pretrain_artifacts(out)
+    return None
 
 
 def _share_pretrain_artifacts(out: Path) -> None:
@@ -178,50 +209,103 @@ def _share_pretrain_artifacts(out: Path) -> None:
 # ---------------------------------------------------------------- derived arms
 
 
+def fold_file(folds: Path, k: int, arm: Arm) -> Path:
+    """Where fold ``k``'s run of ``arm`` keeps its out-of-fold probabilities (``folds``: the
+    cross-validation's scratch folder of one size and seed)."""
+    return folds / f"fold{k}_{arm.folder}.json"
+
+
+def run_fold_arm(cfg: RunConfig, arm: Arm, seed: int, pre: InitConfig | None, registry: Registry,
+                 sources: dict[str, Any], folds: Path, k: int, cv_folds: int,
+                 echo: Callable[[str], None]) -> dict[str, Any]:
+    """Fold ``k``'s run of ``arm``: trained on ``sources["pool"]`` (all of it is the label
+    budget; validation split off it as in the cells), scored on ``sources["test"]`` (the
+    held-out fold), kept in :func:`fold_file` (reused when it holds the same held-out items):
+    ``{"held", "probs", "ids", "trained", "left_out"}``, ``trained`` the network's
+    ``(steps trained, training items)`` (what a refit on every label trains,
+    :func:`~ssl_domains.sweep.refit.refit_steps`), ``left_out`` why it has no probabilities.
+    Several processes may run the folds of one cross-validation side by side."""
+    held = [int(i) for i in sources["test"].indices]
+    path = fold_file(folds, k, arm)
+    if path.is_file():
+        try:
+            got = read_json_object(path)
+            if got.get("held") == held and got.get("folds_asked") == cv_folds:
+                return got
+        except DataError:  # a cache: what cannot be read is computed again
+            pass
+    sub = folds / f"fold{k}" / arm.folder
+    shutil.rmtree(sub, ignore_errors=True)  # an interrupted fold run starts again
+    fold_cfg = cell_config(cfg, arm, Size(fraction=1.0), seed, pre)
+    record: dict[str, Any] = {"arm": arm.name, "fold": k, "folds_asked": cv_folds, "held": held,
+                              "probs": None, "ids": None, "trained": None, "left_out": None}
+    # the fold runs' warnings (tiny inner validation sets, undefined metrics) repeat what the
+    # cells already said; errors still show
+    logging.disable(logging.WARNING)
+    try:
+        if arm.baseline is not None:
+            run_baseline(fold_cfg, arm.baseline, sub, sources, registry)
+        else:
+            ran = finetuning.finetune(fold_cfg, sub, init=None if arm.name == "scratch" else pre,
+                                      sources=sources)
+            if ran.get("steps") is not None:
+                record["trained"] = [int(ran["steps"]), int(ran["n_train"])]
+    except (ImportError, ValueError, RuntimeError, SSLDomainsError) as err:
+        # a baseline that fails, or a network whose fold data cannot be trained on (a
+        # validation carve without every class, with 1-2 items of a class in the fold), is
+        # left out of the choice; a wrong config or a network's own error stops the sweep
+        if isinstance(err, ConfigError | RegistryError) or (
+                arm.baseline is None and not isinstance(err, DataError)):
+            raise
+        echo(f"  cross-validation: {arm.name} failed on fold{k} ({err}); left out")
+        record["left_out"] = str(err)
+    finally:
+        logging.disable(logging.NOTSET)
+    if record["left_out"] is None:
+        scored = read_predictions(sub / PREDICTIONS_DIR / "test.csv")
+        record["probs"], record["ids"] = scored.probs.tolist(), list(scored.ids)
+    shutil.rmtree(sub, ignore_errors=True)
+    write_json(path, record)
+    return record
+
+
 def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfig | None,
                   registry: Registry, echo: Callable[[str], None],
-                  trained: dict[str, list[tuple[int, int]]]
-                  ) -> Callable[[dict[str, Any], Path], dict[str, Any]]:
-    """``train(sources, folder)``: every arm of ``arms`` trained on ``sources["pool"]`` (all of
-    it is the label budget; validation split off it as in the cells) and scored on
-    ``sources["test"]`` (the held-out fold). Each network's fold run appends
-    ``(steps trained, training items)`` to ``trained[arm]`` (what a refit on every label
-    trains, :func:`~ssl_domains.sweep.refit.refit_steps`)."""
+                  trained: dict[str, list[tuple[int, int]]], folds: Path, cv_folds: int
+                  ) -> Callable[[dict[str, Any], int], dict[str, Any]]:
+    """``train(sources, k)``: fold ``k``'s run of every arm of ``arms``
+    (:func:`run_fold_arm`, reusing what other jobs computed); each network's
+    ``(steps trained, training items)`` appended to ``trained[arm]``."""
 
-    def train(sources: dict[str, Any], folder: Path) -> dict[str, Any]:
+    def train(sources: dict[str, Any], k: int) -> dict[str, Any]:
         got = {}
         for arm in arms:
-            sub = folder / arm.folder
-            fold_cfg = cell_config(cfg, arm, Size(fraction=1.0), seed, pre)
-            # the fold runs' warnings (tiny inner validation sets, undefined metrics) repeat
-            # what the cells already said; errors still show
-            logging.disable(logging.WARNING)
-            try:
-                if arm.baseline is not None:
-                    run_baseline(fold_cfg, arm.baseline, sub, sources, registry)
-                else:
-                    ran = finetuning.finetune(fold_cfg, sub, init=None if arm.name == "scratch"
-                                              else pre, sources=sources)
-                    if ran.get("steps") is not None:
-                        trained.setdefault(arm.name, []).append((int(ran["steps"]),
-                                                                 int(ran["n_train"])))
-            except (ImportError, ValueError, RuntimeError, SSLDomainsError) as err:
-                # a baseline that fails, or a network whose fold data cannot be trained on (a
-                # validation carve without every class, with 1-2 items of a class in the
-                # fold), is left out of the choice; a wrong config or a network's own error
-                # stops the sweep
-                if isinstance(err, ConfigError | RegistryError) or (
-                        arm.baseline is None and not isinstance(err, DataError)):
-                    raise
-                echo(f"  cross-validation: {arm.name} failed on {folder.name} ({err}); left out")
+            record = run_fold_arm(cfg, arm, seed, pre, registry, sources, folds, k, cv_folds, echo)
+            if record["left_out"] is not None:
                 continue
-            finally:
-                logging.disable(logging.NOTSET)
-            got[arm.name] = read_predictions(sub / PREDICTIONS_DIR / "test.csv")
-            shutil.rmtree(sub, ignore_errors=True)
+            if record["trained"] is not None:
+                trained.setdefault(arm.name, []).append((int(record["trained"][0]),
+                                                         int(record["trained"][1])))
+            got[arm.name] = Predictions(ids=record["ids"], labels=None,
+                                        probs=np.asarray(record["probs"], dtype=np.float64))
         return got
 
     return train
+
+
+def cv_items(cfg: RunConfig, arm: Arm, size: Size, seed: int, pre: InitConfig | None,
+             sources: dict[str, Any]) -> auto.Labeled:
+    """The labeled subset of ``(size, seed)`` (training and validation part) that ``auto``
+    cross-validates over: the same items whatever the arm."""
+    cell_cfg = cell_config(cfg, arm, size, seed, pre)
+    assert cell_cfg.finetune is not None
+    data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
+    return auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
+
+
+def cv_folder(out: Path, size: Size, seed: int) -> Path:
+    """The scratch folder of the cross-validation of ``(size, seed)`` (its fold runs)."""
+    return out / "cv" / f"folds_{size.tag}_{seed}"
 
 
 def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
@@ -272,17 +356,13 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
             return (np.asarray(got["labels"], dtype=int),
                     {a: np.asarray(p, dtype=np.float64) for a, p in got["probs"].items()},
                     int(got["folds"]))
-        cell_cfg = cell_config(cfg, plain[0], size, seed, pre)
-        assert cell_cfg.finetune is not None
-        data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
-        labeled = auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
-        echo(f"  {size.label} seed {seed}: small validation set ({len(data['val'])} items), "
-             f"cross-validating {len(plain)} arm(s) over {len(labeled)} labeled items")
-        folds = out / "cv" / f"folds_{size.tag}_{seed}"
-        shutil.rmtree(folds, ignore_errors=True)  # an interrupted cross-validation restarts
+        labeled = cv_items(cfg, plain[0], size, seed, pre, sources)
+        echo(f"  {size.label} seed {seed}: small validation set ({len(labeled)} labeled items), "
+             f"cross-validating {len(plain)} arm(s)")
+        folds = cv_folder(out, size, seed)  # fold runs finished earlier (or by other jobs) are kept
         y, probs, k = auto.cross_validate(labeled, seed, folds,
                                           _fold_trainer(cfg, plain, seed, pre, registry, echo,
-                                                        trained), cv_folds)
+                                                        trained, folds, cv_folds), cv_folds)
         write_json(path, {"labels": y.tolist(), "folds": k, "folds_asked": cv_folds,
                           "arms": names, "probs": {a: p.tolist() for a, p in probs.items()},
                           "trained_steps": {a: [list(v) for v in steps]
@@ -370,6 +450,190 @@ def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
         or (done.refit is None and auto.chose_by_cross_validation(record)))
 
 
+# ---------------------------------------------------------------- one cell
+
+
+#: Where the sweep keeps one lock per cell (``<out>/locks/<cell>/.lock``, a
+#: :class:`~ssl_domains.engine.run_dir.RunLock`): a cell is never run by two processes at once.
+LOCKS_DIR = "locks"
+
+
+@dataclass
+class Sweep:
+    """What every cell of a sweep shares: its config, folder, arms, pre-trained weights, data
+    and baselines' registry (built once per process)."""
+
+    cfg: RunConfig
+    out: Path
+    arms: list[Arm]
+    pre: InitConfig | None
+    sources: dict[str, Any]
+    registry: Registry
+    alpha: float = 0.05
+    cv_folds: int = CV_FOLDS
+    echo: Callable[[str], None] = print
+    cache: dict[int, Arrays] = field(default_factory=dict)
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return preference(self.cfg, self.registry)[0]
+
+    @property
+    def dense(self) -> bool:
+        assert self.cfg.finetune is not None
+        return is_dense(self.registry, self.cfg.finetune.task.name)
+
+
+@dataclass
+class Outcome:
+    """What became of one cell (or job): ``status`` is ``computed``, ``reused``, ``skipped``
+    (a baseline whose optional dependency is missing: ``message`` says which), ``failed``
+    (``message``: the error; the cell stays unfinished), ``busy`` (another process holds its
+    lock) or ``error`` (an error that stops the sweep: ``message``); ``value`` the test metric
+    of the progress line, ``chosen`` an auto cell's choice, ``notes`` what it said on the way."""
+
+    name: str
+    status: str
+    value: float | None = None
+    chosen: str | None = None
+    seconds: float = 0.0
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def progress_line(where: str, outcome: Outcome, dense: bool) -> str:
+    """The progress line of a cell (``where``: its arm, size and seed)."""
+    shown = "Dice" if dense else "AUROC"
+    if outcome.status == "reused":
+        return f"{where} test {shown} {fmt(outcome.value)}  (finished earlier)"
+    if outcome.status in ("failed", "error"):
+        return f"{where} FAILED: {outcome.message}"
+    if outcome.status == "busy":
+        return f"{where} not started: {outcome.message}"
+    if outcome.status == "skipped":
+        return f"{where} skipped ({outcome.message})"
+    return (f"{where} test {shown} {fmt(outcome.value)}  {outcome.seconds:6.1f} s"
+            + (f"  (chose {outcome.chosen})" if outcome.chosen else ""))
+
+
+def finished_cell(sw: Sweep, arm: Arm, size: Size, seed: int) -> Outcome | None:
+    """The ``reused`` outcome of a finished cell, None when it is to be (re)computed: not
+    finished, or an ``auto`` cell that chose under another rule (said in ``notes``)."""
+    name = cell_name(arm, size, seed)
+    cell = sw.out / "cells" / name
+    finished = read_assessment(cell) if (cell / EVAL_FILE).is_file() else None
+    if finished is not None and arm.name == "auto" and finished.selection is None:
+        return None  # interrupted between its refit's eval.json and the choice's record
+    if finished is not None and arm.name == "auto" and _stale_choice(finished, sw.order):
+        return None
+    if finished is None:
+        return None
+    key = "dice" if sw.dense else "auroc"
+    return Outcome(name, "reused", value=finished.metrics("test").get(key))
+
+
+def run_cell(sw: Sweep, arm: Arm, size: Size, seed: int,
+             skipped: Sequence[str] = ()) -> Outcome:
+    """Run (or reuse) one cell under its lock; ``skipped``: baseline arms skipped for the whole
+    sweep (left out of the derived arms' candidates).
+
+    Raises:
+        ConfigError, RegistryError: A wrong config or component name (stops the sweep).
+        ImportError: A network arm's missing dependency.
+        ValueError, RuntimeError, SSLDomainsError: A network arm's own error.
+    """
+    name = cell_name(arm, size, seed)
+    cell = sw.out / "cells" / name
+    try:
+        lock = RunLock(sw.out / LOCKS_DIR / name).acquire()
+    except RunFolderBusy as err:
+        return Outcome(name, "busy", message=str(err))
+    try:
+        return _run_locked(sw, arm, size, seed, cell, skipped)
+    finally:
+        lock.release()
+
+
+def _run_locked(sw: Sweep, arm: Arm, size: Size, seed: int, cell: Path,
+                skipped: Sequence[str]) -> Outcome:
+    name = cell.name
+    reused = finished_cell(sw, arm, size, seed)
+    if reused is not None:
+        return reused
+    notes: list[str] = []
+    if (cell / EVAL_FILE).is_file() and arm.name == "auto":
+        done = read_assessment(cell)
+        if done.selection is not None:
+            notes.append("chose under another rule (order of preference, tolerance, or "
+                         "shipped without refitting on every label): choosing again")
+            sw.echo(f"{arm.name} {size.label} seed {seed} {notes[-1]}")
+    if cell.exists():
+        shutil.rmtree(cell)  # an interrupted cell is redone from the start
+    cfg, pre, registry = sw.cfg, sw.pre, sw.registry
+    start = time.perf_counter()
+    try:
+        if arm.derived:
+            summary = run_derived(cfg, arm, size, seed, sw.out,
+                                  [a for a in sw.arms if a.name not in skipped],
+                                  sw.sources, pre, registry, sw.alpha, sw.echo, sw.cv_folds)
+        elif arm.baseline is not None:
+            summary = run_baseline(cell_config(cfg, arm, size, seed, pre), arm.baseline, cell,
+                                   sw.sources, registry, sw.cache)
+        else:
+            summary = finetuning.finetune(cell_config(cfg, arm, size, seed, pre), cell,
+                                          init=None if arm.name == "scratch" else pre,
+                                          sources=sw.sources)
+    except ImportError as err:
+        if arm.baseline is None:
+            raise
+        shutil.rmtree(cell, ignore_errors=True)
+        return Outcome(name, "skipped", message=str(err), notes=notes)
+    except (ValueError, RuntimeError, SSLDomainsError) as err:
+        if (arm.baseline is None and not arm.derived) or isinstance(err, ConfigError
+                                                                    | RegistryError):
+            raise
+        return Outcome(name, "failed", message=f"{type(err).__name__}: {err}", notes=notes)
+    key = "dice" if sw.dense else "auroc"
+    return Outcome(name, "computed", value=(summary.get("test") or {}).get(key),
+                   chosen=(summary.get("selection") or {}).get("chosen"),
+                   seconds=time.perf_counter() - start, notes=notes)
+
+
+def record_outcome(result: SweepResult, arm: Arm, outcome: Outcome) -> None:
+    """File ``outcome`` in ``result`` (computed, reused, skipped baselines, failed cells)."""
+    if outcome.status == "computed":
+        result.computed.append(outcome.name)
+    elif outcome.status == "reused":
+        result.reused.append(outcome.name)
+    elif outcome.status == "skipped":
+        result.skipped.setdefault(arm.name, outcome.message)
+    elif outcome.status == "busy":
+        result.failed[outcome.name] = outcome.message
+    elif outcome.status in ("failed", "error"):
+        result.failed[outcome.name] = outcome.message
+
+
+Cell = tuple[Arm, Size, int]
+
+
+class CellRunner(Protocol):
+    """Runs a sweep's cells as jobs (:mod:`ssl_domains.sweep.jobs`): on local processes, or
+    through a cluster engine (:mod:`ssl_domains.sweep.cluster`)."""
+
+    #: The jobs outlive this process (a cluster): :meth:`submit` instead of pre-training here.
+    detached: bool
+
+    def run(self, sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> None:
+        """Run every unfinished cell of ``cells`` (pre-training done), filing each outcome in
+        ``result`` and showing progress through ``sw.echo``."""
+
+    def submit(self, sw: Sweep, cells: Sequence[Cell], pretrain: bool,
+               result: SweepResult) -> list[str]:
+        """Submit the pre-training (when ``pretrain``), the cells and the tables as jobs that
+        run without this process; returns what was submitted, one line each, or nothing when
+        it waited for every job (``result`` filled: the tables are written here)."""
+
+
 # ---------------------------------------------------------------- the sweep
 
 
@@ -387,6 +651,7 @@ def run_sweep(
     require_test: bool = True,
     cv_folds: int = CV_FOLDS,
     registry: Registry | None = None,
+    jobs: CellRunner | None = None,
 ) -> SweepResult:
     """Run (or finish) a label-efficiency sweep into ``out``; see the module docstring.
 
@@ -407,7 +672,11 @@ def run_sweep(
         cv_folds: Folds of the ``auto`` arm's cross-validation when a validation set is small
             (every other arm is retrained per fold: the cost of those cells times this);
             below 2, ``auto`` always chooses on the validation set.
-        registry: Where the baselines come from (the host's by default).
+        registry: Where the baselines come from (the host's by default; jobs in other
+            processes use the host's).
+        jobs: Run the cells as jobs (:mod:`ssl_domains.sweep.jobs`): side by side on this
+            machine, or on a cluster; each job builds the data from the config (``sources``
+            is used by this process only). None runs them one after another here.
 
     Returns:
         A :class:`SweepResult`.
@@ -426,7 +695,6 @@ def run_sweep(
         raise ConfigError("a sweep needs at least one size and one seed")
     registry = registry if registry is not None else get_host().registry
     arm_list = resolve_arms(cfg, arms, registry)
-    order, _ = preference(cfg, registry)
     pretrained_arms = [a.name for a in arm_list if a.name in ("ssl", "linear_probe")]
     if pretrained_arms and init is None and cfg.init is None and cfg.pretrain is None:
         raise ConfigError(f"arms {', '.join(pretrained_arms)} need pre-trained weights: the config "
@@ -442,69 +710,41 @@ def run_sweep(
     plan_sizes = distinct_sizes(sizes, pool_labels, echo)
     write_sweep_record(out, cfg, init, plan_sizes, seeds, arm_list)
 
-    pre = _pretrained(cfg, out, init, echo) if pretrained_arms else None
-    _share_pretrain_artifacts(out)
     cells = [(arm, size, seed) for size in plan_sizes for seed in seeds for arm in arm_list]
-    key, shown = ("dice", "Dice") if dense else ("auroc", "AUROC")  # the progress line's metric
     result = SweepResult(out, pd.DataFrame(), pd.DataFrame())
-    cache: dict[int, Arrays] = {}
-    width = max(len(a.name) for a in arm_list)
     echo(f"sweep: {len(plan_sizes)} size(s) x {len(seeds)} seed(s) x {len(arm_list)} arm(s) "
          f"= {len(cells)} cells in {out / 'cells'}")
-    for i, (arm, size, seed) in enumerate(cells, start=1):
-        name = cell_name(arm, size, seed)
-        cell = out / "cells" / name
-        where = (f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<{width}} "
-                 f"{size.label:<8} seed {seed:<3}")
-        finished = read_assessment(cell) if (cell / EVAL_FILE).is_file() else None
-        if finished is not None and arm.name == "auto" and finished.selection is None:
-            finished = None  # interrupted between its refit's eval.json and the choice's record
-        if finished is not None and arm.name == "auto" and _stale_choice(finished, order):
-            echo(f"{where} chose under another rule (order of preference, tolerance, or "
-                 "shipped without refitting on every label): choosing again")
-        elif finished is not None:
-            echo(f"{where} test {shown} {fmt(finished.metrics('test').get(key))}  (finished earlier)")
-            result.reused.append(name)
-            continue
-        if arm.baseline is not None and arm.name in result.skipped:
-            continue
-        if cell.exists():
-            shutil.rmtree(cell)  # an interrupted cell is redone from the start
-        start = time.perf_counter()
-        try:
-            if arm.derived:
-                summary = run_derived(cfg, arm, size, seed, out,
-                                      [a for a in arm_list if a.name not in result.skipped],
-                                      sources, pre, registry, alpha, echo, cv_folds)
-            elif arm.baseline is not None:
-                summary = run_baseline(cell_config(cfg, arm, size, seed, pre), arm.baseline, cell,
-                                       sources, registry, cache)
-            else:
-                summary = finetuning.finetune(cell_config(cfg, arm, size, seed, pre), cell,
-                                              init=None if arm.name == "scratch" else pre,
-                                              sources=sources)
-        except ImportError as err:
-            if arm.baseline is None:
-                raise
-            result.skipped[arm.name] = str(err)
-            echo(f"{arm.name}: skipped for the whole sweep ({err})")
-            shutil.rmtree(cell, ignore_errors=True)
-            continue
-        except (ValueError, RuntimeError, SSLDomainsError) as err:
-            if (arm.baseline is None and not arm.derived) or isinstance(err, ConfigError
-                                                                        | RegistryError):
-                raise
-            result.failed[name] = f"{type(err).__name__}: {err}"
-            echo(f"{where} FAILED: {type(err).__name__}: {err}")
-            continue
-        result.computed.append(name)
-        chosen = (summary.get("selection") or {}).get("chosen")
-        value = (summary.get("test") or {}).get(key)
-        echo(f"{where} test {shown} {fmt(value)}  {time.perf_counter() - start:6.1f} s"
-             + (f"  (chose {chosen})" if chosen else ""))
+    sw = Sweep(cfg, out, arm_list, None, sources, registry, alpha, cv_folds, echo)
+    if jobs is not None and jobs.detached:
+        sw.pre = _pretrained_export(cfg, out, init) if pretrained_arms else None
+        result.submitted = jobs.submit(sw, cells, bool(pretrained_arms) and init is None
+                                       and cfg.pretrain is not None, result)
+        if result.submitted:
+            return result
+    elif jobs is not None:
+        sw.pre = pretrain_once(cfg, out, init, echo) if pretrained_arms else _no_pretraining(out)
+        jobs.run(sw, cells, result)
+    else:
+        sw.pre = pretrain_once(cfg, out, init, echo) if pretrained_arms else _no_pretraining(out)
+        width = max(len(a.name) for a in arm_list)
+        for i, (arm, size, seed) in enumerate(cells, start=1):
+            if arm.baseline is not None and arm.name in result.skipped:
+                continue
+            where = (f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<{width}} "
+                     f"{size.label:<8} seed {seed:<3}")
+            outcome = run_cell(sw, arm, size, seed, list(result.skipped))
+            record_outcome(result, arm, outcome)
+            echo(f"{arm.name}: skipped for the whole sweep ({outcome.message})"
+                 if outcome.status == "skipped" else progress_line(where, outcome, dense))
+    return finish_sweep(sw, cells, result)
 
+
+def finish_sweep(sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> SweepResult:
+    """Write the tables of the finished cells, show the summary, and raise
+    :class:`SweepFailed` when cells failed."""
+    out, echo, arm_list = sw.out, sw.echo, sw.arms
     done = [c for c in cells if c[0].name not in result.skipped]
-    result.results, result.summary = write_results(out, done, alpha)
+    result.results, result.summary = write_results(out, done, sw.alpha)
     metric = headline_metric(result.results)
     if metric is not None:
         echo(summary_table(result.summary, metric,

@@ -66,7 +66,7 @@ from ssl_domains.registry import Registry
 from ssl_domains.sweep.auto import MEMBERS_DIR, Labeled
 from ssl_domains.sweep.baseline import stack_inputs
 from ssl_domains.sweep.plan import Arm, Size, cell_config, cell_name
-from ssl_domains.sweep.run import run_sweep
+from ssl_domains.sweep.run import CellRunner, run_sweep
 
 __all__ = ["select_finetune", "DEEP_ARMS"]
 
@@ -101,10 +101,13 @@ def _pretrained(cfg: RunConfig, run: Path, init: InitConfig | None) -> InitConfi
 
 def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None,
                     sources: dict[str, Any] | None = None,
-                    registry: Registry | None = None) -> dict[str, Any]:
+                    registry: Registry | None = None,
+                    jobs: CellRunner | None = None) -> dict[str, Any]:
     """Train the candidates of ``select: auto``, choose on validation data only, and write the
     chosen model's eval.json, predictions and export into ``run_path`` (see the module
     docstring). Returns the ``eval.json`` content (with ``selection`` and ``candidates``).
+    ``jobs`` runs the candidates and the cross-validation folds side by side
+    (:class:`~ssl_domains.sweep.jobs.LocalJobs`); the same numbers as one after another.
 
     Raises:
         ConfigError: No ``finetune`` section, or several processes (torchrun).
@@ -136,7 +139,8 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     log.info("select: auto: training %s into %s", ", ".join(arms[:-1]), out)
     try:
         run_sweep(single, out, sizes=[size], seeds=[cfg.seed], arms=arms, init=pre,
-                  echo=log.info, sources=sources, require_test=False, registry=registry)
+                  echo=log.info, sources=sources, require_test=False, registry=registry,
+                  jobs=jobs)
     except SSLDomainsError as err:
         if isinstance(err, ConfigError):
             raise
