@@ -37,11 +37,11 @@ from ssl_domains.registry import component
 @component("accel", description="accelerometer windows", modalities=["signal"], dims=[1],
            examples=[Example({"n": 20, "flat": FLAT, "short_labels": SHORT})])
 class Accel(Dataset):
-    def __init__(self, n=40, flat=False, short_labels=False):
+    def __init__(self, n=40, flat=False, short_labels=False, time_first=False):
         g = torch.Generator().manual_seed(0)
         self.y = [i % 2 for i in range(n)]
         self.x = [torch.randn(1, 32, generator=g) + self.y[i] for i in range(n)]
-        self.flat = flat
+        self.flat, self.time_first = flat, time_first
         self.labels = self.y[: n // 2] if short_labels else self.y
 
     def __len__(self):
@@ -49,6 +49,7 @@ class Accel(Dataset):
 
     def __getitem__(self, i):
         x = self.x[i][0] if self.flat else self.x[i]
+        x = x.T.contiguous() if self.time_first else x
         return {"signal": x, "label": self.y[i], "meta": {"index": i}}
 
 
@@ -182,6 +183,22 @@ def test_a_run_refuses_a_broken_component_in_the_kits_words(tmp_path: Path, inst
     assert words in message  # the same words as the kit
     assert f"{kind} {name!r} of plugin 'accel' breaks its contract; the conformance kit checks it as {prop}" in message
     assert "mat1 and mat2" not in message and "in_channels" not in message
+
+
+def test_a_time_first_signal_is_not_told_to_set_in_channels_to_its_length(tmp_path: Path,
+                                                                          installed: Path) -> None:
+    sys.modules.pop("accel", None)
+    install(installed, "accel", textwrap.dedent(ACCEL).replace("FLAT", "False").replace("SHORT", "False"))
+    cfg = {"name": "acc", "output_dir": str(tmp_path / "runs"), "seed": 0,
+           "backbone": {"name": "mlp", "args": {"input_shape": [1, 32]}},
+           "finetune": {"data": {"train": {"name": "accel", "args": {"time_first": True}}, "batch_size": 8},
+                        "task": {"name": "classification"}, "from_scratch": True,
+                        "train": {"epochs": 1, "progress": False}}}
+    res = CliRunner().invoke(cli, ["finetune", str(write_config(tmp_path / "c.yaml", cfg))])
+    assert str(res.exception) == (
+        "fine-tuning data (accel): items are (32, 1), read as 32 channel(s), but the backbone expects 1: "
+        "items are channel-first [C, *spatial] (a signal [C, T]); move the loader's channel axis first "
+        "(x.movedim(-1, 0)), or set in_channels=32 if the items do have 32 channels")
 
 
 def test_debug_shows_the_traceback_of_a_plugin_that_fails_to_import(tmp_path: Path) -> None:

@@ -83,6 +83,13 @@ def check_modality(backbone: Any, item: dict[str, Any], where: str) -> None:
             f"{spec.dims}-D; set spatial_dims/dims accordingly"
         )
     if hasattr(x, "shape") and x.shape[0] != spec.channels:
+        if spec.channels in tuple(x.shape[1:]):  # channels last, e.g. a signal [T, C]
+            raise IncompatibleError(
+                f"{where}: items are {tuple(x.shape)}, read as {x.shape[0]} channel(s), but the "
+                f"backbone expects {spec.channels}: items are channel-first [C, *spatial] (a "
+                f"signal [C, T]); move the loader's channel axis first (x.movedim(-1, 0)), or "
+                f"set in_channels={x.shape[0]} if the items do have {x.shape[0]} channels"
+            )
         raise IncompatibleError(
             f"{where}: items have {x.shape[0]} channel(s) but the backbone expects "
             f"{spec.channels}; set in_channels={x.shape[0]}"
