@@ -47,6 +47,11 @@ class DataError(SSLDomainsError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class RefusedInput(DataError):
+    """An input a loader was told to refuse rather than use or skip (``nonfinite: refuse``):
+    it stops the run, also where unreadable items are otherwise skipped."""
+
+
 class WriteError(SSLDomainsError):
     """A file of a run could not be written (disk full, read-only, quota, permissions); the
     message names the path and the cause, and no partial file is left behind.

@@ -10,6 +10,10 @@ killing the DataLoader:
   does), so batch sizes, step counts and resume positions stay what they would be;
 - evaluation and prediction loaders leave it out (no prediction row for it).
 
+An input refused on purpose (:class:`~ssl_domains.errors.RefusedInput`, e.g. a volume with
+NaN voxels under ``nonfinite: refuse``) is not skipped: it stops the run with its one line,
+from the main process whatever the number of workers.
+
 Each unreadable item is logged once, by its position and opaque id (never a path or a file
 name), and listed in ``skipped.json`` of the run folder. What a loader skipped when it was
 built (its ``skipped`` list: a zero-byte ``.nii.gz``, a DICOM file that is not an image, a case
@@ -33,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ssl_domains.console import note_skipped
 from ssl_domains.data.collate import collate_items
-from ssl_domains.errors import DataError
+from ssl_domains.errors import DataError, RefusedInput
 from ssl_domains.files import write_json
 from ssl_domains.identifiers import opaque_id
 
@@ -56,6 +60,7 @@ log = logging.getLogger(__name__)
 MAX_UNREADABLE_FRACTION = 0.05
 #: Batch key that carries ``[(index, reason), ...]`` of items that could not be read.
 UNREADABLE_KEY = "_unreadable"
+_REFUSED_KEY = "_refused"
 
 _ABS_PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s'\"]*")
 
@@ -98,6 +103,7 @@ class FailedItems:
     """What a dataset returns instead of an item when it could not be read (evaluation)."""
 
     failures: tuple[tuple[int, str], ...]
+    refused: tuple[str, str] | None = None  # (path, reason) of a RefusedInput
 
 
 class SkipUnreadable(Dataset):
@@ -135,6 +141,8 @@ class SkipUnreadable(Dataset):
                 item = self.base[j]
             except MemoryError:
                 raise
+            except RefusedInput as exc:  # raised again by the loader, in the main process
+                return FailedItems(tuple(failures), refused=(exc.path, exc.reason))
             except Exception as exc:  # noqa: BLE001 - any reader error of one item is skipped
                 failures.append((j, error_reason(exc)))
                 continue
@@ -149,9 +157,11 @@ def collate_skipping(items: Sequence[Any]) -> dict[str, Any]:
     of the others go under :data:`UNREADABLE_KEY`."""
     failures: list[tuple[int, str]] = []
     kept: list[dict[str, Any]] = []
+    refused = None
     for it in items:
         if isinstance(it, FailedItems):
             failures.extend(it.failures)
+            refused = refused or it.refused
             continue
         if UNREADABLE_KEY in it:
             it = dict(it)
@@ -160,6 +170,8 @@ def collate_skipping(items: Sequence[Any]) -> dict[str, Any]:
     batch = collate_items(kept) if kept else {}
     if failures:
         batch[UNREADABLE_KEY] = failures
+    if refused:
+        batch[_REFUSED_KEY] = refused
     return batch
 
 
@@ -280,6 +292,9 @@ class SkippingLoader(DataLoader):
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         for batch in super().__iter__():
+            refused = batch.pop(_REFUSED_KEY, None)
+            if refused:
+                raise RefusedInput(*refused)
             failures = batch.pop(UNREADABLE_KEY, None)
             if failures:
                 self.skip_log.add(failures)
@@ -298,7 +313,7 @@ def first_readable(ds: Any, tries: int = 100) -> dict[str, Any]:
     for i in range(min(len(ds), tries)):
         try:
             return ds[i]  # type: ignore[no-any-return]
-        except MemoryError:
+        except (MemoryError, RefusedInput):
             raise
         except Exception as exc:  # noqa: BLE001 - reported below if nothing reads
             first = first or f"item {i + 1}: {error_reason(exc)}"
@@ -317,7 +332,7 @@ def iter_readable(ds: Any, role: str, stage: str = "run", path: Path | None = No
     for i in range(len(ds)):
         try:
             item = ds[i]
-        except MemoryError:
+        except (MemoryError, RefusedInput):
             raise
         except Exception as exc:  # noqa: BLE001 - any reader error of one item is skipped
             skip_log.add([(i, error_reason(exc))])

@@ -12,6 +12,12 @@ volume at a fixed ``spatial_size`` or ``patches_per_volume`` random patches of
 draw counter): the engine tells the dataset the
 epoch (:meth:`VolumeDataset.set_epoch`, before each epoch's batches), so a resumed run draws
 exactly the patches an uninterrupted run draws, with or without DataLoader workers.
+
+Non-finite voxels (NaN, ``inf``, ``-inf``) are found when a volume is loaded, as the
+time-series loaders find non-finite samples (:mod:`ssl_domains.data.nonfinite`): with
+``nonfinite="mask"`` (default) they take the volume's lowest finite value (its background),
+with one warning per volume (opaque id, count, first voxel); ``"refuse"`` stops the run naming
+the file. A volume with no finite voxel at all is unreadable: skipped like a file cut short.
 """
 
 from __future__ import annotations
@@ -28,8 +34,14 @@ import torch
 from monai.data import MetaTensor
 from torch.utils.data import Dataset
 
+from ssl_domains.data.nonfinite import (
+    check_nonfinite_mode,
+    nonfinite_reason,
+    nonfinite_refusal,
+    nonfinite_values,
+)
 from ssl_domains.data.skipping import scrub
-from ssl_domains.errors import ConfigError, DataError
+from ssl_domains.errors import ConfigError, DataError, RefusedInput
 from ssl_domains_medical.loaders.record_items import RecordItems
 from ssl_domains_medical.loaders.volume_cache import VolumeCache, parse_bytes
 from ssl_domains_medical.transforms import patch_sampler, preprocessing, resolve_intensity
@@ -149,6 +161,14 @@ class VolumeDataset(RecordItems, Dataset):
             divided among the DataLoader workers).
         seed: Seed of the patch sampler: item ``i`` in epoch ``e`` is the patch drawn from
             ``(seed, e, i)``; within one epoch the same item gives the same patch.
+        nonfinite: NaN / ``inf`` voxels: ``"mask"`` (default) gives them the volume's lowest
+            finite value, with a warning per volume (opaque id, count, first voxel);
+            ``"refuse"`` stops the run, naming the file. A volume without any finite voxel
+            is skipped as unreadable either way.
+
+    Attributes:
+        nonfinite_found: One dict per volume read with non-finite voxels: ``id`` (opaque),
+            ``count``, ``of`` (voxels), ``first_voxel``.
     """
 
     image_key = "image"
@@ -170,7 +190,9 @@ class VolumeDataset(RecordItems, Dataset):
         cache_dir: str | None = None,
         cache_bytes: int | str | None = "auto",
         seed: int = 0,
+        nonfinite: str = "mask",
     ) -> None:
+        check_nonfinite_mode(type(self).__name__, nonfinite)
         if cache not in ("memory", "disk", "none"):
             raise ConfigError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}")
         if cache == "disk" and not cache_dir:
@@ -194,6 +216,8 @@ class VolumeDataset(RecordItems, Dataset):
         self.cache = cache
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.seed = seed
+        self.nonfinite = nonfinite
+        self.nonfinite_found: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
         self.skipped: list[tuple[str, str]] = []
         self.cache_bytes = cache_bytes
@@ -256,7 +280,9 @@ class VolumeDataset(RecordItems, Dataset):
         spec = json.dumps([type(self).__name__, str(record.get("source", record["id"])),
                            self.dims, self.spatial_size, self.resize_mode, self.spacing,
                            str(self.intensity), self.percentiles, self.crop_foreground,
-                           bool(record.get("has_mask")), str(record.get("modality"))],
+                           bool(record.get("has_mask")), str(record.get("modality")),
+                           # volumes cached under "mask" must not pass a "refuse" run unchecked
+                           *([self.nonfinite] if self.nonfinite != "mask" else [])],
                           default=str)
         return hashlib.sha256(spec.encode()).hexdigest()[:24]
 
@@ -269,6 +295,7 @@ class VolumeDataset(RecordItems, Dataset):
         """
         record = self.records[r_index]
         loaded = self.load_record(record)
+        loaded["image"] = self._finite(loaded["image"], record)
         pipe = self._pipeline(str(record.get("modality", "")), "mask" in loaded)
         try:
             data = pipe(loaded)
@@ -276,6 +303,32 @@ class VolumeDataset(RecordItems, Dataset):
             raise DataError(str(record.get("source", record["id"])),
                             f"preprocessing failed: {str(exc).splitlines()[-1][:200]}") from None
         return {k: data[k] for k in ("image", "mask") if k in data}
+
+    def _finite(self, image: MetaTensor, record: dict[str, Any]) -> MetaTensor:
+        """``image`` with its non-finite voxels handled per ``nonfinite``.
+
+        Raises:
+            DataError: No voxel is finite (the item is skipped as unreadable).
+            RefusedInput: Some voxels are not finite and ``nonfinite="refuse"``.
+        """
+        arr = image.as_tensor().numpy()
+        bad = nonfinite_values(arr, nan=True)
+        if not bad.any():
+            return image
+        source = str(record.get("source", record["id"]))
+        count, first = int(bad.sum()), tuple(int(i) for i in np.argwhere(bad)[0][1:])
+        if count == bad.size:
+            raise DataError(source, f"unreadable: all {count} voxels are non-finite (NaN, inf or -inf)")
+        where = f"voxel {first}"
+        if self.nonfinite == "refuse":
+            raise RefusedInput(source, nonfinite_refusal(count, "voxel", where, nan=True,
+                                                         masked="give them the volume's lowest finite value"))
+        self.nonfinite_found.append({"id": str(record["id"]), "count": count, "of": int(bad.size),
+                                     "first_voxel": list(first)})
+        log.warning("volume %s: %s of %d; given the volume's lowest finite value (nonfinite='refuse' "
+                    "stops instead)", record["id"], nonfinite_reason(count, "voxel", where, nan=True), bad.size)
+        fixed = np.where(bad, arr[~bad].min(), arr).astype(arr.dtype, copy=False)
+        return MetaTensor(torch.from_numpy(fixed), affine=image.affine)
 
     def prepared(self, r_index: int) -> dict[str, Any]:
         """Deterministically preprocessed tensors of record ``r_index`` (cached)."""

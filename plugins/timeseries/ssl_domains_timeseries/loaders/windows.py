@@ -32,6 +32,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ssl_domains.data.nonfinite import (
+    NONFINITE_MODES,
+    check_nonfinite_mode,
+    nonfinite_reason,
+    nonfinite_refusal,
+    nonfinite_values,
+)
 from ssl_domains.errors import DataError
 from ssl_domains.identifiers import opaque_id
 
@@ -55,9 +62,6 @@ log = logging.getLogger(__name__)
 
 #: Allowed values of ``normalize``.
 NORMALIZE_MODES = ("none", "per_series", "per_window", "global")
-#: Allowed values of ``nonfinite``: treat inf / out-of-range values as missing, or refuse them.
-NONFINITE_MODES = ("mask", "refuse")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Non-finite findings logged one line each; the rest are summed up in one more line.
 _MAX_NONFINITE_LINES = 10
 
@@ -274,8 +278,7 @@ class WindowSpec:
             raise DataError(source, f"group_length must be >= 1, got {self.group_length}")
         if self.stride is not None and self.stride < 1:
             raise DataError(source, f"stride must be >= 1, got {self.stride}")
-        if self.nonfinite not in NONFINITE_MODES:
-            raise DataError(source, f"nonfinite must be one of {NONFINITE_MODES}, got {self.nonfinite!r}")
+        check_nonfinite_mode(source, self.nonfinite)
         try:
             return parse_label_rule(self.label_rule)
         except ValueError as exc:
@@ -385,9 +388,7 @@ class SignalDataset(Dataset):
         found: dict[tuple[str, int], dict[str, Any]] = {}
         for rec in self.recordings:
             sig = np.asarray(rec.signal)
-            with np.errstate(invalid="ignore", over="ignore"):
-                bad = np.isinf(sig) | (np.abs(np.nan_to_num(sig, nan=0.0, posinf=0.0, neginf=0.0))
-                                       > _FLOAT32_MAX)
+            bad = nonfinite_values(sig, nan=False)  # NaN is a missing sample, not a bad one
             if not bad.any():
                 if sig.dtype != np.float32:
                     rec.signal = sig.astype(np.float32)
@@ -407,21 +408,17 @@ class SignalDataset(Dataset):
                     entry["count"] += int(bad[c].sum())
             if self.nonfinite == "refuse":
                 e = next(iter(found.values()))
-                raise DataError(
-                    e["origin"] or self.source,
-                    f"channel {e['channel']!r} has {e['count']} non-finite value(s) (inf, -inf or "
-                    f"beyond float32's range), first at row {e['first_row']}"
-                    f"{'' if rec.first_row else ' of the series'}; fix the data or pass "
-                    "nonfinite='mask' to treat them as missing",
-                )
+                where = f"row {e['first_row']}{'' if rec.first_row else ' of the series'}"
+                raise DataError(e["origin"] or self.source, f"channel {e['channel']!r} has " + nonfinite_refusal(
+                    e["count"], "value", where, nan=False, masked="treat them as missing"))
             clean = np.array(sig, dtype=np.float64)
             clean[bad] = np.nan
             rec.signal = clean.astype(np.float32)
         out = [{k: v for k, v in e.items() if k != "origin"} for e in found.values()]
         for e in out[:_MAX_NONFINITE_LINES]:  # one line per file and channel, never a path
-            log.warning("file %s (series %s), channel %r: %d non-finite value(s) (inf, -inf or beyond "
-                        "float32's range), first at row %d; masked as missing (nonfinite='refuse' "
-                        "stops instead)", e["file"], e["series"], e["channel"], e["count"], e["first_row"])
+            log.warning("file %s (series %s), channel %r: %s; masked as missing (nonfinite='refuse' "
+                        "stops instead)", e["file"], e["series"], e["channel"],
+                        nonfinite_reason(e["count"], "value", f"row {e['first_row']}", nan=False))
         if len(out) > _MAX_NONFINITE_LINES:
             rest = out[_MAX_NONFINITE_LINES:]
             log.warning("%d more file/channel pairs with %d non-finite value(s) in all, masked as missing "
