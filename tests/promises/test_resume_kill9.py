@@ -1,4 +1,6 @@
-"""A kill -9 during pre-training, then --resume, ends bitwise equal to an uninterrupted run."""
+"""Promise of README "Your own data": `ssl-domains pretrain --resume runs/ct-ssl` "after a crash
+or kill: continues exactly". A kill -9 during pre-training, then --resume, ends bitwise equal to
+an uninterrupted run; a folder with nothing to resume says so in one line."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def _cfg(tmp_path: Path, arrays: Path, name: str) -> Path:
     return write_config(tmp_path / f"{name}.yaml", cfg)
 
 
-def test_kill9_then_resume_equals_uninterrupted(tmp_path: Path, arrays: Path) -> None:
+def test_resume_after_a_kill9_continues_exactly(tmp_path: Path, arrays: Path) -> None:
     run = tmp_path / "runs" / "killed"
     assert_kill9_resume_equal(_cfg(tmp_path, arrays, "full"), _cfg(tmp_path, arrays, "killed"),
                               tmp_path / "runs" / "full", run, "step_000000[2-9]*.pt")
@@ -30,7 +32,7 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path: Path, arrays: Path) ->
     assert len(steps) == len(full_steps)
 
 
-def test_resume_without_checkpoint_is_one_clear_line(tmp_path: Path, arrays: Path) -> None:
+def test_resume_without_a_checkpoint_is_one_clear_line(tmp_path: Path, arrays: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "config.yaml").write_text(_cfg(tmp_path, arrays, "x").read_text())
     res = subprocess.run([*CLI, "pretrain", "--resume", str(tmp_path / "empty")],
