@@ -109,3 +109,16 @@ def test_safety_init_from_the_command_line_takes_set_init_overrides(tmp_path: Pa
     res = ssl_domains("pretrain", str(cfg), "--init", str(partial), "--out", str(tmp_path / "lenient"))
     assert res.code == 0, res.err
     assert json.loads((tmp_path / "lenient" / "init_report.json").read_text())["missing"] == [dropped]
+
+
+def test_safety_a_monitored_metric_the_validation_never_reports_stops_at_the_first_validation(
+        tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, pretrain=None, **{"finetune.from_scratch": True})
+    res = ssl_domains("finetune", str(cfg), "--set", "finetune.train.early_stopping.metric=f1")
+    assert res.code == 1
+    assert res.error == ("Error: finetune.train.early_stopping.metric 'f1': this task's validation reports "
+                         "auprc, auroc, loss, sens_at_spec90, sensitivity_at_specificity; choose one")
+    run = tmp_path / "runs" / "t"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["split"] for r in records if r["split"] == "val"] == ["val"]  # one validation
+    assert max(r["epoch"] for r in records) == 0  # in the first epoch of three
