@@ -21,11 +21,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from ssl_domains.data.collate import collate_items
-from ssl_domains.data.datasets import Subset, build_dataset, labels_of, with_stats
+from ssl_domains.data.datasets import groups_of, labels_of
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.build import build_backbone, build_pretext
 from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
 from ssl_domains.engine.loop import make_optimizer
+from ssl_domains.engine.pretrain import pretrain_data
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.engine.segmentation import dense_cases, is_dense
 from ssl_domains.plugins import get_host
@@ -137,24 +138,23 @@ def plan(cfg: Any, *, measure_steps: int = 3) -> dict[str, Any]:
     out: dict[str, Any] = {"name": cfg.name, "backbone": cfg.backbone.name, "stages": {}}
     if cfg.pretrain is not None:
         p = cfg.pretrain
-        train = build_dataset(registry, p.data.train, "pre-training")
-        info: dict[str, Any] = {"task": p.task.name, "data": {"train": _data_info(train)}}
-        n_train = len(train)  # type: ignore[arg-type]
+        data, train, val = pretrain_data(cfg)  # the run's own split
+        info: dict[str, Any] = {"task": p.task.name, "data": {"train": _data_info(data)}}
+        n_train = len(train)
         if p.data.val is not None:
-            val = build_dataset(registry, with_stats(registry, p.data.val, getattr(train, "stats", None)), "validation")
             info["data"]["val"] = _data_info(val)
-        else:
-            n_val = int(round(n_train * p.data.val_fraction))
-            info["data"]["val"] = {"items": n_val, "from": f"{p.data.val_fraction:.0%} of train"}
-            n_train -= n_val
+        else:  # split off the loader's items as the run splits them (by group when it has groups)
+            info["data"]["train"]["items"] = n_train
+            info["data"]["train"]["from"] = f"{len(data)} items of the loader, less validation"
+            info["data"]["val"] = {"items": len(val), "from": f"{p.data.val_fraction:.0%} of the loader's "
+                                   + ("groups" if groups_of(data) is not None else "items")}
         info["steps"] = _steps(n_train, p.data, p.train)
         torch.manual_seed(cfg.seed)
         backbone = build_backbone(registry, cfg.backbone)
         task = build_pretext(registry, p.task, backbone, first_readable(train))
         info["parameters"] = _params(task, backbone)
         if measure_steps:
-            info["measured"] = _measure(task, Subset(train, range(len(train)), train=True), p.data,  # type: ignore[arg-type]
-                                        p.train, cfg.device, measure_steps)
+            info["measured"] = _measure(task, train, p.data, p.train, cfg.device, measure_steps)
         _stage_estimate(info)
         out["stages"]["pretrain"] = info
     if cfg.finetune is not None:

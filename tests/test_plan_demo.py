@@ -25,7 +25,7 @@ def test_plan_counts_data_steps_and_parameters(tmp_path: Path, arrays: Path) -> 
     cfg = parse_config(make_config(tmp_path, arrays))
     p = plan(cfg, measure_steps=2)
     pre, fin = p["stages"]["pretrain"], p["stages"]["finetune"]
-    assert pre["data"]["train"]["items"] == 400 and pre["data"]["val"]["items"] == 80
+    assert pre["data"]["train"]["items"] == 320 and pre["data"]["val"]["items"] == 80  # of 400
     assert pre["steps"] == {"batch_size": 16, "steps_per_epoch": 20, "epochs": 2, "total_steps": 40}
     y = np.load(arrays)["y"]
     assert fin["data"]["pool"]["classes"] == {"0": int((y == 0).sum()), "1": int((y == 1).sum())}
@@ -105,3 +105,32 @@ def test_demo_reports_both_arms(tmp_path: Path, arrays: Path) -> None:
     html = (run / "report" / "report.html").read_text()
     assert "did SSL beat scratch?" in html and "label_efficiency_auroc.png" in html
     assert f"{scratch_auroc:.3f}" in html and f"{ssl_auroc:.3f}" in html
+
+
+@pytest.mark.parametrize("plugin", ["timeseries", "medical"])
+def test_plan_splits_the_demo_data_as_the_run_does(plugin: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``plan`` calls the run's own split (grouped ``split_off``), so its item and step counts
+    are the run's: on the time-series demo it once said 372/74 while the run split 250/122."""
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)  # the demo configs name sample_data/ relative to the repository
+    config = f"sample_data/{plugin}/demo.yaml"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["plan", config, "--steps", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    planned = json.loads(res.output)["stages"]
+    res = runner.invoke(cli, ["pretrain", config, "--out", str(tmp_path / "pre"),
+                              "--set", "pretrain.train.max_steps=1", "--set", "pretrain.train.progress=false"])
+    assert res.exit_code == 0, res.output
+    ran = json.loads(res.output[res.output.index("{"):])
+    pre = planned["pretrain"]
+    assert (pre["data"]["train"]["items"], pre["data"]["val"]["items"]) == (ran["n_train"], ran["n_val"])
+    batch = pre["steps"]["batch_size"]
+    assert pre["steps"]["steps_per_epoch"] == math.ceil(ran["n_train"] / batch)
+
+    res = runner.invoke(cli, ["finetune", config, "--out", str(tmp_path / "fin"), "--set", "finetune.from_scratch=true",
+                              "--set", "finetune.train.max_steps=1", "--set", "finetune.train.progress=false"])
+    assert res.exit_code == 0, res.output
+    counts = json.loads((tmp_path / "fin" / "eval.json").read_text())
+    fin = planned["finetune"]["data"]
+    assert (fin["train"]["items"], fin["val"]["items"]) == (counts["n_train"], counts["n_val"]), counts

@@ -73,6 +73,24 @@ def _mean_loss(loader: DataLoader, rt: Runtime, max_batches: int = 50) -> Any:
     return validate
 
 
+def pretrain_data(cfg: RunConfig) -> tuple[Any, Subset, Any]:
+    """The pre-training data of ``cfg`` as the run uses it: ``(data, train, val)``, ``val``
+    from the ``val`` loader or split off ``data`` (grouped, seeded). ``plan`` calls it too, so
+    what it reports is what the run will do.
+
+    Raises:
+        DataError: A loader failed or found nothing; ConfigError: no split is possible.
+    """
+    assert cfg.pretrain is not None
+    pcfg, registry = cfg.pretrain, get_host().registry
+    data = build_dataset(registry, pcfg.data.train, "pre-training")
+    if pcfg.data.val is not None:
+        val_ref = with_stats(registry, pcfg.data.val, getattr(data, "stats", None))
+        return data, Subset(data, range(len(data)), train=True), build_dataset(registry, val_ref, "validation")  # type: ignore[arg-type]
+    keep, held = split_off(len(data), pcfg.data.val_fraction, cfg.seed, groups=groups_of(data))  # type: ignore[arg-type]
+    return data, Subset(data, keep, train=True), Subset(data, held)
+
+
 @holding_run_lock
 def pretrain(
     cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None, resume: bool = False
@@ -94,13 +112,7 @@ def pretrain(
     rt, run, state = start_stage(cfg, run_path, "pretrain", pcfg.train.amp, resume)
     registry = get_host().registry
 
-    data = build_dataset(registry, pcfg.data.train, "pre-training")
-    if pcfg.data.val is not None:
-        val_ref = with_stats(registry, pcfg.data.val, getattr(data, "stats", None))
-        train_ds, val_ds = Subset(data, range(len(data)), train=True), build_dataset(registry, val_ref, "validation")  # type: ignore[arg-type]
-    else:
-        keep, held = split_off(len(data), pcfg.data.val_fraction, cfg.seed, groups=groups_of(data))  # type: ignore[arg-type]
-        train_ds, val_ds = Subset(data, keep, train=True), Subset(data, held)
+    data, train_ds, val_ds = pretrain_data(cfg)
 
     backbone = build_backbone(registry, cfg.backbone)
     first = first_readable(train_ds)
