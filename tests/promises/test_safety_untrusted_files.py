@@ -8,6 +8,8 @@ from __future__ import annotations
 import builtins
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,18 @@ class Payload:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (builtins.open, (str(self.marker), "w"))
+
+
+@contextmanager
+def replaced(path: Path, write: Callable[[Path], object]) -> Iterator[None]:
+    """``path`` as ``write(path)`` makes it (someone replaced the file), restored afterwards."""
+    kept = path.read_bytes()
+    path.unlink()
+    try:
+        write(path)
+        yield
+    finally:
+        path.write_bytes(kept)
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +77,13 @@ def test_safety_no_pickled_code_runs_from_init_resume_evaluate_or_predict(finetu
     assert res.code == 1 and res.error.startswith(f"Error: {last}: refused to load this checkpoint")
 
     model = run / "export" / "model.safetensors"  # evaluate and predict read safetensors only
-    kept = model.read_bytes()
-    try:
-        model.unlink()
-        torch.save({"state_dict": state["model"], "extra": Payload(marker)}, model)
+    with replaced(model, lambda p: torch.save({"state_dict": state["model"], "extra": Payload(marker)}, p)):
         for args in (["evaluate", str(run)],
                      ["predict", str(run), "--loader", "arrays", "--arg", f"path={run.parents[1] / 'data.npz'}",
                       "--out", str(tmp_path / "p.csv")]):
             res = ssl_domains(*args)
             assert res.code == 1 and res.error == f"Error: {model}: not a readable safetensors file " \
                 "(Error while deserializing header: header too large)", res.err
-    finally:
-        model.write_bytes(kept)
     assert not marker.exists()
 
 
@@ -83,9 +92,7 @@ def test_safety_a_python_tag_in_a_run_folders_yaml_is_one_line_naming_the_file(f
     _, run = finetuned
     marker = tmp_path / "ran"
     config = run / "config.yaml"
-    kept = config.read_text()
-    try:
-        config.write_text(f'!!python/object/apply:builtins.open ["{marker}", "w"]\n')
+    with replaced(config, lambda p: p.write_text(f'!!python/object/apply:builtins.open ["{marker}", "w"]\n')):
         for args in (["evaluate", str(run)], ["finetune", "--resume", str(run)]):
             res = ssl_domains(*args)
             assert res.code == 1, res.err
@@ -96,8 +103,6 @@ def test_safety_a_python_tag_in_a_run_folders_yaml_is_one_line_naming_the_file(f
         res = ssl_domains("report", str(run))  # the report leaves the config section out, saying why
         assert res.code == 0
         assert "refused: a Python tag" in (run / "report" / "report.html").read_text()
-    finally:
-        config.write_text(kept)
     assert not marker.exists()
 
 
