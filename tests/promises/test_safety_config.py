@@ -58,14 +58,22 @@ def _labels(folder: Path, y: np.ndarray) -> Path:
     return path
 
 
-def test_safety_labels_that_do_not_fit_the_task_are_refused_before_training(tmp_path: Path) -> None:
-    three = _labels(tmp_path, np.arange(120) % 3)
-    src = {"name": "arrays", "args": {"path": str(three)}}
-    cfg = tiny_config(tmp_path, pretrain=None, **{"finetune.from_scratch": True, "finetune.data.train": src,
-                                                  "finetune.data.test": src})
+@pytest.mark.parametrize("train,val,message", [
+    (np.arange(120) % 3, None, "the labels hold 3 classes (0, 1, 2) but task 'classification' is binary"),
+    (np.zeros(120, dtype=int), None, "the labeled training items hold one class only (0)"),
+    (np.arange(120) % 2, np.zeros(30, dtype=int), "has no items of class(es) 1 (it holds 0)"),
+], ids=["three-classes-for-binary", "one-class", "validation-missing-a-class"])
+def test_safety_labels_that_do_not_fit_the_task_are_refused_before_training(
+        tmp_path: Path, train: np.ndarray, val: np.ndarray | None, message: str) -> None:
+    src = {"name": "arrays", "args": {"path": str(_labels(tmp_path, train))}}
+    sections = {"finetune.data.train": src, "finetune.data.test": src}
+    if val is not None:
+        (tmp_path / "val").mkdir()
+        sections["finetune.data.val"] = {"name": "arrays", "args": {"path": str(_labels(tmp_path / "val", val))}}
+    cfg = tiny_config(tmp_path, pretrain=None, **{"finetune.from_scratch": True, **sections})
     res = ssl_domains("finetune", str(cfg))
     assert res.code == 1
-    assert "the labels hold 3 classes (0, 1, 2) but task 'classification' is binary" in res.error
+    assert message in res.error and len(res.err.strip().splitlines()) == 1
     assert not (tmp_path / "runs" / "t" / "checkpoints" / "finetune").exists()
 
 

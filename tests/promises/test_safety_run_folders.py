@@ -91,22 +91,23 @@ def test_safety_no_silent_random_start(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "runs" / "t" / "eval.json").read_text())["init"] == "scratch"
 
 
-def test_safety_disk_full_stops_with_one_line_and_leaves_no_partial_file(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EDQUOT], ids=errno.errorcode.get)
+def test_safety_disk_full_read_only_or_quota_stops_with_one_line_and_leaves_no_partial_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     cfg = tiny_config(tmp_path, finetune=None)
     calls = {"n": 0}
     fsync = os.fsync
 
-    def full_after_a_few(fd: int) -> None:  # the disk fills up during the run
+    def fails_after_a_few(fd: int) -> None:  # the disk fills up (...) during the run
         calls["n"] += 1
         if calls["n"] > 3:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise OSError(code, os.strerror(code))
         fsync(fd)
 
-    monkeypatch.setattr(files.os, "fsync", full_after_a_few)
+    monkeypatch.setattr(files.os, "fsync", fails_after_a_few)
     res = ssl_domains("pretrain", str(cfg))
     assert res.code == 1
-    assert res.error.startswith("Error: ") and res.error.endswith(": cannot write (No space left on device)")
+    assert res.error.startswith("Error: ") and res.error.endswith(f": cannot write ({os.strerror(code)})")
     assert len(res.err.strip().splitlines()) == 1
     run = tmp_path / "runs" / "t"
     assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")]
