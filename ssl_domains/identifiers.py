@@ -103,7 +103,7 @@ def opaque_id(*parts: Any, length: int = DEFAULT_LENGTH) -> str:
 
 #: Words of a config key (split at ``_``) that name a file or folder: its value is a location.
 LOCATION_WORDS = frozenset({"path", "paths", "root", "dir", "folder", "file", "files", "store",
-                            "csv", "mapping", "out", "output", "cache"})
+                            "csv", "mapping", "out", "output"})
 #: Config keys whose value lists (or names) inputs by their own ids.
 ID_KEYS = frozenset({"ids", "series", "records", "record", "cases", "case", "patients",
                      "patient", "subjects", "subject", "series_uid", "names"})

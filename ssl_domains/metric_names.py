@@ -13,9 +13,10 @@ LOWER_IS_BETTER = frozenset({"loss", "log_loss", "brier", "ece", "hd95", "fp_per
 #: What a validation pass reports, so what ``early_stopping.metric`` may name (besides
 #: ``auto``): the mean loss; for a binary task the threshold-free metrics of
 #: :func:`ssl_domains.scoring.metrics.classification_metrics` (AUROC, AUPRC, sensitivity at 90 %
-#: specificity); for a multi-class task its arg-max metrics. Pre-training validates the loss only.
+#: specificity); for a multi-class task its arg-max metrics; for a dense (segmentation) task the
+#: mean Dice, which it always keeps the best of. Pre-training validates the loss only.
 MONITORED_METRICS = ("loss", "auroc", "auprc", "sensitivity_at_specificity", "sens_at_spec90",
-                     "accuracy", "balanced_accuracy", "f1")
+                     "accuracy", "balanced_accuracy", "f1", "dice")
 
 #: The rule spellings :func:`parse_rule` accepts.
 THRESHOLD_RULES = ("youden", "f1", "spec90", "sensitivity_at_specificity:<x>", "fixed:<x>")

@@ -18,7 +18,7 @@ from tests.promises.cli import ssl_domains, tiny_config
     ("finetune.train.early_stopping.metric=aucroc",
      "config key 'finetune.train.early_stopping.metric': unknown validation metric 'aucroc'; "
      "allowed: auto, loss, auroc, auprc, sensitivity_at_specificity, sens_at_spec90, accuracy, "
-     "balanced_accuracy, f1"),
+     "balanced_accuracy, f1, dice"),
     ("finetune.threshold_rule=best",
      "config key 'finetune.threshold_rule': unknown threshold rule 'best'; allowed: youden, f1, "
      "spec90, sensitivity_at_specificity:<x>, fixed:<x>"),
