@@ -51,3 +51,25 @@ def test_named_key_file_missing_is_one_line_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(identifiers.KEY_FILE_ENV, str(tmp_path / "nope"))
     with pytest.raises(ConfigError, match="nope: cannot read the id key"):
         opaque_id("x")
+
+
+def test_shareable_config_replaces_paths_file_names_and_id_lists_only() -> None:
+    from ssl_domains.identifiers import shareable_config
+
+    config = {"name": "ct", "output_dir": "/home/smith/runs", "backbone": {"name": "mlp", "args": {"hidden": 8}},
+              "finetune": {"data": {"train": {"name": "csv", "args": {
+                  "path": "SMITH_JANE_MRN67890.csv", "ids": ["MRN1", "MRN2"], "id_column": "patient",
+                  "window": 128, "cache": "memory", "channel_names": ["ecg"], "labels_file": "y.csv",
+                  "source": {"name": "dicom", "args": {"root": "/data/SMITH"}}, "exclude": "*_mask.nii*"}}}}}
+    shown = shareable_config(config)
+    args = shown["finetune"]["data"]["train"]["args"]
+    assert args["path"] == "opaque:" + opaque_id("SMITH_JANE_MRN67890.csv")
+    assert args["ids"] == ["opaque:" + opaque_id("MRN1"), "opaque:" + opaque_id("MRN2")]
+    assert args["labels_file"].startswith("opaque:") and args["source"]["args"]["root"].startswith("opaque:")
+    assert shown["output_dir"].startswith("opaque:")
+    kept = {k: args[k] for k in ("id_column", "window", "cache", "channel_names", "exclude")}
+    assert kept == {"id_column": "patient", "window": 128, "cache": "memory", "channel_names": ["ecg"],
+                    "exclude": "*_mask.nii*"}
+    assert shown["backbone"] == config["backbone"] and shown["name"] == "ct"
+    assert shareable_config(shown) == shown  # applying it twice changes nothing
+    assert "SMITH" not in str(shown) and "MRN" not in str(shown)
