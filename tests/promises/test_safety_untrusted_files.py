@@ -135,3 +135,10 @@ def test_safety_run_folder_files_are_never_read_or_written_through_a_link(finetu
     assert res.code == 0, res.err
     assert outside.read_text() == '{"someone": "else\'s file"}\n'
     assert json.loads((copy / "eval.json").read_text())["n_test"] == 400
+
+    os.symlink(outside, copy / ".lock")  # nor is the lock taken through a link
+    res = ssl_domains("finetune", "--resume", str(copy))
+    assert res.code == 1
+    assert res.error == f"Error: {copy / '.lock'}: cannot write (it is a symbolic link; files of a run " \
+        "folder are never read or written through links, remove it)"
+    assert outside.read_text() == '{"someone": "else\'s file"}\n'
