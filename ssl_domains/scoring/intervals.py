@@ -6,7 +6,8 @@ Two kinds of uncertainty are kept apart:
   resamples the test cases (stratified by class by default) and takes percentiles of the metric.
 * **Over seeds** (a sweep trains one model per seed; each seed fixes the labeled subset, the
   split and the initialisation, shared by every arm): :func:`summary_rows` reports per arm the
-  mean, the standard deviation and a Student-t interval over seeds, and
+  mean, the standard deviation and a Student-t interval over seeds (on the logit scale for a
+  metric in [0, 1], so the interval stays in the metric's range), and
   :func:`paired_difference_ci` the SSL-minus-scratch difference paired by seed (t-interval by
   default, a paired bootstrap over seeds on request).
 
@@ -78,6 +79,44 @@ def t_interval(values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> Int
     mean, sem = float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v)))
     half = float(stats.t.ppf(1 - alpha / 2, df=len(v) - 1)) * sem
     return Interval(mean - half, mean + half)
+
+
+#: Metrics whose values lie in [0, 1] (rates, areas under curves, overlaps, calibration errors);
+#: ``sens_at_spec<NN>`` too. Their intervals over seeds stay in that range.
+UNIT_INTERVAL_METRICS = frozenset({
+    "auroc", "auprc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity",
+    "precision", "sensitivity_at_specificity", "brier", "ece", "dice", "lesion_wise_dice",
+    "lesion_sensitivity", "sensitivity_at_1fp", "cpm", "case_auroc",
+})
+#: How far from 0 and 1 a value is moved before the logit (a seed at exactly 1.0 counts as 0.995).
+LOGIT_CLIP = 0.005
+
+
+def in_unit_interval(metric: str) -> bool:
+    """Whether ``metric``'s values lie in [0, 1] (:data:`UNIT_INTERVAL_METRICS`)."""
+    name = str(metric)
+    return name in UNIT_INTERVAL_METRICS or name.startswith("sens_at_spec")
+
+
+def logit_t_interval(values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> Interval:
+    """Interval of the mean of values in [0, 1] that stays in [0, 1]: a Student-t interval on
+    the logit scale (values clipped to ``[LOGIT_CLIP, 1 - LOGIT_CLIP]``), mapped back, and
+    widened where needed to hold the plain mean. Values outside [0, 1] get :func:`t_interval`.
+    NaN bounds for fewer than two values; ``[v, v]`` when every value is ``v``.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) < 2:
+        return Interval(NAN, NAN)
+    if v.min() < 0.0 or v.max() > 1.0:
+        return t_interval(v, alpha)
+    if v.min() == v.max():
+        return Interval(float(v[0]), float(v[0]))
+    p = np.clip(v, LOGIT_CLIP, 1.0 - LOGIT_CLIP)
+    low, high = t_interval(np.log(p / (1.0 - p)), alpha)
+    mean = float(v.mean())
+    return Interval(min(float(1.0 / (1.0 + math.exp(-low))), mean),
+                    max(float(1.0 / (1.0 + math.exp(-high))), mean))
 
 
 def stratified_resamples(y: np.ndarray, n: int, seed: int = 0,
@@ -256,10 +295,12 @@ def summary_rows(results: Iterable[Mapping[str, Any]], alpha: float = 0.05,
                  method: str = "t") -> list[dict[str, Any]]:
     """Summary of a tidy sweep table: per arm x size x metric, plus paired difference rows.
 
-    Arm rows: ``mean``, ``std`` (ddof=1), ``n`` (seeds) and a Student-t interval over seeds
-    (``ci_low``, ``ci_high``). Difference rows (``kind == "difference"``, arm named
-    ``"<a>-<b>"``, e.g. ``"ssl-scratch"``): the per-seed differences paired by seed (see
-    :func:`paired_difference_ci`; ``n`` is the number of paired seeds).
+    Arm rows: ``mean``, ``std`` (ddof=1), ``n`` (seeds) and an interval over seeds (``ci_low``,
+    ``ci_high``): for a metric in [0, 1] (:func:`in_unit_interval`) the logit-scale t-interval
+    of :func:`logit_t_interval`, which stays in [0, 1], else a Student-t interval. Difference
+    rows (``kind == "difference"``, arm named ``"<a>-<b>"``, e.g. ``"ssl-scratch"``): the
+    per-seed differences paired by seed (see :func:`paired_difference_ci`; ``n`` is the number
+    of paired seeds), cut to [-1, 1] for a metric in [0, 1].
 
     Args:
         results: Records with ``arm, n_labels, seed, metric, value`` and optionally
@@ -305,17 +346,21 @@ def summary_rows(results: Iterable[Mapping[str, Any]], alpha: float = 0.05,
                 continue
             v = np.array([x for xs in per_arm[arm].values() for x in xs], dtype=float)
             vals = v[~np.isnan(v)]
+            bounded = in_unit_interval(first[key][0])
             rows.append(row("arm", arm, key, float(vals.mean()) if len(vals) else NAN,
                             float(vals.std(ddof=1)) if len(vals) > 1 else NAN, len(vals),
-                            t_interval(v, alpha)))
+                            logit_t_interval(v, alpha) if bounded else t_interval(v, alpha)))
     for a, b in pairs:
         for key, per_arm in groups.items():
             if a not in per_arm or b not in per_arm:
                 continue
             means = [{seed: _mean(xs) for seed, xs in _by_seed(per_arm[arm])} for arm in (a, b)]
             diff = paired_difference_ci(means[0], means[1], alpha=alpha, method=method)
+            low, high = diff.low, diff.high
+            if in_unit_interval(first[key][0]):  # a difference of [0, 1] values is in [-1, 1]
+                low, high = max(low, -1.0), min(high, 1.0)
             rows.append(row("difference", f"{a}-{b}", key, diff.mean, diff.std, diff.n,
-                            Interval(diff.low, diff.high)))
+                            Interval(low, high)))
 
     def order(r: dict[str, Any]) -> tuple[Any, ...]:
         size = _number(r["n_labels"])

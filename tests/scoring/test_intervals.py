@@ -13,6 +13,7 @@ from ssl_domains.scoring.intervals import (
     SUMMARY_COLUMNS,
     bootstrap_ci,
     bootstrap_metrics,
+    logit_t_interval,
     paired_difference_ci,
     summary_rows,
     t_interval,
@@ -149,7 +150,7 @@ def test_summary_rows_equal_a_pandas_group_by() -> None:
     assert len(arms) == 3 * 2 * 2
     for _, r in arms.iterrows():
         g = df[(df["arm"] == r["arm"]) & (df["n_labels"] == r["n_labels"]) & (df["metric"] == r["metric"])]
-        ci = t_interval(g["value"].to_numpy())
+        ci = logit_t_interval(g["value"].to_numpy())  # auroc and f1: in [0, 1]
         assert r["n"] == g["value"].notna().sum() and r["fraction"] == g["fraction"].iloc[0]
         assert (r["mean"], r["std"], r["ci_low"], r["ci_high"]) == pytest.approx(
             (g["value"].mean(), g["value"].std(), ci.low, ci.high))
@@ -165,3 +166,32 @@ def test_summary_rows_equal_a_pandas_group_by() -> None:
     keys = list(zip(out["metric"], out["n_labels"], out["kind"], out["arm"]))
     assert keys == sorted(keys)
 
+
+
+def test_intervals_over_seeds_stay_in_the_metrics_range_and_cover_its_mean() -> None:
+    """Three seeds near 1 (or spread over [0, 1]): a Student-t interval runs past the range, the
+    logit-scale one the summary uses does not, and still covers the true mean ~95 % of the time
+    (Beta-distributed seeds, 95 % intervals)."""
+    high = [1.0, 0.98, 0.9]
+    assert t_interval(high).high > 1.0
+    spread = [0.0, 0.5, 1.0]
+    assert t_interval(spread).low < 0.0 and t_interval(spread).high > 1.0
+    for values in (high, spread, [0.2, 0.25, 0.21]):
+        ci = logit_t_interval(values)
+        assert 0.0 <= ci.low <= float(np.mean(values)) <= ci.high <= 1.0
+    assert logit_t_interval([0.9, 0.9, 0.9]) == (0.9, 0.9)
+    assert logit_t_interval([1.5, 2.0]) == t_interval([1.5, 2.0])  # not in [0, 1]: plain t
+    rng = np.random.default_rng(0)
+    for mean, concentration in ((0.95, 40), (0.7, 20)):
+        draws = rng.beta(mean * concentration, (1 - mean) * concentration, size=(1000, 3))
+        covered = [ci.low <= mean <= ci.high for ci in map(logit_t_interval, draws)]
+        assert 0.92 <= float(np.mean(covered)) <= 0.98
+
+    results = pd.DataFrame([("scratch", 10, 0.1, seed, metric, value)
+                            for metric, values in (("f1", spread), ("loss", [0.2, 1.4, 3.0]))
+                            for seed, value in enumerate(values)],
+                           columns=["arm", "n_labels", "fraction", "seed", "metric", "value"])
+    rows = summarize(results).set_index("metric")
+    assert (rows.loc["f1", "ci_low"], rows.loc["f1", "ci_high"]) == pytest.approx(logit_t_interval(spread))
+    assert rows.loc["loss", "ci_low"] == pytest.approx(t_interval([0.2, 1.4, 3.0]).low)  # unbounded
+    assert rows.loc["loss", "ci_low"] < 0
