@@ -2,7 +2,9 @@
 
 The page is self-contained (PNGs inlined as base64 data URIs, CSS inline, no script, no
 external fonts) and every PNG is also written next to it. Sections, in order: summary (the
-answer: did SSL beat scratch, by how much, with what interval), label-efficiency curves,
+answer: which model to ship at each label budget, then did SSL beat scratch, by how much, with
+what interval; :mod:`ssl_domains.report.answer`), label-efficiency curves (or, for one label
+budget, the arms side by side: ROC curves overlaid and metrics with intervals),
 metric tables, ROC and PR curves, confusion matrix, loss curves, pretext pictures, resolved
 config, environment. A section whose inputs are missing or unreadable is replaced by a note.
 
@@ -34,8 +36,8 @@ from ssl_domains.engine.assess import (
 )
 from ssl_domains.errors import DataError
 from ssl_domains.files import atomic_write_text
+from ssl_domains.report import answer, plots
 from ssl_domains.report import htmlpage as hp
-from ssl_domains.report import plots
 from ssl_domains.report.artifacts import (
     Predictions,
     find_sweep,
@@ -183,7 +185,8 @@ def sweep_summary(summary: pd.DataFrame, metric: str, alpha: float) -> str:
             + "".join(hp.para(line) for line in lines)
             + hp.para(f"Headline metric: {metric} ({better} is better). Difference = SSL minus "
                       "scratch, paired by seed (each seed fixes the labeled subset and split "
-                      "for both arms); Student-t interval over seeds.") + "</div>")
+                      "for both arms); Student-t interval over seeds, within the metric's "
+                      "range.") + "</div>")
     table = hp.table(["n_labels", "fraction", f"ssl mean {metric}", f"scratch mean {metric}",
                       "difference", "ci_low", "ci_high", "paired seeds", "verdict"], rows,
                      table_id="answer-table")
@@ -282,9 +285,10 @@ def sweep_tables(results: pd.DataFrame, summary: pd.DataFrame) -> str:
     cols = ["kind", "arm", "n_labels", "fraction", "metric", "mean", "std", "n", "ci_low",
             "ci_high"]
     html = ("<h3>Summary over seeds</h3>"
-            + hp.para("Arm rows: mean, standard deviation (ddof=1) and Student-t interval "
-                      "over seeds. Difference rows (ssl-scratch): the same over the per-seed "
-                      "paired differences.")
+            + hp.para("Arm rows: mean, standard deviation (ddof=1) and interval over seeds "
+                      "(Student-t; on the logit scale for a metric in [0, 1], so it stays in "
+                      "[0, 1]). Difference rows (ssl-scratch): Student-t over the per-seed paired "
+                      "differences, within [-1, 1] for such a metric.")
             + hp.table(cols, summary[cols].itertuples(index=False), table_id="summary-table"))
     raw_cols = ["arm", "n_labels", "fraction", "seed", "metric", "value"]
     html += (f"<details><summary>All {len(results)} rows of results.csv</summary>"
@@ -428,7 +432,8 @@ def pretext_figures(run: Run, out_dir: Path) -> str:
 def config_section(run: Run) -> str:
     """The resolved config, input paths and ids replaced by opaque ids (a report is shared)."""
     if run.config_text is None:
-        return hp.note("no config.yaml in this folder")
+        return hp.note("config.yaml not shown: " + "; ".join(n for n in run.notes if n.startswith("config "))
+                       if (run.path / "config.yaml").exists() else "no config.yaml in this folder")
     return f"<pre>{hp.esc(run.config_text)}</pre>"
 
 
@@ -527,11 +532,27 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
     summary = summarize(results, alpha=alpha) if results is not None else None
     if results is not None and summary is not None and sweep is not None:
         headline = _headline_metric(results)
-        answer = sweep_summary(summary, headline, alpha) + cell_status(sweep)
-        sections.append(("summary", "Summary: did SSL beat scratch?", answer
+        sizes = answer.budget_sizes(results)
+        arms = list(dict.fromkeys(results["arm"].astype(str)))
+        read = answer.loader(load_run)
+        seed = min(results["seed"], key=lambda s: (not hp.is_number(s), s if hp.is_number(s) else 0))
+        folders = {size: answer.arm_folders(run_dir, sweep, arms, size, seed) for size in sizes}
+        lines, ship_table = answer.ship_summary(
+            answer.estimates(summary, headline, alpha, folders, read), sweep, headline, alpha)
+        sections.append(("summary", "Summary: which model to ship, and did SSL beat scratch?",
+                         '<div class="answer"><p class="big">Which model to ship</p>' + lines
+                         + "</div>" + ship_table + "<h3>SSL against scratch</h3>"
+                         + sweep_summary(summary, headline, alpha) + cell_status(sweep)
                          + _section_notes(run)))
-        sections.append(("label-efficiency", "Label efficiency",
-                         efficiency_figures(results, summary, out_dir, headline, alpha)))
+        if len(sizes) == 1:
+            found = [e for m in dict.fromkeys(results["metric"].astype(str))
+                     for e in answer.estimates(summary, m, alpha, folders, read)]
+            sections.append(("label-efficiency", f"The arms at {hp.fmt(sizes[0])} labels",
+                             answer.one_size_comparison(found, folders[sizes[0]], read, out_dir,
+                                                        alpha)))
+        else:
+            sections.append(("label-efficiency", "Label efficiency",
+                             efficiency_figures(results, summary, out_dir, headline, alpha)))
         tables = sweep_tables(results, summary) + stability_table(sweep, summary, headline) \
             + auto_table(sweep)
         if focus.eval is not None:
