@@ -341,12 +341,15 @@ def report_cmd(run_dir: str) -> None:
 @click.option("--mem-gb", type=int, help="Memory per cluster job in GB (overrides --resources).")
 @click.option("--wait", is_flag=True, help="With --executor slurm: stay until every job ended "
               "and show progress (by default the command returns once the jobs are submitted).")
+@click.option("--cv-folds", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Folds of the auto arm's cross-validation when a validation set is small "
+                   "(below 2: auto chooses on the validation set).")
 def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int, seed_list: str | None,
               arms: str, out: str | None, overrides: tuple[str, ...], init_path: str | None,
               init_source: str, alpha: float, jobs: int, threads_per_job: int | None,
               gpus: str | None, executor: str, resources: str | None, partition: str | None,
               time_min: int | None, cpus_per_job: int | None, gpus_per_job: int | None,
-              mem_gb: int | None, wait: bool) -> None:
+              mem_gb: int | None, wait: bool, cv_folds: int) -> None:
     """Label-efficiency sweep: ssl, scratch, linear probe and baselines on the same labeled
     subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
     interrupted sweep (finished cells are kept). --jobs N runs N cells side by side; --executor
@@ -376,7 +379,8 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     failed: SweepFailed | None = None
     try:
         result = run_sweep(cfg, out_path, sizes=sizes, seeds=seed_values, arms=arm_names,
-                           init=init, alpha=alpha, echo=click.echo, jobs=runner)
+                           init=init, alpha=alpha, echo=click.echo, jobs=runner,
+                           cv_folds=cv_folds)
         if result.submitted:
             for line in result.submitted:
                 click.echo(f"submitted {line}")

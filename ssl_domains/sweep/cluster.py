@@ -143,6 +143,9 @@ class ClusterJobs:
         self.init = init
         self._executor: Any = None
 
+    def prepare(self) -> None:
+        """Nothing to start ahead: each job is a process of its own."""
+
     # ------------------------------------------------------------ submitit
 
     def executor(self, out: Path, dependency_on: str | None = None, name: str = "sweep") -> Any:
@@ -152,7 +155,7 @@ class ClusterJobs:
         res = self.resources
         if self._executor is None:
             cluster = "local" if self.kind == "submitit-local" else "slurm"
-            self._executor = submitit.AutoExecutor(folder=out / "cluster" / "%j", cluster=cluster)
+            self._executor = submitit.AutoExecutor(folder=out / "cluster", cluster=cluster)
         params: dict[str, Any] = {"timeout_min": res.time_min, "cpus_per_task": res.cpus_per_job,
                                   "gpus_per_node": res.gpus_per_job, "name": name}
         if res.mem_gb is not None:
@@ -285,7 +288,7 @@ class ClusterJobs:
         submitit = _submitit()
         alive = []
         for name, job_id in state.get("jobs", {}).items():
-            job = submitit.SlurmJob(out / "cluster" / "%j", job_id)
+            job = submitit.SlurmJob(out / "cluster", job_id)
             if str(job.state).upper().split()[0] in _ALIVE:
                 alive.append(f"{name} ({job_id})")
         return alive

@@ -47,12 +47,14 @@ from ssl_domains.plugins import get_host
 from ssl_domains.sweep.auto import fold_sources, fold_splits
 from ssl_domains.sweep.plan import Arm, Size, cell_name
 from ssl_domains.sweep.run import (
+    BUSY,
     LOCKS_DIR,
     Cell,
     Outcome,
     Sweep,
     SweepFailed,
     SweepResult,
+    busy_members,
     cv_folder,
     cv_items,
     finish_sweep,
@@ -359,6 +361,7 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
         raise SSLDomainsError(f"{len(errors)} job(s) stopped with an error (first: {errors[0]}); "
                               f"see {sw.out / LOGS_DIR}")
     skipped = tuple(result.skipped)
+    todo = [c for c in todo if not _waits(c, result, echo)]
     groups = list(dict.fromkeys((s, seed) for a, s, seed in todo if a.derived))
     folds = [t for s, seed in groups for t in fold_tasks(sw, s, seed, skipped)]
     if folds:
@@ -375,6 +378,17 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
                               f"see {sw.out / LOGS_DIR}")
 
 
+def _waits(cell: Cell, result: SweepResult, echo: Callable[[str], None]) -> bool:
+    """Whether derived ``cell`` waits for a cell of its size and seed that another process
+    is running (:func:`~ssl_domains.sweep.run.busy_members`); filed as unfinished."""
+    busy = busy_members(result, *cell)
+    if busy:
+        name = cell_name(*cell)
+        result.failed[name] = f"{BUSY}: waits for {', '.join(busy)}"
+        echo(f"{name}: not started, waits for {', '.join(busy)}")
+    return bool(busy)
+
+
 # ---------------------------------------------------------------- this machine
 
 
@@ -389,12 +403,19 @@ def visible_gpus() -> list[str]:
 
 
 def _start_worker(slots: Any, threads: int, gpus: Sequence[str]) -> None:
-    """A pool worker's setup: its slot's GPU (before CUDA starts) and thread count."""
+    """A pool worker's setup: its slot's GPU (before CUDA starts), its thread count, and the
+    plugins loaded (what every job needs first)."""
     slot = slots.get()
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
+    get_host().registry  # noqa: B018 - the plugins' components, loaded once per worker
+
+
+def _ready() -> int:
+    """A job that only waits for its worker to have started (:meth:`LocalJobs.prepare`)."""
+    return os.getpid()
 
 
 class LocalJobs:
@@ -412,6 +433,7 @@ class LocalJobs:
         self.jobs = jobs
         self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         self.gpus = list(gpus) if gpus is not None else None
+        self._pool: ProcessPoolExecutor | None = None
 
     def describe(self) -> str:
         """One line: the jobs, their threads and GPUs."""
@@ -419,22 +441,36 @@ class LocalJobs:
         where = f", GPUs {','.join(gpus)}" if gpus else ""
         return f"{self.jobs} job(s) on this machine, {self.threads} thread(s) each{where}"
 
-    def run(self, sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> None:
-        sw.echo(f"jobs: {self.describe()}; logs in {sw.out / LOGS_DIR}")
+    def prepare(self) -> None:
+        """Start the workers (they load torch and the plugins meanwhile, e.g. while this
+        process pre-trains)."""
+        if self._pool is not None:
+            return
         gpus = self.gpus if self.gpus is not None else visible_gpus()
         ctx = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pool
         slots = ctx.Queue()
         for i in range(self.jobs):
             slots.put(i)
-        with ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_start_worker,
-                                 initargs=(slots, self.threads, gpus)) as pool:
-            self._pool = pool
+        self._pool = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_start_worker,
+                                         initargs=(slots, self.threads, gpus))
+        for _ in range(self.jobs):
+            self._pool.submit(_ready)
+
+    def run(self, sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> None:
+        sw.echo(f"jobs: {self.describe()}; logs in {sw.out / LOGS_DIR}")
+        self.prepare()
+        try:
             run_phases(self, sw, SweepSpec.of(sw, threads=self.threads), cells, result)
+        finally:
+            assert self._pool is not None
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     def map(self, spec: SweepSpec, tasks: Sequence[Task],
             done: Callable[[Task, Outcome], None]) -> None:
-        running: dict[Future[Outcome], Task] = {self._pool.submit(run_task, spec, t): t
-                                                for t in tasks}
+        assert self._pool is not None, "map() runs inside run()"
+        pool = self._pool
+        running: dict[Future[Outcome], Task] = {pool.submit(run_task, spec, t): t for t in tasks}
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:

@@ -102,7 +102,7 @@ from ssl_domains.sweep.selection import (
 __all__ = ["SweepResult", "SweepFailed", "Sweep", "Outcome", "CellRunner", "run_sweep",
            "run_derived", "run_cell", "finished_cell", "record_outcome", "finish_sweep",
            "progress_line", "pretrain_once", "run_fold_arm", "cv_items", "cv_folder",
-           "fold_file", "LOCKS_DIR"]
+           "fold_file", "busy_members", "LOCKS_DIR", "BUSY"]
 
 
 @dataclass
@@ -456,6 +456,8 @@ def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
 #: Where the sweep keeps one lock per cell (``<out>/locks/<cell>/.lock``, a
 #: :class:`~ssl_domains.engine.run_dir.RunLock`): a cell is never run by two processes at once.
 LOCKS_DIR = "locks"
+#: How a cell run by another process is filed among a sweep's unfinished cells.
+BUSY = "running in another process"
 
 
 @dataclass
@@ -608,12 +610,21 @@ def record_outcome(result: SweepResult, arm: Arm, outcome: Outcome) -> None:
     elif outcome.status == "skipped":
         result.skipped.setdefault(arm.name, outcome.message)
     elif outcome.status == "busy":
-        result.failed[outcome.name] = outcome.message
+        result.failed[outcome.name] = f"{BUSY} ({outcome.message})"
     elif outcome.status in ("failed", "error"):
         result.failed[outcome.name] = outcome.message
 
 
 Cell = tuple[Arm, Size, int]
+
+
+def busy_members(result: SweepResult, arm: Arm, size: Size, seed: int) -> list[str]:
+    """The cells of ``(size, seed)`` that another process is running, which the derived
+    ``arm`` waits for (none for a plain arm)."""
+    if not arm.derived:
+        return []
+    return [n for n, why in result.failed.items()
+            if why.startswith(BUSY) and n.endswith(f"_{size.tag}_{seed}")]
 
 
 class CellRunner(Protocol):
@@ -622,6 +633,9 @@ class CellRunner(Protocol):
 
     #: The jobs outlive this process (a cluster): :meth:`submit` instead of pre-training here.
     detached: bool
+
+    def prepare(self) -> None:
+        """Get ready (start workers) while this process pre-trains."""
 
     def run(self, sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> None:
         """Run every unfinished cell of ``cells`` (pre-training done), filing each outcome in
@@ -722,6 +736,7 @@ def run_sweep(
         if result.submitted:
             return result
     elif jobs is not None:
+        jobs.prepare()
         sw.pre = pretrain_once(cfg, out, init, echo) if pretrained_arms else _no_pretraining(out)
         jobs.run(sw, cells, result)
     else:
@@ -729,6 +744,11 @@ def run_sweep(
         width = max(len(a.name) for a in arm_list)
         for i, (arm, size, seed) in enumerate(cells, start=1):
             if arm.baseline is not None and arm.name in result.skipped:
+                continue
+            busy = busy_members(result, arm, size, seed)
+            if busy:  # chosen without a cell another process runs, it would leave it out
+                result.failed[cell_name(arm, size, seed)] = f"{BUSY}: waits for {', '.join(busy)}"
+                echo(f"{cell_name(arm, size, seed)}: not started, waits for {', '.join(busy)}")
                 continue
             where = (f"[{i:>{len(str(len(cells)))}}/{len(cells)}] {arm.name:<{width}} "
                      f"{size.label:<8} seed {seed:<3}")
