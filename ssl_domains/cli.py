@@ -294,12 +294,18 @@ def evaluate_cmd(run_dir: str, loader: str | None, args: tuple[str, ...]) -> Non
 @click.option("--arg", "args", multiple=True, metavar="NAME=VALUE", help="Loader argument (repeatable).")
 @click.option("--out", "out_csv", type=click.Path(dir_okay=False), default="predictions.csv", show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
-def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, batch_size: int) -> None:
-    """Write a CSV of scores and decisions (validation-chosen threshold) for every input."""
+@click.option("--mapping", type=click.Path(dir_okay=False),
+              help="Also write each row's opaque id -> input as given to this local JSON file "
+                   "(not next to the CSV; it holds the paths, keep it private).")
+def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, batch_size: int,
+                mapping: str | None) -> None:
+    """Write a CSV of scores and decisions (validation-chosen threshold) for every input,
+    named by opaque id (``--mapping`` joins them back to your files)."""
     from ssl_domains.config import ComponentRef, parse_arg_pairs
     from ssl_domains.engine.evaluate import predict_data
 
-    res = predict_data(run_dir, ComponentRef(name=loader, args=parse_arg_pairs(args)), Path(out_csv), batch_size)
+    res = predict_data(run_dir, ComponentRef(name=loader, args=parse_arg_pairs(args)), Path(out_csv), batch_size,
+                       mapping=Path(mapping) if mapping else None)
     click.echo(to_json(res))
 
 

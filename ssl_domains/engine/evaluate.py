@@ -26,6 +26,7 @@ from ssl_domains.engine.inference import predict
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.engine.segmentation import SEGMENTATION_DIR, reassess
 from ssl_domains.errors import CheckpointError
+from ssl_domains.mapping import check_mapping_path, inputs_of, write_mapping
 from ssl_domains.plugins import get_host
 
 # load_finetuned and load_model are re-exported (they live in engine.exports)
@@ -59,14 +60,33 @@ def _score(
 
 
 def predict_data(
-    path: str | Path, loader: ComponentRef, out_csv: Path, batch_size: int = 32, device: str = "auto"
+    path: str | Path, loader: ComponentRef, out_csv: Path, batch_size: int = 32, device: str = "auto",
+    mapping: Path | None = None,
 ) -> dict[str, Any]:
     """Score every item of ``loader`` with the export at ``path``; write a CSV of scores and
-    decisions at the validation-chosen threshold. Labels, when present, are copied along."""
+    decisions at the validation-chosen threshold. Labels, when present, are copied along.
+
+    Args:
+        mapping: Also write each row's opaque id -> input as given to this private file
+            (refused beside the CSV and in the run's shareable folders).
+
+    Raises:
+        ConfigError: ``mapping`` inside a shareable output, or a loader that cannot name its
+            inputs.
+    """
+    if mapping is not None:
+        run = Path(path)
+        mapping = check_mapping_path(mapping, folders=[run / d for d in ("export", "report", PREDICTIONS_DIR)],
+                                     files=[out_csv])
     task, config = load_model(path)
     preds, ds = _score(task, config, loader, out_csv, "prediction", batch_size, device)
-    return {"items": len(preds.ids), "threshold": config.get("threshold"), "csv": str(out_csv),
-            "skipped": [list(s) for s in getattr(ds, "skipped", [])]}
+    out = {"items": len(preds.ids), "threshold": config.get("threshold"), "csv": str(out_csv),
+           "skipped": [list(s) for s in getattr(ds, "skipped", [])]}
+    if mapping is not None:
+        write_mapping(mapping, preds.ids, inputs_of(ds, loader.name),
+                      f"opaque id of each row of {out_csv.name} -> the input as given; private: holds paths")
+        out["mapping"] = str(mapping)
+    return out
 
 
 def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: str = "auto") -> dict[str, Any]:

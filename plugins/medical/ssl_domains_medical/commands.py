@@ -21,6 +21,7 @@ import numpy as np
 
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.identifiers import opaque_id
+from ssl_domains.mapping import check_mapping_path, inputs_of, write_mapping
 from ssl_domains_medical.loaders.dicom_series import DicomSeries, FileStatus, ScanResult, scan_dicom
 
 __all__ = ["medical", "convert", "scan"]
@@ -135,10 +136,7 @@ def convert(dicom_dir: str, out_dir: str, allow_4d: bool, uncompressed: bool, co
     """
     out = Path(out_dir)
     if mapping is not None:
-        mapping_path = Path(mapping).resolve()
-        if mapping_path.is_relative_to(out.resolve()):
-            raise ConfigError(f"--mapping {mapping}: inside the output folder {out_dir}, which is meant "
-                              "for sharing; write the mapping somewhere private instead")
+        check_mapping_path(mapping, folders=[out])
     result = _scan(dicom_dir, duplicates, gantry_tilt)
     out.mkdir(parents=True, exist_ok=True)
     suffix = ".nii" if uncompressed else ".nii.gz"
@@ -257,10 +255,14 @@ def scan(directory: str, as_json: bool, duplicates: str, gantry_tilt: str) -> No
 @click.option("--roi", type=int, required=True, help="Sliding-window size: the training patch size.")
 @click.option("--overlap", type=float, default=0.5, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="probability_maps", show_default=True)
+@click.option("--mapping", type=click.Path(dir_okay=False),
+              help="Also write each case id -> input as given to this local JSON file "
+                   "(outside --out; it holds the paths, keep it private).")
 def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int, overlap: float,
-                     out_dir: str) -> None:
+                     out_dir: str, mapping: str | None) -> None:
     """Tumor-probability maps (NIfTI aligned with each input) and case scores (CSV) from a
-    run fine-tuned with ``tumor_patch_detection``."""
+    run fine-tuned with ``tumor_patch_detection``, named by opaque case id (``--mapping``
+    joins them back to your files)."""
     import csv
 
     from ssl_domains.config import ComponentRef, parse_arg_pairs
@@ -269,6 +271,8 @@ def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int,
     from ssl_domains.errors import ConfigError
     from ssl_domains.plugins import get_host
 
+    if mapping is not None:
+        check_mapping_path(mapping, folders=[out_dir, Path(run_dir) / "export", Path(run_dir) / "report"])
     model, config = load_finetuned(run_dir)
     task: Any = model  # a tumor_patch_detection task: probability_map, case_score, save_probability_map
     if not hasattr(task, "probability_map"):
@@ -297,6 +301,9 @@ def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int,
         w = csv.DictWriter(f, fieldnames=["id", "label", "score", "decision", "map"])
         w.writeheader()
         w.writerows(rows)
+    if mapping is not None:
+        write_mapping(Path(mapping), [r["id"] for r in rows], inputs_of(ds, loader),
+                      "opaque case id of each map and row of scores.csv -> the input as given; private: holds paths")
     click.echo(f"{len(rows)} map(s) and scores.csv in {out} (decision: patch-level threshold "
                f"{threshold} chosen on validation patches, applied to the case score)")
 

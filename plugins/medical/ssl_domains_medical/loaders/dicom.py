@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,7 @@ class DicomDataset(VolumeDataset):
                 self.records.append({
                     "id": rid, "series": s.series_id, "slice": k if stills else None, "group": s.group,
                     "modality": s.modality, "source": f"{rid}|{self.colour}",
+                    "input": os.path.commonpath(s.files) + (f" (image {k + 1})" if stills else ""),
                     "meta": {"series_id": s.series_id, "slices": 1 if stills else s.n_slices,
                              "problems": "; ".join(s.problems)},
                 })

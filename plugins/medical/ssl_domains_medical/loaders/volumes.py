@@ -264,6 +264,12 @@ class VolumeDataset(RecordItems, Dataset):
         item["meta"] = meta
         return item
 
+    @property
+    def inputs_by_id(self) -> dict[str, str]:
+        """Opaque id -> the input as given (file, case folder, DICOM series folder), for
+        ``--mapping`` only: never written into a run folder or shareable output."""
+        return {str(r["id"]): str(r.get("input") or r.get("source", "")) for r in self.records}
+
     # ------------------------------------------------------------------ internals
     def _pipeline(self, modality: str, has_mask: bool) -> Any:
         intensity = resolve_intensity(self.intensity, modality)

@@ -236,6 +236,7 @@ class TabularDataset(SignalDataset):
                     times=None if t is None else t[rows],
                     origin=str(path),
                     first_row=1 if self.id_column is None else 0,
+                    name="" if self.id_column is None else str(raw_id),
                 )
             )
             ids.append(raw_id)
@@ -295,6 +296,7 @@ class TabularDataset(SignalDataset):
                     ),
                     times=block.index.astype(str).to_numpy() if self.time_column else None,
                     origin=str(path),
+                    name=str(raw_id),
                 )
             )
             ids.append(raw_id)

@@ -83,6 +83,8 @@ class Recording:
         origin: The file it was read from, for messages only (never copied into items).
         first_row: Row of the file holding its first time step (1 = first data row), or 0
             when rows do not map to time steps; used to say where a bad value is.
+        name: The series as its file names it (an id column's value, a position), or "" when
+            the file holds one series; for messages and ``--mapping`` only.
     """
 
     signal: np.ndarray
@@ -94,6 +96,7 @@ class Recording:
     meta: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
     first_row: int = 0
+    name: str = ""
 
     @property
     def length(self) -> int:
@@ -542,6 +545,12 @@ class SignalDataset(Dataset):
         y = None if self.labels is None else np.asarray(self.labels, dtype=np.int64)
         return xs, y
 
+    @property
+    def inputs_by_id(self) -> dict[str, str]:
+        """Opaque series id -> the input as given (file, and the series' name in it), for
+        ``--mapping`` only: never written into a run folder or shareable output."""
+        return {r.series_id: r.origin + (f" [{r.name}]" if r.name else "") for r in self.recordings}
+
     def summary(self) -> dict[str, Any]:
         """Channels, lengths, NaN counts and label counts of the recordings (for ``inspect``)."""
         lengths = [r.length for r in self.recordings]
@@ -711,6 +720,7 @@ def array_recordings(
                 label=None if labels is None else int(labels[i]),
                 meta={"index": start + i},
                 origin=str(path),
+                name=f"series {start + i}",
             )
         )
     return out
