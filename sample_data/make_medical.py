@@ -19,6 +19,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from pydicom.uid import RLELossless
+from ssl_domains_medical.loaders.dicom_series import DELIBERATELY_BROKEN
 from ssl_domains_medical.loaders.synthetic import AXIAL, ct_phantom, write_ct_series
 
 HERE = Path(__file__).resolve().parent
@@ -34,6 +35,7 @@ DICOM_SERIES = [
 DICOM_SHAPE = (24, 48, 48)  # slices, rows, cols
 NIFTI_SHAPE = (32, 32, 32)
 N_LABELED = 16
+N_TRAIN = 12
 N_UNLABELED = 8
 
 
@@ -68,16 +70,29 @@ def make_dicom(out: Path) -> list[dict]:
     (out / "dicom" / "NOTES.txt").write_text("Not a DICOM file: scanners and PACS exports often leave "
                                             "such files next to the images; loaders ignore it.\n")
     good = sorted((out / "dicom" / "study_a" / "series_1").iterdir())[0].read_bytes()
-    (out / "dicom" / "study_b" / "corrupt.dcm").write_bytes(good[:400])  # truncated header
+    # truncated header, marked as broken on purpose (the loader's skip reason says so)
+    (out / "dicom" / "study_b" / "corrupt.dcm").write_bytes(DELIBERATELY_BROKEN.ljust(128, b"\0") + good[128:400])
     return lesions_out
 
 
-def _lesion_case(rng: np.random.Generator, with_lesion: bool) -> tuple[np.ndarray, np.ndarray, list]:
+def _leave_background(centre: tuple[float, ...], radius: float, half: int = NIFTI_SHAPE[0] // 2) -> tuple[float, ...]:
+    """``centre``, moved along one axis (the one needing the least move) when the lesion
+    crosses the mid-plane of every axis: then no patch of half the volume's edge (the demo's
+    16^3 patches of 32^3 cases) misses it, and the case has no background patch to sample."""
+    if any(c + radius < half or c - radius >= half for c in centre):
+        return centre
+    moved = [half - 0.5 - radius if c < half else half + radius for c in centre]
+    axis = int(np.argmin([abs(m - c) for m, c in zip(moved, centre)]))
+    return tuple(moved[a] if a == axis else c for a, c in enumerate(centre))
+
+
+def _lesion_case(rng: np.random.Generator, with_lesion: bool,
+                 background: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
     lesions = []
     if with_lesion:
         radius = float(rng.uniform(3.0, 5.0))
         centre = tuple(float(v) for v in rng.uniform(10, 22, size=3))
-        lesions.append((centre, radius))
+        lesions.append((_leave_background(centre, radius) if background else centre, radius))
     vol = ct_phantom(NIFTI_SHAPE, lesions, seed=int(rng.integers(1 << 30)))
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in NIFTI_SHAPE], indexing="ij"))
     mask = np.zeros(NIFTI_SHAPE, np.uint8)
@@ -94,7 +109,7 @@ def make_nifti(out: Path) -> list[dict]:
     rows, info = [], []
     for i in range(N_LABELED):
         label = i % 2
-        vol, mask, lesions = _lesion_case(rng, bool(label))
+        vol, mask, lesions = _lesion_case(rng, bool(label), background=True)
         # arrays are [z, y, x] from the phantom; store as [x, y, z]; every 4th case in LPS order
         lps = i % 4 == 3
         arr = vol.transpose(2, 1, 0).astype(np.float32)
@@ -108,10 +123,12 @@ def make_nifti(out: Path) -> list[dict]:
                      "label": label})
         info.append({"case_id": name, "label": label, "lps_storage": lps,
                      "lesions_zyx_voxel_before_storage": lesions})
-    with open(folder / "labels.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["case_id", "image", "mask", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
+    # labels.csv: every case; the demo fine-tunes on train.csv (the first 12) and tests on test.csv
+    for name, part in (("labels.csv", rows), ("train.csv", rows[:N_TRAIN]), ("test.csv", rows[N_TRAIN:])):
+        with open(folder / name, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["case_id", "image", "mask", "label"])
+            writer.writeheader()
+            writer.writerows(part)
     return info
 
 

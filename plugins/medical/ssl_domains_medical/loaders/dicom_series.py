@@ -45,6 +45,7 @@ from ssl_domains_medical.loaders.dicom_capture import capture_file_messages, red
 
 __all__ = [
     "COLOUR_MODES",
+    "DELIBERATELY_BROKEN",
     "DicomFrame",
     "DicomSeries",
     "ScanResult",
@@ -53,6 +54,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Start of the 128-byte preamble of the files the sample data breaks on purpose (to show and
+#: test skipping): their skip reason says so. Only the file's own bytes carry it, so a real
+#: broken file is never reported as expected.
+DELIBERATELY_BROKEN = b"ssl-domains sample data: broken on purpose"
 
 #: Diagonal that turns DICOM LPS world coordinates into RAS (nibabel / NIfTI convention).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -504,6 +510,14 @@ def _read_header(path: Path, keep_pixels: bool) -> tuple[Any | None, str, str]:
         return None, "skipped", f"cannot open: {exc.strerror or exc}"
     if len(head) < 132 or head[128:132] != b"DICM":
         return None, "ignored", "not a DICOM file (no DICM preamble)"
+    ds, status, reason = _parse_header(path, keep_pixels)
+    if status == "skipped" and head.startswith(DELIBERATELY_BROKEN):
+        reason += " (expected: a sample file broken on purpose, to show skipping)"
+    return ds, status, reason
+
+
+def _parse_header(path: Path, keep_pixels: bool) -> tuple[Any | None, str, str]:
+    """:func:`_read_header` of a file with a DICM preamble."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=not keep_pixels)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
