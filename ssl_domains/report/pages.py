@@ -536,7 +536,9 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
         arms = list(dict.fromkeys(results["arm"].astype(str)))
         read = answer.loader(load_run)
         seed = min(results["seed"], key=lambda s: (not hp.is_number(s), s if hp.is_number(s) else 0))
-        folders = {size: answer.arm_folders(run_dir, sweep, arms, size, seed) for size in sizes}
+        fraction = results.groupby("n_labels")["fraction"].first()
+        folders = {size: answer.arm_folders(run_dir, sweep, arms, size, seed, fraction[size])
+                   for size in sizes}
         lines, ship_table = answer.ship_summary(
             answer.estimates(summary, headline, alpha, folders, read), sweep, headline, alpha)
         sections.append(("summary", "Summary: which model to ship, and did SSL beat scratch?",
@@ -548,8 +550,8 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
             found = [e for m in dict.fromkeys(results["metric"].astype(str))
                      for e in answer.estimates(summary, m, alpha, folders, read)]
             sections.append(("label-efficiency", f"The arms at {hp.fmt(sizes[0])} labels",
-                             answer.one_size_comparison(found, folders[sizes[0]], read, out_dir,
-                                                        alpha)))
+                             answer.one_size_comparison(found, arms, folders[sizes[0]], read,
+                                                        out_dir, alpha)))
         else:
             sections.append(("label-efficiency", "Label efficiency",
                              efficiency_figures(results, summary, out_dir, headline, alpha)))

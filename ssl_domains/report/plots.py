@@ -105,13 +105,16 @@ def _binary_or_raise(preds: Mapping[str, Predictions]) -> dict[str, Predictions]
 
 
 def roc_curves(preds: Mapping[str, Predictions], out: Path,
-               threshold: float | None = None) -> Path:
-    """ROC curves, one per split (binary), or one-vs-rest per class of the last split.
+               threshold: float | Mapping[str, float] | None = None,
+               colors: Mapping[str, str] | None = None) -> Path:
+    """ROC curves, one per split or arm (binary), or one-vs-rest per class of the last split.
 
     Args:
-        preds: Split name (``"val"``, ``"test"``) -> predictions.
+        preds: Split name (``"val"``, ``"test"``) or arm name -> predictions.
         out: PNG path.
-        threshold: Marks the operating point of this threshold on each binary curve.
+        threshold: Marks the operating point of this threshold on each binary curve (one
+            threshold per name when a mapping).
+        colors: Line colour per name (default: matplotlib's cycle).
 
     Raises:
         ValueError: When no split has both classes.
@@ -129,13 +132,16 @@ def roc_curves(preds: Mapping[str, Predictions], out: Path,
     else:
         for name, p in _binary_or_raise(preds).items():
             fpr, tpr, _ = skm.roc_curve(p.labels, p.scores)
-            line, = ax.plot(fpr, tpr, label=f"{name} (AUROC {skm.auc(fpr, tpr):.3f})")
-            if threshold is not None:
-                pred = p.scores >= threshold
+            line, = ax.plot(fpr, tpr, label=f"{name} (AUROC {skm.auc(fpr, tpr):.3f})",
+                            **({"color": colors[name]} if colors and name in colors else {}))
+            at = threshold.get(name) if isinstance(threshold, Mapping) else threshold
+            if at is not None:
+                pred = p.scores >= at
                 pos, neg = p.labels == 1, p.labels == 0
                 ax.plot(pred[neg].mean(), pred[pos].mean(), "o", color=line.get_color(), ms=7,
                         mec="black")
-        ax.set_title("ROC" + (f" (dot: threshold {threshold:.3f})" if threshold is not None
+        ax.set_title("ROC" + (" (dots: thresholds)" if isinstance(threshold, Mapping) and threshold
+                              else f" (dot: threshold {threshold:.3f})" if isinstance(threshold, float | int)
                               else ""))
     ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
     return _save_unit_square(fig, ax, out, "1 - specificity (false positive rate)",
@@ -184,7 +190,8 @@ def confusion_matrix(labels: np.ndarray, decisions: np.ndarray, out: Path,
 
 def label_efficiency(results: pd.DataFrame, out: Path, metric: str = "auroc",
                      alpha: float = 0.05) -> Path:
-    """Metric against number of labels (log x), one line per arm, t-interval bands over seeds.
+    """Metric against number of labels (log x), one line per arm, bands of the intervals over
+    seeds (:func:`~ssl_domains.report.artifacts.summarize`: in the metric's range).
 
     Args:
         results: Tidy sweep table (``arm, n_labels, fraction, seed, metric, value``).
