@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from ssl_domains.engine.assess import Assessment
 from ssl_domains.report import htmlpage as hp
 from ssl_domains.report import plots
 from ssl_domains.report.artifacts import Predictions, parse_cell_name, read_selection
@@ -33,6 +34,7 @@ class ArmRun(Protocol):
     """What the answer reads of an arm's run folder (:class:`ssl_domains.report.pages.Run`)."""
 
     predictions: dict[str, Predictions]
+    eval: Assessment | None
 
     @property
     def threshold(self) -> float | None: ...
@@ -118,12 +120,23 @@ def estimates(summary: pd.DataFrame, metric: str, alpha: float,
             over = ""
             folder = folders.get(r["n_labels"], {}).get(str(r["arm"]))
             if folder is not None and int(r["n"]) == 1:
-                interval = load(folder).test_intervals(alpha).get(metric)
-                if interval is not None and not math.isnan(interval.low):
+                interval = _case_interval(load(folder), metric, alpha)
+                if interval is not None:
                     low, high, over = interval.low, interval.high, "test cases"
         out.append(Estimate(str(r["arm"]), r["n_labels"], r["fraction"], metric, float(r["mean"]),
                             low, high, int(r["n"]), over))
     return out
+
+
+def _case_interval(run: ArmRun, metric: str, alpha: float) -> Interval | None:
+    """The bootstrap interval over test cases of ``metric`` in one run: from its test
+    predictions, else (a dense run: per-case scores) the 95 % one its eval.json holds."""
+    interval = run.test_intervals(alpha).get(metric)
+    if interval is not None and not math.isnan(interval.low):
+        return interval
+    stored = run.eval.test_intervals if run.eval is not None and abs(alpha - 0.05) < 1e-12 else None
+    bounds = stored.get(metric) if stored is not None else None
+    return Interval(*bounds) if bounds is not None else None
 
 
 def _auto_choices(sweep: Path, size: Any, fraction: Any = None) -> list[str]:
@@ -158,7 +171,8 @@ def ship_summary(found: Sequence[Estimate], sweep: Path, metric: str, alpha: flo
         runner = next((e for e in here[1:] if e.arm != AUTO), None)  # auto is one of the others
         auto = next((e for e in here if e.arm == AUTO), None)
         choices = _auto_choices(sweep, size, best.fraction)
-        text = f"With {hp.fmt(size)} labels: ship {best.arm}, test {metric} {best.text(alpha)}"
+        text = (f"With {hp.fmt(size)} label{'' if size == 1 else 's'}: ship {best.arm}, test {metric} "
+                f"{best.text(alpha)}")
         if runner is not None:
             text += f"; runner-up {runner.arm} {hp.fmt(runner.mean)}"
             overlap = best.low <= runner.high if sign > 0 else best.high >= runner.low

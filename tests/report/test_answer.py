@@ -138,3 +138,25 @@ def test_a_sweep_of_one_budget_compares_its_cells(tmp_path: Path, with_cells: bo
     row = next(r for r in parser.rows("comparison-table") if r[0][0] == "auroc")
     assert_number(row[1], ssl["mean"])
     assert_number(row[2], ssl["ci_low"])
+
+
+def test_a_dense_arm_of_one_seed_gets_the_interval_its_eval_json_holds(tmp_path: Path) -> None:
+    """Segmentation cells have no predictions CSV: the interval over test cases is the one the
+    engine stored (``test_intervals`` of eval.json)."""
+    sweep = tmp_path / "s" / "sweep"
+    rows = []
+    for arm, dice, bounds in (("scratch", 0.61, [0.52, 0.70]), ("baseline:voxel_statistics", 0.35, [0.2, 0.5])):
+        for n in (1, 2):
+            rows.append((arm, n, float("nan"), 0, "dice", dice))
+            cell = sweep / "cells" / f"{arm.replace(':', '-')}_{n}_0"
+            cell.mkdir(parents=True)
+            (cell / "eval.json").write_text(json.dumps(
+                {"test": {"dice": dice}, "test_intervals": {"dice": bounds, "method": "bootstrap"}}))
+    pd.DataFrame(rows, columns=["arm", "n_labels", "fraction", "seed", "metric", "value"]).to_csv(
+        sweep / "results.csv", index=False)
+    text, parser = parse(build_report(sweep.parent))
+    ship = parser.rows("ship-table")
+    assert [(r[1][0], r[5][0], r[6][0]) for r in ship] == [("scratch", "test cases", "baseline:voxel_statistics")] * 2
+    assert_number(ship[0][3], 0.52)
+    assert_number(ship[0][4], 0.70)
+    assert "With 1 label: ship scratch, test dice 0.610 (95% CI 0.520 to 0.700 over test cases)" in text
