@@ -16,6 +16,8 @@ Zhou et al., "Models Genesis", MedIA 67 (2021).
 
 from __future__ import annotations
 
+import itertools
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,6 +71,8 @@ class TumorSegmentation(nn.Module):
             (``scale``, ``rotate``, ``translate``, ``flip_axes``) moves image and mask by the
             same random affine, then ``brightness``, ``contrast``, ``noise`` change the image.
             Keys left out do nothing (no warp, no intensity change); None: no augmentation.
+        tta_flip: At inference, average the probabilities of the volume and its mirrors along
+            every combination of spatial axes (nnU-Net's mirroring: 8 passes in 3-D, 4 in 2-D).
 
     Raises:
         IncompatibleError: The backbone has no feature pyramid.
@@ -88,6 +92,7 @@ class TumorSegmentation(nn.Module):
         overlap: float = 0.5,
         sw_batch_size: int = 4,
         augment: dict[str, Any] | None = None,
+        tta_flip: bool = False,
     ) -> None:
         super().__init__()
         check_pyramid_backbone(backbone, "tumor_segmentation")
@@ -109,6 +114,7 @@ class TumorSegmentation(nn.Module):
             [int(roi_size)] * spec.dims if isinstance(roi_size, int) else [int(r) for r in roi_size])
         self.overlap = overlap
         self.sw_batch_size = sw_batch_size
+        self.tta_flip = bool(tta_flip)
         self.augment = augmentation_from({"scale": [1.0, 1.0], "rotate": 0.0, "translate": 0.0,
                                           "flip_axes": [], "brightness": 0.0, "contrast": 0.0,
                                           "padding": "border", **augment} if augment else None)
@@ -157,10 +163,19 @@ class TumorSegmentation(nn.Module):
             device = next(self.parameters()).device
             x = torch.nan_to_num(volume.float())[None].to(device)
             roi = [min(r, s) if s >= r else r for r, s in zip(self.roi_size, x.shape[2:])]
-            logits = sliding_window_inference(x, roi, self.sw_batch_size, self.logits,
-                                              overlap=self.overlap, mode="gaussian",
-                                              padding_mode="constant")
-            return torch.as_tensor(logits).float().softmax(1)[0, 1].cpu()
+            flips = [()]
+            if self.tta_flip:
+                axes = range(2, 2 + self.dims)
+                flips = [c for n in range(self.dims + 1) for c in itertools.combinations(axes, n)]
+            prob = torch.zeros(x.shape[2:])
+            for axes in flips:
+                xf = x.flip(axes) if axes else x
+                logits = sliding_window_inference(xf, roi, self.sw_batch_size, self.logits,
+                                                  overlap=self.overlap, mode="gaussian",
+                                                  padding_mode="constant")
+                p = torch.as_tensor(logits).float().softmax(1)[0, 1].cpu()
+                prob += p.flip([a - 2 for a in axes]) if axes else p
+            return prob / len(flips)
         finally:
             self.train(was_training)
 

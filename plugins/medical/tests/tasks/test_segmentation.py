@@ -63,6 +63,20 @@ def test_spatial_augmentation_moves_image_and_mask_together() -> None:
     assert out["logits"].shape == (4, 2, 16, 16, 16) and torch.isfinite(out["loss"])
 
 
+def test_flip_tta_averages_the_mirrored_passes() -> None:
+    task = _task(roi_size=16, tta_flip=True)
+    volume = torch.randn(1, 16, 16, 16)
+    prob = task.segment(volume)
+    plain = _task(roi_size=16)
+    plain.load_state_dict(task.state_dict())
+    # by hand: each mirror's probability, mirrored back, averaged over the 8 axis combinations
+    want = torch.zeros(16, 16, 16)
+    for axes in ([], [0], [1], [2], [0, 1], [0, 2], [1, 2], [0, 1, 2]):
+        want += plain.segment(volume.flip([a + 1 for a in axes])).flip(axes) if axes else plain.segment(volume)
+    assert torch.allclose(prob, want / 8, atol=1e-5)
+    assert not torch.allclose(prob, plain.segment(volume), atol=1e-4)  # the mirrors changed it
+
+
 def test_pretext_decoder_is_reused_when_it_fits() -> None:
     torch.manual_seed(0)
     backbone = UNetEncoder(spatial_dims=3, base_channels=4, levels=3)
