@@ -361,6 +361,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     interrupted sweep (finished cells are kept). --jobs N runs N cells side by side; --executor
     slurm submits them to a cluster."""
     from ssl_domains.config import InitConfig, load_config
+    from ssl_domains.files import refuse_foreign_folder
     from ssl_domains.report.model_card import write_pretrain_card
     from ssl_domains.report.pages import build_report
     from ssl_domains.sweep.plan import parse_arms, parse_seeds, parse_sizes
@@ -373,6 +374,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
         raise ConfigError(f"--alpha {alpha}: must be between 0 and 1, e.g. 0.05")
     cfg = load_config(config, list(overrides))
     out_path = Path(out) if out else Path(cfg.output_dir) / f"{cfg.name}-sweep"
+    refuse_foreign_folder(out_path, ("sweep.json",), "an ssl-domains sweep folder")
     init = InitConfig(path=init_path, source=init_source) if init_path else None
     runner: Any = _local_jobs(jobs, threads_per_job, gpus)
     if executor != "local":

@@ -22,7 +22,7 @@ from ssl_domains.data.splits import label_subset
 from ssl_domains.engine.run_dir import environment_info
 from ssl_domains.engine.segmentation import is_dense
 from ssl_domains.errors import ConfigError, SSLDomainsError
-from ssl_domains.files import atomic_write_text, refuse_foreign_folder, write_json
+from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.registry import Registry
 
 __all__ = [
@@ -321,7 +321,6 @@ def check_same_sweep(out: Path, cfg: RunConfig, init: InitConfig | None) -> None
         SSLDomainsError: Its ``sweep.json`` is unreadable.
     """
     record = out / "sweep.json"
-    refuse_foreign_folder(out, (record.name,), "an ssl-domains sweep folder")
     config = _comparable(cfg)
     current: dict[str, Any] = {"config": config,
                                "init": init.model_dump(mode="json") if init is not None else None}
