@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
-from ssl_domains.engine.assess import Assessment
+from ssl_domains.engine.assess import Assessment, read_prediction_table
+from ssl_domains.errors import DataError
 from ssl_domains.report import htmlpage as hp
 from ssl_domains.report import plots
 from ssl_domains.report.artifacts import Predictions, parse_cell_name, read_selection
-from ssl_domains.scoring.intervals import Interval
+from ssl_domains.scoring.intervals import Interval, paired_case_difference, verdict
 from ssl_domains.scoring.metrics import LOWER_IS_BETTER
 
-__all__ = ["ArmRun", "Estimate", "arm_folders", "budget_sizes", "estimates", "loader",
+__all__ = ["ArmRun", "Estimate", "arm_folders", "budget_sizes", "case_differences", "estimates", "loader",
            "ship_summary", "one_size_comparison"]
 
 AUTO = "auto"
@@ -137,6 +139,56 @@ def _case_interval(run: ArmRun, metric: str, alpha: float) -> Interval | None:
     stored = run.eval.test_intervals if run.eval is not None and abs(alpha - 0.05) < 1e-12 else None
     bounds = stored.get(metric) if stored is not None else None
     return Interval(*bounds) if bounds is not None else None
+
+
+def case_differences(summary: pd.DataFrame, folders: Mapping[Any, Mapping[str, Path]], metric: str,
+                     alpha: float, load: Callable[[Path], ArmRun]) -> str:
+    """SSL against scratch where only one seed ran (the demo): the difference of ``metric`` on
+    the test cases both arms scored, with a paired bootstrap over those cases."""
+    diff = summary[(summary["kind"] == "difference") & (summary["arm"] == "ssl-scratch")
+                   & (summary["metric"] == metric) & (summary["n_labels"] > 0)]
+    lines = []
+    for _, d in diff.sort_values("n_labels").iterrows():
+        found = folders.get(d["n_labels"], {})
+        if int(d["n"]) != 1 or "ssl" not in found or "scratch" not in found:
+            continue
+        pair = _same_cases(found["ssl"], found["scratch"])
+        if pair is None:
+            continue
+        y, ssl, scratch = pair
+        result = paired_case_difference(y, ssl, scratch, metric,
+                                         (load(found["ssl"]).threshold, load(found["scratch"]).threshold),
+                                         alpha=alpha)
+        if math.isnan(result.low):
+            continue
+        lines.append(f"With {hp.fmt(d['n_labels'])} labels and one seed: {verdict(result, metric)}; "
+                     f"{metric} difference {hp.fmt(result.mean, signed=True)} ({100 * (1 - alpha):.0f}% "
+                     f"CI {hp.fmt(result.low, signed=True)} to {hp.fmt(result.high, signed=True)}, "
+                     f"paired bootstrap over the {result.n} test cases both arms scored; it says "
+                     "how sure this split is, not how another seed would go).")
+    return '<div class="answer">' + "".join(hp.para(line) for line in lines) + "</div>" if lines else ""
+
+
+def _same_cases(a: Path, b: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Labels and both runs' binary test scores on the test cases both scored (by id)."""
+    tables = []
+    for folder in (a, b):
+        path = folder / "predictions" / "test.csv"
+        try:
+            table = read_prediction_table(path) if path.is_file() else None
+        except DataError:
+            table = None
+        if table is None or table.ids is None or table.labels is None or table.scores.ndim != 1:
+            return None
+        tables.append({i: (label, score) for i, label, score in zip(table.ids, table.labels, table.scores)
+                       if not math.isnan(label)})
+    common = [i for i in tables[0] if i in tables[1] and tables[0][i][0] == tables[1][i][0]]
+    if not common:
+        return None
+    y = np.array([tables[0][i][0] for i in common], dtype=int)
+    if len(np.unique(y)) != 2:
+        return None
+    return (y, np.array([tables[0][i][1] for i in common]), np.array([tables[1][i][1] for i in common]))
 
 
 def _auto_choices(sweep: Path, size: Any, fraction: Any = None) -> list[str]:

@@ -544,7 +544,9 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
         sections.append(("summary", "Summary: which model to ship, and did SSL beat scratch?",
                          '<div class="answer"><p class="big">Which model to ship</p>' + lines
                          + "</div>" + ship_table + "<h3>SSL against scratch</h3>"
-                         + sweep_summary(summary, headline, alpha) + cell_status(sweep)
+                         + sweep_summary(summary, headline, alpha)
+                         + answer.case_differences(summary, folders, headline, alpha, read)
+                         + cell_status(sweep)
                          + _section_notes(run)))
         if len(sizes) == 1:
             found = [e for m in dict.fromkeys(results["metric"].astype(str))

@@ -253,6 +253,41 @@ def paired_difference_ci(a: Any, b: Any, alpha: float = 0.05, method: str = "t",
     return PairedDifference(float(d.mean()), ci.low, ci.high, len(d), std, method)
 
 
+def paired_case_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, metric: str,
+                           thresholds: tuple[float | None, float | None] = (None, None), *,
+                           n: int = 1000, alpha: float = 0.05, seed: int = 0) -> PairedDifference:
+    """Difference ``metric(a) - metric(b)`` of two models scored on the same binary test cases,
+    with a percentile interval from resampling the cases (within each class) for both at once:
+    the answer for one seed, where there is no spread over seeds to use.
+
+    Args:
+        y: Labels 0/1 [N].
+        a: P(positive) of the first model [N], row ``i`` the same case as in ``b``.
+        b: P(positive) of the second model [N].
+        metric: A metric of :func:`~ssl_domains.scoring.metrics.fast_binary_metrics`.
+        thresholds: Each model's decision threshold (for threshold metrics).
+        n: Replicates.
+        alpha: 1 - confidence level.
+        seed: Resampling seed.
+
+    Returns:
+        A :class:`PairedDifference` whose ``n`` is the number of cases and ``method``
+        ``"bootstrap over cases"``.
+    """
+    y = np.asarray(y, dtype=int)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+
+    def diff(idx: np.ndarray) -> float:
+        return float(fast_binary_metrics(y[idx], a[idx], thresholds[0]).get(metric, NAN)
+                     - fast_binary_metrics(y[idx], b[idx], thresholds[1]).get(metric, NAN))
+
+    point = diff(np.arange(len(y)))
+    reps = np.array([diff(idx) for idx in stratified_resamples(y, n, seed)], dtype=float)
+    ci = percentile_interval(reps, alpha)
+    return PairedDifference(point, ci.low, ci.high, len(y), float(np.nanstd(reps, ddof=1)),
+                            "bootstrap over cases")
+
+
 def verdict(diff: PairedDifference, metric: str, a: str = "SSL", b: str = "scratch") -> str:
     """One plain sentence: which arm won, judged by whether the interval excludes zero."""
     if diff.n < 2 or math.isnan(diff.low):

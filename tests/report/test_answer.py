@@ -14,6 +14,7 @@ from ssl_domains.report.answer import arm_folders
 from ssl_domains.report.artifacts import summarize
 from ssl_domains.report.htmlpage import fmt
 from ssl_domains.report.pages import build_report, load_run
+from ssl_domains.scoring.intervals import paired_case_difference
 
 from .conftest import ARMS, write_run, write_sweep
 from .test_report import assert_number, parse
@@ -81,7 +82,7 @@ def test_one_budget_one_seed_shows_the_arms_side_by_side(tmp_path: Path) -> None
     """The demo's layout: the SSL run's folder holds ``scratch/`` and ``sweep/results.csv`` of
     one size and one seed."""
     root = write_run(tmp_path / "demo", strength=2.0, seed=0)
-    write_run(root / "scratch", strength=0.8, seed=1, pretext_figure=False)
+    write_run(root / "scratch", strength=0.8, seed=0, pretext_figure=False)  # same test cases
     rows = []
     for arm, folder in (("ssl", root), ("scratch", root / "scratch")):
         test = json.loads((folder / "eval.json").read_text())["test"]
@@ -114,6 +115,15 @@ def test_one_budget_one_seed_shows_the_arms_side_by_side(tmp_path: Path) -> None
     assert ship[1][0] == "ssl" and ship[5][0] == "test cases" and ship[6][0] == "scratch"
     assert_number(ship[3], intervals["ssl"]["auroc"].low)
     assert f"With 40 labels: ship ssl, test auroc {fmt(tests['ssl']['auroc'])} (95% CI" in text
+    # one seed: SSL against scratch on the test cases both scored, paired bootstrap over them
+    ssl_csv, scratch_csv = (pd.read_csv(f / "predictions" / "test.csv") for f in (root, root / "scratch"))
+    assert (ssl_csv["id"] == scratch_csv["id"]).all() and (ssl_csv["label"] == scratch_csv["label"]).all()
+    expected = paired_case_difference(ssl_csv["label"].to_numpy(), ssl_csv["score"].to_numpy(),
+                                      scratch_csv["score"].to_numpy(), "auroc")
+    assert expected.low > 0  # strength 2.0 against 0.8 on 120 cases
+    assert (f"With 40 labels and one seed: SSL beat scratch; auroc difference {fmt(expected.mean, signed=True)} "
+            f"(95% CI {fmt(expected.low, signed=True)} to {fmt(expected.high, signed=True)}, paired bootstrap "
+            "over the 120 test cases both arms scored") in text
 
 
 @pytest.mark.parametrize("with_cells", [True, False])

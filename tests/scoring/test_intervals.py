@@ -14,6 +14,7 @@ from ssl_domains.scoring.intervals import (
     bootstrap_ci,
     bootstrap_metrics,
     logit_t_interval,
+    paired_case_difference,
     paired_difference_ci,
     summary_rows,
     t_interval,
@@ -195,3 +196,17 @@ def test_intervals_over_seeds_stay_in_the_metrics_range_and_cover_its_mean() -> 
     assert (rows.loc["f1", "ci_low"], rows.loc["f1", "ci_high"]) == pytest.approx(logit_t_interval(spread))
     assert rows.loc["loss", "ci_low"] == pytest.approx(t_interval([0.2, 1.4, 3.0]).low)  # unbounded
     assert rows.loc["loss", "ci_low"] < 0
+
+
+def test_paired_case_difference_resamples_both_models_on_the_same_cases() -> None:
+    rng = np.random.default_rng(1)
+    y = np.arange(200) % 2
+    good = y + rng.normal(0, 0.6, 200)
+    weak = y + rng.normal(0, 2.0, 200)
+    d = paired_case_difference(y, good, weak, "auroc", n=400)
+    assert d.mean == pytest.approx(roc_auc_score(y, good) - roc_auc_score(y, weak))
+    assert 0 < d.low < d.mean < d.high and d.n == 200 and d.method == "bootstrap over cases"
+    same = paired_case_difference(y, good, good, "auroc", n=50)
+    assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)  # paired: no spread of its own
+    f1 = paired_case_difference(y, good, weak, "f1", (0.5, 0.5), n=50)
+    assert -1 <= f1.low <= f1.mean <= f1.high <= 1
