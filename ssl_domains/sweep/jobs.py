@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from ssl_domains.config import ComponentRef, InitConfig, RunConfig, parse_config
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import EVAL_FILE, PREDICTIONS_DIR, read_predictions
 from ssl_domains.engine.run_dir import RunFolderBusy, RunLock
+from ssl_domains.engine.runtime import keep_threads
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.files import append_line, read_json_object, write_json
 from ssl_domains.plugins import get_host
@@ -114,8 +115,12 @@ class SweepSpec:
 _SWEEPS: dict[str, Sweep] = {}
 
 
+def _key(spec: SweepSpec) -> str:
+    return repr((spec.out, spec.config, spec.arms, spec.pre, spec.alpha, spec.cv_folds))
+
+
 def _sweep(spec: SweepSpec, echo: Callable[[str], None]) -> Sweep:
-    key = repr((spec.out, spec.config, spec.arms, spec.pre, spec.alpha, spec.cv_folds))
+    key = _key(spec)
     sw = _SWEEPS.get(key)
     if sw is None:
         cfg: RunConfig = parse_config(spec.config, source=f"sweep {spec.out}")
@@ -320,14 +325,18 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
     echo = sw.echo
     width = max(len(a.name) for a in sw.arms)
     total = len(cells)
-    count = [0]
+    count, folds_done, folds_total = [0], [0], [0]
     arms = {a.name: a for a in sw.arms}
     errors: list[str] = []
 
     def done(task: Task, outcome: Outcome) -> None:
         if task.kind == "fold":
-            if outcome.status in ("error", "busy"):  # the auto cell runs that fold itself
-                echo(f"  cross-validation {task.where(width)}: {outcome.message}")
+            folds_done[0] += 1
+            where = f"  cv [{folds_done[0]:>{len(str(folds_total[0]))}}/{folds_total[0]}] " \
+                    f"{task.where(width)}"
+            # a fold that stopped with an error or is busy: the auto cell runs it itself
+            echo(f"{where}  {outcome.seconds:6.1f} s" if outcome.status == "computed"
+                 else f"{where}: {outcome.status} {outcome.message}".rstrip())
             return
         count[0] += 1
         arm = arms[task.arm]
@@ -365,6 +374,7 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
     groups = list(dict.fromkeys((s, seed) for a, s, seed in todo if a.derived))
     folds = [t for s, seed in groups for t in fold_tasks(sw, s, seed, skipped)]
     if folds:
+        folds_total[0] = len(folds)
         echo(f"cross-validation: {len(folds)} fold job(s) (fold x arm) for "
              f"{len({(t.size, t.seed) for t in folds})} size(s) and seed(s)")
         jobs.map(spec, folds, done)
@@ -419,10 +429,12 @@ def _ready() -> int:
 
 
 class LocalJobs:
-    """Jobs on this machine: ``jobs`` worker processes of the standard library's pool, each
-    with ``threads`` intra-op threads (default: the cores shared out) and, when GPUs are
-    given or visible, one GPU (``CUDA_VISIBLE_DEVICES``; worker ``i`` gets GPU
-    ``i mod len(gpus)``)."""
+    """Jobs on this machine: ``jobs`` at a time, each with ``threads`` intra-op threads
+    (default: the cores shared out) and, when GPUs are given or visible, one GPU
+    (``CUDA_VISIBLE_DEVICES``: worker ``i`` gets GPU ``i mod len(gpus)``). The workers are
+    processes of the standard library's pool (spawned: a fork would copy torch's threads); on
+    CPU this process runs jobs too, as one of the ``jobs`` (it has the data and the plugins
+    loaded already, and starts while the workers still load theirs)."""
 
     detached = False
 
@@ -432,55 +444,73 @@ class LocalJobs:
             raise ConfigError(f"--jobs {jobs}: give 1 or more")
         self.jobs = jobs
         self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-        self.gpus = list(gpus) if gpus is not None else None
+        self.gpus = list(gpus) if gpus is not None else visible_gpus()
+        self.here = not self.gpus  # a GPU each: every job in a worker of its own
+        self.workers = jobs - 1 if self.here else jobs
         self._pool: ProcessPoolExecutor | None = None
 
     def describe(self) -> str:
         """One line: the jobs, their threads and GPUs."""
-        gpus = self.gpus if self.gpus is not None else visible_gpus()
-        where = f", GPUs {','.join(gpus)}" if gpus else ""
+        where = f", GPUs {','.join(self.gpus)}" if self.gpus else ""
         return f"{self.jobs} job(s) on this machine, {self.threads} thread(s) each{where}"
 
     def prepare(self) -> None:
         """Start the workers (they load torch and the plugins meanwhile, e.g. while this
         process pre-trains)."""
-        if self._pool is not None:
+        if self._pool is not None or self.workers == 0:
             return
-        gpus = self.gpus if self.gpus is not None else visible_gpus()
-        ctx = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pool
+        ctx = multiprocessing.get_context("spawn")
         slots = ctx.Queue()
-        for i in range(self.jobs):
+        for i in range(self.workers):
             slots.put(i)
-        self._pool = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_start_worker,
-                                         initargs=(slots, self.threads, gpus))
-        for _ in range(self.jobs):
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_start_worker,
+                                         initargs=(slots, self.threads, self.gpus))
+        for _ in range(self.workers):
             self._pool.submit(_ready)
 
     def run(self, sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> None:
         sw.echo(f"jobs: {self.describe()}; logs in {sw.out / LOGS_DIR}")
         self.prepare()
+        spec = SweepSpec.of(sw, threads=self.threads)
+        if self.here:  # this process's jobs use its data and plugins (its own echo kept)
+            _SWEEPS.clear()
+            _SWEEPS[_key(spec)] = replace(sw)
         try:
-            run_phases(self, sw, SweepSpec.of(sw, threads=self.threads), cells, result)
+            run_phases(self, sw, spec, cells, result)
         finally:
-            assert self._pool is not None
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+            _SWEEPS.clear()
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
 
     def map(self, spec: SweepSpec, tasks: Sequence[Task],
             done: Callable[[Task, Outcome], None]) -> None:
-        assert self._pool is not None, "map() runs inside run()"
-        pool = self._pool
-        running: dict[Future[Outcome], Task] = {pool.submit(run_task, spec, t): t for t in tasks}
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        queue = list(tasks)
+        running: dict[Future[Outcome], Task] = {}
+
+        def collect(block: bool) -> None:
+            finished = wait(running, return_when=FIRST_COMPLETED)[0] if block else \
+                [f for f in running if f.done()]
             for future in finished:
                 task = running.pop(future)
                 try:
                     outcome = future.result()
                 except Exception as err:  # noqa: BLE001 - a worker that died (killed, out of memory)
-                    outcome = Outcome(task.name, "error",
-                                      message=f"the job's process ended: {type(err).__name__}: {err}")
+                    outcome = Outcome(task.name, "error", message="the job's process ended: "
+                                                                  f"{type(err).__name__}: {err}")
                 done(task, outcome)
+
+        while queue or running:
+            while queue and self._pool is not None and len(running) < self.workers:
+                task = queue.pop(0)
+                running[self._pool.submit(run_task, spec, task)] = task
+            if queue and self.here:
+                task = queue.pop(0)
+                with keep_threads():
+                    done(task, run_task(spec, task))
+                collect(block=False)
+            else:
+                collect(block=True)
 
     def submit(self, sw: Sweep, cells: Sequence[Cell], pretrain: bool,
                result: SweepResult) -> list[str]:
