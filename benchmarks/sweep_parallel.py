@@ -1,0 +1,102 @@
+"""Sweep cells and ``select: auto``'s cross-validation folds side by side (``--jobs``).
+
+Measures, back to back on the same machine, on the bundled time-series sample data
+(``sample_data/sweep_demo.yaml``, the patch Transformer, pre-trained once beforehand and given
+to every arm as ``--init`` so that each arm times the cells only):
+
+* a 12-cell sweep (``--fractions 0.5,1 --seeds 2 --arms ssl,scratch,linear_probe``) one cell
+  after another on one thread (``OMP_NUM_THREADS=1``, no ``--jobs``) and with
+  ``--jobs 2 --threads-per-job 1``; their ``results.csv`` must be byte-identical;
+* ``ssl-domains finetune --set finetune.select=auto`` at ``label_fraction 0.25`` (a validation
+  set too small to choose on: 5-fold cross-validation of every candidate, then the refit), the
+  same two ways; the chosen candidate and the run's ``eval.json`` numbers must be equal.
+
+Targets (issue 27): ``--jobs 2`` in <= 0.6x the wall time of the sequential run, both.
+
+    python benchmarks/sweep_parallel.py [--out /tmp/sweep_parallel] [--repeat 1]
+
+Wall times include each command's start (imports) and its workers' start. Prints a Markdown
+table and writes ``<out>/sweep_parallel.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "sample_data" / "sweep_demo.yaml"
+SWEEP = ["--fractions", "0.5,1", "--seeds", "2", "--arms", "ssl,scratch,linear_probe"]
+AUTO = ["--set", "finetune.select=auto", "--set", "finetune.label_fraction=0.25"]
+PARALLEL = ["--jobs", "2", "--threads-per-job", "1"]
+
+
+def _cli(*args: str, one_thread: bool = True) -> float:
+    """Run ``ssl-domains ARGS`` from the repository root; its wall time in seconds."""
+    env = dict(os.environ, OMP_NUM_THREADS="1") if one_thread else dict(os.environ)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "ssl_domains.cli", *args], cwd=REPO, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def _eval(run: Path) -> dict:
+    ev = json.loads((run / "eval.json").read_text())
+    return {"chosen": ev["selection"]["chosen"], "test": ev["test"], "val": ev["val"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("/tmp/sweep_parallel"))
+    ap.add_argument("--repeat", type=int, default=1, help="pairs of runs per measurement")
+    args = ap.parse_args()
+    out = args.out.resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    pre = out / "pretrain"
+    t_pre = _cli("pretrain", str(CONFIG), "--out", str(pre), one_thread=False)
+    init = ["--init", str(pre / "export")]
+    rows: dict[str, list[tuple[float, float]]] = {"sweep": [], "auto": []}
+    identical = {"sweep": True, "auto": True}
+    for r in range(args.repeat):
+        order = [(False, "seq"), (True, "par")] if r % 2 == 0 else [(True, "par"), (False, "seq")]
+        times: dict[str, dict[str, float]] = {"sweep": {}, "auto": {}}
+        for parallel, tag in order:
+            folder = out / f"sweep_{tag}_{r}"
+            times["sweep"][tag] = _cli("sweep", str(CONFIG), *SWEEP, *init, "--out", str(folder),
+                                       *(PARALLEL if parallel else []))
+        for parallel, tag in order:
+            times["auto"][tag] = _cli("finetune", str(CONFIG), *AUTO, *init,
+                                      "--out", str(out / f"auto_{tag}_{r}"),
+                                      *(PARALLEL if parallel else []))
+        identical["sweep"] &= filecmp.cmp(out / f"sweep_seq_{r}" / "results.csv",
+                                          out / f"sweep_par_{r}" / "results.csv", shallow=False)
+        identical["auto"] &= _eval(out / f"auto_seq_{r}") == _eval(out / f"auto_par_{r}")
+        for what in rows:
+            rows[what].append((times[what]["seq"], times[what]["par"]))
+    report = {"pretrain_s": t_pre, "rows": rows, "identical": identical,
+              "load_before": os.getloadavg(), "cpus": os.cpu_count()}
+    (out / "sweep_parallel.json").write_text(json.dumps(report, indent=2))
+    names = {"sweep": "12-cell sweep (ssl, scratch, linear_probe x 2 sizes x 2 seeds)",
+             "auto": "select: auto, 5-fold CV (67 labels, 6 candidates)"}
+    print(f"pre-training (once, not timed below): {t_pre:.0f} s; "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("| run | --jobs 1 (1 thread) | --jobs 2 (1 thread each) | ratio | target | same numbers |")
+    print("|---|---|---|---|---|---|")
+    for what, pairs in rows.items():
+        for seq, par in pairs:
+            ratio = par / seq
+            print(f"| {names[what]} | {seq:.0f} s | {par:.0f} s | {ratio:.2f} | <= 0.60 "
+                  f"({'met' if ratio <= 0.6 else 'not met'}) | "
+                  f"{'yes' if identical[what] else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()
