@@ -33,10 +33,15 @@ Thresholds are chosen on validation data only; test data is only scored. The swe
                                                      collapsed: share of seeds that collapsed
     <out>/stability.csv                              per cell: validation AUROC, constant output,
                                                      collapsed (AUROC <= 0.55 or constant)
+    <out>/locks/<cell>/.lock                         while a process runs the cell
+    <out>/logs/<job>.log, <job>.json                 a job's lines and outcome (``jobs``)
+    <out>/cluster.json, cluster/                     what a cluster submission submitted
 
 ``<size>`` is the fraction or the count (:func:`~ssl_domains.sweep.plan.cell_name`). A cell is
 finished when its ``eval.json`` exists: a restarted sweep skips finished cells and redoes
-unfinished ones from scratch. The report (:mod:`ssl_domains.report`) is built from the folder by
+unfinished ones from scratch. A cell runs under its lock, so two processes never run it at
+once; ``jobs`` (:mod:`ssl_domains.sweep.jobs`, :mod:`ssl_domains.sweep.cluster`) runs the
+cells side by side, with the same numbers. The report (:mod:`ssl_domains.report`) is built from the folder by
 the caller (``ssl-domains sweep`` does, after the sweep).
 
 The pieces: :mod:`~ssl_domains.sweep.plan` (sizes, seeds, arms, cell configs),
