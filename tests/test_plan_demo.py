@@ -103,7 +103,10 @@ def test_demo_reports_both_arms(tmp_path: Path, arrays: Path) -> None:
     got = results[results.metric == "auroc"].set_index("arm")["value"]
     assert got["ssl"] == pytest.approx(ssl_auroc) and got["scratch"] == pytest.approx(scratch_auroc)
     html = (run / "report" / "report.html").read_text()
-    assert "did SSL beat scratch?" in html and "label_efficiency_auroc.png" in html
+    assert "Which model to ship" in html and "did SSL beat scratch?" in html
+    # one size, one seed: the arms side by side, no one-point label-efficiency curves
+    assert "roc_arms.png" in html and "label_efficiency_auroc.png" not in html
+    assert "paired bootstrap over the" in html  # SSL against scratch on the shared test cases
     assert f"{scratch_auroc:.3f}" in html and f"{ssl_auroc:.3f}" in html
 
 
