@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ssl_domains.config import ComponentRef, DataConfig, load_config, read_yaml
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
@@ -24,7 +26,7 @@ from ssl_domains.engine.exports import SelectedModel, load_finetuned, load_model
 from ssl_domains.engine.finetune import build_finetune_sources
 from ssl_domains.engine.inference import predict
 from ssl_domains.engine.runtime import Runtime
-from ssl_domains.engine.segmentation import SEGMENTATION_DIR, reassess
+from ssl_domains.engine.segmentation import SEGMENTATION_DIR, predict_dense, reassess
 from ssl_domains.errors import CheckpointError
 from ssl_domains.mapping import check_mapping_path, inputs_of, write_mapping
 from ssl_domains.plugins import get_host
@@ -43,8 +45,8 @@ def _score(
     registry = get_host().registry
     if getattr(task, "dense", False):
         raise CheckpointError(f"{role}: the export holds a segmentation model ({config['task']['name']}); "
-                              "`evaluate RUN` scores the run's own cases again; other data and "
-                              "`predict` do not segment yet")
+                              "`evaluate RUN` scores the run's own cases again; `predict` segments "
+                              "other cases (and scores those with a mask)")
     ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), role)
     if isinstance(task, SelectedModel):  # a baseline or ensemble chosen by select: auto
         preds = task.score_dataset(ds, batch_size, device)
@@ -57,6 +59,19 @@ def _score(
         preds = predict(task, dl, rt)
     write_predictions(out_csv, preds, config.get("threshold"))
     return preds, ds
+
+
+def _segment(task: Any, config: dict[str, Any], loader: ComponentRef, out_csv: Path,
+             device: str) -> tuple[list[str], Any]:
+    """``predict`` with a segmentation export (:func:`predict_dense`): the case ids and the
+    dataset."""
+    registry = get_host().registry
+    ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), "prediction")
+    if isinstance(task, torch.nn.Module):
+        task.to(Runtime.create(device, "auto").device)
+        check_modality(task.backbone, first_readable(ds), f"prediction data ({loader.name})")
+    seg = predict_dense(task, config, ds, out_csv, f"prediction data ({loader.name})")
+    return list(seg.scores), ds
 
 
 def predict_data(
@@ -79,11 +94,15 @@ def predict_data(
         mapping = check_mapping_path(mapping, folders=[run / d for d in ("export", "report", PREDICTIONS_DIR)],
                                      files=[out_csv])
     task, config = load_model(path)
-    preds, ds = _score(task, config, loader, out_csv, "prediction", batch_size, device)
-    out = {"items": len(preds.ids), "threshold": config.get("threshold"), "csv": str(out_csv),
+    if getattr(task, "dense", False):  # a segmentation export: maps and lesion tables per case
+        ids, ds = _segment(task, config, loader, out_csv, device)
+    else:
+        preds, ds = _score(task, config, loader, out_csv, "prediction", batch_size, device)
+        ids = list(preds.ids)
+    out = {"items": len(ids), "threshold": config.get("threshold"), "csv": str(out_csv),
            "skipped": [list(s) for s in getattr(ds, "skipped", [])]}
     if mapping is not None:
-        write_mapping(mapping, preds.ids, inputs_of(ds, loader.name),
+        write_mapping(mapping, ids, inputs_of(ds, loader.name),
                       f"opaque id of each row of {out_csv.name} -> the input as given; private: holds paths")
         out["mapping"] = str(mapping)
     return out

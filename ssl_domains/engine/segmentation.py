@@ -47,7 +47,7 @@ from ssl_domains.registry import Registry
 from ssl_domains.scoring import lesions
 
 __all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "training_cases", "MapModel", "LargestLesion", "largest_lesion", "reassess", "write_slices", "FROC_FILE", "SLICES_DIR", "SEGMENTATION_DIR", "THRESHOLD",
-           "segment_cases"]
+           "segment_cases", "predict_dense", "LARGEST_LESION"]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,8 @@ class Segmented:
     unscored: list[str] = field(default_factory=list)
     #: Position in the dataset of each scored case (of ``rows``).
     index: list[int] = field(default_factory=list)
+    #: Every segmented case, scored or not, in order: id -> case score (highest probability).
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 def segment_cases(task: Any, ds: Any, where: str, *, maps: Path | None = None,
@@ -160,6 +162,7 @@ def segment_cases(task: Any, ds: Any, where: str, *, maps: Path | None = None,
         meta = item.get("meta") or {}
         spacing = meta.get("spacing")
         cid = str(meta.get("id", i))
+        out.scores[cid] = float(prob.max()) if prob.size else 0.0
         if want_lesions:
             affine = np.asarray(meta.get("affine", np.eye(prob.ndim + 1)), dtype=float)
             for lesion in lesions.lesion_table(prob, THRESHOLD, affine):
@@ -309,6 +312,43 @@ class LargestLesion:
     def segment(self, volume: torch.Tensor) -> torch.Tensor:
         """The wrapped model's map with only its largest lesion."""
         return torch.as_tensor(largest_lesion(np.asarray(self.model.segment(volume))))
+
+
+#: The export config's ``postprocessing`` when validation chose to keep the largest lesion.
+LARGEST_LESION = "largest_lesion"
+
+
+def predict_dense(model: Any, config: dict[str, Any], ds: Any, out_csv: Path, where: str, *,
+                  skipped_file: Path | None = None) -> Segmented:
+    """Segment every readable case of ``ds`` with a dense export (``model``, its export
+    ``config``), with the post-processing its validation chose; write beside ``out_csv``:
+
+    - ``out_csv``: one row per case (opaque id, ``case_score`` = highest probability,
+      ``lesions``, ``lesion_ml``; and Dice, HD95, lesion counts where the case has a mask);
+    - ``<stem>_lesions.csv``: the lesion table (volume in mL, centroid in world mm, highest and
+      mean probability);
+    - ``<stem>_maps/``: ``<id>_prob.nii.gz`` and ``<id>_label.nii.gz`` on each case's own grid.
+
+    Raises:
+        DataError: A loader without whole cases.
+    """
+    if config.get("postprocessing") == LARGEST_LESION:
+        model = LargestLesion(model)
+    out_csv = Path(out_csv)
+    maps = out_csv.with_name(f"{out_csv.stem}_maps")
+    shutil.rmtree(maps, ignore_errors=True)  # maps of an earlier call do not stay beside these
+    seg = segment_cases(model, _whole(ds, where), where, maps=maps, want_lesions=True,
+                        skipped_file=skipped_file)
+    scored = {r["id"]: r for r in seg.rows}
+    rows = []
+    for cid, score in seg.scores.items():
+        found = [les for les in seg.lesions if les["id"] == cid]
+        metrics = {k: v for k, v in scored.get(cid, {}).items() if k != "id"}
+        rows.append({"id": cid, "case_score": score, "lesions": len(found),
+                     "lesion_ml": float(sum(les["volume_ml"] for les in found)), **metrics})
+    _write_rows(out_csv, rows)
+    _write_rows(out_csv.with_name(f"{out_csv.stem}_lesions.csv"), seg.lesions)
+    return seg
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
@@ -476,7 +516,8 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
         export_cfg = export_config(
             cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=2,
             threshold=THRESHOLD, threshold_rule="argmax", roi_size=list(task.roi_size),
-            data_stats=getattr(data["pool"], "stats", None))
+            data_stats=getattr(data["pool"], "stats", None),
+            postprocessing=LARGEST_LESION if assessment.postprocessing else None)
         save_export(run.export, backbone=backbone, model=task, config=export_cfg, card=card)
     rt.barrier()
     run.close()

@@ -168,6 +168,35 @@ def test_finetune_segments_whole_cases(tmp_path: Path) -> None:
             assert "PATIENT_" not in path.read_text(), path
     assert (run / "export" / "model.safetensors").is_file()
 
+    # predict segments other cases with the export: the same cases give the same scores, and a
+    # case without a mask is segmented (maps, lesions) but not scored
+    from click.testing import CliRunner
+
+    from ssl_domains.cli import cli
+
+    with open(tmp_path / "test" / "cases.csv") as fh:
+        new_cases = fh.read().replace("PATIENT_1_1,c1.nii.gz,c1_mask.nii.gz", "PATIENT_1_1,c1.nii.gz,")
+    (tmp_path / "test" / "new.csv").write_text(new_cases)
+    out = tmp_path / "pred" / "scans.csv"
+    res = CliRunner().invoke(cli, ["predict", str(run), "--loader", "image_manifest",
+                                   "--arg", f"path={tmp_path / 'test' / 'new.csv'}", "--arg", "modality=MR",
+                                   "--arg", "intensity=percentile", "--out", str(out),
+                                   "--mapping", str(tmp_path / "private" / "ids.json")])
+    assert res.exit_code == 0, res.output
+    rows = {r["id"]: r for r in csv.DictReader(open(out))}
+    assert set(rows) == {c["id"] for c in cases}
+    scored = [r for r in rows.values() if r.get("dice")]
+    assert len(scored) == 1  # the case with a mask
+    assert float(scored[0]["dice"]) == pytest.approx(
+        float(next(c["dice"] for c in cases if c["id"] == scored[0]["id"])), abs=1e-5)
+    for r in rows.values():
+        assert float(r["case_score"]) > 0.5 and int(r["lesions"]) >= 1 and float(r["lesion_ml"]) > 0
+        assert (out.parent / "scans_maps" / f"{r['id']}_prob.nii.gz").is_file()
+    assert {r["id"] for r in csv.DictReader(open(out.parent / "scans_lesions.csv"))} == set(rows)
+    ids = json.loads((tmp_path / "private" / "ids.json").read_text())["items"]
+    assert sorted(Path(i["input"]).name for i in ids) == ["c0.nii.gz", "c1.nii.gz"]
+    assert "PATIENT_" not in out.read_text()
+
 
 def test_budget_larger_than_the_pool_leaves_a_validation_case(tmp_path: Path) -> None:
     from ssl_domains.engine.finetune import build_finetune_sources
