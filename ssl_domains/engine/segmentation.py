@@ -45,6 +45,7 @@ from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.registry import Registry
 from ssl_domains.scoring import lesions
+from ssl_domains.scoring.lesions import CaseTally
 
 __all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "training_cases", "MapModel", "LargestLesion", "largest_lesion", "reassess", "write_slices", "FROC_FILE", "SLICES_DIR", "SEGMENTATION_DIR", "THRESHOLD",
            "segment_cases", "predict_dense", "LARGEST_LESION"]
@@ -134,29 +135,61 @@ def _case_mask(item: dict[str, Any], where: str) -> np.ndarray:
 @dataclass
 class Segmented:
     """What :func:`segment_cases` found: per-case rows (id and
-    :func:`~ssl_domains.scoring.lesions.case_metrics`), per-lesion rows, ``(prob, truth)``
-    pairs and voxel spacings of the scored cases, and the ids of cases segmented but not
-    scored (no mask)."""
+    :func:`~ssl_domains.scoring.lesions.case_metrics`), per-lesion rows, the pooled scores of
+    the scored cases (a :class:`~ssl_domains.scoring.lesions.CaseTally`: metrics and FROC
+    without the maps), and the ids of cases segmented but not scored (no mask). Maps are not
+    kept: memory does not grow with the number of cases."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     lesions: list[dict[str, Any]] = field(default_factory=list)
-    pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-    spacings: list[Any] = field(default_factory=list)
+    tally: CaseTally = field(default_factory=lambda: CaseTally(threshold=THRESHOLD))
     unscored: list[str] = field(default_factory=list)
     #: Position in the dataset of each scored case (of ``rows``).
     index: list[int] = field(default_factory=list)
     #: Every segmented case, scored or not, in order: id -> case score (highest probability).
     scores: dict[str, float] = field(default_factory=dict)
+    #: Per scored case (when asked): ``(image, truth, prob)`` of one slice through its largest
+    #: lesion area (:func:`write_slices`), or the whole 2-D case.
+    slices: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    #: The same cases scored with only their largest lesion kept (when asked).
+    largest: Segmented | None = None
+
+    def mean_dice(self) -> float:
+        """Mean Dice of the scored cases (NaN without any)."""
+        return float(np.mean([r["dice"] for r in self.rows])) if self.rows else float("nan")
+
+    def metrics(self) -> dict[str, float]:
+        """Pooled metrics of the scored cases (empty without any); ``dice`` and ``hd95`` are
+        the means over cases (``hd95`` over those where it is finite)."""
+        return self.tally.metrics() if self.rows else {}
+
+
+def _slice(image: np.ndarray, truth: np.ndarray, prob: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One slice (last spatial axis) through the largest area of the truth (or of the
+    prediction when the truth is empty); 2-D cases whole."""
+    if truth.ndim != 3:
+        return image, truth, prob
+    area = truth.sum(axis=(0, 1)) if truth.any() else (prob >= THRESHOLD).sum(axis=(0, 1))
+    z = int(np.argmax(area)) if area.any() else truth.shape[2] // 2
+    return image[..., z].copy(), truth[..., z].copy(), prob[..., z].copy()
 
 
 def segment_cases(task: Any, ds: Any, where: str, *, maps: Path | None = None,
-                  want_lesions: bool = False, skipped_file: Path | None = None) -> Segmented:
-    """Segment every readable case of ``ds`` (whole cases) and score those with a mask.
+                  want_lesions: bool = False, skipped_file: Path | None = None,
+                  slices: bool = False, largest: bool = False) -> Segmented:
+    """Segment every readable case of ``ds`` (whole cases) and score those with a mask, one
+    case at a time (the maps are written or dropped, never all held).
 
     An unreadable case is skipped and listed as a loader's are (``skipped_file``); a case
-    without a mask is segmented (maps, lesion rows) but not scored.
+    without a mask is segmented (maps, lesion rows) but not scored. ``slices`` keeps one slice
+    per scored case for the report's overlays; ``largest`` also scores each map with only its
+    largest lesion (:attr:`Segmented.largest`, for the post-processing choice).
     """
     out = Segmented()
+    if largest:
+        out.largest = Segmented(lesions=out.lesions, unscored=out.unscored, index=out.index,
+                                scores=out.scores)
     for i, item in iter_readable(ds, where, "finetune", skipped_file):
         prob = task.segment(torch.as_tensor(item[task.key])).numpy()
         meta = item.get("meta") or {}
@@ -173,17 +206,20 @@ def segment_cases(task: Any, ds: Any, where: str, *, maps: Path | None = None,
             out.unscored.append(cid)
             continue
         truth = np.asarray(item["mask"])[0] > 0
-        out.rows.append({"id": cid, **lesions.case_metrics(prob, truth, spacing=spacing,
-                                                           threshold=THRESHOLD)})
-        out.pairs.append((prob, truth))
-        out.spacings.append(spacing)
         out.index.append(i)
+        image = np.asarray(item[task.key], dtype=np.float32)[0] if slices else None
+        for found, p in ((out, prob), (out.largest, None)):
+            if found is None:
+                continue
+            p = largest_lesion(prob) if p is None else p
+            found.rows.append({"id": cid, **found.tally.add(p, truth, spacing)})
+            if image is not None:
+                found.slices.append(_slice(image, truth, p))
     return out
 
 
 def _mean_dice(task: Any, ds: Any, where: str) -> dict[str, float | None]:
-    rows = segment_cases(task, ds, where).rows
-    dice = float(np.mean([r["dice"] for r in rows])) if rows else float("nan")
+    dice = segment_cases(task, ds, where).mean_dice()
     return {"dice": dice, "loss": 1.0 - dice}
 
 
@@ -260,27 +296,22 @@ class MapModel:
         return torch.as_tensor(np.asarray(self.model.predict_map(volume.numpy()), dtype=np.float32))
 
 
-def write_slices(folder: Path, ds: Any, cases: Segmented, key: str) -> list[Path]:
+def write_slices(folder: Path, cases: Segmented) -> list[Path]:
     """For the report's overlays: the best, median and worst test case by Dice (among cases
-    with a lesion, when there are any), each as one
-    slice through its largest lesion area (``<rank>.npz`` with ``image``, ``truth``, ``prob``,
-    ``dice``, ``id``; the last spatial axis is sliced). 2-D cases are stored whole."""
-    rows, pairs = cases.rows, cases.pairs
-    if not rows:
+    with a lesion, when there are any), each as one slice through its largest lesion area
+    (``<rank>.npz`` with ``image``, ``truth``, ``prob``, ``dice``, ``id``; the last spatial axis
+    is sliced; the slices :func:`segment_cases` kept). 2-D cases are stored whole."""
+    rows = cases.rows
+    if not rows or len(cases.slices) != len(rows):
         return []
     # cases with a lesion when there are any (an empty case predicted empty is a Dice of 1)
-    pool = [i for i, (_, truth) in enumerate(pairs) if truth.any()] or list(range(len(rows)))
+    pool = [i for i, (_, truth, _) in enumerate(cases.slices) if truth.any()] or list(range(len(rows)))
     order = [pool[j] for j in np.argsort([float(rows[i]["dice"]) for i in pool], kind="stable")]
     picks = {"best": int(order[-1]), "median": int(order[len(order) // 2]), "worst": int(order[0])}
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for rank, i in picks.items():
-        prob, truth = pairs[i]
-        image = np.asarray(ds[cases.index[i]][key], dtype=np.float32)[0]
-        if truth.ndim == 3:
-            area = truth.sum(axis=(0, 1)) if truth.any() else (prob >= THRESHOLD).sum(axis=(0, 1))
-            z = int(np.argmax(area)) if area.any() else truth.shape[2] // 2
-            image, truth, prob = image[..., z], truth[..., z], prob[..., z]
+        image, truth, prob = cases.slices[i]
         path = folder / f"{rank}.npz"
         np.savez_compressed(path, image=image, truth=truth.astype(np.uint8),
                             prob=prob.astype(np.float32), dice=float(rows[i]["dice"]),
@@ -366,28 +397,21 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
     seg = Path(run_path) / SEGMENTATION_DIR
     where = f"fine-tuning data ({fcfg.data.train.name})"
     skipped = Path(run_path) / "skipped.json" if write else None
-    val = segment_cases(model, data["val"], f"validation cases ({where})", skipped_file=skipped)
+    val = segment_cases(model, data["val"], f"validation cases ({where})", skipped_file=skipped,
+                        largest=True)
     # post-processing as nnU-Net decides it: keep only the largest lesion when that raises the
-    # mean Dice of the validation cases (never on test data)
-    # (scored from the maps already made: the network does not run on them again)
-    post = Segmented(
-        rows=[{"id": r["id"], **lesions.case_metrics(largest_lesion(p), t, spacing=sp, threshold=THRESHOLD)}
-              for r, (p, t), sp in zip(val.rows, val.pairs, val.spacings)],
-        lesions=val.lesions, pairs=[(largest_lesion(p), t) for p, t in val.pairs],
-        spacings=val.spacings, unscored=val.unscored, index=val.index)
-    raw, kept = (float(np.mean([r["dice"] for r in v.rows])) if v.rows else float("nan")
-                 for v in (val, post))
+    # mean Dice of the validation cases (never on test data); scored from the same maps
+    assert val.largest is not None
+    raw, kept = val.mean_dice(), val.largest.mean_dice()
     postprocessing = None
     if kept > raw:
-        model, val = LargestLesion(model), post
+        model, val = LargestLesion(model), val.largest
         postprocessing = (f"largest lesion only (validation Dice {raw:.3f} without, {kept:.3f} "
                           f"with, over {len(val.rows)} case(s))")
     val_rows = val.rows
-    val_metrics = lesions.segmentation_metrics(val.pairs, spacing=val.spacings) if val.pairs else {}
+    val_metrics = val.metrics()
     notes = [f"{len(val.unscored)} validation case(s) without a mask were not scored"] \
         if val.unscored else []
-    if val_rows:
-        val_metrics["dice"] = float(np.mean([r["dice"] for r in val_rows]))
     test_ds = data["test"]
     test_metrics: dict[str, float] | None = None
     intervals: Intervals | None = None
@@ -398,22 +422,21 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
             shutil.rmtree(seg / "maps", ignore_errors=True)
         test = segment_cases(
             model, test_ds, f"test cases ({fcfg.data.test.name if fcfg.data.test else ''})",
-            maps=seg / "maps" if write else None, want_lesions=True, skipped_file=skipped)
-        test_rows, lesion_rows, pairs = test.rows, test.lesions, test.pairs
+            maps=seg / "maps" if write else None, want_lesions=True, skipped_file=skipped,
+            slices=write)
+        test_rows, lesion_rows = test.rows, test.lesions
         if test.unscored:
             notes.append(f"{len(test.unscored)} test case(s) without a mask were segmented "
                          "(maps, lesion table) but not scored")
-        test_metrics = lesions.segmentation_metrics(pairs, spacing=test.spacings) if pairs else {}
-        test_metrics["dice"] = float(np.mean([r["dice"] for r in test_rows])) if test_rows else float("nan")
-        finite = [r["hd95"] for r in test_rows if np.isfinite(r["hd95"])]
-        test_metrics["hd95"] = float(np.mean(finite)) if finite else float("nan")
+        test_metrics = test.metrics()
+        test_metrics["dice"] = test.mean_dice()
         intervals = case_intervals(test_rows, seed=cfg.seed)
         if write:
-            curve = lesions.froc(pairs, threshold=FROC_CANDIDATES)
+            curve = test.tally.froc()
             _write_rows(seg / FROC_FILE, [{"fp_per_case": float(f), "sensitivity": float(v),
                                           "threshold": float(t)} for f, v, t in
                                          zip(curve.fp_per_case, curve.sensitivity, curve.thresholds)])
-            write_slices(seg / SLICES_DIR, test_ds, test, model.key)
+            write_slices(seg / SLICES_DIR, test)
     assessment = Assessment.model_validate({
         "threshold": THRESHOLD, "threshold_rule": "argmax (probability 0.5)",
         "val": _finite(val_metrics),

@@ -41,6 +41,7 @@ NaN, never an exception.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,7 @@ __all__ = [
     "FROC",
     "MATCH_RULES",
     "SEGMENTATION_METRICS",
+    "CaseTally",
     "LesionMatch",
     "case_metrics",
     "dice",
@@ -595,6 +597,66 @@ def _finite_mean(values: list[float]) -> float:
     return float(v.mean()) if len(v) else NAN
 
 
+class CaseTally:
+    """Case-by-case accumulation of what :func:`segmentation_metrics` and :func:`froc` compute
+    over a set of cases, keeping per case only its row and its lesion scores (not the maps):
+    memory stays bounded however many full-size volumes are scored.
+
+    Args:
+        threshold, rule, iou_min, dilation, connectivity, min_voxels: As in
+            :func:`case_metrics`.
+    """
+
+    def __init__(self, *, threshold: float = 0.5, rule: str = "iou", iou_min: float = 0.1,
+                 dilation: int = 0, connectivity: int = 26, min_voxels: int = 1) -> None:
+        _rule(rule)
+        self._match = functools.partial(_case, threshold=threshold, rule=rule, iou_min=iou_min,
+                                        dilation=dilation, connectivity=connectivity,
+                                        min_voxels=min_voxels)
+        self.rows: list[dict[str, float]] = []
+        self._lesion_scores: list[np.ndarray] = []
+        self._fp_scores: list[np.ndarray] = []
+        self._n_lesions = 0
+        self._hits = 0
+
+    def add(self, prob: np.ndarray, truth: np.ndarray,
+            spacing: Sequence[float] | None = None) -> dict[str, float]:
+        """Score one case; returns its :func:`case_metrics` row."""
+        row, match, lesions, fps = self._match(prob, truth, spacing=spacing)
+        self.rows.append(row)
+        self._n_lesions += match.n_truth
+        self._hits += int(match.truth_hit.sum())
+        self._lesion_scores.append(lesions)
+        self._fp_scores.append(fps)
+        return row
+
+    def froc(self) -> FROC:
+        """The FROC curve of the cases added (as :func:`froc` of their maps)."""
+        return _froc_curve(self._lesion_scores, self._fp_scores)
+
+    def metrics(self, case_labels: Sequence[int] | None = None) -> dict[str, float]:
+        """:func:`segmentation_metrics` of the cases added."""
+        rows = self.rows
+        curve = self.froc()
+        out = {
+            "dice": _finite_mean([r["dice"] for r in rows]),
+            "lesion_wise_dice": _finite_mean([r["lesion_wise_dice"] for r in rows]),
+            "lesion_sensitivity": self._hits / self._n_lesions if self._n_lesions else NAN,
+            "sensitivity_at_1fp": curve.sensitivity_at(1.0) if rows else NAN,
+            "cpm": curve.cpm() if rows else NAN,
+            "hd95": _finite_mean([r["hd95"] for r in rows]),
+            "fp_per_case": _finite_mean([r["false_positives"] for r in rows]),
+        }
+        if case_labels is not None:
+            y = np.asarray(case_labels, dtype=int).reshape(-1)
+            if len(y) != len(rows):
+                raise ValueError(f"{len(y)} case labels for {len(rows)} cases; they must match")
+            both = len(np.unique(y)) == 2
+            scores = [r["case_score"] for r in rows]
+            out["case_auroc"] = float(sklearn_metrics().roc_auc_score(y, scores)) if both else NAN
+        return out
+
+
 def segmentation_metrics(cases: Sequence[tuple[np.ndarray, np.ndarray]], *,
                          spacing: Sequence[float] | Sequence[Sequence[float]] | None = None,
                          case_labels: Sequence[int] | None = None, threshold: float = 0.5,
@@ -616,39 +678,15 @@ def segmentation_metrics(cases: Sequence[tuple[np.ndarray, np.ndarray]], *,
         ``sensitivity_at_1fp`` and ``cpm`` (from the :func:`froc` curve). With
         ``case_labels``: ``case_auroc``, the AUROC of each case's highest probability against
         its label (NaN unless both labels occur). Every value is NaN when there are no cases.
+        (:class:`CaseTally` computes the same one case at a time.)
 
     Raises:
         ValueError: On an unknown rule, a shape mismatch, or spacings or labels whose count is
             not the number of cases.
     """
     cases = list(cases)
-    spacings = _per_case_spacing(spacing, len(cases))
-    rows, lesion_scores, fp_scores = [], [], []
-    n_lesions = hits = 0
-    for (prob, truth), sp in zip(cases, spacings):
-        row, match, lesions, fps = _case(prob, truth, spacing=sp, threshold=threshold, rule=rule,
-                                  iou_min=iou_min, dilation=dilation, connectivity=connectivity,
-                                  min_voxels=min_voxels)
-        rows.append(row)
-        n_lesions += match.n_truth
-        hits += int(match.truth_hit.sum())
-        lesion_scores.append(lesions)
-        fp_scores.append(fps)
-    curve = _froc_curve(lesion_scores, fp_scores)
-    out = {
-        "dice": _finite_mean([r["dice"] for r in rows]),
-        "lesion_wise_dice": _finite_mean([r["lesion_wise_dice"] for r in rows]),
-        "lesion_sensitivity": hits / n_lesions if n_lesions else NAN,
-        "sensitivity_at_1fp": curve.sensitivity_at(1.0) if rows else NAN,
-        "cpm": curve.cpm() if rows else NAN,
-        "hd95": _finite_mean([r["hd95"] for r in rows]),
-        "fp_per_case": _finite_mean([r["false_positives"] for r in rows]),
-    }
-    if case_labels is not None:
-        y = np.asarray(case_labels, dtype=int).reshape(-1)
-        if len(y) != len(rows):
-            raise ValueError(f"{len(y)} case labels for {len(rows)} cases; they must match")
-        both = len(np.unique(y)) == 2
-        scores = [r["case_score"] for r in rows]
-        out["case_auroc"] = float(sklearn_metrics().roc_auc_score(y, scores)) if both else NAN
-    return out
+    tally = CaseTally(threshold=threshold, rule=rule, iou_min=iou_min, dilation=dilation,
+                      connectivity=connectivity, min_voxels=min_voxels)
+    for (prob, truth), sp in zip(cases, _per_case_spacing(spacing, len(cases))):
+        tally.add(prob, truth, sp)
+    return tally.metrics(case_labels)

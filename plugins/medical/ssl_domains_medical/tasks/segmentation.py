@@ -17,7 +17,6 @@ Zhou et al., "Models Genesis", MedIA 67 (2021).
 from __future__ import annotations
 
 import itertools
-
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -163,10 +162,10 @@ class TumorSegmentation(nn.Module):
             device = next(self.parameters()).device
             x = torch.nan_to_num(volume.float())[None].to(device)
             roi = [min(r, s) if s >= r else r for r, s in zip(self.roi_size, x.shape[2:])]
-            flips = [()]
-            if self.tta_flip:
-                axes = range(2, 2 + self.dims)
-                flips = [c for n in range(self.dims + 1) for c in itertools.combinations(axes, n)]
+            spatial = range(2, 2 + self.dims)
+            flips: list[tuple[int, ...]] = [
+                c for n in range(self.dims + 1 if self.tta_flip else 1)
+                for c in itertools.combinations(spatial, n)]
             prob = torch.zeros(x.shape[2:])
             for axes in flips:
                 xf = x.flip(axes) if axes else x

@@ -287,6 +287,55 @@ def test_unreadable_and_maskless_cases_are_skipped_or_left_unscored(tmp_path: Pa
     assert "truncated" in (tmp_path / "skipped.json").read_text()
 
 
+def test_scoring_many_cases_does_not_hold_their_maps() -> None:
+    import tracemalloc
+
+    from ssl_domains.engine.segmentation import segment_cases
+    from ssl_domains.scoring import lesions
+
+    side, n = 48, 40
+
+    class Cases(torch.utils.data.Dataset):
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __len__(self) -> int:
+            return self.n
+
+        def __getitem__(self, i: int) -> dict:
+            mask = torch.zeros(1, side, side, side)
+            mask[0, 10:20 + i % 5, 10:20, 10:20] = 1
+            return {"image": mask.clone(), "mask": mask, "meta": {"id": f"c{i}", "spacing": [1, 1, 1]}}
+
+    class Blob:
+        key = "image"
+
+        def segment(self, volume: torch.Tensor) -> torch.Tensor:
+            prob = torch.zeros(volume.shape[1:])
+            prob[11:21, 10:20, 10:20] = 0.8  # the lesion shifted by a voxel
+            prob[30:33, 30:33, 30:33] = 0.6  # and one false positive
+            return prob
+
+    def peak(cases: int) -> int:
+        tracemalloc.start()
+        segment_cases(Blob(), Cases(cases), "test cases", largest=True)
+        used = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return used
+
+    assert peak(n) < 1.25 * peak(10)  # 4x the cases, not 4x the memory: no map is held
+    got = segment_cases(Blob(), Cases(n), "test cases", slices=True, largest=True)
+    # the pooled scores equal those computed from all the maps at once
+    pairs = [(Blob().segment(Cases(n)[i]["image"]).numpy(), Cases(n)[i]["mask"][0].numpy() > 0)
+             for i in range(n)]
+    want = lesions.segmentation_metrics(pairs, spacing=[1, 1, 1])
+    assert got.metrics() == pytest.approx(want, nan_ok=True)
+    assert got.tally.froc().sensitivity.tolist() == lesions.froc(pairs).sensitivity.tolist()
+    assert want["fp_per_case"] == 1.0 and got.largest is not None
+    assert got.largest.metrics()["fp_per_case"] == 0.0  # the largest lesion only: no false positive
+    assert len(got.slices) == n and got.slices[0][0].shape == (side, side)
+
+
 def test_evaluate_scores_a_segmentation_run_again(tmp_path: Path) -> None:
     from ssl_domains.config import ComponentRef
     from ssl_domains.engine.evaluate import evaluate
