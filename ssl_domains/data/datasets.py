@@ -70,14 +70,16 @@ def broken_promise(registry: Registry, kind: str, name: str, prop: str, problem:
 def with_stats(registry: Registry, ref: ComponentRef, stats: Any) -> ComponentRef:
     """``ref`` with normalisation ``stats`` from the training data added, when its loader takes
     a ``stats`` argument and the user gave none (validation/test/prediction data must be
-    normalised with the training statistics)."""
+    normalised with the training statistics, and resampled to the training grid)."""
     if stats is None or "stats" in ref.args:
         return ref
+    factory = registry.get("loader", ref.name).factory
     try:
-        params = inspect.signature(registry.get("loader", ref.name).factory).parameters
+        params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return ref
-    if "stats" not in params:
+    # a loader taking ``stats`` through ``**kwargs`` says so with ``accepts_stats = True``
+    if "stats" not in params and not getattr(factory, "accepts_stats", False):
         return ref
     return ComponentRef(name=ref.name, args={**ref.args, "stats": stats})
 

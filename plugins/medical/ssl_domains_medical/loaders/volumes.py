@@ -42,6 +42,8 @@ from ssl_domains.data.nonfinite import (
 )
 from ssl_domains.data.skipping import scrub
 from ssl_domains.errors import ConfigError, DataError, RefusedInput
+from ssl_domains_medical import fingerprint
+from ssl_domains_medical.fingerprint import MAX_VOXELS, PATCH_VOXELS
 from ssl_domains_medical.loaders.record_items import RecordItems
 from ssl_domains_medical.loaders.volume_cache import VolumeCache, parse_bytes
 from ssl_domains_medical.transforms import patch_sampler, preprocessing, resolve_intensity
@@ -139,11 +141,15 @@ class VolumeDataset(RecordItems, Dataset):
     Args:
         dims: Spatial dimensions of the items (2 or 3).
         spatial_size: Fixed size of every item (whole volume, crop-or-pad or resize), or None.
-        patch_size: Random patches of this size instead of whole volumes, or None.
+        patch_size: Random patches of this size instead of whole volumes, None, or
+            ``"auto"``: the median case's shape on the grid, cut to at most ``patch_voxels``.
         patches_per_volume: Items per volume when sampling patches (each item its own
             patch, drawn anew each epoch).
         resize_mode: ``"crop_or_pad"`` or ``"resize"`` for ``spatial_size``.
-        spacing: Resample to this voxel size (mm) first, or None.
+        spacing: Resample to this voxel size (mm) first, None, or ``"auto"``: the grid
+            planned from the data (:mod:`ssl_domains_medical.fingerprint`: median spacing,
+            nnU-Net's anisotropy rule, coarsened until the median case has at most
+            ``max_voxels``), or the training data's plan given in ``stats``.
         intensity: ``"auto"`` (CT soft-tissue window, else percentiles), a CT window name, a
             ``[low, high]`` window, ``"percentile"`` or ``"none"``.
         percentiles: Percentiles for ``"percentile"``.
@@ -165,6 +171,10 @@ class VolumeDataset(RecordItems, Dataset):
             finite value, with a warning per volume (opaque id, count, first voxel);
             ``"refuse"`` stops the run, naming the file. A volume without any finite voxel
             is skipped as unreadable either way.
+        max_voxels: Budget of ``spacing="auto"``: voxels of the median case on the grid.
+        patch_voxels: Budget of ``patch_size="auto"``: voxels of a patch.
+        stats: The training data's plan (``{"spacing", "patch_size"}``, passed on by the host to
+            validation, test and prediction data), used for the values set to ``"auto"``.
 
     Attributes:
         nonfinite_found: One dict per volume read with non-finite voxels: ``id`` (opaque),
@@ -191,6 +201,9 @@ class VolumeDataset(RecordItems, Dataset):
         cache_bytes: int | str | None = "auto",
         seed: int = 0,
         nonfinite: str = "mask",
+        max_voxels: int = MAX_VOXELS,
+        patch_voxels: int = PATCH_VOXELS,
+        stats: dict[str, Any] | None = None,
     ) -> None:
         check_nonfinite_mode(type(self).__name__, nonfinite)
         if cache not in ("memory", "disk", "none"):
@@ -203,12 +216,20 @@ class VolumeDataset(RecordItems, Dataset):
             raise ConfigError("patches_per_volume > 1 needs patch_size")
         if pos_fraction is not None and not 0.0 <= pos_fraction <= 1.0:
             raise ConfigError(f"pos_fraction must be in [0, 1], got {pos_fraction}")
+        for key, value in (("spacing", spacing), ("patch_size", patch_size)):
+            if isinstance(value, str) and value != "auto":
+                raise ConfigError(f"{key} must be a size, None or 'auto', got {value!r}")
         self.dims = dims
         self.spatial_size = spatial_size
-        self.patch_size = patch_size
+        # "auto" values are planned from the records (filled by the subclass) on first use
+        self._auto = {k for k, v in (("spacing", spacing), ("patch_size", patch_size)) if v == "auto"}
+        self._plan: dict[str, Any] | None = None
+        self._given_plan = {k: v for k, v in (stats or {}).items() if k in self._auto}
+        self.max_voxels, self.patch_voxels = int(max_voxels), int(patch_voxels)
+        self._patch_size = None if patch_size == "auto" else patch_size
+        self._spacing = None if spacing == "auto" else spacing
         self.patches_per_volume = patches_per_volume
         self.resize_mode = resize_mode
-        self.spacing = spacing
         self.intensity = intensity
         self.percentiles = tuple(percentiles)
         self.crop_foreground = crop_foreground
@@ -226,10 +247,78 @@ class VolumeDataset(RecordItems, Dataset):
         self.epoch = 0
         self._sampler_cache: dict[bool, Any] = {}
         # validate sizes/modes now rather than at the first item
-        preprocessing(mask_key="mask", dims=dims, spacing=spacing, spatial_size=spatial_size,
+        preprocessing(mask_key="mask", dims=dims, spacing=self._spacing, spatial_size=spatial_size,
                       resize_mode=resize_mode, intensity=resolve_intensity(intensity, "CT"))
-        if patch_size is not None:
-            patch_sampler(patch_size=patch_size, dims=dims)
+        if self._patch_size is not None:
+            patch_sampler(patch_size=self._patch_size, dims=dims)
+
+    # ------------------------------------------------------------------ planned grid and patch
+    #: The host passes the training data's ``stats`` (the plan) to validation/test loaders.
+    accepts_stats = True
+
+    @property
+    def spacing(self) -> Any:
+        """Voxel size the volumes are resampled to (the plan's when ``"auto"``)."""
+        if "spacing" in self._auto:
+            return self.plan()["spacing"]
+        return self._spacing
+
+    @property
+    def patch_size(self) -> Any:
+        """Patch size of the training items (the plan's when ``"auto"``), or None."""
+        if "patch_size" in self._auto and self._plan_patch:
+            return self.plan()["patch_size"]
+        return self._patch_size
+
+    @patch_size.setter
+    def patch_size(self, value: Any) -> None:
+        self._patch_size, self._plan_patch = value, False
+
+    _plan_patch = True
+
+    @property
+    def stats(self) -> dict[str, Any] | None:
+        """The plan of the values given as ``"auto"`` (None without any): what validation,
+        test and prediction data of the same run use."""
+        return dict(self.plan()) if self._auto else None
+
+    def plan(self) -> dict[str, Any]:
+        """``{"spacing", "patch_size", "cases"}`` planned from up to 50 readable records
+        (evenly spread) by :mod:`~ssl_domains_medical.fingerprint`, or taken from ``stats``;
+        computed once.
+
+        Raises:
+            DataError: No record could be read to plan from.
+        """
+        if self._plan is not None:
+            return self._plan
+        plan: dict[str, Any] = {"spacing": self._spacing, "patch_size": self._patch_size,
+                                **self._given_plan}
+        todo = [k for k in self._auto if k not in self._given_plan]
+        if todo:
+            spacings: list[list[float]] = []
+            shapes: list[list[int]] = []
+            n = len(self.records)
+            for r in sorted({int(v) for v in np.linspace(0, n - 1, min(50, n))} if n else ()):
+                try:
+                    image = self.load_record(self.records[r])["image"]
+                except DataError:
+                    continue  # reported when the item itself is read
+                spacings.append([float(v) for v in image.pixdim][: self.dims])
+                shapes.append([int(v) for v in image.shape[1:]][: self.dims])
+            if not spacings:
+                raise DataError(type(self).__name__, "spacing/patch_size 'auto': no readable "
+                                "volume to plan the grid from")
+            if "spacing" in todo:
+                plan["spacing"] = fingerprint.plan_spacing(spacings, shapes, max_voxels=self.max_voxels)
+            grid = plan["spacing"] or np.median(np.asarray(spacings, dtype=float), axis=0)
+            if "patch_size" in todo:
+                plan["patch_size"] = fingerprint.plan_patch(
+                    fingerprint.median_shape(spacings, shapes, grid), patch_voxels=self.patch_voxels)
+            plan["cases"] = len(spacings)
+            log.info("planned from the data: %s", fingerprint.describe(plan))
+        self._plan = plan
+        return plan
 
     # ------------------------------------------------------------------ subclass interface
     def load_record(self, record: dict[str, Any]) -> dict[str, MetaTensor]:
@@ -385,6 +474,8 @@ class VolumeDataset(RecordItems, Dataset):
         evaluating a dense task with a sliding window. Shares records and cache."""
         import copy
 
+        if self._auto:
+            self.plan()  # planned once, shared with the view
         view = copy.copy(self)
         view.patch_size = None
         view.patches_per_volume = 1
