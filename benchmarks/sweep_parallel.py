@@ -14,6 +14,7 @@ to every arm as ``--init`` so that each arm times the cells only):
 Targets (issue 27): ``--jobs 2`` in <= 0.6x the wall time of the sequential run, both.
 
     python benchmarks/sweep_parallel.py [--out /tmp/sweep_parallel] [--repeat 1] [--epochs 30]
+    python benchmarks/sweep_parallel.py --probe   # cores 1 and 2 busy processes get (10 s each)
 
 ``--epochs E`` (default 30) trains every network E epochs without early stopping, so that a
 cell takes seconds rather than the 1-3 s of the demo's recipe (``--epochs 0`` keeps it: 8
@@ -61,6 +62,21 @@ def _cli(*args: str, one_thread: bool = True) -> dict[str, float]:
     return {"wall": wall, "cpu": cpu, "load": load}
 
 
+def cores_used(processes: int, seconds: float = 10.0) -> float:
+    """Cores that ``processes`` busy loops started from this session got on average (CPU time
+    over wall time): on a kernel that schedules by session (autogroup), other sessions' load
+    caps a session's share however many processes it runs."""
+    loop = f"import time\nt = time.time()\nwhile time.time() - t < {seconds}: pass"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(processes)]
+    for proc in procs:
+        proc.wait()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) / wall
+
+
 def _eval(run: Path) -> dict:
     ev = json.loads((run / "eval.json").read_text())
     return {"chosen": ev["selection"]["chosen"], "test": ev["test"], "val": ev["val"]}
@@ -72,7 +88,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="pairs of runs per measurement")
     ap.add_argument("--epochs", type=int, default=30,
                     help="fine-tuning epochs without early stopping (0: the demo's recipe)")
+    ap.add_argument("--probe", action="store_true",
+                    help="only measure the cores 1 and 2 busy processes of this session get")
     args = ap.parse_args()
+    if args.probe:
+        print(f"load average {os.getloadavg()[0]:.1f}; cores used by 1 busy process: "
+              f"{cores_used(1):.2f}, by 2: {cores_used(2):.2f}, by 1 again: {cores_used(1):.2f}")
+        return
     recipe = ["--set", f"finetune.train.epochs={args.epochs}",
               "--set", "finetune.train.early_stopping=null"] if args.epochs else []
     out = args.out.resolve()
