@@ -157,7 +157,9 @@ class ClusterJobs:
             cluster = "local" if self.kind == "submitit-local" else "slurm"
             self._executor = submitit.AutoExecutor(folder=out / "cluster", cluster=cluster)
         params: dict[str, Any] = {"timeout_min": res.time_min, "cpus_per_task": res.cpus_per_job,
-                                  "gpus_per_node": res.gpus_per_job, "name": name}
+                                  "name": name}
+        if res.gpus_per_job:
+            params["gpus_per_node"] = res.gpus_per_job
         if res.mem_gb is not None:
             params["mem_gb"] = res.mem_gb
         if self.kind == "slurm":

@@ -78,3 +78,32 @@ def test_submitit_local_executor_gives_the_sequential_numbers_and_resubmits_fail
     assert "(finished earlier)" in res.output
     again = {p.name for p in (out / "cluster").iterdir() if p.suffix == ".out"}
     assert len(again - jobs) == 1  # only the failed cell was submitted again
+
+
+def test_submitit_slurm_job_file_holds_the_resources_and_the_dependency(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sbatch file submitit would submit for a phase: the resources of ``--resources``
+    and the wait for the phase before. (No Slurm here: submitit refuses to start without
+    ``srun`` on the PATH, so this test lets it believe there is one; nothing is submitted.)"""
+    submitit = pytest.importorskip("submitit", reason="the cluster executor needs submitit: "
+                                                      "pip install 'ssl-domains[cluster]'")
+    import shutil
+
+    from ssl_domains.sweep.cluster import ClusterJobs
+
+    which = shutil.which
+    monkeypatch.setattr(submitit.slurm.slurm.shutil, "which",
+                        lambda name, *a, **k: "/usr/bin/srun" if name == "srun"
+                        else which(name, *a, **k))
+    res = Resources(partition="gpu", time_min=120, cpus_per_job=8, gpus_per_job=1, mem_gb=32,
+                    account="lab", setup=["module load cuda"], additional={"constraint": "a100"})
+    executor = ClusterJobs("slurm", res).executor(tmp_path, dependency("afterany", ["81235_0"]),
+                                                  name="sweep-cell")
+    text = executor._executor._make_submission_file_text("python -m job", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=120", "#SBATCH --cpus-per-task=8",
+                 "#SBATCH --gpus-per-node=1", "#SBATCH --mem=32GB", "#SBATCH --account=lab",
+                 "#SBATCH --constraint=a100", "#SBATCH --dependency=afterany:81235",
+                 "#SBATCH --kill-on-invalid-dep=yes", "#SBATCH --job-name=sweep-cell",
+                 "module load cuda"):
+        assert line in text.splitlines(), line
+    assert f"#SBATCH --output={tmp_path / 'cluster'}/%j_0_log.out" in text.splitlines()

@@ -131,3 +131,27 @@ def test_a_killed_sweep_resumes_without_redoing_finished_cells(
     assert {n: (out / "cells" / n / "eval.json").stat().st_mtime_ns for n in finished} == finished
     for name in SAME:
         assert (out / name).read_bytes() == (swept["seq"] / name).read_bytes(), name
+
+
+def test_select_auto_with_jobs_cross_validates_side_by_side_with_the_same_choice(
+        tmp_path: Path) -> None:
+    """``ssl-domains finetune --jobs 2`` with ``select: auto`` and a validation set too small
+    to choose on: the candidates and the 5 x 2 fold jobs run side by side; the choice, the
+    shipped numbers and the out-of-fold scores are those of the run one after another."""
+    cfg = make_config(tmp_path, write_arrays(tmp_path), pretrain=None, **{
+        "finetune.select": "auto", "finetune.label_count": 30, "finetune.train.epochs": 2})
+    config = write_config(tmp_path / "c.yaml", cfg)
+    runs = {}
+    for tag, jobs in (("seq", []), ("par", ["--jobs", "2", "--threads-per-job", "1"])):
+        runs[tag] = tmp_path / tag
+        res = CliRunner().invoke(cli, ["finetune", str(config), "--out", str(runs[tag]), *jobs])
+        assert res.exit_code == 0, (res.output, res.exception)
+    seq, par = (json.loads((runs[t] / "eval.json").read_text()) for t in ("seq", "par"))
+    assert par["selection"]["method"].startswith("5-fold cross-validation over the 30 labeled")
+    for key in ("selection", "test", "val", "threshold", "refit"):
+        assert par[key] == seq[key], key
+    cells = Path("candidates") / "cells" / "auto_30_0" / "cv_oof.csv"
+    assert (runs["par"] / cells).read_bytes() == (runs["seq"] / cells).read_bytes()
+    folds = sorted(p.stem for p in (runs["par"] / "candidates" / "logs").glob("fold*.json"))
+    assert folds == sorted(f"fold{k}_{arm}_30_0" for k in range(5)
+                           for arm in ("scratch", "baseline-logistic"))
