@@ -265,7 +265,12 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "finetune", resume)
     init = cfg.init if init_path else None
-    if cfg.finetune is not None and cfg.finetune.select == "auto":  # candidates, chosen on validation data
+    auto = cfg.finetune is not None and cfg.finetune.select == "auto"
+    if not auto and (jobs > 1 or gpus):
+        raise ConfigError("--jobs/--gpus run select: auto's candidates and folds side by side; "
+                          "this config fine-tunes one model (finetune.select: single): use "
+                          "torchrun for several processes, or --set finetune.select=auto")
+    if auto:  # candidates, chosen on validation data
         summary = select_finetune(cfg, run_path, init=init,
                                   jobs=_local_jobs(jobs, threads_per_job, gpus))
     else:
