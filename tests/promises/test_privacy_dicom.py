@@ -40,7 +40,7 @@ def test_privacy_medical_convert_output_holds_no_path_and_the_mapping_stays_outs
                                                                                    tmp_path: Path) -> None:
     out = tmp_path / "shared"
     res = ssl_domains("medical", "convert", str(dicom), str(out), "--mapping", str(out / "map.json"))
-    assert res.code == 1 and res.error.startswith(f"Error: --mapping {out / 'map.json'}: inside the output folder")
+    assert res.code == 1 and res.error.startswith(f"Error: --mapping {out / 'map.json'}: inside {out}, which is meant for sharing")
     mapping = tmp_path / "private" / "map.json"
     res = ssl_domains("medical", "convert", str(dicom), str(out), "--mapping", str(mapping))
     assert res.code == 0, res.err
