@@ -6,6 +6,8 @@ budget and seed; finished cells are reused on a rerun, so an interrupted suite c
 it stopped). The suite's own outputs::
 
     <out>/suite.json          what ran: command, datasets (done / skipped with the reason), times
+    <out>/data/<dataset>/     what a dataset prepares before its sweep (LIDC: split manifests,
+                              decoded-volume cache)
     <out>/suite_results.csv   every sweep's results.csv with dataset and kind added
     <out>/suite_table.csv     mean, sd, n and rank per dataset x budget x arm (test AUROC)
     <out>/suite_table.md      the table, the average rank per arm and the targets
