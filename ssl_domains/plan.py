@@ -10,7 +10,6 @@ Nothing is written: no run folder, no checkpoint.
 
 from __future__ import annotations
 
-import math
 import resource
 import sys
 import time
@@ -21,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ssl_domains.data.collate import collate_items
-from ssl_domains.data.datasets import groups_of, labels_of
+from ssl_domains.data.datasets import batches_per_epoch, groups_of, labels_of
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.build import build_backbone, build_pretext
 from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
@@ -55,7 +54,7 @@ def _data_info(ds: Any) -> dict[str, Any]:
 
 def _steps(n: int, data_cfg: Any, train_cfg: Any) -> dict[str, Any]:
     bs = data_cfg.batch_size
-    per_epoch = n // bs if data_cfg.drop_last else math.ceil(n / bs)
+    per_epoch = batches_per_epoch(n, bs, data_cfg.drop_last)
     total = per_epoch * train_cfg.epochs
     if train_cfg.max_steps:
         total = min(total, train_cfg.max_steps)

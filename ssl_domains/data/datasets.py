@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,8 @@ from ssl_domains.errors import DataError, SSLDomainsError
 from ssl_domains.identifiers import opaque_id
 from ssl_domains.registry import Registry
 
-__all__ = ["build_dataset", "broken_promise", "with_stats", "Subset", "labels_of", "groups_of", "make_loader"]
+__all__ = ["build_dataset", "broken_promise", "with_stats", "Subset", "labels_of", "groups_of", "make_loader",
+           "drops_last_batch", "batches_per_epoch"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,19 @@ class Subset(Dataset):
         return self.augment_item(item) if self.train else item
 
 
+def drops_last_batch(n: int, batch_size: int, drop_last: bool) -> bool:
+    """Whether an epoch of ``n`` training items drops its last, incomplete batch: when
+    ``drop_last`` asks, and always when that batch would hold one item next to full ones
+    (BatchNorm cannot normalise a single item: "Expected more than 1 value per channel")."""
+    return drop_last or (n > batch_size and n % batch_size == 1)
+
+
+def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
+    """Training batches in an epoch of ``n`` items (as :func:`make_loader` makes them)."""
+    bs = max(1, batch_size)
+    return max(1, n // bs if drops_last_batch(n, bs, drop_last) else math.ceil(n / bs))
+
+
 def _seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
@@ -166,7 +181,7 @@ def make_loader(
         num_workers=cfg.num_workers,
         pin_memory=cfg.pin_memory,
         collate_fn=collate_skipping,
-        drop_last=cfg.drop_last and train,
+        drop_last=train and drops_last_batch(-(-len(ds) // world_size), bs, cfg.drop_last),  # type: ignore[arg-type]
         worker_init_fn=_seed_worker if cfg.num_workers else None,
         persistent_workers=False,
         # a private generator: creating an iterator must not consume the global RNG, or a

@@ -24,7 +24,6 @@ out-of-fold scores of those items, and the test set is only scored.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ssl_domains.config import InitConfig, RunConfig
+from ssl_domains.data.datasets import batches_per_epoch
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import Predictions
 from ssl_domains.engine.inference import item_id
@@ -49,8 +49,7 @@ def refit_steps(trained: Sequence[tuple[int, int]], n_items: int, batch_size: in
         return None
 
     def batches(n: int) -> int:
-        per = n / max(1, batch_size)
-        return max(1, math.floor(per) if drop_last else math.ceil(per))
+        return batches_per_epoch(n, batch_size, drop_last)
 
     scaled = [step * batches(n_items) / batches(n_train) for step, n_train in trained]
     return max(1, int(round(float(np.median(scaled)))))

@@ -130,3 +130,18 @@ def test_baseline_inputs_skip_an_unreadable_item() -> None:
     x, y, ids = stack_inputs(Items(), "signal")
     assert x.shape == (39, 1, 4) and len(y) == 39 and "item7" not in ids
     assert x[7, 0, 0] == 8.0 and y[7] == 0
+
+
+def test_a_last_training_batch_of_one_item_is_dropped() -> None:
+    from ssl_domains.data.datasets import batches_per_epoch
+
+    # 9 items in batches of 4: the lone ninth item would reach BatchNorm alone ("Expected more
+    # than 1 value per channel when training"), so training drops it; evaluation keeps it
+    train = [len(b["signal"]) for b in make_loader(Flaky(9, set()), _cfg(), train=True, seed=0)]
+    assert train == [4, 4]
+    assert [len(b["signal"]) for b in make_loader(Flaky(9, set()), _cfg(), train=False, seed=0)] == [4, 4, 1]
+    assert [len(b["signal"]) for b in make_loader(Flaky(10, set()), _cfg(), train=True, seed=0)] == [4, 4, 2]
+    assert [len(b["signal"]) for b in make_loader(Flaky(1, set()), _cfg(), train=True, seed=0)] == [1]
+    # plan and select: auto's refit count batches the same way
+    assert [batches_per_epoch(n, 4, False) for n in (1, 4, 5, 9, 10)] == [1, 1, 1, 2, 3]
+    assert batches_per_epoch(10, 4, True) == 2
