@@ -205,7 +205,8 @@ def test_debug_shows_the_traceback_of_a_plugin_that_fails_to_import(tmp_path: Pa
     site = tmp_path / "site"
     install(site, "brokenplug", "import numpy\nvalue = numpy.no_such_attribute_here\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-           "SSL_DOMAINS_CACHE": str(tmp_path / "cache"), "SSL_DOMAINS_PLUGINS": "brokenplug"}
+           "SSL_DOMAINS_CACHE": str(tmp_path / "cache"), "SSL_DOMAINS_PLUGINS": "brokenplug",
+           "PYTHONWARNINGS": "default"}  # the skip is a warning: CI's PYTHONWARNINGS=ignore would hide it
     cmd = [sys.executable, "-m", "ssl_domains.cli"]
     plain = subprocess.run([*cmd, "plugins"], capture_output=True, text=True, timeout=120, env=env)
     assert ('Error importing plugin "brokenplug": AttributeError: module \'numpy\' has no attribute '
