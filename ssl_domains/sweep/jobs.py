@@ -295,9 +295,10 @@ class JobMap(Protocol):
 def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str]) -> list[Task]:
     """The fold jobs of ``(size, seed)``: one per fold and finished plain arm when its ``auto``
     arm will cross-validate (as :func:`~ssl_domains.sweep.run.run_derived` decides: a small
-    validation set, ``cv_folds`` of 2 or more) and has not chosen yet; none otherwise."""
+    validation set, ``cv_folds`` of 2 or more) and has not chosen yet; none otherwise (a
+    segmentation sweep's auto chooses on validation Dice, without folds)."""
     arms = [a for a in sw.arms if a.name not in skipped]
-    if sw.cv_folds < 2 or not any(a.name == "auto" for a in arms):
+    if sw.dense or sw.cv_folds < 2 or not any(a.name == "auto" for a in arms):
         return []
     if all(finished_cell(sw, a, size, seed) is not None for a in arms if a.derived):
         return []
