@@ -17,13 +17,15 @@ from ssl_domains.errors import DataError
 
 from .test_loader_skips import pretrain_config
 
-pydicom_data = pytest.importorskip("pydicom.data")
+pydicom = pytest.importorskip("pydicom")
+#: The files pydicom ships (its get_testdata_file may try to download others: never here).
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
 def _ct_small(folder: Path) -> Path:
     """pydicom's ``CT_small.dcm``: one 128 x 128 CT slice."""
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(pydicom_data.get_testdata_file("CT_small.dcm"), folder / "CT_small.dcm"))
+    return Path(shutil.copy(PYDICOM_FILES / "CT_small.dcm", folder / "CT_small.dcm"))
 
 
 def test_dicom_one_slice_series_with_dims_3_is_refused_like_nifti_through_the_cli(tmp_path: Path) -> None:
