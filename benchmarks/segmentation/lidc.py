@@ -15,12 +15,11 @@ training/validation split (the dense path splits by case); test patients never t
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
 
-from benchmarks.segmentation.sarcoma import config, sweep
+from benchmarks.segmentation.sarcoma import arguments, config, sweep
 
 LOADER = {"modality": "CT", "spacing": [1.0, 1.0, 1.0], "intensity": "lung",
           "spatial_size": [48, 48, 16]}
@@ -55,13 +54,7 @@ def write_split(data: Path, out: Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, default=Path("runs/seg-lidc"))
-    ap.add_argument("--counts", default="5,20")
-    ap.add_argument("--seeds", default="2")
-    ap.add_argument("--arms", default="ssl,scratch,baseline")
-    args, extra = ap.parse_known_args(argv)
+    args, extra = arguments(__doc__, "runs/seg-lidc", "5,20", "2", "ssl,scratch,baseline").parse_known_args(argv)
     paths = write_split(args.data, args.out / "split")
     return sweep(config(paths, "seg-lidc", loader=LOADER, patches=PATCHES), args.out, args.counts,
                  args.seeds, args.arms, extra)

@@ -84,13 +84,20 @@ def sweep(cfg: dict, out: Path, counts: str, seeds: str, arms: str, extra: list[
     return subprocess.call(cmd)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, out: str, counts: str, seeds: str, arms: str) -> argparse.ArgumentParser:
+    """The options every segmentation benchmark takes (its defaults given); further arguments
+    pass on to ``ssl-domains sweep``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, default=Path("runs/seg-sarcoma"))
-    ap.add_argument("--counts", default="1,2,5")
-    ap.add_argument("--seeds", default="3")
-    ap.add_argument("--arms", default="ssl,scratch,linear_probe")
+    ap.add_argument("--out", type=Path, default=Path(out))
+    ap.add_argument("--counts", default=counts)
+    ap.add_argument("--seeds", default=seeds)
+    ap.add_argument("--arms", default=arms)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = arguments(__doc__, "runs/seg-sarcoma", "1,2,5", "3", "ssl,scratch,linear_probe")
     ap.add_argument("--pretext", choices=sorted(PRETEXTS), default="masked",
                     help="pre-training task (the comparison of which pretext helps segmentation)")
     args, extra = ap.parse_known_args(argv)
