@@ -371,9 +371,12 @@ def predict_dense(model: Any, config: dict[str, Any], ds: Any, out_csv: Path, wh
     seg = segment_cases(model, _whole(ds, where), where, maps=maps, want_lesions=True,
                         skipped_file=skipped_file)
     scored = {r["id"]: r for r in seg.rows}
+    by_case: dict[str, list[dict[str, Any]]] = {}
+    for lesion in seg.lesions:
+        by_case.setdefault(lesion["id"], []).append(lesion)
     rows = []
     for cid, score in seg.scores.items():
-        found = [les for les in seg.lesions if les["id"] == cid]
+        found = by_case.get(cid, [])
         metrics = {k: v for k, v in scored.get(cid, {}).items() if k != "id"}
         rows.append({"id": cid, "case_score": score, "lesions": len(found),
                      "lesion_ml": float(sum(les["volume_ml"] for les in found)), **metrics})

@@ -266,15 +266,9 @@ class VolumeDataset(RecordItems, Dataset):
     @property
     def patch_size(self) -> Any:
         """Patch size of the training items (the plan's when ``"auto"``), or None."""
-        if "patch_size" in self._auto and self._plan_patch:
+        if "patch_size" in self._auto:
             return self.plan()["patch_size"]
         return self._patch_size
-
-    @patch_size.setter
-    def patch_size(self, value: Any) -> None:
-        self._patch_size, self._plan_patch = value, False
-
-    _plan_patch = True
 
     @property
     def stats(self) -> dict[str, Any] | None:
@@ -477,7 +471,8 @@ class VolumeDataset(RecordItems, Dataset):
         if self._auto:
             self.plan()  # planned once, shared with the view
         view = copy.copy(self)
-        view.patch_size = None
+        view._patch_size = None  # whole cases: no patches, planned or given
+        view._auto = self._auto - {"patch_size"}
         view.patches_per_volume = 1
         view._sampler_cache = {}
         return view
