@@ -2,9 +2,9 @@
 
 Split by patient, never by nodule: patients sorted by id, every fourth one is a test patient
 (all of its nodules are test cases); the pool is the other patients' nodules. The recipe is
-``benchmarks/suite/recipes/segmentation.yaml`` unchanged; the data sections are this dataset's:
-CT lung window, 1 mm isotropic grid (the nodules, 6.8 mm median, vanish on the 3 mm grid of the
-sarcoma benchmark), each crop centred and padded or cut to 48x48x16 voxels::
+``benchmarks/suite/recipes/segmentation.yaml`` unchanged; the data sections are the sarcoma
+benchmark's (grid and patch planned from the pool: 0.74 x 0.74 x 1.25 mm and 40 x 48 x 16 here)
+with this dataset's modality and intensity rule, the CT lung window::
 
     OMP_NUM_THREADS=1 python -m benchmarks.segmentation.lidc --data ../shared/data \\
         --counts 5,20 --seeds 2 --arms ssl,scratch,baseline --out runs/seg-lidc
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from benchmarks.segmentation.sarcoma import arguments, config, sweep
 
-LOADER = {"modality": "CT", "spacing": [1.0, 1.0, 1.0], "intensity": "lung",
-          "spatial_size": [48, 48, 16]}
-PATCHES = {"patch_size": [32, 32, 16], "patches_per_volume": 4, "pos_fraction": 0.67}
+#: This dataset's modality and intensity rule (the benchmark suite's LIDC classification
+#: dataset adds its own fixed grid and crop to them).
+MODALITY = {"modality": "CT", "intensity": "lung"}
 
 
 def split_rows(data: Path) -> dict[str, list[dict[str, str]]]:
@@ -56,7 +56,7 @@ def write_split(data: Path, out: Path) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     args, extra = arguments(__doc__, "runs/seg-lidc", "5,20", "2", "ssl,scratch,baseline").parse_known_args(argv)
     paths = write_split(args.data, args.out / "split")
-    return sweep(config(paths, "seg-lidc", loader=LOADER, patches=PATCHES), args.out, args.counts,
+    return sweep(config(paths, "seg-lidc", modality=MODALITY), args.out, args.counts,
                  args.seeds, args.arms, extra)
 
 

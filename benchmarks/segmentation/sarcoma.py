@@ -12,7 +12,9 @@ this dataset's data sections) and runs the sweep::
 same cases per seed).
 
 Preprocessing is the modality's, not tuned: MR intensities scaled per volume between the 1st
-and 99th percentile; resampled to 3 mm isotropic (a CPU-scale grid for body tumours).
+and 99th percentile. The grid and the patch are planned from the pool's cases
+(``spacing: auto``, ``patch_size: auto``: 3.47 mm isotropic and 32^3 here), as for every
+segmentation dataset: nothing in the data sections but the modality and its intensity rule.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ from pathlib import Path
 import yaml
 
 RECIPE = Path(__file__).resolve().parents[1] / "suite" / "recipes" / "segmentation.yaml"
-LOADER = {"modality": "MR", "spacing": [3.0, 3.0, 3.0], "intensity": "percentile"}
-PATCHES = {"patch_size": [32, 32, 32], "patches_per_volume": 8, "pos_fraction": 0.67}
+#: This dataset's modality and intensity rule: all a segmentation benchmark sets itself.
+MODALITY = {"modality": "MR", "intensity": "percentile"}
+#: What every segmentation dataset shares: the planned grid and patch (nnU-Net's rules,
+#: ``ssl_domains_medical.fingerprint``), 8 patches per case, two of three on the lesion.
+PLANNED = {"spacing": "auto"}
+PATCHES = {"patch_size": "auto", "patches_per_volume": 8, "pos_fraction": 0.67}
 
 
 def write_split(data: Path, out: Path) -> dict[str, Path]:
@@ -57,10 +63,11 @@ PRETEXTS = {
 
 
 def config(paths: dict[str, Path], name: str, pretext: str = "masked",
-           loader: dict | None = None, patches: dict | None = None) -> dict:
+           modality: dict | None = None) -> dict:
     """The recipe with a dataset's data sections: ``pool.csv`` pre-trains (masks ignored) and
-    fine-tunes, ``test.csv`` tests; ``loader``/``patches`` default to this dataset's."""
-    loader, patches = loader or LOADER, patches or PATCHES
+    fine-tunes, ``test.csv`` tests; ``modality`` (its modality and intensity rule) defaults to
+    this dataset's. Validation and test cases are resampled to the training plan."""
+    loader, patches = {**(modality or MODALITY), **PLANNED}, PATCHES
     cfg = yaml.safe_load(RECIPE.read_text())
     cfg["name"] = name
     if PRETEXTS[pretext] is not None:

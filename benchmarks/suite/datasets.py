@@ -24,7 +24,7 @@ Protocols:
   labels (``Diagnosis``: benign 0, malignant 1, as the data's SOURCE.md gives them) drawn from
   the pool nodules whose readers' malignancy rating is not 3 (indeterminate: excluded from
   fine-tuning and test); validation comes out of the budget, a patient's nodules on one side.
-  The segmentation benchmark's 1 mm grid and CT lung window, each crop centred and padded or
+  The segmentation benchmark's CT lung window on a 1 mm grid, each crop centred and padded or
   cut to 32^3 (1 mm voxels: absolute size survives).
 """
 
@@ -139,11 +139,11 @@ def _lidc_prepare(root: Path, work: Path) -> None:
 
 
 def _lidc(root: Path, work: Path) -> dict[str, Any]:
-    from benchmarks.segmentation.lidc import LOADER
+    from benchmarks.segmentation.lidc import MODALITY
 
     split = work / _LIDC_SPLIT
-    loader = {**LOADER, "spatial_size": [32, 32, 32], "group_column": "patient",
-              "cache": "disk", "cache_dir": str(work / "cache")}
+    loader = {**MODALITY, "spacing": [1.0, 1.0, 1.0], "spatial_size": [32, 32, 32],
+              "group_column": "patient", "cache": "disk", "cache_dir": str(work / "cache")}
 
     def part(name: str) -> dict[str, Any]:
         return {"name": "image_manifest", "args": {**loader, "path": str(split / f"{name}.csv")}}
