@@ -19,6 +19,7 @@ from ssl_domains.errors import DataError
 from ssl_domains_medical.loaders.dicom_series import scan_dicom
 from ssl_domains_medical.loaders.volumes import (
     VolumeDataset,
+    nifti_geometry,
     nifti_to_meta_tensor,
     to_meta_tensor,
     two_d_refusal,
@@ -72,6 +73,16 @@ class CaseDataset(VolumeDataset):
         super().__init__(**kwargs)
         self.allow_4d = allow_4d
         self.allow_2d = allow_2d
+
+    def record_geometry(self, record: dict[str, Any]) -> tuple[list[float], list[int]]:
+        """From the first image's NIfTI header where it is a plain 3-D NIfTI volume (a
+        hospital archive is planned without reading its voxels); otherwise by loading it."""
+        first = Path(record["images"][0])
+        if self.dims == 3 and str(first).endswith(NIFTI_SUFFIXES):
+            geometry = nifti_geometry(first)
+            if geometry is not None:
+                return geometry
+        return super().record_geometry(record)
 
     def load_record(self, record: dict[str, Any]) -> dict[str, MetaTensor]:
         images = [load_image(p, self.dims, self.allow_4d, self.allow_2d) for p in record["images"]]

@@ -132,6 +132,31 @@ def nifti_to_meta_tensor(path: str | Path, dims: int, allow_4d: bool = False,
     return to_meta_tensor(arr, affine, dims, path)
 
 
+def nifti_geometry(path: str | Path) -> tuple[list[float], list[int]] | None:
+    """Voxel size (mm) and shape of a 3-D NIfTI file's volume on the RAS axes that
+    :func:`nifti_to_meta_tensor` gives it, from the header alone (no voxel data read); None
+    where the header is not of a plain 3-D volume (the caller loads the file instead, which
+    also reports what is wrong with it)."""
+    import nibabel as nib
+
+    try:
+        img: Any = nib.load(str(path))
+        shape = tuple(int(v) for v in img.shape)
+        affine = np.asarray(img.affine, dtype=float)
+    except Exception:  # noqa: BLE001 - nibabel raises many types on bad files
+        return None
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3 or min(shape) < 2:
+        return None
+    ornt = nib.orientations.io_orientation(affine)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    spacing, size = [0.0] * 3, [0] * 3
+    for axis, (to, _flip) in enumerate(ornt):
+        spacing[int(to)], size[int(to)] = float(zooms[axis]), shape[axis]
+    return spacing, size
+
+
 class VolumeDataset(RecordItems, Dataset):
     """Base of the volume loaders: records -> cached preprocessing -> fixed size or patches.
 
@@ -295,11 +320,11 @@ class VolumeDataset(RecordItems, Dataset):
             n = len(self.records)
             for r in sorted({int(v) for v in np.linspace(0, n - 1, min(50, n))} if n else ()):
                 try:
-                    image = self.load_record(self.records[r])["image"]
+                    spacing, shape = self.record_geometry(self.records[r])
                 except DataError:
                     continue  # reported when the item itself is read
-                spacings.append([float(v) for v in image.pixdim][: self.dims])
-                shapes.append([int(v) for v in image.shape[1:]][: self.dims])
+                spacings.append(spacing[: self.dims])
+                shapes.append(shape[: self.dims])
             if not spacings:
                 raise DataError(type(self).__name__, "spacing/patch_size 'auto': no readable "
                                 "volume to plan the grid from")
@@ -318,6 +343,12 @@ class VolumeDataset(RecordItems, Dataset):
     def load_record(self, record: dict[str, Any]) -> dict[str, MetaTensor]:
         """``{"image": MetaTensor [C, *spatial]}`` (plus ``"mask"``) of one record."""
         raise NotImplementedError
+
+    def record_geometry(self, record: dict[str, Any]) -> tuple[list[float], list[int]]:
+        """Voxel size (mm) and shape of one record's image as :meth:`load_record` gives it (RAS
+        axes), for planning. Here by loading it; a subclass reads headers where it can."""
+        image = self.load_record(record)["image"]
+        return [float(v) for v in image.pixdim], [int(v) for v in image.shape[1:]]
 
     # ------------------------------------------------------------------ dataset surface
     # (set_epoch, labels, groups and __len__ come from RecordItems)

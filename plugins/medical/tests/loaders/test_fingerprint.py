@@ -95,3 +95,34 @@ def test_fixed_values_are_untouched_and_bad_words_refused(tmp_path: Path) -> Non
     assert fixed.stats is None and fixed.spacing == [2, 2, 2] and fixed.patch_size == 8
     with pytest.raises(ConfigError, match="spacing must be a size, None or 'auto'"):
         ImageManifestDataset(str(path), spacing="median")
+
+
+def test_the_plan_reads_nifti_headers_only_and_agrees_with_the_loaded_volumes(tmp_path: Path) -> None:
+    # an oblique-free but permuted and flipped orientation (axes stored S, A, L with 2.5, 0.7,
+    # 0.9 mm voxels): the header's geometry must come out on the loader's RAS axes
+    folder = tmp_path / "c"
+    folder.mkdir()
+    affine = np.array([[0, 0, -0.9, 10], [0, 0.7, 0, -5], [2.5, 0, 0, 3], [0, 0, 0, 1]], float)
+    rows = [["case_id", "image"]]
+    for i, shape in enumerate([(12, 40, 50), (14, 44, 52), (10, 38, 48)]):
+        nib.save(nib.Nifti1Image(np.ones(shape, np.float32), affine), str(folder / f"c{i}.nii.gz"))
+        rows.append([f"c{i}", f"c{i}.nii.gz"])
+    with open(folder / "cases.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    ds = ImageManifestDataset(str(folder / "cases.csv"), spacing="auto", patch_size="auto")
+    for record in ds.records:
+        loaded = ds.load_record(record)["image"]
+        spacing, shape = ds.record_geometry(record)
+        assert shape == [int(v) for v in loaded.shape[1:]]
+        assert spacing == pytest.approx([float(v) for v in loaded.pixdim])
+    spacing, shape = ds.record_geometry(ds.records[0])
+    assert shape == [50, 40, 12] and spacing == pytest.approx([0.9, 0.7, 2.5])
+
+    # planning never loads a volume: a plan made while loading is impossible is the header's
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the plan loaded a volume")
+
+    fresh = ImageManifestDataset(str(folder / "cases.csv"), spacing="auto", patch_size="auto")
+    fresh.load_record = refuse  # type: ignore[method-assign]
+    plan = fresh.plan()
+    assert plan["cases"] == 3 and plan["spacing"] == pytest.approx([0.9, 0.7, 2.5])
