@@ -21,6 +21,7 @@ from ssl_domains_medical.loaders.volumes import (
     VolumeDataset,
     nifti_geometry,
     nifti_to_meta_tensor,
+    ras_geometry,
     to_meta_tensor,
     two_d_refusal,
 )
@@ -75,14 +76,20 @@ class CaseDataset(VolumeDataset):
         self.allow_2d = allow_2d
 
     def record_geometry(self, record: dict[str, Any]) -> tuple[list[float], list[int]]:
-        """From the first image's NIfTI header where it is a plain 3-D NIfTI volume (a
-        hospital archive is planned without reading its voxels); otherwise by loading it."""
+        """From the first image's headers (a NIfTI header, or the DICOM headers of a
+        one-series folder) where it is a plain 3-D volume: a hospital archive is planned
+        without reading its voxels. Otherwise by loading it (which reports what is wrong)."""
         first = Path(record["images"][0])
-        if self.dims == 3 and str(first).endswith(NIFTI_SUFFIXES):
+        geometry = None
+        if self.dims == 3 and first.is_dir():
+            scan = scan_dicom(first)
+            if len(scan.series) == 1:
+                series = next(iter(scan.series.values()))
+                if not series.is_4d and not series.refused and series.n_slices > 1:
+                    geometry = ras_geometry(series.shape, series.affine)
+        elif self.dims == 3 and str(first).endswith(NIFTI_SUFFIXES):
             geometry = nifti_geometry(first)
-            if geometry is not None:
-                return geometry
-        return super().record_geometry(record)
+        return geometry if geometry is not None else super().record_geometry(record)
 
     def load_record(self, record: dict[str, Any]) -> dict[str, MetaTensor]:
         images = [load_image(p, self.dims, self.allow_4d, self.allow_2d) for p in record["images"]]

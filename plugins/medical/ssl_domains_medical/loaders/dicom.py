@@ -154,6 +154,15 @@ class DicomDataset(VolumeDataset):
             return "problems: " + "; ".join(s.problems)
         return ""
 
+    def record_geometry(self, record: dict[str, Any]) -> tuple[list[float], list[int]]:
+        """From the scanned headers (the series' native axes, as :meth:`load_record` gives
+        them), without decoding pixels; a slice record or a 4-D series is loaded instead."""
+        series = self._by_id[record["series"]]
+        if record["slice"] is None and not series.is_4d and self.dims == 3:
+            zooms = np.sqrt((np.asarray(series.affine, dtype=float)[:3, :3] ** 2).sum(axis=0))
+            return [float(v) for v in zooms], [int(v) for v in series.shape[:3]]
+        return super().record_geometry(record)
+
     def load_record(self, record: dict[str, Any]) -> dict[str, MetaTensor]:
         series = self._by_id[record["series"]]
         if self._last is not None and self._last[0] == series.series_id:

@@ -149,11 +149,20 @@ def nifti_geometry(path: str | Path) -> tuple[list[float], list[int]] | None:
         shape = shape[:-1]
     if len(shape) != 3 or min(shape) < 2:
         return None
-    ornt = nib.orientations.io_orientation(affine)
+    return ras_geometry(shape, affine)
+
+
+def ras_geometry(shape: Any, affine: Any) -> tuple[list[float], list[int]]:
+    """Voxel size (mm) and shape of a 3-D array of ``shape`` with this voxel-to-RAS
+    ``affine`` once its axes are turned to the closest RAS orientation (nibabel's
+    ``as_closest_canonical``), without touching voxels."""
+    import nibabel as nib
+
+    affine = np.asarray(affine, dtype=float)
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     spacing, size = [0.0] * 3, [0] * 3
-    for axis, (to, _flip) in enumerate(ornt):
-        spacing[int(to)], size[int(to)] = float(zooms[axis]), shape[axis]
+    for axis, (to, _flip) in enumerate(nib.orientations.io_orientation(affine)):
+        spacing[int(to)], size[int(to)] = float(zooms[axis]), int(shape[axis])
     return spacing, size
 
 

@@ -126,3 +126,37 @@ def test_the_plan_reads_nifti_headers_only_and_agrees_with_the_loaded_volumes(tm
     fresh.load_record = refuse  # type: ignore[method-assign]
     plan = fresh.plan()
     assert plan["cases"] == 3 and plan["spacing"] == pytest.approx([0.9, 0.7, 2.5])
+
+
+def test_dicom_geometry_for_the_plan_comes_from_headers_and_matches_the_loaded_volume(tmp_path: Path) -> None:
+    from ssl_domains_medical.loaders.dicom import DicomDataset
+    from ssl_domains_medical.loaders.synthetic import write_ct_series
+
+    # a sagittal stack (rows run to posterior, columns to feet) of 12 x 20 x 16: the DICOM
+    # loader keeps the native axes; a case folder turns them to RAS like a NIfTI file
+    volume = np.random.RandomState(0).normal(0, 100, (12, 20, 16))
+    write_ct_series(tmp_path / "case" / "ct", volume, spacing=(2.5, 0.8, 0.6),
+                    orientation=(0, 1, 0, 0, 0, -1))
+    dicom = DicomDataset(root=str(tmp_path / "case"))
+    manifest = tmp_path / "cases.csv"
+    with open(manifest, "w", newline="") as fh:
+        csv.writer(fh).writerows([["case_id", "image"], ["c0", str(tmp_path / "case" / "ct")]])
+    folders = ImageManifestDataset(str(manifest))
+    for ds in (dicom, folders):
+        record = ds.records[0]
+        loaded = ds.load_record(record)["image"]
+        spacing, shape = ds.record_geometry(record)
+        assert shape == [int(v) for v in loaded.shape[1:]]
+        assert spacing == pytest.approx([float(v) for v in loaded.pixdim], abs=1e-4)
+        assert sorted(spacing) == pytest.approx([0.6, 0.8, 2.5], abs=1e-4)
+    # RAS axes of the case folder: 12 slices left-right, 16 columns front-back, 20 rows up-down
+    assert folders.record_geometry(folders.records[0])[1] == [12, 16, 20]
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the geometry loaded the pixels")
+
+    # headers only: the geometry never decodes pixels (the DICOM loader: native column, row,
+    # slice axes)
+    for ds, shape in ((dicom, [16, 20, 12]), (folders, [12, 16, 20])):
+        ds.load_record = refuse  # type: ignore[method-assign]
+        assert ds.record_geometry(ds.records[0])[1] == shape
