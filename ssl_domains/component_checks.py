@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ssl_domains.contracts import META, MODALITIES
+from ssl_domains.contracts import DATASET_CAPABILITIES, META, MODALITIES
 
-__all__ = ["item_problem", "per_item_problem", "labels_problem", "features_problem"]
+__all__ = ["item_problem", "per_item_problem", "labels_problem", "features_problem", "dataset_problem"]
 
 
 def item_problem(item: Any, modalities: Sequence[str] = (), dims: Sequence[int] = ()) -> str | None:
@@ -68,6 +68,32 @@ def labels_problem(labels: Sequence[Any] | None, n_items: int) -> str | None:
     if not integers:
         return "labels must be integers"
     return per_item_problem("labels", labels, n_items)
+
+
+def dataset_problem(ds: Any) -> tuple[str, str] | None:
+    """A loader's dataset keeps the dataset contract (:class:`~ssl_domains.contracts.ItemDataset`):
+    ``len`` and indexing, and each optional capability it has in its documented form.
+
+    Returns:
+        ``(conformance property, problem)`` of the first broken promise (``"builds"``,
+        ``"labels"`` or ``"groups"``), or None.
+    """
+    if not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):
+        return "builds", f"a loader must return a Dataset (len and indexing), got {type(ds).__name__}"
+    n = len(ds)
+    problem = labels_problem(getattr(ds, "labels", None), n)
+    if problem is not None:
+        return "labels", problem
+    problem = per_item_problem("groups", getattr(ds, "groups", None), n)
+    if problem is not None:
+        return "groups", problem
+    skipped = getattr(ds, "skipped", None) or []
+    if not isinstance(skipped, list | tuple) or not all(isinstance(s, list | tuple) and len(s) == 2 for s in skipped):
+        return "builds", "skipped must be a list of (path, reason)"
+    for name in ("augment_item", "set_epoch", "whole_cases", "write_prediction"):
+        if getattr(ds, name, None) is not None and not callable(getattr(ds, name)):
+            return "builds", f"{name} must be a method: {DATASET_CAPABILITIES[name]}"
+    return None
 
 
 def features_problem(features: Any, batch: int, num_features: int) -> str | None:

@@ -7,6 +7,9 @@ and fine-tuning task is an ``nn.Module`` that keeps its backbone as ``.backbone`
 ``forward(batch)`` returns a dict with a scalar ``"loss"``. Fine-tuning tasks also return
 ``"logits"`` (``[B, num_classes]``); the decision threshold is chosen by the run's
 ``finetune.threshold_rule`` (see ``ssl_domains.scoring.thresholds``), not by the task.
+Every loader returns an :class:`ItemDataset`; its optional capabilities
+(:data:`DATASET_CAPABILITIES`) are read through the accessors here and kept by
+:class:`DatasetView`, the one view of some items of a dataset.
 
 This module is the ground floor of the host (it imports nothing of the host). With
 :mod:`ssl_domains.errors`, :mod:`ssl_domains.registry` (``component``, ``Registrar``),
@@ -18,6 +21,7 @@ plugin's components may import (checked by the ``[tool.importlinter]`` contracts
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -44,6 +48,15 @@ __all__ = [
     "Baseline",
     "Conversion",
     "missing_members",
+    "ItemDataset",
+    "DATASET_CAPABILITIES",
+    "labels_of",
+    "groups_of",
+    "stats_of",
+    "skipped_of",
+    "augment",
+    "start_epoch",
+    "DatasetView",
 ]
 
 # -- batch keys: what a loader's items hold and what a task returns, for host and plugins ----
@@ -199,3 +212,152 @@ class Baseline(Protocol):
     def fit(self, x: Any, y: Any) -> Baseline: ...
 
     def predict_proba(self, x: Any) -> Any: ...
+
+
+# -- the dataset contract ---------------------------------------------------------------------
+
+
+@runtime_checkable
+class ItemDataset(Protocol):
+    """What a loader returns: a map-style dataset of item dicts.
+
+    Required: ``len(ds)`` and ``ds[i]``, an item dict with exactly one input key of
+    :data:`MODALITIES` (a float tensor ``[C, *spatial]``), ``"meta"`` (a dict) and, on labeled
+    data, ``"label"``. Everything else is optional (:data:`DATASET_CAPABILITIES`); generic code
+    reads an optional capability only through the accessors below, and views of a dataset
+    (:class:`DatasetView`) keep them.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+
+#: The optional capabilities of an :class:`ItemDataset`: attribute -> what it promises (the
+#: conformance kit checks each one a loader's dataset has; a run checks them when it builds it).
+DATASET_CAPABILITIES: dict[str, str] = {
+    "labels": "one integer class per item (None: unlabeled); item i's 'label' equals labels[i]",
+    "groups": "one group per item (a patient, a series, a recording): splits keep a group on one side",
+    "stats": "normalisation statistics of the training data, passed to the validation, test and "
+             "prediction loaders that take a 'stats' argument, and kept in the export",
+    "skipped": "(path, reason) of every input the loader left out while building the dataset",
+    "augment_item": "augment_item(item) -> item: train-time augmentation, applied to training views only",
+    "set_epoch": "set_epoch(epoch): called before each training epoch (datasets that draw per epoch)",
+    "whole_cases": "whole_cases() -> dataset of whole volumes, one per case (dense tasks)",
+    "write_prediction": "write_prediction(index, prob, folder, name, threshold=...): a case's "
+                        "probability map written next to its input's geometry (dense tasks)",
+    "inputs_by_id": "{opaque id: input as given}: what `predict --mapping` joins ids back to",
+}
+
+
+def labels_of(ds: Any) -> list[int] | None:
+    """The dataset's ``labels`` as ints, or None when it has none."""
+    labels = getattr(ds, "labels", None)
+    return None if labels is None else [int(v) for v in labels]
+
+
+def groups_of(ds: Any) -> list[str] | None:
+    """The dataset's ``groups`` as strings, or None when it has none."""
+    groups = getattr(ds, "groups", None)
+    return None if groups is None else [str(g) for g in groups]
+
+
+def stats_of(ds: Any) -> Any:
+    """The dataset's normalisation ``stats``, or None."""
+    return getattr(ds, "stats", None)
+
+
+def skipped_of(ds: Any) -> list[tuple[str, str]]:
+    """The ``(path, reason)`` pairs the dataset's loader ``skipped`` (empty when none)."""
+    return list(getattr(ds, "skipped", None) or [])
+
+
+def augment(ds: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` through the dataset's ``augment_item``, or unchanged when it has none."""
+    fn = getattr(ds, "augment_item", None)
+    return fn(item) if fn is not None else item
+
+
+def start_epoch(ds: Any, epoch: int) -> None:
+    """Tell the dataset (its ``set_epoch``, when it has one) which training epoch begins."""
+    fn = getattr(ds, "set_epoch", None)
+    if fn is not None:
+        fn(epoch)
+
+
+class DatasetView:
+    """Some items of a dataset, as a dataset that keeps the contract's optional capabilities:
+    ``labels`` and ``groups`` follow the items, ``stats``, ``skipped``, ``augment_item`` and
+    ``set_epoch`` are the dataset's. With ``train=True`` items pass through the dataset's
+    ``augment_item`` (validation and test views of the same data stay untouched).
+
+    :meth:`joined` puts the items of several datasets one after the other.
+
+    Args:
+        base: The dataset.
+        indices: Its items in the view, in order.
+        train: Augment the items.
+    """
+
+    def __init__(self, base: Any, indices: Iterable[int], train: bool = False) -> None:
+        self.base = base
+        self.indices = [int(i) for i in indices]
+        self.train = train
+        labels, groups = labels_of(base), groups_of(base)
+        self.labels = None if labels is None else [labels[i] for i in self.indices]
+        self.groups = None if groups is None else [groups[i] for i in self.indices]
+        self.stats = stats_of(base)
+        self.skipped = skipped_of(base)
+        self._items: list[tuple[Any, int]] | None = None  # a joined view's (dataset, index)
+        self._passes_epoch = True
+
+    @classmethod
+    def joined(cls, parts: Sequence[tuple[Any, Sequence[int]]], train: bool = False) -> DatasetView:
+        """The items of several ``(dataset, indices)`` parts one after the other (the labeled
+        set that cross-validation folds: a run's training and validation items).
+
+        Its ``labels`` are the parts' (None when one has none); its ``groups`` are prefixed by
+        part number, and an item without a group is a group of its own. ``stats`` and
+        ``augment_item`` are the first part's; nothing is listed as skipped (each part's
+        loader reported its own) and no epoch is passed on (a fold trains on the items as
+        they were drawn).
+        """
+        view = object.__new__(cls)
+        view.base = parts[0][0] if parts else None
+        view._items = [(ds, int(i)) for ds, idx in parts for i in idx]
+        view.indices = list(range(len(view._items)))
+        view.train = train
+        per_part = [labels_of(ds) for ds, _ in parts]
+        view.labels = (None if any(lab is None for lab in per_part)
+                       else [lab[int(i)] for lab, (_, idx) in zip(per_part, parts) for i in idx])  # type: ignore[index]
+        view.groups = []
+        for k, (ds, idx) in enumerate(parts):
+            grp = groups_of(ds)
+            view.groups += [f"{k}:{grp[int(i)]}" if grp is not None else f"{k}:item{int(i)}" for i in idx]
+        view.stats = stats_of(view.base)
+        view.skipped = []
+        view._passes_epoch = False
+        return view
+
+    @property
+    def is_joined(self) -> bool:
+        """Whether the view puts several datasets together (:meth:`joined`)."""
+        return self._items is not None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        if self._items is None:
+            item = self.base[self.indices[i]]
+        else:
+            ds, j = self._items[i]
+            item = ds[j]
+        return self.augment_item(item) if self.train else item
+
+    def set_epoch(self, epoch: int) -> None:
+        if self._passes_epoch:
+            start_epoch(self.base, epoch)
+
+    def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        return augment(self.base, item)

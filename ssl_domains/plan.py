@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from ssl_domains.contracts import skipped_of
 from ssl_domains.data.collate import collate_items
 from ssl_domains.data.datasets import batches_per_epoch, groups_of, labels_of
 from ssl_domains.data.skipping import first_readable
@@ -42,7 +43,7 @@ def _rss_peak_bytes() -> int:
 
 def _data_info(ds: Any) -> dict[str, Any]:
     labels = labels_of(ds)
-    skipped = list(getattr(ds, "skipped", None) or [])
+    skipped = skipped_of(ds)
     reasons = Counter(str(r) for _, r in skipped)
     return {
         "items": len(ds),

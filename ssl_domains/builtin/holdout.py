@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
-from torch.utils.data import Dataset
 
-from ssl_domains.contracts import LABEL, Example
+from ssl_domains.contracts import LABEL, DatasetView, Example, labels_of
 from ssl_domains.errors import ConfigError
 from ssl_domains.registry import Registry, component
 
@@ -23,9 +22,11 @@ from ssl_domains.registry import Registry, component
                        "part": "test"})],
     example_data="ssl_domains.builtin.examples:write_arrays_example",
 )
-class HoldoutDataset(Dataset):
+class HoldoutDataset(DatasetView):
     """Items of ``loader`` on one side of ``train_test_split(test_size, stratify=labels,
-    random_state=seed)`` (scikit-learn), so the split is the one a paper's protocol names.
+    random_state=seed)`` (scikit-learn), so the split is the one a paper's protocol names: a
+    view of the loader's dataset (its labels, groups, stats, skipped inputs, ``augment_item``
+    and ``set_epoch`` kept).
 
     Args:
         loader: Registered loader to split.
@@ -55,36 +56,20 @@ class HoldoutDataset(Dataset):
     ) -> None:
         if part not in ("pool", "test"):
             raise ConfigError(f"holdout part must be 'pool' or 'test', got {part!r}")
-        self.base = registry.create("loader", loader, **(loader_args or {}))
-        base_labels = getattr(self.base, "labels", None)
+        base = registry.create("loader", loader, **(loader_args or {}))
+        base_labels = labels_of(base)
         if stratify and base_labels is None:
             raise ConfigError(f"holdout: loader {loader!r} has no labels to stratify by; set stratify: false")
-        idx = np.arange(len(self.base))  # type: ignore[arg-type]
+        idx = np.arange(len(base))
         pool, test = train_test_split(idx, test_size=test_size, random_state=seed,
                                       stratify=np.asarray(base_labels) if stratify else None)
-        self.indices = [int(i) for i in (pool if part == "pool" else test)]
+        super().__init__(base, pool if part == "pool" else test)
         self.unlabeled = unlabeled
-        self.labels = (None if unlabeled or base_labels is None
-                       else [int(base_labels[i]) for i in self.indices])
-        groups = getattr(self.base, "groups", None)
-        self.groups = None if groups is None else [groups[i] for i in self.indices]
-        self.stats = getattr(self.base, "stats", None)
-        self.skipped = getattr(self.base, "skipped", [])
-
-    def set_epoch(self, epoch: int) -> None:
-        fn = getattr(self.base, "set_epoch", None)
-        if fn is not None:
-            fn(epoch)
-
-    def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        fn = getattr(self.base, "augment_item", None)
-        return fn(item) if fn is not None else item
-
-    def __len__(self) -> int:
-        return len(self.indices)
+        if unlabeled:
+            self.labels = None
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        item = dict(self.base[self.indices[i]])
+        item = dict(super().__getitem__(i))
         if self.unlabeled:
             item.pop(LABEL, None)
         return item

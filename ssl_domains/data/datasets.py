@@ -6,17 +6,16 @@ import inspect
 import logging
 import math
 import random
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from ssl_domains.component_checks import labels_problem, per_item_problem
+from ssl_domains.component_checks import dataset_problem
 from ssl_domains.config import ComponentRef, DataConfig
 from ssl_domains.console import note_skipped
+from ssl_domains.contracts import DatasetView, ItemDataset, groups_of, labels_of, skipped_of
 from ssl_domains.data.sampler import EpochSampler
 from ssl_domains.data.skipping import (
     SkipLog,
@@ -35,11 +34,13 @@ __all__ = ["build_dataset", "broken_promise", "with_stats", "Subset", "labels_of
 log = logging.getLogger(__name__)
 
 
-def build_dataset(registry: Registry, ref: ComponentRef, role: str) -> Dataset:
-    """Instantiate loader ``ref`` and report what it skipped.
+def build_dataset(registry: Registry, ref: ComponentRef, role: str) -> ItemDataset:
+    """Instantiate loader ``ref``, check its dataset against the dataset contract and report
+    what it skipped.
 
     Raises:
-        DataError: The loader failed on its input or produced no items.
+        DataError: The loader failed on its input, its dataset breaks the contract (in the
+            conformance kit's words), or it produced no items.
     """
     try:
         ds = registry.create("loader", ref.name, **ref.args)
@@ -47,17 +48,15 @@ def build_dataset(registry: Registry, ref: ComponentRef, role: str) -> Dataset:
         raise
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{role} data ({ref.name})", f"{type(exc).__name__}: {exc}") from None
-    skipped: Sequence[tuple[str, str]] = getattr(ds, "skipped", []) or []
-    for path, reason in skipped:  # logged here only, once, by opaque id (never the path)
+    broken = dataset_problem(ds)
+    if broken is not None:
+        raise DataError(f"{role} data ({ref.name})", broken_promise(registry, "loader", ref.name, *broken))
+    for path, reason in skipped_of(ds):  # logged here only, once, by opaque id (never the path)
         why = scrub(str(reason), path)
         log.warning("%s data (%s): skipped input %s: %s", role, ref.name, opaque_id(path), why)
         note_skipped(f"{role} input {opaque_id(path)}", why)
     if len(ds) == 0:  # type: ignore[arg-type]
         raise DataError(f"{role} data ({ref.name})", f"no usable items (args {ref.args})")
-    for prop, problem in (("labels", labels_problem(getattr(ds, "labels", None), len(ds))),  # type: ignore[arg-type]
-                          ("groups", per_item_problem("groups", getattr(ds, "groups", None), len(ds)))):  # type: ignore[arg-type]
-        if problem is not None:
-            raise DataError(f"{role} data ({ref.name})", broken_promise(registry, "loader", ref.name, prop, problem))
     return ds
 
 
@@ -86,49 +85,9 @@ def with_stats(registry: Registry, ref: ComponentRef, stats: Any) -> ComponentRe
     return ComponentRef(name=ref.name, args={**ref.args, "stats": stats})
 
 
-def labels_of(ds: Dataset) -> list[int] | None:
-    labels = getattr(ds, "labels", None)
-    return None if labels is None else [int(v) for v in labels]
-
-
-def groups_of(ds: Dataset) -> list[str] | None:
-    groups = getattr(ds, "groups", None)
-    return None if groups is None else [str(g) for g in groups]
-
-
-class Subset(Dataset):
-    """A view of some items of a dataset that keeps ``labels``/``groups`` aligned.
-
-    With ``train=True`` items pass through the base dataset's ``augment_item(item)`` when it
-    has one: loaders offer train-time augmentation that way, and validation/test views of the
-    same data stay untouched.
-    """
-
-    def __init__(self, base: Dataset, indices: Sequence[int] | np.ndarray, train: bool = False) -> None:
-        self.base = base
-        self.train = train
-        self.indices = [int(i) for i in indices]
-        base_labels = labels_of(base)
-        base_groups = groups_of(base)
-        self.labels = None if base_labels is None else [base_labels[i] for i in self.indices]
-        self.groups = None if base_groups is None else [base_groups[i] for i in self.indices]
-        self.skipped = getattr(base, "skipped", [])
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def set_epoch(self, epoch: int) -> None:
-        fn = getattr(self.base, "set_epoch", None)
-        if fn is not None:
-            fn(epoch)
-
-    def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        fn = getattr(self.base, "augment_item", None)
-        return fn(item) if fn is not None else item
-
-    def __getitem__(self, i: int) -> Any:
-        item = self.base[self.indices[i]]
-        return self.augment_item(item) if self.train else item
+#: A view of some items of a dataset that keeps its optional capabilities (the one forwarding
+#: wrapper, :class:`~ssl_domains.contracts.DatasetView`).
+Subset = DatasetView
 
 
 def drops_last_batch(n: int, batch_size: int, drop_last: bool) -> bool:
@@ -151,7 +110,7 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(
-    ds: Dataset,
+    ds: ItemDataset,
     cfg: DataConfig,
     *,
     train: bool,

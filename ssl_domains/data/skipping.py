@@ -36,6 +36,7 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset
 
 from ssl_domains.console import note_skipped
+from ssl_domains.contracts import ItemDataset, groups_of, skipped_of
 from ssl_domains.data.collate import collate_items
 from ssl_domains.errors import DataError, RefusedInput
 from ssl_domains.files import write_json
@@ -118,7 +119,7 @@ class SkipUnreadable(Dataset):
             bounded number of reads per item, not one per item of the dataset.
     """
 
-    def __init__(self, base: Dataset, substitute: bool) -> None:
+    def __init__(self, base: ItemDataset, substitute: bool) -> None:
         self.base = base
         self.substitute = substitute
 
@@ -191,15 +192,14 @@ class SkipLog:
     def __init__(self, dataset: Any, role: str, stage: str, path: Path | None = None,
                  limit: float = MAX_UNREADABLE_FRACTION) -> None:
         self.n = len(dataset)
-        groups = getattr(dataset, "groups", None)
-        self.ids = None if groups is None else [str(g) for g in groups]
+        self.ids = groups_of(dataset)
         self.role = role
         self.stage = stage
         self.path = path
         self.limit = limit
         self.items: dict[int, str] = {}
         self.startup = [{"file": opaque_id(p), "reason": scrub(str(r), p)}
-                        for p, r in (getattr(dataset, "skipped", None) or [])]
+                        for p, r in skipped_of(dataset)]
         self.others: list[dict[str, Any]] = []
         if path is not None and path.is_file():
             self._reload(path)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ssl_domains.config import ComponentRef, DataConfig, load_config, read_yaml
+from ssl_domains.contracts import skipped_of
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.assess import (
@@ -100,7 +101,7 @@ def predict_data(
         preds, ds = _score(task, config, loader, out_csv, "prediction", batch_size, device)
         ids = list(preds.ids)
     out = {"items": len(ids), "threshold": config.get("threshold"), "csv": str(out_csv),
-           "skipped": [list(s) for s in getattr(ds, "skipped", [])]}
+           "skipped": [list(s) for s in skipped_of(ds)]}
     if mapping is not None:
         write_mapping(mapping, ids, inputs_of(ds, loader.name),
                       f"opaque id of each row of {out_csv.name} -> the input as given; private: holds paths")

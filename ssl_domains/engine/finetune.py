@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ssl_domains.config import EarlyStopping, FinetuneConfig, InitConfig, RunConfig
+from ssl_domains.contracts import stats_of
 from ssl_domains.data.datasets import (
     Subset,
     build_dataset,
@@ -68,7 +69,7 @@ def build_finetune_sources(fcfg: FinetuneConfig) -> dict[str, Any]:
     pool = build_dataset(registry, fcfg.data.train, "fine-tuning")
     if not dense and labels_of(pool) is None:
         raise DataError(f"fine-tuning data ({fcfg.data.train.name})", "has no labels; give a labeled loader (e.g. a label column)")
-    stats = getattr(pool, "stats", None)
+    stats = stats_of(pool)
     val_ds = None
     if fcfg.data.val is not None:
         val_ds = build_dataset(registry, with_stats(registry, fcfg.data.val, stats), "validation")
@@ -319,7 +320,7 @@ def finetune(
         export_cfg = export_config(
             cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=task.num_classes,
             threshold=assessment.threshold, threshold_rule=fcfg.threshold_rule,
-            data_stats=getattr(data["pool"], "stats", None),
+            data_stats=stats_of(data["pool"]),
         )
         save_export(run.export, backbone=backbone, model=task, config=export_cfg, card=EXPORT_README)
     rt.barrier()

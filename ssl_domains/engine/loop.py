@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from ssl_domains import console
 from ssl_domains.config import TrainConfig
-from ssl_domains.contracts import LOSS
+from ssl_domains.contracts import LOSS, start_epoch
 from ssl_domains.data.sampler import EpochSampler
 from ssl_domains.engine.checkpoints import mismatch_error, save_checkpoint
 from ssl_domains.engine.run_dir import RunDir
@@ -258,9 +258,8 @@ class Trainer:
                 self.on_epoch_start(self.model, self.epoch)
                 self._train_mode()
             sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * bs)
-            data_epoch = getattr(self.loader.dataset, "set_epoch", None)
-            if data_epoch is not None:  # items that vary by epoch (random patches) stay resumable
-                data_epoch(self.epoch)
+            # items that vary by epoch (random patches) stay resumable
+            start_epoch(self.loader.dataset, self.epoch)
             for batch in self.loader:
                 batch = rt.to_device(batch)
                 with rt.autocast():

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from ssl_domains import __version__
 from ssl_domains.config import InitConfig, RunConfig
-from ssl_domains.contracts import LOSS
+from ssl_domains.contracts import LOSS, stats_of
 from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import split_off
@@ -85,7 +85,7 @@ def pretrain_data(cfg: RunConfig) -> tuple[Any, Subset, Any]:
     pcfg, registry = cfg.pretrain, get_host().registry
     data = build_dataset(registry, pcfg.data.train, "pre-training")
     if pcfg.data.val is not None:
-        val_ref = with_stats(registry, pcfg.data.val, getattr(data, "stats", None))
+        val_ref = with_stats(registry, pcfg.data.val, stats_of(data))
         return data, Subset(data, range(len(data)), train=True), build_dataset(registry, val_ref, "validation")  # type: ignore[arg-type]
     keep, held = split_off(len(data), pcfg.data.val_fraction, cfg.seed, groups=groups_of(data))  # type: ignore[arg-type]
     return data, Subset(data, keep, train=True), Subset(data, held)
@@ -142,7 +142,7 @@ def pretrain(
 
     if rt.is_main:
         _save_figures(task, val_loader, rt, run, cfg.seed)
-        stats = getattr(data, "stats", None)
+        stats = stats_of(data)
         save_export(
             run.export, backbone=backbone, model=task,  # the whole pretext model: a dense
             # fine-tuning task starts from its decoder too

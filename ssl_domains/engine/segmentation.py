@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
+from ssl_domains.contracts import stats_of
 from ssl_domains.data.datasets import Subset, make_loader
 from ssl_domains.data.skipping import first_readable, iter_readable
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
@@ -542,7 +543,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
         export_cfg = export_config(
             cfg, backbone, "finetune", task=fcfg.task.model_dump(mode="json"), num_classes=2,
             threshold=THRESHOLD, threshold_rule="argmax", roi_size=list(task.roi_size),
-            data_stats=getattr(data["pool"], "stats", None),
+            data_stats=stats_of(data["pool"]),
             postprocessing=LARGEST_LESION if assessment.postprocessing else None)
         save_export(run.export, backbone=backbone, model=task, config=export_cfg, card=card)
     rt.barrier()

@@ -37,9 +37,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import Dataset
 
-from ssl_domains.data.datasets import Subset, groups_of, labels_of
+from ssl_domains.contracts import DatasetView
 from ssl_domains.engine.assess import (
     EVAL_FILE,
     PREDICTIONS_DIR,
@@ -59,7 +58,7 @@ from ssl_domains.sweep import selection as sel
 from ssl_domains.sweep.plan import Arm
 
 __all__ = ["run_ensemble_cell", "run_auto_cell", "run_dense_auto_cell", "chose_by_cross_validation", "combined_cell",
-           "Labeled", "cross_validate", "fold_splits", "fold_sources", "MEMBERS_DIR"]
+           "Labeled", "labeled_set", "cross_validate", "fold_splits", "fold_sources", "MEMBERS_DIR"]
 
 #: Where an auto cell keeps the two members of an ensemble it refitted on every label (one
 #: folder each, named as the arm's cells: :attr:`~ssl_domains.sweep.plan.Arm.folder`).
@@ -135,40 +134,22 @@ def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str
 # ---------------------------------------------------------------- cross-validation
 
 
-class Labeled(Dataset):
-    """The labeled subset of a run (training and validation items, possibly from two
-    datasets) as one dataset, with ``labels`` and ``groups``; training views augment through
-    the first part's ``augment_item``."""
+#: The labeled set cross-validation folds (a :meth:`DatasetView.joined` of two parts).
+Labeled = DatasetView
 
-    def __init__(self, parts: Sequence[tuple[Any, Sequence[int]]]) -> None:
-        self.items: list[tuple[Any, int]] = [(ds, int(i)) for ds, idx in parts for i in idx]
-        self.labels: list[int] = []
-        self.groups: list[str] = []
-        for k, (ds, idx) in enumerate(parts):
-            lab, grp = labels_of(ds) or [], groups_of(ds)
-            self.labels += [lab[int(i)] for i in idx]
-            self.groups += [f"{k}:{grp[int(i)]}" if grp is not None else f"{k}:item{int(i)}"
-                            for i in idx]
-        self._augment = getattr(parts[0][0], "augment_item", None) if parts else None
-        self.stats = getattr(parts[0][0], "stats", None) if parts else None
 
-    @staticmethod
-    def part(ds: Any) -> tuple[Any, list[int]]:
-        """``(base, indices)`` of a :class:`~ssl_domains.data.datasets.Subset` (else the whole
-        dataset)."""
-        if isinstance(ds, Subset):
-            return ds.base, list(ds.indices)
-        return ds, list(range(len(ds)))
+def labeled_set(data: Mapping[str, Any]) -> DatasetView:
+    """The labeled subset of a run (:func:`~ssl_domains.engine.finetune.prepare_finetune_data`'s
+    training and validation items, possibly from two datasets) as one dataset, with ``labels``
+    and ``groups``; training views augment through the first part's ``augment_item``."""
+    return DatasetView.joined([_part(data["train"]), _part(data["val"])])
 
-    def augment_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        return self._augment(item) if self._augment is not None else item
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> Any:
-        ds, j = self.items[i]
-        return ds[j]
+def _part(ds: Any) -> tuple[Any, list[int]]:
+    """``(base, indices)`` of a one-dataset view (else the whole dataset)."""
+    if isinstance(ds, DatasetView) and not ds.is_joined:
+        return ds.base, list(ds.indices)
+    return ds, list(range(len(ds)))
 
 
 def fold_splits(labeled: Labeled, seed: int, k: int = sel.CV_FOLDS
@@ -180,14 +161,14 @@ def fold_splits(labeled: Labeled, seed: int, k: int = sel.CV_FOLDS
         SSLDomainsError: A class with a single item.
     """
     y = np.asarray(labeled.labels, dtype=int)
-    groups = labeled.groups if len(set(labeled.groups)) < len(labeled.groups) else None
-    return sel.cv_folds(y, seed, groups, k)
+    groups = labeled.groups or []  # a joined view groups every item
+    return sel.cv_folds(y, seed, groups if len(set(groups)) < len(groups) else None, k)
 
 
 def fold_sources(labeled: Labeled, split: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     """The data of one fold: its training part as the pool, its held-out part as the test set."""
     tr, held = split
-    return {"pool": Subset(labeled, tr), "val": None, "test": Subset(labeled, held)}
+    return {"pool": DatasetView(labeled, tr), "val": None, "test": DatasetView(labeled, held)}
 
 
 def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,

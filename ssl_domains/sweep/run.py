@@ -305,7 +305,7 @@ def cv_items(cfg: RunConfig, arm: Arm, size: Size, seed: int, pre: InitConfig | 
     cell_cfg = cell_config(cfg, arm, size, seed, pre)
     assert cell_cfg.finetune is not None
     data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
-    return auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
+    return auto.labeled_set(data)
 
 
 def cv_folder(out: Path, size: Size, seed: int) -> Path:
@@ -384,7 +384,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         cell_cfg = cell_config(cfg, base, size, seed, pre)
         assert cell_cfg.finetune is not None
         data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
-        labeled = auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
+        labeled = auto.labeled_set(data)
         if base.baseline is not None:
             refit_baseline(cell_cfg, base.baseline, folder, labeled, oof, folds, sources, registry)
             return True

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ssl_domains.config import InitConfig, RunConfig, dump_config
+from ssl_domains.contracts import stats_of
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import (
     EVAL_FILE,
@@ -63,7 +64,7 @@ from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.identifiers import shareable_config
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
-from ssl_domains.sweep.auto import MEMBERS_DIR, Labeled
+from ssl_domains.sweep.auto import MEMBERS_DIR, labeled_set
 from ssl_domains.sweep.baseline import stack_inputs
 from ssl_domains.sweep.plan import Arm, Size, cell_config, cell_name
 from ssl_domains.sweep.run import CellRunner, run_sweep
@@ -186,7 +187,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         data = finetuning.prepare_finetune_data(arm_cfg, arm_cfg.finetune, sources)
         backbone: Any = build_backbone(registry, cfg.backbone)
         key = str(backbone.input_spec.modality)
-        fitted_on = Labeled([Labeled.part(data["train"]), Labeled.part(data["val"])]) \
+        fitted_on = labeled_set(data) \
             if every_label else data["train"]
         x, y, _ = stack_inputs(fitted_on, key)
         save_baseline_export(folder, ref=ref, key=key, x=x, y=y, meta=meta)
@@ -200,7 +201,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     meta = {"format": "ssl-domains-export/1", "stage": "finetune", "run": cfg.name,
             "backbone": shareable_config(cfg.backbone.model_dump(mode="json")),
             "threshold": assessment.threshold, "threshold_rule": fcfg.threshold_rule,
-            "data_stats": getattr(sources["pool"], "stats", None),
+            "data_stats": stats_of(sources["pool"]),
             "selection": record, "environment": environment_info()}
     if chosen in DEEP_ARMS:  # refitted on every label: auto's cell holds that network
         shutil.copytree((auto_cell if assessment.refit is not None else cell(chosen)) / "export",

@@ -3,7 +3,9 @@ pass, one named property at a time (a failing test says which promise broke).
 
 Properties per kind (:data:`PROPERTIES`):
 
-- loader: ``builds`` (the example builds a non-empty dataset), ``item`` (a dict with one input
+- loader: ``builds`` (the example builds a non-empty dataset that keeps the dataset contract,
+  :class:`~ssl_domains.contracts.ItemDataset`: ``skipped``, ``augment_item``, ``set_epoch``, ...
+  in their documented form where present), ``item`` (a dict with one input
   tensor ``[C, *spatial]`` of a declared modality and dims, and ``meta``), ``labels`` (one per
   item, equal to the first and last items' labels), ``groups`` (one per item), ``batch`` (two
   items collate), ``reproducible`` (a second build gives the same first item).
@@ -39,12 +41,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ssl_domains.component_checks import (
+    dataset_problem,
     features_problem,
     item_problem,
     labels_problem,
     per_item_problem,
 )
-from ssl_domains.contracts import MODALITIES, Example
+from ssl_domains.contracts import MODALITIES, Example, ItemDataset
 from ssl_domains.data.collate import collate_items
 from ssl_domains.errors import IncompatibleError, PluginError
 from ssl_domains.plugins import get_host
@@ -417,8 +420,8 @@ def _dataset(entry: Entry, example: Example, fresh: bool = False) -> Any:
         ds = reg.create("loader", entry.name, **example.args)
     else:
         ds = entry.factory(**example.args)
-    assert hasattr(ds, "__len__") and hasattr(ds, "__getitem__"), \
-        f"{entry.name}: a loader must return a Dataset (len and indexing), got {type(ds).__name__}"
+    assert isinstance(ds, ItemDataset), \
+        f"{entry.name}: {dataset_problem(ds)[1]}"  # type: ignore[index]
     assert len(ds) > 0, f"{entry.name}: the example built an empty dataset"
     if not fresh:
         memo["dataset"] = ds
@@ -433,10 +436,8 @@ def _input_key(entry: Entry, item: Any) -> str:
 
 
 def loader_builds(entry: Entry, example: Example) -> None:
-    ds = _dataset(entry, example, fresh=True)
-    skipped = getattr(ds, "skipped", [])
-    assert isinstance(skipped, list | tuple), f"{entry.name}: skipped must be a list of (path, reason)"
-    assert all(len(s) == 2 for s in skipped), f"{entry.name}: skipped entries must be (path, reason)"
+    broken = dataset_problem(_dataset(entry, example, fresh=True))
+    assert broken is None, f"{entry.name}: {broken[1]}"
 
 
 def loader_item(entry: Entry, example: Example) -> None:

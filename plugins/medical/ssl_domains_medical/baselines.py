@@ -14,7 +14,20 @@ from torch.nn import functional as F
 from ssl_domains.contracts import Example
 from ssl_domains.registry import component
 
-__all__ = ["ImageLogistic"]
+__all__ = ["ImageLogistic", "finite_images"]
+
+
+def finite_images(x: Any, ndims: tuple[int, ...], expects: str) -> np.ndarray:
+    """``x`` as float32 with NaN as 0, refused unless it has one of ``ndims`` dimensions.
+
+    Raises:
+        ValueError: Another number of dimensions (``expects``, then "with 2 or 3 spatial dims"
+            and the shape).
+    """
+    arr = np.nan_to_num(np.asarray(x, dtype=np.float32))
+    if arr.ndim not in ndims:
+        raise ValueError(f"{expects} with 2 or 3 spatial dims, got shape {arr.shape}")
+    return arr
 
 
 @component(
@@ -49,11 +62,7 @@ class ImageLogistic:
 
     @staticmethod
     def _array(x: Any) -> np.ndarray:
-        arr = np.nan_to_num(np.asarray(x, dtype=np.float32))
-        if arr.ndim not in (4, 5):
-            raise ValueError(f"image_logistic expects [N, C, *spatial] with 2 or 3 spatial dims, "
-                             f"got shape {arr.shape}")
-        return arr
+        return finite_images(x, (4, 5), "image_logistic expects [N, C, *spatial]")
 
     def features(self, x: Any) -> np.ndarray:
         """Feature matrix ``[N, C * (bins + grid^dims)]`` (after :meth:`fit` set the range)."""

@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ssl_domains.contracts import Example
 from ssl_domains.registry import component
+from ssl_domains_medical.baselines import finite_images
 
 __all__ = ["VoxelStatistics", "center_distance"]
 
@@ -115,11 +116,7 @@ class VoxelStatistics:
     # ------------------------------------------------------------------------- features
     @staticmethod
     def _image(image: Any) -> np.ndarray:
-        arr = np.nan_to_num(np.asarray(image, dtype=np.float32))
-        if arr.ndim not in (3, 4):
-            raise ValueError(f"voxel_statistics expects an image [C, *spatial] with 2 or 3 "
-                             f"spatial dims, got shape {arr.shape}")
-        return arr
+        return finite_images(image, (3, 4), "voxel_statistics expects an image [C, *spatial]")
 
     @staticmethod
     def _mask(mask: Any, spatial: tuple[int, ...]) -> np.ndarray:

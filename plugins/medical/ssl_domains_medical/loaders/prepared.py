@@ -12,7 +12,7 @@ import torch
 from ssl_domains.contracts import Example
 from ssl_domains.errors import ConfigError
 from ssl_domains.registry import Registry, component
-from ssl_domains_medical.loaders.record_items import RecordItems
+from ssl_domains_medical.loaders.record_items import RecordItems, check_patch_args
 from ssl_domains_medical.loaders.store import VolumeStore, preprocessing_spec
 
 __all__ = ["PreparedDataset", "patch_box"]
@@ -132,12 +132,7 @@ class PreparedDataset(RecordItems, torch.utils.data.Dataset):
         if not isinstance(source, dict) or "name" not in source:
             raise ConfigError("source must be {name: LOADER, args: {...}}: the loader the store "
                               "is prepared from")
-        if patches_per_volume < 1:
-            raise ConfigError(f"patches_per_volume must be >= 1, got {patches_per_volume}")
-        if patches_per_volume > 1 and patch_size is None:
-            raise ConfigError("patches_per_volume > 1 needs patch_size")
-        if pos_fraction is not None and not 0.0 <= pos_fraction <= 1.0:
-            raise ConfigError(f"pos_fraction must be in [0, 1], got {pos_fraction}")
+        check_patch_args(patches_per_volume, patch_size, pos_fraction)
         self.store_path = Path(store)
         self.source = {"name": str(source["name"]), "args": dict(source.get("args") or {})}
         self.patch_size = patch_size

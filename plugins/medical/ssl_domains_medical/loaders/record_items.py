@@ -9,7 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RecordItems"]
+from ssl_domains.errors import ConfigError
+
+__all__ = ["RecordItems", "check_patch_args"]
+
+
+def check_patch_args(patches_per_volume: int, patch_size: Any, pos_fraction: float | None) -> None:
+    """The patch arguments of a record-items loader: at least one patch per record, a patch
+    size when there are several, a share of lesion-centred patches in [0, 1].
+
+    Raises:
+        ConfigError: One of them is out of range.
+    """
+    if patches_per_volume < 1:
+        raise ConfigError(f"patches_per_volume must be >= 1, got {patches_per_volume}")
+    if patches_per_volume > 1 and patch_size is None:
+        raise ConfigError("patches_per_volume > 1 needs patch_size")
+    if pos_fraction is not None and not 0.0 <= pos_fraction <= 1.0:
+        raise ConfigError(f"pos_fraction must be in [0, 1], got {pos_fraction}")
 
 
 class RecordItems:

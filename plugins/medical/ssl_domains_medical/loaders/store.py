@@ -17,7 +17,7 @@ shuffle), never from the whole volume. Layout::
 An entry is written to ``<key>.partial-<pid>`` and renamed into place when complete: a killed
 ``prepare`` leaves partial folders, which the next run removes and redoes; finished entries
 are kept. Blosc2 was chosen by measurement (``benchmarks/archive_scale.py --formats``;
-``benchmarks/RESULTS.md``): 2-5x smaller than raw memory-mapped arrays at over a thousand
+``benchmarks/HISTORY.md``): 2-5x smaller than raw memory-mapped arrays at over a thousand
 64^3 patches per second from one process, where zarr read ~10x slower.
 """
 

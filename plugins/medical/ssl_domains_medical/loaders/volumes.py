@@ -44,7 +44,7 @@ from ssl_domains.data.skipping import scrub
 from ssl_domains.errors import ConfigError, DataError, RefusedInput
 from ssl_domains_medical import fingerprint
 from ssl_domains_medical.fingerprint import MAX_VOXELS, PATCH_VOXELS
-from ssl_domains_medical.loaders.record_items import RecordItems
+from ssl_domains_medical.loaders.record_items import RecordItems, check_patch_args
 from ssl_domains_medical.loaders.volume_cache import VolumeCache, parse_bytes
 from ssl_domains_medical.transforms import patch_sampler, preprocessing, resolve_intensity
 
@@ -244,12 +244,7 @@ class VolumeDataset(RecordItems, Dataset):
             raise ConfigError(f"cache must be 'memory', 'disk' or 'none', got {cache!r}")
         if cache == "disk" and not cache_dir:
             raise ConfigError("cache='disk' needs cache_dir (a folder for the decoded volumes)")
-        if patches_per_volume < 1:
-            raise ConfigError(f"patches_per_volume must be >= 1, got {patches_per_volume}")
-        if patches_per_volume > 1 and patch_size is None:
-            raise ConfigError("patches_per_volume > 1 needs patch_size")
-        if pos_fraction is not None and not 0.0 <= pos_fraction <= 1.0:
-            raise ConfigError(f"pos_fraction must be in [0, 1], got {pos_fraction}")
+        check_patch_args(patches_per_volume, patch_size, pos_fraction)
         for key, value in (("spacing", spacing), ("patch_size", patch_size)):
             if isinstance(value, str) and value != "auto":
                 raise ConfigError(f"{key} must be a size, None or 'auto', got {value!r}")
