@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
 from ssl_domains.files import write_guard
-from ssl_domains.report.artifacts import Predictions, summarize
+from ssl_domains.layout.predictions import Predictions
+from ssl_domains.report.artifacts import summarize
 
 DPI = 110
 #: Fixed colours so an arm looks the same in every figure.

@@ -42,7 +42,6 @@ from torch.utils.data import Dataset
 from ssl_domains.data.datasets import Subset, groups_of, labels_of
 from ssl_domains.engine.assess import (
     EVAL_FILE,
-    PREDICTIONS_DIR,
     Assessment,
     Predictions,
     Selection,
@@ -55,6 +54,8 @@ from ssl_domains.engine.assess import (
 from ssl_domains.engine.exports import combine
 from ssl_domains.errors import SSLDomainsError
 from ssl_domains.files import write_json
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.sweep import selection as sel
 from ssl_domains.sweep.plan import Arm
 
@@ -74,7 +75,7 @@ def _same_items(a: Predictions, b: Predictions, what: str) -> None:
 
 
 def _val(cell: Path) -> Predictions:
-    return read_predictions(cell / PREDICTIONS_DIR / "val.csv")
+    return read_predictions(RunFolder(cell).prediction_file("val"))
 
 
 def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
@@ -87,9 +88,9 @@ def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
     _same_items(val_d, val_b, f"ensemble of {deep_cell.name} and {base_cell.name} (validation)")
     val = Predictions(val_d.ids, combine(val_d.probs, val_b.probs, weight), val_d.labels)
     test = None
-    if (deep_cell / PREDICTIONS_DIR / "test.csv").is_file():
-        t_d = read_predictions(deep_cell / PREDICTIONS_DIR / "test.csv")
-        t_b = read_predictions(base_cell / PREDICTIONS_DIR / "test.csv")
+    if (RunFolder(deep_cell).prediction_file("test")).is_file():
+        t_d = read_predictions(RunFolder(deep_cell).prediction_file("test"))
+        t_b = read_predictions(RunFolder(base_cell).prediction_file("test"))
         _same_items(t_d, t_b, f"ensemble of {deep_cell.name} and {base_cell.name} (test)")
         test = Predictions(t_d.ids, combine(t_d.probs, t_b.probs, weight), t_d.labels)
     cell.mkdir(parents=True, exist_ok=True)
@@ -333,16 +334,16 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         src = candidates[chosen]
         assessment = read_assessment(src)
         for split in ("val", "test"):
-            if (src / PREDICTIONS_DIR / f"{split}.csv").is_file():
-                write_predictions(cell / PREDICTIONS_DIR / f"{split}.csv",
-                                  read_predictions(src / PREDICTIONS_DIR / f"{split}.csv"),
+            if RunFolder(src).prediction_file(split).is_file():
+                write_predictions(RunFolder(cell).prediction_file(split),
+                                  read_predictions(RunFolder(src).prediction_file(split)),
                                   assessment.threshold)
         if chosen == "ensemble":
             record["ensemble"] = assessment.ensemble
     assessment = assessment.updated(selection=record)
     if oof is not None:
-        oof.to_csv(cell / "cv_oof.csv", index=False)
-    write_json(cell / "selection.json", assessment.to_json()["selection"])
+        oof.to_csv(SweepFolder.cv_oof(cell), index=False)
+    write_json(SweepFolder.selection(cell), assessment.to_json()["selection"])
     write_assessment(cell, assessment)
     return assessment.to_json()
 
@@ -403,6 +404,6 @@ def run_dense_auto_cell(cell: Path, candidates: Mapping[str, Path],
         if (src / part).is_dir():
             shutil.copytree(src / part, cell / part)
     assessment = read_assessment(src).updated(selection=record)
-    write_json(cell / "selection.json", assessment.to_json()["selection"])
+    write_json(SweepFolder.selection(cell), assessment.to_json()["selection"])
     write_assessment(cell, assessment)
     return assessment.to_json()

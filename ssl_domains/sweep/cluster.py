@@ -30,6 +30,8 @@ import yaml
 from ssl_domains.config import InitConfig
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.files import read_json_object, write_json
+from ssl_domains.layout.export import ExportFolder
+from ssl_domains.layout.run import RunFolder
 from ssl_domains.sweep.jobs import (
     LOGS_DIR,
     SweepSpec,
@@ -227,7 +229,7 @@ class ClusterJobs:
                 f"{out}: {len(alive)} job(s) of the last submission are still pending or "
                 f"running ({', '.join(alive[:5])}{', ...' if len(alive) > 5 else ''}); nothing "
                 f"submitted. Watch them with squeue; rerun this command once they ended")
-        pre_done = (out / "pretrain" / "export" / "backbone.safetensors").is_file()
+        pre_done = ExportFolder(RunFolder(out / "pretrain").export).backbone.is_file()
         if self.wait:
             if pretrain and not pre_done:
                 sw.echo(f"pre-training: one job ({self.kind}); every cell waits for it")
