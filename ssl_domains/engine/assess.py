@@ -52,6 +52,7 @@ from ssl_domains.layout.predictions import (
     write_predictions,
 )
 from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.schema import first_problem
 from ssl_domains.scoring.intervals import bootstrap_metrics
 from ssl_domains.scoring.metrics import classification_metrics
 from ssl_domains.scoring.thresholds import choose_threshold
@@ -442,10 +443,7 @@ def read_assessment(run_dir: Path) -> Assessment:
     try:
         return Assessment.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the object"
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise DataError(path, f"not an eval.json: {where}: {first['msg']}{more}") from None
+        raise DataError(path, f"not an eval.json: {first_problem(err)}") from None
 
 
 def finish_run(run_dir: Path, val: Predictions, test: Predictions | None, *, threshold_rule: str,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -41,11 +41,13 @@ from ssl_domains.layout.names import (
     EXPORT_DIR,
     MODEL_FILE,
 )
+from ssl_domains.layout.run import at
+from ssl_domains.layout.schema import first_problem
 
 __all__ = ["EXPORT_FORMAT", "ExportConfig", "ExportFolder", "InputSpecRecord", "find_export",
            "read_export_config", "write_export"]
 
-EXPORT_FORMAT = "ssl-domains-export/1"
+EXPORT_FORMAT: Final = "ssl-domains-export/1"
 
 
 class InputSpecRecord(BaseModel):
@@ -116,25 +118,11 @@ class ExportFolder:
 
     path: Path
 
-    @property
-    def config(self) -> Path:
-        return self.path / EXPORT_CONFIG_FILE
-
-    @property
-    def backbone(self) -> Path:
-        return self.path / BACKBONE_FILE
-
-    @property
-    def model(self) -> Path:
-        return self.path / MODEL_FILE
-
-    @property
-    def baseline_data(self) -> Path:
-        return self.path / BASELINE_FILE
-
-    @property
-    def card(self) -> Path:
-        return self.path / CARD_FILE
+    config = at(EXPORT_CONFIG_FILE, "``config.json``: the ExportConfig")
+    backbone = at(BACKBONE_FILE, "``backbone.safetensors``: the encoder's weights")
+    model = at(MODEL_FILE, "``model.safetensors``: the whole task or pretext model")
+    baseline_data = at(BASELINE_FILE, "``baseline.safetensors``: a baseline's training items")
+    card = at(CARD_FILE, "``README.md``: the model card")
 
     @property
     def deep(self) -> ExportFolder:
@@ -178,11 +166,7 @@ def read_export_config(path: str | Path) -> ExportConfig:
     try:
         return ExportConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "the object"
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise CheckpointError(f"{file}: not an ssl-domains export config: {where}: "
-                              f"{first['msg']}{more}") from None
+        raise CheckpointError(f"{file}: not an ssl-domains export config: {first_problem(err)}") from None
 
 
 def _tensors_bytes(tensors: Mapping[str, Any], fmt: str) -> bytes:

@@ -45,6 +45,17 @@ class Predictions:
         return self.probs[:, 1] if self.probs.shape[1] == 2 else self.probs
 
     @property
+    def known_labels(self) -> np.ndarray:
+        """The labels of predictions read with them (:func:`read_labeled_predictions`).
+
+        Raises:
+            ValueError: These predictions have no labels.
+        """
+        if self.labels is None:
+            raise ValueError("these predictions have no labels")
+        return self.labels
+
+    @property
     def binary(self) -> bool:
         """Two classes."""
         return self.probs.shape[1] == 2
@@ -151,8 +162,7 @@ def read_predictions(path: Path) -> Predictions:
         raise DataError(path, f"no 'id' column (columns: {', '.join(table.columns)})")
     y = table.labels
     labels = y.astype(int) if y is not None and len(y) and not np.isnan(y).any() else None
-    preds = Predictions.from_scores(labels, table.scores, table.decisions, table.ids)
-    return preds
+    return Predictions.from_scores(labels, table.scores, table.decisions, table.ids)
 
 
 def read_labeled_predictions(path: Path) -> Predictions | None:

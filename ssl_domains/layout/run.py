@@ -35,6 +35,11 @@ __all__ = ["RUN_MARKERS", "RunFolder", "read_run_config"]
 RUN_MARKERS = (CONFIG_FILE, ENVIRONMENT_FILE)
 
 
+def at(name: str, doc: str = "") -> Any:
+    """A read-only attribute of a folder class: its ``path / name``."""
+    return property(lambda self: self.path / name, doc=doc or f"``{name}``")
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """The paths of one run folder (nothing is read or made here)."""
@@ -44,75 +49,32 @@ class RunFolder:
     def __init__(self, path: str | Path) -> None:
         object.__setattr__(self, "path", Path(path))
 
-    @property
-    def config(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def environment(self) -> Path:
-        return self.path / ENVIRONMENT_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def eval(self) -> Path:
-        return self.path / EVAL_FILE
-
-    @property
-    def skipped(self) -> Path:
-        return self.path / SKIPPED_FILE
-
-    @property
-    def init_report(self) -> Path:
-        return self.path / INIT_REPORT_FILE
-
-    @property
-    def lock(self) -> Path:
-        return self.path / LOCK_FILE
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / CHECKPOINTS_DIR
+    config = at(CONFIG_FILE, "``config.yaml``: the fully resolved config")
+    environment = at(ENVIRONMENT_FILE, "``environment.json``: host, plugin and torch versions")
+    metrics = at(METRICS_FILE, "``metrics.jsonl``: one JSON object per logged step")
+    eval = at(EVAL_FILE, "``eval.json``: the Assessment")
+    skipped = at(SKIPPED_FILE, "``skipped.json``: items skipped as unreadable")
+    init_report = at(INIT_REPORT_FILE, "``init_report.json``: what --init loaded")
+    lock = at(LOCK_FILE, "``.lock``: the writer's pid while a stage runs")
+    checkpoints = at(CHECKPOINTS_DIR)
+    export = at(EXPORT_DIR)
+    figures = at(FIGURES_DIR)
+    predictions = at(PREDICTIONS_DIR)
+    report = at(REPORT_DIR)
+    candidates = at(CANDIDATES_DIR, "``select: auto``'s sweep folder of candidates")
+    sweep = at(SWEEP_DIR, "the demo's comparison of arms (a sweep folder)")
 
     def last_checkpoint(self, stage: str) -> Path:
         """``checkpoints/<stage>/last.pt``."""
         return self.checkpoints / stage / LAST_CHECKPOINT
-
-    @property
-    def export(self) -> Path:
-        return self.path / EXPORT_DIR
-
-    @property
-    def figures(self) -> Path:
-        return self.path / FIGURES_DIR
-
-    @property
-    def predictions(self) -> Path:
-        return self.path / PREDICTIONS_DIR
 
     def prediction_file(self, split: str) -> Path:
         """``predictions/<split>.csv`` (``val``, ``test``, ``eval_<loader>``)."""
         return self.predictions / f"{split}.csv"
 
     @property
-    def report(self) -> Path:
-        return self.path / REPORT_DIR
-
-    @property
     def report_page(self) -> Path:
         return self.report / REPORT_FILE
-
-    @property
-    def candidates(self) -> Path:
-        """``select: auto``'s sweep folder of candidates."""
-        return self.path / CANDIDATES_DIR
-
-    @property
-    def sweep(self) -> Path:
-        """The demo's comparison of arms (a sweep folder)."""
-        return self.path / SWEEP_DIR
 
     def is_run(self) -> bool:
         """Whether the folder holds :data:`RUN_MARKERS`."""
@@ -127,12 +89,10 @@ def read_run_config(path: str | Path) -> dict[str, Any] | None:
     Raises:
         DataError: Unreadable, not YAML (a Python tag included) or not a mapping.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = RunFolder(path).config
-    if not path.is_file():
+    file: Path = RunFolder(path).config if Path(path).is_dir() else Path(path)
+    if not file.is_file():
         return None
-    config = read_yaml(path, read_text(path))  # a link planted in the run folder is refused
+    config = read_yaml(file, read_text(file))  # a link planted in the run folder is refused
     if not isinstance(config, dict):
-        raise DataError(path, f"expected a mapping, got {type(config).__name__}")
+        raise DataError(file, f"expected a mapping, got {type(config).__name__}")
     return shareable_config(config)

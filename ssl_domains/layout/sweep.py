@@ -23,6 +23,7 @@ from ssl_domains.layout.names import (
     SWEEP_DIR,
     SWEEP_FILE,
 )
+from ssl_domains.layout.run import at
 from ssl_domains.scoring.intervals import RESULT_COLUMNS
 
 __all__ = ["SweepFolder", "cell_name", "find_sweep", "parse_cell_name", "write_table"]
@@ -45,14 +46,13 @@ class SweepFolder:
 
     path: Path
 
-    @property
-    def plan(self) -> Path:
-        """``sweep.json``: the grid, arms and resolved config."""
-        return self.path / SWEEP_FILE
-
-    @property
-    def cells(self) -> Path:
-        return self.path / CELLS_DIR
+    plan = at(SWEEP_FILE, "``sweep.json``: the grid, arms and resolved config")
+    cells = at(CELLS_DIR)
+    results = at(RESULTS_FILE, "``results.csv``: the tidy table of test metrics")
+    stability = at(STABILITY_FILE, "``stability.csv``: collapse per cell")
+    summary_csv = at(SUMMARY_CSV)
+    summary_json = at(SUMMARY_JSON)
+    cv = at(CV_DIR, "cross-validation records of ``select: auto``")
 
     def cell(self, name: str) -> Path:
         """The folder of cell ``name`` (:func:`cell_name`)."""
@@ -64,27 +64,6 @@ class SweepFolder:
             return []
         return sorted(d for d in self.cells.iterdir() if d.is_dir() and (
             arm is None or ((p := parse_cell_name(d.name)) is not None and p[0] == arm)))
-
-    @property
-    def results(self) -> Path:
-        return self.path / RESULTS_FILE
-
-    @property
-    def stability(self) -> Path:
-        return self.path / STABILITY_FILE
-
-    @property
-    def summary_csv(self) -> Path:
-        return self.path / SUMMARY_CSV
-
-    @property
-    def summary_json(self) -> Path:
-        return self.path / SUMMARY_JSON
-
-    @property
-    def cv(self) -> Path:
-        """Cross-validation records of ``select: auto`` (``<size>_<seed>.json``, fold folders)."""
-        return self.path / CV_DIR
 
     @staticmethod
     def selection(cell: Path) -> Path:

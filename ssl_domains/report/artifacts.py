@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from ssl_domains.engine.assess import Selection
 from ssl_domains.errors import DataError
 from ssl_domains.files import read_json_object, read_text
+from ssl_domains.layout.schema import first_problem
 from ssl_domains.scoring.intervals import SUMMARY_COLUMNS, summary_rows
 
 
@@ -43,9 +44,7 @@ def read_selection(path: Path) -> Selection | None:
     try:
         return Selection.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the object"
-        raise DataError(path, f"not a selection record: {where}: {first['msg']}") from None
+        raise DataError(path, f"not a selection record: {first_problem(err)}") from None
 
 
 def read_metrics(path: Path) -> tuple[pd.DataFrame, int] | None:

@@ -85,8 +85,8 @@ class Run:
         if self._intervals is None:
             p = self.predictions.get("test")
             self._intervals = {}
-            if p is not None and p.binary and len(np.unique(p.labels)) == 2:
-                self._intervals = bootstrap_metrics(p.labels, p.scores, self.threshold,
+            if p is not None and p.binary and len(np.unique(p.known_labels)) == 2:
+                self._intervals = bootstrap_metrics(p.known_labels, p.scores, self.threshold,
                                                     n=BOOTSTRAP_REPLICATES, alpha=alpha)
         return self._intervals
 
@@ -393,7 +393,7 @@ def confusion_figure(run: Run, out_dir: Path, prefix: str = "") -> str:
     else:
         return hp.note("no threshold in eval.json and no decision column: confusion matrix "
                        "skipped")
-    png = plots.confusion_matrix(p.labels, decisions, out_dir / f"{prefix}confusion_matrix.png",
+    png = plots.confusion_matrix(p.known_labels, decisions, out_dir / f"{prefix}confusion_matrix.png",
                                  title=f"Confusion matrix ({title})")
     return f'<div class="figs">{hp.figure(png, f"Confusion matrix, {title}", width=380)}</div>'
 

@@ -16,9 +16,9 @@ from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.assess import read_assessment
 from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
 from ssl_domains.engine.finetune import finetune
+from ssl_domains.engine.model_card import write_model_card
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import CheckpointError, ConfigError
-from ssl_domains.engine.model_card import write_model_card
 from tests.conftest import make_config
 
 

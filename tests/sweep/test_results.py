@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from ssl_domains.engine.assess import Counts, Predictions, finish_run, read_assessment
-from ssl_domains.sweep.plan import Arm, Size, cell_name
 from ssl_domains.layout.numbers import headline_metric
+from ssl_domains.sweep.plan import Arm, Size, cell_name
 from ssl_domains.sweep.results import NOT_METRICS, summary_table, write_results
 
 SIZE = Size(count=40)

@@ -10,11 +10,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from ssl_domains.engine.model_card import write_model_card, write_pretrain_card
 
 from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.evaluate import predict_data
 from ssl_domains.engine.finetune import finetune
+from ssl_domains.engine.model_card import write_model_card, write_pretrain_card
 from ssl_domains.engine.pretrain import pretrain
 
 PATIENT = "DOE_JOHN_MRN12345"
