@@ -24,7 +24,7 @@ from ssl_domains.engine.exports import SelectedModel, load_finetuned, load_model
 from ssl_domains.engine.finetune import build_finetune_sources
 from ssl_domains.engine.inference import predict
 from ssl_domains.engine.runtime import Runtime
-from ssl_domains.engine.segmentation import SEGMENTATION_DIR, predict_dense, reassess
+from ssl_domains.engine.segmentation import predict_dense, reassess
 from ssl_domains.errors import CheckpointError
 from ssl_domains.layout.export import ExportConfig
 from ssl_domains.layout.run import RunFolder
@@ -121,7 +121,7 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
         task.to(Runtime.create(device, "auto").device)
         after = reassess(run, cfg, task, build_finetune_sources(cfg.finetune))
         return {"metrics": after.metrics("test"), "threshold": after.threshold,
-                "n": after.n_test, "csv": str(run / SEGMENTATION_DIR / "test_cases.csv")}
+                "n": after.n_test, "csv": str(folder.case_table("test"))}
     if loader is None:
         cfg_path = folder.config
         if not cfg_path.is_file():

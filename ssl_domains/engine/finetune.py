@@ -48,6 +48,7 @@ __all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "count
 
 log = logging.getLogger(__name__)
 
+
 def build_finetune_sources(fcfg: FinetuneConfig) -> dict[str, Any]:
     """The labeled pool, and the validation/test datasets when configured (built once; a sweep
     reuses them across cells).

@@ -31,6 +31,7 @@ __all__ = ["pretrain"]
 
 log = logging.getLogger(__name__)
 
+
 def _mean_loss(loader: DataLoader, rt: Runtime, max_batches: int = 50) -> Any:
     def validate(model: nn.Module) -> dict[str, float]:
         total, n = 0.0, 0

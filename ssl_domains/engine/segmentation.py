@@ -45,7 +45,11 @@ from ssl_domains.engine.model_card import model_card
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.layout.export import ExportConfig, find_export
-from ssl_domains.layout.names import MODEL_FILE
+
+# SEGMENTATION_DIR (a run's val_cases.csv, test_cases.csv, test_lesions.csv), FROC_FILE (the
+# test cases' FROC curve: fp_per_case, sensitivity, threshold) and SLICES_DIR (overlay slices
+# of write_slices) are re-exported from ssl_domains.layout.names
+from ssl_domains.layout.names import FROC_FILE, MODEL_FILE, SEGMENTATION_DIR, SLICES_DIR
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.registry import Registry
 from ssl_domains.scoring import lesions
@@ -56,19 +60,11 @@ __all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "trainin
 
 log = logging.getLogger(__name__)
 
-#: Sub-folder of a run with ``val_cases.csv``, ``test_cases.csv``, ``test_lesions.csv`` and
-#: ``maps/`` (per test case ``<id>_prob.nii.gz`` and ``<id>_label.nii.gz``).
-SEGMENTATION_DIR = "segmentation"
 #: Voxels with lesion probability at or above this are lesion (the argmax of two classes).
 THRESHOLD = 0.5
-#: FROC curve of the test cases (``fp_per_case``, ``sensitivity``, ``threshold``), in
-#: :data:`SEGMENTATION_DIR`.
-FROC_FILE = "froc.csv"
 #: Lesion candidates of the FROC: components of the probability map at or above this (the
 #: decision threshold, so the curve is the one ``sensitivity_at_1fp`` and ``cpm`` are read off).
 FROC_CANDIDATES = THRESHOLD
-#: Sub-folder of :data:`SEGMENTATION_DIR` with the overlay slices of :func:`write_slices`.
-SLICES_DIR = "slices"
 #: Bootstrap replicates of the test intervals (over cases).
 REPLICATES = 1000
 
@@ -400,7 +396,7 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
     test maps) and ``eval.json`` (with ``details``: how the model was trained)."""
     assert cfg.finetune is not None
     fcfg = cfg.finetune
-    seg = Path(run_path) / SEGMENTATION_DIR
+    seg = RunFolder(run_path).segmentation
     where = f"fine-tuning data ({fcfg.data.train.name})"
     skipped = RunFolder(run_path).skipped if write else None
     val = segment_cases(model, data["val"], f"validation cases ({where})", skipped_file=skipped,
@@ -457,10 +453,10 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
         **details,
     })
     if write:
-        _write_rows(seg / "val_cases.csv", val_rows)
+        _write_rows(RunFolder(run_path).case_table("val"), val_rows)
         if test_ds is not None:
-            _write_rows(seg / "test_cases.csv", test_rows)
-            _write_rows(seg / "test_lesions.csv", lesion_rows)
+            _write_rows(RunFolder(run_path).case_table("test"), test_rows)
+            _write_rows(RunFolder(run_path).lesion_table("test"), lesion_rows)
         write_assessment(Path(run_path), assessment)
     return assessment
 

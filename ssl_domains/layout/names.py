@@ -45,6 +45,11 @@ EXPORT_DIR = "export"
 FIGURES_DIR = "figures"
 REPORT_DIR = "report"
 REPORT_FILE = "report.html"
+#: A dense (segmentation) run's tables: ``<split>_cases.csv``, ``test_lesions.csv``, the FROC
+#: curve and ``slices/`` (overlay pictures).
+SEGMENTATION_DIR = "segmentation"
+FROC_FILE = "froc.csv"
+SLICES_DIR = "slices"
 #: Sub-folder of a ``select: auto`` run with its candidates' sweep.
 CANDIDATES_DIR = "candidates"
 #: Sub-folder of a run folder that holds a sweep (the demo's comparison).
@@ -70,14 +75,19 @@ SUMMARY_JSON = "summary.json"
 SELECTION_FILE = "selection.json"
 CV_OOF_FILE = "cv_oof.csv"
 CV_DIR = "cv"
+#: An auto cell's members refitted on every label.
+MEMBERS_DIR = "members"
+#: What a cluster submission submitted (job ids per phase).
+CLUSTER_FILE = "cluster.json"
 
 #: Names that only this package may spell (files: anywhere in a string literal).
 FILE_NAMES = (
     CONFIG_FILE, ENVIRONMENT_FILE, METRICS_FILE, EVAL_FILE, SKIPPED_FILE, INIT_REPORT_FILE,
     LAST_CHECKPOINT, REPORT_FILE, EXPORT_CONFIG_FILE, BACKBONE_FILE, MODEL_FILE, BASELINE_FILE,
-    CARD_FILE,
+    CARD_FILE, FROC_FILE, CLUSTER_FILE,
     SWEEP_FILE, RESULTS_FILE, STABILITY_FILE, SUMMARY_CSV, SUMMARY_JSON, SELECTION_FILE,
     CV_OOF_FILE,
 )
 #: Folder names that only this package may join onto a path (``x / "cells"``).
-FOLDER_NAMES = (CHECKPOINTS_DIR, PREDICTIONS_DIR, EXPORT_DIR, CELLS_DIR, CANDIDATES_DIR)
+FOLDER_NAMES = (CHECKPOINTS_DIR, PREDICTIONS_DIR, EXPORT_DIR, CELLS_DIR, CANDIDATES_DIR,
+                SEGMENTATION_DIR, MEMBERS_DIR)

@@ -25,6 +25,7 @@ from ssl_domains.layout.names import (
     PREDICTIONS_DIR,
     REPORT_DIR,
     REPORT_FILE,
+    SEGMENTATION_DIR,
     SKIPPED_FILE,
     SWEEP_DIR,
 )
@@ -63,6 +64,7 @@ class RunFolder:
     report = at(REPORT_DIR)
     candidates = at(CANDIDATES_DIR, "``select: auto``'s sweep folder of candidates")
     sweep = at(SWEEP_DIR, "the demo's comparison of arms (a sweep folder)")
+    segmentation = at(SEGMENTATION_DIR, "a dense run's case and lesion tables, FROC, slices")
 
     def last_checkpoint(self, stage: str) -> Path:
         """``checkpoints/<stage>/last.pt``."""
@@ -71,6 +73,14 @@ class RunFolder:
     def prediction_file(self, split: str) -> Path:
         """``predictions/<split>.csv`` (``val``, ``test``, ``eval_<loader>``)."""
         return self.predictions / f"{split}.csv"
+
+    def case_table(self, split: str) -> Path:
+        """A dense run's ``segmentation/<split>_cases.csv`` (one row per case)."""
+        return self.segmentation / f"{split}_cases.csv"
+
+    def lesion_table(self, split: str) -> Path:
+        """A dense run's ``segmentation/<split>_lesions.csv`` (one row per lesion)."""
+        return self.segmentation / f"{split}_lesions.csv"
 
     @property
     def report_page(self) -> Path:

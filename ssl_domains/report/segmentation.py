@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ssl_domains.engine.segmentation import FROC_FILE, SEGMENTATION_DIR, SLICES_DIR, THRESHOLD
+from ssl_domains.engine.segmentation import THRESHOLD
+from ssl_domains.layout.names import FROC_FILE, SEGMENTATION_DIR, SLICES_DIR
 from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.report import htmlpage as hp
 from ssl_domains.report import plots

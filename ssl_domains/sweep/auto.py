@@ -54,6 +54,7 @@ from ssl_domains.engine.assess import (
 from ssl_domains.engine.exports import combine
 from ssl_domains.errors import SSLDomainsError
 from ssl_domains.files import write_json
+from ssl_domains.layout.names import EXPORT_DIR, MEMBERS_DIR, SEGMENTATION_DIR
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.sweep import selection as sel
@@ -64,7 +65,6 @@ __all__ = ["run_ensemble_cell", "run_auto_cell", "run_dense_auto_cell", "chose_b
 
 #: Where an auto cell keeps the two members of an ensemble it refitted on every label (one
 #: folder each, named as the arm's cells: :attr:`~ssl_domains.sweep.plan.Arm.folder`).
-MEMBERS_DIR = "members"
 
 
 def _same_items(a: Predictions, b: Predictions, what: str) -> None:
@@ -360,12 +360,10 @@ def run_dense_auto_cell(cell: Path, candidates: Mapping[str, Path],
     Raises:
         SSLDomainsError: No candidate finished, or the candidates validated on other cases.
     """
-    from ssl_domains.engine.segmentation import SEGMENTATION_DIR
-
     scores: dict[str, float] = {}
     cases: dict[str, list[str]] = {}
     for arm, path in candidates.items():
-        table = path / SEGMENTATION_DIR / "val_cases.csv"
+        table = RunFolder(path).case_table("val")
         if not (path / EVAL_FILE).is_file() or not table.is_file():
             continue
         rows = pd.read_csv(table)
@@ -400,7 +398,7 @@ def run_dense_auto_cell(cell: Path, candidates: Mapping[str, Path],
     if cell.exists():
         shutil.rmtree(cell)
     cell.mkdir(parents=True)
-    for part in (SEGMENTATION_DIR, "export"):
+    for part in (SEGMENTATION_DIR, EXPORT_DIR):
         if (src / part).is_dir():
             shutil.copytree(src / part, cell / part)
     assessment = read_assessment(src).updated(selection=record)

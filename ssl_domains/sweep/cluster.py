@@ -31,6 +31,7 @@ from ssl_domains.config import InitConfig
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.files import read_json_object, write_json
 from ssl_domains.layout.export import ExportFolder
+from ssl_domains.layout.names import CLUSTER_FILE
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.sweep.jobs import (
     LOGS_DIR,
@@ -47,7 +48,7 @@ __all__ = ["Resources", "ClusterJobs", "EXECUTORS", "STATE_FILE", "dependency"]
 #: ``--executor`` values served by this module.
 EXECUTORS = ("slurm", "submitit-local")
 #: What a cluster submission submitted (job ids per phase), in the sweep folder.
-STATE_FILE = "cluster.json"
+STATE_FILE = CLUSTER_FILE
 #: Slurm states of a job that has not ended.
 _ALIVE = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING",
           "COMPLETING", "UNKNOWN")

@@ -56,7 +56,7 @@ from ssl_domains.engine.build import build_backbone
 from ssl_domains.engine.exports import SelectedModel, export_config, save_baseline_export
 from ssl_domains.engine.model_card import model_card
 from ssl_domains.engine.run_dir import environment_info
-from ssl_domains.engine.segmentation import SEGMENTATION_DIR, is_dense
+from ssl_domains.engine.segmentation import is_dense
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.layout.export import (
@@ -66,7 +66,7 @@ from ssl_domains.layout.export import (
     write_card,
     write_export,
 )
-from ssl_domains.layout.names import BACKBONE_FILE
+from ssl_domains.layout.names import BACKBONE_FILE, EXPORT_DIR, SEGMENTATION_DIR
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
@@ -265,7 +265,7 @@ def _ship_dense(cfg: RunConfig, run: Path, auto_cell: Path, assessment: Assessme
     if not RunFolder(auto_cell).export.is_dir():
         note += (f". The chosen {chosen} is a classical segmenter: it has no export yet (refit it "
                  f"from its training cases, {cells.get(chosen, auto_cell)})")
-    for part in (SEGMENTATION_DIR, RunFolder(run).export.name):
+    for part in (SEGMENTATION_DIR, EXPORT_DIR):
         shutil.rmtree(run / part, ignore_errors=True)
         if (auto_cell / part).is_dir():
             shutil.copytree(auto_cell / part, run / part)

@@ -16,7 +16,7 @@ from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.assess import read_assessment
 from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
 from ssl_domains.engine.finetune import finetune
-from ssl_domains.engine.model_card import write_model_card
+from ssl_domains.engine.model_card import write_model_card, write_pretrain_card
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import CheckpointError, ConfigError
 from tests.conftest import make_config
@@ -27,6 +27,9 @@ def test_pretrain_then_finetune_with_label_fraction(tmp_path: Path, arrays: Path
     run = tmp_path / "runs" / "t"
     p = pretrain(cfg, run)
     assert p["n_train"] == 320 and p["n_val"] == 80
+    card = (run / "export" / "README.md").read_text()  # pre-training writes its card with its export
+    assert card.startswith("# t: pre-trained backbone\n") and "320 unlabeled training items" in card
+    assert write_pretrain_card(run).read_text() == card
     s = finetune(cfg, run)
     # 10 % of 400 = 40 labels in all; 20 % of them validate
     assert s["n_labels"] == 40 and s["n_train"] == 32 and s["n_val"] == 8
