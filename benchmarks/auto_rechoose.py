@@ -46,7 +46,8 @@ from benchmarks.suite.datasets import DOMAIN, by_name
 from benchmarks.suite.run import collect
 from ssl_domains.engine.assess import read_assessment, read_predictions
 from ssl_domains.engine.exports import combine
-from ssl_domains.report.artifacts import parse_cell_name, read_selection
+from ssl_domains.layout.sweep import parse_cell_name
+from ssl_domains.report.artifacts import read_selection
 from ssl_domains.sweep import selection
 from ssl_domains.sweep.auto import chose_by_cross_validation
 from ssl_domains.sweep.plan import Arm, Size, cell_name

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,13 +92,14 @@ def _init_overrides(init_path: str | None, init_source: str, overrides: tuple[st
 def _resolve(config: str | None, overrides: tuple[str, ...], resume: str | None, out: str | None,
              init_path: str | None = None, init_source: str = "auto") -> tuple[RunConfig, Path]:
     from ssl_domains.config import load_config
+    from ssl_domains.layout.run import RunFolder
 
     overrides = tuple(_init_overrides(init_path, init_source, overrides))
     if resume:
         rpath = Path(resume)
-        if not (rpath / "config.yaml").is_file():
-            raise ConfigError(f"{rpath}: not a run folder (no config.yaml) — nothing to resume")
-        cfg = load_config(rpath / "config.yaml", list(overrides))
+        if not RunFolder(rpath).config.is_file():
+            raise ConfigError(f"{rpath}: not a run folder (no {RunFolder(rpath).config.name}) — nothing to resume")
+        cfg = load_config(RunFolder(rpath).config, list(overrides))
         return cfg, rpath
     if config is None:
         raise ConfigError("give a CONFIG file (or --resume RUN_DIR)")
@@ -191,18 +191,19 @@ def _with_common(f: Any) -> Any:
 def _refuse_overwrite(run_path: Path, stage: str, resume: str | None) -> None:
     """A new run writes only into a new or empty folder, or a run folder that holds no run of
     this stage (fine-tuning into its own pre-training run) and no later one."""
-    from ssl_domains.engine.run_dir import RUN_MARKERS
     from ssl_domains.files import refuse_foreign_folder
+    from ssl_domains.layout.run import RUN_MARKERS, RunFolder
 
     if resume:
         return
     refuse_foreign_folder(run_path, RUN_MARKERS, "an ssl-domains run folder")
-    if (run_path / "checkpoints" / stage / "last.pt").is_file():
+    run = RunFolder(run_path)
+    if run.last_checkpoint(stage).is_file():
         raise ConfigError(
             f"{run_path} already holds a {stage} run; continue it with --resume {run_path} "
             "or choose another folder (--out, or --set name=...)"
         )
-    if stage == "pretrain" and ((run_path / "checkpoints" / "finetune").is_dir() or (run_path / "eval.json").is_file()):
+    if stage == "pretrain" and ((run.checkpoints / "finetune").is_dir() or run.eval.is_file()):
         raise ConfigError(f"{run_path} holds a fine-tuned run; pre-training there would replace its "
                           "export; choose another folder (--out, or --set name=...)")
 
@@ -241,13 +242,10 @@ def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                  resume: str | None, out: str | None) -> None:
     """(Continued) self-supervised pre-training from CONFIG's `pretrain` section."""
     from ssl_domains.engine.pretrain import pretrain
-    from ssl_domains.report.model_card import write_pretrain_card
 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "pretrain", resume)
     summary = pretrain(cfg, run_path, init=cfg.init if init_path else None, resume=bool(resume))
-    if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
-        write_pretrain_card(run_path)
     click.echo(to_json(summary))
 
 
@@ -259,7 +257,6 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                  gpus: str | None) -> None:
     """Fine-tune on labeled data from CONFIG's `finetune` section; evaluates and exports."""
     from ssl_domains.engine.finetune import finetune
-    from ssl_domains.report.model_card import write_model_card
     from ssl_domains.sweep.select import select_finetune
 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
@@ -275,8 +272,6 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                                   jobs=_local_jobs(jobs, threads_per_job, gpus))
     else:
         summary = finetune(cfg, run_path, init=init, resume=bool(resume))
-    if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
-        write_model_card(run_path)
     click.echo(to_json({k: summary[k] for k in ("threshold", "val", "test") if k in summary}))
 
 
@@ -367,7 +362,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     slurm submits them to a cluster."""
     from ssl_domains.config import InitConfig, load_config
     from ssl_domains.files import refuse_foreign_folder
-    from ssl_domains.report.model_card import write_pretrain_card
+    from ssl_domains.layout.names import CLUSTER_FILE, SWEEP_FILE
     from ssl_domains.report.pages import build_report
     from ssl_domains.sweep.plan import parse_arms, parse_seeds, parse_sizes
     from ssl_domains.sweep.run import SweepFailed, run_sweep
@@ -379,7 +374,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
         raise ConfigError(f"--alpha {alpha}: must be between 0 and 1, e.g. 0.05")
     cfg = load_config(config, list(overrides))
     out_path = Path(out) if out else Path(cfg.output_dir) / f"{cfg.name}-sweep"
-    refuse_foreign_folder(out_path, ("sweep.json",), "an ssl-domains sweep folder")
+    refuse_foreign_folder(out_path, (SWEEP_FILE,), "an ssl-domains sweep folder")
     init = InitConfig(path=init_path, source=init_source) if init_path else None
     runner: Any = _local_jobs(jobs, threads_per_job, gpus)
     if executor != "local":
@@ -397,7 +392,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
         if result.submitted:
             for line in result.submitted:
                 click.echo(f"submitted {line}")
-            click.echo(f"the sweep goes on in {out_path} (jobs: {out_path / 'cluster.json'}, "
+            click.echo(f"the sweep goes on in {out_path} (jobs: {out_path / CLUSTER_FILE}, "
                        f"logs: {out_path / 'logs'}); its last job writes results.csv and the "
                        "report. Rerun the same command to see what failed and submit it again.")
             return
@@ -407,8 +402,6 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
         click.echo(f"Interrupted; rerun the same command to finish the sweep in {out_path} "
                    "(finished cells are kept).", err=True)
         sys.exit(130)
-    if (out_path / "pretrain" / "export" / "config.json").is_file():  # the sweep pre-trained
-        write_pretrain_card(out_path / "pretrain")
     click.echo(f"report: {build_report(out_path, alpha=alpha)}")
     if failed is not None:
         raise failed

@@ -14,16 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ssl_domains.config import RunConfig, load_config, parse_config
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import ConfigError
-from ssl_domains.report.artifacts import SWEEP_DIR
-from ssl_domains.report.model_card import write_model_card, write_pretrain_card
+from ssl_domains.layout.numbers import fmt
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder, write_table
 from ssl_domains.report.pages import build_report
-from ssl_domains.scoring.intervals import RESULT_COLUMNS
 from ssl_domains.sweep.results import NOT_METRICS
 from ssl_domains.sweep.select import select_finetune
 
@@ -56,10 +54,7 @@ def write_comparison(run_path: Path, arms: dict[str, dict[str, Any]], seed: int)
     rows = comparison_rows(arms, seed)
     if not rows:
         raise ConfigError("the demo config's finetune section needs test data (data.test) to compare the arms")
-    out = run_path / SWEEP_DIR / "results.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(out, index=False)
-    return out
+    return write_table(SweepFolder(RunFolder(run_path).sweep).results, rows)
 
 
 def find_demo_configs(data_dir: Path, plugins: Sequence[str] = ()) -> list[Path]:
@@ -85,7 +80,6 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
     echo(f"== demo {config.parent.name} -> {run_path}")
     if cfg.pretrain is not None:
         ssl = pretrain(cfg, run_path)
-        write_pretrain_card(run_path)  # fine-tuning below exports into the same folder, with its own card
         echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']:.4g}")
     res = _finetune(cfg, run_path)
     scratch_cfg = parse_config({**cfg.model_dump(mode="json"), "pretrain": None,
@@ -98,19 +92,13 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
     echo(f"test metrics on the same split ({n} labeled items, seed {cfg.seed}):")
     for name, r in arms.items():
         t = r.get("test", {})
-        echo(f"  {name:8s} AUROC {_num(t.get('auroc'))}  AUPRC {_num(t.get('auprc'))}")
+        echo(f"  {name:8s} AUROC {fmt(t.get('auroc'))}  AUPRC {fmt(t.get('auprc'))}")
     echo(f"report: {report}")
     return report
 
 
 def _finetune(cfg: RunConfig, run_path: Path) -> dict[str, Any]:
     """Fine-tune (or, with ``finetune.select: auto``, choose among the candidates) into
-    ``run_path`` and write its model card; returns the ``eval.json`` content."""
+    ``run_path`` (the engine writes the export's model card); returns the ``eval.json`` content."""
     assert cfg.finetune is not None
-    summary = select_finetune(cfg, run_path) if cfg.finetune.select == "auto" else finetune(cfg, run_path)
-    write_model_card(run_path)
-    return summary
-
-
-def _num(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+    return select_finetune(cfg, run_path) if cfg.finetune.select == "auto" else finetune(cfg, run_path)

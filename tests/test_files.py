@@ -16,10 +16,11 @@ import torch
 
 from ssl_domains import files
 from ssl_domains.config import parse_config
-from ssl_domains.engine.checkpoints import save_checkpoint, save_export
+from ssl_domains.engine.checkpoints import save_checkpoint
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.engine.run_dir import RunDir
 from ssl_domains.errors import WriteError
+from ssl_domains.layout.export import ExportConfig, write_export
 from tests.conftest import make_config
 
 DISK_FULL = os.strerror(errno.ENOSPC)
@@ -52,7 +53,8 @@ def test_checkpoint_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_export_and_json_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(files.os, "fsync", _disk_full)
     with pytest.raises(WriteError, match=r"backbone\.safetensors: cannot write \(No space left on device\)$"):
-        save_export(tmp_path / "export", backbone=torch.nn.Linear(2, 2), model=None, config={}, card="")
+        write_export(tmp_path / "export", ExportConfig(stage="pretrain", backbone={"name": "mlp"}), card="",
+                     backbone=torch.nn.Linear(2, 2).state_dict())
     with pytest.raises(WriteError, match=r"eval\.json: cannot write \(No space left on device\)$"):
         files.write_json(tmp_path / "eval.json", {"auroc": 0.5})
     assert [p.name for p in tmp_path.rglob("*")] == ["export"]

@@ -25,7 +25,7 @@ METRICS = ("dice", "lesion_wise_dice", "lesion_sensitivity", "fp_per_case", "sen
 def cells(sweep: Path, rename: dict[str, str] | None = None) -> pd.DataFrame:
     """Tidy rows (arm, n_labels, seed, metric, value) of every finished cell of ``sweep``
     (read from each cell's ``eval.json``, so an unfinished sweep can be tabulated too)."""
-    from ssl_domains.report.artifacts import parse_cell_name
+    from ssl_domains.layout.sweep import parse_cell_name
 
     rows = []
     for cell in sorted((sweep / "cells").iterdir()):

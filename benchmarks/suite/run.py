@@ -189,7 +189,7 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
 def finished_cells(sweep_dir: Path) -> pd.DataFrame:
     """The tidy results of every finished cell (``eval.json``) of a sweep folder, as the
     sweep's ``results.csv`` holds them, also while (or after) the sweep was interrupted."""
-    from ssl_domains.report.artifacts import parse_cell_name
+    from ssl_domains.layout.sweep import parse_cell_name
     from ssl_domains.sweep.plan import Arm, Size
     from ssl_domains.sweep.results import collect_results
 

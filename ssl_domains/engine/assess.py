@@ -1,5 +1,7 @@
 """A run's results: the :class:`Assessment` (the schema of ``eval.json``), how it is computed
-from predictions, and the only code that writes ``eval.json`` and ``predictions/*.csv``.
+from predictions, and the only code that writes ``eval.json`` and, through
+:mod:`ssl_domains.layout.predictions` (whose :class:`Predictions` and readers are re-exported
+here), ``predictions/*.csv``.
 
 Every arm ends the same way (:func:`finish_run`): the decision threshold is chosen on the
 validation predictions only (binary tasks with both classes in validation), the validation and
@@ -28,7 +30,6 @@ threshold applies)::
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -36,13 +37,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ssl_domains.config import ComponentRef
 from ssl_domains.engine.labels import undefined_reasons
 from ssl_domains.errors import DataError
-from ssl_domains.files import read_json_object, strict_json_value, write_guard, write_json
+from ssl_domains.files import read_json_object, strict_json_value, write_json
+from ssl_domains.layout.names import EVAL_FILE, PREDICTIONS_DIR
+from ssl_domains.layout.predictions import (
+    Predictions,
+    PredictionTable,
+    read_prediction_table,
+    read_predictions,
+    write_predictions,
+)
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.schema import first_problem
 from ssl_domains.scoring.intervals import bootstrap_metrics
 from ssl_domains.scoring.metrics import classification_metrics
 from ssl_domains.scoring.thresholds import choose_threshold
@@ -76,39 +86,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The assessment of a run folder.
-EVAL_FILE = "eval.json"
-#: Sub-folder of a run folder with ``val.csv``, ``test.csv`` (and ``eval_<loader>.csv``).
-PREDICTIONS_DIR = "predictions"
 #: Bootstrap replicates of the test-metric intervals.
 INTERVAL_REPLICATES = 1000
 
 #: Metric name -> value; ``None`` where the metric is undefined (e.g. AUROC of one class).
 Metrics = dict[str, float | None]
-
-
-@dataclass
-class Predictions:
-    """Class probabilities ``[N, K]`` with item ids, true labels (or None) and the mean loss."""
-
-    ids: list[str]
-    probs: np.ndarray
-    labels: np.ndarray | None
-    loss: float | None = None
-
-    @property
-    def scores(self) -> np.ndarray:
-        """P(class 1) for binary tasks, else the probability matrix."""
-        return self.probs[:, 1] if self.probs.shape[1] == 2 else self.probs
-
-    @property
-    def binary(self) -> bool:
-        """Two classes."""
-        return self.probs.shape[1] == 2
-
-    def both_classes(self) -> bool:
-        """Binary, with labels of both classes (a threshold or an AUROC is defined)."""
-        return self.binary and self.labels is not None and len(set(self.labels.tolist())) == 2
 
 
 class _Model(BaseModel):
@@ -431,108 +413,6 @@ def rescore(assessment: Assessment, split: str, preds: Predictions, threshold: f
 # ---------------------------------------------------------------- files
 
 
-def write_predictions(path: Path, preds: Predictions, threshold: float | None) -> None:
-    """CSV: ``id, label, score`` (binary P(class 1)) or ``score_0..score_{K-1}``, ``decision``
-    (binary: ``score >= threshold``, 0.5 without one; else the arg-max)."""
-    with write_guard(path.parent):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    k = preds.probs.shape[1]
-    header = ["id", "label"] + (["score"] if k == 2 else [f"score_{j}" for j in range(k)]) + ["decision"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with write_guard(path, tmp), tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for i, item in enumerate(preds.ids):
-            label = "" if preds.labels is None else int(preds.labels[i])
-            if k == 2:
-                s = float(preds.probs[i, 1])
-                decision = int(s >= threshold) if threshold is not None else int(s >= 0.5)
-                w.writerow([item, label, repr(s), decision])
-            else:
-                row = [repr(float(v)) for v in preds.probs[i]]
-                w.writerow([item, label, *row, int(np.argmax(preds.probs[i]))])
-    with write_guard(path, tmp):
-        tmp.replace(path)
-
-
-@dataclass(frozen=True)
-class PredictionTable:
-    """The columns of a predictions CSV as written (the one parse every reader builds on).
-
-    Attributes:
-        columns: The header.
-        ids: The ``id`` column (None when the file has none).
-        scores: P(class 1) [N] from a ``score`` column, else ``score_0..score_{K-1}`` [N, K].
-        labels: The ``label`` column as floats [N], NaN where a row has none (None when the
-            file has no ``label`` column).
-        decisions: The ``decision`` column [N] (None when absent).
-    """
-
-    columns: list[str]
-    ids: list[str] | None
-    scores: np.ndarray
-    labels: np.ndarray | None
-    decisions: np.ndarray | None
-
-
-def read_prediction_table(path: Path) -> PredictionTable:
-    """The columns of a predictions CSV of :func:`write_predictions`, unfiltered.
-
-    Raises:
-        DataError: The file cannot be read, has no ``score`` or ``score_0..score_K-1``
-            column, or a row is short or holds a non-numeric label, score or decision.
-    """
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DataError(path, f"not a readable CSV ({err})") from None
-    header = rows[0] if rows else []
-    if "score" in header:
-        cols = [header.index("score")]
-    else:
-        ks = sorted(int(c[6:]) for c in header if c.startswith("score_") and c[6:].isdigit())
-        cols = [header.index(f"score_{k}") for k in ks]
-    if not cols:
-        raise DataError(path, "no 'score' or 'score_0..score_K-1' column "
-                              f"(columns: {', '.join(header) or 'none'})")
-    body = [r for r in rows[1:] if r]
-    at = {name: header.index(name) for name in ("id", "label", "decision") if name in header}
-    try:
-        scores = np.array([[float(r[c]) for c in cols] for r in body], dtype=np.float64)
-        labels = np.array([float(v) if (v := r[at["label"]]).strip() else math.nan for r in body],
-                          dtype=np.float64) if "label" in at else None
-        decisions = np.array([int(float(r[at["decision"]])) for r in body], dtype=int) \
-            if "decision" in at else None
-        ids = [r[at["id"]] for r in body] if "id" in at else None
-    except (ValueError, IndexError) as err:
-        raise DataError(path, f"non-numeric label, score or decision, or a short row ({err})") from None
-    scores = scores.reshape(len(body), len(cols))
-    return PredictionTable(columns=header, ids=ids, scores=scores[:, 0] if "score" in header else scores,
-                           labels=labels, decisions=decisions)
-
-
-def read_predictions(path: Path) -> Predictions:
-    """A predictions CSV of :func:`write_predictions` as class probabilities ``[N, K]`` with
-    ids and labels (None unless every row has one).
-
-    Raises:
-        DataError: The file is missing, or has no id or score columns, or a non-numeric value.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "missing (the run it belongs to did not finish)")
-    table = read_prediction_table(path)
-    if table.ids is None:
-        raise DataError(path, f"no 'id' column (columns: {', '.join(table.columns)})")
-    y = table.labels
-    labels = y.astype(int) if y is not None and len(y) and not np.isnan(y).any() else None
-    s = table.scores
-    probs = np.stack([1.0 - s, s], axis=1) if s.ndim == 1 else s
-    return Predictions(ids=table.ids, probs=probs, labels=labels)
-
-
 def write_assessment(run_dir: Path, assessment: Assessment) -> Path:
     """Write ``run_dir/eval.json`` (atomically, strict JSON); returns its path.
 
@@ -563,10 +443,7 @@ def read_assessment(run_dir: Path) -> Assessment:
     try:
         return Assessment.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the object"
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise DataError(path, f"not an eval.json: {where}: {first['msg']}{more}") from None
+        raise DataError(path, f"not an eval.json: {first_problem(err)}") from None
 
 
 def finish_run(run_dir: Path, val: Predictions, test: Predictions | None, *, threshold_rule: str,
@@ -580,9 +457,9 @@ def finish_run(run_dir: Path, val: Predictions, test: Predictions | None, *, thr
     for w in assessment.warnings or []:
         log.warning("%s: %s", run_dir, w)
     if write:
-        folder = Path(run_dir) / PREDICTIONS_DIR
-        write_predictions(folder / "val.csv", val, assessment.threshold)
+        folder = RunFolder(run_dir)
+        write_predictions(folder.prediction_file("val"), val, assessment.threshold)
         if test is not None:
-            write_predictions(folder / "test.csv", test, assessment.threshold)
+            write_predictions(folder.prediction_file("test"), test, assessment.threshold)
         write_assessment(run_dir, assessment)
     return assessment

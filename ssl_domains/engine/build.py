@@ -14,9 +14,11 @@ from ssl_domains.component_checks import features_problem, item_problem
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig
 from ssl_domains.contracts import META, Backbone, missing_members
 from ssl_domains.data.datasets import broken_promise
-from ssl_domains.engine.checkpoints import BACKBONE_FILE, InitReport, load_init
+from ssl_domains.engine.checkpoints import InitReport, load_init
 from ssl_domains.errors import ContractError, DataError, IncompatibleError
 from ssl_domains.files import write_json
+from ssl_domains.layout.names import BACKBONE_FILE
+from ssl_domains.layout.run import RunFolder
 from ssl_domains.registry import Registry
 
 __all__ = ["build_backbone", "build_pretext", "apply_init", "check_modality", "check_first_item"]
@@ -60,7 +62,7 @@ def apply_init(backbone: Any, init: InitConfig | None, run_path: Path | None) ->
     report = load_init(init.path, backbone, source=init.source, strict=init.strict)
     log.info(report.summary())
     if run_path is not None:
-        write_json(run_path / "init_report.json", report.as_dict())
+        write_json(RunFolder(run_path).init_report, report.as_dict())
     return report
 
 

@@ -1,9 +1,9 @@
-"""Resume checkpoints (atomic), shareable exports (safetensors), and ``--init`` weight loading."""
+"""Resume checkpoints (atomic), safetensors reading, and ``--init`` weight loading (exports
+are written and their configs read by :mod:`ssl_domains.layout.export`)."""
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import pickle
@@ -15,17 +15,13 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ssl_domains.errors import CheckpointError
-from ssl_domains.files import (
-    atomic_write_bytes,
-    atomic_write_text,
-    atomic_write_with,
-    write_guard,
-    write_json,
-)
+from ssl_domains.files import atomic_write_with, write_guard
+from ssl_domains.layout.export import ExportFolder, find_export, read_export_config
+from ssl_domains.layout.names import BACKBONE_FILE, EXPORT_CONFIG_FILE, LAST_CHECKPOINT
+from ssl_domains.layout.run import RunFolder
 from ssl_domains.plugins import get_host
 
 __all__ = [
@@ -37,18 +33,13 @@ __all__ = [
     "mismatch_error",
     "check_resumable",
     "UnsafeFileError",
-    "save_export",
-    "read_export",
-    "read_export_config",
+    "read_export_weights",
     "read_safetensors",
     "load_init",
     "unwrap_state_dict",
 ]
 
 log = logging.getLogger(__name__)
-
-BACKBONE_FILE = "backbone.safetensors"
-MODEL_FILE = "model.safetensors"
 
 
 @dataclass
@@ -95,7 +86,7 @@ def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int = 
     periodic = folder / f"step_{step:08d}.pt"
     # streamed; a full disk inside torch.save (a RuntimeError there) is reported as what it is
     atomic_write_with(periodic, lambda f: torch.save(state, f))
-    last, last_tmp = folder / "last.pt", folder / ".last.pt.tmp"
+    last, last_tmp = folder / LAST_CHECKPOINT, folder / f".{LAST_CHECKPOINT}.tmp"
     with write_guard(last, last_tmp):
         last_tmp.unlink(missing_ok=True)
         try:
@@ -113,7 +104,7 @@ def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int = 
 
 def latest_checkpoint(folder: Path) -> Path | None:
     """``last.pt`` in ``folder``, or the newest periodic one, or None."""
-    last = folder / "last.pt"
+    last = folder / LAST_CHECKPOINT
     if last.is_file():
         return last
     steps = sorted(folder.glob("step_*.pt"))
@@ -290,58 +281,17 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 # -- exports --------------------------------------------------------------------------------
-def save_export(
-    folder: Path,
-    *,
-    backbone: nn.Module,
-    model: nn.Module | None,
-    config: dict[str, Any],
-    card: str,
-) -> Path:
-    """Write a shareable export: ``config.json``, ``backbone.safetensors``,
-    ``model.safetensors`` (whole task model) and ``README.md`` (model card)."""
-    folder.mkdir(parents=True, exist_ok=True)
-
-    with write_guard(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def _save(module: nn.Module, name: str) -> None:
-        sd = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        atomic_write_bytes(folder / name, safetensors_bytes(sd, metadata={"format": "pt"}))
-
-    _save(backbone, BACKBONE_FILE)
-    if model is not None:
-        _save(model, MODEL_FILE)
-    write_json(folder / "config.json", config)
-    atomic_write_text(folder / "README.md", card)
-    return folder
-
-
-def read_export(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(config, backbone_state_dict)`` of an export folder.
+def read_export_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The backbone state dict of an export folder (its config checked first).
 
     Raises:
-        CheckpointError: Not an export folder.
+        CheckpointError: Not an export folder, or an unreadable config or weights file.
     """
-    cfg_path, weights = folder / "config.json", folder / BACKBONE_FILE
-    if not cfg_path.is_file() or not weights.is_file():
-        raise CheckpointError(f"{folder}: not an export (needs config.json and {BACKBONE_FILE})")
-    return read_export_config(cfg_path), read_safetensors(weights)
-
-
-def read_export_config(path: Path) -> dict[str, Any]:
-    """An export's ``config.json``.
-
-    Raises:
-        CheckpointError: Not valid JSON, or not an object.
-    """
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: not a readable export config ({exc})") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path}: not a readable export config (expected a JSON object)")
-    return config
+    export = ExportFolder(Path(folder))
+    if not export.config.is_file() or not export.backbone.is_file():
+        raise CheckpointError(f"{folder}: not an export (needs {EXPORT_CONFIG_FILE} and {BACKBONE_FILE})")
+    read_export_config(export.path)
+    return read_safetensors(export.backbone)
 
 
 # -- --init -----------------------------------------------------------------------------------
@@ -411,12 +361,14 @@ def load_init(path: str | Path, backbone: nn.Module, source: str = "auto", stric
     """
     p = Path(path)
     if p.is_dir():
-        if (p / "export" / BACKBONE_FILE).is_file():
-            p = p / "export"
-        elif (p / "checkpoints").is_dir() and latest_checkpoint(p / "checkpoints"):
-            p = latest_checkpoint(p / "checkpoints")  # type: ignore[assignment]
+        export = find_export(p, BACKBONE_FILE)
+        checkpoints = RunFolder(p).checkpoints
+        if export is not None and export.path != p:
+            p = export.path
+        elif checkpoints.is_dir() and latest_checkpoint(checkpoints):
+            p = latest_checkpoint(checkpoints)  # type: ignore[assignment]
         if p.is_dir():
-            _, sd = read_export(p)
+            sd = read_export_weights(p)
             return _apply(backbone, sd, InitReport(str(p), "export", "ssl-domains"), strict)
     if not p.is_file():
         raise CheckpointError(f"{p}: --init path not found (give an export folder, a run folder or a weights file)")

@@ -13,8 +13,6 @@ from ssl_domains.contracts import skipped_of
 from ssl_domains.data.datasets import build_dataset, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.engine.assess import (
-    EVAL_FILE,
-    PREDICTIONS_DIR,
     Assessment,
     Predictions,
     read_assessment,
@@ -27,8 +25,10 @@ from ssl_domains.engine.exports import SelectedModel, load_finetuned, load_model
 from ssl_domains.engine.finetune import build_finetune_sources
 from ssl_domains.engine.inference import predict
 from ssl_domains.engine.runtime import Runtime
-from ssl_domains.engine.segmentation import SEGMENTATION_DIR, predict_dense, reassess
+from ssl_domains.engine.segmentation import predict_dense, reassess
 from ssl_domains.errors import CheckpointError
+from ssl_domains.layout.export import ExportConfig
+from ssl_domains.layout.run import RunFolder
 from ssl_domains.mapping import check_mapping_path, inputs_of, write_mapping
 from ssl_domains.plugins import get_host
 
@@ -37,7 +37,7 @@ __all__ = ["load_finetuned", "load_model", "evaluate", "predict_data"]
 
 
 def _score(
-    task: Any, config: dict[str, Any], loader: ComponentRef, out_csv: Path, role: str,
+    task: Any, config: ExportConfig, loader: ComponentRef, out_csv: Path, role: str,
     batch_size: int = 32, device: str = "auto", skipped_file: Path | None = None,
 ) -> tuple[Predictions, Any]:
     """Score ``loader``'s items with a fine-tuned task (training normalisation statistics
@@ -45,10 +45,10 @@ def _score(
     listed in ``skipped_file`` (the run folder's ``skipped.json``) when given."""
     registry = get_host().registry
     if getattr(task, "dense", False):
-        raise CheckpointError(f"{role}: the export holds a segmentation model ({config['task']['name']}); "
+        raise CheckpointError(f"{role}: the export holds a segmentation model ({config.task.name if config.task else '?'}); "
                               "`evaluate RUN` scores the run's own cases again; `predict` segments "
                               "other cases (and scores those with a mask)")
-    ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), role)
+    ds = build_dataset(registry, with_stats(registry, loader, config.data_stats), role)
     if isinstance(task, SelectedModel):  # a baseline or ensemble chosen by select: auto
         preds = task.score_dataset(ds, batch_size, device)
     else:
@@ -58,16 +58,16 @@ def _score(
         dl = make_loader(ds, DataConfig(train=loader, batch_size=batch_size), train=False, seed=0, role=role,
                          stage="evaluate", skipped_file=skipped_file)
         preds = predict(task, dl, rt)
-    write_predictions(out_csv, preds, config.get("threshold"))
+    write_predictions(out_csv, preds, config.threshold)
     return preds, ds
 
 
-def _segment(task: Any, config: dict[str, Any], loader: ComponentRef, out_csv: Path,
+def _segment(task: Any, config: ExportConfig, loader: ComponentRef, out_csv: Path,
              device: str) -> tuple[list[str], Any]:
     """``predict`` with a segmentation export (:func:`predict_dense`): the case ids and the
     dataset."""
     registry = get_host().registry
-    ds = build_dataset(registry, with_stats(registry, loader, config.get("data_stats")), "prediction")
+    ds = build_dataset(registry, with_stats(registry, loader, config.data_stats), "prediction")
     if isinstance(task, torch.nn.Module):
         task.to(Runtime.create(device, "auto").device)
         check_modality(task.backbone, first_readable(ds), f"prediction data ({loader.name})")
@@ -91,8 +91,8 @@ def predict_data(
             inputs.
     """
     if mapping is not None:
-        run = Path(path)
-        mapping = check_mapping_path(mapping, folders=[run / d for d in ("export", "report", PREDICTIONS_DIR)],
+        run = RunFolder(path)
+        mapping = check_mapping_path(mapping, folders=[run.export, run.report, run.predictions],
                                      files=[out_csv])
     task, config = load_model(path)
     if getattr(task, "dense", False):  # a segmentation export: maps and lesion tables per case
@@ -100,7 +100,7 @@ def predict_data(
     else:
         preds, ds = _score(task, config, loader, out_csv, "prediction", batch_size, device)
         ids = list(preds.ids)
-    out = {"items": len(ids), "threshold": config.get("threshold"), "csv": str(out_csv),
+    out = {"items": len(ids), "threshold": config.threshold, "csv": str(out_csv),
            "skipped": [list(s) for s in skipped_of(ds)]}
     if mapping is not None:
         write_mapping(mapping, ids, inputs_of(ds, loader.name),
@@ -113,32 +113,34 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
     """Re-score the run's test data (or ``loader``) with the stored threshold; updates
     ``eval.json`` and ``predictions/test.csv`` when the run's own test set is used."""
     run = Path(run_path)
+    folder = RunFolder(run)
     task, config = load_model(run)
     if getattr(task, "dense", False) and loader is None:  # a segmentation run: its own cases
-        cfg = load_config(run / "config.yaml")
+        cfg = load_config(folder.config)
         if cfg.finetune is None:
-            raise CheckpointError(f"{run}: config.yaml has no finetune section")
+            raise CheckpointError(f"{folder.config}: has no finetune section")
         task.to(Runtime.create(device, "auto").device)
         after = reassess(run, cfg, task, build_finetune_sources(cfg.finetune))
         return {"metrics": after.metrics("test"), "threshold": after.threshold,
-                "n": after.n_test, "csv": str(run / SEGMENTATION_DIR / "test_cases.csv")}
+                "n": after.n_test, "csv": str(folder.case_table("test"))}
     if loader is None:
-        cfg_path = run / "config.yaml"
+        cfg_path = folder.config
         if not cfg_path.is_file():
-            raise CheckpointError(f"{run}: no config.yaml; pass the data to evaluate on")
+            raise CheckpointError(f"{cfg_path}: not found; pass the data to evaluate on")
         raw = read_yaml(cfg_path)
         test = ((raw if isinstance(raw, dict) else {}).get("finetune") or {}).get("data", {}).get("test")
         if not test:
             raise CheckpointError(f"{run}: the run has no test data; pass --loader/--arg")
         loader = ComponentRef(**test)
-        key, out_csv = "test", run / PREDICTIONS_DIR / "test.csv"
+        key = "test"
     else:
-        key, out_csv = f"eval_{loader.name}", run / PREDICTIONS_DIR / f"eval_{loader.name}.csv"
+        key = f"eval_{loader.name}"
+    out_csv = folder.prediction_file(key)
     preds, _ = _score(task, config, loader, out_csv, "evaluation", device=device,
-                      skipped_file=run / "skipped.json")
-    threshold = config.get("threshold")
+                      skipped_file=folder.skipped)
+    threshold = config.threshold
     # a run folder without eval.json (an export evaluated elsewhere) starts a fresh one
-    before = read_assessment(run) if (run / EVAL_FILE).is_file() else Assessment()
+    before = read_assessment(run) if folder.eval.is_file() else Assessment()
     after = rescore(before, key, preds, threshold)
     write_assessment(run, after)
     metrics = after.metrics(key)

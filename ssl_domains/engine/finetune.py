@@ -31,29 +31,23 @@ from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import label_subset, split_off
 from ssl_domains.engine.assess import Counts, Predictions, finish_run, score
 from ssl_domains.engine.build import apply_init, build_backbone, check_first_item, finetune_init
-from ssl_domains.engine.checkpoints import save_export
+from ssl_domains.engine.exports import export_config, save_network_export
 from ssl_domains.engine.inference import predict
 from ssl_domains.engine.labels import check_labels, declared_classes
 from ssl_domains.engine.loop import Trainer
-from ssl_domains.engine.pretrain import export_config
+from ssl_domains.engine.model_card import model_card
 from ssl_domains.engine.run_dir import holding_run_lock
 from ssl_domains.engine.segmentation import finetune_dense, is_dense
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
+from ssl_domains.layout.names import BACKBONE_FILE
+from ssl_domains.layout.run import RunFolder
 from ssl_domains.plugins import get_host
 from ssl_domains.scoring.metrics import fewest_per_class
 
-__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "counts_of", "Refit",
-           "EXPORT_README"]
+__all__ = ["finetune", "build_finetune_sources", "prepare_finetune_data", "counts_of", "Refit"]
 
 log = logging.getLogger(__name__)
-
-#: ``export/README.md`` until the model card is written over it (the card is rendered from the
-#: run folder by :func:`ssl_domains.report.model_card.write_model_card`, which ``ssl-domains
-#: finetune`` calls).
-EXPORT_README = ("# Model card\n\nNot written yet: `ssl-domains finetune` writes it after evaluation "
-                 "(or call `ssl_domains.report.model_card.write_model_card(run_folder)`); the "
-                 "run folder's `eval.json` holds the metrics.\n")
 
 
 def build_finetune_sources(fcfg: FinetuneConfig) -> dict[str, Any]:
@@ -219,11 +213,11 @@ def finetune(
     if fcfg.select == "auto":
         raise ConfigError(f"{cfg.name}: finetune.select: auto trains several candidates; run it with "
                           "`ssl-domains finetune` or ssl_domains.sweep.select.select_finetune")
-    own_export = Path(run_path) / "export"
+    own_export = RunFolder(run_path).export
     registry = get_host().registry
     dense = is_dense(registry, fcfg.task.name)
     if not (fcfg.from_scratch or resume or init or cfg.init
-            or (cfg.pretrain is not None and (own_export / "backbone.safetensors").is_file())):
+            or (cfg.pretrain is not None and (own_export / BACKBONE_FILE).is_file())):
         raise ConfigError(
             f"{cfg.name}: fine-tuning has no pre-trained weights to start from (no --init, no "
             f"'init' in the config, no pre-training export in {own_export}); run "
@@ -234,7 +228,7 @@ def finetune(
         if refit is not None:
             raise ConfigError(f"{cfg.name}: a dense task is not refitted by select: auto")
         return finetune_dense(cfg, Path(run_path), registry=registry, init=init, resume=resume,
-                              sources=sources or build_finetune_sources(fcfg), card=EXPORT_README)
+                              sources=sources or build_finetune_sources(fcfg))
     rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
     data = prepare_finetune_data(cfg, fcfg, sources) if refit is None else \
         _refit_data(fcfg, refit, sources)
@@ -277,7 +271,7 @@ def finetune(
         trainer.frozen = [backbone] if frozen_now else []
 
     torch.manual_seed(cfg.seed + 1000 * rt.rank)
-    skipped_file = run.path / "skipped.json" if rt.is_main else None
+    skipped_file = run.skipped if rt.is_main else None
     train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size,
                                role="training", stage="finetune", skipped_file=skipped_file)
     val_loader = None if val_ds is None else make_loader(
@@ -322,7 +316,8 @@ def finetune(
             threshold=assessment.threshold, threshold_rule=fcfg.threshold_rule,
             data_stats=stats_of(data["pool"]),
         )
-        save_export(run.export, backbone=backbone, model=task, config=export_cfg, card=EXPORT_README)
+        save_network_export(run.export, export_cfg, backbone=backbone, model=task,
+                            card=model_card(cfg.model_dump(mode="json"), assessment))
     rt.barrier()
     run.close()
     return assessment.to_json()

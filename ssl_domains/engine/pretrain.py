@@ -11,50 +11,25 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ssl_domains import __version__
 from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.contracts import LOSS, stats_of
 from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader, with_stats
 from ssl_domains.data.skipping import first_readable
 from ssl_domains.data.splits import split_off
 from ssl_domains.engine.build import apply_init, build_backbone, build_pretext, check_first_item
-from ssl_domains.engine.checkpoints import save_export
+from ssl_domains.engine.exports import export_config, save_network_export
 from ssl_domains.engine.loop import Trainer
-from ssl_domains.engine.run_dir import RunDir, environment_info, holding_run_lock
+from ssl_domains.engine.model_card import pretrain_card
+from ssl_domains.engine.run_dir import RunDir, holding_run_lock
 from ssl_domains.engine.runtime import Runtime
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import write_guard
-from ssl_domains.identifiers import shareable_config
 from ssl_domains.plugins import get_host
 
-__all__ = ["pretrain", "export_config"]
+__all__ = ["pretrain"]
 
 log = logging.getLogger(__name__)
-
-#: ``export/README.md`` until the card is written over it (rendered from the run folder by
-#: :func:`ssl_domains.report.model_card.write_pretrain_card`, which ``ssl-domains pretrain`` calls).
-EXPORT_README = ("# Pre-trained backbone\n\nCard not written yet: `ssl-domains pretrain` writes it after "
-                 "training (or call `ssl_domains.report.model_card.write_pretrain_card(run_folder)`); "
-                 "`config.json` says how to rebuild the backbone.\n")
-
-
-def export_config(cfg: RunConfig, backbone: Any, stage: str, **extra: Any) -> dict[str, Any]:
-    """What ``export/config.json`` holds: enough to rebuild the model by registry name (the
-    components' arguments as :func:`~ssl_domains.identifiers.shareable_config` shows them: an
-    export is shareable, so it names no input)."""
-    spec = backbone.input_spec
-    return {
-        "format": "ssl-domains-export/1",
-        "stage": stage,
-        "run": cfg.name,
-        "backbone": shareable_config(cfg.backbone.model_dump(mode="json")),
-        "input_spec": {"modality": spec.modality, "dims": spec.dims, "channels": spec.channels},
-        "num_features": int(backbone.num_features),
-        "host_version": __version__,
-        "environment": environment_info(),
-        **{k: shareable_config(v) if k in ("task", "pretext") else v for k, v in extra.items()},
-    }
 
 
 def _mean_loss(loader: DataLoader, rt: Runtime, max_batches: int = 50) -> Any:
@@ -127,7 +102,7 @@ def pretrain(
     # data-side randomness differs per rank; model init above is identical on every rank
     torch.manual_seed(cfg.seed + 1000 * rt.rank)
 
-    skipped_file = run.path / "skipped.json" if rt.is_main else None
+    skipped_file = run.skipped if rt.is_main else None
     train_loader = make_loader(train_ds, pcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size,
                                role="training", stage="pretrain", skipped_file=skipped_file)
     val_loader = make_loader(val_ds, pcfg.data, train=False, seed=cfg.seed, role="validation", stage="pretrain",
@@ -143,14 +118,13 @@ def pretrain(
     if rt.is_main:
         _save_figures(task, val_loader, rt, run, cfg.seed)
         stats = stats_of(data)
-        save_export(
-            run.export, backbone=backbone, model=task,  # the whole pretext model: a dense
-            # fine-tuning task starts from its decoder too
-            config=export_config(cfg, backbone, "pretrain", pretext=pcfg.task.model_dump(mode="json"),
+        exported = export_config(cfg, backbone, "pretrain", pretext=pcfg.task.model_dump(mode="json"),
                                  data_stats=stats, steps=result.step, n_train=len(train_ds),  # type: ignore[arg-type]
-                                 best_val_loss=result.best_metric),
-            card=EXPORT_README,
-        )
+                                 best_val_loss=result.best_metric)
+        save_network_export(
+            run.export, exported, backbone=backbone, model=task,  # the whole pretext model: a
+            # dense fine-tuning task starts from its decoder too
+            card=pretrain_card(cfg.model_dump(mode="json"), exported))
     rt.barrier()
     summary = {"stage": "pretrain", "steps": result.step, "epochs": result.epoch,
                "best_val_loss": result.best_metric, "seconds": result.seconds,

@@ -30,6 +30,8 @@ from ssl_domains.files import (
     write_guard,
     write_json,
 )
+from ssl_domains.layout.names import LOCK_FILE
+from ssl_domains.layout.run import RUN_MARKERS, RunFolder
 from ssl_domains.plugins import get_host
 
 try:
@@ -42,9 +44,6 @@ __all__ = ["RunDir", "RunLock", "RunFolderBusy", "holding_run_lock", "environmen
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = ".lock"
-#: What :meth:`RunDir.create` writes into every run folder: how a run folder is recognised.
-RUN_MARKERS = ("config.yaml", "environment.json")
 
 
 class RunFolderBusy(SSLDomainsError):
@@ -231,24 +230,34 @@ class RunDir:
         self.resume_file: Path | None = None
 
     @property
+    def layout(self) -> RunFolder:
+        """Where each file of the folder lives."""
+        return RunFolder(self.path)
+
+    @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.layout.checkpoints
 
     @property
     def export(self) -> Path:
-        return self.path / "export"
+        return self.layout.export
 
     @property
     def figures(self) -> Path:
-        return self.path / "figures"
+        return self.layout.figures
 
     @property
     def predictions(self) -> Path:
-        return self.path / "predictions"
+        return self.layout.predictions
 
     @property
     def metrics_file(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.layout.metrics
+
+    @property
+    def skipped(self) -> Path:
+        """``skipped.json``: items skipped as unreadable."""
+        return self.layout.skipped
 
     def create(self, cfg: RunConfig) -> None:
         """Make the folder and write ``config.yaml`` and ``environment.json``."""
@@ -257,8 +266,8 @@ class RunDir:
         for p in (self.path, self.checkpoints, self.figures):
             with write_guard(p):
                 p.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path / "config.yaml", dump_config(cfg))
-        write_json(self.path / "environment.json", environment_info())
+        atomic_write_text(self.layout.config, dump_config(cfg))
+        write_json(self.layout.environment, environment_info())
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one JSON line to ``metrics.jsonl`` (and TensorBoard when installed)."""
@@ -291,7 +300,8 @@ class RunDir:
         """
         ckpt = latest_checkpoint(self.checkpoints / stage)
         if ckpt is None:
-            raise SSLDomainsError(f"{self.path}: nothing to resume (no checkpoints/{stage}/last.pt)")
+            missing = self.layout.last_checkpoint(stage).relative_to(self.path)
+            raise SSLDomainsError(f"{self.path}: nothing to resume (no {missing})")
         self.resume_file = ckpt
         return load_resume_checkpoint(ckpt)
 

@@ -39,11 +39,19 @@ from ssl_domains.data.datasets import Subset, make_loader
 from ssl_domains.data.skipping import first_readable, iter_readable
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
 from ssl_domains.engine.build import apply_init, build_backbone, check_first_item, finetune_init
-from ssl_domains.engine.checkpoints import MODEL_FILE, read_safetensors, save_export
+from ssl_domains.engine.checkpoints import read_safetensors
+from ssl_domains.engine.exports import export_config, save_network_export
 from ssl_domains.engine.loop import Trainer
-from ssl_domains.engine.pretrain import export_config
+from ssl_domains.engine.model_card import model_card
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
+from ssl_domains.layout.export import ExportConfig, find_export
+
+# SEGMENTATION_DIR (a run's val_cases.csv, test_cases.csv, test_lesions.csv), FROC_FILE (the
+# test cases' FROC curve: fp_per_case, sensitivity, threshold) and SLICES_DIR (overlay slices
+# of write_slices) are re-exported from ssl_domains.layout.names
+from ssl_domains.layout.names import FROC_FILE, MODEL_FILE, SEGMENTATION_DIR, SLICES_DIR
+from ssl_domains.layout.run import RunFolder
 from ssl_domains.registry import Registry
 from ssl_domains.scoring import lesions
 from ssl_domains.scoring.lesions import CaseTally
@@ -53,19 +61,11 @@ __all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "trainin
 
 log = logging.getLogger(__name__)
 
-#: Sub-folder of a run with ``val_cases.csv``, ``test_cases.csv``, ``test_lesions.csv`` and
-#: ``maps/`` (per test case ``<id>_prob.nii.gz`` and ``<id>_label.nii.gz``).
-SEGMENTATION_DIR = "segmentation"
 #: Voxels with lesion probability at or above this are lesion (the argmax of two classes).
 THRESHOLD = 0.5
-#: FROC curve of the test cases (``fp_per_case``, ``sensitivity``, ``threshold``), in
-#: :data:`SEGMENTATION_DIR`.
-FROC_FILE = "froc.csv"
 #: Lesion candidates of the FROC: components of the probability map at or above this (the
 #: decision threshold, so the curve is the one ``sensitivity_at_1fp`` and ``cpm`` are read off).
 FROC_CANDIDATES = THRESHOLD
-#: Sub-folder of :data:`SEGMENTATION_DIR` with the overlay slices of :func:`write_slices`.
-SLICES_DIR = "slices"
 #: Bootstrap replicates of the test intervals (over cases).
 REPLICATES = 1000
 
@@ -262,11 +262,10 @@ def _pretext_decoder(task: Any, init_cfg: InitConfig | None) -> str | None:
     (when the task can and the export has one); a sentence for ``eval.json``'s ``init``."""
     if init_cfg is None or not hasattr(task, "load_pretext_state"):
         return None
-    folder = Path(init_cfg.path)
-    folder = folder / "export" if (folder / "export" / MODEL_FILE).is_file() else folder
-    path = folder / MODEL_FILE
-    if not path.is_file():
+    export = find_export(init_cfg.path, MODEL_FILE)
+    if export is None:
         return None
+    path = export.model
     taken = task.load_pretext_state(read_safetensors(path))
     return f"decoder: {len(taken)} tensors from the pretext task" if taken else \
         "decoder: random (the pretext task's decoder does not fit)"
@@ -350,7 +349,7 @@ class LargestLesion:
 LARGEST_LESION = "largest_lesion"
 
 
-def predict_dense(model: Any, config: dict[str, Any], ds: Any, out_csv: Path, where: str, *,
+def predict_dense(model: Any, config: ExportConfig, ds: Any, out_csv: Path, where: str, *,
                   skipped_file: Path | None = None) -> Segmented:
     """Segment every readable case of ``ds`` with a dense export (``model``, its export
     ``config``), with the post-processing its validation chose; write beside ``out_csv``:
@@ -364,7 +363,7 @@ def predict_dense(model: Any, config: dict[str, Any], ds: Any, out_csv: Path, wh
     Raises:
         DataError: A loader without whole cases.
     """
-    if config.get("postprocessing") == LARGEST_LESION:
+    if config.postprocessing == LARGEST_LESION:
         model = LargestLesion(model)
     out_csv = Path(out_csv)
     maps = out_csv.with_name(f"{out_csv.stem}_maps")
@@ -398,9 +397,9 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
     test maps) and ``eval.json`` (with ``details``: how the model was trained)."""
     assert cfg.finetune is not None
     fcfg = cfg.finetune
-    seg = Path(run_path) / SEGMENTATION_DIR
+    seg = RunFolder(run_path).segmentation
     where = f"fine-tuning data ({fcfg.data.train.name})"
-    skipped = Path(run_path) / "skipped.json" if write else None
+    skipped = RunFolder(run_path).skipped if write else None
     val = segment_cases(model, data["val"], f"validation cases ({where})", skipped_file=skipped,
                         largest=True)
     # post-processing as nnU-Net decides it: keep only the largest lesion when that raises the
@@ -455,10 +454,10 @@ def assess_dense(model: Any, data: dict[str, Any], run_path: Path, cfg: RunConfi
         **details,
     })
     if write:
-        _write_rows(seg / "val_cases.csv", val_rows)
+        _write_rows(RunFolder(run_path).case_table("val"), val_rows)
         if test_ds is not None:
-            _write_rows(seg / "test_cases.csv", test_rows)
-            _write_rows(seg / "test_lesions.csv", lesion_rows)
+            _write_rows(RunFolder(run_path).case_table("test"), test_rows)
+            _write_rows(RunFolder(run_path).lesion_table("test"), lesion_rows)
         write_assessment(Path(run_path), assessment)
     return assessment
 
@@ -475,17 +474,16 @@ def reassess(run_path: Path, cfg: RunConfig, model: Any, sources: dict[str, Any]
     from ssl_domains.engine.assess import read_assessment
 
     assert cfg.finetune is not None
-    before = read_assessment(run_path).to_json() if (Path(run_path) / "eval.json").is_file() else {}
+    before = read_assessment(run_path).to_json() if RunFolder(run_path).eval.is_file() else {}
     data = dense_cases(cfg, cfg.finetune, sources)
     return assess_dense(model, data, Path(run_path), cfg,
                         details={k: before[k] for k in TRAINING_FIELDS if k in before})
 
 
 def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: InitConfig | None,
-                   resume: bool, sources: dict[str, Any], card: str) -> dict[str, Any]:
+                   resume: bool, sources: dict[str, Any]) -> dict[str, Any]:
     """The ``finetune`` stage for a dense task (called by
-    :func:`ssl_domains.engine.finetune.finetune`, which passes the export's placeholder
-    ``card``); returns the ``eval.json`` content."""
+    :func:`ssl_domains.engine.finetune.finetune`); returns the ``eval.json`` content."""
     assert cfg.finetune is not None
     fcfg = cfg.finetune
     if fcfg.select == "auto":
@@ -519,7 +517,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     else:
         groups.append({"params": list(backbone.parameters()), "lr_scale": fcfg.backbone_lr_scale})
     torch.manual_seed(cfg.seed + 1000 * rt.rank)
-    skipped_file = run.path / "skipped.json" if rt.is_main else None
+    skipped_file = run.skipped if rt.is_main else None
     train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank,
                                world_size=rt.world_size, role="training", stage="finetune",
                                skipped_file=skipped_file)
@@ -545,7 +543,8 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
             threshold=THRESHOLD, threshold_rule="argmax", roi_size=list(task.roi_size),
             data_stats=stats_of(data["pool"]),
             postprocessing=LARGEST_LESION if assessment.postprocessing else None)
-        save_export(run.export, backbone=backbone, model=task, config=export_cfg, card=card)
+        save_network_export(run.export, export_cfg, backbone=backbone, model=task,
+                            card=model_card(cfg.model_dump(mode="json"), assessment))
     rt.barrier()
     run.close()
     return assessment.to_json() if rt.is_main else {}

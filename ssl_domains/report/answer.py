@@ -20,9 +20,12 @@ import pandas as pd
 
 from ssl_domains.engine.assess import Assessment, read_prediction_table
 from ssl_domains.errors import DataError
+from ssl_domains.layout.predictions import Predictions
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder, parse_cell_name
 from ssl_domains.report import htmlpage as hp
 from ssl_domains.report import plots
-from ssl_domains.report.artifacts import Predictions, parse_cell_name, read_selection
+from ssl_domains.report.artifacts import read_selection
 from ssl_domains.scoring.intervals import Interval, paired_case_difference, verdict
 from ssl_domains.scoring.metrics import LOWER_IS_BETTER
 
@@ -82,11 +85,10 @@ def arm_folders(root: Path, sweep: Path, arms: Sequence[str], size: Any, seed: A
     the one arm left without a folder (the demo's SSL run, whose folder holds the others)."""
     found: dict[str, Path] = {}
     cells = {}
-    if (sweep / "cells").is_dir():
-        for d in (sweep / "cells").iterdir():
-            parsed = parse_cell_name(d.name)
-            if d.is_dir() and parsed is not None:
-                cells[parsed] = d
+    for d in SweepFolder(sweep).cell_folders():
+        parsed = parse_cell_name(d.name)
+        if parsed is not None:
+            cells[parsed] = d
     for arm in arms:
         folder = arm.replace(":", "-")
         cell = next((d for (a, n, s), d in cells.items() if a == folder and _same(s, seed)
@@ -94,10 +96,10 @@ def arm_folders(root: Path, sweep: Path, arms: Sequence[str], size: Any, seed: A
         own = root / folder
         if cell is not None:
             found[arm] = cell
-        elif (own / "eval.json").is_file():
+        elif RunFolder(own).eval.is_file():
             found[arm] = own
     left = [a for a in arms if a not in found]
-    if len(left) == 1 and (root / "eval.json").is_file() and not cells:
+    if len(left) == 1 and RunFolder(root).eval.is_file() and not cells:
         found[left[0]] = root
     return found
 
@@ -173,7 +175,7 @@ def _same_cases(a: Path, b: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
     """Labels and both runs' binary test scores on the test cases both scored (by id)."""
     tables = []
     for folder in (a, b):
-        path = folder / "predictions" / "test.csv"
+        path = RunFolder(folder).prediction_file("test")
         try:
             table = read_prediction_table(path) if path.is_file() else None
         except DataError:
@@ -195,13 +197,13 @@ def _auto_choices(sweep: Path, size: Any, fraction: Any = None) -> list[str]:
     """What the ``auto`` arm chose at ``size`` (or ``fraction``), one name per seed (its cells'
     selection.json)."""
     chosen = []
-    for d in sorted((sweep / "cells").glob(f"{AUTO}_*")) if (sweep / "cells").is_dir() else []:
+    for d in SweepFolder(sweep).cell_folders(AUTO):
         parsed = parse_cell_name(d.name)
         if parsed is None or not (_same(parsed[1], size)
                                   or (fraction is not None and _same(parsed[1], fraction))):
             continue
         try:
-            rec = read_selection(d / "selection.json")
+            rec = read_selection(SweepFolder.selection(d))
         except Exception:  # noqa: BLE001 - a malformed record is the auto table's note
             rec = None
         if rec is not None:

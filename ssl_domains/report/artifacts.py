@@ -1,4 +1,6 @@
-"""Readers for the files the engine writes into a run folder and a sweep folder.
+"""Readers the report adds on top of :mod:`ssl_domains.layout` (which names every file and
+reads the run config, exports and predictions): the metrics log and the sweep tables as data
+frames, and an auto cell's selection.
 
 Each reader returns None when its file is absent and raises :class:`DataError` (naming the
 file and the problem) when it is present but unusable, so a report can skip a section with a
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,51 +18,11 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from ssl_domains.config import read_yaml
-from ssl_domains.engine.assess import Selection, read_prediction_table
+from ssl_domains.engine.assess import Selection
 from ssl_domains.errors import DataError
 from ssl_domains.files import read_json_object, read_text
-from ssl_domains.identifiers import shareable_config
+from ssl_domains.layout.schema import first_problem
 from ssl_domains.scoring.intervals import SUMMARY_COLUMNS, summary_rows
-
-#: Sub-folder of a run folder that holds a sweep.
-SWEEP_DIR = "sweep"
-
-
-@dataclass
-class Predictions:
-    """One predictions CSV (``id, label, score`` or ``score_0..score_{K-1}``, ``decision``).
-
-    Attributes:
-        labels: Integer labels [N].
-        scores: P(class 1) [N] for binary, class scores [N, K] otherwise.
-        decision: The engine's decisions [N] (None when the column is absent).
-    """
-
-    labels: np.ndarray
-    scores: np.ndarray
-    decision: np.ndarray | None
-
-    @property
-    def binary(self) -> bool:
-        """Whether the scores are binary P(class 1)."""
-        return self.scores.ndim == 1
-
-
-def read_config(path: Path) -> dict[str, Any] | None:
-    """A run folder's ``config.yaml`` as every shareable output shows it (paths and input ids
-    replaced by opaque ids, :func:`~ssl_domains.identifiers.shareable_config`); None when
-    absent.
-
-    Raises:
-        DataError: Unreadable, not YAML (a Python tag included) or not a mapping.
-    """
-    if not path.is_file():
-        return None
-    config = read_yaml(path, read_text(path))  # a link planted in the run folder is refused
-    if not isinstance(config, dict):
-        raise DataError(path, f"expected a mapping, got {type(config).__name__}")
-    return shareable_config(config)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -83,9 +44,7 @@ def read_selection(path: Path) -> Selection | None:
     try:
         return Selection.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the object"
-        raise DataError(path, f"not a selection record: {where}: {first['msg']}") from None
+        raise DataError(path, f"not a selection record: {first_problem(err)}") from None
 
 
 def read_metrics(path: Path) -> tuple[pd.DataFrame, int] | None:
@@ -120,23 +79,6 @@ def read_metrics(path: Path) -> tuple[pd.DataFrame, int] | None:
     return pd.DataFrame.from_records(records), skipped
 
 
-def read_predictions(path: Path) -> Predictions | None:
-    """A predictions CSV (None when absent), parsed by the engine's
-    :func:`~ssl_domains.engine.assess.read_prediction_table`; rows without a label are dropped.
-
-    Raises:
-        DataError: When the label or score columns are missing or not numeric.
-    """
-    if not path.is_file():
-        return None
-    table = read_prediction_table(path)
-    if table.labels is None:
-        raise DataError(path, f"no 'label' column (columns: {', '.join(table.columns)})")
-    keep = ~np.isnan(table.labels)
-    decision = table.decisions[keep] if table.decisions is not None else None
-    return Predictions(table.labels[keep].astype(int), table.scores[keep], decision)
-
-
 def read_results(path: Path) -> pd.DataFrame | None:
     """The tidy sweep table ``results.csv`` (None when absent).
 
@@ -168,17 +110,3 @@ def summarize(results: pd.DataFrame, alpha: float = 0.05,
     """
     rows = summary_rows(results.to_dict("records"), alpha=alpha, pairs=pairs, method=method)
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-
-
-def find_sweep(path: Path) -> Path | None:
-    """The sweep folder (the one holding ``results.csv``) at or under ``path``, if any."""
-    for candidate in (path, path / SWEEP_DIR):
-        if (candidate / "results.csv").is_file():
-            return candidate
-    return None
-
-
-def parse_cell_name(name: str) -> tuple[str, str, str] | None:
-    """``"<arm>_<size>_<seed>"`` -> ``(arm, size, seed)`` (arm names may contain ``_``)."""
-    parts = name.rsplit("_", 2)
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from collections.abc import Iterable, Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-DECIMALS = 3
+from ssl_domains.layout.numbers import DECIMALS, fmt, is_number
+
+__all__ = ["DECIMALS", "esc", "fmt", "is_number", "cell", "table", "data_uri", "figure", "note",
+           "para", "page"]
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;
@@ -47,23 +49,6 @@ details summary{cursor:pointer;color:#2456a4;margin:.4em 0}
 def esc(text: Any) -> str:
     """HTML-escaped ``str(text)``."""
     return html.escape(str(text), quote=True)
-
-
-def is_number(value: Any) -> bool:
-    """Whether ``value`` is a real number (bools are not)."""
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
-def fmt(value: Any, decimals: int = DECIMALS, signed: bool = False) -> str:
-    """Display form: integers as is, floats with ``decimals`` decimals, NaN as ``n/a``."""
-    if not is_number(value):
-        return str(value)
-    if isinstance(value, Integral):
-        return str(int(value))
-    v = float(value)
-    if math.isnan(v):
-        return "n/a"
-    return f"{v:+.{decimals}f}" if signed else f"{v:.{decimals}f}"
 
 
 def cell(value: Any, decimals: int = DECIMALS, signed: bool = False) -> str:

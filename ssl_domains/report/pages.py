@@ -36,16 +36,16 @@ from ssl_domains.engine.assess import (
 )
 from ssl_domains.errors import DataError
 from ssl_domains.files import atomic_write_text
+from ssl_domains.layout.names import REPORT_DIR, REPORT_FILE
+from ssl_domains.layout.numbers import headline_metric
+from ssl_domains.layout.predictions import Predictions, read_labeled_predictions
+from ssl_domains.layout.run import RunFolder, read_run_config
+from ssl_domains.layout.sweep import SweepFolder, find_sweep, parse_cell_name
 from ssl_domains.report import answer, plots
 from ssl_domains.report import htmlpage as hp
 from ssl_domains.report.artifacts import (
-    Predictions,
-    find_sweep,
-    parse_cell_name,
-    read_config,
     read_json,
     read_metrics,
-    read_predictions,
     read_results,
     read_selection,
     summarize,
@@ -57,12 +57,10 @@ from ssl_domains.scoring.intervals import (
     bootstrap_metrics,
     verdict,
 )
-from ssl_domains.scoring.metrics import LOWER_IS_BETTER, PRIMARY_METRICS
+from ssl_domains.scoring.metrics import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
-REPORT_FILE = "report.html"
 #: Bootstrap replicates for the test-metric intervals of a single run (as eval.json's).
 BOOTSTRAP_REPLICATES = INTERVAL_REPLICATES
 
@@ -87,8 +85,8 @@ class Run:
         if self._intervals is None:
             p = self.predictions.get("test")
             self._intervals = {}
-            if p is not None and p.binary and len(np.unique(p.labels)) == 2:
-                self._intervals = bootstrap_metrics(p.labels, p.scores, self.threshold,
+            if p is not None and p.binary and len(np.unique(p.known_labels)) == 2:
+                self._intervals = bootstrap_metrics(p.known_labels, p.scores, self.threshold,
                                                     n=BOOTSTRAP_REPLICATES, alpha=alpha)
         return self._intervals
 
@@ -109,26 +107,25 @@ def _try(run: Run, what: str, fn: Callable[[], Any]) -> Any:
 
 def load_run(path: Path) -> Run:
     """Read every artifact of a run folder that exists; problems become notes."""
-    run = Run(path)
-    config = path / "config.yaml"
-    if config.is_file():
-        shown = _try(run, "config", partial(read_config, config))  # paths, ids: opaque
+    run, folder = Run(path), RunFolder(path)
+    if folder.config.is_file():
+        shown = _try(run, "config", partial(read_run_config, folder.config))  # paths, ids: opaque
         run.config_text = None if shown is None else yaml.safe_dump(shown, sort_keys=False)
-    run.environment = _try(run, "environment", lambda: read_json(path / "environment.json"))
-    if (path / EVAL_FILE).is_file():
+    run.environment = _try(run, "environment", lambda: read_json(folder.environment))
+    if folder.eval.is_file():
         run.eval = _try(run, EVAL_FILE, lambda: read_assessment(path))
-    metrics = _try(run, "loss curves", lambda: read_metrics(path / "metrics.jsonl"))
+    metrics = _try(run, "loss curves", lambda: read_metrics(folder.metrics))
     if metrics is not None:
         run.metrics, skipped = metrics
         if skipped:
-            run.notes.append(f"{skipped} unreadable line(s) of metrics.jsonl were skipped")
+            run.notes.append(f"{skipped} unreadable line(s) of {folder.metrics.name} were skipped")
     for split in ("val", "test"):
-        csv = path / "predictions" / f"{split}.csv"
-        preds = _try(run, f"{split} predictions", partial(read_predictions, csv))
-        if preds is not None and len(preds.labels):
+        csv = folder.prediction_file(split)
+        preds = _try(run, f"{split} predictions", partial(read_labeled_predictions, csv))
+        if preds is not None and preds.labels is not None and len(preds.labels):
             run.predictions[split] = preds
-    if (path / "figures").is_dir():
-        run.figures = sorted((path / "figures").glob("*.png"))
+    if folder.figures.is_dir():
+        run.figures = sorted(folder.figures.glob("*.png"))
     return run
 
 
@@ -137,11 +134,6 @@ def load_run(path: Path) -> Run:
 
 def _section_notes(run: Run) -> str:
     return "".join(hp.note(n) for n in run.notes)
-
-
-def _headline_metric(results: pd.DataFrame) -> str:
-    have = list(dict.fromkeys(results["metric"].astype(str)))
-    return next((m for m in PRIMARY_METRICS if m in have), have[0])
 
 
 def _ci_text(low: float, high: float, alpha: float) -> str:
@@ -301,11 +293,12 @@ def stability_table(sweep: Path, summary: pd.DataFrame, metric: str) -> str:
     """Per arm and size: mean ± sd of the headline metric next to the share of seeds whose
     fine-tuning collapsed (``stability.csv``: validation AUROC <= 0.55 or a constant output)."""
     try:
-        st = pd.read_csv(sweep / "stability.csv")
+        st = pd.read_csv(SweepFolder(sweep).stability)
     except (OSError, ValueError, pd.errors.ParserError):
-        return hp.note("no stability.csv in the sweep folder: collapse shares not shown")
+        return hp.note(f"no {SweepFolder(sweep).stability.name} in the sweep folder: collapse "
+                       "shares not shown")
     if st.empty or not {"arm", "n_labels", "collapsed"} <= set(st.columns):
-        return hp.note("stability.csv has no rows: collapse shares not shown")
+        return hp.note(f"{SweepFolder(sweep).stability.name} has no rows: collapse shares not shown")
     arms = summary[(summary["kind"] == "arm") & (summary["metric"] == metric)]
     rows = []
     for (arm, n), g in st.groupby(["arm", "n_labels"], sort=False):
@@ -326,9 +319,9 @@ def stability_table(sweep: Path, summary: pd.DataFrame, metric: str) -> str:
 def auto_table(sweep: Path) -> str:
     """What the ``auto`` arm chose per size and seed (its ``selection.json``), if it ran."""
     rows = []
-    for d in sorted((sweep / "cells").glob("auto_*")) if (sweep / "cells").is_dir() else []:
+    for d in SweepFolder(sweep).cell_folders("auto"):
         parsed = parse_cell_name(d.name)
-        rec = _try(Run(d), "selection", partial(read_selection, d / "selection.json"))
+        rec = _try(Run(d), "selection", partial(read_selection, SweepFolder.selection(d)))
         if parsed is None or rec is None:
             continue
         low, high = rec.interval or (None, None)
@@ -395,12 +388,12 @@ def confusion_figure(run: Run, out_dir: Path, prefix: str = "") -> str:
         title = f"{split}, threshold {hp.fmt(run.threshold)}"
     elif not p.binary:
         decisions, title = p.scores.argmax(axis=1), f"{split}, arg-max decision"
-    elif p.decision is not None:
-        decisions, title = np.asarray(p.decision).astype(int), f"{split}, engine's decision"
+    elif p.decisions is not None:
+        decisions, title = np.asarray(p.decisions).astype(int), f"{split}, engine's decision"
     else:
         return hp.note("no threshold in eval.json and no decision column: confusion matrix "
                        "skipped")
-    png = plots.confusion_matrix(p.labels, decisions, out_dir / f"{prefix}confusion_matrix.png",
+    png = plots.confusion_matrix(p.known_labels, decisions, out_dir / f"{prefix}confusion_matrix.png",
                                  title=f"Confusion matrix ({title})")
     return f'<div class="figs">{hp.figure(png, f"Confusion matrix, {title}", width=380)}</div>'
 
@@ -433,7 +426,8 @@ def config_section(run: Run) -> str:
     """The resolved config, input paths and ids replaced by opaque ids (a report is shared)."""
     if run.config_text is None:
         return hp.note("config.yaml not shown: " + "; ".join(n for n in run.notes if n.startswith("config "))
-                       if (run.path / "config.yaml").exists() else "no config.yaml in this folder")
+                       if RunFolder(run.path).config.exists()
+                       else f"no {RunFolder(run.path).config.name} in this folder")
     return f"<pre>{hp.esc(run.config_text)}</pre>"
 
 
@@ -451,13 +445,13 @@ def environment_section(run: Run) -> str:
 def pick_cell(sweep: Path) -> Path | None:
     """A representative cell: the SSL arm at the largest size, lowest seed, with predictions
     (or, dense, with its ``segmentation/`` tables)."""
-    cells = sweep / "cells"
+    cells = SweepFolder(sweep).cells
     if not cells.is_dir():
         return None
     found = []
     for d in cells.iterdir():
         parsed = parse_cell_name(d.name)
-        if not d.is_dir() or parsed is None or not ((d / "predictions").is_dir()
+        if not d.is_dir() or parsed is None or not (RunFolder(d).predictions.is_dir()
                                                     or is_segmentation(d)):
             continue
         arm, size, seed = parsed
@@ -471,11 +465,11 @@ def pick_cell(sweep: Path) -> Path | None:
 
 def cell_status(sweep: Path) -> str:
     """How many cells finished (have eval.json) and which are partial."""
-    cells = sweep / "cells"
+    cells = SweepFolder(sweep).cells
     if not cells.is_dir():
         return ""
     dirs = sorted(d for d in cells.iterdir() if d.is_dir())
-    partial = [d.name for d in dirs if not (d / "eval.json").is_file()]
+    partial = [d.name for d in dirs if not RunFolder(d).eval.is_file()]
     text = f"{len(dirs) - len(partial)} of {len(dirs)} cells finished."
     if partial:
         text += " Unfinished: " + ", ".join(partial[:20]) + (" ..." if len(partial) > 20 else "")
@@ -517,7 +511,7 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
     _prepare(out_dir)
     run = load_run(run_dir)
     sweep = find_sweep(run_dir)
-    results = _try(run, "sweep results", lambda: read_results(sweep / "results.csv")) \
+    results = _try(run, "sweep results", lambda: read_results(SweepFolder(sweep).results)) \
         if sweep is not None else None
     cell = load_run(c) if sweep is not None and (c := pick_cell(sweep)) is not None else None
     if cell is not None and run.eval is None and not run.predictions:
@@ -531,7 +525,7 @@ def build_report(run_dir: Path, alpha: float = 0.05) -> Path:
     sections: list[tuple[str, str, str]] = []
     summary = summarize(results, alpha=alpha) if results is not None else None
     if results is not None and summary is not None and sweep is not None:
-        headline = _headline_metric(results)
+        headline = headline_metric(results["metric"]) or ""
         sizes = answer.budget_sizes(results)
         arms = list(dict.fromkeys(results["arm"].astype(str)))
         read = answer.loader(load_run)

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
 from ssl_domains.files import write_guard
-from ssl_domains.report.artifacts import Predictions, summarize
+from ssl_domains.layout.predictions import Predictions
+from ssl_domains.report.artifacts import summarize
 
 DPI = 110
 #: Fixed colours so an arm looks the same in every figure.
@@ -98,7 +99,7 @@ def loss_curves(metrics: pd.DataFrame, out: Path) -> Path:
 
 
 def _binary_or_raise(preds: Mapping[str, Predictions]) -> dict[str, Predictions]:
-    usable = {k: p for k, p in preds.items() if p.binary and len(np.unique(p.labels)) == 2}
+    usable = {k: p for k, p in preds.items() if p.binary and len(np.unique(p.known_labels)) == 2}
     if not usable:
         raise ValueError("no split has binary scores with both classes present")
     return usable
@@ -124,20 +125,20 @@ def roc_curves(preds: Mapping[str, Predictions], out: Path,
     if multi:
         name, p = [(k, v) for k, v in preds.items() if not v.binary][-1]
         for c in range(p.scores.shape[1]):
-            yc = (p.labels == c).astype(int)
+            yc = (p.known_labels == c).astype(int)
             if 0 < yc.sum() < len(yc):
                 fpr, tpr, _ = skm.roc_curve(yc, p.scores[:, c])
                 ax.plot(fpr, tpr, label=f"class {c} vs rest (AUC {skm.auc(fpr, tpr):.3f})")
         ax.set_title(f"ROC, one-vs-rest ({name})")
     else:
         for name, p in _binary_or_raise(preds).items():
-            fpr, tpr, _ = skm.roc_curve(p.labels, p.scores)
+            fpr, tpr, _ = skm.roc_curve(p.known_labels, p.scores)
             line, = ax.plot(fpr, tpr, label=f"{name} (AUROC {skm.auc(fpr, tpr):.3f})",
                             **({"color": colors[name]} if colors and name in colors else {}))
             at = threshold.get(name) if isinstance(threshold, Mapping) else threshold
             if at is not None:
                 pred = p.scores >= at
-                pos, neg = p.labels == 1, p.labels == 0
+                pos, neg = p.known_labels == 1, p.known_labels == 0
                 ax.plot(pred[neg].mean(), pred[pos].mean(), "o", color=line.get_color(), ms=7,
                         mec="black")
         ax.set_title("ROC" + (" (dots: thresholds)" if isinstance(threshold, Mapping) and threshold
@@ -156,10 +157,10 @@ def pr_curves(preds: Mapping[str, Predictions], out: Path) -> Path:
     """
     fig, ax = subplots(figsize=(4.6, 4.2))
     for name, p in _binary_or_raise(preds).items():
-        precision, recall, _ = skm.precision_recall_curve(p.labels, p.scores)
-        ap = skm.average_precision_score(p.labels, p.scores)
+        precision, recall, _ = skm.precision_recall_curve(p.known_labels, p.scores)
+        ap = skm.average_precision_score(p.known_labels, p.scores)
         line, = ax.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})")
-        ax.axhline(p.labels.mean(), ls=":", lw=1, color=line.get_color())
+        ax.axhline(p.known_labels.mean(), ls=":", lw=1, color=line.get_color())
     ax.set_title("Precision-recall (dotted: prevalence)")
     return _save_unit_square(fig, ax, out, "recall (sensitivity)", "precision", "lower left")
 

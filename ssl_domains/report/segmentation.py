@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ssl_domains.engine.segmentation import FROC_FILE, SEGMENTATION_DIR, SLICES_DIR, THRESHOLD
+from ssl_domains.engine.segmentation import THRESHOLD
+from ssl_domains.layout.names import FROC_FILE, SEGMENTATION_DIR, SLICES_DIR
+from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.report import htmlpage as hp
 from ssl_domains.report import plots
-from ssl_domains.report.artifacts import parse_cell_name
 
 __all__ = ["is_segmentation", "froc_figure", "overlay_figure", "segmentation_section"]
 

@@ -41,7 +41,6 @@ import pandas as pd
 from ssl_domains.contracts import DatasetView
 from ssl_domains.engine.assess import (
     EVAL_FILE,
-    PREDICTIONS_DIR,
     Assessment,
     Predictions,
     Selection,
@@ -54,6 +53,9 @@ from ssl_domains.engine.assess import (
 from ssl_domains.engine.exports import combine
 from ssl_domains.errors import SSLDomainsError
 from ssl_domains.files import write_json
+from ssl_domains.layout.names import EXPORT_DIR, MEMBERS_DIR, SEGMENTATION_DIR
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.sweep import selection as sel
 from ssl_domains.sweep.plan import Arm
 
@@ -62,7 +64,6 @@ __all__ = ["run_ensemble_cell", "run_auto_cell", "run_dense_auto_cell", "chose_b
 
 #: Where an auto cell keeps the two members of an ensemble it refitted on every label (one
 #: folder each, named as the arm's cells: :attr:`~ssl_domains.sweep.plan.Arm.folder`).
-MEMBERS_DIR = "members"
 
 
 def _same_items(a: Predictions, b: Predictions, what: str) -> None:
@@ -73,7 +74,7 @@ def _same_items(a: Predictions, b: Predictions, what: str) -> None:
 
 
 def _val(cell: Path) -> Predictions:
-    return read_predictions(cell / PREDICTIONS_DIR / "val.csv")
+    return read_predictions(RunFolder(cell).prediction_file("val"))
 
 
 def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
@@ -86,9 +87,9 @@ def combined_cell(cell: Path, deep_cell: Path, base_cell: Path, weight: float,
     _same_items(val_d, val_b, f"ensemble of {deep_cell.name} and {base_cell.name} (validation)")
     val = Predictions(val_d.ids, combine(val_d.probs, val_b.probs, weight), val_d.labels)
     test = None
-    if (deep_cell / PREDICTIONS_DIR / "test.csv").is_file():
-        t_d = read_predictions(deep_cell / PREDICTIONS_DIR / "test.csv")
-        t_b = read_predictions(base_cell / PREDICTIONS_DIR / "test.csv")
+    if (RunFolder(deep_cell).prediction_file("test")).is_file():
+        t_d = read_predictions(RunFolder(deep_cell).prediction_file("test"))
+        t_b = read_predictions(RunFolder(base_cell).prediction_file("test"))
         _same_items(t_d, t_b, f"ensemble of {deep_cell.name} and {base_cell.name} (test)")
         test = Predictions(t_d.ids, combine(t_d.probs, t_b.probs, weight), t_d.labels)
     cell.mkdir(parents=True, exist_ok=True)
@@ -314,16 +315,16 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
         src = candidates[chosen]
         assessment = read_assessment(src)
         for split in ("val", "test"):
-            if (src / PREDICTIONS_DIR / f"{split}.csv").is_file():
-                write_predictions(cell / PREDICTIONS_DIR / f"{split}.csv",
-                                  read_predictions(src / PREDICTIONS_DIR / f"{split}.csv"),
+            if RunFolder(src).prediction_file(split).is_file():
+                write_predictions(RunFolder(cell).prediction_file(split),
+                                  read_predictions(RunFolder(src).prediction_file(split)),
                                   assessment.threshold)
         if chosen == "ensemble":
             record["ensemble"] = assessment.ensemble
     assessment = assessment.updated(selection=record)
     if oof is not None:
-        oof.to_csv(cell / "cv_oof.csv", index=False)
-    write_json(cell / "selection.json", assessment.to_json()["selection"])
+        oof.to_csv(SweepFolder.cv_oof(cell), index=False)
+    write_json(SweepFolder.selection(cell), assessment.to_json()["selection"])
     write_assessment(cell, assessment)
     return assessment.to_json()
 
@@ -340,12 +341,10 @@ def run_dense_auto_cell(cell: Path, candidates: Mapping[str, Path],
     Raises:
         SSLDomainsError: No candidate finished, or the candidates validated on other cases.
     """
-    from ssl_domains.engine.segmentation import SEGMENTATION_DIR
-
     scores: dict[str, float] = {}
     cases: dict[str, list[str]] = {}
     for arm, path in candidates.items():
-        table = path / SEGMENTATION_DIR / "val_cases.csv"
+        table = RunFolder(path).case_table("val")
         if not (path / EVAL_FILE).is_file() or not table.is_file():
             continue
         rows = pd.read_csv(table)
@@ -380,10 +379,10 @@ def run_dense_auto_cell(cell: Path, candidates: Mapping[str, Path],
     if cell.exists():
         shutil.rmtree(cell)
     cell.mkdir(parents=True)
-    for part in (SEGMENTATION_DIR, "export"):
+    for part in (SEGMENTATION_DIR, EXPORT_DIR):
         if (src / part).is_dir():
             shutil.copytree(src / part, cell / part)
     assessment = read_assessment(src).updated(selection=record)
-    write_json(cell / "selection.json", assessment.to_json()["selection"])
+    write_json(SweepFolder.selection(cell), assessment.to_json()["selection"])
     write_assessment(cell, assessment)
     return assessment.to_json()

@@ -30,6 +30,9 @@ import yaml
 from ssl_domains.config import InitConfig
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.files import read_json_object, write_json
+from ssl_domains.layout.export import ExportFolder
+from ssl_domains.layout.names import CLUSTER_FILE
+from ssl_domains.layout.run import RunFolder
 from ssl_domains.sweep.jobs import (
     LOGS_DIR,
     SweepSpec,
@@ -45,7 +48,7 @@ __all__ = ["Resources", "ClusterJobs", "EXECUTORS", "STATE_FILE", "dependency"]
 #: ``--executor`` values served by this module.
 EXECUTORS = ("slurm", "submitit-local")
 #: What a cluster submission submitted (job ids per phase), in the sweep folder.
-STATE_FILE = "cluster.json"
+STATE_FILE = CLUSTER_FILE
 #: Slurm states of a job that has not ended.
 _ALIVE = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING",
           "COMPLETING", "UNKNOWN")
@@ -227,7 +230,7 @@ class ClusterJobs:
                 f"{out}: {len(alive)} job(s) of the last submission are still pending or "
                 f"running ({', '.join(alive[:5])}{', ...' if len(alive) > 5 else ''}); nothing "
                 f"submitted. Watch them with squeue; rerun this command once they ended")
-        pre_done = (out / "pretrain" / "export" / "backbone.safetensors").is_file()
+        pre_done = ExportFolder(RunFolder(out / "pretrain").export).backbone.is_file()
         if self.wait:
             if pretrain and not pre_done:
                 sw.echo(f"pre-training: one job ({self.kind}); every cell waits for it")

@@ -39,11 +39,13 @@ import torch
 
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, parse_config
 from ssl_domains.engine import finetune as finetuning
-from ssl_domains.engine.assess import EVAL_FILE, PREDICTIONS_DIR, read_predictions
+from ssl_domains.engine.assess import EVAL_FILE, read_predictions
 from ssl_domains.engine.run_dir import RunFolderBusy, RunLock
 from ssl_domains.engine.runtime import keep_threads
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.files import append_line, read_json_object, write_json
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
 from ssl_domains.sweep.auto import fold_sources, fold_splits
 from ssl_domains.sweep.plan import Arm, Size, cell_name
@@ -258,7 +260,7 @@ def _tables(sw: Sweep, spec: SweepSpec) -> Outcome:
     """The tables of every finished cell of the sizes and seeds ``sweep.json`` records (a
     cluster sweep's last job), then ``spec.finish``; unfinished cells are named in
     ``message``."""
-    record = read_json_object(sw.out / "sweep.json")
+    record = read_json_object(SweepFolder(sw.out).plan)
     cells = [(arm, Size.from_tag(tag), int(seed)) for tag in record.get("sizes", [])
              for seed in record.get("seeds", []) for arm in sw.arms]
     result = SweepResult(sw.out, pd.DataFrame(), pd.DataFrame())
@@ -302,12 +304,12 @@ def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str]) -> list
         return []
     if all(finished_cell(sw, a, size, seed) is not None for a in arms if a.derived):
         return []
-    cells = sw.out / "cells"
+    cells = SweepFolder(sw.out).cells
     plain = [a for a in arms if not a.derived
              and (cells / cell_name(a, size, seed) / EVAL_FILE).is_file()]
-    if not plain or (sw.out / "cv" / f"{size.tag}_{seed}.json").is_file():
+    if not plain or (SweepFolder(sw.out).cv / f"{size.tag}_{seed}.json").is_file():
         return []
-    val = read_predictions(cells / cell_name(plain[0], size, seed) / PREDICTIONS_DIR / "val.csv")
+    val = read_predictions(RunFolder(cells / cell_name(plain[0], size, seed)).prediction_file("val"))
     if val.labels is None or not small_validation(val.labels):
         return []
     try:
@@ -524,7 +526,7 @@ def previous_failures(out: Path, cells: Sequence[Cell]) -> list[str]:
     lines = []
     for arm, size, seed in cells:
         name = cell_name(arm, size, seed)
-        if (out / "cells" / name / EVAL_FILE).is_file():
+        if (SweepFolder(out).cell(name) / EVAL_FILE).is_file():
             continue
         record = out / LOGS_DIR / f"{name}.json"
         log = out / LOGS_DIR / f"{name}.log"

@@ -23,6 +23,9 @@ from ssl_domains.engine.run_dir import environment_info
 from ssl_domains.engine.segmentation import is_dense
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder
+from ssl_domains.layout.sweep import cell_name as layout_cell_name
 from ssl_domains.registry import Registry
 
 __all__ = [
@@ -269,9 +272,8 @@ def distinct_sizes(sizes: Sequence[Size], pool_labels: Sequence[int],
 
 
 def cell_name(arm: Arm, size: Size, seed: int) -> str:
-    """``<arm>_<size>_<seed>``, as :func:`~ssl_domains.report.artifacts.parse_cell_name`
-    reads it."""
-    return f"{arm.folder}_{size.tag}_{seed}"
+    """``<arm>_<size>_<seed>`` (:func:`ssl_domains.layout.sweep.cell_name`)."""
+    return layout_cell_name(arm.folder, size.tag, seed)
 
 
 def cell_config(cfg: RunConfig, arm: Arm, size: Size, seed: int,
@@ -320,7 +322,7 @@ def check_same_sweep(out: Path, cfg: RunConfig, init: InitConfig | None) -> None
         ConfigError: ``out`` holds a sweep of another config or other weights.
         SSLDomainsError: Its ``sweep.json`` is unreadable.
     """
-    record = out / "sweep.json"
+    record = SweepFolder(out).plan
     config = _comparable(cfg)
     current: dict[str, Any] = {"config": config,
                                "init": init.model_dump(mode="json") if init is not None else None}
@@ -348,6 +350,6 @@ def write_sweep_record(out: Path, cfg: RunConfig, init: InitConfig | None,
               "init": init.model_dump(mode="json") if init is not None else None,
               "sizes": [s.tag for s in sizes], "seeds": list(seeds),
               "arms": [a.name for a in arms]}
-    write_json(out / "sweep.json", record)
-    atomic_write_text(out / "config.yaml", dump_config(cfg))
-    write_json(out / "environment.json", environment_info())
+    write_json(SweepFolder(out).plan, record)
+    atomic_write_text(RunFolder(out).config, dump_config(cfg))
+    write_json(RunFolder(out).environment, environment_info())

@@ -20,15 +20,16 @@ import pandas as pd
 
 from ssl_domains.engine.assess import (
     EVAL_FILE,
-    PREDICTIONS_DIR,
     Assessment,
     read_assessment,
     read_predictions,
 )
 from ssl_domains.errors import DataError
 from ssl_domains.files import write_json
+from ssl_domains.layout.numbers import fmt
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder, write_table
 from ssl_domains.scoring.intervals import RESULT_COLUMNS, SUMMARY_COLUMNS, summary_rows
-from ssl_domains.scoring.metrics import PRIMARY_METRICS
 from ssl_domains.sweep.plan import Arm, Size, cell_name
 from ssl_domains.sweep.selection import COLLAPSE_AUROC, collapse
 
@@ -39,10 +40,8 @@ __all__ = [
     "cell_stability",
     "collect_stability",
     "with_stability",
-    "headline_metric",
     "summary_table",
     "write_results",
-    "fmt",
 ]
 
 #: eval.json "test" entries kept out of results.csv: the loss (baselines have none) and the
@@ -53,11 +52,6 @@ STABILITY_COLUMNS = ["arm", "n_labels", "fraction", "seed", "val_auroc", "consta
 Cells = Sequence[tuple[Arm, Size, int]]
 
 
-def fmt(value: Any) -> str:
-    """A number for progress lines and tables (``0.812``), ``n/a`` when missing or NaN."""
-    return f"{value:.3f}" if isinstance(value, int | float) and not math.isnan(value) else "n/a"
-
-
 #: A finished cell: its arm, size, seed, folder and assessment.
 Finished = tuple[Arm, Size, int, Path, Assessment]
 
@@ -66,7 +60,7 @@ def _finished(out: Path, cells: Cells) -> list[Finished]:
     """The finished cells (``eval.json`` written) with their folder and assessment."""
     found = []
     for arm, size, seed in cells:
-        cell = out / "cells" / cell_name(arm, size, seed)
+        cell = SweepFolder(out).cell(cell_name(arm, size, seed))
         if (cell / EVAL_FILE).is_file():
             found.append((arm, size, seed, cell, read_assessment(cell)))
     return found
@@ -103,14 +97,14 @@ def cell_stability(cell: Path) -> dict[str, Any] | None:
     predictions (test predictions checked for a constant output too); None when it has no
     validation predictions."""
     try:
-        val = read_predictions(cell / PREDICTIONS_DIR / "val.csv")
+        val = read_predictions(RunFolder(cell).prediction_file("val"))
     except DataError:
         return None
     if val.labels is None:
         return None
     other = []
-    if (cell / PREDICTIONS_DIR / "test.csv").is_file():
-        other.append(read_predictions(cell / PREDICTIONS_DIR / "test.csv").probs)
+    if (RunFolder(cell).prediction_file("test")).is_file():
+        other.append(read_predictions(RunFolder(cell).prediction_file("test")).probs)
     return collapse(val.labels, val.probs, *other)
 
 
@@ -155,13 +149,6 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
             for r in df.to_dict(orient="records")]
 
 
-def headline_metric(results: pd.DataFrame) -> str | None:
-    """The first of :data:`~ssl_domains.scoring.metrics.PRIMARY_METRICS` the results hold,
-    else their first metric; None when empty."""
-    have = list(dict.fromkeys(results["metric"].astype(str)))
-    return next((m for m in PRIMARY_METRICS if m in have), have[0] if have else None)
-
-
 def summary_table(summary: pd.DataFrame, metric: str, arms: Sequence[str]) -> str:
     """Plain-text table: mean ± std per arm and size (with ``[k/n collapsed]`` when some seeds
     collapsed), and the ssl-scratch difference [CI]."""
@@ -201,14 +188,15 @@ def write_results(out: Path, cells: Cells, alpha: float = 0.05
     """
     finished = _finished(out, cells)  # each eval.json read once for both tables
     results = _results_table(finished)
-    results.to_csv(out / "results.csv", index=False)
+    folder = SweepFolder(out)
+    write_table(folder.results, results.to_dict("records"))
     stability = _stability_table(finished)
-    stability.to_csv(out / "stability.csv", index=False)
+    write_table(folder.stability, stability.to_dict("records"), STABILITY_COLUMNS)
     summary = pd.DataFrame(summary_rows(results.to_dict("records"), alpha=alpha),
                            columns=list(SUMMARY_COLUMNS))
     summary = with_stability(summary, stability)
-    summary.to_csv(out / "summary.csv", index=False)
-    write_json(out / "summary.json", (
+    write_table(folder.summary_csv, summary.to_dict("records"), list(summary.columns))
+    write_json(folder.summary_json, (
         {"alpha": alpha, "interval": "Student-t over seeds; ssl-scratch paired by seed",
          "collapsed": f"share of seeds whose validation AUROC was <= {COLLAPSE_AUROC} or whose "
                       "output was constant (stability.csv per cell)",

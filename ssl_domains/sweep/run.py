@@ -68,7 +68,6 @@ from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine import pretrain as pretraining
 from ssl_domains.engine.assess import (
     EVAL_FILE,
-    PREDICTIONS_DIR,
     Assessment,
     Predictions,
     read_assessment,
@@ -79,6 +78,10 @@ from ssl_domains.engine.run_dir import RunFolderBusy, RunLock
 from ssl_domains.engine.segmentation import is_dense
 from ssl_domains.errors import ConfigError, DataError, RegistryError, SSLDomainsError
 from ssl_domains.files import read_json_object, write_json
+from ssl_domains.layout.names import BACKBONE_FILE
+from ssl_domains.layout.numbers import fmt, headline_metric
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
 from ssl_domains.sweep import auto
@@ -95,7 +98,7 @@ from ssl_domains.sweep.plan import (
     write_sweep_record,
 )
 from ssl_domains.sweep.refit import refit_network, refit_steps
-from ssl_domains.sweep.results import fmt, headline_metric, summary_table, write_results
+from ssl_domains.sweep.results import summary_table, write_results
 from ssl_domains.sweep.selection import (
     CV_FOLDS,
     PREFERENCE,
@@ -159,11 +162,11 @@ def _pretrained(cfg: RunConfig, out: Path, init: InitConfig | None,
     if init is not None or cfg.pretrain is None:
         return _pretrained_export(cfg, out, init)
     pdir = out / "pretrain"
-    export = pdir / "export"
-    if (export / "backbone.safetensors").is_file():
+    export = RunFolder(pdir).export
+    if (export / BACKBONE_FILE).is_file():
         echo(f"pre-training: reusing {export}")
     else:
-        resume = latest_checkpoint(pdir / "checkpoints" / "pretrain") is not None
+        resume = latest_checkpoint(RunFolder(pdir).checkpoints / "pretrain") is not None
         echo(f"pre-training into {pdir}" + (" (resuming from its checkpoint)" if resume else ""))
         start = time.perf_counter()
         summary = pretraining.pretrain(cfg, pdir, resume=resume)
@@ -179,7 +182,7 @@ def _pretrained_export(cfg: RunConfig, out: Path, init: InitConfig | None) -> In
         return init
     if cfg.pretrain is None:
         return cfg.init
-    return InitConfig(path=str(out / "pretrain" / "export"))
+    return InitConfig(path=str(RunFolder(out / "pretrain").export))
 
 
 def pretrain_once(cfg: RunConfig, out: Path, init: InitConfig | None,
@@ -202,8 +205,8 @@ def _share_pretrain_artifacts(out: Path) -> None:
     """Copy the pre-training loss log and pretext pictures to the sweep folder, where the report
     looks for this folder's own loss curves and pictures."""
     pdir = out / "pretrain"
-    if (pdir / "metrics.jsonl").is_file():
-        shutil.copyfile(pdir / "metrics.jsonl", out / "metrics.jsonl")
+    if RunFolder(pdir).metrics.is_file():
+        shutil.copyfile(RunFolder(pdir).metrics, RunFolder(out).metrics)
     pictures = sorted((pdir / "figures").glob("*.png")) if (pdir / "figures").is_dir() else []
     if pictures:
         (out / "figures").mkdir(exist_ok=True)
@@ -267,7 +270,7 @@ def run_fold_arm(cfg: RunConfig, arm: Arm, seed: int, pre: InitConfig | None, re
     finally:
         logging.disable(logging.NOTSET)
     if record["left_out"] is None:
-        scored = read_predictions(sub / PREDICTIONS_DIR / "test.csv")
+        scored = read_predictions(RunFolder(sub).prediction_file("test"))
         record["probs"], record["ids"] = scored.probs.tolist(), list(scored.ids)
     shutil.rmtree(sub, ignore_errors=True)
     write_json(path, record)
@@ -310,7 +313,7 @@ def cv_items(cfg: RunConfig, arm: Arm, size: Size, seed: int, pre: InitConfig | 
 
 def cv_folder(out: Path, size: Size, seed: int) -> Path:
     """The scratch folder of the cross-validation of ``(size, seed)`` (its fold runs)."""
-    return out / "cv" / f"folds_{size.tag}_{seed}"
+    return SweepFolder(out).cv / f"folds_{size.tag}_{seed}"
 
 
 def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
@@ -326,9 +329,10 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         SSLDomainsError: A member cell is missing or the cells scored different items.
     """
     assert cfg.finetune is not None
-    cell = out / "cells" / cell_name(arm, size, seed)
-    done = {a.name: out / "cells" / cell_name(a, size, seed) for a in arms
-            if a.name != arm.name and (out / "cells" / cell_name(a, size, seed) / EVAL_FILE).is_file()}
+    cells = SweepFolder(out)
+    cell = cells.cell(cell_name(arm, size, seed))
+    done = {a.name: cells.cell(cell_name(a, size, seed)) for a in arms
+            if a.name != arm.name and (cells.cell(cell_name(a, size, seed)) / EVAL_FILE).is_file()}
     if is_dense(registry, cfg.finetune.task.name):
         if arm.name != "auto":
             raise SSLDomainsError(f"{arm.name}: a segmentation sweep has no ensemble arm (an average "
@@ -345,7 +349,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         """The out-of-fold probabilities of every plain arm (computed once per size and seed,
         kept in ``<out>/cv/``: the ensemble and auto cells share them), and each network's
         steps trained per fold into ``trained``."""
-        path = out / "cv" / f"{size.tag}_{seed}.json"
+        path = SweepFolder(out).cv / f"{size.tag}_{seed}.json"
         names = sorted(a.name for a in plain)
         got: dict[str, Any] = {}
         if path.is_file():
@@ -402,7 +406,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                                   "cell and at least one finished baseline cell")
         oof = None
         if use_cv:  # auto cross-validates a small validation set anyway: choose on it too
-            val = read_predictions(done["ssl"] / PREDICTIONS_DIR / "val.csv")
+            val = read_predictions(RunFolder(done["ssl"]).prediction_file("val"))
             if val.labels is not None and small_validation(val.labels):
                 oof = cv()
         return auto.run_ensemble_cell(cell, ("ssl", done["ssl"]), {b: done[b] for b in bases},
@@ -527,7 +531,7 @@ def finished_cell(sw: Sweep, arm: Arm, size: Size, seed: int) -> Outcome | None:
     """The ``reused`` outcome of a finished cell, None when it is to be (re)computed: not
     finished, or an ``auto`` cell that chose under another rule (said in ``notes``)."""
     name = cell_name(arm, size, seed)
-    cell = sw.out / "cells" / name
+    cell = SweepFolder(sw.out).cell(name)
     finished = read_assessment(cell) if (cell / EVAL_FILE).is_file() else None
     if finished is not None and arm.name == "auto" and finished.selection is None:
         return None  # interrupted between its refit's eval.json and the choice's record
@@ -550,7 +554,7 @@ def run_cell(sw: Sweep, arm: Arm, size: Size, seed: int,
         ValueError, RuntimeError, SSLDomainsError: A network arm's own error.
     """
     name = cell_name(arm, size, seed)
-    cell = sw.out / "cells" / name
+    cell = SweepFolder(sw.out).cell(name)
     try:
         lock = RunLock(sw.out / LOCKS_DIR / name).acquire()
     except RunFolderBusy as err:
@@ -732,7 +736,7 @@ def run_sweep(
     cells = [(arm, size, seed) for size in plan_sizes for seed in seeds for arm in arm_list]
     result = SweepResult(out, pd.DataFrame(), pd.DataFrame())
     echo(f"sweep: {len(plan_sizes)} size(s) x {len(seeds)} seed(s) x {len(arm_list)} arm(s) "
-         f"= {len(cells)} cells in {out / 'cells'}")
+         f"= {len(cells)} cells in {SweepFolder(out).cells}")
     sw = Sweep(cfg, out, arm_list, None, sources, registry, alpha, cv_folds, echo)
     if jobs is not None and jobs.detached:
         sw.pre = _pretrained_export(cfg, out, init) if pretrained_arms else None
@@ -770,11 +774,11 @@ def finish_sweep(sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> Sweep
     out, echo, arm_list = sw.out, sw.echo, sw.arms
     done = [c for c in cells if c[0].name not in result.skipped]
     result.results, result.summary = write_results(out, done, sw.alpha)
-    metric = headline_metric(result.results)
+    metric = headline_metric(result.results["metric"])
     if metric is not None:
         echo(summary_table(result.summary, metric,
                            [a.name for a in arm_list if a.name not in result.skipped]))
-    echo(f"results: {out / 'results.csv'} ({len(result.computed)} cell(s) trained, "
+    echo(f"results: {SweepFolder(out).results} ({len(result.computed)} cell(s) trained, "
          f"{len(result.reused)} reused)")
     if result.failed:
         first = next(iter(result.failed.items()))

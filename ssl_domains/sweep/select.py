@@ -27,8 +27,8 @@ export:
   chosen by cross-validation, both members fitted again on every labeled item.
 
 ``ssl-domains evaluate`` and ``predict`` use whichever was chosen
-(:func:`~ssl_domains.engine.exports.load_model`). The export's model card is written by the
-caller from the run folder (``ssl-domains finetune`` does).
+(:func:`~ssl_domains.engine.exports.load_model`). The export's model card is written with
+it.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from ssl_domains.contracts import stats_of
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import (
     EVAL_FILE,
-    PREDICTIONS_DIR,
     Assessment,
     read_assessment,
     read_predictions,
@@ -55,13 +54,22 @@ from ssl_domains.engine.assess import (
     write_predictions,
 )
 from ssl_domains.engine.build import build_backbone
-from ssl_domains.engine.checkpoints import read_export_config
-from ssl_domains.engine.exports import SelectedModel, save_baseline_export
+from ssl_domains.engine.exports import SelectedModel, export_config, save_baseline_export
+from ssl_domains.engine.model_card import model_card
 from ssl_domains.engine.run_dir import environment_info
-from ssl_domains.engine.segmentation import SEGMENTATION_DIR, is_dense
+from ssl_domains.engine.segmentation import is_dense
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
-from ssl_domains.identifiers import shareable_config
+from ssl_domains.layout.export import (
+    ExportFolder,
+    find_export,
+    read_export_config,
+    write_card,
+    write_export,
+)
+from ssl_domains.layout.names import BACKBONE_FILE, EXPORT_DIR, SEGMENTATION_DIR
+from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
 from ssl_domains.sweep.auto import MEMBERS_DIR, labeled_set
@@ -86,16 +94,15 @@ def _pretrained(cfg: RunConfig, run: Path, init: InitConfig | None) -> InitConfi
     model's export replaces it)."""
     if init is not None or cfg.init is not None:
         return init or cfg.init
-    keep = run / "candidates" / "init"
-    if (keep / "backbone.safetensors").is_file():
+    keep = RunFolder(run).candidates / "init"
+    if (keep / BACKBONE_FILE).is_file():
         return InitConfig(path=str(keep))
-    export = run / "export"
-    if cfg.pretrain is not None and (export / "backbone.safetensors").is_file():
-        stage = read_export_config(export / "config.json").get("stage") \
-            if (export / "config.json").is_file() else None
+    export = ExportFolder(RunFolder(run).export)
+    if cfg.pretrain is not None and export.backbone.is_file():
+        stage = read_export_config(export.path).stage if export.exists() else None
         if stage == "pretrain":
             keep.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(export, keep, dirs_exist_ok=True)
+            shutil.copytree(export.path, keep, dirs_exist_ok=True)
             return InitConfig(path=str(keep))
     return None
 
@@ -136,7 +143,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         Size(count=fcfg.label_count) if fcfg.label_count is not None else Size(fraction=1.0)
     single = cfg.model_copy(update={"finetune": fcfg.model_copy(update={"select": "single"})})
     sources = sources or finetuning.build_finetune_sources(fcfg)
-    out = run / "candidates"
+    out = RunFolder(run).candidates
     log.info("select: auto: training %s into %s", ", ".join(arms[:-1]), out)
     try:
         run_sweep(single, out, sizes=[size], seeds=[cfg.seed], arms=arms, init=pre,
@@ -148,7 +155,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         log.warning("select: auto: %s", err)  # a failed baseline leaves the others to choose
 
     def cell(arm: str) -> Path:
-        return out / "cells" / cell_name(Arm(arm), size, cfg.seed)
+        return SweepFolder(out).cell(cell_name(Arm(arm), size, cfg.seed))
 
     auto_cell = cell("auto")
     if not (auto_cell / EVAL_FILE).is_file():
@@ -190,7 +197,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         fitted_on = labeled_set(data) \
             if every_label else data["train"]
         x, y, _ = stack_inputs(fitted_on, key)
-        save_baseline_export(folder, ref=ref, key=key, x=x, y=y, meta=meta)
+        save_baseline_export(folder, meta, ref=ref, key=key, x=x, y=y)
         if every_label:
             _check_refit(folder, data["test"], refitted)
         else:
@@ -198,17 +205,14 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
 
     tmp = run / ".export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    meta = {"format": "ssl-domains-export/1", "stage": "finetune", "run": cfg.name,
-            "backbone": shareable_config(cfg.backbone.model_dump(mode="json")),
-            "threshold": assessment.threshold, "threshold_rule": fcfg.threshold_rule,
-            "data_stats": stats_of(sources["pool"]),
-            "selection": record, "environment": environment_info()}
+    meta = export_config(cfg, build_backbone(registry, cfg.backbone), "finetune",
+                         threshold=assessment.threshold, threshold_rule=fcfg.threshold_rule,
+                         data_stats=stats_of(sources["pool"]), selection=record)
     if chosen in DEEP_ARMS:  # refitted on every label: auto's cell holds that network
-        shutil.copytree((auto_cell if assessment.refit is not None else cell(chosen)) / "export",
+        shutil.copytree(RunFolder(auto_cell if assessment.refit is not None else cell(chosen)).export,
                         tmp)
-        deep_cfg = read_export_config(tmp / "config.json")
-        deep_cfg["selection"] = record
-        write_json(tmp / "config.json", deep_cfg)
+        deep_cfg = read_export_config(tmp).model_copy(update={"selection": record})
+        write_export(tmp, deep_cfg, card=None)
     elif chosen.startswith("baseline"):
         baseline_export(chosen, tmp, every_label=assessment.refit is not None)
     else:
@@ -219,23 +223,24 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         deep_arm, base_arm = ens.members
         members = auto_cell / MEMBERS_DIR  # refitted on every label, when chosen by CV
         refit = assessment.refit is not None
-        shutil.copytree((members / Arm(deep_arm).folder if refit else cell(deep_arm)) / "export",
-                        tmp / "deep")
-        baseline_export(base_arm, tmp / "baseline", every_label=refit,
+        shutil.copytree(RunFolder(members / Arm(deep_arm).folder if refit else cell(deep_arm)).export,
+                        ExportFolder(tmp).deep.path)
+        baseline_export(base_arm, ExportFolder(tmp).baseline.path, every_label=refit,
                         refitted=members / Arm(base_arm).folder)
-        write_json(tmp / "config.json", {**meta, "kind": "ensemble", "weight": ens.weight,
-                                          "weight_of": deep_arm,
-                                          "members": {"deep": deep_arm, "baseline": base_arm}})
-    atomic_write_text(tmp / "README.md", finetuning.EXPORT_README)
-    shutil.rmtree(run / "export", ignore_errors=True)
-    tmp.replace(run / "export")
+        write_export(tmp, meta.model_copy(update={
+            "kind": "ensemble", "weight": ens.weight, "weight_of": deep_arm,
+            "members": {"deep": deep_arm, "baseline": base_arm}}), card=None)
+    write_card(ExportFolder(tmp), model_card(cfg.model_dump(mode="json"), assessment))
+    target = RunFolder(run)
+    shutil.rmtree(target.export, ignore_errors=True)
+    tmp.replace(target.export)
     for split in ("val", "test"):
-        if (auto_cell / PREDICTIONS_DIR / f"{split}.csv").is_file():
-            write_predictions(run / PREDICTIONS_DIR / f"{split}.csv",
-                              read_predictions(auto_cell / PREDICTIONS_DIR / f"{split}.csv"),
+        if RunFolder(auto_cell).prediction_file(split).is_file():
+            write_predictions(target.prediction_file(split),
+                              read_predictions(RunFolder(auto_cell).prediction_file(split)),
                               assessment.threshold)
-    atomic_write_text(run / "config.yaml", dump_config(cfg))
-    write_json(run / "environment.json", environment_info())
+    atomic_write_text(target.config, dump_config(cfg))
+    write_json(target.environment, environment_info())
     write_assessment(run, assessment)
     log.info("select: auto chose %s (selection AUROC %.3f, runner-up %s)", chosen,
              choice.score if choice.score is not None else math.nan, choice.runner_up)
@@ -258,17 +263,20 @@ def _ship_dense(cfg: RunConfig, run: Path, auto_cell: Path, assessment: Assessme
     chosen = assessment.selection.chosen if assessment.selection is not None else "?"
     note = ("test Dice of every candidate is reported for honesty; the choice used validation "
             "cases only. " + "; ".join(notes))
-    if not (auto_cell / "export").is_dir():
+    if not RunFolder(auto_cell).export.is_dir():
         note += (f". The chosen {chosen} is a classical segmenter: it has no export yet (refit it "
                  f"from its training cases, {cells.get(chosen, auto_cell)})")
-    for part in (SEGMENTATION_DIR, "export"):
+    for part in (SEGMENTATION_DIR, EXPORT_DIR):
         shutil.rmtree(run / part, ignore_errors=True)
         if (auto_cell / part).is_dir():
             shutil.copytree(auto_cell / part, run / part)
     assessment = assessment.updated(candidates_note=note)
-    atomic_write_text(run / "config.yaml", dump_config(cfg))
-    write_json(run / "environment.json", environment_info())
+    atomic_write_text(RunFolder(run).config, dump_config(cfg))
+    write_json(RunFolder(run).environment, environment_info())
     write_assessment(run, assessment)
+    shipped = find_export(run)
+    if shipped is not None and shipped.path != Path(run):  # the run's card, not the cell's
+        write_card(shipped, model_card(cfg.model_dump(mode="json"), assessment))
     log.info("select: auto chose %s (validation Dice %s)", chosen,
              assessment.selection.score if assessment.selection is not None else None)
     return assessment.to_json()
@@ -282,10 +290,10 @@ def _check_refit(folder: Path, test_ds: Any, auto_cell: Path) -> None:
     Raises:
         SSLDomainsError: It does not (a baseline that is not deterministic).
     """
-    path = auto_cell / PREDICTIONS_DIR / "test.csv"
+    path = RunFolder(auto_cell).prediction_file("test")
     if test_ds is None or not path.is_file():
         return
-    model = SelectedModel(folder, read_export_config(folder / "config.json"))
+    model = SelectedModel(folder, read_export_config(folder))
     want = read_predictions(path).probs
     got = model.baseline_probs(test_ds).probs
     if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):
@@ -300,8 +308,8 @@ def _check_baseline(folder: Path, val_ds: Any, cell: Path) -> None:
     Raises:
         SSLDomainsError: It does not (a baseline that is not deterministic).
     """
-    model = SelectedModel(folder, read_export_config(folder / "config.json"))
-    want = read_predictions(cell / PREDICTIONS_DIR / "val.csv").probs
+    model = SelectedModel(folder, read_export_config(folder))
+    want = read_predictions(RunFolder(cell).prediction_file("val")).probs
     got = model.baseline_probs(val_ds).probs
     if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):
         raise SSLDomainsError(f"{folder}: the refitted baseline does not reproduce the "

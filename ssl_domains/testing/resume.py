@@ -14,6 +14,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ssl_domains.layout.export import ExportFolder
+from ssl_domains.layout.run import RunFolder
+
 __all__ = ["CLI", "cli_env", "assert_kill9_resume_equal"]
 
 #: The command line, run in a fresh interpreter.
@@ -41,21 +44,22 @@ def assert_kill9_resume_equal(full_config: Path, killed_config: Path, full_run: 
 
     proc = subprocess.Popen([*CLI, "pretrain", str(killed_config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
-    ckpts = killed_run / "checkpoints" / "pretrain"
+    killed_folder, full_folder = RunFolder(killed_run), RunFolder(full_run)
+    ckpts = killed_folder.checkpoints / "pretrain"
     deadline = time.time() + timeout / 2
     while time.time() < deadline and not list(ckpts.glob(checkpoint_glob)):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not (killed_run / "export" / "backbone.safetensors").exists()
+    assert not ExportFolder(killed_folder.export).backbone.exists()
 
     resumed = subprocess.run([*CLI, "pretrain", "--resume", str(killed_run)],
                              capture_output=True, text=True, env=cli_env(), timeout=timeout)
     assert resumed.returncode == 0, resumed.stderr
 
-    a = load_file(str(full_run / "export" / "backbone.safetensors"))
-    b = load_file(str(killed_run / "export" / "backbone.safetensors"))
+    a = load_file(str(ExportFolder(full_folder.export).backbone))
+    b = load_file(str(ExportFolder(killed_folder.export).backbone))
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resume"

@@ -16,9 +16,9 @@ from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.assess import read_assessment
 from ssl_domains.engine.evaluate import evaluate, load_finetuned, predict_data
 from ssl_domains.engine.finetune import finetune
+from ssl_domains.engine.model_card import write_model_card, write_pretrain_card
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import CheckpointError, ConfigError
-from ssl_domains.report.model_card import write_model_card
 from tests.conftest import make_config
 
 
@@ -27,6 +27,9 @@ def test_pretrain_then_finetune_with_label_fraction(tmp_path: Path, arrays: Path
     run = tmp_path / "runs" / "t"
     p = pretrain(cfg, run)
     assert p["n_train"] == 320 and p["n_val"] == 80
+    card = (run / "export" / "README.md").read_text()  # pre-training writes its card with its export
+    assert card.startswith("# t: pre-trained backbone\n") and "320 unlabeled training items" in card
+    assert write_pretrain_card(run).read_text() == card
     s = finetune(cfg, run)
     # 10 % of 400 = 40 labels in all; 20 % of them validate
     assert s["n_labels"] == 40 and s["n_train"] == 32 and s["n_val"] == 8
@@ -38,9 +41,10 @@ def test_pretrain_then_finetune_with_label_fraction(tmp_path: Path, arrays: Path
     # decisions follow the validation-chosen threshold exactly
     thr = s["threshold"]
     assert all(int(r["decision"]) == int(float(r["score"]) >= thr) for r in rows)
-    assert "Not written yet" in (run / "export" / "README.md").read_text()  # the engine renders no card
-    card = write_model_card(run).read_text()  # the caller above it does (cli finetune, demo)
+    card = (run / "export" / "README.md").read_text()  # the engine writes the final card
     assert "- items: train 32, val 8, test 400" in card and "| train | " in card
+    assert f"Decision threshold {thr:.3f}" in card
+    assert write_model_card(run).read_text() == card  # rendering it again from the folder: the same
     exported = json.loads((run / "export" / "config.json").read_text())
     assert exported["threshold"] == thr and exported["task"]["name"] == "classification"
 
@@ -89,7 +93,7 @@ def test_evaluate_and_predict_from_export(tmp_path: Path, arrays: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert rows[0]["label"] == "" and len(rows) == 400
     task, config = load_finetuned(run)
-    assert config["num_classes"] == 2
+    assert config.num_classes == 2
     with pytest.raises(CheckpointError, match="no export found"):
         load_finetuned(tmp_path)
 

@@ -9,14 +9,9 @@ import pytest
 
 from ssl_domains.engine.assess import read_predictions as engine_read_predictions
 from ssl_domains.errors import DataError
-from ssl_domains.report.artifacts import (
-    find_sweep,
-    parse_cell_name,
-    read_json,
-    read_metrics,
-    read_predictions,
-    read_results,
-)
+from ssl_domains.layout.predictions import read_labeled_predictions as read_predictions
+from ssl_domains.layout.sweep import find_sweep, parse_cell_name
+from ssl_domains.report.artifacts import read_json, read_metrics, read_results
 
 
 def test_absent_files_are_none(tmp_path: Path) -> None:
@@ -33,7 +28,7 @@ def test_multiclass_predictions(tmp_path: Path) -> None:
                     "a,0,0.7,0.2,0.1,0\nb,2,0.1,0.1,0.8,2\n")
     p = read_predictions(path)
     assert not p.binary and p.scores.shape == (2, 3)
-    assert p.labels.tolist() == [0, 2] and p.decision.tolist() == [0, 2]
+    assert p.labels.tolist() == [0, 2] and p.decisions.tolist() == [0, 2]
     np.testing.assert_allclose(p.scores[1], [0.1, 0.1, 0.8])
 
 
@@ -53,7 +48,7 @@ def test_one_parse_two_rules_for_unlabelled_rows(tmp_path: Path) -> None:
     assert engine.ids == ["a", "b", "c"] and engine.labels is None
     np.testing.assert_array_equal(engine.probs[:, 1], [0.9, 0.3, 0.25])
     report = read_predictions(path)
-    assert report.labels.tolist() == [1, 0] and report.decision.tolist() == [1, 0]
+    assert report.labels.tolist() == [1, 0] and report.decisions.tolist() == [1, 0]
     np.testing.assert_array_equal(report.scores, engine.probs[[0, 2], 1])
 
 

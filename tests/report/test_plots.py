@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssl_domains.layout.predictions import Predictions
 from ssl_domains.report import plots
-from ssl_domains.report.artifacts import Predictions, read_metrics, read_results, summarize
+from ssl_domains.report.artifacts import read_metrics, read_results, summarize
 
 
 def _png(path: Path) -> bool:
@@ -22,8 +23,8 @@ def test_run_plots(run_dir: Path, tmp_path: Path) -> None:
     assert _png(plots.loss_curves(metrics, tmp_path / "a" / "loss.png"))
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(30, int), np.ones(20, int)]
-    preds = {"val": Predictions(y, rng.random(50) + 0.3 * y, None),
-             "test": Predictions(y, rng.random(50) + 0.5 * y, None)}
+    preds = {"val": Predictions.from_scores(y, rng.random(50) + 0.3 * y),
+             "test": Predictions.from_scores(y, rng.random(50) + 0.5 * y)}
     assert _png(plots.roc_curves(preds, tmp_path / "roc.png", threshold=0.6))
     assert _png(plots.pr_curves(preds, tmp_path / "pr.png"))
     assert _png(plots.confusion_matrix(y, (preds["test"].scores > 0.6).astype(int),
@@ -35,7 +36,7 @@ def test_multiclass_roc_and_confusion(tmp_path: Path) -> None:
     y = np.arange(60) % 3
     s = rng.dirichlet(np.ones(3), 60)
     s[np.arange(60), y] += 0.5
-    preds = {"test": Predictions(y, s, None)}
+    preds = {"test": Predictions.from_scores(y, s)}
     assert _png(plots.roc_curves(preds, tmp_path / "roc.png"))
     assert _png(plots.confusion_matrix(y, s.argmax(1), tmp_path / "cm.png"))
     with pytest.raises(ValueError, match="no split has binary scores with both classes"):

@@ -9,8 +9,8 @@ import pytest
 
 from ssl_domains.config import parse_config
 from ssl_domains.errors import ConfigError
+from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.plugins import get_host
-from ssl_domains.report.artifacts import parse_cell_name
 from ssl_domains.sweep import plan
 from ssl_domains.sweep.plan import Size, parse_sizes
 from tests.conftest import make_config

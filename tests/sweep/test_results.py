@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from ssl_domains.engine.assess import Counts, Predictions, finish_run, read_assessment
+from ssl_domains.layout.numbers import headline_metric
 from ssl_domains.sweep.plan import Arm, Size, cell_name
-from ssl_domains.sweep.results import NOT_METRICS, headline_metric, summary_table, write_results
+from ssl_domains.sweep.results import NOT_METRICS, summary_table, write_results
 
 SIZE = Size(count=40)
 
@@ -61,7 +62,7 @@ def test_tables_hold_each_finished_cells_test_metrics(sweep: Path) -> None:
     auroc = summary[(summary["metric"] == "auroc") & (summary["kind"] == "arm")].set_index("arm")
     assert auroc.loc["scratch", "n_collapsed"] == 1 and auroc.loc["ssl", "n_collapsed"] == 0
     assert json.loads((sweep / "summary.json").read_text())["alpha"] == 0.05
-    assert headline_metric(results) == "auroc"
+    assert headline_metric(results["metric"]) == "auroc"
     lines = summary_table(summary, "auroc", ["ssl", "scratch"]).splitlines()
     assert lines[0].split() == ["auroc", "(test)", "n_labels", "ssl", "scratch", "ssl-scratch",
                                 "[95%", "CI]"]
@@ -73,5 +74,5 @@ def test_tables_hold_each_finished_cells_test_metrics(sweep: Path) -> None:
 
 def test_no_finished_cell_gives_empty_tables(tmp_path: Path) -> None:
     results, summary = write_results(tmp_path, [(Arm("ssl"), SIZE, 0)])
-    assert results.empty and summary.empty and headline_metric(results) is None
+    assert results.empty and summary.empty and headline_metric(results["metric"]) is None
     assert list(pd.read_csv(tmp_path / "results.csv").columns) == list(results.columns)

@@ -16,15 +16,12 @@ from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.assess import read_predictions
 from ssl_domains.engine.evaluate import evaluate, predict_data
-from ssl_domains.engine.exports import (
-    BASELINE_FILE,
-    load_finetuned,
-    load_selected,
-    save_baseline_export,
-)
+from ssl_domains.engine.exports import load_finetuned, load_selected, save_baseline_export
 from ssl_domains.engine.finetune import finetune
+from ssl_domains.engine.model_card import write_model_card
 from ssl_domains.errors import CheckpointError
-from ssl_domains.report.model_card import write_model_card
+from ssl_domains.layout.export import ExportConfig
+from ssl_domains.layout.names import BASELINE_FILE
 from ssl_domains.report.pages import build_report
 from ssl_domains.sweep.select import select_finetune
 from tests.conftest import make_config
@@ -35,9 +32,11 @@ def _scores(path: Path) -> np.ndarray:
 
 
 def _select(cfg: Any, run: Path) -> dict[str, Any]:
-    """``select: auto`` into ``run``, then its model card, as ``ssl-domains finetune`` does."""
+    """``select: auto`` into ``run``; the export's card is written with it (rendering it again
+    from the run folder gives the same card)."""
     summary = select_finetune(cfg, run)
-    write_model_card(run)
+    card = (run / "export" / "README.md").read_text()
+    assert write_model_card(run).read_text() == card
     return summary
 
 
@@ -73,6 +72,9 @@ def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> N
     config = json.loads((export / "config.json").read_text())
     assert config["kind"] == "baseline" and config["baseline"]["name"] == "logistic"
     assert config["threshold"] == s["threshold"] and config["selection"] == sel
+    # written by the one export writer: what a network export records, too
+    assert config["input_spec"] == {"modality": "signal", "dims": 1, "channels": 1}
+    assert config["num_features"] == 32 and config["host_version"] and config["run"] == "t"
     with pytest.raises(CheckpointError, match="chose a baseline"):
         load_finetuned(run)
     # predict: the same scores as the logistic baseline fitted on the cell's training items
@@ -239,7 +241,7 @@ def test_auto_ships_the_network_when_it_wins(tmp_path: Path) -> None:
     assert sel["score"] > sel["runner_up_score"] + 0.1
     assert load_selected(run) is None  # a network export, as any fine-tuning run's
     task, config = load_finetuned(run)
-    assert config["selection"]["chosen"] == "scratch"
+    assert config.selection is not None and config.selection["chosen"] == "scratch"
     cell = run / "candidates" / "cells" / "scratch_300_0"
     again = evaluate(run)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"),
@@ -258,11 +260,12 @@ def test_ensemble_export_predicts_the_weighted_average(tmp_path: Path, arrays: P
     import shutil
 
     shutil.copytree(deep_run / "export", export / "deep")
-    save_baseline_export(export / "baseline", ref=ComponentRef(name="logistic"), key="signal",
-                         x=data["x"][:50], y=data["y"][:50], meta={"stage": "finetune"})
+    meta = ExportConfig(stage="finetune", backbone={"name": "mlp"})
+    save_baseline_export(export / "baseline", meta, ref=ComponentRef(name="logistic"), key="signal",
+                         x=data["x"][:50], y=data["y"][:50])
     (export / "config.json").write_text(json.dumps({
-        "stage": "finetune", "kind": "ensemble", "weight": 0.25, "threshold": 0.5,
-        "members": {"deep": "scratch", "baseline": "baseline:logistic"}}))
+        "stage": "finetune", "backbone": {"name": "mlp"}, "kind": "ensemble", "weight": 0.25,
+        "threshold": 0.5, "members": {"deep": "scratch", "baseline": "baseline:logistic"}}))
     loader = ComponentRef(name="arrays", args={"path": str(arrays)})
     predict_data(export, loader, tmp_path / "e.csv")
     predict_data(deep_run, loader, tmp_path / "d.csv")

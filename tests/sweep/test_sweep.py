@@ -21,9 +21,10 @@ from ssl_domains.cli import cli, main
 from ssl_domains.config import InitConfig, load_config, parse_config
 from ssl_domains.engine.assess import read_assessment
 from ssl_domains.errors import ConfigError, ContractError
+from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.plugins import get_host, reset_host
 from ssl_domains.registry import Registry
-from ssl_domains.report.artifacts import parse_cell_name, read_results, summarize
+from ssl_domains.report.artifacts import read_results, summarize
 from ssl_domains.sweep import run as sweep_mod
 from ssl_domains.sweep import selection as sel
 from ssl_domains.sweep.plan import Size

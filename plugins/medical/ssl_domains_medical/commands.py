@@ -269,20 +269,22 @@ def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int,
     from ssl_domains.data.datasets import build_dataset
     from ssl_domains.engine.evaluate import load_finetuned
     from ssl_domains.errors import ConfigError
+    from ssl_domains.layout.run import RunFolder
     from ssl_domains.plugins import get_host
 
     if mapping is not None:
-        check_mapping_path(mapping, folders=[out_dir, Path(run_dir) / "export", Path(run_dir) / "report"])
+        run = RunFolder(run_dir)
+        check_mapping_path(mapping, folders=[out_dir, run.export, run.report])
     model, config = load_finetuned(run_dir)
     task: Any = model  # a tumor_patch_detection task: probability_map, case_score, save_probability_map
     if not hasattr(task, "probability_map"):
-        raise ConfigError(f"{run_dir}: task {config['task']['name']!r} makes no probability maps; "
+        raise ConfigError(f"{run_dir}: task {config.task.name if config.task else None!r} makes no probability maps; "
                           "fine-tune with tumor_patch_detection (a tumor_segmentation export "
                           "segments new cases with `ssl-domains predict`)")
     ds = build_dataset(get_host().registry, ComponentRef(name=loader, args=parse_arg_pairs(args)), "volumes")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    threshold = config.get("threshold")
+    threshold = config.threshold
     rows = []
     for i in range(len(ds)):  # type: ignore[arg-type]
         item = ds[i]

@@ -14,8 +14,8 @@ import pytest
 from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.evaluate import predict_data
 from ssl_domains.engine.finetune import finetune
+from ssl_domains.engine.model_card import write_model_card, write_pretrain_card
 from ssl_domains.engine.pretrain import pretrain
-from ssl_domains.report.model_card import write_model_card, write_pretrain_card
 
 PATIENT = "DOE_JOHN_MRN12345"
 #: every piece of the identifier that must not show up anywhere (names and the MRN alone)

@@ -1,10 +1,11 @@
-"""The model card (``export/README.md``): data, label counts, metrics with intervals, use, limits.
+"""The model card (the export's ``README.md``): data, label counts, metrics with intervals, use,
+limits.
 
-Rendered from a run folder's resolved config and its :class:`~ssl_domains.engine.assess.Assessment`
-(``eval.json``); :func:`write_model_card` is called by whoever ran the fine-tuning (``ssl-domains
-finetune``, the demo), never by the engine. The card of a pre-trained backbone
-(:func:`write_pretrain_card`) is rendered the same way, from ``config.yaml`` and the
-export's ``config.json`` (``ssl-domains pretrain``, ``ssl-domains sweep``, the demo).
+Rendered from the resolved run config and its :class:`~ssl_domains.engine.assess.Assessment`
+(``eval.json``); the engine writes it with the export (fine-tuning, ``select: auto``).
+The card of a pre-trained backbone (:func:`pretrain_card`) is rendered from the config and the
+:class:`~ssl_domains.layout.export.ExportConfig`. :func:`write_model_card` and
+:func:`write_pretrain_card` render them again from a run folder.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ssl_domains.engine.assess import Assessment, Candidate, Selection, read_assessment
-from ssl_domains.errors import DataError
-from ssl_domains.files import atomic_write_text
+from ssl_domains.errors import CheckpointError, DataError
 from ssl_domains.identifiers import shareable_config
-from ssl_domains.report.artifacts import read_config, read_json
-from ssl_domains.report.htmlpage import fmt, is_number
+from ssl_domains.layout.export import ExportConfig, ExportFolder, read_export_config, write_card
+from ssl_domains.layout.names import BACKBONE_FILE, BASELINE_FILE, EXPORT_CONFIG_FILE, MODEL_FILE
+from ssl_domains.layout.numbers import fmt, is_number
+from ssl_domains.layout.run import RunFolder, read_run_config
 
 #: (label, dotted config path) of the components the card names; flat keys are a fallback.
 COMPONENTS = (
@@ -117,12 +119,11 @@ def model_card(config: Mapping[str, Any], assessment: Assessment) -> str:
             seen.add(label)
             lines.append(f"- {label}: `{name}`")
     if not seen:
-        lines.append("- components: see `config.json`")
+        lines.append(f"- components: see `{EXPORT_CONFIG_FILE}`")
     if assessment.selection is not None:
         lines += selection_lines(assessment.selection, assessment.candidates, assessment.refit)
     else:
-        lines += ["- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
-                  "architecture and arguments in `config.json`", ""]
+        lines += [EXPORT_FILES["deep"], ""]
     kept = _kept_text(config, assessment)
     if kept:
         lines[-1:-1] = [kept]
@@ -194,15 +195,15 @@ def model_card(config: Mapping[str, Any], assessment: Assessment) -> str:
 
 #: What an export of each kind of chosen model holds.
 EXPORT_FILES = {
-    "deep": "- weights: `model.safetensors` (load with `safetensors.torch.load_file`); "
-            "architecture and arguments in `config.json`",
-    "baseline": "- a classical baseline: `config.json` names it and its arguments; "
-                "`baseline.safetensors` holds its training inputs and labels, and loading the "
+    "deep": f"- weights: `{MODEL_FILE}` (load with `safetensors.torch.load_file`); "
+            f"architecture and arguments in `{EXPORT_CONFIG_FILE}`",
+    "baseline": f"- a classical baseline: `{EXPORT_CONFIG_FILE}` names it and its arguments; "
+                f"`{BASELINE_FILE}` holds its training inputs and labels, and loading the "
                 "export refits it deterministically (no pickle). **This export contains the "
                 "training inputs**: share it only where the training data may go",
     "ensemble": "- an ensemble: `deep/` (a fine-tuned network export) and `baseline/` (a "
                 "classical baseline export, which contains its training inputs: share it only "
-                "where the training data may go); `config.json` holds the weight",
+                f"where the training data may go); `{EXPORT_CONFIG_FILE}` holds the weight",
 }
 
 
@@ -263,28 +264,25 @@ def _read_config(run_dir: Path) -> Mapping[str, Any]:
     Raises:
         DataError: Missing, unreadable, or not a mapping.
     """
-    config = read_config(run_dir / "config.yaml")
+    config = read_run_config(run_dir)
     if config is None:
-        raise DataError(run_dir / "config.yaml", "not found")
+        raise DataError(RunFolder(run_dir).config, "not found")
     return config
 
 
 def write_model_card(run_dir: Path) -> Path:
-    """Render the card of the run folder ``run_dir`` (its ``config.yaml`` and ``eval.json``)
-    into ``run_dir/export/README.md``; returns its path.
+    """Render the card of the run folder ``run_dir`` again (its ``config.yaml`` and
+    ``eval.json``) into its export; returns its path.
 
     Raises:
         DataError: ``config.yaml`` or ``eval.json`` is missing or unreadable, or there is no
-            ``export`` folder.
+            export folder.
     """
-    run_dir = Path(run_dir)
-    export = run_dir / "export"
-    if not export.is_dir():
-        raise DataError(export, "missing: the run has no export to describe (fine-tune it first)")
-    config = _read_config(run_dir)
-    target = export / "README.md"
-    atomic_write_text(target, model_card(config, read_assessment(run_dir)))
-    return target
+    run = RunFolder(run_dir)
+    if not run.export.is_dir():
+        raise DataError(run.export, "missing: the run has no export to describe (fine-tune it first)")
+    config = _read_config(run.path)
+    return write_card(ExportFolder(run.export), model_card(config, read_assessment(run.path)))
 
 
 def _init_text(init: Any) -> str:
@@ -294,14 +292,14 @@ def _init_text(init: Any) -> str:
     return f"existing weights (format `{init.get('source', 'auto')}`; path not recorded here)"
 
 
-def pretrain_card(config: Mapping[str, Any], export: Mapping[str, Any]) -> str:
+def pretrain_card(config: Mapping[str, Any], export: ExportConfig) -> str:
     """Markdown card of a pre-trained backbone export.
 
     Args:
         config: The resolved run config (name, backbone, ``pretrain.task``, the
             ``pretrain.data.train`` loader, ``init``).
-        export: The export's ``config.json`` (what pre-training recorded: ``steps``,
-            ``n_train``, ``best_val_loss``).
+        export: The export's config (what pre-training recorded: ``steps``, ``n_train``,
+            ``best_val_loss``).
     """
     config = shareable_config(config)
     backbone, pre = config.get("backbone") or {}, config.get("pretrain") or {}
@@ -311,32 +309,32 @@ def pretrain_card(config: Mapping[str, Any], export: Mapping[str, Any]) -> str:
         f"# {config.get('name')}: pre-trained backbone\n\n"
         f"- Backbone: `{backbone.get('name')}` {backbone.get('args', {})}\n"
         f"- Pretext task: `{task.get('name')}` {task.get('args', {})}\n"
-        f"- Data: loader `{loader}`, {export.get('n_train')} unlabeled training items\n"
-        f"- Steps: {export.get('steps')}; best validation pretext loss: {export.get('best_val_loss')}\n"
+        f"- Data: loader `{loader}`, {export.n_train} unlabeled training items\n"
+        f"- Steps: {export.steps}; best validation pretext loss: {export.best_val_loss}\n"
         f"- Continued from: {_init_text(init)}\n\n"
         "## Intended use\nStarting point for fine-tuning with `ssl-domains finetune --init <this folder>`. "
         "It makes no predictions on its own.\n\n"
-        "## Files\n`backbone.safetensors` (the encoder's weights, safetensors), `model.safetensors` "
+        f"## Files\n`{BACKBONE_FILE}` (the encoder's weights, safetensors), `{MODEL_FILE}` "
         "(the whole pretext model, its decoder included: a segmentation fine-tuning starts from it "
-        "where the decoder fits), `config.json` (how to rebuild it by registry name).\n"
+        f"where the decoder fits), `{EXPORT_CONFIG_FILE}` (how to rebuild it by registry name).\n"
     )
 
 
 def write_pretrain_card(run_dir: Path) -> Path:
-    """Render the card of the pre-training run folder ``run_dir`` (its ``config.yaml`` and
-    ``export/config.json``) into ``run_dir/export/README.md``; returns its path.
+    """Render the card of the pre-training run folder ``run_dir`` again (its ``config.yaml``
+    and export config) into its export; returns its path.
 
     Raises:
-        DataError: ``config.yaml`` is missing or unreadable, or ``export/config.json`` is
-            missing, unreadable or not a pre-training export.
+        DataError: ``config.yaml`` is missing or unreadable, or the export config is missing,
+            unreadable or not a pre-training export.
     """
-    run_dir = Path(run_dir)
-    export_cfg = run_dir / "export" / "config.json"
-    export = read_json(export_cfg)
-    if export is None:
-        raise DataError(export_cfg, "missing: the run has no export to describe (pre-train it first)")
-    if export.get("stage") != "pretrain":
-        raise DataError(export_cfg, f"not a pre-training export (stage {export.get('stage')!r})")
-    target = run_dir / "export" / "README.md"
-    atomic_write_text(target, pretrain_card(_read_config(run_dir), export))
-    return target
+    export = ExportFolder(RunFolder(run_dir).export)
+    if not export.config.is_file():
+        raise DataError(export.config, "missing: the run has no export to describe (pre-train it first)")
+    try:
+        exported = read_export_config(export.path)
+    except CheckpointError as err:
+        raise DataError(export.config, str(err).removeprefix(f"{export.config}: ")) from None
+    if exported.stage != "pretrain":
+        raise DataError(export.config, f"not a pre-training export (stage {exported.stage!r})")
+    return write_card(export, pretrain_card(_read_config(Path(run_dir)), exported))

@@ -8,13 +8,14 @@ import pytest
 import yaml
 
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
-from ssl_domains.errors import DataError
-from ssl_domains.report.model_card import (
+from ssl_domains.engine.model_card import (
     model_card,
     pretrain_card,
     write_model_card,
     write_pretrain_card,
 )
+from ssl_domains.errors import DataError
+from ssl_domains.layout.export import ExportConfig
 
 CONFIG = {
     "backbone": {"name": "resnet", "args": {"depth": 18}},
@@ -104,13 +105,18 @@ def test_pretrain_card_from_the_run_folder(tmp_path: Path) -> None:
     (tmp_path / "export").mkdir()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"name": "ct", **CONFIG, "init": {"path": "w.pt"}}))
     (tmp_path / "export" / "config.json").write_text(
-        '{"stage": "pretrain", "steps": 120, "n_train": 300, "best_val_loss": 0.25}')
+        '{"stage": "pretrain", "backbone": {"name": "resnet"}, "steps": 120, "n_train": 300, '
+        '"best_val_loss": 0.25}')
     card = write_pretrain_card(tmp_path).read_text()
     assert card.startswith("# ct: pre-trained backbone\n")
     assert "- Backbone: `resnet` {'depth': 18}\n- Pretext task: `genesis` {}\n" in card
     assert "- Data: loader `dicom`, 300 unlabeled training items\n" in card
     assert "- Steps: 120; best validation pretext loss: 0.25\n- Continued from: existing weights (format `auto`; path not recorded here)\n" in card and "w.pt" not in card
-    assert "random initialisation" in pretrain_card({**CONFIG, "init": None}, {})
-    (tmp_path / "export" / "config.json").write_text('{"stage": "finetune"}')
+    assert "random initialisation" in pretrain_card({**CONFIG, "init": None},
+                                                   ExportConfig(stage="pretrain", backbone={"name": "resnet"}))
+    (tmp_path / "export" / "config.json").write_text('{"stage": "finetune", "backbone": {"name": "resnet"}}')
     with pytest.raises(DataError, match="config.json: not a pre-training export"):
+        write_pretrain_card(tmp_path)
+    (tmp_path / "export" / "config.json").write_text('{"stage": "pretrain"}')
+    with pytest.raises(DataError, match=r"config\.json: not an ssl-domains export config: backbone: Field required$"):
         write_pretrain_card(tmp_path)
