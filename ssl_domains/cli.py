@@ -245,7 +245,8 @@ def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "pretrain", resume)
-    summary = pretrain(cfg, run_path, init=cfg.init if init_path else None, resume=bool(resume))
+    summary = pretrain(cfg, run_path, registry=_host().registry, init=cfg.init if init_path else None,
+                       resume=bool(resume))
     if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
         write_pretrain_card(run_path)
     click.echo(to_json(summary))
@@ -271,10 +272,10 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                           "this config fine-tunes one model (finetune.select: single): use "
                           "torchrun for several processes, or --set finetune.select=auto")
     if auto:  # candidates, chosen on validation data
-        summary = select_finetune(cfg, run_path, init=init,
+        summary = select_finetune(cfg, run_path, init=init, registry=_host().registry,
                                   jobs=_local_jobs(jobs, threads_per_job, gpus))
     else:
-        summary = finetune(cfg, run_path, init=init, resume=bool(resume))
+        summary = finetune(cfg, run_path, registry=_host().registry, init=init, resume=bool(resume))
     if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
         write_model_card(run_path)
     click.echo(to_json({k: summary[k] for k in ("threshold", "val", "test") if k in summary}))
@@ -290,7 +291,7 @@ def evaluate_cmd(run_dir: str, loader: str | None, args: tuple[str, ...]) -> Non
     from ssl_domains.engine.evaluate import evaluate
 
     ref = ComponentRef(name=loader, args=parse_arg_pairs(args)) if loader else None
-    click.echo(to_json(evaluate(run_dir, ref)))
+    click.echo(to_json(evaluate(run_dir, ref, registry=_host().registry)))
 
 
 @cli.command("predict")
@@ -310,6 +311,7 @@ def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, 
     from ssl_domains.engine.evaluate import predict_data
 
     res = predict_data(run_dir, ComponentRef(name=loader, args=parse_arg_pairs(args)), Path(out_csv), batch_size,
+                       registry=_host().registry,
                        mapping=Path(mapping) if mapping else None)
     click.echo(to_json(res))
 
@@ -429,7 +431,8 @@ def plan_cmd(config: str, overrides: tuple[str, ...], measure_steps: int, as_jso
 
     if measure_steps < 0:
         raise ConfigError(f"--steps {measure_steps}: must be 0 or more")
-    result = plan(load_config(config, list(overrides)), measure_steps=measure_steps)
+    result = plan(load_config(config, list(overrides)), measure_steps=measure_steps,
+                  registry=_host().registry)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -20,6 +20,8 @@ from ssl_domains.config import RunConfig, load_config, parse_config
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import ConfigError
+from ssl_domains.plugins import get_host
+from ssl_domains.registry import Registry
 from ssl_domains.report.artifacts import SWEEP_DIR
 from ssl_domains.report.model_card import write_model_card, write_pretrain_card
 from ssl_domains.report.pages import build_report
@@ -83,14 +85,15 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
         raise ConfigError(f"{config}: a demo config needs a finetune section")
     run_path = Path(out) / f"demo-{config.parent.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     echo(f"== demo {config.parent.name} -> {run_path}")
+    registry = get_host().registry  # one registry for the whole demo
     if cfg.pretrain is not None:
-        ssl = pretrain(cfg, run_path)
+        ssl = pretrain(cfg, run_path, registry=registry)
         write_pretrain_card(run_path)  # fine-tuning below exports into the same folder, with its own card
         echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']:.4g}")
-    res = _finetune(cfg, run_path)
+    res = _finetune(cfg, run_path, registry)
     scratch_cfg = parse_config({**cfg.model_dump(mode="json"), "pretrain": None,
                                 "finetune": {**cfg.finetune.model_dump(mode="json"), "from_scratch": True}})
-    base = _finetune(scratch_cfg, run_path / "scratch")
+    base = _finetune(scratch_cfg, run_path / "scratch", registry)
     arms = {"ssl": res, "scratch": base}
     write_comparison(run_path, arms, cfg.seed)
     report = build_report(run_path)
@@ -103,11 +106,12 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
     return report
 
 
-def _finetune(cfg: RunConfig, run_path: Path) -> dict[str, Any]:
+def _finetune(cfg: RunConfig, run_path: Path, registry: Registry) -> dict[str, Any]:
     """Fine-tune (or, with ``finetune.select: auto``, choose among the candidates) into
     ``run_path`` and write its model card; returns the ``eval.json`` content."""
     assert cfg.finetune is not None
-    summary = select_finetune(cfg, run_path) if cfg.finetune.select == "auto" else finetune(cfg, run_path)
+    summary = select_finetune(cfg, run_path, registry=registry) if cfg.finetune.select == "auto" \
+        else finetune(cfg, run_path, registry=registry)
     write_model_card(run_path)
     return summary
 

@@ -146,6 +146,7 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
     from ssl_domains.config import parse_config
     from ssl_domains.data.datasets import labels_of
     from ssl_domains.engine.finetune import build_finetune_sources
+    from ssl_domains.plugins import get_host
     from ssl_domains.report.pages import build_report
     from ssl_domains.sweep.run import SweepFailed, run_sweep
 
@@ -160,7 +161,7 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
     cfg = parse_config(dataset_config(ds, root, recipes, work_dir(out, ds)),
                        source=f"suite {ds.name}")
     assert cfg.finetune is not None
-    n_pool = len(labels_of(build_finetune_sources(cfg.finetune)["pool"]) or [])
+    n_pool = len(labels_of(build_finetune_sources(cfg.finetune, get_host().registry)["pool"]) or [])
     keep, dropped = budgets_for(sizes, n_pool)
     record.update(n_pool=n_pool, budgets=[s.tag for s in keep], left_out=dropped)
     if dropped:

@@ -28,7 +28,7 @@ from ssl_domains.engine.runtime import Runtime, keep_threads
 from ssl_domains.errors import CheckpointError, SSLDomainsError
 from ssl_domains.files import write_json
 from ssl_domains.identifiers import shareable_config
-from ssl_domains.plugins import get_host
+from ssl_domains.registry import Registry
 
 __all__ = ["BASELINE_FILE", "SelectedModel", "combine", "load_finetuned", "load_model",
            "load_selected", "save_baseline_export"]
@@ -57,8 +57,9 @@ def _export_dir(path: Path) -> Path:
     raise CheckpointError(f"{path}: no export found (expected {path}/export/config.json)")
 
 
-def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The fine-tuned task model of a run or export folder, and its export config.
+def load_finetuned(path: str | Path, registry: Registry) -> tuple[nn.Module, dict[str, Any]]:
+    """The fine-tuned task model of a run or export folder (its components from
+    ``registry``), and its export config.
 
     Raises:
         CheckpointError: Not a fine-tuning export, or weights that do not fit.
@@ -71,7 +72,6 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
                               "--set finetune.select=single)")
     if config.get("stage") != "finetune" or not (folder / MODEL_FILE).is_file():
         raise CheckpointError(f"{folder}: a pre-training export has no classifier; fine-tune it first")
-    registry = get_host().registry
     bb = config["backbone"]
     backbone = registry.create("backbone", bb["name"], **bb.get("args", {}))
     task_ref = config["task"]
@@ -102,15 +102,17 @@ def save_baseline_export(folder: Path, *, ref: ComponentRef, key: str, x: np.nda
 
 
 class SelectedModel:
-    """A classical baseline or an ensemble exported by ``select: auto``, scoring datasets.
+    """A classical baseline or an ensemble exported by ``select: auto``, scoring datasets
+    (the baseline and the network from ``registry``).
 
     Raises:
         CheckpointError: A member export is missing or unreadable.
     """
 
-    def __init__(self, folder: Path, config: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, config: dict[str, Any], registry: Registry) -> None:
         self.folder = folder
         self.config = config
+        self.registry = registry
         self.kind = str(config.get("kind"))
         self._baseline: Any = None
         self._deep: Any = None
@@ -124,7 +126,7 @@ class SelectedModel:
             except (OSError, ValueError, RuntimeError) as err:
                 raise CheckpointError(f"{folder / BASELINE_FILE}: unreadable ({err})") from None
             ref = cfg["baseline"]
-            model = get_host().registry.create("baseline", ref["name"], **ref.get("args", {}))
+            model = self.registry.create("baseline", ref["name"], **ref.get("args", {}))
             model.fit(arrays["x"].numpy(), arrays["y"].numpy())
             self._baseline = model
         return self._baseline, str(cfg["input_key"])
@@ -144,7 +146,7 @@ class SelectedModel:
         if self.kind == "baseline":
             return base
         if self._deep is None:
-            self._deep, _ = load_finetuned(self.folder / "deep")
+            self._deep, _ = load_finetuned(self.folder / "deep", self.registry)
         rt = Runtime.create(device, "auto")
         self._deep.to(rt.device)
         ref = ComponentRef(name="selected")
@@ -155,7 +157,7 @@ class SelectedModel:
                            labels=deep.labels, loss=None)
 
 
-def load_selected(path: str | Path) -> tuple[SelectedModel, dict[str, Any]] | None:
+def load_selected(path: str | Path, registry: Registry) -> tuple[SelectedModel, dict[str, Any]] | None:
     """The baseline or ensemble exported by ``select: auto`` at ``path`` (a run or export
     folder), or None when the export is a fine-tuned network (or absent)."""
     p = Path(path)
@@ -168,11 +170,12 @@ def load_selected(path: str | Path) -> tuple[SelectedModel, dict[str, Any]] | No
         return None
     if not isinstance(config, dict) or config.get("kind") not in ("baseline", "ensemble"):
         return None
-    return SelectedModel(folder, config), config
+    return SelectedModel(folder, config, registry), config
 
 
-def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
+def load_model(path: str | Path, registry: Registry) -> tuple[Any, dict[str, Any]]:
     """The model a run or export folder ships: a fine-tuned network, or the classical
-    baseline or ensemble that ``finetune.select: auto`` chose; and its export config."""
-    selected = load_selected(path)
-    return selected if selected is not None else load_finetuned(path)
+    baseline or ensemble that ``finetune.select: auto`` chose (built from ``registry``); and
+    its export config."""
+    selected = load_selected(path, registry)
+    return selected if selected is not None else load_finetuned(path, registry)

@@ -39,7 +39,7 @@ from ssl_domains.data.skipping import first_readable, iter_readable
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
 from ssl_domains.engine.build import apply_init, build_backbone, check_first_item, finetune_init
 from ssl_domains.engine.checkpoints import MODEL_FILE, read_safetensors, save_export
-from ssl_domains.engine.loop import Trainer
+from ssl_domains.engine.loop import Trainer, TrainOptions
 from ssl_domains.engine.pretrain import export_config
 from ssl_domains.engine.stage import start_stage
 from ssl_domains.errors import ConfigError, DataError
@@ -493,7 +493,8 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     if fcfg.mode == "frozen_then_unfrozen":
         raise ConfigError(f"{cfg.name}: finetune.mode frozen_then_unfrozen is not available for a "
                           "dense task; use full or linear (the encoder frozen, the decoder trained)")
-    rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
+    where, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
+    rt, run = where.runtime, where.run
     data = dense_cases(cfg, fcfg, sources)
     train_ds, val_ds = data["train"], data["val"]
     where = f"fine-tuning data ({fcfg.data.train.name})"
@@ -504,7 +505,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
         raise DataError(where, "training items have no mask; a dense task trains on lesion masks "
                         "(the manifest's mask column)")
     init_cfg = finetune_init(cfg, init, run.export)
-    init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
+    init_report = apply_init(registry, backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
     args = {k: v for k, v in fcfg.task.args.items() if k != "num_classes"}
     task = registry.create("finetune", fcfg.task.name, backbone, **args)
     decoder_note = _pretext_decoder(task, init_cfg) if state is None else None
@@ -525,9 +526,9 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     if getattr(task, "roi_size", None) is None:
         task.roi_size = [int(s) for s in first[backbone.input_spec.modality].shape[1:]]
     val_where = f"validation cases ({where})"
-    trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
-                      validate=lambda model: _mean_dice(model, val_ds, val_where), frozen=frozen,
-                      resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed, monitor="dice")
+    trainer = Trainer(task, train_loader, fcfg.train, where, TrainOptions(
+        param_groups=groups, validate=lambda model: _mean_dice(model, val_ds, val_where),
+        frozen=frozen, monitor="dice"))
     if state is not None:
         trainer.load_state(state)
     result = trainer.fit()

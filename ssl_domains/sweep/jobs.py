@@ -125,9 +125,10 @@ def _sweep(spec: SweepSpec, echo: Callable[[str], None]) -> Sweep:
     if sw is None:
         cfg: RunConfig = parse_config(spec.config, source=f"sweep {spec.out}")
         assert cfg.finetune is not None
+        registry = get_host().registry  # a worker process: the host's, one per process
         sw = Sweep(cfg, Path(spec.out), [spec.arm(a) for a, _ in spec.arms],
                    InitConfig(**spec.pre) if spec.pre is not None else None,
-                   finetuning.build_finetune_sources(cfg.finetune), get_host().registry,
+                   finetuning.build_finetune_sources(cfg.finetune, registry), registry,
                    spec.alpha, spec.cv_folds)
         _SWEEPS.clear()  # one sweep at a time per process
         _SWEEPS[key] = sw
@@ -217,7 +218,8 @@ def _dispatch(spec: SweepSpec, task: Task, echo: Callable[[str], None]) -> Outco
     out = Path(spec.out)
     if task.kind == "pretrain":
         cfg = parse_config(spec.config, source=f"sweep {spec.out}")
-        pretrain_once(cfg, out, InitConfig(**spec.init) if spec.init else None, echo)
+        pretrain_once(cfg, out, InitConfig(**spec.init) if spec.init else None, echo,
+                      get_host().registry)
         return Outcome("pretrain", "computed")
     sw = _sweep(spec, echo)
     if task.kind == "cell":

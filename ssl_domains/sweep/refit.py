@@ -35,6 +35,7 @@ from ssl_domains.data.datasets import batches_per_epoch
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import Predictions
 from ssl_domains.engine.inference import item_id
+from ssl_domains.registry import Registry
 
 __all__ = ["refit_steps", "refit_network", "network_note"]
 
@@ -64,7 +65,8 @@ def network_note(n_items: int, steps: int, folds: int) -> str:
 
 
 def refit_network(cfg: RunConfig, cell: Path, labeled: Any, oof: np.ndarray, folds: int,
-                  steps: int, sources: dict[str, Any], init: InitConfig | None) -> dict[str, Any]:
+                  steps: int, sources: dict[str, Any], init: InitConfig | None,
+                  registry: Registry) -> dict[str, Any]:
     """Fine-tune the network arm of ``cfg`` (a cell config:
     :func:`~ssl_domains.sweep.plan.cell_config`) on every item of ``labeled`` for ``steps``
     steps (its schedule as configured), no early stopping, into ``cell`` (a run folder with
@@ -85,5 +87,6 @@ def refit_network(cfg: RunConfig, cell: Path, labeled: Any, oof: np.ndarray, fol
     refit = finetuning.Refit(items=labeled,
                              scores=Predictions(ids=ids, probs=probs, labels=labels, loss=None),
                              steps=steps, note=network_note(len(labels), steps, folds))
-    return finetuning.finetune(run_cfg, cell, init=None if fcfg.from_scratch else init,
-                               sources=sources, refit=refit)
+    return finetuning.finetune(run_cfg, cell, registry=registry,
+                               init=None if fcfg.from_scratch else init, sources=sources,
+                               refit=refit)

@@ -148,7 +148,7 @@ class SweepFailed(SSLDomainsError):
 
 
 def _pretrained(cfg: RunConfig, out: Path, init: InitConfig | None,
-                echo: Callable[[str], None]) -> InitConfig | None:
+                echo: Callable[[str], None], registry: Registry) -> InitConfig | None:
     """The pre-trained weights of the ``ssl`` and ``linear_probe`` arms.
 
     ``init`` (``--init``) is used as is. Otherwise a config with a ``pretrain`` section is
@@ -166,7 +166,7 @@ def _pretrained(cfg: RunConfig, out: Path, init: InitConfig | None,
         resume = latest_checkpoint(pdir / "checkpoints" / "pretrain") is not None
         echo(f"pre-training into {pdir}" + (" (resuming from its checkpoint)" if resume else ""))
         start = time.perf_counter()
-        summary = pretraining.pretrain(cfg, pdir, resume=resume)
+        summary = pretraining.pretrain(cfg, pdir, registry=registry, resume=resume)
         echo(f"pre-trained {summary['steps']} steps, best val loss "
              f"{fmt(summary['best_val_loss'])}, {time.perf_counter() - start:.1f} s")
     return InitConfig(path=str(export))
@@ -183,10 +183,10 @@ def _pretrained_export(cfg: RunConfig, out: Path, init: InitConfig | None) -> In
 
 
 def pretrain_once(cfg: RunConfig, out: Path, init: InitConfig | None,
-                  echo: Callable[[str], None]) -> InitConfig | None:
+                  echo: Callable[[str], None], registry: Registry) -> InitConfig | None:
     """The sweep's pre-training (once, into ``<out>/pretrain``) and its artifacts shared with
     the sweep folder: the job every cell of a cluster sweep waits for."""
-    pre = _pretrained(cfg, out, init, echo)
+    pre = _pretrained(cfg, out, init, echo, registry)
     _share_pretrain_artifacts(out)
     return pre
 
@@ -251,8 +251,8 @@ def run_fold_arm(cfg: RunConfig, arm: Arm, seed: int, pre: InitConfig | None, re
         if arm.baseline is not None:
             run_baseline(fold_cfg, arm.baseline, sub, sources, registry)
         else:
-            ran = finetuning.finetune(fold_cfg, sub, init=None if arm.name == "scratch" else pre,
-                                      sources=sources)
+            ran = finetuning.finetune(fold_cfg, sub, registry=registry,
+                                      init=None if arm.name == "scratch" else pre, sources=sources)
             if ran.get("steps") is not None:
                 record["trained"] = [int(ran["steps"]), int(ran["n_train"])]
     except (ImportError, ValueError, RuntimeError, SSLDomainsError) as err:
@@ -392,7 +392,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                             cell_cfg.finetune.data.drop_last)
         if steps is None:
             return False
-        refit_network(cell_cfg, folder, labeled, oof, folds, steps, sources, pre)
+        refit_network(cell_cfg, folder, labeled, oof, folds, steps, sources, pre, registry)
         return True
 
     use_cv = cv_folds >= 2 and any(a.name == "auto" for a in arms)
@@ -588,6 +588,7 @@ def _run_locked(sw: Sweep, arm: Arm, size: Size, seed: int, cell: Path,
                                    sw.sources, registry, sw.cache)
         else:
             summary = finetuning.finetune(cell_config(cfg, arm, size, seed, pre), cell,
+                                          registry=registry,
                                           init=None if arm.name == "scratch" else pre,
                                           sources=sw.sources)
     except ImportError as err:
@@ -722,7 +723,7 @@ def run_sweep(
     out = Path(out)
     check_same_sweep(out, cfg, init)
 
-    sources = sources or finetuning.build_finetune_sources(cfg.finetune)
+    sources = sources or finetuning.build_finetune_sources(cfg.finetune, registry)
     dense = is_dense(registry, cfg.finetune.task.name)
     # a dense task's budget counts cases (one "label" each), a classifier's labeled items
     pool_labels = [0] * len(sources["pool"].whole_cases()) if dense else labels_of(sources["pool"]) or []
@@ -742,10 +743,10 @@ def run_sweep(
             return result
     elif jobs is not None:
         jobs.prepare()
-        sw.pre = pretrain_once(cfg, out, init, echo) if pretrained_arms else _no_pretraining(out)
+        sw.pre = pretrain_once(cfg, out, init, echo, registry) if pretrained_arms else _no_pretraining(out)
         jobs.run(sw, cells, result)
     else:
-        sw.pre = pretrain_once(cfg, out, init, echo) if pretrained_arms else _no_pretraining(out)
+        sw.pre = pretrain_once(cfg, out, init, echo, registry) if pretrained_arms else _no_pretraining(out)
         width = max(len(a.name) for a in arm_list)
         for i, (arm, size, seed) in enumerate(cells, start=1):
             if arm.baseline is not None and arm.name in result.skipped:

@@ -134,7 +134,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     size = Size(fraction=fcfg.label_fraction) if fcfg.label_fraction is not None else \
         Size(count=fcfg.label_count) if fcfg.label_count is not None else Size(fraction=1.0)
     single = cfg.model_copy(update={"finetune": fcfg.model_copy(update={"select": "single"})})
-    sources = sources or finetuning.build_finetune_sources(fcfg)
+    sources = sources or finetuning.build_finetune_sources(fcfg, registry)
     out = run / "candidates"
     log.info("select: auto: training %s into %s", ", ".join(arms[:-1]), out)
     try:
@@ -191,9 +191,9 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         x, y, _ = stack_inputs(fitted_on, key)
         save_baseline_export(folder, ref=ref, key=key, x=x, y=y, meta=meta)
         if every_label:
-            _check_refit(folder, data["test"], refitted)
+            _check_refit(folder, data["test"], refitted, registry)
         else:
-            _check_baseline(folder, data["val"], cell(arm))
+            _check_baseline(folder, data["val"], cell(arm), registry)
 
     tmp = run / ".export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -273,7 +273,7 @@ def _ship_dense(cfg: RunConfig, run: Path, auto_cell: Path, assessment: Assessme
     return assessment.to_json()
 
 
-def _check_refit(folder: Path, test_ds: Any, auto_cell: Path) -> None:
+def _check_refit(folder: Path, test_ds: Any, auto_cell: Path, registry: Registry) -> None:
     """A baseline export refitted on every label must reproduce the auto cell's test scores
     (there are no held-out validation scores of that fit to compare); without a test set
     there is nothing to compare.
@@ -284,7 +284,7 @@ def _check_refit(folder: Path, test_ds: Any, auto_cell: Path) -> None:
     path = auto_cell / PREDICTIONS_DIR / "test.csv"
     if test_ds is None or not path.is_file():
         return
-    model = SelectedModel(folder, read_export_config(folder / "config.json"))
+    model = SelectedModel(folder, read_export_config(folder / "config.json"), registry)
     want = read_predictions(path).probs
     got = model.baseline_probs(test_ds).probs
     if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):
@@ -293,13 +293,13 @@ def _check_refit(folder: Path, test_ds: Any, auto_cell: Path) -> None:
                               "fixed random_state")
 
 
-def _check_baseline(folder: Path, val_ds: Any, cell: Path) -> None:
+def _check_baseline(folder: Path, val_ds: Any, cell: Path, registry: Registry) -> None:
     """A baseline export must reproduce its candidate cell's validation scores.
 
     Raises:
         SSLDomainsError: It does not (a baseline that is not deterministic).
     """
-    model = SelectedModel(folder, read_export_config(folder / "config.json"))
+    model = SelectedModel(folder, read_export_config(folder / "config.json"), registry)
     want = read_predictions(cell / PREDICTIONS_DIR / "val.csv").probs
     got = model.baseline_probs(val_ds).probs
     if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):

@@ -24,6 +24,7 @@ from ssl_domains.engine.exports import (
 )
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.errors import CheckpointError
+from ssl_domains.plugins import get_host
 from ssl_domains.report.model_card import write_model_card
 from ssl_domains.report.pages import build_report
 from ssl_domains.sweep.select import select_finetune
@@ -49,7 +50,7 @@ def _pretrain_then_select(tmp_path: Path, arrays: Path) -> tuple[Path, dict]:
         "pretrain.train.epochs": 1, "finetune.train.epochs": 2, "finetune.select": "auto",
         "finetune.label_count": 200}))
     run = tmp_path / "runs" / "t"
-    pretrain(cfg, run)
+    pretrain(cfg, run, registry=get_host().registry)
     return run, _select(cfg, run)
 
 
@@ -74,12 +75,12 @@ def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> N
     assert config["kind"] == "baseline" and config["baseline"]["name"] == "logistic"
     assert config["threshold"] == s["threshold"] and config["selection"] == sel
     with pytest.raises(CheckpointError, match="chose a baseline"):
-        load_finetuned(run)
+        load_finetuned(run, registry=get_host().registry)
     # predict: the same scores as the logistic baseline fitted on the cell's training items
-    got = load_selected(run)
+    got = load_selected(run, registry=get_host().registry)
     assert got is not None and got[0].kind == "baseline"
     out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}),
-                       tmp_path / "p.csv")
+                       tmp_path / "p.csv", registry=get_host().registry)
     assert out["items"] == 400 and out["threshold"] == s["threshold"]
     from safetensors.numpy import load_file
 
@@ -93,7 +94,7 @@ def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> N
     cell = run / "candidates" / "cells" / "baseline-logistic_200_0"
     np.testing.assert_array_equal(_scores(tmp_path / "p.csv"),
                                   _scores(cell / "predictions" / "test.csv"))
-    again = evaluate(run)
+    again = evaluate(run, registry=get_host().registry)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-12)
     rows = list(csv.DictReader((run / "predictions" / "test.csv").open()))
     assert all(int(r["decision"]) == int(float(r["score"]) >= s["threshold"]) for r in rows)
@@ -130,7 +131,7 @@ def test_a_baseline_chosen_by_cross_validation_ships_fitted_on_every_label(
     assert len(stored["y"]) == s["n_train"] == 30
     # the export predicts as a logistic regression fitted on the 30 items, and as auto's cell
     out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}),
-                       tmp_path / "p.csv")
+                       tmp_path / "p.csv", registry=get_host().registry)
     ref = LogisticBaseline().fit(stored["x"], stored["y"])
     np.testing.assert_allclose(_scores(tmp_path / "p.csv"),
                                ref.predict_proba(np.load(arrays)["x"])[:, 1], rtol=0, atol=1e-12)
@@ -169,7 +170,7 @@ def _select_by_cross_validation(tmp_path: Path, arrays: Path, monkeypatch: pytes
         "pretrain.train.epochs": 1, "finetune.train.epochs": 6, "finetune.select": "auto",
         "finetune.label_count": 30}))
     run = tmp_path / "runs" / "n"
-    pretrain(cfg, run)
+    pretrain(cfg, run, registry=get_host().registry)
     s = _select(cfg, run)
     assert s["selection"]["chosen"] == arm
     return run, s
@@ -210,7 +211,7 @@ def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
     # scores, not the ssl cell's
     auto_test = _scores(auto_cell / "predictions" / "test.csv")
     assert not np.allclose(auto_test, _scores(cell / "predictions" / "test.csv"), atol=1e-4)
-    again = evaluate(run)
+    again = evaluate(run, registry=get_host().registry)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"), auto_test, atol=1e-6)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
     card = (run / "export" / "README.md").read_text()
@@ -237,11 +238,11 @@ def test_auto_ships_the_network_when_it_wins(tmp_path: Path) -> None:
     assert set(sel["scores"]) == {"scratch", "baseline:logistic"}
     assert sel["chosen"] == "scratch" and sel["runner_up"] == "baseline:logistic"
     assert sel["score"] > sel["runner_up_score"] + 0.1
-    assert load_selected(run) is None  # a network export, as any fine-tuning run's
-    task, config = load_finetuned(run)
+    assert load_selected(run, registry=get_host().registry) is None  # a network export, as any fine-tuning run's
+    task, config = load_finetuned(run, registry=get_host().registry)
     assert config["selection"]["chosen"] == "scratch"
     cell = run / "candidates" / "cells" / "scratch_300_0"
-    again = evaluate(run)
+    again = evaluate(run, registry=get_host().registry)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"),
                                _scores(cell / "predictions" / "test.csv"), atol=1e-6)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
@@ -252,7 +253,7 @@ def test_ensemble_export_predicts_the_weighted_average(tmp_path: Path, arrays: P
     cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{
         "finetune.from_scratch": True, "finetune.train.epochs": 2}))
     deep_run = tmp_path / "deep"
-    finetune(cfg, deep_run)
+    finetune(cfg, deep_run, registry=get_host().registry)
     data = np.load(arrays)
     export = tmp_path / "ens"
     import shutil
@@ -264,8 +265,8 @@ def test_ensemble_export_predicts_the_weighted_average(tmp_path: Path, arrays: P
         "stage": "finetune", "kind": "ensemble", "weight": 0.25, "threshold": 0.5,
         "members": {"deep": "scratch", "baseline": "baseline:logistic"}}))
     loader = ComponentRef(name="arrays", args={"path": str(arrays)})
-    predict_data(export, loader, tmp_path / "e.csv")
-    predict_data(deep_run, loader, tmp_path / "d.csv")
+    predict_data(export, loader, tmp_path / "e.csv", registry=get_host().registry)
+    predict_data(deep_run, loader, tmp_path / "d.csv", registry=get_host().registry)
     base = LogisticBaseline().fit(data["x"][:50], data["y"][:50]).predict_proba(data["x"])[:, 1]
     np.testing.assert_allclose(_scores(tmp_path / "e.csv"),
                                0.25 * _scores(tmp_path / "d.csv") + 0.75 * base, atol=1e-6)
@@ -298,7 +299,7 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
     assert config["members"] == {"deep": "ssl", "baseline": ens["members"][1]}
     assert (export / "deep" / "model.safetensors").is_file()
     assert (export / "baseline" / BASELINE_FILE).is_file()
-    again = evaluate(run)
+    again = evaluate(run, registry=get_host().registry)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"),
                                _scores(cell / "predictions" / "test.csv"), atol=1e-6)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
@@ -331,7 +332,7 @@ def test_an_ensemble_chosen_by_cross_validation_ships_both_members_refitted(
 
     stored = load_file(str(run / "export" / "baseline" / BASELINE_FILE))
     assert len(stored["y"]) == 30
-    evaluate(run)
+    evaluate(run, registry=get_host().registry)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"), want, atol=1e-6)
 
 
