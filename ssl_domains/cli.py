@@ -259,23 +259,13 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                  resume: str | None, out: str | None, jobs: int, threads_per_job: int | None,
                  gpus: str | None) -> None:
     """Fine-tune on labeled data from CONFIG's `finetune` section; evaluates and exports."""
-    from ssl_domains.engine.finetune import finetune
+    from ssl_domains.autoselect.finetune import finetune
     from ssl_domains.report.model_card import write_model_card
-    from ssl_domains.sweep.select import select_finetune
 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "finetune", resume)
-    init = cfg.init if init_path else None
-    auto = cfg.finetune is not None and cfg.finetune.select == "auto"
-    if not auto and (jobs > 1 or gpus):
-        raise ConfigError("--jobs/--gpus run select: auto's candidates and folds side by side; "
-                          "this config fine-tunes one model (finetune.select: single): use "
-                          "torchrun for several processes, or --set finetune.select=auto")
-    if auto:  # candidates, chosen on validation data
-        summary = select_finetune(cfg, run_path, init=init, registry=_host().registry,
-                                  jobs=_local_jobs(jobs, threads_per_job, gpus))
-    else:
-        summary = finetune(cfg, run_path, registry=_host().registry, init=init, resume=bool(resume))
+    summary = finetune(cfg, run_path, registry=_host().registry, init=cfg.init if init_path else None,
+                       resume=bool(resume), jobs=_local_jobs(jobs, threads_per_job, gpus))
     if os.environ.get("RANK", "0") == "0":  # one process writes the card (torchrun)
         write_model_card(run_path)
     click.echo(to_json({k: summary[k] for k in ("threshold", "val", "test") if k in summary}))
@@ -371,7 +361,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     from ssl_domains.files import refuse_foreign_folder
     from ssl_domains.report.model_card import write_pretrain_card
     from ssl_domains.report.pages import build_report
-    from ssl_domains.sweep.plan import parse_arms, parse_seeds, parse_sizes
+    from ssl_domains.sweep.grid import parse_arms, parse_seeds, parse_sizes
     from ssl_domains.sweep.run import SweepFailed, run_sweep
 
     sizes = parse_sizes(fractions, counts)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from ssl_domains.autoselect.finetune import finetune
 from ssl_domains.config import RunConfig, load_config, parse_config
-from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import ConfigError
 from ssl_domains.plugins import get_host
@@ -27,7 +27,6 @@ from ssl_domains.report.model_card import write_model_card, write_pretrain_card
 from ssl_domains.report.pages import build_report
 from ssl_domains.scoring.intervals import RESULT_COLUMNS
 from ssl_domains.sweep.results import NOT_METRICS
-from ssl_domains.sweep.select import select_finetune
 
 __all__ = ["comparison_rows", "write_comparison", "run_demo", "find_demo_configs"]
 
@@ -110,8 +109,7 @@ def _finetune(cfg: RunConfig, run_path: Path, registry: Registry) -> dict[str, A
     """Fine-tune (or, with ``finetune.select: auto``, choose among the candidates) into
     ``run_path`` and write its model card; returns the ``eval.json`` content."""
     assert cfg.finetune is not None
-    summary = select_finetune(cfg, run_path, registry=registry) if cfg.finetune.select == "auto" \
-        else finetune(cfg, run_path, registry=registry)
+    summary = finetune(cfg, run_path, registry=registry)
     write_model_card(run_path)
     return summary
 

@@ -45,8 +45,9 @@ from ssl_domains.engine.runtime import keep_threads
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.files import append_line, read_json_object, write_json
 from ssl_domains.plugins import get_host
-from ssl_domains.sweep.auto import fold_sources, fold_splits
-from ssl_domains.sweep.plan import Arm, Size, cell_name
+from ssl_domains.sweep.choice import small_validation
+from ssl_domains.sweep.derived import fold_sources, fold_splits
+from ssl_domains.sweep.grid import Arm, Size, cell_name
 from ssl_domains.sweep.run import (
     BUSY,
     LOCKS_DIR,
@@ -66,7 +67,6 @@ from ssl_domains.sweep.run import (
     run_cell,
     run_fold_arm,
 )
-from ssl_domains.sweep.selection import small_validation
 
 __all__ = ["SweepSpec", "Task", "run_task", "LocalJobs", "JobMap", "run_phases", "fold_tasks",
            "previous_failures", "LOGS_DIR", "visible_gpus"]

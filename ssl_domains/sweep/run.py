@@ -14,7 +14,7 @@ validation items; the data sources are built once and shared):
   registers for its modality (the host's ``logistic`` when it registers none);
 * ``ensemble``: the ``ssl`` cell and the strongest baseline cell (by validation AUROC),
   probabilities averaged with a weight chosen on validation data
-  (:mod:`ssl_domains.sweep.auto`);
+  (:mod:`ssl_domains.sweep.derived`);
 * ``auto``: the best of the other arms, chosen on validation data only (k-fold
   cross-validation over the labeled subset when the validation set is small); its test
   numbers are the chosen cell's, or, chosen by cross-validation, those of the chosen arm
@@ -37,15 +37,15 @@ Thresholds are chosen on validation data only; test data is only scored. The swe
     <out>/logs/<job>.log, <job>.json                 a job's lines and outcome (``jobs``)
     <out>/cluster.json, cluster/                     what a cluster submission submitted
 
-``<size>`` is the fraction or the count (:func:`~ssl_domains.sweep.plan.cell_name`). A cell is
+``<size>`` is the fraction or the count (:func:`~ssl_domains.sweep.grid.cell_name`). A cell is
 finished when its ``eval.json`` exists: a restarted sweep skips finished cells and redoes
 unfinished ones from scratch. A cell runs under its lock, so two processes never run it at
 once; ``jobs`` (:mod:`ssl_domains.sweep.jobs`, :mod:`ssl_domains.sweep.cluster`) runs the
 cells side by side, with the same numbers. The report (:mod:`ssl_domains.report`) is built from the folder by
 the caller (``ssl-domains sweep`` does, after the sweep).
 
-The pieces: :mod:`~ssl_domains.sweep.plan` (sizes, seeds, arms, cell configs),
-:mod:`~ssl_domains.sweep.baseline` (the baseline arm), :mod:`~ssl_domains.sweep.auto` (the
+The pieces: :mod:`~ssl_domains.sweep.grid` (sizes, seeds, arms, cell configs),
+:mod:`~ssl_domains.sweep.baseline` (the baseline arm), :mod:`~ssl_domains.sweep.derived` (the
 ensemble and auto cells), :mod:`~ssl_domains.sweep.results` (the tables).
 """
 
@@ -81,9 +81,16 @@ from ssl_domains.errors import ConfigError, DataError, RegistryError, SSLDomains
 from ssl_domains.files import read_json_object, write_json
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
-from ssl_domains.sweep import auto
+from ssl_domains.sweep import derived
 from ssl_domains.sweep.baseline import Arrays, refit_baseline, run_baseline
-from ssl_domains.sweep.plan import (
+from ssl_domains.sweep.choice import (
+    CV_FOLDS,
+    PREFERENCE,
+    TOLERANCE,
+    checked_preference,
+    small_validation,
+)
+from ssl_domains.sweep.grid import (
     DEFAULT_ARMS,
     Arm,
     Size,
@@ -96,13 +103,6 @@ from ssl_domains.sweep.plan import (
 )
 from ssl_domains.sweep.refit import refit_network, refit_steps
 from ssl_domains.sweep.results import fmt, headline_metric, summary_table, write_results
-from ssl_domains.sweep.selection import (
-    CV_FOLDS,
-    PREFERENCE,
-    TOLERANCE,
-    checked_preference,
-    small_validation,
-)
 
 __all__ = ["SweepResult", "SweepFailed", "Sweep", "Outcome", "CellRunner", "run_sweep",
            "run_derived", "run_cell", "finished_cell", "record_outcome", "finish_sweep",
@@ -299,13 +299,13 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
 
 
 def cv_items(cfg: RunConfig, arm: Arm, size: Size, seed: int, pre: InitConfig | None,
-             sources: dict[str, Any]) -> auto.Labeled:
+             sources: dict[str, Any]) -> derived.Labeled:
     """The labeled subset of ``(size, seed)`` (training and validation part) that ``auto``
     cross-validates over: the same items whatever the arm."""
     cell_cfg = cell_config(cfg, arm, size, seed, pre)
     assert cell_cfg.finetune is not None
     data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
-    return auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
+    return derived.Labeled([derived.Labeled.part(data["train"]), derived.Labeled.part(data["val"])])
 
 
 def cv_folder(out: Path, size: Size, seed: int) -> Path:
@@ -318,7 +318,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                 registry: Registry, alpha: float = 0.05, echo: Callable[[str], None] = print,
                 cv_folds: int = CV_FOLDS) -> dict[str, Any]:
     """Write the ``ensemble`` or ``auto`` cell of ``(size, seed)`` from the finished cells of
-    ``arms`` (see :mod:`ssl_domains.sweep.auto`); ``cv_folds`` below 2 makes ``auto``
+    ``arms`` (see :mod:`ssl_domains.sweep.derived`); ``cv_folds`` below 2 makes ``auto``
     choose on the validation set whatever its size. ``registry`` gives the baselines
     retrained in cross-validation.
 
@@ -334,7 +334,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
             raise SSLDomainsError(f"{arm.name}: a segmentation sweep has no ensemble arm (an average "
                                   "of probability maps is not implemented); use auto")
         order, source = preference(cfg, registry)
-        return auto.run_dense_auto_cell(cell, {a: p for a, p in done.items() if a != "ensemble"},
+        return derived.run_dense_auto_cell(cell, {a: p for a, p in done.items() if a != "ensemble"},
                                         preference=order, preference_from=source)
     bases = [a.name for a in arms if a.baseline is not None and a.name in done]
     rule = cfg.finetune.threshold_rule
@@ -365,7 +365,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         echo(f"  {size.label} seed {seed}: small validation set ({len(labeled)} labeled items), "
              f"cross-validating {len(plain)} arm(s)")
         folds = cv_folder(out, size, seed)  # fold runs finished earlier (or by other jobs) are kept
-        y, probs, k = auto.cross_validate(labeled, seed, folds,
+        y, probs, k = derived.cross_validate(labeled, seed, folds,
                                           _fold_trainer(cfg, plain, seed, pre, registry, echo,
                                                         trained, folds, cv_folds), cv_folds)
         write_json(path, {"labels": y.tolist(), "folds": k, "folds_asked": cv_folds,
@@ -384,7 +384,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
         cell_cfg = cell_config(cfg, base, size, seed, pre)
         assert cell_cfg.finetune is not None
         data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
-        labeled = auto.Labeled([auto.Labeled.part(data["train"]), auto.Labeled.part(data["val"])])
+        labeled = derived.Labeled([derived.Labeled.part(data["train"]), derived.Labeled.part(data["val"])])
         if base.baseline is not None:
             refit_baseline(cell_cfg, base.baseline, folder, labeled, oof, folds, sources, registry)
             return True
@@ -405,12 +405,12 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
             val = read_predictions(done["ssl"] / PREDICTIONS_DIR / "val.csv")
             if val.labels is not None and small_validation(val.labels):
                 oof = cv()
-        return auto.run_ensemble_cell(cell, ("ssl", done["ssl"]), {b: done[b] for b in bases},
+        return derived.run_ensemble_cell(cell, ("ssl", done["ssl"]), {b: done[b] for b in bases},
                                       rule, oof=oof)
     candidates = {a.name: done[a.name] for a in arms if a.name in done and a.name != "auto"}
     ensemble = ("ssl", bases) if "ensemble" in candidates else None
     order, source = preference(cfg, registry)
-    return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
+    return derived.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
                               cv=cv if use_cv else None, seed=seed, alpha=alpha,
                               preference=order, preference_from=source,
                               refit=refit if use_cv else None)
@@ -420,7 +420,7 @@ def preference(cfg: RunConfig, registry: Registry) -> tuple[tuple[str, ...], str
     """The order of preference of ``auto`` and where it came from: the config's
     ``finetune.prefer``, else the one the fine-tuning task's plugin registered with it
     (``prefer`` in its ``@component``: what held up across the benchmark suite's datasets of
-    its kind), else :data:`~ssl_domains.sweep.selection.PREFERENCE` (simplest first; source
+    its kind), else :data:`~ssl_domains.sweep.choice.PREFERENCE` (simplest first; source
     ``""``).
 
     Raises:
@@ -443,7 +443,7 @@ def preference(cfg: RunConfig, registry: Registry) -> tuple[tuple[str, ...], str
 def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     """A finished ``auto`` cell that chose under another rule: another order of preference
     than ``order`` (not part of the sweep's config check: it trains nothing), another
-    tolerance than :data:`~ssl_domains.sweep.selection.TOLERANCE` (a record without one chose
+    tolerance than :data:`~ssl_domains.sweep.choice.TOLERANCE` (a record without one chose
     within one standard error), or an arm chosen by cross-validation and shipped as its cell,
     before it was fitted again on every label."""
     record = done.selection
@@ -452,7 +452,7 @@ def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     return record is not None and (
         tuple(record.preference or PREFERENCE) != order
         or (record.tolerance or 1.0) != TOLERANCE
-        or (done.refit is None and auto.chose_by_cross_validation(record)))
+        or (done.refit is None and derived.chose_by_cross_validation(record)))
 
 
 # ---------------------------------------------------------------- one cell

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssl_domains.autoselect.run import select_finetune
 from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.assess import read_predictions
@@ -27,7 +28,6 @@ from ssl_domains.errors import CheckpointError
 from ssl_domains.plugins import get_host
 from ssl_domains.report.model_card import write_model_card
 from ssl_domains.report.pages import build_report
-from ssl_domains.sweep.select import select_finetune
 from tests.conftest import make_config
 
 
@@ -37,7 +37,7 @@ def _scores(path: Path) -> np.ndarray:
 
 def _select(cfg: Any, run: Path) -> dict[str, Any]:
     """``select: auto`` into ``run``, then its model card, as ``ssl-domains finetune`` does."""
-    summary = select_finetune(cfg, run)
+    summary = select_finetune(cfg, run, registry=get_host().registry)
     write_model_card(run)
     return summary
 
@@ -156,7 +156,7 @@ def _select_by_cross_validation(tmp_path: Path, arrays: Path, monkeypatch: pytes
     """Pre-train briefly, then ``select: auto`` on 30 labels (6 for validation: it
     cross-validates), the choice forced to ``arm``: (run, summary)."""
     from ssl_domains.engine.pretrain import pretrain
-    from ssl_domains.sweep import selection
+    from ssl_domains.sweep import choice as selection
 
     real = selection.choose
 
@@ -278,7 +278,7 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
         tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever is chosen, the export predicts what the chosen candidate predicted: here the
     choice is forced to the ensemble to check its export end to end."""
-    from ssl_domains.sweep import selection
+    from ssl_domains.sweep import choice as selection
 
     real = selection.choose
 
@@ -343,5 +343,5 @@ def test_auto_refuses_several_processes(tmp_path: Path, arrays: Path,
     cfg = parse_config(make_config(tmp_path, arrays, **{"finetune.select": "auto"}))
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="without torchrun"):
-        select_finetune(cfg, tmp_path / "runs" / "t")
+        select_finetune(cfg, tmp_path / "runs" / "t", registry=get_host().registry)
     assert not (tmp_path / "runs" / "t" / "candidates").exists()

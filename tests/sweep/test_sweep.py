@@ -24,9 +24,9 @@ from ssl_domains.errors import ConfigError, ContractError
 from ssl_domains.plugins import get_host, reset_host
 from ssl_domains.registry import Registry
 from ssl_domains.report.artifacts import parse_cell_name, read_results, summarize
+from ssl_domains.sweep import choice as sel
 from ssl_domains.sweep import run as sweep_mod
-from ssl_domains.sweep import selection as sel
-from ssl_domains.sweep.plan import Size
+from ssl_domains.sweep.grid import Size
 from ssl_domains.sweep.run import SweepFailed, run_sweep
 from tests.conftest import make_config, write_arrays, write_config
 from tests.report.test_report import (

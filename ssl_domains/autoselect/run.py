@@ -7,7 +7,7 @@ fine-tuned as configured (``ssl``), the same recipe from scratch, a linear probe
 classical baseline and the ``ensemble`` of ``ssl`` with the strongest baseline; without
 pre-trained weights, only scratch and the baselines. The ``auto`` arm chooses among them on
 validation AUROC, or by cross-validation over the labeled subset when the validation set is
-small (:mod:`ssl_domains.sweep.auto`). The test split is only scored.
+small (:mod:`ssl_domains.sweep.derived`). The test split is only scored.
 
 The run folder then holds the chosen model's ``eval.json`` (with ``selection``: the chosen
 arm, its selection AUROC with a bootstrap interval, the runner-up, every candidate's score,
@@ -61,11 +61,10 @@ from ssl_domains.engine.segmentation import SEGMENTATION_DIR, is_dense
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import atomic_write_text, write_json
 from ssl_domains.identifiers import shareable_config
-from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
-from ssl_domains.sweep.auto import MEMBERS_DIR, Labeled
 from ssl_domains.sweep.baseline import stack_inputs
-from ssl_domains.sweep.plan import Arm, Size, cell_config, cell_name
+from ssl_domains.sweep.derived import MEMBERS_DIR, Labeled
+from ssl_domains.sweep.grid import Arm, Size, cell_config, cell_name
 from ssl_domains.sweep.run import CellRunner, run_sweep
 
 __all__ = ["select_finetune", "DEEP_ARMS"]
@@ -99,9 +98,8 @@ def _pretrained(cfg: RunConfig, run: Path, init: InitConfig | None) -> InitConfi
     return None
 
 
-def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None,
-                    sources: dict[str, Any] | None = None,
-                    registry: Registry | None = None,
+def select_finetune(cfg: RunConfig, run_path: Path, *, registry: Registry,
+                    init: InitConfig | None = None, sources: dict[str, Any] | None = None,
                     jobs: CellRunner | None = None) -> dict[str, Any]:
     """Train the candidates of ``select: auto``, choose on validation data only, and write the
     chosen model's eval.json, predictions and export into ``run_path`` (see the module
@@ -118,7 +116,6 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("finetune.select: auto trains its candidates one after another in one "
                           "process; run it without torchrun (or use select: single)")
-    registry = registry if registry is not None else get_host().registry
     fcfg = cfg.finetune
     run = Path(run_path)
     run.mkdir(parents=True, exist_ok=True)
