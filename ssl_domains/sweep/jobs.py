@@ -46,6 +46,7 @@ from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.files import append_line, read_json_object, write_json
 from ssl_domains.plugins import get_host
 from ssl_domains.sweep.choice import small_validation
+from ssl_domains.sweep.crossval import cv_folder, cv_items, run_fold_arm
 from ssl_domains.sweep.derived import fold_sources, fold_splits
 from ssl_domains.sweep.grid import Arm, Size, cell_name
 from ssl_domains.sweep.run import (
@@ -57,15 +58,12 @@ from ssl_domains.sweep.run import (
     SweepFailed,
     SweepResult,
     busy_members,
-    cv_folder,
-    cv_items,
     finish_sweep,
     finished_cell,
     pretrain_once,
     progress_line,
     record_outcome,
     run_cell,
-    run_fold_arm,
 )
 
 __all__ = ["SweepSpec", "Task", "run_task", "LocalJobs", "JobMap", "run_phases", "fold_tasks",
@@ -296,7 +294,7 @@ class JobMap(Protocol):
 
 def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str]) -> list[Task]:
     """The fold jobs of ``(size, seed)``: one per fold and finished plain arm when its ``auto``
-    arm will cross-validate (as :func:`~ssl_domains.sweep.run.run_derived` decides: a small
+    arm will cross-validate (as :func:`~ssl_domains.sweep.crossval.run_derived` decides: a small
     validation set, ``cv_folds`` of 2 or more) and has not chosen yet; none otherwise (a
     segmentation sweep's auto chooses on validation Dice, without folds)."""
     arms = [a for a in sw.arms if a.name not in skipped]
