@@ -493,8 +493,8 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     if fcfg.mode == "frozen_then_unfrozen":
         raise ConfigError(f"{cfg.name}: finetune.mode frozen_then_unfrozen is not available for a "
                           "dense task; use full or linear (the encoder frozen, the decoder trained)")
-    where, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
-    rt, run = where.runtime, where.run
+    stage_run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
+    rt, run = stage_run.runtime, stage_run.run
     data = dense_cases(cfg, fcfg, sources)
     train_ds, val_ds = data["train"], data["val"]
     where = f"fine-tuning data ({fcfg.data.train.name})"
@@ -526,7 +526,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     if getattr(task, "roi_size", None) is None:
         task.roi_size = [int(s) for s in first[backbone.input_spec.modality].shape[1:]]
     val_where = f"validation cases ({where})"
-    trainer = Trainer(task, train_loader, fcfg.train, where, TrainOptions(
+    trainer = Trainer(task, train_loader, fcfg.train, stage_run, TrainOptions(
         param_groups=groups, validate=lambda model: _mean_dice(model, val_ds, val_where),
         frozen=frozen, monitor="dice"))
     if state is not None:
