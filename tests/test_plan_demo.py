@@ -117,7 +117,10 @@ PLAN_CASES = [("sample_data/timeseries/demo.yaml", "stages"), ("sample_data/medi
 
 
 def _json_tail(output: str) -> dict:
-    return json.loads(output[output.index("{"):])
+    """The JSON document a command printed after its warnings (``warning: ...`` lines)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("{"))
+    return json.loads("\n".join(lines[start:]))
 
 
 @pytest.mark.parametrize(("config", "how"), PLAN_CASES, ids=["timeseries", "medical", "sweep"])
@@ -135,7 +138,7 @@ def test_plan_reports_the_items_split_and_steps_the_run_uses(config: str, how: s
     one_epoch = ["--set", "finetune.train.epochs=1", "--set", "finetune.train.progress=false"]
     res = runner.invoke(cli, ["plan", config, "--steps", "0", "--json"])
     assert res.exit_code == 0, res.output
-    planned = json.loads(res.output)["stages"]
+    planned = _json_tail(res.output)["stages"]  # after the warning on the broken sample file
     if how == "stages":
         res = runner.invoke(cli, ["pretrain", config, "--out", str(tmp_path / "pre"),
                                   "--set", "pretrain.train.epochs=1", "--set", "pretrain.train.progress=false"])
