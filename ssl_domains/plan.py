@@ -21,13 +21,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from ssl_domains.data.collate import collate_items
-from ssl_domains.data.datasets import batches_per_epoch, groups_of, labels_of
-from ssl_domains.engine.build import build_backbone
+from ssl_domains.data.datasets import groups_of, labels_of
 from ssl_domains.engine.finetune import FinetuneRecipe, build_finetune_sources
 from ssl_domains.engine.loop import make_optimizer, planned_steps
 from ssl_domains.engine.pretrain import PretrainRecipe
 from ssl_domains.engine.runtime import Runtime
-from ssl_domains.engine.segmentation import dense_cases, is_dense
+from ssl_domains.engine.segmentation import DenseRecipe, is_dense
 from ssl_domains.engine.stage import prepare
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
@@ -52,16 +51,6 @@ def _data_info(ds: Any) -> dict[str, Any]:
         "skipped": len(skipped),
         "skipped_reasons": dict(reasons),
     }
-
-
-def _steps(n: int, data_cfg: Any, train_cfg: Any) -> dict[str, Any]:
-    bs = data_cfg.batch_size
-    per_epoch = batches_per_epoch(n, bs, data_cfg.drop_last)
-    total = per_epoch * train_cfg.epochs
-    if train_cfg.max_steps:
-        total = min(total, train_cfg.max_steps)
-    return {"batch_size": bs, "steps_per_epoch": per_epoch, "epochs": train_cfg.epochs,
-            "total_steps": total}
 
 
 def _params(model: Any, backbone: Any) -> dict[str, int]:
@@ -202,7 +191,9 @@ def _finetune_plan(cfg: Any, registry: Registry, measure_steps: int) -> dict[str
 def _dense_plan(cfg: Any, registry: Registry, sources: dict[str, Any], measure_steps: int) -> dict[str, Any]:
     """A dense task's plan: its budget counts cases, the run's own case selection."""
     f = cfg.finetune
-    data = dense_cases(cfg, f, sources)
+    torch.manual_seed(cfg.seed)
+    built = prepare(DenseRecipe(cfg, registry, sources))
+    data = built.data
     info: dict[str, Any] = {"task": f.task.name, "data": {
         "pool": _data_info(data["pool"]),
         "label_budget": data["n_train_cases"],
@@ -211,16 +202,11 @@ def _dense_plan(cfg: Any, registry: Registry, sources: dict[str, Any], measure_s
     }}
     if data["test"] is not None:
         info["data"]["test"] = _data_info(data["test"])
-    info["steps"] = _steps(len(data["train"]), f.data, f.train)
-    n_classes = int(f.task.args.get("num_classes") or max(2, len(set(labels_of(data["pool"]) or []))))
-    torch.manual_seed(cfg.seed)
-    backbone = build_backbone(registry, cfg.backbone)
-    args = {k: v for k, v in f.task.args.items() if k != "num_classes"}
-    task = registry.create("finetune", f.task.name, backbone, num_classes=n_classes, **args)
-    info["num_classes"] = n_classes
-    info["parameters"] = _params(task, backbone)
+    info["steps"] = _loader_steps(built.train_loader, f.data, f.train)
+    info["num_classes"] = 2  # lesion and background, as the export says
+    info["parameters"] = _params(built.task, built.backbone)
     if measure_steps:
-        info["measured"] = _measure(task, data["train"], f.data, f.train, cfg.device, measure_steps)
+        info["measured"] = _measure(built.task, data["train"], f.data, f.train, cfg.device, measure_steps)
     _stage_estimate(info)
     return info
 
