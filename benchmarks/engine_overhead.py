@@ -56,7 +56,7 @@ def engine_run(tmp: Path, path: Path, epochs: int, i: int) -> float:
     from ssl_domains.engine.pretrain import pretrain
 
     cfg = parse_config(config(tmp, path, epochs, f"engine{i}"))
-    import ssl_domains.engine.pretrain as pre
+    import ssl_domains.engine.stage as pre  # the stage skeleton's Trainer
 
     captured = {}
     orig_fit = pre.Trainer.fit
@@ -70,7 +70,7 @@ def engine_run(tmp: Path, path: Path, epochs: int, i: int) -> float:
 
     pre.Trainer.fit = fit
     try:
-        pretrain(cfg, tmp / "runs" / f"engine{i}")
+        pretrain(cfg, tmp / "runs" / f"engine{i}", registry=get_host().registry)
     finally:
         pre.Trainer.fit = orig_fit
     return captured["steps"] / captured["seconds"], captured["steps"] / captured["cpu"]

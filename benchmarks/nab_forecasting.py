@@ -104,8 +104,8 @@ def train_forecaster(csv: Path, n_points: int, run_path: Path, steps: int, seed:
                       "progress": False},
         },
     })
-    summary = pretrain(cfg, run_path)
     reg = get_host().registry
+    summary = pretrain(cfg, run_path, registry=reg)
     stats = reg.create("loader", "csv", **loader["args"]).stats
     backbone = reg.create("backbone", BACKBONE["name"], **BACKBONE["args"])
     task = reg.create("pretext", TASK["name"], backbone, **TASK["args"])

@@ -245,7 +245,8 @@ def pretrain_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "pretrain", resume)
-    summary = pretrain(cfg, run_path, init=cfg.init if init_path else None, resume=bool(resume))
+    summary = pretrain(cfg, run_path, registry=_host().registry, init=cfg.init if init_path else None,
+                       resume=bool(resume))
     click.echo(to_json(summary))
 
 
@@ -256,22 +257,12 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                  resume: str | None, out: str | None, jobs: int, threads_per_job: int | None,
                  gpus: str | None) -> None:
     """Fine-tune on labeled data from CONFIG's `finetune` section; evaluates and exports."""
-    from ssl_domains.engine.finetune import finetune
-    from ssl_domains.sweep.select import select_finetune
+    from ssl_domains.autoselect.finetune import finetune
 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "finetune", resume)
-    init = cfg.init if init_path else None
-    auto = cfg.finetune is not None and cfg.finetune.select == "auto"
-    if not auto and (jobs > 1 or gpus):
-        raise ConfigError("--jobs/--gpus run select: auto's candidates and folds side by side; "
-                          "this config fine-tunes one model (finetune.select: single): use "
-                          "torchrun for several processes, or --set finetune.select=auto")
-    if auto:  # candidates, chosen on validation data
-        summary = select_finetune(cfg, run_path, init=init,
-                                  jobs=_local_jobs(jobs, threads_per_job, gpus))
-    else:
-        summary = finetune(cfg, run_path, init=init, resume=bool(resume))
+    summary = finetune(cfg, run_path, registry=_host().registry, init=cfg.init if init_path else None,
+                       resume=bool(resume), jobs=_local_jobs(jobs, threads_per_job, gpus))
     click.echo(to_json({k: summary[k] for k in ("threshold", "val", "test") if k in summary}))
 
 
@@ -285,7 +276,7 @@ def evaluate_cmd(run_dir: str, loader: str | None, args: tuple[str, ...]) -> Non
     from ssl_domains.engine.evaluate import evaluate
 
     ref = ComponentRef(name=loader, args=parse_arg_pairs(args)) if loader else None
-    click.echo(to_json(evaluate(run_dir, ref)))
+    click.echo(to_json(evaluate(run_dir, ref, registry=_host().registry)))
 
 
 @cli.command("predict")
@@ -305,6 +296,7 @@ def predict_cmd(run_dir: str, loader: str, args: tuple[str, ...], out_csv: str, 
     from ssl_domains.engine.evaluate import predict_data
 
     res = predict_data(run_dir, ComponentRef(name=loader, args=parse_arg_pairs(args)), Path(out_csv), batch_size,
+                       registry=_host().registry,
                        mapping=Path(mapping) if mapping else None)
     click.echo(to_json(res))
 
@@ -364,7 +356,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     from ssl_domains.files import refuse_foreign_folder
     from ssl_domains.layout.names import CLUSTER_FILE, SWEEP_FILE
     from ssl_domains.report.pages import build_report
-    from ssl_domains.sweep.plan import parse_arms, parse_seeds, parse_sizes
+    from ssl_domains.sweep.grid import parse_arms, parse_seeds, parse_sizes
     from ssl_domains.sweep.run import SweepFailed, run_sweep
 
     sizes = parse_sizes(fractions, counts)
@@ -422,7 +414,8 @@ def plan_cmd(config: str, overrides: tuple[str, ...], measure_steps: int, as_jso
 
     if measure_steps < 0:
         raise ConfigError(f"--steps {measure_steps}: must be 0 or more")
-    result = plan(load_config(config, list(overrides)), measure_steps=measure_steps)
+    result = plan(load_config(config, list(overrides)), measure_steps=measure_steps,
+                  registry=_host().registry)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

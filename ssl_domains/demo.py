@@ -14,16 +14,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ssl_domains.autoselect.finetune import finetune
 from ssl_domains.config import RunConfig, load_config, parse_config
-from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import ConfigError
 from ssl_domains.layout.numbers import fmt
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder, write_table
+from ssl_domains.plugins import get_host
+from ssl_domains.registry import Registry
 from ssl_domains.report.pages import build_report
 from ssl_domains.sweep.results import NOT_METRICS
-from ssl_domains.sweep.select import select_finetune
 
 __all__ = ["comparison_rows", "write_comparison", "run_demo", "find_demo_configs"]
 
@@ -78,13 +79,14 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
         raise ConfigError(f"{config}: a demo config needs a finetune section")
     run_path = Path(out) / f"demo-{config.parent.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     echo(f"== demo {config.parent.name} -> {run_path}")
+    registry = get_host().registry  # one registry for the whole demo
     if cfg.pretrain is not None:
-        ssl = pretrain(cfg, run_path)
+        ssl = pretrain(cfg, run_path, registry=registry)
         echo(f"pre-trained {ssl['steps']} steps, best val loss {ssl['best_val_loss']:.4g}")
-    res = _finetune(cfg, run_path)
+    res = _finetune(cfg, run_path, registry)
     scratch_cfg = parse_config({**cfg.model_dump(mode="json"), "pretrain": None,
                                 "finetune": {**cfg.finetune.model_dump(mode="json"), "from_scratch": True}})
-    base = _finetune(scratch_cfg, run_path / "scratch")
+    base = _finetune(scratch_cfg, run_path / "scratch", registry)
     arms = {"ssl": res, "scratch": base}
     write_comparison(run_path, arms, cfg.seed)
     report = build_report(run_path)
@@ -97,8 +99,8 @@ def run_demo(config: Path, out: Path, overrides: Sequence[str], echo: Callable[[
     return report
 
 
-def _finetune(cfg: RunConfig, run_path: Path) -> dict[str, Any]:
+def _finetune(cfg: RunConfig, run_path: Path, registry: Registry) -> dict[str, Any]:
     """Fine-tune (or, with ``finetune.select: auto``, choose among the candidates) into
     ``run_path`` (the engine writes the export's model card); returns the ``eval.json`` content."""
     assert cfg.finetune is not None
-    return select_finetune(cfg, run_path) if cfg.finetune.select == "auto" else finetune(cfg, run_path)
+    return finetune(cfg, run_path, registry=registry)

@@ -1,7 +1,8 @@
 """``ssl-domains plan CONFIG``: what a run would do, before running it.
 
-For each stage of the config (pre-training, fine-tuning): what the data loaders found (items,
-classes, skipped inputs), steps per epoch and in all, the model's parameters, and an estimate
+For each stage of the config (pre-training, fine-tuning), built by the run's own stage skeleton
+up to its loaders (:mod:`ssl_domains.engine.stage`): what the data loaders found (items,
+classes, skipped inputs), the split, steps per epoch and in all, the model's parameters, and an estimate
 of memory and time per epoch on this machine, measured by running a few real training steps
 (forward, backward, optimizer step) on the first batch.
 
@@ -21,15 +22,15 @@ from torch.utils.data import DataLoader
 
 from ssl_domains.contracts import skipped_of
 from ssl_domains.data.collate import collate_items
-from ssl_domains.data.datasets import batches_per_epoch, groups_of, labels_of
-from ssl_domains.data.skipping import first_readable
-from ssl_domains.engine.build import build_backbone, build_pretext
-from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
-from ssl_domains.engine.loop import make_optimizer
-from ssl_domains.engine.pretrain import pretrain_data
+from ssl_domains.data.datasets import groups_of, labels_of
+from ssl_domains.engine.finetune import FinetuneRecipe, build_finetune_sources
+from ssl_domains.engine.loop import make_optimizer, planned_steps
+from ssl_domains.engine.pretrain import PretrainRecipe
 from ssl_domains.engine.runtime import Runtime
-from ssl_domains.engine.segmentation import dense_cases, is_dense
+from ssl_domains.engine.segmentation import DenseRecipe, is_dense
+from ssl_domains.engine.stage import prepare
 from ssl_domains.plugins import get_host
+from ssl_domains.registry import Registry
 
 __all__ = ["plan", "format_plan"]
 
@@ -51,16 +52,6 @@ def _data_info(ds: Any) -> dict[str, Any]:
         "skipped": len(skipped),
         "skipped_reasons": dict(reasons),
     }
-
-
-def _steps(n: int, data_cfg: Any, train_cfg: Any) -> dict[str, Any]:
-    bs = data_cfg.batch_size
-    per_epoch = batches_per_epoch(n, bs, data_cfg.drop_last)
-    total = per_epoch * train_cfg.epochs
-    if train_cfg.max_steps:
-        total = min(total, train_cfg.max_steps)
-    return {"batch_size": bs, "steps_per_epoch": per_epoch, "epochs": train_cfg.epochs,
-            "total_steps": total}
 
 
 def _params(model: Any, backbone: Any) -> dict[str, int]:
@@ -124,69 +115,101 @@ def _stage_estimate(info: dict[str, Any]) -> None:
         m["seconds_total"] = m["seconds_per_step"] * s["total_steps"]
 
 
-def plan(cfg: Any, *, measure_steps: int = 3) -> dict[str, Any]:
+def _loader_steps(loader: Any, data_cfg: Any, train_cfg: Any) -> dict[str, Any]:
+    """Steps of the run's own training loader (one process) and the schedule laid over them."""
+    per_epoch = len(loader)
+    return {"batch_size": data_cfg.batch_size, "steps_per_epoch": per_epoch, "epochs": train_cfg.epochs,
+            "total_steps": planned_steps(train_cfg, per_epoch)}
+
+
+def plan(cfg: Any, *, measure_steps: int = 3, registry: Registry | None = None) -> dict[str, Any]:
     """The plan of ``cfg`` (a :class:`~ssl_domains.config.RunConfig`) as a JSON-friendly dict.
+
+    Each stage is built by the run's own skeleton up to its loaders
+    (:func:`ssl_domains.engine.stage.prepare`): the same datasets, split, label budget,
+    classes, model and training loader; no weights are loaded and nothing is written.
 
     Args:
         cfg: The resolved run config.
         measure_steps: Training steps timed per stage (0: no measurement, no estimates).
+        registry: Where the components come from (the plugin host's by default).
 
     Raises:
         SSLDomainsError: The same errors the run would stop with while building data and model.
     """
-    registry = get_host().registry
+    registry = registry if registry is not None else get_host().registry
     out: dict[str, Any] = {"name": cfg.name, "backbone": cfg.backbone.name, "stages": {}}
     if cfg.pretrain is not None:
         p = cfg.pretrain
-        data, train, val = pretrain_data(cfg)  # the run's own split
+        torch.manual_seed(cfg.seed)
+        built = prepare(PretrainRecipe(cfg, registry))
+        data, train, val = built.data["data"], built.data["train"], built.data["val"]
         info: dict[str, Any] = {"task": p.task.name, "data": {"train": _data_info(data)}}
-        n_train = len(train)
         if p.data.val is not None:
             info["data"]["val"] = _data_info(val)
         else:  # split off the loader's items as the run splits them (by group when it has groups)
-            info["data"]["train"]["items"] = n_train
+            info["data"]["train"]["items"] = len(train)
             info["data"]["train"]["from"] = f"{len(data)} items of the loader, less validation"
             info["data"]["val"] = {"items": len(val), "from": f"{p.data.val_fraction:.0%} of the loader's "
                                    + ("groups" if groups_of(data) is not None else "items")}
-        info["steps"] = _steps(n_train, p.data, p.train)
-        torch.manual_seed(cfg.seed)
-        backbone = build_backbone(registry, cfg.backbone)
-        task = build_pretext(registry, p.task, backbone, first_readable(train))
-        info["parameters"] = _params(task, backbone)
+        info["steps"] = _loader_steps(built.train_loader, p.data, p.train)
+        info["parameters"] = _params(built.task, built.backbone)
         if measure_steps:
-            info["measured"] = _measure(task, train, p.data, p.train, cfg.device, measure_steps)
+            info["measured"] = _measure(built.task, train, p.data, p.train, cfg.device, measure_steps)
         _stage_estimate(info)
         out["stages"]["pretrain"] = info
     if cfg.finetune is not None:
-        f = cfg.finetune
-        sources = build_finetune_sources(f)
-        dense = is_dense(registry, f.task.name)
-        # a dense task's budget counts cases: the run's own case selection, as it will draw it
-        data = dense_cases(cfg, f, sources) if dense else prepare_finetune_data(cfg, f, sources)
-        info = {"task": f.task.name, "data": {
-            "pool": _data_info(data["pool"]),
-            "label_budget": data["n_train_cases"] if dense else data["n_budget"],
-            "train": {"items": len(data["train"])},
-            "val": {"items": len(data["val"])},
-        }}
-        if dense:
-            info["data"]["train"]["from"] = f"patches of {data['n_train_cases']} case(s)"
-            info["data"]["val"]["from"] = "whole cases"
-        if data["test"] is not None:
-            info["data"]["test"] = _data_info(data["test"])
-        info["steps"] = _steps(len(data["train"]), f.data, f.train)
-        n_classes = int(f.task.args.get("num_classes") or max(2, len(set(labels_of(data["pool"]) or []))))
-        torch.manual_seed(cfg.seed)
-        backbone = build_backbone(registry, cfg.backbone)
-        args = {k: v for k, v in f.task.args.items() if k != "num_classes"}
-        task = registry.create("finetune", f.task.name, backbone, num_classes=n_classes, **args)
-        info["num_classes"] = n_classes
-        info["parameters"] = _params(task, backbone)
-        if measure_steps:
-            info["measured"] = _measure(task, data["train"], f.data, f.train, cfg.device, measure_steps)
-        _stage_estimate(info)
-        out["stages"]["finetune"] = info
+        out["stages"]["finetune"] = _finetune_plan(cfg, registry, measure_steps)
     return out
+
+
+def _finetune_plan(cfg: Any, registry: Registry, measure_steps: int) -> dict[str, Any]:
+    f = cfg.finetune
+    sources = build_finetune_sources(f, registry)
+    if is_dense(registry, f.task.name):
+        return _dense_plan(cfg, registry, sources, measure_steps)
+    torch.manual_seed(cfg.seed)
+    recipe = FinetuneRecipe(cfg, registry, sources)
+    built = prepare(recipe)
+    data = built.data
+    info: dict[str, Any] = {"task": f.task.name, "data": {
+        "pool": _data_info(data["pool"]),
+        "label_budget": data["n_budget"],
+        "train": {"items": len(data["train"])},
+        "val": {"items": len(data["val"])},
+    }}
+    if data["test"] is not None:
+        info["data"]["test"] = _data_info(data["test"])
+    info["steps"] = _loader_steps(built.train_loader, f.data, f.train)
+    info["num_classes"] = recipe.n_classes
+    info["parameters"] = _params(built.task, built.backbone)
+    if measure_steps:
+        info["measured"] = _measure(built.task, data["train"], f.data, f.train, cfg.device, measure_steps)
+    _stage_estimate(info)
+    return info
+
+
+def _dense_plan(cfg: Any, registry: Registry, sources: dict[str, Any], measure_steps: int) -> dict[str, Any]:
+    """A dense task's plan: its budget counts cases, the run's own case selection."""
+    f = cfg.finetune
+    torch.manual_seed(cfg.seed)
+    built = prepare(DenseRecipe(cfg, registry, sources))
+    data = built.data
+    info: dict[str, Any] = {"task": f.task.name, "data": {
+        "pool": _data_info(data["pool"]),
+        "label_budget": data["n_train_cases"],
+        "train": {"items": len(data["train"]), "from": f"patches of {data['n_train_cases']} case(s)"},
+        "val": {"items": len(data["val"]), "from": "whole cases"},
+    }}
+    if data["test"] is not None:
+        info["data"]["test"] = _data_info(data["test"])
+    info["steps"] = _loader_steps(built.train_loader, f.data, f.train)
+    info["num_classes"] = 2  # lesion and background, as the export says
+    info["parameters"] = _params(built.task, built.backbone)
+    if measure_steps:
+        info["measured"] = _measure(built.task, data["train"], f.data, f.train, cfg.device, measure_steps)
+    _stage_estimate(info)
+    return info
 
 
 def _m(n: int) -> str:

@@ -122,7 +122,8 @@ class Host:
             PluginError: A pending registration hook failed (see :meth:`register_module`).
         """
         if self._registry is None:
-            self._registry = Registry(unavailable=self.not_loaded_hint)
+            self._registry = Registry(unavailable=self.not_loaded_hint,
+                                      converter=self.pm.hook.convert_checkpoint)
         while self._pending:
             self._register_components(self._pending.pop(0))
         return self._registry

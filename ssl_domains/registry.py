@@ -214,11 +214,23 @@ class Registry:
         unavailable: Asked on an unknown name, ``unavailable(kind, name)`` returns why it is not
             here (e.g. "in plugin X, which is installed but not loaded") or None; the plugin
             host passes one that reads the plugins it did not load.
+        converter: The plugins' ``convert_checkpoint`` hook, called by :meth:`convert` (the
+            plugin host passes its hook; a registry without one converts nothing).
     """
 
-    def __init__(self, unavailable: Callable[[str, str], str | None] | None = None) -> None:
+    def __init__(self, unavailable: Callable[[str, str], str | None] | None = None,
+                 converter: Callable[..., Any] | None = None) -> None:
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
         self._unavailable = unavailable
+        self._converter = converter
+
+    def convert(self, state_dict: dict[str, Any], source: str, backbone: Any) -> Any:
+        """Foreign weights mapped onto ``backbone`` by the first plugin whose
+        ``convert_checkpoint`` recognises them (a :class:`~ssl_domains.contracts.Conversion`),
+        or None."""
+        if self._converter is None:
+            return None
+        return self._converter(state_dict=state_dict, source=source, backbone=backbone)
 
     def _check_kind(self, kind: str) -> None:
         if kind not in KINDS:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from ssl_domains.config import parse_config
+from ssl_domains.plugins import get_host
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -81,7 +82,7 @@ def test_signal_datasets_give_binary_pools_and_test_sets(ds: datasets.Dataset) -
         pytest.skip(f"{ds.name}: {ds.missing(DATA)} not under {DATA}")
     cfg = parse_config(run.dataset_config(ds, DATA), source=ds.name)
     assert cfg.finetune is not None
-    sources = build_finetune_sources(cfg.finetune)
+    sources = build_finetune_sources(cfg.finetune, registry=get_host().registry)
     pool, test = labels_of(sources["pool"]), labels_of(sources["test"])
     assert pool is not None and test is not None
     assert set(pool) == set(test) == {0, 1}
@@ -125,7 +126,7 @@ def test_lidc_splits_by_patient_as_the_segmentation_benchmark(tmp_path: Path) ->
         assert all(int(r["label"]) == int(truth[r["case_id"]]["Diagnosis_value"]) for r in mine)
     assert [r["case_id"] for r in rows(split / "pretrain.csv")] == [
         r["case_id"] for r in rows(seg["pool"])]
-    sources = build_finetune_sources(cfg.finetune)
+    sources = build_finetune_sources(cfg.finetune, registry=get_host().registry)
     pool, test = sources["pool"], sources["test"]
     assert (len(pool), len(test)) == (470, 160)
     assert sorted(set(labels_of(pool) or [])) == [0, 1] and sum(labels_of(test) or []) == 80

@@ -24,7 +24,7 @@ from ssl_domains.data.datasets import build_dataset
 from ssl_domains.data.skipping import SkipUnreadable
 from ssl_domains.errors import DataError
 from ssl_domains.registry import Registrar, Registry, component
-from ssl_domains.sweep.auto import fold_splits, labeled_set
+from ssl_domains.sweep.derived import fold_splits, labeled_set
 from ssl_domains.testing import Case, check_case
 
 

@@ -21,6 +21,7 @@ from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.engine.run_dir import RunDir
 from ssl_domains.errors import WriteError
 from ssl_domains.layout.export import ExportConfig, write_export
+from ssl_domains.plugins import get_host
 from tests.conftest import make_config
 
 DISK_FULL = os.strerror(errno.ENOSPC)
@@ -66,7 +67,7 @@ def test_a_run_on_a_full_disk_stops_with_one_line(tmp_path: Path, arrays: Path,
     monkeypatch.setattr(files.os, "fsync", _disk_full)
     run = tmp_path / "runs" / "t"
     with pytest.raises(WriteError) as err:
-        pretrain(cfg, run)
+        pretrain(cfg, run, registry=get_host().registry)
     assert str(err.value).endswith(": cannot write (No space left on device)")
     assert "\n" not in str(err.value)
     assert not list(run.rglob("*.tmp")) and not (run / ".lock").exists()

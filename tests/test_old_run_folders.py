@@ -18,6 +18,7 @@ import pytest
 
 from ssl_domains.config import ComponentRef
 from ssl_domains.engine.evaluate import evaluate, predict_data
+from ssl_domains.plugins import get_host
 from ssl_domains.report.pages import build_report
 from tests.conftest import REPO
 
@@ -41,7 +42,7 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
 
 def test_evaluate_an_old_run_gives_its_recorded_test_metrics(old_run: Path) -> None:
     recorded = json.loads((FIXTURES / "run_finetune" / "eval.json").read_text())
-    again = evaluate(old_run)
+    again = evaluate(old_run, registry=get_host().registry)
     assert again["n"] == recorded["n_test"] == 48
     assert again["threshold"] == recorded["threshold"]
     assert again["metrics"]["auroc"] == pytest.approx(recorded["test"]["auroc"], abs=1e-6)
@@ -49,7 +50,8 @@ def test_evaluate_an_old_run_gives_its_recorded_test_metrics(old_run: Path) -> N
 
 def test_predict_with_an_old_export_scores_as_the_run_did(old_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.csv"
-    predict_data(old_run, ComponentRef(name="parquet", args={**UNITS, "ids": ["unit18", "unit19"]}), out)
+    predict_data(old_run, ComponentRef(name="parquet", args={**UNITS, "ids": ["unit18", "unit19"]}), out,
+                 registry=get_host().registry)
     got, recorded = _rows(out), _rows(FIXTURES / "run_finetune" / "predictions" / "test.csv")
     assert len(got) == 16 and set(got) <= set(recorded)
     for item, row in got.items():

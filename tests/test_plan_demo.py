@@ -110,30 +110,56 @@ def test_demo_reports_both_arms(tmp_path: Path, arrays: Path) -> None:
     assert f"{scratch_auroc:.3f}" in html and f"{ssl_auroc:.3f}" in html
 
 
-@pytest.mark.parametrize("plugin", ["timeseries", "medical"])
-def test_plan_splits_the_demo_data_as_the_run_does(plugin: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """``plan`` calls the run's own split (grouped ``split_off``), so its item and step counts
-    are the run's: on the time-series demo it once said 372/74 while the run split 250/122."""
+#: (config, how it runs): both plugins' demo configs run as ``pretrain`` then ``finetune``; the
+#: sweep config runs one cell (one size, one seed, the scratch arm)
+PLAN_CASES = [("sample_data/timeseries/demo.yaml", "stages"), ("sample_data/medical/demo.yaml", "stages"),
+              ("sample_data/sweep_demo.yaml", "sweep cell")]
+
+
+def _json_tail(output: str) -> dict:
+    """The JSON document a command printed after its warnings (``warning: ...`` lines)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("{"))
+    return json.loads("\n".join(lines[start:]))
+
+
+@pytest.mark.parametrize(("config", "how"), PLAN_CASES, ids=["timeseries", "medical", "sweep"])
+def test_plan_reports_the_items_split_and_steps_the_run_uses(config: str, how: str,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    """``plan`` builds each stage with the run's own skeleton up to its loaders
+    (:func:`ssl_domains.engine.stage.prepare`), so its items, split and steps per epoch are
+    the run's: on the time-series demo it once said 372/74 items while the run split 250/122.
+    One epoch each, so the steps a run trained are its steps per epoch."""
     from tests.conftest import REPO
 
-    monkeypatch.chdir(REPO)  # the demo configs name sample_data/ relative to the repository
-    config = f"sample_data/{plugin}/demo.yaml"
+    monkeypatch.chdir(REPO)  # the configs name sample_data/ relative to the repository
     runner = CliRunner()
+    one_epoch = ["--set", "finetune.train.epochs=1", "--set", "finetune.train.progress=false"]
     res = runner.invoke(cli, ["plan", config, "--steps", "0", "--json"])
     assert res.exit_code == 0, res.output
-    planned = json.loads(res.output)["stages"]
-    res = runner.invoke(cli, ["pretrain", config, "--out", str(tmp_path / "pre"),
-                              "--set", "pretrain.train.max_steps=1", "--set", "pretrain.train.progress=false"])
-    assert res.exit_code == 0, res.output
-    ran = json.loads(res.output[res.output.index("{"):])
-    pre = planned["pretrain"]
-    assert (pre["data"]["train"]["items"], pre["data"]["val"]["items"]) == (ran["n_train"], ran["n_val"])
-    batch = pre["steps"]["batch_size"]
-    assert pre["steps"]["steps_per_epoch"] == math.ceil(ran["n_train"] / batch)
-
-    res = runner.invoke(cli, ["finetune", config, "--out", str(tmp_path / "fin"), "--set", "finetune.from_scratch=true",
-                              "--set", "finetune.train.max_steps=1", "--set", "finetune.train.progress=false"])
-    assert res.exit_code == 0, res.output
-    counts = json.loads((tmp_path / "fin" / "eval.json").read_text())
-    fin = planned["finetune"]["data"]
-    assert (fin["train"]["items"], fin["val"]["items"]) == (counts["n_train"], counts["n_val"]), counts
+    planned = _json_tail(res.output)["stages"]  # after the warning on the broken sample file
+    if how == "stages":
+        res = runner.invoke(cli, ["pretrain", config, "--out", str(tmp_path / "pre"),
+                                  "--set", "pretrain.train.epochs=1", "--set", "pretrain.train.progress=false"])
+        assert res.exit_code == 0, res.output
+        ran = _json_tail(res.output)
+        pre = planned["pretrain"]
+        assert (pre["data"]["train"]["items"], pre["data"]["val"]["items"]) == (ran["n_train"], ran["n_val"])
+        assert pre["steps"]["steps_per_epoch"] == ran["steps"] > 0
+        res = runner.invoke(cli, ["finetune", config, "--out", str(tmp_path / "fin"),
+                                  "--set", "finetune.from_scratch=true", *one_epoch])
+        assert res.exit_code == 0, res.output
+        counts = json.loads((tmp_path / "fin" / "eval.json").read_text())
+    else:  # one cell of the sweep: the config's whole label budget, its seed
+        res = runner.invoke(cli, ["sweep", config, "--out", str(tmp_path / "sweep"), "--arms", "scratch",
+                                  "--fractions", "1", "--seeds", "1", *one_epoch])
+        assert res.exit_code == 0, res.output
+        cells = sorted((tmp_path / "sweep" / "cells").glob("*/eval.json"))
+        assert len(cells) == 1, cells
+        counts = json.loads(cells[0].read_text())
+    fin = planned["finetune"]
+    assert (fin["data"]["train"]["items"], fin["data"]["val"]["items"], fin["data"]["test"]["items"]) \
+        == (counts["n_train"], counts["n_val"], counts["n_test"]), counts
+    assert fin["data"]["label_budget"] == counts["n_labels"]
+    assert fin["steps"]["steps_per_epoch"] == counts["steps"] > 0

@@ -81,7 +81,7 @@ def parse_budgets(text: str) -> list[Any]:
     Raises:
         ValueError: A budget that is not a whole number or a percentage in (0, 100].
     """
-    from ssl_domains.sweep.plan import Size
+    from ssl_domains.sweep.grid import Size
 
     sizes = []
     for raw in (p.strip() for p in text.split(",")):
@@ -126,7 +126,7 @@ def arm_selected(arm: str, arms: str) -> bool:
 def default_arms() -> list[str]:
     """Every arm the installed sweep knows: ssl, scratch, linear_probe, all baselines and,
     when present, the derived ensemble and auto arms."""
-    from ssl_domains.sweep.plan import DEFAULT_ARMS, DERIVED_ARMS
+    from ssl_domains.sweep.grid import DEFAULT_ARMS, DERIVED_ARMS
 
     return [*DEFAULT_ARMS, *DERIVED_ARMS]
 
@@ -146,6 +146,7 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
     from ssl_domains.config import parse_config
     from ssl_domains.data.datasets import labels_of
     from ssl_domains.engine.finetune import build_finetune_sources
+    from ssl_domains.plugins import get_host
     from ssl_domains.report.pages import build_report
     from ssl_domains.sweep.run import SweepFailed, run_sweep
 
@@ -160,7 +161,7 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
     cfg = parse_config(dataset_config(ds, root, recipes, work_dir(out, ds)),
                        source=f"suite {ds.name}")
     assert cfg.finetune is not None
-    n_pool = len(labels_of(build_finetune_sources(cfg.finetune)["pool"]) or [])
+    n_pool = len(labels_of(build_finetune_sources(cfg.finetune, get_host().registry)["pool"]) or [])
     keep, dropped = budgets_for(sizes, n_pool)
     record.update(n_pool=n_pool, budgets=[s.tag for s in keep], left_out=dropped)
     if dropped:
@@ -190,7 +191,7 @@ def finished_cells(sweep_dir: Path) -> pd.DataFrame:
     """The tidy results of every finished cell (``eval.json``) of a sweep folder, as the
     sweep's ``results.csv`` holds them, also while (or after) the sweep was interrupted."""
     from ssl_domains.layout.sweep import parse_cell_name
-    from ssl_domains.sweep.plan import Arm, Size
+    from ssl_domains.sweep.grid import Arm, Size
     from ssl_domains.sweep.results import collect_results
 
     cells = []

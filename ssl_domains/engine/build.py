@@ -55,11 +55,14 @@ def finetune_init(cfg: RunConfig, init: InitConfig | None, export: Path) -> Init
     return chosen
 
 
-def apply_init(backbone: Any, init: InitConfig | None, run_path: Path | None) -> InitReport | None:
-    """Load ``init`` weights into ``backbone`` and write ``init_report.json`` into the run."""
+def apply_init(registry: Registry, backbone: Any, init: InitConfig | None,
+               run_path: Path | None) -> InitReport | None:
+    """Load ``init`` weights into ``backbone`` (foreign weights converted by the plugins of
+    ``registry``) and write ``init_report.json`` into the run."""
     if init is None:
         return None
-    report = load_init(init.path, backbone, source=init.source, strict=init.strict)
+    report = load_init(init.path, backbone, source=init.source, strict=init.strict,
+                       registry=registry)
     log.info(report.summary())
     if run_path is not None:
         write_json(RunFolder(run_path).init_report, report.as_dict())

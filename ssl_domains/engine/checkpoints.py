@@ -22,7 +22,7 @@ from ssl_domains.files import atomic_write_with, write_guard
 from ssl_domains.layout.export import ExportFolder, find_export, read_export_config
 from ssl_domains.layout.names import BACKBONE_FILE, EXPORT_CONFIG_FILE, LAST_CHECKPOINT
 from ssl_domains.layout.run import RunFolder
-from ssl_domains.plugins import get_host
+from ssl_domains.registry import Registry
 
 __all__ = [
     "InitReport",
@@ -352,9 +352,11 @@ def _apply(backbone: nn.Module, sd: dict[str, torch.Tensor], report: InitReport,
     return report
 
 
-def load_init(path: str | Path, backbone: nn.Module, source: str = "auto", strict: bool = False) -> InitReport:
+def load_init(path: str | Path, backbone: nn.Module, source: str = "auto", strict: bool = False,
+              *, registry: Registry | None = None) -> InitReport:
     """Load weights into ``backbone`` from an export folder, a run folder, a resume checkpoint,
-    a ``.safetensors`` file, or foreign weights (through the ``convert_checkpoint`` hook).
+    a ``.safetensors`` file, or foreign weights (through the ``convert_checkpoint`` hook of
+    the plugins of ``registry``; without one, only names and shapes that match are loaded).
 
     Raises:
         CheckpointError: Nothing usable, or strict loading with missing weights.
@@ -388,7 +390,7 @@ def load_init(path: str | Path, backbone: nn.Module, source: str = "auto", stric
     fits = sum(k in target and tuple(target[k].shape) == tuple(v.shape) for k, v in matched.items())
     if source == "auto" and fits >= max(1, int(0.9 * len(target))):
         return _apply(backbone, matched, InitReport(str(p), kind, "ssl-domains"), strict)
-    conv = get_host().pm.hook.convert_checkpoint(state_dict=sd, source=source, backbone=backbone)
+    conv = registry.convert(sd, source, backbone) if registry is not None else None
     if conv is None:
         if fits:
             return _apply(backbone, matched, InitReport(str(p), kind, "partial match",

@@ -30,20 +30,19 @@ from ssl_domains.errors import CheckpointError
 from ssl_domains.layout.export import ExportConfig
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.mapping import check_mapping_path, inputs_of, write_mapping
-from ssl_domains.plugins import get_host
+from ssl_domains.registry import Registry
 
 # load_finetuned and load_model are re-exported (they live in engine.exports)
 __all__ = ["load_finetuned", "load_model", "evaluate", "predict_data"]
 
 
 def _score(
-    task: Any, config: ExportConfig, loader: ComponentRef, out_csv: Path, role: str,
+    registry: Registry, task: Any, config: ExportConfig, loader: ComponentRef, out_csv: Path, role: str,
     batch_size: int = 32, device: str = "auto", skipped_file: Path | None = None,
 ) -> tuple[Predictions, Any]:
     """Score ``loader``'s items with a fine-tuned task (training normalisation statistics
     passed on) and write the predictions CSV at the stored threshold; inputs skipped are
     listed in ``skipped_file`` (the run folder's ``skipped.json``) when given."""
-    registry = get_host().registry
     if getattr(task, "dense", False):
         raise CheckpointError(f"{role}: the export holds a segmentation model ({config.task.name if config.task else '?'}); "
                               "`evaluate RUN` scores the run's own cases again; `predict` segments "
@@ -62,11 +61,10 @@ def _score(
     return preds, ds
 
 
-def _segment(task: Any, config: ExportConfig, loader: ComponentRef, out_csv: Path,
-             device: str) -> tuple[list[str], Any]:
+def _segment(registry: Registry, task: Any, config: ExportConfig, loader: ComponentRef,
+             out_csv: Path, device: str) -> tuple[list[str], Any]:
     """``predict`` with a segmentation export (:func:`predict_dense`): the case ids and the
     dataset."""
-    registry = get_host().registry
     ds = build_dataset(registry, with_stats(registry, loader, config.data_stats), "prediction")
     if isinstance(task, torch.nn.Module):
         task.to(Runtime.create(device, "auto").device)
@@ -77,12 +75,13 @@ def _segment(task: Any, config: ExportConfig, loader: ComponentRef, out_csv: Pat
 
 def predict_data(
     path: str | Path, loader: ComponentRef, out_csv: Path, batch_size: int = 32, device: str = "auto",
-    mapping: Path | None = None,
+    mapping: Path | None = None, *, registry: Registry,
 ) -> dict[str, Any]:
     """Score every item of ``loader`` with the export at ``path``; write a CSV of scores and
     decisions at the validation-chosen threshold. Labels, when present, are copied along.
 
     Args:
+        registry: Where the loader and the exported model's components come from.
         mapping: Also write each row's opaque id -> input as given to this private file
             (refused beside the CSV and in the run's shareable folders).
 
@@ -94,11 +93,11 @@ def predict_data(
         run = RunFolder(path)
         mapping = check_mapping_path(mapping, folders=[run.export, run.report, run.predictions],
                                      files=[out_csv])
-    task, config = load_model(path)
+    task, config = load_model(path, registry)
     if getattr(task, "dense", False):  # a segmentation export: maps and lesion tables per case
-        ids, ds = _segment(task, config, loader, out_csv, device)
+        ids, ds = _segment(registry, task, config, loader, out_csv, device)
     else:
-        preds, ds = _score(task, config, loader, out_csv, "prediction", batch_size, device)
+        preds, ds = _score(registry, task, config, loader, out_csv, "prediction", batch_size, device)
         ids = list(preds.ids)
     out = {"items": len(ids), "threshold": config.threshold, "csv": str(out_csv),
            "skipped": [list(s) for s in skipped_of(ds)]}
@@ -109,18 +108,20 @@ def predict_data(
     return out
 
 
-def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: str = "auto") -> dict[str, Any]:
-    """Re-score the run's test data (or ``loader``) with the stored threshold; updates
-    ``eval.json`` and ``predictions/test.csv`` when the run's own test set is used."""
+def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: str = "auto", *,
+             registry: Registry) -> dict[str, Any]:
+    """Re-score the run's test data (or ``loader``) with the stored threshold (the loader and
+    the model's components from ``registry``); updates ``eval.json`` and
+    ``predictions/test.csv`` when the run's own test set is used."""
     run = Path(run_path)
     folder = RunFolder(run)
-    task, config = load_model(run)
+    task, config = load_model(run, registry)
     if getattr(task, "dense", False) and loader is None:  # a segmentation run: its own cases
         cfg = load_config(folder.config)
         if cfg.finetune is None:
             raise CheckpointError(f"{folder.config}: has no finetune section")
         task.to(Runtime.create(device, "auto").device)
-        after = reassess(run, cfg, task, build_finetune_sources(cfg.finetune))
+        after = reassess(run, cfg, task, build_finetune_sources(cfg.finetune, registry))
         return {"metrics": after.metrics("test"), "threshold": after.threshold,
                 "n": after.n_test, "csv": str(folder.case_table("test"))}
     if loader is None:
@@ -136,7 +137,7 @@ def evaluate(run_path: str | Path, loader: ComponentRef | None = None, device: s
     else:
         key = f"eval_{loader.name}"
     out_csv = folder.prediction_file(key)
-    preds, _ = _score(task, config, loader, out_csv, "evaluation", device=device,
+    preds, _ = _score(registry, task, config, loader, out_csv, "evaluation", device=device,
                       skipped_file=folder.skipped)
     threshold = config.threshold
     # a run folder without eval.json (an export evaluated elsewhere) starts a fresh one

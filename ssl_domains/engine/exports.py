@@ -33,7 +33,7 @@ from ssl_domains.layout.export import (
     read_export_config,
     write_export,
 )
-from ssl_domains.plugins import get_host
+from ssl_domains.registry import Registry
 
 __all__ = ["SelectedModel", "combine", "export_config", "load_finetuned", "load_model",
            "load_selected", "save_baseline_export", "save_network_export"]
@@ -84,8 +84,9 @@ def _export(path: str | Path) -> ExportFolder:
     return folder
 
 
-def load_finetuned(path: str | Path) -> tuple[nn.Module, ExportConfig]:
-    """The fine-tuned task model of a run or export folder, and its export config.
+def load_finetuned(path: str | Path, registry: Registry) -> tuple[nn.Module, ExportConfig]:
+    """The fine-tuned task model of a run or export folder (its components from
+    ``registry``), and its export config.
 
     Raises:
         CheckpointError: Not a fine-tuning export, or weights that do not fit.
@@ -98,7 +99,6 @@ def load_finetuned(path: str | Path) -> tuple[nn.Module, ExportConfig]:
                               "--set finetune.select=single)")
     if config.stage != "finetune" or config.task is None or not folder.model.is_file():
         raise CheckpointError(f"{folder.path}: a pre-training export has no classifier; fine-tune it first")
-    registry = get_host().registry
     backbone = registry.create("backbone", config.backbone.name, **config.backbone.args)
     args = {k: v for k, v in config.task.args.items() if k != "num_classes"}
     task = registry.create("finetune", config.task.name, backbone, num_classes=config.num_classes, **args)
@@ -125,15 +125,17 @@ def save_baseline_export(folder: Path, config: ExportConfig, *, ref: ComponentRe
 
 
 class SelectedModel:
-    """A classical baseline or an ensemble exported by ``select: auto``, scoring datasets.
+    """A classical baseline or an ensemble exported by ``select: auto``, scoring datasets
+    (the baseline and the network from ``registry``).
 
     Raises:
         CheckpointError: A member export is missing or unreadable.
     """
 
-    def __init__(self, folder: Path, config: ExportConfig) -> None:
+    def __init__(self, folder: Path, config: ExportConfig, registry: Registry) -> None:
         self.folder = ExportFolder(Path(folder))
         self.config = config
+        self.registry = registry
         self.kind = config.kind
         self._baseline: Any = None
         self._deep: Any = None
@@ -148,7 +150,7 @@ class SelectedModel:
                 arrays = load_file(str(folder.baseline_data))
             except (OSError, ValueError, RuntimeError) as err:
                 raise CheckpointError(f"{folder.baseline_data}: unreadable ({err})") from None
-            model = get_host().registry.create("baseline", cfg.baseline.name, **cfg.baseline.args)
+            model = self.registry.create("baseline", cfg.baseline.name, **cfg.baseline.args)
             model.fit(arrays["x"].numpy(), arrays["y"].numpy())
             self._baseline = model
         return self._baseline, cfg.input_key
@@ -168,7 +170,7 @@ class SelectedModel:
         if self.kind == "baseline":
             return base
         if self._deep is None:
-            self._deep, _ = load_finetuned(self.folder.deep.path)
+            self._deep, _ = load_finetuned(self.folder.deep.path, self.registry)
         rt = Runtime.create(device, "auto")
         self._deep.to(rt.device)
         ref = ComponentRef(name="selected")
@@ -181,7 +183,7 @@ class SelectedModel:
                            labels=deep.labels, loss=None)
 
 
-def load_selected(path: str | Path) -> tuple[SelectedModel, ExportConfig] | None:
+def load_selected(path: str | Path, registry: Registry) -> tuple[SelectedModel, ExportConfig] | None:
     """The baseline or ensemble exported by ``select: auto`` at ``path`` (a run or export
     folder), or None when the export is a fine-tuned network (or absent).
 
@@ -194,11 +196,12 @@ def load_selected(path: str | Path) -> tuple[SelectedModel, ExportConfig] | None
     config = read_export_config(folder.path)
     if config.kind == "network":
         return None
-    return SelectedModel(folder.path, config), config
+    return SelectedModel(folder.path, config, registry), config
 
 
-def load_model(path: str | Path) -> tuple[Any, ExportConfig]:
+def load_model(path: str | Path, registry: Registry) -> tuple[Any, ExportConfig]:
     """The model a run or export folder ships: a fine-tuned network, or the classical
-    baseline or ensemble that ``finetune.select: auto`` chose; and its export config."""
-    selected = load_selected(path)
-    return selected if selected is not None else load_finetuned(path)
+    baseline or ensemble that ``finetune.select: auto`` chose (built from ``registry``); and
+    its export config."""
+    selected = load_selected(path, registry)
+    return selected if selected is not None else load_finetuned(path, registry)

@@ -29,7 +29,8 @@ from ssl_domains.engine.run_dir import RunDir
 from ssl_domains.engine.runtime import Runtime, rng_state, set_rng_state
 from ssl_domains.errors import ConfigError, SSLDomainsError
 
-__all__ = ["Trainer", "FitResult", "make_optimizer", "make_scheduler"]
+__all__ = ["Trainer", "StageRun", "TrainOptions", "FitResult", "make_optimizer", "make_scheduler",
+           "planned_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +78,34 @@ class FitResult:
     seconds: float = 0.0
 
 
-class Trainer:
-    """Trains ``model`` (whose ``forward(batch)`` returns ``{"loss": ...}``) on ``loader``.
+@dataclass(frozen=True)
+class StageRun:
+    """Where and as what a stage trains (:func:`ssl_domains.engine.stage.start_stage` makes it).
 
-    Args:
-        model: The pretext or fine-tuning task module (not yet DDP-wrapped).
-        loader: Training DataLoader using an :class:`EpochSampler`.
-        cfg: Optimisation settings.
+    Attributes:
         runtime: Device / distributed facts.
         run: Run folder (metrics and checkpoints).
         stage: ``"pretrain"`` or ``"finetune"`` (tags log lines and checkpoints).
+        resolved_config: Stored in checkpoints so a resume knows what it resumes.
+        seed: The run's seed (validation draws its randomness from it).
+    """
+
+    runtime: Runtime
+    run: RunDir
+    stage: str
+    resolved_config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclass
+class TrainOptions:
+    """How a stage trains its model beyond the optimisation settings.
+
+    Attributes:
         param_groups: Optimiser groups; default: all parameters.
         validate: Called on the bare model at each evaluation; returns metrics incl. ``loss``.
         on_epoch_start: Hook called with (model, epoch) before each epoch (e.g. unfreezing).
-        resolved_config: Stored in checkpoints so a resume knows what it resumes.
+        frozen: Modules kept in eval mode while training (frozen backbone: BatchNorm stats too).
         monitor: The validation metric whose best weights are kept, when the caller resolved
             ``early_stopping.metric: auto`` (:func:`ssl_domains.engine.finetune.monitored_metric`);
             default: the config's metric, ``loss`` for ``auto``.
@@ -99,43 +114,54 @@ class Trainer:
             cross-validation folds trained, :class:`ssl_domains.engine.finetune.Refit`).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        loader: DataLoader,
-        cfg: TrainConfig,
-        runtime: Runtime,
-        run: RunDir,
-        stage: str,
-        *,
-        param_groups: list[dict[str, Any]] | None = None,
-        validate: Validate | None = None,
-        on_epoch_start: Callable[[nn.Module, int], None] | None = None,
-        resolved_config: dict[str, Any] | None = None,
-        seed: int = 0,
-        frozen: list[nn.Module] | None = None,
-        monitor: str | None = None,
-        stop_at: int | None = None,
-    ) -> None:
+    param_groups: list[dict[str, Any]] | None = None
+    validate: Validate | None = None
+    on_epoch_start: Callable[[nn.Module, int], None] | None = None
+    frozen: list[nn.Module] = field(default_factory=list)
+    monitor: str | None = None
+    stop_at: int | None = None
+
+
+def planned_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    """Steps the learning-rate schedule is laid out over: ``epochs`` times the batches of an
+    epoch, at most ``max_steps``."""
+    total = cfg.epochs * max(1, batches_per_epoch)
+    return min(total, cfg.max_steps) if cfg.max_steps else total
+
+
+class Trainer:
+    """Trains ``model`` (whose ``forward(batch)`` returns ``{"loss": ...}``) on ``loader``.
+
+    Args:
+        model: The pretext or fine-tuning task module (not yet DDP-wrapped).
+        loader: Training DataLoader using an :class:`EpochSampler`.
+        cfg: Optimisation settings.
+        where: The stage's runtime, run folder, name, resolved config and seed.
+        options: Parameter groups, validation, frozen modules, monitored metric, stop step.
+    """
+
+    def __init__(self, model: nn.Module, loader: DataLoader, cfg: TrainConfig, where: StageRun,
+                 options: TrainOptions | None = None) -> None:
+        opts = options or TrainOptions()
+        runtime = where.runtime
         self.model = model.to(runtime.device)
         self.loader = loader
         self.cfg = cfg
         self.rt = runtime
-        self.run = run
-        self.stage = stage
-        self.validate = validate
-        self.on_epoch_start = on_epoch_start
-        self.resolved_config = resolved_config or {}
-        self.seed = seed
+        self.run = where.run
+        self.stage = where.stage
+        self.validate = opts.validate
+        self.on_epoch_start = opts.on_epoch_start
+        self.resolved_config = where.resolved_config
+        self.seed = where.seed
         #: modules kept in eval mode while training (frozen backbone: BatchNorm stats too)
-        self.frozen: list[nn.Module] = list(frozen or [])
-        groups = param_groups or [{"params": [p for p in model.parameters()]}]
+        self.frozen: list[nn.Module] = opts.frozen  # the caller's list: it may change per epoch
+        groups = opts.param_groups or [{"params": [p for p in model.parameters()]}]
         self.optimizer = make_optimizer(groups, cfg)
-        total = cfg.epochs * max(1, len(loader))
-        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+        self.total_steps = planned_steps(cfg, len(loader))
         self.scheduler = make_scheduler(self.optimizer, cfg, self.total_steps)
         #: where training stops (``stop_at``, else the schedule's end)
-        self.stop_step = min(self.total_steps, stop_at) if stop_at else self.total_steps
+        self.stop_step = min(self.total_steps, opts.stop_at) if opts.stop_at else self.total_steps
         # bf16 needs no loss scaling; the scaler is kept (disabled) so checkpoints have one shape
         self.scaler = torch.amp.GradScaler(enabled=False)
         self.step = 0
@@ -148,7 +174,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         es = cfg.early_stopping
         #: the validation metric whose best weights are kept (``auto`` unresolved: loss)
-        self.monitor = monitor or (es.metric if es and es.metric != "auto" else "loss")
+        self.monitor = opts.monitor or (es.metric if es and es.metric != "auto" else "loss")
         mode = es.mode if es else "auto"
         self.maximize = (mode == "max") or (mode == "auto" and self.monitor != "loss")
 

@@ -13,21 +13,20 @@ from torch.utils.data import DataLoader
 
 from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.contracts import LOSS, stats_of
-from ssl_domains.data.datasets import Subset, build_dataset, groups_of, make_loader, with_stats
-from ssl_domains.data.skipping import first_readable
+from ssl_domains.data.datasets import Subset, build_dataset, groups_of, with_stats
 from ssl_domains.data.splits import split_off
-from ssl_domains.engine.build import apply_init, build_backbone, build_pretext, check_first_item
+from ssl_domains.engine.build import build_pretext
 from ssl_domains.engine.exports import export_config, save_network_export
-from ssl_domains.engine.loop import Trainer
+from ssl_domains.engine.loop import TrainOptions
 from ssl_domains.engine.model_card import pretrain_card
 from ssl_domains.engine.run_dir import RunDir, holding_run_lock
 from ssl_domains.engine.runtime import Runtime
-from ssl_domains.engine.stage import start_stage
+from ssl_domains.engine.stage import Prepared, run_stage
 from ssl_domains.errors import ConfigError, SSLDomainsError
 from ssl_domains.files import write_guard
-from ssl_domains.plugins import get_host
+from ssl_domains.registry import Registry
 
-__all__ = ["pretrain"]
+__all__ = ["pretrain", "PretrainRecipe"]
 
 log = logging.getLogger(__name__)
 
@@ -48,87 +47,97 @@ def _mean_loss(loader: DataLoader, rt: Runtime, max_batches: int = 50) -> Any:
     return validate
 
 
-def pretrain_data(cfg: RunConfig) -> tuple[Any, Subset, Any]:
-    """The pre-training data of ``cfg`` as the run uses it: ``(data, train, val)``, ``val``
-    from the ``val`` loader or split off ``data`` (grouped, seeded). ``plan`` calls it too, so
-    what it reports is what the run will do.
+class PretrainRecipe:
+    """What pre-training builds its own way in the stage skeleton
+    (:mod:`ssl_domains.engine.stage`): unlabeled data with its validation part, a pretext
+    task, the mean validation loss."""
 
-    Raises:
-        DataError: A loader failed or found nothing; ConfigError: no split is possible.
-    """
-    assert cfg.pretrain is not None
-    pcfg, registry = cfg.pretrain, get_host().registry
-    data = build_dataset(registry, pcfg.data.train, "pre-training")
-    if pcfg.data.val is not None:
-        val_ref = with_stats(registry, pcfg.data.val, stats_of(data))
-        return data, Subset(data, range(len(data)), train=True), build_dataset(registry, val_ref, "validation")  # type: ignore[arg-type]
-    keep, held = split_off(len(data), pcfg.data.val_fraction, cfg.seed, groups=groups_of(data))  # type: ignore[arg-type]
-    return data, Subset(data, keep, train=True), Subset(data, held)
+    stage = "pretrain"
+
+    def __init__(self, cfg: RunConfig, registry: Registry) -> None:
+        if cfg.pretrain is None:
+            raise ConfigError(f"{cfg.name}: the config has no 'pretrain' section")
+        self.cfg, self.registry, self.section = cfg, registry, cfg.pretrain
+        self.data_cfg, self.train_cfg = cfg.pretrain.data, cfg.pretrain.train
+        self.loader_name = cfg.pretrain.data.train.name
+        self.where = f"pretrain data ({self.loader_name})"
+
+    def datasets(self) -> dict[str, Any]:
+        """``data`` (the training loader's dataset), ``train`` and ``val``: ``val`` from the
+        ``val`` loader or split off ``data`` (grouped, seeded).
+
+        Raises:
+            DataError: A loader failed or found nothing; ConfigError: no split is possible.
+        """
+        pcfg, registry, seed = self.section, self.registry, self.cfg.seed
+        data = build_dataset(registry, pcfg.data.train, "pre-training")
+        if pcfg.data.val is not None:
+            val_ref = with_stats(registry, pcfg.data.val, stats_of(data))
+            return {"data": data, "train": Subset(data, range(len(data)), train=True),  # type: ignore[arg-type]
+                    "val": build_dataset(registry, val_ref, "validation")}
+        keep, held = split_off(len(data), pcfg.data.val_fraction, seed, groups=groups_of(data))  # type: ignore[arg-type]
+        return {"data": data, "train": Subset(data, keep, train=True), "val": Subset(data, held)}
+
+    def initial_weights(self, init: InitConfig | None, export: Path) -> InitConfig | None:
+        return init or self.cfg.init
+
+    def build_task(self, backbone: nn.Module, data: dict[str, Any], first: dict[str, Any]) -> nn.Module:
+        """The pretext task; it must keep its backbone as ``.backbone``.
+
+        Raises:
+            SSLDomainsError: It does not.
+        """
+        task = build_pretext(self.registry, self.section.task, backbone, first)
+        if not isinstance(getattr(task, "backbone", None), nn.Module):
+            entry = self.registry.get("pretext", self.section.task.name)
+            raise SSLDomainsError(f"plugin {entry.plugin!r}: pretext {self.section.task.name!r} "
+                                  "must keep its backbone as .backbone")
+        return task
+
+    def options(self, prepared: Prepared, rt: Runtime) -> TrainOptions:
+        assert prepared.val_loader is not None
+        return TrainOptions(validate=_mean_loss(prepared.val_loader, rt))
 
 
 @holding_run_lock
 def pretrain(
-    cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None, resume: bool = False
+    cfg: RunConfig, run_path: Path, *, registry: Registry, init: InitConfig | None = None,
+    resume: bool = False
 ) -> dict[str, Any]:
     """Run the ``pretrain`` stage of ``cfg`` into ``run_path``; returns a summary.
 
     Args:
         cfg: Run config with a ``pretrain`` section.
         run_path: The run folder.
+        registry: Where the run's components come from.
         init: Weights to continue from (overrides ``cfg.init``).
         resume: Continue from the run folder's last pre-training checkpoint.
 
     Raises:
         ConfigError: No ``pretrain`` section.
     """
-    if cfg.pretrain is None:
-        raise ConfigError(f"{cfg.name}: the config has no 'pretrain' section")
-    pcfg = cfg.pretrain
-    rt, run, state = start_stage(cfg, run_path, "pretrain", pcfg.train.amp, resume)
-    registry = get_host().registry
-
-    data, train_ds, val_ds = pretrain_data(cfg)
-
-    backbone = build_backbone(registry, cfg.backbone)
-    first = first_readable(train_ds)
-    if state is None:
-        apply_init(backbone, init or cfg.init, run.path if rt.is_main else None)
-    check_first_item(registry, backbone, cfg.backbone.name, pcfg.data.train.name, first,
-                     f"pretrain data ({pcfg.data.train.name})")
-    task = build_pretext(registry, pcfg.task, backbone, first)
-    if not isinstance(getattr(task, "backbone", None), nn.Module):
-        entry = registry.get("pretext", pcfg.task.name)
-        raise SSLDomainsError(f"plugin {entry.plugin!r}: pretext {pcfg.task.name!r} must keep its backbone as .backbone")
-    # data-side randomness differs per rank; model init above is identical on every rank
-    torch.manual_seed(cfg.seed + 1000 * rt.rank)
-
-    skipped_file = run.skipped if rt.is_main else None
-    train_loader = make_loader(train_ds, pcfg.data, train=True, seed=cfg.seed, rank=rt.rank, world_size=rt.world_size,
-                               role="training", stage="pretrain", skipped_file=skipped_file)
-    val_loader = make_loader(val_ds, pcfg.data, train=False, seed=cfg.seed, role="validation", stage="pretrain",
-                             skipped_file=skipped_file)
-    trainer = Trainer(task, train_loader, pcfg.train, rt, run, "pretrain",
-                      validate=_mean_loss(val_loader, rt), resolved_config=cfg.model_dump(mode="json"),
-                      seed=cfg.seed)
-    if state is not None:
-        trainer.load_state(state)
-        log.info("resumed pre-training at step %d (epoch %d)", trainer.step, trainer.epoch)
-    result = trainer.fit()
+    recipe = PretrainRecipe(cfg, registry)
+    pcfg = recipe.section
+    trained = run_stage(recipe, run_path, init=init, resume=resume)
+    rt, run, result = trained.where.runtime, trained.where.run, trained.result
+    prepared = trained.prepared
+    data, train_ds, val_ds = prepared.data["data"], prepared.data["train"], prepared.data["val"]
 
     if rt.is_main:
-        _save_figures(task, val_loader, rt, run, cfg.seed)
+        assert prepared.val_loader is not None
+        _save_figures(prepared.task, prepared.val_loader, rt, run, cfg.seed)
         stats = stats_of(data)
-        exported = export_config(cfg, backbone, "pretrain", pretext=pcfg.task.model_dump(mode="json"),
-                                 data_stats=stats, steps=result.step, n_train=len(train_ds),  # type: ignore[arg-type]
+        exported = export_config(cfg, prepared.backbone, "pretrain", pretext=pcfg.task.model_dump(mode="json"),
+                                 data_stats=stats, steps=result.step, n_train=len(train_ds),
                                  best_val_loss=result.best_metric)
         save_network_export(
-            run.export, exported, backbone=backbone, model=task,  # the whole pretext model: a
-            # dense fine-tuning task starts from its decoder too
+            run.export, exported, backbone=prepared.backbone, model=prepared.task,  # the whole
+            # pretext model: a dense fine-tuning task starts from its decoder too
             card=pretrain_card(cfg.model_dump(mode="json"), exported))
     rt.barrier()
     summary = {"stage": "pretrain", "steps": result.step, "epochs": result.epoch,
                "best_val_loss": result.best_metric, "seconds": result.seconds,
-               "n_train": len(train_ds), "n_val": len(val_ds), "export": str(run.export)}  # type: ignore[arg-type]
+               "n_train": len(train_ds), "n_val": len(val_ds), "export": str(run.export)}
     run.close()
     return summary
 

@@ -35,15 +35,15 @@ import torch
 
 from ssl_domains.config import FinetuneConfig, InitConfig, RunConfig
 from ssl_domains.contracts import stats_of
-from ssl_domains.data.datasets import Subset, make_loader
-from ssl_domains.data.skipping import first_readable, iter_readable
+from ssl_domains.data.datasets import Subset
+from ssl_domains.data.skipping import iter_readable
 from ssl_domains.engine.assess import Assessment, Intervals, write_assessment
-from ssl_domains.engine.build import apply_init, build_backbone, check_first_item, finetune_init
+from ssl_domains.engine.build import finetune_init
 from ssl_domains.engine.checkpoints import read_safetensors
 from ssl_domains.engine.exports import export_config, save_network_export
-from ssl_domains.engine.loop import Trainer
+from ssl_domains.engine.loop import TrainOptions
 from ssl_domains.engine.model_card import model_card
-from ssl_domains.engine.stage import start_stage
+from ssl_domains.engine.stage import run_stage
 from ssl_domains.errors import ConfigError, DataError
 from ssl_domains.layout.export import ExportConfig, find_export
 
@@ -480,6 +480,69 @@ def reassess(run_path: Path, cfg: RunConfig, model: Any, sources: dict[str, Any]
                         details={k: before[k] for k in TRAINING_FIELDS if k in before})
 
 
+class DenseRecipe:
+    """What a dense (segmentation) task builds its own way in the stage skeleton
+    (:mod:`ssl_domains.engine.stage`): the budget's cases (patches to train on, whole cases to
+    validate on), training items with masks, the pre-training decoder loaded when the init
+    has one, the mean validation Dice."""
+
+    stage = "finetune"
+
+    def __init__(self, cfg: RunConfig, registry: Registry, sources: dict[str, Any]) -> None:
+        assert cfg.finetune is not None
+        fcfg = cfg.finetune
+        self.cfg, self.registry, self.section, self.sources = cfg, registry, fcfg, sources
+        self.data_cfg, self.train_cfg = fcfg.data, fcfg.train
+        self.loader_name = fcfg.data.train.name
+        self.where = f"fine-tuning data ({self.loader_name})"
+        #: the initial weights, once the run asked for them (a plan loads none)
+        self.init_cfg: InitConfig | None = None
+        self.weights_asked = False
+        #: what :meth:`build_task` said about the pre-training decoder
+        self.decoder_note: str | None = None
+
+    def datasets(self) -> dict[str, Any]:
+        """:func:`dense_cases`: ``val`` is the validation cases, scored whole."""
+        return dense_cases(self.cfg, self.section, self.sources)
+
+    def initial_weights(self, init: InitConfig | None, export: Path) -> InitConfig | None:
+        self.init_cfg, self.weights_asked = finetune_init(self.cfg, init, export), True
+        return self.init_cfg
+
+    def build_task(self, backbone: Any, data: dict[str, Any], first: dict[str, Any]) -> Any:
+        """The dense task (its window the training patches' size unless configured).
+
+        Raises:
+            DataError: Training items without masks.
+        """
+        if "mask" not in first:
+            raise DataError(self.where, "training items have no mask; a dense task trains on lesion masks "
+                            "(the manifest's mask column)")
+        args = {k: v for k, v in self.section.task.args.items() if k != "num_classes"}
+        task = self.registry.create("finetune", self.section.task.name, backbone, **args)
+        if self.weights_asked:
+            self.decoder_note = _pretext_decoder(task, self.init_cfg)
+        if getattr(task, "roi_size", None) is None:
+            task.roi_size = [int(s) for s in first[backbone.input_spec.modality].shape[1:]]
+        return task
+
+    def options(self, prepared: Any, rt: Any) -> TrainOptions:
+        """The decoder and (unless frozen: ``mode: linear``) the encoder; mean validation Dice
+        over the whole validation cases, its best step kept."""
+        task, backbone, val_ds = prepared.task, prepared.backbone, prepared.data["val"]
+        head_params = [p for n, p in task.named_parameters() if not n.startswith("backbone.")]
+        groups: list[dict[str, Any]] = [{"params": head_params}]
+        frozen: list[Any] = []
+        if self.section.mode == "linear":  # the frozen-encoder arm: only the decoder trains
+            backbone.requires_grad_(False)
+            frozen.append(backbone)
+        else:
+            groups.append({"params": list(backbone.parameters()), "lr_scale": self.section.backbone_lr_scale})
+        val_where = f"validation cases ({self.where})"
+        return TrainOptions(param_groups=groups, validate=lambda model: _mean_dice(model, val_ds, val_where),
+                            frozen=frozen, monitor="dice")
+
+
 def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: InitConfig | None,
                    resume: bool, sources: dict[str, Any]) -> dict[str, Any]:
     """The ``finetune`` stage for a dense task (called by
@@ -488,48 +551,16 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     fcfg = cfg.finetune
     if fcfg.select == "auto":
         raise ConfigError(f"{cfg.name}: select: auto trains several candidates; run it with "
-                          "`ssl-domains finetune` or ssl_domains.sweep.select.select_finetune")
+                          "`ssl-domains finetune` or ssl_domains.autoselect.finetune.finetune")
     if fcfg.mode == "frozen_then_unfrozen":
         raise ConfigError(f"{cfg.name}: finetune.mode frozen_then_unfrozen is not available for a "
                           "dense task; use full or linear (the encoder frozen, the decoder trained)")
-    rt, run, state = start_stage(cfg, run_path, "finetune", fcfg.train.amp, resume)
-    data = dense_cases(cfg, fcfg, sources)
-    train_ds, val_ds = data["train"], data["val"]
-    where = f"fine-tuning data ({fcfg.data.train.name})"
-    backbone: Any = build_backbone(registry, cfg.backbone)
-    first = first_readable(train_ds)
-    check_first_item(registry, backbone, cfg.backbone.name, fcfg.data.train.name, first, where)
-    if "mask" not in first:
-        raise DataError(where, "training items have no mask; a dense task trains on lesion masks "
-                        "(the manifest's mask column)")
-    init_cfg = finetune_init(cfg, init, run.export)
-    init_report = apply_init(backbone, init_cfg, run.path if rt.is_main else None) if state is None else None
-    args = {k: v for k, v in fcfg.task.args.items() if k != "num_classes"}
-    task = registry.create("finetune", fcfg.task.name, backbone, **args)
-    decoder_note = _pretext_decoder(task, init_cfg) if state is None else None
-
-    head_params = [p for n, p in task.named_parameters() if not n.startswith("backbone.")]
-    groups: list[dict[str, Any]] = [{"params": head_params}]
-    frozen: list[Any] = []
-    if fcfg.mode == "linear":  # the frozen-encoder arm: only the decoder trains
-        backbone.requires_grad_(False)
-        frozen.append(backbone)
-    else:
-        groups.append({"params": list(backbone.parameters()), "lr_scale": fcfg.backbone_lr_scale})
-    torch.manual_seed(cfg.seed + 1000 * rt.rank)
-    skipped_file = run.skipped if rt.is_main else None
-    train_loader = make_loader(train_ds, fcfg.data, train=True, seed=cfg.seed, rank=rt.rank,
-                               world_size=rt.world_size, role="training", stage="finetune",
-                               skipped_file=skipped_file)
-    if getattr(task, "roi_size", None) is None:
-        task.roi_size = [int(s) for s in first[backbone.input_spec.modality].shape[1:]]
-    val_where = f"validation cases ({where})"
-    trainer = Trainer(task, train_loader, fcfg.train, rt, run, "finetune", param_groups=groups,
-                      validate=lambda model: _mean_dice(model, val_ds, val_where), frozen=frozen,
-                      resolved_config=cfg.model_dump(mode="json"), seed=cfg.seed, monitor="dice")
-    if state is not None:
-        trainer.load_state(state)
-    result = trainer.fit()
+    recipe = DenseRecipe(cfg, registry, sources)
+    trained = run_stage(recipe, run_path, init=init, resume=resume)
+    rt, run, result = trained.where.runtime, trained.where.run, trained.result
+    data, backbone = trained.prepared.data, trained.prepared.backbone
+    task: Any = trained.prepared.task  # a dense task: roi_size, predict_case
+    init_report, decoder_note = trained.prepared.init_report, recipe.decoder_note
 
     init_text = init_report.summary() if init_report else ("scratch" if fcfg.from_scratch else "none")
     if decoder_note:

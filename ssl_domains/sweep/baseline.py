@@ -53,7 +53,7 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
     (:func:`~ssl_domains.engine.assess.finish_run`: threshold on validation, test only scored).
 
     Args:
-        cfg: The cell's config (:func:`~ssl_domains.sweep.plan.cell_config`).
+        cfg: The cell's config (:func:`~ssl_domains.sweep.grid.cell_config`).
         ref: The baseline and its arguments.
         cell: The cell folder.
         sources: The fine-tuning datasets, shared by every cell.
@@ -153,7 +153,7 @@ def refit_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, labeled: Any,
     not see it); the test set is only scored.
 
     Args:
-        cfg: The baseline cell's config (:func:`~ssl_domains.sweep.plan.cell_config`).
+        cfg: The baseline cell's config (:func:`~ssl_domains.sweep.grid.cell_config`).
         ref: The baseline and its arguments.
         cell: Folder to write (``eval.json`` with ``refit``, predictions).
         labeled: The labeled items, in the order of ``oof``.

@@ -47,8 +47,10 @@ from ssl_domains.files import append_line, read_json_object, write_json
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
-from ssl_domains.sweep.auto import fold_sources, fold_splits
-from ssl_domains.sweep.plan import Arm, Size, cell_name
+from ssl_domains.sweep.choice import small_validation
+from ssl_domains.sweep.crossval import cv_folder, cv_items, run_fold_arm
+from ssl_domains.sweep.derived import fold_sources, fold_splits
+from ssl_domains.sweep.grid import Arm, Size, cell_name
 from ssl_domains.sweep.run import (
     BUSY,
     LOCKS_DIR,
@@ -58,17 +60,13 @@ from ssl_domains.sweep.run import (
     SweepFailed,
     SweepResult,
     busy_members,
-    cv_folder,
-    cv_items,
     finish_sweep,
     finished_cell,
     pretrain_once,
     progress_line,
     record_outcome,
     run_cell,
-    run_fold_arm,
 )
-from ssl_domains.sweep.selection import small_validation
 
 __all__ = ["SweepSpec", "Task", "run_task", "LocalJobs", "JobMap", "run_phases", "fold_tasks",
            "previous_failures", "LOGS_DIR", "visible_gpus"]
@@ -127,9 +125,10 @@ def _sweep(spec: SweepSpec, echo: Callable[[str], None]) -> Sweep:
     if sw is None:
         cfg: RunConfig = parse_config(spec.config, source=f"sweep {spec.out}")
         assert cfg.finetune is not None
+        registry = get_host().registry  # a worker process: the host's, one per process
         sw = Sweep(cfg, Path(spec.out), [spec.arm(a) for a, _ in spec.arms],
                    InitConfig(**spec.pre) if spec.pre is not None else None,
-                   finetuning.build_finetune_sources(cfg.finetune), get_host().registry,
+                   finetuning.build_finetune_sources(cfg.finetune, registry), registry,
                    spec.alpha, spec.cv_folds)
         _SWEEPS.clear()  # one sweep at a time per process
         _SWEEPS[key] = sw
@@ -219,7 +218,8 @@ def _dispatch(spec: SweepSpec, task: Task, echo: Callable[[str], None]) -> Outco
     out = Path(spec.out)
     if task.kind == "pretrain":
         cfg = parse_config(spec.config, source=f"sweep {spec.out}")
-        pretrain_once(cfg, out, InitConfig(**spec.init) if spec.init else None, echo)
+        pretrain_once(cfg, out, InitConfig(**spec.init) if spec.init else None, echo,
+                      get_host().registry)
         return Outcome("pretrain", "computed")
     sw = _sweep(spec, echo)
     if task.kind == "cell":
@@ -296,7 +296,7 @@ class JobMap(Protocol):
 
 def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str]) -> list[Task]:
     """The fold jobs of ``(size, seed)``: one per fold and finished plain arm when its ``auto``
-    arm will cross-validate (as :func:`~ssl_domains.sweep.run.run_derived` decides: a small
+    arm will cross-validate (as :func:`~ssl_domains.sweep.crossval.run_derived` decides: a small
     validation set, ``cv_folds`` of 2 or more) and has not chosen yet; none otherwise (a
     segmentation sweep's auto chooses on validation Dice, without folds)."""
     arms = [a for a in sw.arms if a.name not in skipped]

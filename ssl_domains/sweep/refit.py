@@ -1,7 +1,7 @@
 """Refitting what ``select: auto`` chose by cross-validation on every label.
 
 When the validation part of a label budget is too small to choose on, ``auto`` chooses by
-k-fold cross-validation over all labeled items (:mod:`ssl_domains.sweep.auto`). The chosen
+k-fold cross-validation over all labeled items (:mod:`ssl_domains.sweep.derived`). The chosen
 arm's own cell was trained on the budget's training part only: its validation part (a fifth
 of the labels) served to stop and to keep weights. The chosen model is then fitted again on
 every labeled item:
@@ -35,6 +35,7 @@ from ssl_domains.data.datasets import batches_per_epoch
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import Predictions
 from ssl_domains.engine.inference import item_id
+from ssl_domains.registry import Registry
 
 __all__ = ["refit_steps", "refit_network", "network_note"]
 
@@ -64,9 +65,10 @@ def network_note(n_items: int, steps: int, folds: int) -> str:
 
 
 def refit_network(cfg: RunConfig, cell: Path, labeled: Any, oof: np.ndarray, folds: int,
-                  steps: int, sources: dict[str, Any], init: InitConfig | None) -> dict[str, Any]:
+                  steps: int, sources: dict[str, Any], init: InitConfig | None,
+                  registry: Registry) -> dict[str, Any]:
     """Fine-tune the network arm of ``cfg`` (a cell config:
-    :func:`~ssl_domains.sweep.plan.cell_config`) on every item of ``labeled`` for ``steps``
+    :func:`~ssl_domains.sweep.grid.cell_config`) on every item of ``labeled`` for ``steps``
     steps (its schedule as configured), no early stopping, into ``cell`` (a run folder with
     its export); ``oof`` (the out-of-fold probabilities ``[N, K]`` of ``labeled``, in its
     order) stands for the validation predictions. Returns the ``eval.json`` content.
@@ -85,5 +87,6 @@ def refit_network(cfg: RunConfig, cell: Path, labeled: Any, oof: np.ndarray, fol
     refit = finetuning.Refit(items=labeled,
                              scores=Predictions(ids=ids, probs=probs, labels=labels, loss=None),
                              steps=steps, note=network_note(len(labels), steps, folds))
-    return finetuning.finetune(run_cfg, cell, init=None if fcfg.from_scratch else init,
-                               sources=sources, refit=refit)
+    return finetuning.finetune(run_cfg, cell, registry=registry,
+                               init=None if fcfg.from_scratch else init, sources=sources,
+                               refit=refit)

@@ -14,7 +14,7 @@ validation items; the data sources are built once and shared):
   registers for its modality (the host's ``logistic`` when it registers none);
 * ``ensemble``: the ``ssl`` cell and the strongest baseline cell (by validation AUROC),
   probabilities averaged with a weight chosen on validation data
-  (:mod:`ssl_domains.sweep.auto`);
+  (:mod:`ssl_domains.sweep.derived`);
 * ``auto``: the best of the other arms, chosen on validation data only (k-fold
   cross-validation over the labeled subset when the validation set is small); its test
   numbers are the chosen cell's, or, chosen by cross-validation, those of the chosen arm
@@ -37,21 +37,22 @@ Thresholds are chosen on validation data only; test data is only scored. The swe
     <out>/logs/<job>.log, <job>.json                 a job's lines and outcome (``jobs``)
     <out>/cluster.json, cluster/                     what a cluster submission submitted
 
-``<size>`` is the fraction or the count (:func:`~ssl_domains.sweep.plan.cell_name`). A cell is
+``<size>`` is the fraction or the count (:func:`~ssl_domains.sweep.grid.cell_name`). A cell is
 finished when its ``eval.json`` exists: a restarted sweep skips finished cells and redoes
 unfinished ones from scratch. A cell runs under its lock, so two processes never run it at
 once; ``jobs`` (:mod:`ssl_domains.sweep.jobs`, :mod:`ssl_domains.sweep.cluster`) runs the
 cells side by side, with the same numbers. The report (:mod:`ssl_domains.report`) is built from the folder by
 the caller (``ssl-domains sweep`` does, after the sweep).
 
-The pieces: :mod:`~ssl_domains.sweep.plan` (sizes, seeds, arms, cell configs),
-:mod:`~ssl_domains.sweep.baseline` (the baseline arm), :mod:`~ssl_domains.sweep.auto` (the
-ensemble and auto cells), :mod:`~ssl_domains.sweep.results` (the tables).
+The pieces: :mod:`~ssl_domains.sweep.grid` (sizes, seeds, arms, cell configs),
+:mod:`~ssl_domains.sweep.baseline` (the baseline arm), :mod:`~ssl_domains.sweep.crossval`
+(the derived arms of a size and seed: cross-validation, refit), :mod:`~ssl_domains.sweep.derived`
+(the ensemble and auto cells), :mod:`~ssl_domains.sweep.choice` (the choice),
+:mod:`~ssl_domains.sweep.results` (the tables).
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -59,7 +60,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 
 from ssl_domains.config import InitConfig, RunConfig
@@ -69,24 +69,27 @@ from ssl_domains.engine import pretrain as pretraining
 from ssl_domains.engine.assess import (
     EVAL_FILE,
     Assessment,
-    Predictions,
     read_assessment,
-    read_predictions,
 )
 from ssl_domains.engine.checkpoints import latest_checkpoint
 from ssl_domains.engine.run_dir import RunFolderBusy, RunLock
 from ssl_domains.engine.segmentation import is_dense
-from ssl_domains.errors import ConfigError, DataError, RegistryError, SSLDomainsError
-from ssl_domains.files import read_json_object, write_json
+from ssl_domains.errors import ConfigError, RegistryError, SSLDomainsError
 from ssl_domains.layout.names import BACKBONE_FILE
 from ssl_domains.layout.numbers import fmt, headline_metric
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
-from ssl_domains.sweep import auto
-from ssl_domains.sweep.baseline import Arrays, refit_baseline, run_baseline
-from ssl_domains.sweep.plan import (
+from ssl_domains.sweep import derived
+from ssl_domains.sweep.baseline import Arrays, run_baseline
+from ssl_domains.sweep.choice import (
+    CV_FOLDS,
+    PREFERENCE,
+    TOLERANCE,
+)
+from ssl_domains.sweep.crossval import preference, run_derived
+from ssl_domains.sweep.grid import (
     DEFAULT_ARMS,
     Arm,
     Size,
@@ -97,20 +100,11 @@ from ssl_domains.sweep.plan import (
     resolve_arms,
     write_sweep_record,
 )
-from ssl_domains.sweep.refit import refit_network, refit_steps
 from ssl_domains.sweep.results import summary_table, write_results
-from ssl_domains.sweep.selection import (
-    CV_FOLDS,
-    PREFERENCE,
-    TOLERANCE,
-    checked_preference,
-    small_validation,
-)
 
 __all__ = ["SweepResult", "SweepFailed", "Sweep", "Outcome", "CellRunner", "run_sweep",
-           "run_derived", "run_cell", "finished_cell", "record_outcome", "finish_sweep",
-           "progress_line", "pretrain_once", "run_fold_arm", "cv_items", "cv_folder",
-           "fold_file", "busy_members", "LOCKS_DIR", "BUSY"]
+           "run_cell", "finished_cell", "record_outcome", "finish_sweep", "progress_line",
+           "pretrain_once", "busy_members", "LOCKS_DIR", "BUSY"]
 
 
 @dataclass
@@ -151,7 +145,7 @@ class SweepFailed(SSLDomainsError):
 
 
 def _pretrained(cfg: RunConfig, out: Path, init: InitConfig | None,
-                echo: Callable[[str], None]) -> InitConfig | None:
+                echo: Callable[[str], None], registry: Registry) -> InitConfig | None:
     """The pre-trained weights of the ``ssl`` and ``linear_probe`` arms.
 
     ``init`` (``--init``) is used as is. Otherwise a config with a ``pretrain`` section is
@@ -169,7 +163,7 @@ def _pretrained(cfg: RunConfig, out: Path, init: InitConfig | None,
         resume = latest_checkpoint(RunFolder(pdir).checkpoints / "pretrain") is not None
         echo(f"pre-training into {pdir}" + (" (resuming from its checkpoint)" if resume else ""))
         start = time.perf_counter()
-        summary = pretraining.pretrain(cfg, pdir, resume=resume)
+        summary = pretraining.pretrain(cfg, pdir, registry=registry, resume=resume)
         echo(f"pre-trained {summary['steps']} steps, best val loss "
              f"{fmt(summary['best_val_loss'])}, {time.perf_counter() - start:.1f} s")
     return InitConfig(path=str(export))
@@ -186,10 +180,10 @@ def _pretrained_export(cfg: RunConfig, out: Path, init: InitConfig | None) -> In
 
 
 def pretrain_once(cfg: RunConfig, out: Path, init: InitConfig | None,
-                  echo: Callable[[str], None]) -> InitConfig | None:
+                  echo: Callable[[str], None], registry: Registry) -> InitConfig | None:
     """The sweep's pre-training (once, into ``<out>/pretrain``) and its artifacts shared with
     the sweep folder: the job every cell of a cluster sweep waits for."""
-    pre = _pretrained(cfg, out, init, echo)
+    pre = _pretrained(cfg, out, init, echo, registry)
     _share_pretrain_artifacts(out)
     return pre
 
@@ -217,237 +211,10 @@ def _share_pretrain_artifacts(out: Path) -> None:
 # ---------------------------------------------------------------- derived arms
 
 
-def fold_file(folds: Path, k: int, arm: Arm) -> Path:
-    """Where fold ``k``'s run of ``arm`` keeps its out-of-fold probabilities (``folds``: the
-    cross-validation's scratch folder of one size and seed)."""
-    return folds / f"fold{k}_{arm.folder}.json"
-
-
-def run_fold_arm(cfg: RunConfig, arm: Arm, seed: int, pre: InitConfig | None, registry: Registry,
-                 sources: dict[str, Any], folds: Path, k: int, cv_folds: int,
-                 echo: Callable[[str], None]) -> dict[str, Any]:
-    """Fold ``k``'s run of ``arm``: trained on ``sources["pool"]`` (all of it is the label
-    budget; validation split off it as in the cells), scored on ``sources["test"]`` (the
-    held-out fold), kept in :func:`fold_file` (reused when it holds the same held-out items):
-    ``{"held", "probs", "ids", "trained", "left_out"}``, ``trained`` the network's
-    ``(steps trained, training items)`` (what a refit on every label trains,
-    :func:`~ssl_domains.sweep.refit.refit_steps`), ``left_out`` why it has no probabilities.
-    Several processes may run the folds of one cross-validation side by side."""
-    held = [int(i) for i in sources["test"].indices]
-    path = fold_file(folds, k, arm)
-    if path.is_file():
-        try:
-            got = read_json_object(path)
-            if got.get("held") == held and got.get("folds_asked") == cv_folds:
-                return got
-        except DataError:  # a cache: what cannot be read is computed again
-            pass
-    sub = folds / f"fold{k}" / arm.folder
-    shutil.rmtree(sub, ignore_errors=True)  # an interrupted fold run starts again
-    fold_cfg = cell_config(cfg, arm, Size(fraction=1.0), seed, pre)
-    record: dict[str, Any] = {"arm": arm.name, "fold": k, "folds_asked": cv_folds, "held": held,
-                              "probs": None, "ids": None, "trained": None, "left_out": None}
-    # the fold runs' warnings (tiny inner validation sets, undefined metrics) repeat what the
-    # cells already said; errors still show
-    logging.disable(logging.WARNING)
-    try:
-        if arm.baseline is not None:
-            run_baseline(fold_cfg, arm.baseline, sub, sources, registry)
-        else:
-            ran = finetuning.finetune(fold_cfg, sub, init=None if arm.name == "scratch" else pre,
-                                      sources=sources)
-            if ran.get("steps") is not None:
-                record["trained"] = [int(ran["steps"]), int(ran["n_train"])]
-    except (ImportError, ValueError, RuntimeError, SSLDomainsError) as err:
-        # a baseline that fails, or a network whose fold data cannot be trained on (a
-        # validation carve without every class, with 1-2 items of a class in the fold), is
-        # left out of the choice; a wrong config or a network's own error stops the sweep
-        if isinstance(err, ConfigError | RegistryError) or (
-                arm.baseline is None and not isinstance(err, DataError)):
-            raise
-        echo(f"  cross-validation: {arm.name} failed on fold{k} ({err}); left out")
-        record["left_out"] = str(err)
-    finally:
-        logging.disable(logging.NOTSET)
-    if record["left_out"] is None:
-        scored = read_predictions(RunFolder(sub).prediction_file("test"))
-        record["probs"], record["ids"] = scored.probs.tolist(), list(scored.ids)
-    shutil.rmtree(sub, ignore_errors=True)
-    write_json(path, record)
-    return record
-
-
-def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfig | None,
-                  registry: Registry, echo: Callable[[str], None],
-                  trained: dict[str, list[tuple[int, int]]], folds: Path, cv_folds: int
-                  ) -> Callable[[dict[str, Any], int], dict[str, Any]]:
-    """``train(sources, k)``: fold ``k``'s run of every arm of ``arms``
-    (:func:`run_fold_arm`, reusing what other jobs computed); each network's
-    ``(steps trained, training items)`` appended to ``trained[arm]``."""
-
-    def train(sources: dict[str, Any], k: int) -> dict[str, Any]:
-        got = {}
-        for arm in arms:
-            record = run_fold_arm(cfg, arm, seed, pre, registry, sources, folds, k, cv_folds, echo)
-            if record["left_out"] is not None:
-                continue
-            if record["trained"] is not None:
-                trained.setdefault(arm.name, []).append((int(record["trained"][0]),
-                                                         int(record["trained"][1])))
-            got[arm.name] = Predictions(ids=record["ids"], labels=None,
-                                        probs=np.asarray(record["probs"], dtype=np.float64))
-        return got
-
-    return train
-
-
-def cv_items(cfg: RunConfig, arm: Arm, size: Size, seed: int, pre: InitConfig | None,
-             sources: dict[str, Any]) -> auto.Labeled:
-    """The labeled subset of ``(size, seed)`` (training and validation part) that ``auto``
-    cross-validates over: the same items whatever the arm."""
-    cell_cfg = cell_config(cfg, arm, size, seed, pre)
-    assert cell_cfg.finetune is not None
-    data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
-    return auto.labeled_set(data)
-
-
-def cv_folder(out: Path, size: Size, seed: int) -> Path:
-    """The scratch folder of the cross-validation of ``(size, seed)`` (its fold runs)."""
-    return SweepFolder(out).cv / f"folds_{size.tag}_{seed}"
-
-
-def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
-                arms: Sequence[Arm], sources: dict[str, Any], pre: InitConfig | None,
-                registry: Registry, alpha: float = 0.05, echo: Callable[[str], None] = print,
-                cv_folds: int = CV_FOLDS) -> dict[str, Any]:
-    """Write the ``ensemble`` or ``auto`` cell of ``(size, seed)`` from the finished cells of
-    ``arms`` (see :mod:`ssl_domains.sweep.auto`); ``cv_folds`` below 2 makes ``auto``
-    choose on the validation set whatever its size. ``registry`` gives the baselines
-    retrained in cross-validation.
-
-    Raises:
-        SSLDomainsError: A member cell is missing or the cells scored different items.
-    """
-    assert cfg.finetune is not None
-    cells = SweepFolder(out)
-    cell = cells.cell(cell_name(arm, size, seed))
-    done = {a.name: cells.cell(cell_name(a, size, seed)) for a in arms
-            if a.name != arm.name and (cells.cell(cell_name(a, size, seed)) / EVAL_FILE).is_file()}
-    if is_dense(registry, cfg.finetune.task.name):
-        if arm.name != "auto":
-            raise SSLDomainsError(f"{arm.name}: a segmentation sweep has no ensemble arm (an average "
-                                  "of probability maps is not implemented); use auto")
-        order, source = preference(cfg, registry)
-        return auto.run_dense_auto_cell(cell, {a: p for a, p in done.items() if a != "ensemble"},
-                                        preference=order, preference_from=source)
-    bases = [a.name for a in arms if a.baseline is not None and a.name in done]
-    rule = cfg.finetune.threshold_rule
-    plain = [a for a in arms if not a.derived and a.name in done]
-    trained: dict[str, list[tuple[int, int]]] = {}  # network arm -> (steps, items) per fold
-
-    def cv() -> tuple[np.ndarray, dict[str, np.ndarray], int]:
-        """The out-of-fold probabilities of every plain arm (computed once per size and seed,
-        kept in ``<out>/cv/``: the ensemble and auto cells share them), and each network's
-        steps trained per fold into ``trained``."""
-        path = SweepFolder(out).cv / f"{size.tag}_{seed}.json"
-        names = sorted(a.name for a in plain)
-        got: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                got = read_json_object(path)
-            except DataError as err:  # a cache: what cannot be read is computed again
-                echo(f"  {err}; cross-validating again")
-        if (got.get("arms") == names and got.get("folds_asked") == cv_folds
-                and {"labels", "probs", "folds"} <= got.keys()
-                and ("trained_steps" in got or all(a.baseline is not None for a in plain))):
-            trained.update({a: [(int(s), int(n)) for s, n in v]
-                            for a, v in got.get("trained_steps", {}).items()})
-            return (np.asarray(got["labels"], dtype=int),
-                    {a: np.asarray(p, dtype=np.float64) for a, p in got["probs"].items()},
-                    int(got["folds"]))
-        labeled = cv_items(cfg, plain[0], size, seed, pre, sources)
-        echo(f"  {size.label} seed {seed}: small validation set ({len(labeled)} labeled items), "
-             f"cross-validating {len(plain)} arm(s)")
-        folds = cv_folder(out, size, seed)  # fold runs finished earlier (or by other jobs) are kept
-        y, probs, k = auto.cross_validate(labeled, seed, folds,
-                                          _fold_trainer(cfg, plain, seed, pre, registry, echo,
-                                                        trained, folds, cv_folds), cv_folds)
-        write_json(path, {"labels": y.tolist(), "folds": k, "folds_asked": cv_folds,
-                          "arms": names, "probs": {a: p.tolist() for a, p in probs.items()},
-                          "trained_steps": {a: [list(v) for v in steps]
-                                            for a, steps in trained.items()}})
-        return y, probs, k
-
-    def refit(name: str, folder: Path, oof: np.ndarray, folds: int) -> bool:
-        """Arm ``name`` fitted again on every labeled item (training + validation part, in
-        the order of :func:`cv`'s out-of-fold probabilities ``oof``) into ``folder``: a
-        baseline as it is fitted, a network for the steps its folds trained
-        (:mod:`~ssl_domains.sweep.refit`). False (nothing written) for a network whose
-        folds recorded no steps."""
-        base = next(a for a in arms if a.name == name)
-        cell_cfg = cell_config(cfg, base, size, seed, pre)
-        assert cell_cfg.finetune is not None
-        data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
-        labeled = auto.labeled_set(data)
-        if base.baseline is not None:
-            refit_baseline(cell_cfg, base.baseline, folder, labeled, oof, folds, sources, registry)
-            return True
-        steps = refit_steps(trained.get(name, []), len(labeled), cell_cfg.finetune.data.batch_size,
-                            cell_cfg.finetune.data.drop_last)
-        if steps is None:
-            return False
-        refit_network(cell_cfg, folder, labeled, oof, folds, steps, sources, pre)
-        return True
-
-    use_cv = cv_folds >= 2 and any(a.name == "auto" for a in arms)
-    if arm.name == "ensemble":
-        if "ssl" not in done or not bases:
-            raise SSLDomainsError(f"ensemble {size.label} seed {seed}: needs the finished ssl "
-                                  "cell and at least one finished baseline cell")
-        oof = None
-        if use_cv:  # auto cross-validates a small validation set anyway: choose on it too
-            val = read_predictions(RunFolder(done["ssl"]).prediction_file("val"))
-            if val.labels is not None and small_validation(val.labels):
-                oof = cv()
-        return auto.run_ensemble_cell(cell, ("ssl", done["ssl"]), {b: done[b] for b in bases},
-                                      rule, oof=oof)
-    candidates = {a.name: done[a.name] for a in arms if a.name in done and a.name != "auto"}
-    ensemble = ("ssl", bases) if "ensemble" in candidates else None
-    order, source = preference(cfg, registry)
-    return auto.run_auto_cell(cell, candidates, rule, ensemble=ensemble,
-                              cv=cv if use_cv else None, seed=seed, alpha=alpha,
-                              preference=order, preference_from=source,
-                              refit=refit if use_cv else None)
-
-
-def preference(cfg: RunConfig, registry: Registry) -> tuple[tuple[str, ...], str]:
-    """The order of preference of ``auto`` and where it came from: the config's
-    ``finetune.prefer``, else the one the fine-tuning task's plugin registered with it
-    (``prefer`` in its ``@component``: what held up across the benchmark suite's datasets of
-    its kind), else :data:`~ssl_domains.sweep.selection.PREFERENCE` (simplest first; source
-    ``""``).
-
-    Raises:
-        ContractError: The task's registered order names an unknown candidate or one twice.
-    """
-    fcfg = cfg.finetune
-    if fcfg is None:
-        return PREFERENCE, ""
-    if fcfg.prefer:
-        return tuple(fcfg.prefer), "the config's finetune.prefer"
-    entry = registry.get("finetune", fcfg.task.name)
-    declared = entry.meta.get("prefer")
-    if declared is None:
-        return PREFERENCE, ""
-    where = f"plugin {entry.plugin!r}: finetune task {entry.name!r}"
-    return checked_preference(declared, where), \
-        f"the default of the fine-tuning task {entry.name} (plugin {entry.plugin})"
-
-
 def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     """A finished ``auto`` cell that chose under another rule: another order of preference
     than ``order`` (not part of the sweep's config check: it trains nothing), another
-    tolerance than :data:`~ssl_domains.sweep.selection.TOLERANCE` (a record without one chose
+    tolerance than :data:`~ssl_domains.sweep.choice.TOLERANCE` (a record without one chose
     within one standard error), or an arm chosen by cross-validation and shipped as its cell,
     before it was fitted again on every label."""
     record = done.selection
@@ -456,7 +223,7 @@ def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     return record is not None and (
         tuple(record.preference or PREFERENCE) != order
         or (record.tolerance or 1.0) != TOLERANCE
-        or (done.refit is None and auto.chose_by_cross_validation(record)))
+        or (done.refit is None and derived.chose_by_cross_validation(record)))
 
 
 # ---------------------------------------------------------------- one cell
@@ -592,6 +359,7 @@ def _run_locked(sw: Sweep, arm: Arm, size: Size, seed: int, cell: Path,
                                    sw.sources, registry, sw.cache)
         else:
             summary = finetuning.finetune(cell_config(cfg, arm, size, seed, pre), cell,
+                                          registry=registry,
                                           init=None if arm.name == "scratch" else pre,
                                           sources=sw.sources)
     except ImportError as err:
@@ -726,7 +494,7 @@ def run_sweep(
     out = Path(out)
     check_same_sweep(out, cfg, init)
 
-    sources = sources or finetuning.build_finetune_sources(cfg.finetune)
+    sources = sources or finetuning.build_finetune_sources(cfg.finetune, registry)
     dense = is_dense(registry, cfg.finetune.task.name)
     # a dense task's budget counts cases (one "label" each), a classifier's labeled items
     pool_labels = [0] * len(sources["pool"].whole_cases()) if dense else labels_of(sources["pool"]) or []
@@ -746,10 +514,10 @@ def run_sweep(
             return result
     elif jobs is not None:
         jobs.prepare()
-        sw.pre = pretrain_once(cfg, out, init, echo) if pretrained_arms else _no_pretraining(out)
+        sw.pre = pretrain_once(cfg, out, init, echo, registry) if pretrained_arms else _no_pretraining(out)
         jobs.run(sw, cells, result)
     else:
-        sw.pre = pretrain_once(cfg, out, init, echo) if pretrained_arms else _no_pretraining(out)
+        sw.pre = pretrain_once(cfg, out, init, echo, registry) if pretrained_arms else _no_pretraining(out)
         width = max(len(a.name) for a in arm_list)
         for i, (arm, size, seed) in enumerate(cells, start=1):
             if arm.baseline is not None and arm.name in result.skipped:

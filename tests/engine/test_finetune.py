@@ -19,18 +19,19 @@ from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.model_card import write_model_card, write_pretrain_card
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import CheckpointError, ConfigError
+from ssl_domains.plugins import get_host
 from tests.conftest import make_config
 
 
 def test_pretrain_then_finetune_with_label_fraction(tmp_path: Path, arrays: Path) -> None:
     cfg = parse_config(make_config(tmp_path, arrays, **{"finetune.label_fraction": 0.1}))
     run = tmp_path / "runs" / "t"
-    p = pretrain(cfg, run)
+    p = pretrain(cfg, run, registry=get_host().registry)
     assert p["n_train"] == 320 and p["n_val"] == 80
     card = (run / "export" / "README.md").read_text()  # pre-training writes its card with its export
     assert card.startswith("# t: pre-trained backbone\n") and "320 unlabeled training items" in card
     assert write_pretrain_card(run).read_text() == card
-    s = finetune(cfg, run)
+    s = finetune(cfg, run, registry=get_host().registry)
     # 10 % of 400 = 40 labels in all; 20 % of them validate
     assert s["n_labels"] == 40 and s["n_train"] == 32 and s["n_val"] == 8
     assert sum(s["label_counts"]["train"].values()) == 32
@@ -54,8 +55,7 @@ def test_linear_probe_leaves_backbone_untouched(tmp_path: Path, arrays: Path) ->
                                                                      "finetune.from_scratch": True}))
     torch.manual_seed(0)
     run = tmp_path / "runs" / "lin"
-    finetune(cfg, run)
-    from ssl_domains.plugins import get_host
+    finetune(cfg, run, registry=get_host().registry)
 
     torch.manual_seed(0)
     fresh = get_host().registry.create("backbone", "mlp", input_shape=[1, 32], hidden=32)
@@ -67,35 +67,35 @@ def test_linear_probe_leaves_backbone_untouched(tmp_path: Path, arrays: Path) ->
 def test_same_seed_same_result_and_budget_too_small(tmp_path: Path, arrays: Path) -> None:
     cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.label_count": 30,
                                                                        "finetune.from_scratch": True}))
-    a = finetune(cfg, tmp_path / "a")
-    b = finetune(cfg, tmp_path / "b")
+    a = finetune(cfg, tmp_path / "a", registry=get_host().registry)
+    b = finetune(cfg, tmp_path / "b", registry=get_host().registry)
     assert a["test"] == b["test"]
     bad = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.label_fraction": 0.001,
                                                                        "finetune.from_scratch": True}))
     with pytest.raises(ConfigError, match="label budget 0 is smaller than the number of classes"):
-        finetune(bad, tmp_path / "c")
+        finetune(bad, tmp_path / "c", registry=get_host().registry)
 
 
 def test_evaluate_and_predict_from_export(tmp_path: Path, arrays: Path) -> None:
     cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.from_scratch": True}))
     run = tmp_path / "runs" / "t"
-    s = finetune(cfg, run)
-    again = evaluate(run)
+    s = finetune(cfg, run, registry=get_host().registry)
+    again = evaluate(run, registry=get_host().registry)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"])
-    other = evaluate(run, ComponentRef(name="arrays", args={"path": str(arrays)}))
+    other = evaluate(run, ComponentRef(name="arrays", args={"path": str(arrays)}), registry=get_host().registry)
     ev = read_assessment(run)  # both evaluations went into eval.json, through the schema
     assert ev.evaluations["arrays"].n == other["n"] == 400
     assert ev.metrics("eval_arrays") == other["metrics"] and ev.metrics("test") == again["metrics"]
     assert ev.test_intervals is not None and ev.threshold == s["threshold"]
     assert json.loads((run / "eval.json").read_text())["n_eval_arrays"] == 400
-    out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}), tmp_path / "p.csv")
+    out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}), tmp_path / "p.csv", registry=get_host().registry)
     assert out["items"] == 400
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert rows[0]["label"] == "" and len(rows) == 400
-    task, config = load_finetuned(run)
+    task, config = load_finetuned(run, registry=get_host().registry)
     assert config.num_classes == 2
     with pytest.raises(CheckpointError, match="no export found"):
-        load_finetuned(tmp_path)
+        load_finetuned(tmp_path, registry=get_host().registry)
 
 
 def test_multiclass(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_multiclass(tmp_path: Path) -> None:
     cfg = parse_config(make_config(tmp_path, tmp_path / "m.npz", pretrain=None,
                                    **{"finetune.train.early_stopping": None, "finetune.from_scratch": True,
                                       "finetune.task.args": {"num_classes": 3}}))
-    s = finetune(cfg, tmp_path / "mc")
+    s = finetune(cfg, tmp_path / "mc", registry=get_host().registry)
     assert s["threshold"] is None and "accuracy" in s["test"]
     header = next(csv.reader((tmp_path / "mc" / "predictions" / "test.csv").open()))
     assert header == ["id", "label", "score_0", "score_1", "score_2", "decision"]
@@ -129,7 +129,6 @@ def test_splits_single_group_and_label_subset_keeps_rare_class() -> None:
 def test_holdout_loader_is_sklearn_stratified_split(arrays: Path) -> None:
     from sklearn.model_selection import train_test_split
 
-    from ssl_domains.plugins import get_host
 
     reg = get_host().registry
     args = {"loader": "arrays", "loader_args": {"path": str(arrays)}, "test_size": 0.5, "seed": 0}
@@ -146,25 +145,25 @@ def test_holdout_loader_is_sklearn_stratified_split(arrays: Path) -> None:
 
 
 def test_val_loader_whole_or_same_fraction(tmp_path: Path, arrays: Path) -> None:
-    from ssl_domains.engine.finetune import prepare_finetune_data
+    from ssl_domains.engine.finetune import build_finetune_sources, prepare_finetune_data
 
     val = {"name": "holdout", "args": {"loader": "arrays", "loader_args": {"path": str(arrays)},
                                        "test_size": 0.25, "seed": 0, "part": "test"}}
     over = {"finetune.label_fraction": 0.1, "finetune.data.val": val}
     whole = parse_config(make_config(tmp_path, arrays, pretrain=None, **over))
-    data = prepare_finetune_data(whole, whole.finetune)
+    data = prepare_finetune_data(whole, whole.finetune, build_finetune_sources(whole.finetune, get_host().registry))
     assert len(data["train"]) == 40 and len(data["val"]) == 100  # the whole validation set
     same = parse_config(make_config(tmp_path, arrays, pretrain=None, **over, **{"finetune.val_budget": "same_fraction"}))
-    data = prepare_finetune_data(same, same.finetune)
+    data = prepare_finetune_data(same, same.finetune, build_finetune_sources(same.finetune, get_host().registry))
     assert len(data["train"]) == 40 and len(data["val"]) == 10  # 10 % of the validation labels too
     val_labels = data["val"].labels
     assert set(val_labels) == {0, 1}  # stratified: both classes validate
-    again = prepare_finetune_data(same, same.finetune)
+    again = prepare_finetune_data(same, same.finetune, build_finetune_sources(same.finetune, get_host().registry))
     assert again["val"].indices == data["val"].indices
     # a full budget keeps the whole validation set
     full = parse_config(make_config(tmp_path, arrays, pretrain=None, **{**over, "finetune.label_fraction": 1.0},
                                     **{"finetune.val_budget": "same_fraction"}))
-    assert len(prepare_finetune_data(full, full.finetune)["val"]) == 100
+    assert len(prepare_finetune_data(full, full.finetune, build_finetune_sources(full.finetune, get_host().registry))["val"]) == 100
     with pytest.raises(ConfigError, match="needs a data.val loader"):
         parse_config(make_config(tmp_path, arrays, pretrain=None, **{"finetune.val_budget": "same_fraction"}))
 
@@ -190,7 +189,7 @@ def test_monitor_auto_keeps_the_best_auroc_only_on_a_validation_set_large_enough
             "finetune.train.early_stopping": {"metric": "auto", "patience": None},
             "finetune.train.epochs": 6, "finetune.train.eval_every": 3,
             "finetune.from_scratch": True, **budget}))
-        s = finetune(cfg, tmp_path / name)
+        s = finetune(cfg, tmp_path / name, registry=get_host().registry)
         vals = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").open()]
         return s, [v for v in vals if v.get("split") == "val"]
 

@@ -14,6 +14,7 @@ from ssl_domains.config import parse_config
 from ssl_domains.data.splits import split_off
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.errors import ConfigError, DataError
+from ssl_domains.plugins import get_host
 from tests.conftest import make_config
 
 
@@ -34,21 +35,21 @@ def test_finetune_without_weights_is_refused_unless_from_scratch(tmp_path: Path,
     cfg = parse_config(make_config(tmp_path, arrays, pretrain=None))
     with pytest.raises(ConfigError, match=r"fine-tuning has no pre-trained weights to start from .* "
                                           r"set finetune\.from_scratch: true"):
-        finetune(cfg, tmp_path / "runs" / "none")
+        finetune(cfg, tmp_path / "runs" / "none", registry=get_host().registry)
     assert not (tmp_path / "runs" / "none").exists()  # refused before anything is written
-    s = finetune(_cfg(tmp_path, arrays), tmp_path / "runs" / "scratch")
+    s = finetune(_cfg(tmp_path, arrays), tmp_path / "runs" / "scratch", registry=get_host().registry)
     assert s["init"] == "scratch"
 
 
 def test_three_classes_for_a_binary_task_are_refused(tmp_path: Path) -> None:
     data = _npz(tmp_path / "m.npz", np.arange(300) % 3)
     with pytest.raises(ConfigError) as err:
-        finetune(_cfg(tmp_path, data), tmp_path / "runs" / "m")
+        finetune(_cfg(tmp_path, data), tmp_path / "runs" / "m", registry=get_host().registry)
     assert str(err.value) == (
         "fine-tuning data (arrays): the labels hold 3 classes (0, 1, 2) but task 'classification' is "
         "binary (num_classes, its default = 2, labels 0..1); for a multi-class model set "
         "finetune.task.args.num_classes: 3, otherwise map the labels to 0..1")
-    s = finetune(_cfg(tmp_path, data, **{"finetune.task.args": {"num_classes": 3}}), tmp_path / "runs" / "m3")
+    s = finetune(_cfg(tmp_path, data, **{"finetune.task.args": {"num_classes": 3}}), tmp_path / "runs" / "m3", registry=get_host().registry)
     assert s["threshold"] is None and "accuracy" in s["test"]
 
 
@@ -56,7 +57,7 @@ def test_one_class_is_refused(tmp_path: Path) -> None:
     data = _npz(tmp_path / "one.npz", np.zeros(100, dtype=int))
     with pytest.raises(DataError, match=r"^fine-tuning data \(arrays\): the labeled training items hold "
                                         r"one class only \(0\)"):
-        finetune(_cfg(tmp_path, data), tmp_path / "runs" / "one")
+        finetune(_cfg(tmp_path, data), tmp_path / "runs" / "one", registry=get_host().registry)
 
 
 def test_validation_without_every_class_is_refused(tmp_path: Path) -> None:
@@ -65,10 +66,10 @@ def test_validation_without_every_class_is_refused(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, data, **{"finetune.data.val": {"name": "arrays", "args": {"path": str(val)}}})
     with pytest.raises(DataError, match=r"^validation data \(arrays\): has no items of class\(es\) 1 "
                                         r"\(it holds 0\)"):
-        finetune(cfg, tmp_path / "runs" / "v")
+        finetune(cfg, tmp_path / "runs" / "v", registry=get_host().registry)
     few = _npz(tmp_path / "few.npz", np.array([0] * 38 + [1] * 2), seed=1)
     cfg = _cfg(tmp_path, data, **{"finetune.data.val": {"name": "arrays", "args": {"path": str(few)}}})
-    s = finetune(cfg, tmp_path / "runs" / "few")
+    s = finetune(cfg, tmp_path / "runs" / "few", registry=get_host().registry)
     assert s["warnings"][0].startswith("validation holds only 2 item(s) of class 1")
     assert json.loads((tmp_path / "runs" / "few" / "eval.json").read_text())["warnings"] == s["warnings"]
 
@@ -94,7 +95,7 @@ def test_one_class_test_set_gives_null_auroc_with_a_reason(tmp_path: Path) -> No
     test = _npz(tmp_path / "t.npz", np.zeros(50, dtype=int), seed=2)
     cfg = _cfg(tmp_path, data, **{"finetune.data.test": {"name": "arrays", "args": {"path": str(test)}}})
     run = tmp_path / "runs" / "t"
-    s = finetune(cfg, run)
+    s = finetune(cfg, run, registry=get_host().registry)
     text = (run / "eval.json").read_text()
     ev = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert ev["test"]["auroc"] is None and s["test"]["auroc"] is None

@@ -18,6 +18,7 @@ from ssl_domains.config import parse_config
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.engine.run_dir import LOCK_FILE, RunFolderBusy, RunLock
 from ssl_domains.errors import ConfigError
+from ssl_domains.plugins import get_host
 from tests.conftest import make_config, write_config
 
 HOLD = ("import sys, time; from ssl_domains.engine.run_dir import RunLock; "
@@ -42,7 +43,7 @@ def test_second_writer_is_refused_with_holder_pid(holder: tuple[subprocess.Popen
     proc, run = holder
     cfg = parse_config(make_config(tmp_path, arrays, finetune=None))
     with pytest.raises(RunFolderBusy) as err:
-        pretrain(cfg, run)
+        pretrain(cfg, run, registry=get_host().registry)
     msg = str(err.value)
     assert msg.startswith(f"{run}: in use by another ssl-domains process (pid {proc.pid}, started 20")
     assert str(run / LOCK_FILE) in msg
@@ -77,11 +78,11 @@ def test_stale_lock_of_a_killed_process_is_taken_over(holder: tuple[subprocess.P
 def test_lock_is_released_after_success_and_after_an_error(tmp_path: Path, arrays: Path) -> None:
     run = tmp_path / "runs" / "t"
     cfg = parse_config(make_config(tmp_path, arrays, finetune=None, **{"pretrain.train.epochs": 1}))
-    pretrain(cfg, run)
+    pretrain(cfg, run, registry=get_host().registry)
     assert not (run / LOCK_FILE).exists()
     bad = parse_config(make_config(tmp_path, arrays, finetune=None, **{"pretrain.task.args": {"noise": "abc"}}))
     with pytest.raises(ConfigError):
-        pretrain(bad, tmp_path / "runs" / "bad")
+        pretrain(bad, tmp_path / "runs" / "bad", registry=get_host().registry)
     assert not (tmp_path / "runs" / "bad" / LOCK_FILE).exists()
     # and another process can take it at once
     res = subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(120)", "pass"), str(run)],

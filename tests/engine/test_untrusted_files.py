@@ -91,7 +91,7 @@ def test_cli_init_with_payload_exits_1_without_running_it(tmp_path: Path, arrays
 def test_resume_checkpoint_is_weights_only_and_a_replaced_one_is_refused(tmp_path: Path, arrays: Path) -> None:
     cfg = parse_config(make_config(tmp_path, arrays, finetune=None, **{"pretrain.train.epochs": 1}))
     run = tmp_path / "runs" / "t"
-    pretrain(cfg, run)
+    pretrain(cfg, run, registry=get_host().registry)
     last = run / "checkpoints" / "pretrain" / "last.pt"
     state = torch.load(last, weights_only=True)  # what we write needs no unpickling of objects
     assert state["step"] == 20 and isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
@@ -103,7 +103,7 @@ def test_resume_checkpoint_is_weights_only_and_a_replaced_one_is_refused(tmp_pat
     last.unlink()  # a replaced file, not a write through the hard link to step_*.pt
     _payload_file(last, marker, state)
     with pytest.raises(CheckpointError, match=f"^{last}: refused to load this checkpoint"):
-        pretrain(cfg, run, resume=True)
+        pretrain(cfg, run, resume=True, registry=get_host().registry)
     assert not marker.exists()
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(last)
@@ -114,7 +114,7 @@ def _finetuned(tmp_path: Path, arrays: Path) -> Path:
     cfg = parse_config(make_config(tmp_path, arrays, pretrain=None,
                                    **{"finetune.from_scratch": True, "finetune.train.epochs": 1}))
     run = tmp_path / "runs" / "ft"
-    finetune(cfg, run)
+    finetune(cfg, run, registry=get_host().registry)
     return run
 
 
@@ -125,10 +125,10 @@ def test_evaluate_and_predict_refuse_a_pickled_model_file(tmp_path: Path, arrays
     weights.unlink()
     _payload_file(weights, marker, {"state_dict": _backbone().state_dict()})
     with pytest.raises(CheckpointError, match=f"^{weights}: not a readable safetensors file"):
-        evaluate(run)
+        evaluate(run, registry=get_host().registry)
     with pytest.raises(CheckpointError, match=f"^{weights}: not a readable safetensors file"):
-        predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays)}), tmp_path / "p.csv")
+        predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays)}), tmp_path / "p.csv", registry=get_host().registry)
     assert not marker.exists()
     (run / "export" / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="config.json: not a readable export config"):
-        evaluate(run)
+        evaluate(run, registry=get_host().registry)

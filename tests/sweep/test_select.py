@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssl_domains.autoselect.run import select_finetune
 from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.config import ComponentRef, parse_config
 from ssl_domains.engine.assess import read_predictions
@@ -22,8 +23,8 @@ from ssl_domains.engine.model_card import write_model_card
 from ssl_domains.errors import CheckpointError
 from ssl_domains.layout.export import ExportConfig
 from ssl_domains.layout.names import BASELINE_FILE
+from ssl_domains.plugins import get_host
 from ssl_domains.report.pages import build_report
-from ssl_domains.sweep.select import select_finetune
 from tests.conftest import make_config
 
 
@@ -34,7 +35,7 @@ def _scores(path: Path) -> np.ndarray:
 def _select(cfg: Any, run: Path) -> dict[str, Any]:
     """``select: auto`` into ``run``; the export's card is written with it (rendering it again
     from the run folder gives the same card)."""
-    summary = select_finetune(cfg, run)
+    summary = select_finetune(cfg, run, registry=get_host().registry)
     card = (run / "export" / "README.md").read_text()
     assert write_model_card(run).read_text() == card
     return summary
@@ -48,7 +49,7 @@ def _pretrain_then_select(tmp_path: Path, arrays: Path) -> tuple[Path, dict]:
         "pretrain.train.epochs": 1, "finetune.train.epochs": 2, "finetune.select": "auto",
         "finetune.label_count": 200}))
     run = tmp_path / "runs" / "t"
-    pretrain(cfg, run)
+    pretrain(cfg, run, registry=get_host().registry)
     return run, _select(cfg, run)
 
 
@@ -76,12 +77,12 @@ def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> N
     assert config["input_spec"] == {"modality": "signal", "dims": 1, "channels": 1}
     assert config["num_features"] == 32 and config["host_version"] and config["run"] == "t"
     with pytest.raises(CheckpointError, match="chose a baseline"):
-        load_finetuned(run)
+        load_finetuned(run, registry=get_host().registry)
     # predict: the same scores as the logistic baseline fitted on the cell's training items
-    got = load_selected(run)
+    got = load_selected(run, registry=get_host().registry)
     assert got is not None and got[0].kind == "baseline"
     out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}),
-                       tmp_path / "p.csv")
+                       tmp_path / "p.csv", registry=get_host().registry)
     assert out["items"] == 400 and out["threshold"] == s["threshold"]
     from safetensors.numpy import load_file
 
@@ -95,7 +96,7 @@ def test_auto_ships_the_baseline_when_it_wins(tmp_path: Path, arrays: Path) -> N
     cell = run / "candidates" / "cells" / "baseline-logistic_200_0"
     np.testing.assert_array_equal(_scores(tmp_path / "p.csv"),
                                   _scores(cell / "predictions" / "test.csv"))
-    again = evaluate(run)
+    again = evaluate(run, registry=get_host().registry)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-12)
     rows = list(csv.DictReader((run / "predictions" / "test.csv").open()))
     assert all(int(r["decision"]) == int(float(r["score"]) >= s["threshold"]) for r in rows)
@@ -132,7 +133,7 @@ def test_a_baseline_chosen_by_cross_validation_ships_fitted_on_every_label(
     assert len(stored["y"]) == s["n_train"] == 30
     # the export predicts as a logistic regression fitted on the 30 items, and as auto's cell
     out = predict_data(run, ComponentRef(name="arrays", args={"path": str(arrays), "y_key": None}),
-                       tmp_path / "p.csv")
+                       tmp_path / "p.csv", registry=get_host().registry)
     ref = LogisticBaseline().fit(stored["x"], stored["y"])
     np.testing.assert_allclose(_scores(tmp_path / "p.csv"),
                                ref.predict_proba(np.load(arrays)["x"])[:, 1], rtol=0, atol=1e-12)
@@ -157,7 +158,7 @@ def _select_by_cross_validation(tmp_path: Path, arrays: Path, monkeypatch: pytes
     """Pre-train briefly, then ``select: auto`` on 30 labels (6 for validation: it
     cross-validates), the choice forced to ``arm``: (run, summary)."""
     from ssl_domains.engine.pretrain import pretrain
-    from ssl_domains.sweep import selection
+    from ssl_domains.sweep import choice as selection
 
     real = selection.choose
 
@@ -171,7 +172,7 @@ def _select_by_cross_validation(tmp_path: Path, arrays: Path, monkeypatch: pytes
         "pretrain.train.epochs": 1, "finetune.train.epochs": 6, "finetune.select": "auto",
         "finetune.label_count": 30}))
     run = tmp_path / "runs" / "n"
-    pretrain(cfg, run)
+    pretrain(cfg, run, registry=get_host().registry)
     s = _select(cfg, run)
     assert s["selection"]["chosen"] == arm
     return run, s
@@ -212,7 +213,7 @@ def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
     # scores, not the ssl cell's
     auto_test = _scores(auto_cell / "predictions" / "test.csv")
     assert not np.allclose(auto_test, _scores(cell / "predictions" / "test.csv"), atol=1e-4)
-    again = evaluate(run)
+    again = evaluate(run, registry=get_host().registry)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"), auto_test, atol=1e-6)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
     card = (run / "export" / "README.md").read_text()
@@ -239,11 +240,11 @@ def test_auto_ships_the_network_when_it_wins(tmp_path: Path) -> None:
     assert set(sel["scores"]) == {"scratch", "baseline:logistic"}
     assert sel["chosen"] == "scratch" and sel["runner_up"] == "baseline:logistic"
     assert sel["score"] > sel["runner_up_score"] + 0.1
-    assert load_selected(run) is None  # a network export, as any fine-tuning run's
-    task, config = load_finetuned(run)
+    assert load_selected(run, registry=get_host().registry) is None  # a network export, as any fine-tuning run's
+    task, config = load_finetuned(run, registry=get_host().registry)
     assert config.selection is not None and config.selection["chosen"] == "scratch"
     cell = run / "candidates" / "cells" / "scratch_300_0"
-    again = evaluate(run)
+    again = evaluate(run, registry=get_host().registry)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"),
                                _scores(cell / "predictions" / "test.csv"), atol=1e-6)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
@@ -254,7 +255,7 @@ def test_ensemble_export_predicts_the_weighted_average(tmp_path: Path, arrays: P
     cfg = parse_config(make_config(tmp_path, arrays, pretrain=None, **{
         "finetune.from_scratch": True, "finetune.train.epochs": 2}))
     deep_run = tmp_path / "deep"
-    finetune(cfg, deep_run)
+    finetune(cfg, deep_run, registry=get_host().registry)
     data = np.load(arrays)
     export = tmp_path / "ens"
     import shutil
@@ -267,8 +268,8 @@ def test_ensemble_export_predicts_the_weighted_average(tmp_path: Path, arrays: P
         "stage": "finetune", "backbone": {"name": "mlp"}, "kind": "ensemble", "weight": 0.25,
         "threshold": 0.5, "members": {"deep": "scratch", "baseline": "baseline:logistic"}}))
     loader = ComponentRef(name="arrays", args={"path": str(arrays)})
-    predict_data(export, loader, tmp_path / "e.csv")
-    predict_data(deep_run, loader, tmp_path / "d.csv")
+    predict_data(export, loader, tmp_path / "e.csv", registry=get_host().registry)
+    predict_data(deep_run, loader, tmp_path / "d.csv", registry=get_host().registry)
     base = LogisticBaseline().fit(data["x"][:50], data["y"][:50]).predict_proba(data["x"])[:, 1]
     np.testing.assert_allclose(_scores(tmp_path / "e.csv"),
                                0.25 * _scores(tmp_path / "d.csv") + 0.75 * base, atol=1e-6)
@@ -280,7 +281,7 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
         tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever is chosen, the export predicts what the chosen candidate predicted: here the
     choice is forced to the ensemble to check its export end to end."""
-    from ssl_domains.sweep import selection
+    from ssl_domains.sweep import choice as selection
 
     real = selection.choose
 
@@ -301,7 +302,7 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
     assert config["members"] == {"deep": "ssl", "baseline": ens["members"][1]}
     assert (export / "deep" / "model.safetensors").is_file()
     assert (export / "baseline" / BASELINE_FILE).is_file()
-    again = evaluate(run)
+    again = evaluate(run, registry=get_host().registry)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"),
                                _scores(cell / "predictions" / "test.csv"), atol=1e-6)
     assert again["metrics"]["auroc"] == pytest.approx(s["test"]["auroc"], abs=1e-6)
@@ -334,7 +335,7 @@ def test_an_ensemble_chosen_by_cross_validation_ships_both_members_refitted(
 
     stored = load_file(str(run / "export" / "baseline" / BASELINE_FILE))
     assert len(stored["y"]) == 30
-    evaluate(run)
+    evaluate(run, registry=get_host().registry)
     np.testing.assert_allclose(_scores(run / "predictions" / "test.csv"), want, atol=1e-6)
 
 
@@ -345,5 +346,5 @@ def test_auto_refuses_several_processes(tmp_path: Path, arrays: Path,
     cfg = parse_config(make_config(tmp_path, arrays, **{"finetune.select": "auto"}))
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="without torchrun"):
-        select_finetune(cfg, tmp_path / "runs" / "t")
+        select_finetune(cfg, tmp_path / "runs" / "t", registry=get_host().registry)
     assert not (tmp_path / "runs" / "t" / "candidates").exists()

@@ -13,8 +13,8 @@ import pytest
 from ssl_domains.engine.assess import Predictions, read_predictions, write_predictions
 from ssl_domains.errors import ContractError, SSLDomainsError
 from ssl_domains.scoring.metrics import classification_metrics
-from ssl_domains.sweep import auto
-from ssl_domains.sweep import selection as sel
+from ssl_domains.sweep import choice as sel
+from ssl_domains.sweep import derived as auto
 
 
 def _two(p: np.ndarray) -> np.ndarray:

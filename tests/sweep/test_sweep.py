@@ -25,9 +25,9 @@ from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.plugins import get_host, reset_host
 from ssl_domains.registry import Registry
 from ssl_domains.report.artifacts import read_results, summarize
+from ssl_domains.sweep import choice as sel
 from ssl_domains.sweep import run as sweep_mod
-from ssl_domains.sweep import selection as sel
-from ssl_domains.sweep.plan import Size
+from ssl_domains.sweep.grid import Size
 from ssl_domains.sweep.run import SweepFailed, run_sweep
 from tests.conftest import make_config, write_arrays, write_config
 from tests.report.test_report import (
@@ -291,17 +291,17 @@ def test_pretraining_is_resumed_when_it_has_a_checkpoint_but_no_export(
                         lambda cfg, path, resume=False, **k: calls.append(resume) or {
                             "steps": 1, "best_val_loss": 1.0})
     out = tmp_path / "out"
-    init = sweep_mod._pretrained(cfg, out, None, print)
+    init = sweep_mod._pretrained(cfg, out, None, print, get_host().registry)
     assert init is not None and init.path == str(out / "pretrain" / "export")
     (out / "pretrain" / "checkpoints" / "pretrain").mkdir(parents=True)
     (out / "pretrain" / "checkpoints" / "pretrain" / "last.pt").write_bytes(b"x")
-    sweep_mod._pretrained(cfg, out, None, print)
+    sweep_mod._pretrained(cfg, out, None, print, get_host().registry)
     (out / "pretrain" / "export").mkdir()
     (out / "pretrain" / "export" / "backbone.safetensors").write_bytes(b"x")
-    sweep_mod._pretrained(cfg, out, None, print)
+    sweep_mod._pretrained(cfg, out, None, print, get_host().registry)
     assert calls == [False, True]  # fresh, then resumed, then reused
     given = InitConfig(path="elsewhere")
-    assert sweep_mod._pretrained(cfg, out, given, print) is given and calls == [False, True]
+    assert sweep_mod._pretrained(cfg, out, given, print, get_host().registry) is given and calls == [False, True]
 
 
 def test_missing_optional_dependency_is_skipped_once(

@@ -275,13 +275,14 @@ def probability_maps(run_dir: str, loader: str, args: tuple[str, ...], roi: int,
     if mapping is not None:
         run = RunFolder(run_dir)
         check_mapping_path(mapping, folders=[out_dir, run.export, run.report])
-    model, config = load_finetuned(run_dir)
+    registry = get_host().registry
+    model, config = load_finetuned(run_dir, registry)
     task: Any = model  # a tumor_patch_detection task: probability_map, case_score, save_probability_map
     if not hasattr(task, "probability_map"):
         raise ConfigError(f"{run_dir}: task {config.task.name if config.task else None!r} makes no probability maps; "
                           "fine-tune with tumor_patch_detection (a tumor_segmentation export "
                           "segments new cases with `ssl-domains predict`)")
-    ds = build_dataset(get_host().registry, ComponentRef(name=loader, args=parse_arg_pairs(args)), "volumes")
+    ds = build_dataset(registry, ComponentRef(name=loader, args=parse_arg_pairs(args)), "volumes")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     threshold = config.threshold

@@ -14,7 +14,7 @@ from ssl_domains_medical.conversion import convert, detect_source, unwrap
 
 from ssl_domains.engine.checkpoints import load_init
 from ssl_domains.errors import CheckpointError
-from ssl_domains.plugins import reset_host
+from ssl_domains.plugins import get_host, reset_host
 
 SMALL = {"depths": (1, 1, 1, 1), "num_heads": (3, 3, 3, 3), "window_size": 4}
 LAYOUT = ("spatial_dims=3, in_channels=1, feature_size={fs}, patch_size=2, window_size=4, "
@@ -135,7 +135,7 @@ def test_init_loads_the_published_layout_through_the_host(tmp_path: Path) -> Non
     backbone = SwinEncoder(spatial_dims=3, feature_size=12, **SMALL)
     reset_host()
     try:
-        report = load_init(path, backbone)
+        report = load_init(path, backbone, registry=get_host().registry)
     finally:
         reset_host()
     assert report.source == "swin_unetr"

@@ -16,6 +16,7 @@ from ssl_domains.engine.evaluate import predict_data
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.engine.model_card import write_model_card, write_pretrain_card
 from ssl_domains.engine.pretrain import pretrain
+from ssl_domains.plugins import get_host
 
 PATIENT = "DOE_JOHN_MRN12345"
 #: every piece of the identifier that must not show up anywhere (names and the MRN alone)
@@ -92,13 +93,13 @@ def test_no_identifier_or_patient_path_in_run_folder_predictions_or_logs(
         },
     })
     run = tmp_path / "runs" / "privacy"
-    pretrain(cfg, run)
+    pretrain(cfg, run, registry=get_host().registry)
     pretrain_card = write_pretrain_card(run).read_text()  # as `ssl-domains pretrain` does
     assert "unlabeled training items" in pretrain_card and not _leaks(pretrain_card, files, site)
-    finetune(cfg, run)
+    finetune(cfg, run, registry=get_host().registry)
     write_model_card(run)  # as `ssl-domains finetune` does: the card is checked below too
     out_csv = tmp_path / "scores.csv"
-    predict_data(run, ComponentRef(name="image_manifest", args={"path": str(test_csv), **img}), out_csv)
+    predict_data(run, ComponentRef(name="image_manifest", args={"path": str(test_csv), **img}), out_csv, registry=get_host().registry)
 
     # the damaged scan was met, skipped and listed: the check below covers a skip's messages too
     skipped = (run / "skipped.json").read_text()

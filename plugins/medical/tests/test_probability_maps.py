@@ -17,6 +17,7 @@ from ssl_domains.cli import cli
 from ssl_domains.config import parse_config
 from ssl_domains.engine.finetune import finetune
 from ssl_domains.errors import ConfigError
+from ssl_domains.plugins import get_host
 
 REPO = Path(__file__).resolve().parents[3]
 NIFTI = REPO / "sample_data" / "medical" / "nifti"
@@ -38,7 +39,7 @@ def detector_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      "task": {"name": "tumor_patch_detection"}, "from_scratch": True,
                      "train": {"epochs": 1, "max_steps": 2, "progress": False}},
     })
-    finetune(cfg, tmp / "pm")
+    finetune(cfg, tmp / "pm", registry=get_host().registry)
     return tmp / "pm"
 
 
@@ -60,7 +61,6 @@ def test_maps_are_aligned_with_inputs(detector_run: Path, tmp_path: Path) -> Non
         data = np.asarray(prob.dataobj)
         assert data.min() >= 0.0 and data.max() <= 1.0
     # the map sits where the input volume sits (same RAS affine as the loaded case)
-    from ssl_domains.plugins import get_host
 
     ds = get_host().registry.create("loader", "image_manifest", path=str(NIFTI / "test.csv"), modality="CT")
     first = ds[0]

@@ -14,6 +14,7 @@ import pytest
 from ssl_domains.config import RunConfig, parse_config
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import DataError
+from ssl_domains.plugins import get_host
 
 
 def _volumes(folder: Path, n: int, bad: list[int]) -> list[Path]:
@@ -64,7 +65,7 @@ def test_a_truncated_nifti_is_checked_at_read_time_not_at_start(tmp_path: Path) 
 def test_truncated_nifti_skipped_during_pretraining_and_listed(tmp_path: Path, caplog) -> None:
     broken = _volumes(tmp_path / "data", 32, bad=[5])
     caplog.set_level(logging.WARNING)
-    summary = pretrain(_config(tmp_path, tmp_path / "data", "one-bad"), tmp_path / "runs" / "one-bad")
+    summary = pretrain(_config(tmp_path, tmp_path / "data", "one-bad"), tmp_path / "runs" / "one-bad", registry=get_host().registry)
     run = tmp_path / "runs" / "one-bad"
     assert summary["steps"] > 0 and (run / "export" / "backbone.safetensors").is_file()
 
@@ -86,8 +87,8 @@ def test_resume_after_a_skipped_item_does_not_die_on_it(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "resumed"
     # stopped part-way through the first epoch (as a kill would), then resumed to the end:
     # the damaged file comes round again in the second epoch
-    pretrain(_config(tmp_path, tmp_path / "data", "resumed", max_steps=3), run)
-    summary = pretrain(_config(tmp_path, tmp_path / "data", "resumed", epochs=2), run, resume=True)
+    pretrain(_config(tmp_path, tmp_path / "data", "resumed", max_steps=3), run, registry=get_host().registry)
+    summary = pretrain(_config(tmp_path, tmp_path / "data", "resumed", epochs=2), run, resume=True, registry=get_host().registry)
     assert summary["steps"] == 12  # two full epochs of 6 batches
     listed = json.loads((run / "skipped.json").read_text())["items"]
     assert [e["when"] for e in listed] == ["reading"]  # listed once, whichever part met it
@@ -96,7 +97,7 @@ def test_resume_after_a_skipped_item_does_not_die_on_it(tmp_path: Path) -> None:
 def test_more_than_five_percent_unreadable_stops_the_run(tmp_path: Path) -> None:
     _volumes(tmp_path / "data", 12, bad=[2, 4, 7, 9])
     with pytest.raises(DataError, match=r"items unreadable, more than the 5% allowed") as info:
-        pretrain(_config(tmp_path, tmp_path / "data", "many-bad"), tmp_path / "runs" / "many-bad")
+        pretrain(_config(tmp_path, tmp_path / "data", "many-bad"), tmp_path / "runs" / "many-bad", registry=get_host().registry)
     assert "\n" not in str(info.value) and "vol_" not in str(info.value)
     listed = json.loads((tmp_path / "runs" / "many-bad" / "skipped.json").read_text())["items"]
     assert len(listed) >= 1
@@ -105,7 +106,6 @@ def test_more_than_five_percent_unreadable_stops_the_run(tmp_path: Path) -> None
 def test_a_file_refused_at_start_is_logged_once_without_its_name(tmp_path: Path, caplog) -> None:
     from ssl_domains.config import ComponentRef
     from ssl_domains.data.datasets import build_dataset
-    from ssl_domains.plugins import get_host
 
     _volumes(tmp_path / "data", 2, bad=[])
     (tmp_path / "data" / "SMITH_ANN_scan.nii.gz").write_bytes(b"not a NIfTI file")

@@ -18,6 +18,7 @@ from ssl_domains_medical.tasks.segmentation import TumorSegmentation
 
 from ssl_domains.config import load_config
 from ssl_domains.engine.finetune import finetune
+from ssl_domains.plugins import get_host
 
 
 def _task(**kw: object) -> TumorSegmentation:
@@ -139,7 +140,7 @@ def _config(tmp_path: Path, label_count: int) -> Path:
 def test_finetune_segments_whole_cases(tmp_path: Path) -> None:
     cfg = load_config(_config(tmp_path, label_count=1))
     run = tmp_path / "runs" / "seg"
-    result = finetune(cfg, run)
+    result = finetune(cfg, run, registry=get_host().registry)
     # one training case, and a second case validates (the budget counts cases)
     assert (result["n_train"], result["n_val"], result["n_test"], result["n_pool"]) == (1, 1, 2, 4)
     assert result["monitor"] == "dice" and result["threshold"] == 0.5
@@ -204,7 +205,7 @@ def test_budget_larger_than_the_pool_leaves_a_validation_case(tmp_path: Path) ->
 
     cfg = load_config(_config(tmp_path, label_count=10))
     assert cfg.finetune is not None
-    data = dense_cases(cfg, cfg.finetune, build_finetune_sources(cfg.finetune))
+    data = dense_cases(cfg, cfg.finetune, build_finetune_sources(cfg.finetune, registry=get_host().registry))
     assert (data["n_train_cases"], data["n_val_cases"]) == (3, 1)
     assert not set(data["train_case_index"]) & set(data["val_case_index"])
 
@@ -218,7 +219,7 @@ def test_dense_task_needs_whole_cases(tmp_path: Path) -> None:
 
 def test_sweep_and_auto_in_cases_with_report(tmp_path: Path) -> None:
     from ssl_domains.report.pages import build_report
-    from ssl_domains.sweep.plan import Size
+    from ssl_domains.sweep.grid import Size
     from ssl_domains.sweep.run import run_sweep
 
     cfg = load_config(_config(tmp_path, label_count=1), ["finetune.train.max_steps=20"])
@@ -343,14 +344,14 @@ def test_evaluate_scores_a_segmentation_run_again(tmp_path: Path) -> None:
 
     cfg = load_config(_config(tmp_path, label_count=1), ["finetune.train.max_steps=4"])
     run = tmp_path / "runs" / "seg"
-    first = finetune(cfg, run)
-    again = evaluate(run)  # the run's own cases, its export, the same numbers
+    first = finetune(cfg, run, registry=get_host().registry)
+    again = evaluate(run, registry=get_host().registry)  # the run's own cases, its export, the same numbers
     assert again["n"] == first["n_test"] == 2
     assert again["metrics"]["dice"] == pytest.approx(first["test"]["dice"])
     after = json.loads((run / "eval.json").read_text())
     assert after["steps"] == first["steps"] and after["init"] == first["init"]  # kept
     with pytest.raises(CheckpointError, match="segmentation model"):
-        evaluate(run, ComponentRef(name="image_manifest", args={"path": "x.csv"}))
+        evaluate(run, ComponentRef(name="image_manifest", args={"path": "x.csv"}), registry=get_host().registry)
 
 
 def test_largest_lesion_postprocessing() -> None:

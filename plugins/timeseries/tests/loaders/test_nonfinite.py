@@ -16,6 +16,7 @@ from ssl_domains_timeseries.loaders.numpy import NumpyDataset
 from ssl_domains_timeseries.loaders.tabular import CSVDataset
 
 from ssl_domains.errors import DataError
+from ssl_domains.plugins import get_host
 
 
 def _csv(path: Path, bad: dict[int, str]) -> Path:
@@ -104,7 +105,6 @@ def test_a_skipped_file_is_logged_once_without_its_path(tmp_path: Path, caplog) 
     from ssl_domains import console
     from ssl_domains.config import ComponentRef
     from ssl_domains.data.datasets import build_dataset
-    from ssl_domains.plugins import get_host
 
     folder = tmp_path / "PATIENT_X"
     folder.mkdir()
@@ -138,7 +138,7 @@ def test_pretraining_on_a_csv_with_one_1e308_cell_exports_finite_stats(tmp_path:
             "train": {"epochs": 1, "progress": False, "warmup_steps": 0},
         },
     })
-    summary = pretrain(cfg, tmp_path / "runs" / "ts")
+    summary = pretrain(cfg, tmp_path / "runs" / "ts", registry=get_host().registry)
     stats = json.loads((tmp_path / "runs" / "ts" / "export" / "config.json").read_text())["data_stats"]
     assert all(np.isfinite(stats["mean"])) and all(np.isfinite(stats["std"]))
     assert 45 < stats["mean"][1] < 55 and 2 < stats["std"][1] < 4  # channel b is still usable

@@ -1,4 +1,4 @@
-"""What a sweep runs (:mod:`ssl_domains.sweep.plan`): sizes, seeds, arms, cell names and
+"""What a sweep runs (:mod:`ssl_domains.sweep.grid`): sizes, seeds, arms, cell names and
 configs. No training here."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from ssl_domains.config import parse_config
 from ssl_domains.errors import ConfigError
 from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.plugins import get_host
-from ssl_domains.sweep import plan
-from ssl_domains.sweep.plan import Size, parse_sizes
+from ssl_domains.sweep import grid as plan
+from ssl_domains.sweep.grid import Size, parse_sizes
 from tests.conftest import make_config
 
 

@@ -5,11 +5,11 @@ and never look at test labels to decide anything:
 
 * ``ensemble``: the ``ssl`` cell and the strongest classical baseline (best validation AUROC
   among the baseline cells), probabilities averaged with the weight of
-  :data:`~ssl_domains.sweep.selection.WEIGHTS` that has the best validation AUROC; the
+  :data:`~ssl_domains.sweep.choice.WEIGHTS` that has the best validation AUROC; the
   threshold is chosen on the averaged validation scores.
 * ``auto``: the best of the other arms (``ssl``, ``scratch``, ``linear_probe``, the baselines,
   ``ensemble``) on validation AUROC. When the validation set is small
-  (:func:`~ssl_domains.sweep.selection.small_validation`), validation AUROC is noise:
+  (:func:`~ssl_domains.sweep.choice.small_validation`), validation AUROC is noise:
   the choice is made by stratified k-fold cross-validation over the labeled subset (training
   and validation items together). In each fold every candidate arm is trained exactly as its
   cell was (on the fold's training items minus an inner validation split for early stopping,
@@ -56,14 +56,14 @@ from ssl_domains.files import write_json
 from ssl_domains.layout.names import EXPORT_DIR, MEMBERS_DIR, SEGMENTATION_DIR
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
-from ssl_domains.sweep import selection as sel
-from ssl_domains.sweep.plan import Arm
+from ssl_domains.sweep import choice as sel
+from ssl_domains.sweep.grid import Arm
 
 __all__ = ["run_ensemble_cell", "run_auto_cell", "run_dense_auto_cell", "chose_by_cross_validation", "combined_cell",
            "Labeled", "labeled_set", "cross_validate", "fold_splits", "fold_sources", "MEMBERS_DIR"]
 
 #: Where an auto cell keeps the two members of an ensemble it refitted on every label (one
-#: folder each, named as the arm's cells: :attr:`~ssl_domains.sweep.plan.Arm.folder`).
+#: folder each, named as the arm's cells: :attr:`~ssl_domains.sweep.grid.Arm.folder`).
 
 
 def _same_items(a: Predictions, b: Predictions, what: str) -> None:
@@ -228,7 +228,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
             validation set is small; None never cross-validates.
         seed: Seeds the bootstrap of the interval.
         alpha: 1 - confidence level of the interval.
-        preference: Order of preference of :func:`~ssl_domains.sweep.selection.choose`.
+        preference: Order of preference of :func:`~ssl_domains.sweep.choice.choose`.
         preference_from: Where that order came from, for the rule's sentence.
         refit: ``refit(arm, cell, out_of_fold_probabilities, folds) -> bool`` writes the
             assessment and predictions of ``arm`` fitted again on every labeled item into

@@ -7,7 +7,7 @@ fine-tuned as configured (``ssl``), the same recipe from scratch, a linear probe
 classical baseline and the ``ensemble`` of ``ssl`` with the strongest baseline; without
 pre-trained weights, only scratch and the baselines. The ``auto`` arm chooses among them on
 validation AUROC, or by cross-validation over the labeled subset when the validation set is
-small (:mod:`ssl_domains.sweep.auto`). The test split is only scored.
+small (:mod:`ssl_domains.sweep.derived`). The test split is only scored.
 
 The run folder then holds the chosen model's ``eval.json`` (with ``selection``: the chosen
 arm, its selection AUROC with a bootstrap interval, the runner-up, every candidate's score,
@@ -70,11 +70,10 @@ from ssl_domains.layout.export import (
 from ssl_domains.layout.names import BACKBONE_FILE, EXPORT_DIR, SEGMENTATION_DIR
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
-from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
-from ssl_domains.sweep.auto import MEMBERS_DIR, labeled_set
 from ssl_domains.sweep.baseline import stack_inputs
-from ssl_domains.sweep.plan import Arm, Size, cell_config, cell_name
+from ssl_domains.sweep.derived import MEMBERS_DIR, labeled_set
+from ssl_domains.sweep.grid import Arm, Size, cell_config, cell_name
 from ssl_domains.sweep.run import CellRunner, run_sweep
 
 __all__ = ["select_finetune", "DEEP_ARMS"]
@@ -107,9 +106,8 @@ def _pretrained(cfg: RunConfig, run: Path, init: InitConfig | None) -> InitConfi
     return None
 
 
-def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None = None,
-                    sources: dict[str, Any] | None = None,
-                    registry: Registry | None = None,
+def select_finetune(cfg: RunConfig, run_path: Path, *, registry: Registry,
+                    init: InitConfig | None = None, sources: dict[str, Any] | None = None,
                     jobs: CellRunner | None = None) -> dict[str, Any]:
     """Train the candidates of ``select: auto``, choose on validation data only, and write the
     chosen model's eval.json, predictions and export into ``run_path`` (see the module
@@ -126,7 +124,6 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("finetune.select: auto trains its candidates one after another in one "
                           "process; run it without torchrun (or use select: single)")
-    registry = registry if registry is not None else get_host().registry
     fcfg = cfg.finetune
     run = Path(run_path)
     run.mkdir(parents=True, exist_ok=True)
@@ -142,7 +139,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
     size = Size(fraction=fcfg.label_fraction) if fcfg.label_fraction is not None else \
         Size(count=fcfg.label_count) if fcfg.label_count is not None else Size(fraction=1.0)
     single = cfg.model_copy(update={"finetune": fcfg.model_copy(update={"select": "single"})})
-    sources = sources or finetuning.build_finetune_sources(fcfg)
+    sources = sources or finetuning.build_finetune_sources(fcfg, registry)
     out = RunFolder(run).candidates
     log.info("select: auto: training %s into %s", ", ".join(arms[:-1]), out)
     try:
@@ -199,9 +196,9 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, init: InitConfig | None =
         x, y, _ = stack_inputs(fitted_on, key)
         save_baseline_export(folder, meta, ref=ref, key=key, x=x, y=y)
         if every_label:
-            _check_refit(folder, data["test"], refitted)
+            _check_refit(folder, data["test"], refitted, registry)
         else:
-            _check_baseline(folder, data["val"], cell(arm))
+            _check_baseline(folder, data["val"], cell(arm), registry)
 
     tmp = run / ".export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -282,7 +279,7 @@ def _ship_dense(cfg: RunConfig, run: Path, auto_cell: Path, assessment: Assessme
     return assessment.to_json()
 
 
-def _check_refit(folder: Path, test_ds: Any, auto_cell: Path) -> None:
+def _check_refit(folder: Path, test_ds: Any, auto_cell: Path, registry: Registry) -> None:
     """A baseline export refitted on every label must reproduce the auto cell's test scores
     (there are no held-out validation scores of that fit to compare); without a test set
     there is nothing to compare.
@@ -293,7 +290,7 @@ def _check_refit(folder: Path, test_ds: Any, auto_cell: Path) -> None:
     path = RunFolder(auto_cell).prediction_file("test")
     if test_ds is None or not path.is_file():
         return
-    model = SelectedModel(folder, read_export_config(folder))
+    model = SelectedModel(folder, read_export_config(folder), registry)
     want = read_predictions(path).probs
     got = model.baseline_probs(test_ds).probs
     if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):
@@ -302,13 +299,13 @@ def _check_refit(folder: Path, test_ds: Any, auto_cell: Path) -> None:
                               "fixed random_state")
 
 
-def _check_baseline(folder: Path, val_ds: Any, cell: Path) -> None:
+def _check_baseline(folder: Path, val_ds: Any, cell: Path, registry: Registry) -> None:
     """A baseline export must reproduce its candidate cell's validation scores.
 
     Raises:
         SSLDomainsError: It does not (a baseline that is not deterministic).
     """
-    model = SelectedModel(folder, read_export_config(folder))
+    model = SelectedModel(folder, read_export_config(folder), registry)
     want = read_predictions(RunFolder(cell).prediction_file("val")).probs
     got = model.baseline_probs(val_ds).probs
     if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):

@@ -1,0 +1,36 @@
+"""The fine-tuning stage whatever ``finetune.select`` says: one model, or ``select: auto``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ssl_domains.autoselect.run import select_finetune
+from ssl_domains.config import InitConfig, RunConfig
+from ssl_domains.engine import finetune as finetuning
+from ssl_domains.errors import ConfigError
+from ssl_domains.registry import Registry
+from ssl_domains.sweep.run import CellRunner
+
+__all__ = ["finetune"]
+
+
+def finetune(cfg: RunConfig, run_path: Path, *, registry: Registry, init: InitConfig | None = None,
+             resume: bool = False, jobs: CellRunner | None = None) -> dict[str, Any]:
+    """Fine-tune ``cfg`` into ``run_path`` (components from ``registry``); returns the
+    ``eval.json`` content. ``select: single`` trains one model
+    (:func:`ssl_domains.engine.finetune.finetune`); ``select: auto`` trains the candidates,
+    ``jobs`` side by side, and ships the one chosen on validation data
+    (:func:`ssl_domains.autoselect.run.select_finetune`).
+
+    Raises:
+        ConfigError: ``jobs`` for a config that fine-tunes one model; what the stage raises.
+    """
+    if cfg.finetune is not None and cfg.finetune.select == "auto":
+        return select_finetune(cfg, run_path, init=init, registry=registry, jobs=jobs)
+    if jobs is not None:
+        raise ConfigError("--jobs/--gpus/--threads-per-job run select: auto's candidates and folds "
+                          "side by side; "
+                          "this config fine-tunes one model (finetune.select: single): use "
+                          "torchrun for several processes, or --set finetune.select=auto")
+    return finetuning.finetune(cfg, run_path, registry=registry, init=init, resume=resume)
