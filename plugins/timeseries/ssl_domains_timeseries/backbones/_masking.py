@@ -57,6 +57,34 @@ def scale_features(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.asinh(mean), torch.log(std)], dim=-1)
 
 
+def standardized_input(
+    x: torch.Tensor, in_channels: int, name: str, instance_norm: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A backbone's input checked, zero-filled where missing and (optionally) standardised.
+
+    Args:
+        x: Signal ``[B, in_channels, T]``; NaN marks a missing value.
+        in_channels: The channels the backbone takes.
+        name: The backbone's registered name (for the error).
+        instance_norm: Standardise each item and channel over its observed points.
+
+    Returns:
+        ``(filled, observed, scale)``: the zero-filled (with ``instance_norm`` also
+        standardised) signal, its observed mask, and :func:`scale_features` ``[B, C, 2]`` of
+        what standardising took away (None without ``instance_norm``).
+
+    Raises:
+        ValueError: Wrong input shape.
+    """
+    if x.ndim != 3 or x.shape[1] != in_channels:
+        raise ValueError(f"{name} expects [B, {in_channels}, T], got {tuple(x.shape)}")
+    filled, observed = observed_and_filled(x.float())
+    if not instance_norm:
+        return filled, observed, None
+    mean, std = instance_stats(filled, observed)
+    return (filled - mean) / std * observed, observed, scale_features(mean, std)
+
+
 def signal_from_batch(batch: dict, key: str = "signal") -> torch.Tensor:
     """The batch's signal ``[B, C, T]`` as float with NaN wherever a value is missing.
 

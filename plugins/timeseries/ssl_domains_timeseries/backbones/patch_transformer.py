@@ -14,11 +14,7 @@ from torch import nn
 
 from ssl_domains.contracts import Example, InputSpec
 from ssl_domains.registry import component
-from ssl_domains_timeseries.backbones._masking import (
-    instance_stats,
-    observed_and_filled,
-    scale_features,
-)
+from ssl_domains_timeseries.backbones._masking import standardized_input
 
 
 @component(
@@ -145,17 +141,12 @@ class PatchTransformer(nn.Module):
         Raises:
             ValueError: Wrong channel count, or more than ``max_patches`` patches.
         """
-        if x.ndim != 3 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"patch_transformer expects [B, {self.in_channels}, T], got {tuple(x.shape)}"
-            )
-        filled, observed = observed_and_filled(x.float())
+        filled, observed, scale = standardized_input(
+            x, self.in_channels, "patch_transformer", self.instance_norm
+        )
         shift = None
-        if self.instance_norm:
-            mean, std = instance_stats(filled, observed)
-            filled = (filled - mean) / std * observed
-            if self.scale_embed is not None:
-                shift = self.scale_embed(scale_features(mean, std))[:, :, None, :]  # [B, C, 1, D]
+        if self.scale_embed is not None and scale is not None:
+            shift = self.scale_embed(scale)[:, :, None, :]  # [B, C, 1, D]
         values = self.patchify(filled).nan_to_num(0.0)  # padding only
         seen = self.patchify(observed).nan_to_num(0.0)
         b, c, n, _ = values.shape

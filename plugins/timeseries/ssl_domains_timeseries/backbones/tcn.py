@@ -12,11 +12,7 @@ from torch import nn
 
 from ssl_domains.contracts import Example, InputSpec
 from ssl_domains.registry import component
-from ssl_domains_timeseries.backbones._masking import (
-    instance_stats,
-    observed_and_filled,
-    scale_features,
-)
+from ssl_domains_timeseries.backbones._masking import standardized_input
 
 
 class _ResidualBlock(nn.Module):
@@ -124,15 +120,10 @@ class TCN(nn.Module):
         Raises:
             ValueError: Wrong input shape.
         """
-        if x.ndim != 3 or x.shape[1] != self.in_channels:
-            raise ValueError(f"tcn expects [B, {self.in_channels}, T], got {tuple(x.shape)}")
-        filled, observed = observed_and_filled(x.float())
+        filled, observed, scale = standardized_input(x, self.in_channels, "tcn", self.instance_norm)
         shift = None
-        if self.instance_norm:
-            mean, std = instance_stats(filled, observed)
-            filled = (filled - mean) / std * observed
-            if self.scale_embed is not None:
-                shift = self.scale_embed(scale_features(mean, std).flatten(1))[:, :, None]
+        if self.scale_embed is not None and scale is not None:
+            shift = self.scale_embed(scale.flatten(1))[:, :, None]
         h = self.stem(torch.cat([filled, observed], dim=1))
         return self.blocks(h if shift is None else h + shift)
 
