@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ssl_domains import hookimpl
+from ssl_domains import add_plugin_command, hookimpl
 
 if TYPE_CHECKING:
     import click
@@ -85,10 +85,5 @@ def convert_checkpoint(
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    add_lazy = getattr(cli, "add_lazy_command", None)
-    if add_lazy is not None:  # imported on use: `ssl-domains --help` stays fast
-        add_lazy("medical", "ssl_domains_medical.commands:medical", "Medical imaging tools (DICOM conversion and inspection).")
-        return
-    from ssl_domains_medical.commands import medical
-
-    cli.add_command(medical)
+    add_plugin_command(cli, "medical", "ssl_domains_medical.commands:medical",
+                       "Medical imaging tools (DICOM conversion and inspection).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ssl_domains import hookimpl
+from ssl_domains import add_plugin_command, hookimpl
 
 if TYPE_CHECKING:
     import click
@@ -61,10 +61,5 @@ def register_baselines(registry: Registrar) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    add_lazy = getattr(cli, "add_lazy_command", None)
-    if add_lazy is not None:  # imported on use: `ssl-domains --help` stays fast
-        add_lazy("timeseries", "ssl_domains_timeseries.commands:timeseries", "Time-series plugin: look at signal files before training on them.")
-        return
-    from ssl_domains_timeseries.commands import timeseries
-
-    cli.add_command(timeseries)
+    add_plugin_command(cli, "timeseries", "ssl_domains_timeseries.commands:timeseries",
+                       "Time-series plugin: look at signal files before training on them.")
