@@ -1,4 +1,5 @@
-"""Synthetic CT: a phantom with spherical lesions and DICOM writers (classic and enhanced).
+"""Synthetic CT: a phantom with spherical lesions, DICOM writers (classic and enhanced) and a
+CT-like noise volume written as NIfTI.
 
 Used by ``sample_data/make_medical.py``, the tests and ``benchmarks/dicom_loading.py``. All
 UIDs derive from a seed, so the same arguments write the same files.
@@ -16,7 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
-__all__ = ["ct_phantom", "write_ct_series", "write_enhanced_ct", "write_enhanced_mr", "write_colour_image", "AXIAL"]
+__all__ = ["ct_phantom", "write_noise_nifti", "write_ct_series", "write_enhanced_ct", "write_enhanced_mr", "write_colour_image", "AXIAL"]
 
 #: Axial ImageOrientationPatient: rows run to patient left (+x), columns to posterior (+y).
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -62,6 +63,28 @@ def ct_phantom(
         hu[d2 <= radius**2] += lesion_hu
     hu += rng.normal(0.0, noise_hu, shape).astype(np.float32)
     return np.clip(np.round(hu), -1024, 3071).astype(np.int16)
+
+
+def write_noise_nifti(
+    path: str | Path,
+    shape: Sequence[int],
+    rng: np.random.RandomState,
+    spacing: Sequence[float],
+    low: float = -200.0,
+) -> None:
+    """Write a CT-like volume of uniform noise in ``[low, low + 600)`` HU as float32 NIfTI.
+
+    Args:
+        path: Output file (``.nii.gz``).
+        shape: Array shape.
+        rng: Draws the values (one ``rng.rand(*shape)``, so a sequence of calls is reproducible).
+        spacing: Voxel spacing in mm, one per axis (the affine's diagonal).
+        low: Lowest value.
+    """
+    import nibabel as nib
+
+    data = (rng.rand(*shape) * 600 + low).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.diag([*map(float, spacing), 1.0])), str(path))
 
 
 def _base_dataset(series_uid: str, study_uid: str, sop_uid: str, patient_name: str,

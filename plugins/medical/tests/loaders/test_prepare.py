@@ -6,7 +6,6 @@ import gzip
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import yaml
@@ -15,6 +14,7 @@ from ssl_domains_medical.commands import medical
 from ssl_domains_medical.loaders.nifti import NiftiDataset
 from ssl_domains_medical.loaders.prepare import prepare_store
 from ssl_domains_medical.loaders.store import VolumeStore, preprocessing_spec, store_key
+from ssl_domains_medical.loaders.synthetic import write_noise_nifti
 
 from ssl_domains.errors import ConfigError
 from ssl_domains.plugins import get_host
@@ -29,8 +29,7 @@ def volumes(tmp_path: Path) -> Path:
     folder.mkdir()
     rng = np.random.RandomState(0)
     for i in range(4):
-        data = (rng.rand(14, 12, 10) * 600 - 300).astype(np.float32)
-        nib.save(nib.Nifti1Image(data, np.diag([1.5, 1.5, 2.5, 1.0])), str(folder / f"vol_{i}.nii.gz"))
+        write_noise_nifti(folder / f"vol_{i}.nii.gz", (14, 12, 10), rng, (1.5, 1.5, 2.5), low=-300)
     raw = gzip.decompress((folder / "vol_0.nii.gz").read_bytes())
     (folder / "vol_9_cut.nii.gz").write_bytes(gzip.compress(raw[: len(raw) // 3]))
     return folder

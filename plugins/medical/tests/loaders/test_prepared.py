@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -13,6 +12,7 @@ from ssl_domains_medical.loaders.nifti import NiftiDataset
 from ssl_domains_medical.loaders.prepare import prepare_store
 from ssl_domains_medical.loaders.prepared import PreparedDataset, patch_box
 from ssl_domains_medical.loaders.store import VolumeStore, preprocessing_spec
+from ssl_domains_medical.loaders.synthetic import write_noise_nifti
 
 ARGS = {"modality": "CT"}
 
@@ -24,8 +24,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     data.mkdir()
     rng = np.random.RandomState(0)
     for i, shape in enumerate([(20, 18, 16), (12, 22, 9), (16, 16, 16)]):
-        vol = (rng.rand(*shape) * 600 - 300).astype(np.float32)
-        nib.save(nib.Nifti1Image(vol, np.diag([1.0, 1.2, 2.0, 1.0])), str(data / f"v{i}.nii.gz"))
+        write_noise_nifti(data / f"v{i}.nii.gz", shape, rng, (1.0, 1.2, 2.0), low=-300)
     source = {"name": "nifti", "args": {"path": str(data), **ARGS}}
     prepare_store(NiftiDataset(str(data), **ARGS), root / "store",  # type: ignore[arg-type]
                   preprocessing_spec("nifti", NiftiDataset, source["args"]))
