@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from monai.networks.layers.factories import Act, Conv
@@ -172,6 +173,21 @@ class PyramidDecoder(nn.Module):
             self.ups.append(_block(spatial_dims, c, w))
             c = w
         self.head = Conv[Conv.CONV, spatial_dims](c, out_channels, 1)
+
+    @classmethod
+    def for_encoder(
+        cls,
+        encoder: Any,
+        out_channels: int,
+        max_width: int = 256,
+        min_width: int = 16,
+        target_stride: int = 1,
+    ) -> PyramidDecoder:
+        """The decoder on a pyramid backbone's maps (its ``input_spec.dims``,
+        ``pyramid_channels`` and ``pyramid_strides``); the other arguments as for the class."""
+        return cls(encoder.input_spec.dims, list(encoder.pyramid_channels),
+                   list(encoder.pyramid_strides), out_channels, max_width=max_width,
+                   min_width=min_width, target_stride=target_stride)
 
     def _up(self, x: torch.Tensor, size: torch.Size | tuple[int, ...]) -> torch.Tensor:
         return F.interpolate(x, size=tuple(size), mode=self.mode, align_corners=False)

@@ -230,11 +230,10 @@ class GenesisRestoration(nn.Module):
         self.backbone: Any = backbone
         self.shuffle_blocks = shuffle_blocks
         encoder: Any = backbone
-        spec = encoder.input_spec
-        self.decoder = PyramidDecoder(spec.dims, list(encoder.pyramid_channels),
-                                      list(encoder.pyramid_strides), spec.channels,
-                                      max_width=decoder_width, min_width=decoder_min_width,
-                                      target_stride=target_stride)
+        self.decoder = PyramidDecoder.for_encoder(encoder, encoder.input_spec.channels,
+                                                  max_width=decoder_width,
+                                                  min_width=decoder_min_width,
+                                                  target_stride=target_stride)
 
     def make_pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(corrupted, target)`` for a batch ``[B, C, *spatial]``, in the input's units."""

@@ -130,10 +130,9 @@ class MaskedInpainting(nn.Module):
         self.fill = fill
         self.loss_name = loss
         self.mask_token = nn.Parameter(torch.zeros(spec.channels), requires_grad=fill == "learned")
-        self.decoder = PyramidDecoder(spec.dims, list(encoder.pyramid_channels),
-                                      list(encoder.pyramid_strides), spec.channels,
-                                      max_width=decoder_width, min_width=decoder_min_width,
-                                      target_stride=target_stride)
+        self.decoder = PyramidDecoder.for_encoder(encoder, spec.channels, max_width=decoder_width,
+                                                  min_width=decoder_min_width,
+                                                  target_stride=target_stride)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Mask, reconstruct and score one batch.

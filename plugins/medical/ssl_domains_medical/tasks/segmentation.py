@@ -106,9 +106,8 @@ class TumorSegmentation(nn.Module):
         self.num_classes = 2
         self.key = spec.modality
         self.dims = spec.dims
-        self.decoder = PyramidDecoder(spec.dims, list(encoder.pyramid_channels),
-                                      list(encoder.pyramid_strides), 2, max_width=decoder_width,
-                                      min_width=decoder_min_width, target_stride=1)
+        self.decoder = PyramidDecoder.for_encoder(encoder, 2, max_width=decoder_width,
+                                                  min_width=decoder_min_width, target_stride=1)
         self.roi_size = None if roi_size is None else (
             [int(roi_size)] * spec.dims if isinstance(roi_size, int) else [int(r) for r in roi_size])
         self.overlap = overlap
