@@ -502,8 +502,7 @@ def _ended(spec: SweepSpec, task: Task, ended: Ended) -> Outcome:
     """The outcome of a job whose worker process ended during it (killed, out of memory, a
     crash), recorded in ``<out>/logs/<job>.json`` as the job would have."""
     out = Path(spec.out)
-    outcome = Outcome(task.name, "error",
-                      message=f"{ended.message}; log {out / LOGS_DIR / f'{task.name}.log'}")
+    outcome = Outcome(task.name, "error", message=ended.message)
     write_json(out / LOGS_DIR / f"{task.name}.json", {**asdict(outcome), "job": str(ended.pid)})
     return outcome
 

@@ -21,6 +21,7 @@ line can start the server before it imports torch.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import queue
@@ -63,10 +64,12 @@ def start_server() -> None:
 
 @dataclass(frozen=True)
 class Ended:
-    """A job that returned nothing: its worker process ended during it."""
+    """A job that returned nothing: its worker process ended during it (``started``), or
+    twice before it (e.g. a worker that cannot start), or never started (``why``)."""
 
     pid: int
     exitcode: int | None
+    started: bool = True
     why: str = ""
 
     @property
@@ -77,13 +80,15 @@ class Ended:
         code = self.exitcode
         how = (f"killed by signal {-code}" if code is not None and code < 0 else
                "interrupted" if code == _INTERRUPTED else f"exit code {code}")
-        return f"its worker process (pid {self.pid}) ended during the job ({how})"
+        return (f"its worker process (pid {self.pid}) ended "
+                f"{'during' if self.started else 'before'} the job ({how})")
 
 
 def _serve(conn: Connection, slot: int, setup: Callable[[int], None],
            environ: dict[str, str]) -> None:
-    """A worker: the caller's environment, ``setup(slot)``, then ``fn(item)`` for each
-    ``(fn, item)`` received, its result sent back, until ``None`` or the caller is gone."""
+    """A worker: the caller's environment, ``setup(slot)``, then for each ``(fn, item)``
+    received: ``True`` back (taken), ``fn(item)``, its result back; until ``None`` or the
+    caller is gone."""
     os.environ.clear()  # forked from the server: the caller's environment, as spawn gives
     os.environ.update(environ)
     __import__(PRELOAD)  # loaded already unless spawned
@@ -91,9 +96,10 @@ def _serve(conn: Connection, slot: int, setup: Callable[[int], None],
     while True:
         try:
             message = conn.recv()
+            if message is None:
+                return
+            conn.send(True)
         except (EOFError, OSError, KeyboardInterrupt):
-            return
-        if message is None:
             return
         fn, item = message
         try:
@@ -131,6 +137,7 @@ class Workers:
         fork server: it may still be importing)."""
         if self._threads:
             return
+        atexit.register(self.close)  # before multiprocessing's own, which would wait for them
         environ = dict(os.environ)
         for slot in range(self.count):
             thread = threading.Thread(target=self._feed, args=(slot, environ), daemon=True,
@@ -164,6 +171,13 @@ class Workers:
     def _feed(self, slot: int, environ: dict[str, str]) -> None:
         """Worker ``slot``'s thread: the next job to its process, its result to the caller; a
         new process when the last one ended."""
+        try:
+            self._serve_jobs(slot, environ)
+        finally:  # a worker gone: this process may take the jobs kept for it
+            with self._cond:
+                self._waiting.discard(slot)
+
+    def _serve_jobs(self, slot: int, environ: dict[str, str]) -> None:
         proc: BaseProcess | None = None
         conn: Connection | None = None
         try:
@@ -174,24 +188,31 @@ class Workers:
             pass
         while (entry := self._take(slot)) is not None:
             key, fn, item = entry
-            result: Any
-            try:
-                if proc is None or conn is None or not proc.is_alive():  # ended while idle
-                    if proc is not None:
-                        proc.join()
-                    proc = conn = None
-                    proc, conn = self._launch(slot, environ)
-                conn.send((fn, item))
-                result = conn.recv()
-            except _Stop:
-                return
-            except (EOFError, OSError):
-                assert proc is not None
-                proc.join()
-                result = Ended(proc.pid or 0, proc.exitcode)
-            except Exception as err:  # noqa: BLE001 - no process: this job says why
-                result = Ended(0, None, f"its worker process did not start: "
-                                        f"{type(err).__name__}: {err}")
+            result: Any = None
+            for _ in range(2):  # a process that ended before taking the job: once more
+                try:
+                    if proc is None or conn is None or not proc.is_alive():
+                        if proc is not None:
+                            proc.join()
+                        proc = conn = None
+                        proc, conn = self._launch(slot, environ)
+                except _Stop:
+                    return
+                except Exception as err:  # noqa: BLE001 - no process: this job says why
+                    result = Ended(0, None, why="its worker process did not start: "
+                                                f"{type(err).__name__}: {err}")
+                    break
+                started = False
+                try:
+                    conn.send((fn, item))
+                    started = conn.recv()
+                    result = conn.recv()
+                    break
+                except (EOFError, OSError):
+                    proc.join()
+                    result = Ended(proc.pid or 0, proc.exitcode, started)
+                    if started:
+                        break
             with self._cond:
                 self._busy.discard(slot)
             self._done.put((key, result))
@@ -231,6 +252,7 @@ class Workers:
 
     def close(self) -> None:
         """End the workers: jobs not started are dropped, running ones stopped."""
+        atexit.unregister(self.close)
         with self._cond:
             self._stopping = True
             self._todo.clear()
