@@ -27,6 +27,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ __all__ = ["PRELOAD", "Ended", "Workers", "context", "start_server"]
 PRELOAD = "ssl_domains.sweep.preload"
 #: A worker's exit code after an interrupt (Ctrl-C reaches the workers too).
 _INTERRUPTED = 130
+#: Seconds that running jobs get to end by themselves when the workers close.
+_GRACE_S = 3.0
 
 
 def context() -> BaseContext:
@@ -258,8 +261,13 @@ class Workers:
             self._todo.clear()
             self._cond.notify_all()
             busy = [self._procs[slot] for slot in self._busy if slot in self._procs]
-        for proc in busy:  # an interrupt or an error here: their jobs are left unfinished
-            proc.terminate()
+        # an interrupt or an error here: their jobs are left unfinished. After Ctrl-C (which
+        # reaches them too) they end by themselves, releasing their cells' locks; else stopped
+        deadline = time.monotonic() + _GRACE_S
+        for proc in busy:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.terminate()
         for thread in self._threads:
             thread.join(timeout=10)
         with self._cond:
