@@ -5,8 +5,8 @@ cross-validation for one arm, the pre-training, or the tables. It rebuilds what 
 a :class:`SweepSpec` (plain data: the resolved config, the folder, the arms, the pre-trained
 weights), so any process can run it: a worker of this machine (:class:`LocalJobs`, processes
 forked warm from the standard library's fork server: :mod:`ssl_domains.sweep.workers`), or a
-cluster job (:mod:`ssl_domains.sweep.cluster`). The jobs run in
-phases, each waiting for the one before::
+cluster job (:mod:`ssl_domains.sweep.cluster`). The jobs run in phases, each waiting for the
+one before::
 
     pre-training (once per sweep, before any cell)
     -> the ssl, scratch, linear_probe and baseline cells

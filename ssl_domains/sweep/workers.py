@@ -13,9 +13,10 @@ everything themselves.
 
 :class:`Workers` hands out jobs from one queue: a thread per worker sends it the next job as
 soon as it is free, while the calling process may take jobs from the same queue and run them
-itself (:meth:`Workers.map`). A worker whose process ends during a job (killed, out of memory,
-a crash in native code) makes that job's result a :class:`Ended`; a new process takes its
-place for the next job. This module imports only the standard library, so that the command
+itself (:meth:`Workers.map`). A worker acknowledges each job it takes, so a worker whose
+process ends during a job (killed, out of memory, a crash in native code) makes that job's
+result an :class:`Ended`, while one that ended between jobs loses none; either way a new
+process takes its place for the next job. This module imports only the standard library, so that the command
 line can start the server before it imports torch.
 """
 
