@@ -4,6 +4,8 @@ server starts with them. Imported anywhere else it only loads what a job would."
 
 from __future__ import annotations
 
+import torch._dynamo  # noqa: F401 - an optimizer's first step imports it: 1 s of CPU a process
+
 import ssl_domains.sweep.jobs  # noqa: F401 - torch, the engine, the sweep
 from ssl_domains.plugins import get_host
 
