@@ -33,9 +33,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkServerContext, SpawnContext
 
 __all__ = ["PRELOAD", "Ended", "Workers", "context", "start_server"]
 
@@ -47,7 +49,7 @@ _INTERRUPTED = 130
 _GRACE_S = 3.0
 
 
-def context() -> BaseContext:
+def context() -> ForkServerContext | SpawnContext:
     """The start method of the workers: the fork server preloading :data:`PRELOAD` where
     the platform has one, else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
