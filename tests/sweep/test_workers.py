@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ssl_domains.sweep.workers import Ended, Workers, context
+from ssl_domains.sweep.workers import Ended, Workers, context, start_server
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -111,6 +111,7 @@ def test_workers_get_the_callers_environment_and_folder(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fork server started earlier, elsewhere: its workers still see what a spawned
     process would (the caller's environment and working folder when they start)."""
+    start_server()  # before the changes below
     pool = Workers(1, _setup)
     monkeypatch.setenv("TEST_WORKER_VALUE", "set after the server started")
     monkeypatch.chdir(tmp_path)
