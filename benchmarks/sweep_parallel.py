@@ -22,7 +22,8 @@ epochs, early stopping): a job's process start (importing torch and the plugins,
 is then small beside the work, as in the sweeps the issue measured (40-500 s a cell).
 
 Wall times include each command's start (imports) and its workers' start; the CPU time (user +
-system of the command and its workers) shows what running side by side costs beyond the work,
+system of the command and all its descendants: the fork server and its workers too, adopted
+as orphans and reaped after the command) shows what running side by side costs beyond the work,
 and the load average before each run how much of the 2 cores other processes took. Prints a
 Markdown table and writes ``<out>/sweep_parallel.json``.
 """
@@ -47,6 +48,27 @@ AUTO = ["--set", "finetune.select=auto", "--set", "finetune.label_fraction=0.25"
 PARALLEL = ["--jobs", "2", "--threads-per-job", "1"]
 
 
+def _adopt_orphans() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux): the fork server of
+    ``--jobs`` and the workers it forked outlive the command by a moment and are no children
+    of it, so without this their CPU time would be missing from RUSAGE_CHILDREN."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap() -> None:
+    """Wait for every descendant adopted by :func:`_adopt_orphans` (their CPU time counts)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def _cli(*args: str, one_thread: bool = True) -> dict[str, float]:
     """Run ``ssl-domains ARGS`` from the repository root: its wall time, the CPU time of it
     and its workers (user + system, seconds) and the load average before it started."""
@@ -57,6 +79,7 @@ def _cli(*args: str, one_thread: bool = True) -> dict[str, float]:
     subprocess.run([sys.executable, "-m", "ssl_domains.cli", *args], cwd=REPO, env=env,
                    check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
+    _reap()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": wall, "cpu": cpu, "load": load}
@@ -91,6 +114,7 @@ def main() -> None:
     ap.add_argument("--probe", action="store_true",
                     help="only measure the cores 1 and 2 busy processes of this session get")
     args = ap.parse_args()
+    _adopt_orphans()
     if args.probe:
         print(f"load average {os.getloadavg()[0]:.1f}; cores used by 1 busy process: "
               f"{cores_used(1):.2f}, by 2: {cores_used(2):.2f}, by 1 again: {cores_used(1):.2f}")

@@ -225,6 +225,15 @@ def _with_jobs(f: Any) -> Any:
     return f
 
 
+def _warm_workers(jobs: int, gpus: str | None) -> None:
+    """With ``--jobs``/``--gpus``: start the workers' fork server now, so that it imports
+    torch and the plugins while this process does (:mod:`ssl_domains.sweep.workers`)."""
+    if jobs > 1 or gpus:
+        from ssl_domains.sweep.workers import start_server
+
+        start_server()
+
+
 def _local_jobs(jobs: int, threads: int | None, gpus: str | None) -> Any:
     """``--jobs`` above 1 (or GPUs to share out): jobs on this machine; else None (one
     process, one cell after another)."""
@@ -257,6 +266,7 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                  resume: str | None, out: str | None, jobs: int, threads_per_job: int | None,
                  gpus: str | None) -> None:
     """Fine-tune on labeled data from CONFIG's `finetune` section; evaluates and exports."""
+    _warm_workers(jobs, gpus)
     from ssl_domains.autoselect.finetune import finetune
 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
@@ -352,6 +362,8 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     subsets, over sizes and seeds; results.csv, summary and report. Rerun to finish an
     interrupted sweep (finished cells are kept). --jobs N runs N cells side by side; --executor
     slurm submits them to a cluster."""
+    if executor == "local":
+        _warm_workers(jobs, gpus)
     from ssl_domains.config import InitConfig, load_config
     from ssl_domains.files import refuse_foreign_folder
     from ssl_domains.layout.names import CLUSTER_FILE, SWEEP_FILE

@@ -3,9 +3,10 @@
 A job is one :class:`Task` of a sweep folder: a cell, one fold of the ``auto`` arm's
 cross-validation for one arm, the pre-training, or the tables. It rebuilds what it needs from
 a :class:`SweepSpec` (plain data: the resolved config, the folder, the arms, the pre-trained
-weights), so any process can run it: a worker of this machine (:class:`LocalJobs`, the standard
-library's process pool), or a cluster job (:mod:`ssl_domains.sweep.cluster`). The jobs run in
-phases, each waiting for the one before::
+weights), so any process can run it: a worker of this machine (:class:`LocalJobs`, processes
+forked warm from the standard library's fork server: :mod:`ssl_domains.sweep.workers`), or a
+cluster job (:mod:`ssl_domains.sweep.cluster`). The jobs run in phases, each waiting for the
+one before::
 
     pre-training (once per sweep, before any cell)
     -> the ssl, scratch, linear_probe and baseline cells
@@ -24,13 +25,12 @@ resumed by running it again (finished cells and folds are kept, unfinished ones 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -67,6 +67,7 @@ from ssl_domains.sweep.run import (
     record_outcome,
     run_cell,
 )
+from ssl_domains.sweep.workers import Ended, Workers
 
 __all__ = ["SweepSpec", "Task", "run_task", "LocalJobs", "JobMap", "run_phases", "fold_tasks",
            "previous_failures", "LOGS_DIR", "visible_gpus"]
@@ -415,29 +416,30 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _start_worker(slots: Any, threads: int, gpus: Sequence[str]) -> None:
-    """A pool worker's setup: its slot's GPU (before CUDA starts), its thread count, and the
-    plugins loaded (what every job needs first)."""
-    slot = slots.get()
+def _start_worker(slot: int, threads: int, gpus: Sequence[str]) -> None:
+    """A worker's setup: its slot's GPU (before CUDA starts), its thread count, and the
+    plugins loaded (what every job needs first; the fork server has them loaded already)."""
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
-    get_host().registry  # noqa: B018 - the plugins' components, loaded once per worker
+    get_host().registry  # noqa: B018 - the plugins' components
 
 
-def _ready() -> int:
-    """A job that only waits for its worker to have started (:meth:`LocalJobs.prepare`)."""
-    return os.getpid()
+def _run_here(spec: SweepSpec, task: Task) -> Outcome:
+    """A job in the sweep's own process (its torch thread count kept)."""
+    with keep_threads():
+        return run_task(spec, task)
 
 
 class LocalJobs:
     """Jobs on this machine: ``jobs`` at a time, each with ``threads`` intra-op threads
     (default: the cores shared out) and, when GPUs are given or visible, one GPU
-    (``CUDA_VISIBLE_DEVICES``: worker ``i`` gets GPU ``i mod len(gpus)``). The workers are
-    processes of the standard library's pool (spawned: a fork would copy torch's threads); on
-    CPU this process runs jobs too, as one of the ``jobs`` (it has the data and the plugins
-    loaded already, and starts while the workers still load theirs)."""
+    (``CUDA_VISIBLE_DEVICES``: worker ``i`` gets GPU ``i mod len(gpus)``). The workers
+    (:class:`~ssl_domains.sweep.workers.Workers`) are forked from a fork server that has
+    imported torch and the plugins once, and each takes job after job; on CPU this process
+    runs jobs too, as one of the ``jobs`` (it has the data and the plugins loaded already),
+    taking them from the same queue as the workers, so no worker waits for it."""
 
     detached = False
 
@@ -450,7 +452,7 @@ class LocalJobs:
         self.gpus = list(gpus) if gpus is not None else visible_gpus()
         self.here = not self.gpus  # a GPU each: every job in a worker of its own
         self.workers = jobs - 1 if self.here else jobs
-        self._pool: ProcessPoolExecutor | None = None
+        self._workers: Workers | None = None
 
     def describe(self) -> str:
         """One line: the jobs, their threads and GPUs."""
@@ -458,18 +460,12 @@ class LocalJobs:
         return f"{self.jobs} job(s) on this machine, {self.threads} thread(s) each{where}"
 
     def prepare(self) -> None:
-        """Start the workers (they load torch and the plugins meanwhile, e.g. while this
-        process pre-trains)."""
-        if self._pool is not None or self.workers == 0:
+        """Start the workers (they start while this process goes on, e.g. pre-trains)."""
+        if self._workers is not None or self.workers == 0:
             return
-        ctx = multiprocessing.get_context("spawn")
-        slots = ctx.Queue()
-        for i in range(self.workers):
-            slots.put(i)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_start_worker,
-                                         initargs=(slots, self.threads, self.gpus))
-        for _ in range(self.workers):
-            self._pool.submit(_ready)
+        self._workers = Workers(self.workers, partial(_start_worker, threads=self.threads,
+                                                      gpus=tuple(self.gpus)))
+        self._workers.start()
 
     def run(self, sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> None:
         sw.echo(f"jobs: {self.describe()}; logs in {sw.out / LOGS_DIR}")
@@ -482,42 +478,35 @@ class LocalJobs:
             run_phases(self, sw, spec, cells, result)
         finally:
             _SWEEPS.clear()
-            if self._pool is not None:
-                self._pool.shutdown(cancel_futures=True)
-                self._pool = None
+            if self._workers is not None:
+                self._workers.close()
+                self._workers = None
 
     def map(self, spec: SweepSpec, tasks: Sequence[Task],
             done: Callable[[Task, Outcome], None]) -> None:
-        queue = list(tasks)
-        running: dict[Future[Outcome], Task] = {}
+        if self._workers is None:  # one job at a time, here
+            for task in tasks:
+                done(task, _run_here(spec, task))
+            return
 
-        def collect(block: bool) -> None:
-            finished = wait(running, return_when=FIRST_COMPLETED)[0] if block else \
-                [f for f in running if f.done()]
-            for future in finished:
-                task = running.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as err:  # noqa: BLE001 - a worker that died (killed, out of memory)
-                    outcome = Outcome(task.name, "error", message="the job's process ended: "
-                                                                  f"{type(err).__name__}: {err}")
-                done(task, outcome)
+        def finished(task: Task, got: Outcome | Ended) -> None:
+            done(task, _ended(spec, task, got) if isinstance(got, Ended) else got)
 
-        while queue or running:
-            while queue and self._pool is not None and len(running) < self.workers:
-                task = queue.pop(0)
-                running[self._pool.submit(run_task, spec, task)] = task
-            if queue and self.here:
-                task = queue.pop(0)
-                with keep_threads():
-                    done(task, run_task(spec, task))
-                collect(block=False)
-            else:
-                collect(block=True)
+        self._workers.map(partial(run_task, spec), tasks, finished,
+                          here=partial(_run_here, spec) if self.here else None)
 
     def submit(self, sw: Sweep, cells: Sequence[Cell], pretrain: bool,
                result: SweepResult) -> list[str]:
         raise ConfigError("jobs on this machine run while the sweep runs; nothing to submit")
+
+
+def _ended(spec: SweepSpec, task: Task, ended: Ended) -> Outcome:
+    """The outcome of a job whose worker process ended during it (killed, out of memory, a
+    crash), recorded in ``<out>/logs/<job>.json`` as the job would have."""
+    out = Path(spec.out)
+    outcome = Outcome(task.name, "error", message=ended.message)
+    write_json(out / LOGS_DIR / f"{task.name}.json", {**asdict(outcome), "job": str(ended.pid)})
+    return outcome
 
 
 def previous_failures(out: Path, cells: Sequence[Cell]) -> list[str]:

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,74 @@ def test_select_auto_with_jobs_cross_validates_side_by_side_with_the_same_choice
     folds = sorted(p.stem for p in (runs["par"] / "candidates" / "logs").glob("fold*.json"))
     assert folds == sorted(f"fold{k}_{arm}_30_0" for k in range(5)
                            for arm in ("scratch", "baseline-logistic"))
+
+
+def test_three_jobs_run_every_cell_and_fold_in_at_most_three_processes(
+        swept: dict[str, Any], tmp_path: Path) -> None:
+    """``--jobs 3``: this process and two workers, each worker taking job after job (10 jobs:
+    4 cells and 6 folds), with the numbers of the sequential sweep."""
+    out = tmp_path / "par3"
+    res = CliRunner().invoke(cli, ["sweep", str(swept["config"]), *ARGS, "--out", str(out),
+                                   "--jobs", "3", "--threads-per-job", "1"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    for name in SAME:
+        assert (out / name).read_bytes() == (swept["seq"] / name).read_bytes(), name
+    outcomes = [json.loads(p.read_text()) for p in (out / "logs").glob("*.json")]
+    assert len(outcomes) == 10 and {o["status"] for o in outcomes} == {"computed"}
+    pids = {o["job"] for o in outcomes}
+    assert str(os.getpid()) in pids and 2 <= len(pids) <= 3
+
+
+def _kill_a_worker_job(logs: Path, stop: threading.Event, killed: dict[str, int]) -> None:
+    """Kill (SIGKILL) the first job seen running in a worker process (not this one): stopped
+    first, and killed only if it has not finished meanwhile."""
+    while not stop.is_set() and not killed:
+        for log in logs.glob("*.log") if logs.is_dir() else []:
+            lines = log.read_text().splitlines()
+            pid = int(lines[0].split("pid ")[1].split(",")[0]) if lines else os.getpid()
+            if pid == os.getpid() or log.with_suffix(".json").exists():
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            if log.with_suffix(".json").exists():
+                os.kill(pid, signal.SIGCONT)
+                continue
+            os.kill(pid, signal.SIGKILL)
+            killed[log.stem] = pid
+            return
+        time.sleep(0.01)
+
+
+def test_a_worker_killed_during_a_cell_is_reported_the_others_finish_and_a_rerun_redoes_it(
+        swept: dict[str, Any], tmp_path: Path) -> None:
+    """A worker process that dies during a cell (killed, out of memory): that cell is
+    reported as failed with how its process ended, the other cells finish (in this process
+    and a new worker), and running the command again redoes only that cell."""
+    out = tmp_path / "crash"
+    stop, killed = threading.Event(), {}
+    killer = threading.Thread(target=_kill_a_worker_job, args=(out / "logs", stop, killed))
+    killer.start()
+    try:
+        res = CliRunner().invoke(cli, ["sweep", str(swept["config"]), *ARGS, "--out", str(out),
+                                       "--jobs", "2", "--threads-per-job", "1"])
+    finally:
+        stop.set()
+        killer.join()
+    assert len(killed) == 1, res.output
+    (cell, pid), = killed.items()
+    why = f"its worker process (pid {pid}) ended during the job (killed by signal 9)"
+    assert res.exit_code == 1
+    assert f"1 job(s) stopped with an error (first: {cell}: {why}); see {out / 'logs'}" \
+        in str(res.exception)
+    plain = [f"{arm}_40_0" for arm in ("ssl", "scratch", "baseline-logistic")]
+    assert cell in plain
+    for other in set(plain) - {cell}:
+        assert (out / "cells" / other / "eval.json").is_file(), other
+    assert json.loads((out / "logs" / f"{cell}.json").read_text())["job"] == str(pid)
+    res = CliRunner().invoke(cli, ["sweep", str(swept["config"]), *ARGS, "--out", str(out),
+                                   "--jobs", "2", "--threads-per-job", "1"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert f"{cell}: failed earlier ({why}); log {out / 'logs' / cell}.log; running it again" \
+        in res.output.splitlines()
+    assert res.output.count("(finished earlier)") == 2
+    for name in SAME:
+        assert (out / name).read_bytes() == (swept["seq"] / name).read_bytes(), name
