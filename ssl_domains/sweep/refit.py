@@ -15,7 +15,7 @@ every labeled item:
   configured, as in the folds), and keeps its last weights (:func:`refit_network`). Not the
   step whose weights a fold kept: that is the minimum of a validation loss over the 2–10
   items of a fold's inner validation part, and refits stopped there tested worse on the
-  suite's images and volumes (``benchmarks/RESULTS.md``, "Networks and ensembles refitted
+  suite's images and volumes (``benchmarks/HISTORY.md``, "Networks and ensembles refitted
   on every label").
 
 Either way the threshold and the validation metrics come from the cross-validation's
