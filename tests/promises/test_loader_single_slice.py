@@ -18,7 +18,7 @@ from ssl_domains.errors import DataError
 from .test_loader_skips import pretrain_config
 
 pydicom = pytest.importorskip("pydicom")
-#: The files pydicom ships (its get_testdata_file may try to download others: never here).
+#: The DICOM files bundled inside the pydicom package (read from disk; nothing is fetched).
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
