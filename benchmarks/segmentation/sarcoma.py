@@ -30,9 +30,9 @@ import yaml
 RECIPE = Path(__file__).resolve().parents[1] / "suite" / "recipes" / "segmentation.yaml"
 #: This dataset's modality and intensity rule: all a segmentation benchmark sets itself.
 MODALITY = {"modality": "MR", "intensity": "percentile"}
-#: What every segmentation dataset shares: the planned grid and patch (nnU-Net's rules,
-#: ``ssl_domains_medical.fingerprint``), 8 patches per case, two of three on the lesion.
-PLANNED = {"spacing": "auto"}
+#: What every segmentation dataset's training data shares: the planned patch (nnU-Net's rules,
+#: ``ssl_domains_medical.fingerprint``; the grid is planned too, ``spacing: auto``), 8 patches
+#: per case, two of three on the lesion.
 PATCHES = {"patch_size": "auto", "patches_per_volume": 8, "pos_fraction": 0.67}
 
 
@@ -67,7 +67,7 @@ def config(paths: dict[str, Path], name: str, pretext: str = "masked",
     """The recipe with a dataset's data sections: ``pool.csv`` pre-trains (masks ignored) and
     fine-tunes, ``test.csv`` tests; ``modality`` (its modality and intensity rule) defaults to
     this dataset's. Validation and test cases are resampled to the training plan."""
-    loader, patches = {**(modality or MODALITY), **PLANNED}, PATCHES
+    loader, patches = {**(modality or MODALITY), "spacing": "auto"}, PATCHES
     cfg = yaml.safe_load(RECIPE.read_text())
     cfg["name"] = name
     if PRETEXTS[pretext] is not None:

@@ -67,12 +67,12 @@ from ssl_domains.layout.export import (
     write_card,
     write_export,
 )
-from ssl_domains.layout.names import BACKBONE_FILE, EXPORT_DIR, SEGMENTATION_DIR
+from ssl_domains.layout.names import BACKBONE_FILE, EXPORT_DIR, MEMBERS_DIR, SEGMENTATION_DIR
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.registry import Registry
 from ssl_domains.sweep.baseline import stack_inputs
-from ssl_domains.sweep.derived import MEMBERS_DIR, labeled_set
+from ssl_domains.sweep.derived import labeled_set
 from ssl_domains.sweep.grid import Arm, Size, cell_config, cell_name
 from ssl_domains.sweep.run import CellRunner, run_sweep
 

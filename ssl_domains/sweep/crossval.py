@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ssl_domains.config import InitConfig, RunConfig
+from ssl_domains.contracts import DatasetView
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import EVAL_FILE, Predictions, read_predictions
 from ssl_domains.engine.segmentation import is_dense
@@ -122,7 +123,7 @@ def _fold_trainer(cfg: RunConfig, arms: Sequence[Arm], seed: int, pre: InitConfi
 
 
 def cv_items(cfg: RunConfig, arm: Arm, size: Size, seed: int, pre: InitConfig | None,
-             sources: dict[str, Any]) -> derived.Labeled:
+             sources: dict[str, Any]) -> DatasetView:
     """The labeled subset of ``(size, seed)`` (training and validation part) that ``auto``
     cross-validates over: the same items whatever the arm."""
     cell_cfg = cell_config(cfg, arm, size, seed, pre)

@@ -60,10 +60,7 @@ from ssl_domains.sweep import choice as sel
 from ssl_domains.sweep.grid import Arm
 
 __all__ = ["run_ensemble_cell", "run_auto_cell", "run_dense_auto_cell", "chose_by_cross_validation", "combined_cell",
-           "Labeled", "labeled_set", "cross_validate", "fold_splits", "fold_sources", "MEMBERS_DIR"]
-
-#: Where an auto cell keeps the two members of an ensemble it refitted on every label (one
-#: folder each, named as the arm's cells: :attr:`~ssl_domains.sweep.grid.Arm.folder`).
+           "labeled_set", "cross_validate", "fold_splits", "fold_sources"]
 
 
 def _same_items(a: Predictions, b: Predictions, what: str) -> None:
@@ -135,10 +132,6 @@ def run_ensemble_cell(cell: Path, deep: tuple[str, Path], baselines: Mapping[str
 # ---------------------------------------------------------------- cross-validation
 
 
-#: The labeled set cross-validation folds (a :meth:`DatasetView.joined` of two parts).
-Labeled = DatasetView
-
-
 def labeled_set(data: Mapping[str, Any]) -> DatasetView:
     """The labeled subset of a run (:func:`~ssl_domains.engine.finetune.prepare_finetune_data`'s
     training and validation items, possibly from two datasets) as one dataset, with ``labels``
@@ -153,7 +146,7 @@ def _part(ds: Any) -> tuple[Any, list[int]]:
     return ds, list(range(len(ds)))
 
 
-def fold_splits(labeled: Labeled, seed: int, k: int = sel.CV_FOLDS
+def fold_splits(labeled: DatasetView, seed: int, k: int = sel.CV_FOLDS
                 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The seeded stratified (grouped, when items share a group) ``(train, held_out)`` splits
     of :func:`cross_validate` over ``labeled``.
@@ -166,13 +159,13 @@ def fold_splits(labeled: Labeled, seed: int, k: int = sel.CV_FOLDS
     return sel.cv_folds(y, seed, groups if len(set(groups)) < len(groups) else None, k)
 
 
-def fold_sources(labeled: Labeled, split: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+def fold_sources(labeled: DatasetView, split: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     """The data of one fold: its training part as the pool, its held-out part as the test set."""
     tr, held = split
     return {"pool": DatasetView(labeled, tr), "val": None, "test": DatasetView(labeled, held)}
 
 
-def cross_validate(labeled: Labeled, seed: int, folds_dir: Path, train_arm: Any,
+def cross_validate(labeled: DatasetView, seed: int, folds_dir: Path, train_arm: Any,
                    k: int = sel.CV_FOLDS) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Out-of-fold probabilities of every candidate arm over ``labeled``.
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from monai.data import MetaTensor
+from monai.data.utils import affine_to_spacing
 
 from ssl_domains.contracts import Example
 from ssl_domains.errors import ConfigError, DataError
@@ -159,7 +160,7 @@ class DicomDataset(VolumeDataset):
         them), without decoding pixels; a slice record or a 4-D series is loaded instead."""
         series = self._by_id[record["series"]]
         if record["slice"] is None and not series.is_4d and self.dims == 3:
-            zooms = np.sqrt((np.asarray(series.affine, dtype=float)[:3, :3] ** 2).sum(axis=0))
+            zooms = affine_to_spacing(np.asarray(series.affine, dtype=float), r=3)
             return [float(v) for v in zooms], [int(v) for v in series.shape[:3]]
         return super().record_geometry(record)
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from monai.data import MetaTensor
+from monai.data.utils import affine_to_spacing
 from torch.utils.data import Dataset
 
 from ssl_domains.data.nonfinite import (
@@ -159,7 +160,7 @@ def ras_geometry(shape: Any, affine: Any) -> tuple[list[float], list[int]]:
     import nibabel as nib
 
     affine = np.asarray(affine, dtype=float)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = affine_to_spacing(affine, r=3)
     spacing, size = [0.0] * 3, [0] * 3
     for axis, (to, _flip) in enumerate(nib.orientations.io_orientation(affine)):
         spacing[int(to)], size[int(to)] = float(zooms[axis]), int(shape[axis])
