@@ -2,7 +2,7 @@
 
 An auto cell chose on selection data it keeps: the out-of-fold probabilities of every candidate
 (``cv_oof.csv``) when it cross-validated, else the candidates' own validation predictions. This
-script runs :func:`ssl_domains.sweep.choice.choose` (the current rule, or another order of
+script runs :func:`ssl_domains.autoselect.choice.choose` (the current rule, or another order of
 preference with ``--prefer``, another tolerance with ``--tolerance``) on the same data. A
 network or baseline candidate chosen on validation ships as trained in its own cell, so the
 test AUROC of choosing it is that cell's. The ensemble is rebuilt as the auto cell would ship
@@ -44,13 +44,13 @@ import pandas as pd
 from benchmarks.suite import table
 from benchmarks.suite.datasets import DOMAIN, by_name
 from benchmarks.suite.run import collect
+from ssl_domains.autoselect import choice as selection
+from ssl_domains.autoselect.arms import Arm, Size, cell_name
+from ssl_domains.autoselect.derived import chose_by_cross_validation
 from ssl_domains.engine.assess import read_assessment, read_predictions
 from ssl_domains.engine.exports import combine
 from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.report.artifacts import read_selection
-from ssl_domains.sweep import choice as selection
-from ssl_domains.sweep.derived import chose_by_cross_validation
-from ssl_domains.sweep.grid import Arm, Size, cell_name
 
 
 def _cell(cells: Path, arm: str, size: str, seed: str) -> Path:

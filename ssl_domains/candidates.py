@@ -1,6 +1,6 @@
 """What ``select: auto`` chooses among and how much evidence it needs to leave its order of
 preference. No heavy imports: the config check, the CLI's ``describe`` and the selection
-(:mod:`ssl_domains.sweep.choice`) all read it."""
+(:mod:`ssl_domains.autoselect.choice`) all read it."""
 
 from __future__ import annotations
 

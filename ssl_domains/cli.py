@@ -267,7 +267,7 @@ def finetune_cmd(config: str | None, overrides: tuple[str, ...], init_path: str 
                  gpus: str | None) -> None:
     """Fine-tune on labeled data from CONFIG's `finetune` section; evaluates and exports."""
     _warm_workers(jobs, gpus)
-    from ssl_domains.autoselect.finetune import finetune
+    from ssl_domains.finetune_stage import finetune
 
     cfg, run_path = _resolve(config, overrides, resume, out, init_path, init_source)
     _refuse_overwrite(run_path, "finetune", resume)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ssl_domains.autoselect.finetune import finetune
 from ssl_domains.config import RunConfig, load_config, parse_config
 from ssl_domains.engine.pretrain import pretrain
 from ssl_domains.errors import ConfigError
+from ssl_domains.finetune_stage import finetune
 from ssl_domains.layout.numbers import fmt
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder, write_table

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from ssl_domains.autoselect.derived import fold_splits, labeled_set
 from ssl_domains.builtin.arrays import ArrayDataset
 from ssl_domains.builtin.holdout import HoldoutDataset
 from ssl_domains.config import ComponentRef
@@ -24,7 +25,6 @@ from ssl_domains.data.datasets import build_dataset
 from ssl_domains.data.skipping import SkipUnreadable
 from ssl_domains.errors import DataError
 from ssl_domains.registry import Registrar, Registry, component
-from ssl_domains.sweep.derived import fold_splits, labeled_set
 from ssl_domains.testing import Case, check_case
 
 

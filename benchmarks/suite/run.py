@@ -81,7 +81,7 @@ def parse_budgets(text: str) -> list[Any]:
     Raises:
         ValueError: A budget that is not a whole number or a percentage in (0, 100].
     """
-    from ssl_domains.sweep.grid import Size
+    from ssl_domains.autoselect.arms import Size
 
     sizes = []
     for raw in (p.strip() for p in text.split(",")):
@@ -126,7 +126,8 @@ def arm_selected(arm: str, arms: str) -> bool:
 def default_arms() -> list[str]:
     """Every arm the installed sweep knows: ssl, scratch, linear_probe, all baselines and,
     when present, the derived ensemble and auto arms."""
-    from ssl_domains.sweep.grid import DEFAULT_ARMS, DERIVED_ARMS
+    from ssl_domains.autoselect.arms import DERIVED_ARMS
+    from ssl_domains.sweep.grid import DEFAULT_ARMS
 
     return [*DEFAULT_ARMS, *DERIVED_ARMS]
 
@@ -190,8 +191,8 @@ def run_dataset(ds: Dataset, root: Path, out: Path, sizes: Sequence[Any], seeds:
 def finished_cells(sweep_dir: Path) -> pd.DataFrame:
     """The tidy results of every finished cell (``eval.json``) of a sweep folder, as the
     sweep's ``results.csv`` holds them, also while (or after) the sweep was interrupted."""
+    from ssl_domains.autoselect.arms import Arm, Size
     from ssl_domains.layout.sweep import parse_cell_name
-    from ssl_domains.sweep.grid import Arm, Size
     from ssl_domains.sweep.results import collect_results
 
     cells = []

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssl_domains.sweep.choice import PREFERENCE, candidate_kind
+from ssl_domains.autoselect.choice import PREFERENCE, candidate_kind
 
 #: Column order of the arms; baselines (``baseline:<name>``) follow in name order.
 ARM_ORDER = ("ssl", "scratch", "linear_probe", "ensemble", "auto")
@@ -77,7 +77,7 @@ def preference_order(stats: pd.DataFrame) -> list[str]:
     ``auto`` (each baseline on its own, ``baseline:<name>``) by its average shortfall from the
     best arm of each dataset x budget cell (mean test AUROC; smallest first: the arm that,
     shipped everywhere, loses least), ties in the order of
-    :data:`~ssl_domains.sweep.choice.PREFERENCE` (simplest first); the kinds of that order
+    :data:`~ssl_domains.autoselect.choice.PREFERENCE` (simplest first); the kinds of that order
     that ran in no cell (``baseline`` for any other baseline) come last. An average rank would
     put first an arm that is often just ahead and sometimes far behind."""
     s = stats[stats["arm"] != "auto"]

@@ -2,12 +2,13 @@
 the chosen model.
 
 The candidates are the arms of a one-size, one-seed sweep on the run's own label budget and
-seed (:mod:`ssl_domains.sweep.run`, in ``<run>/candidates/``): the pre-trained model
+seed, in ``<run>/candidates/``, trained by the :class:`CandidateRunner` the caller passes
+(the sweep's, :class:`ssl_domains.sweep.run.SweepCandidates`): the pre-trained model
 fine-tuned as configured (``ssl``), the same recipe from scratch, a linear probe, every
 classical baseline and the ``ensemble`` of ``ssl`` with the strongest baseline; without
 pre-trained weights, only scratch and the baselines. The ``auto`` arm chooses among them on
 validation AUROC, or by cross-validation over the labeled subset when the validation set is
-small (:mod:`ssl_domains.sweep.derived`). The test split is only scored.
+small (:mod:`ssl_domains.autoselect.derived`). The test split is only scored.
 
 The run folder then holds the chosen model's ``eval.json`` (with ``selection``: the chosen
 arm, its selection AUROC with a bootstrap interval, the runner-up, every candidate's score,
@@ -16,7 +17,7 @@ export:
 
 * a fine-tuned network: that candidate's export, as any fine-tuning run's; chosen by
   cross-validation, the network trained again on every labeled item for the steps its folds
-  trained (``eval.json``'s ``refit``; :mod:`ssl_domains.sweep.refit`);
+  trained (``eval.json``'s ``refit``; :mod:`ssl_domains.autoselect.refit`);
 * a classical baseline (``kind: baseline``): ``config.json`` names it and its arguments,
   ``baseline.safetensors`` holds its training inputs and labels, and loading refits it
   (baselines are deterministic; the export is checked to reproduce the candidate's
@@ -37,11 +38,15 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from ssl_domains.autoselect.arms import STANDARD_ARMS, Arm, Size, cell_config, cell_name
+from ssl_domains.autoselect.baseline import stack_inputs
+from ssl_domains.autoselect.derived import labeled_set
 from ssl_domains.config import InitConfig, RunConfig, dump_config
 from ssl_domains.contracts import stats_of
 from ssl_domains.engine import finetune as finetuning
@@ -71,17 +76,31 @@ from ssl_domains.layout.names import BACKBONE_FILE, EXPORT_DIR, MEMBERS_DIR, SEG
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.registry import Registry
-from ssl_domains.sweep.baseline import stack_inputs
-from ssl_domains.sweep.derived import labeled_set
-from ssl_domains.sweep.grid import Arm, Size, cell_config, cell_name
-from ssl_domains.sweep.run import CellRunner, run_sweep
 
-__all__ = ["select_finetune", "DEEP_ARMS"]
+__all__ = ["select_finetune", "CandidateRunner"]
 
 log = logging.getLogger(__name__)
 
-#: Deep candidate arms (their cells have a network export).
-DEEP_ARMS = ("ssl", "scratch", "linear_probe")
+
+
+class CandidateRunner(Protocol):
+    """Trains the candidates of ``select: auto`` and its ``auto`` arm (the choice,
+    :func:`~ssl_domains.autoselect.crossval.run_derived`) as a sweep of one labeled-set size and
+    one seed into a sweep folder: ``cells/<arm>_<size>_<seed>``
+    (:func:`~ssl_domains.autoselect.arms.cell_name`), ``cv/``, and the sweep's tables. The
+    sweep implements it (:class:`ssl_domains.sweep.run.SweepCandidates`: one cell after
+    another, or side by side with ``--jobs``)."""
+
+    def train(self, cfg: RunConfig, out: Path, *, size: Size, seed: int, arms: Sequence[str],
+              init: InitConfig | None, sources: dict[str, Any], registry: Registry,
+              echo: Callable[[str], None]) -> None:
+        """Train ``arms`` of ``cfg`` (a ``select: single`` config) on ``size`` with ``seed``
+        into ``out`` from ``init``; progress lines go to ``echo``.
+
+        Raises:
+            ConfigError: A wrong config.
+            SSLDomainsError: Candidates failed (the finished ones are still chosen among).
+        """
 
 
 # ---------------------------------------------------------------- select: auto
@@ -107,13 +126,13 @@ def _pretrained(cfg: RunConfig, run: Path, init: InitConfig | None) -> InitConfi
 
 
 def select_finetune(cfg: RunConfig, run_path: Path, *, registry: Registry,
-                    init: InitConfig | None = None, sources: dict[str, Any] | None = None,
-                    jobs: CellRunner | None = None) -> dict[str, Any]:
-    """Train the candidates of ``select: auto``, choose on validation data only, and write the
-    chosen model's eval.json, predictions and export into ``run_path`` (see the module
-    docstring). Returns the ``eval.json`` content (with ``selection`` and ``candidates``).
-    ``jobs`` runs the candidates and the cross-validation folds side by side
-    (:class:`~ssl_domains.sweep.jobs.LocalJobs`); the same numbers as one after another.
+                    candidates: CandidateRunner, init: InitConfig | None = None,
+                    sources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train the candidates of ``select: auto`` through ``candidates``, choose on validation
+    data only, and write the chosen model's eval.json, predictions and export into
+    ``run_path`` (see the module docstring). Returns the ``eval.json`` content (with
+    ``selection`` and ``candidates``). The runner may train the candidates and the
+    cross-validation folds side by side; the numbers are those of one after another.
 
     Raises:
         ConfigError: No ``finetune`` section, or several processes (torchrun).
@@ -143,9 +162,8 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, registry: Registry,
     out = RunFolder(run).candidates
     log.info("select: auto: training %s into %s", ", ".join(arms[:-1]), out)
     try:
-        run_sweep(single, out, sizes=[size], seeds=[cfg.seed], arms=arms, init=pre,
-                  echo=log.info, sources=sources, require_test=False, registry=registry,
-                  jobs=jobs)
+        candidates.train(single, out, size=size, seed=cfg.seed, arms=arms, init=pre,
+                         sources=sources, registry=registry, echo=log.info)
     except SSLDomainsError as err:
         if isinstance(err, ConfigError):
             raise
@@ -165,15 +183,15 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, registry: Registry,
     chosen = choice.chosen
     if dense:
         return _ship_dense(cfg, run, auto_cell, assessment, {n: cell(n) for n in choice.scores})
-    candidates: dict[str, dict[str, float | None]] = {}
+    scored: dict[str, dict[str, float | None]] = {}
     for name, selection_auroc in choice.scores.items():
         ev = read_assessment(cell(name)) if (cell(name) / EVAL_FILE).is_file() else None
-        candidates[name] = {
+        scored[name] = {
             "selection_auroc": selection_auroc,
             "val_auroc": ev.metrics("val").get("auroc") if ev is not None else None,
             "test_auroc": ev.metrics("test").get("auroc") if ev is not None else None}
     assessment = assessment.updated(
-        candidates=candidates,
+        candidates=scored,
         candidates_note=("test_auroc of every candidate is reported for honesty; the choice "
                          "used validation data only"))
     record = assessment.to_json()["selection"]  # as eval.json holds it
@@ -205,7 +223,7 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, registry: Registry,
     meta = export_config(cfg, build_backbone(registry, cfg.backbone), "finetune",
                          threshold=assessment.threshold, threshold_rule=fcfg.threshold_rule,
                          data_stats=stats_of(sources["pool"]), selection=record)
-    if chosen in DEEP_ARMS:  # refitted on every label: auto's cell holds that network
+    if chosen in STANDARD_ARMS:  # refitted on every label: auto's cell holds that network
         shutil.copytree(RunFolder(auto_cell if assessment.refit is not None else cell(chosen)).export,
                         tmp)
         deep_cfg = read_export_config(tmp).model_copy(update={"selection": record})

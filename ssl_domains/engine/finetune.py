@@ -286,7 +286,7 @@ def finetune(
 ) -> dict[str, Any]:
     """Run the ``finetune`` stage of ``cfg`` into ``run_path``; returns the ``eval.json`` content
     (:meth:`~ssl_domains.engine.assess.Assessment.to_json`). ``finetune.select: auto`` is run
-    by :func:`ssl_domains.autoselect.finetune.finetune` instead (which calls this one
+    by :func:`ssl_domains.finetune_stage.finetune` instead (which calls this one
     for ``select: single``).
 
     Initial weights, in order: ``init`` (``--init``), ``cfg.init``, then this run's own
@@ -308,7 +308,7 @@ def finetune(
     fcfg = cfg.finetune
     if fcfg.select == "auto":
         raise ConfigError(f"{cfg.name}: finetune.select: auto trains several candidates; run it with "
-                          "`ssl-domains finetune` or ssl_domains.autoselect.finetune.finetune")
+                          "`ssl-domains finetune` or ssl_domains.finetune_stage.finetune")
     own_export = RunFolder(run_path).export
     dense = is_dense(registry, fcfg.task.name)
     if not (fcfg.from_scratch or resume or init or cfg.init

@@ -551,7 +551,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
     fcfg = cfg.finetune
     if fcfg.select == "auto":
         raise ConfigError(f"{cfg.name}: select: auto trains several candidates; run it with "
-                          "`ssl-domains finetune` or ssl_domains.autoselect.finetune.finetune")
+                          "`ssl-domains finetune` or ssl_domains.finetune_stage.finetune")
     if fcfg.mode == "frozen_then_unfrozen":
         raise ConfigError(f"{cfg.name}: finetune.mode frozen_then_unfrozen is not available for a "
                           "dense task; use full or linear (the encoder frozen, the decoder trained)")

@@ -37,6 +37,10 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
+from ssl_domains.autoselect.arms import Arm, Size, cell_name
+from ssl_domains.autoselect.choice import small_validation
+from ssl_domains.autoselect.crossval import cv_folder, cv_items, run_fold_arm
+from ssl_domains.autoselect.derived import fold_sources, fold_splits
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, parse_config
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import EVAL_FILE, read_predictions
@@ -47,10 +51,6 @@ from ssl_domains.files import append_line, read_json_object, write_json
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
-from ssl_domains.sweep.choice import small_validation
-from ssl_domains.sweep.crossval import cv_folder, cv_items, run_fold_arm
-from ssl_domains.sweep.derived import fold_sources, fold_splits
-from ssl_domains.sweep.grid import Arm, Size, cell_name
 from ssl_domains.sweep.run import (
     BUSY,
     LOCKS_DIR,
@@ -297,7 +297,7 @@ class JobMap(Protocol):
 
 def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str]) -> list[Task]:
     """The fold jobs of ``(size, seed)``: one per fold and finished plain arm when its ``auto``
-    arm will cross-validate (as :func:`~ssl_domains.sweep.crossval.run_derived` decides: a small
+    arm will cross-validate (as :func:`~ssl_domains.autoselect.crossval.run_derived` decides: a small
     validation set, ``cv_folds`` of 2 or more) and has not chosen yet; none otherwise (a
     segmentation sweep's auto chooses on validation Dice, without folds)."""
     arms = [a for a in sw.arms if a.name not in skipped]

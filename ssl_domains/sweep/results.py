@@ -4,7 +4,7 @@ Written into the sweep folder by :func:`write_results`::
 
     results.csv      tidy: arm, n_labels, fraction, seed, metric, value (each cell's test metrics)
     stability.csv    per cell: validation AUROC, constant output, collapsed
-                     (AUROC <= 0.55 or constant; :func:`~ssl_domains.sweep.choice.collapse`)
+                     (AUROC <= 0.55 or constant; :func:`~ssl_domains.autoselect.choice.collapse`)
     summary.csv      mean, std, t-interval per arm and size; ssl-scratch paired by seed;
     summary.json     collapsed: share of seeds that collapsed
 """
@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from ssl_domains.autoselect.arms import Arm, Size, cell_name
+from ssl_domains.autoselect.choice import COLLAPSE_AUROC, collapse
 from ssl_domains.engine.assess import (
     EVAL_FILE,
     Assessment,
@@ -30,8 +32,6 @@ from ssl_domains.layout.numbers import fmt
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder, write_table
 from ssl_domains.scoring.intervals import RESULT_COLUMNS, SUMMARY_COLUMNS, summary_rows
-from ssl_domains.sweep.choice import COLLAPSE_AUROC, collapse
-from ssl_domains.sweep.grid import Arm, Size, cell_name
 
 __all__ = [
     "NOT_METRICS",
@@ -93,7 +93,7 @@ def _results_table(finished: list[Finished]) -> pd.DataFrame:
 
 
 def cell_stability(cell: Path) -> dict[str, Any] | None:
-    """:func:`~ssl_domains.sweep.choice.collapse` of a finished cell's validation
+    """:func:`~ssl_domains.autoselect.choice.collapse` of a finished cell's validation
     predictions (test predictions checked for a constant output too); None when it has no
     validation predictions."""
     try:
@@ -110,7 +110,7 @@ def cell_stability(cell: Path) -> dict[str, Any] | None:
 
 def collect_stability(out: Path, cells: Cells) -> pd.DataFrame:
     """Per finished cell: validation AUROC, whether its output was constant, and whether it
-    collapsed (:func:`~ssl_domains.sweep.choice.collapse`)."""
+    collapsed (:func:`~ssl_domains.autoselect.choice.collapse`)."""
     return _stability_table(_finished(out, cells))
 
 

@@ -14,11 +14,11 @@ validation items; the data sources are built once and shared):
   registers for its modality (the host's ``logistic`` when it registers none);
 * ``ensemble``: the ``ssl`` cell and the strongest baseline cell (by validation AUROC),
   probabilities averaged with a weight chosen on validation data
-  (:mod:`ssl_domains.sweep.derived`);
+  (:mod:`ssl_domains.autoselect.derived`);
 * ``auto``: the best of the other arms, chosen on validation data only (k-fold
   cross-validation over the labeled subset when the validation set is small); its test
   numbers are the chosen cell's, or, chosen by cross-validation, those of the chosen arm
-  fitted again on every labeled item (:mod:`ssl_domains.sweep.refit`).
+  fitted again on every labeled item (:mod:`ssl_domains.autoselect.refit`).
 
 ``ensemble`` and ``auto`` are derived from the other cells of the same size and seed, so they
 run after them whatever their place in ``--arms``.
@@ -37,18 +37,21 @@ Thresholds are chosen on validation data only; test data is only scored. The swe
     <out>/logs/<job>.log, <job>.json                 a job's lines and outcome (``jobs``)
     <out>/cluster.json, cluster/                     what a cluster submission submitted
 
-``<size>`` is the fraction or the count (:func:`~ssl_domains.sweep.grid.cell_name`). A cell is
+``<size>`` is the fraction or the count (:func:`~ssl_domains.autoselect.arms.cell_name`). A cell is
 finished when its ``eval.json`` exists: a restarted sweep skips finished cells and redoes
 unfinished ones from scratch. A cell runs under its lock, so two processes never run it at
 once; ``jobs`` (:mod:`ssl_domains.sweep.jobs`, :mod:`ssl_domains.sweep.cluster`) runs the
 cells side by side, with the same numbers. The report (:mod:`ssl_domains.report`) is built from the folder by
 the caller (``ssl-domains sweep`` does, after the sweep).
 
-The pieces: :mod:`~ssl_domains.sweep.grid` (sizes, seeds, arms, cell configs),
-:mod:`~ssl_domains.sweep.baseline` (the baseline arm), :mod:`~ssl_domains.sweep.crossval`
-(the derived arms of a size and seed: cross-validation, refit), :mod:`~ssl_domains.sweep.derived`
-(the ensemble and auto cells), :mod:`~ssl_domains.sweep.choice` (the choice),
-:mod:`~ssl_domains.sweep.results` (the tables).
+The pieces: :mod:`~ssl_domains.sweep.grid` (sizes, seeds and arms from the command line),
+:mod:`~ssl_domains.sweep.results` (the tables), :mod:`~ssl_domains.sweep.jobs` and
+:mod:`~ssl_domains.sweep.cluster` (cells as jobs); what each cell runs is
+:mod:`ssl_domains.autoselect`'s: :mod:`~ssl_domains.autoselect.arms` (arms, cell names and
+configs), :mod:`~ssl_domains.autoselect.baseline` (the baseline arm),
+:mod:`~ssl_domains.autoselect.crossval` (the derived arms of a size and seed:
+cross-validation, refit), :mod:`~ssl_domains.autoselect.derived` (the ensemble and auto
+cells), :mod:`~ssl_domains.autoselect.choice` (the choice).
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from ssl_domains.autoselect import derived
+from ssl_domains.autoselect.arms import Arm, Size, cell_config, cell_name
+from ssl_domains.autoselect.baseline import Arrays, run_baseline
+from ssl_domains.autoselect.choice import (
+    CV_FOLDS,
+    PREFERENCE,
+    TOLERANCE,
+)
+from ssl_domains.autoselect.crossval import preference, run_derived
 from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.data.datasets import labels_of
 from ssl_domains.engine import finetune as finetuning
@@ -81,20 +93,8 @@ from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registry
-from ssl_domains.sweep import derived
-from ssl_domains.sweep.baseline import Arrays, run_baseline
-from ssl_domains.sweep.choice import (
-    CV_FOLDS,
-    PREFERENCE,
-    TOLERANCE,
-)
-from ssl_domains.sweep.crossval import preference, run_derived
 from ssl_domains.sweep.grid import (
     DEFAULT_ARMS,
-    Arm,
-    Size,
-    cell_config,
-    cell_name,
     check_same_sweep,
     distinct_sizes,
     resolve_arms,
@@ -102,7 +102,7 @@ from ssl_domains.sweep.grid import (
 )
 from ssl_domains.sweep.results import summary_table, write_results
 
-__all__ = ["SweepResult", "SweepFailed", "Sweep", "Outcome", "CellRunner", "run_sweep",
+__all__ = ["SweepResult", "SweepFailed", "Sweep", "Outcome", "CellRunner", "SweepCandidates", "run_sweep",
            "run_cell", "finished_cell", "record_outcome", "finish_sweep", "progress_line",
            "pretrain_once", "busy_members", "LOCKS_DIR", "BUSY"]
 
@@ -214,7 +214,7 @@ def _share_pretrain_artifacts(out: Path) -> None:
 def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
     """A finished ``auto`` cell that chose under another rule: another order of preference
     than ``order`` (not part of the sweep's config check: it trains nothing), another
-    tolerance than :data:`~ssl_domains.sweep.choice.TOLERANCE` (a record without one chose
+    tolerance than :data:`~ssl_domains.autoselect.choice.TOLERANCE` (a record without one chose
     within one standard error), or an arm chosen by cross-validation and shipped as its cell,
     before it was fitted again on every label."""
     record = done.selection
@@ -423,6 +423,27 @@ class CellRunner(Protocol):
         """Submit the pre-training (when ``pretrain``), the cells and the tables as jobs that
         run without this process; returns what was submitted, one line each, or nothing when
         it waited for every job (``result`` filled: the tables are written here)."""
+
+
+@dataclass
+class SweepCandidates:
+    """The candidates of ``select: auto`` as a sweep of one size and one seed
+    (:class:`~ssl_domains.autoselect.run.CandidateRunner`): the cells one after another in this
+    process, or ``jobs`` side by side (``--jobs``); the same numbers either way."""
+
+    jobs: CellRunner | None = None
+
+    def train(self, cfg: RunConfig, out: Path, *, size: Size, seed: int, arms: Sequence[str],
+              init: InitConfig | None, sources: dict[str, Any], registry: Registry,
+              echo: Callable[[str], None]) -> None:
+        """:func:`run_sweep` of ``arms`` on ``size`` and ``seed``, without test data to require.
+
+        Raises:
+            ConfigError: A wrong config.
+            SweepFailed: Cells failed (the finished ones are kept).
+        """
+        run_sweep(cfg, out, sizes=[size], seeds=[seed], arms=arms, init=init, echo=echo,
+                  sources=sources, require_test=False, registry=registry, jobs=self.jobs)
 
 
 # ---------------------------------------------------------------- the sweep

@@ -116,7 +116,7 @@ def test_iter_readable_for_code_without_a_dataloader() -> None:
 
 def test_baseline_inputs_skip_an_unreadable_item() -> None:
     """Classical baselines read items without a DataLoader: a bad item is left out, not fatal."""
-    from ssl_domains.sweep.baseline import stack_inputs
+    from ssl_domains.autoselect.baseline import stack_inputs
 
     class Items:
         def __len__(self) -> int:

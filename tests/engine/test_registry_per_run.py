@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ssl_domains.autoselect.arms import Size
 from ssl_domains.builtin.arrays import ArrayDataset
 from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.config import ComponentRef, parse_config
@@ -17,7 +18,6 @@ from ssl_domains.engine.finetune import finetune
 from ssl_domains.errors import RegistryError
 from ssl_domains.plugins import get_host
 from ssl_domains.registry import Registrar, Registry
-from ssl_domains.sweep.grid import Size
 from ssl_domains.sweep.run import run_sweep
 from tests.conftest import make_config
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from ssl_domains.autoselect.arms import Size
 from ssl_domains.cli import cli
 from ssl_domains.config import load_config
 from ssl_domains.errors import ConfigError
 from ssl_domains.sweep.cluster import Resources, dependency
-from ssl_domains.sweep.grid import Size
 from ssl_domains.sweep.run import SweepFailed, run_sweep
 from tests.conftest import make_config, write_arrays, write_config
 

@@ -1,5 +1,5 @@
-"""What a sweep runs (:mod:`ssl_domains.sweep.grid`): sizes, seeds, arms, cell names and
-configs. No training here."""
+"""What a sweep runs (:mod:`ssl_domains.sweep.grid`, :mod:`ssl_domains.autoselect.arms`):
+sizes, seeds, arms, cell names and configs. No training here."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from ssl_domains.autoselect.arms import Arm, Size, cell_config, cell_name
 from ssl_domains.config import parse_config
 from ssl_domains.errors import ConfigError
 from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.plugins import get_host
 from ssl_domains.sweep import grid as plan
-from ssl_domains.sweep.grid import Size, parse_sizes
+from ssl_domains.sweep.grid import parse_sizes
 from tests.conftest import make_config
 
 
@@ -20,13 +21,13 @@ def test_sizes_and_names() -> None:
     sizes = parse_sizes("0.05,1,0.05", "25")
     assert [s.tag for s in sizes] == ["0.05", "1.0", "25"]
     assert [s.label for s in sizes] == ["f=0.05", "f=1", "n=25"]
-    arm = plan.Arm("baseline:image_logistic")
-    assert plan.cell_name(arm, sizes[0], 3) == "baseline-image_logistic_0.05_3"
+    arm = Arm("baseline:image_logistic")
+    assert cell_name(arm, sizes[0], 3) == "baseline-image_logistic_0.05_3"
     assert parse_cell_name("baseline-image_logistic_0.05_3") == ("baseline-image_logistic", "0.05", "3")
-    for a in (arm, plan.Arm("ssl"), plan.Arm("linear_probe")):  # a folder name read back
+    for a in (arm, Arm("ssl"), Arm("linear_probe")):  # a folder name read back
         for size in sizes:
-            folder, tag, seed = parse_cell_name(plan.cell_name(a, size, 3)) or ("", "", "")
-            assert (plan.Arm.from_folder(folder), Size.from_tag(tag), int(seed)) == (a, size, 3)
+            folder, tag, seed = parse_cell_name(cell_name(a, size, 3)) or ("", "", "")
+            assert (Arm.from_folder(folder), Size.from_tag(tag), int(seed)) == (a, size, 3)
     with pytest.raises(ValueError):
         Size.from_tag("ten")
 
@@ -46,7 +47,7 @@ def test_scratch_cells_train_the_backbone_at_the_full_learning_rate(tmp_path: Pa
     cfg = parse_config(make_config(tmp_path, tmp_path / "x.npz",
                                    **{"finetune.backbone_lr_scale": 0.1}))
     size = Size(fraction=0.5)
-    cells = {a: plan.cell_config(cfg, plan.Arm(a), size, 1, None)
+    cells = {a: cell_config(cfg, Arm(a), size, 1, None)
              for a in ("ssl", "scratch", "linear_probe")}
     assert cells["ssl"].finetune.backbone_lr_scale == 0.1
     assert not cells["ssl"].finetune.from_scratch

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from ssl_domains.autoselect.arms import Size
 from ssl_domains.cli import cli
 from ssl_domains.config import load_config
-from ssl_domains.sweep.grid import Size
 from ssl_domains.sweep.run import run_sweep
 from tests.conftest import make_config, write_arrays, write_config
 

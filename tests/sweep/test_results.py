@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssl_domains.autoselect.arms import Arm, Size, cell_name
 from ssl_domains.engine.assess import Counts, Predictions, finish_run, read_assessment
 from ssl_domains.layout.numbers import headline_metric
-from ssl_domains.sweep.grid import Arm, Size, cell_name
 from ssl_domains.sweep.results import NOT_METRICS, summary_table, write_results
 
 SIZE = Size(count=40)

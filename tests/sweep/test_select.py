@@ -25,6 +25,7 @@ from ssl_domains.layout.export import ExportConfig
 from ssl_domains.layout.names import BASELINE_FILE
 from ssl_domains.plugins import get_host
 from ssl_domains.report.pages import build_report
+from ssl_domains.sweep.run import SweepCandidates
 from tests.conftest import make_config
 
 
@@ -35,7 +36,7 @@ def _scores(path: Path) -> np.ndarray:
 def _select(cfg: Any, run: Path) -> dict[str, Any]:
     """``select: auto`` into ``run``; the export's card is written with it (rendering it again
     from the run folder gives the same card)."""
-    summary = select_finetune(cfg, run, registry=get_host().registry)
+    summary = select_finetune(cfg, run, registry=get_host().registry, candidates=SweepCandidates())
     card = (run / "export" / "README.md").read_text()
     assert write_model_card(run).read_text() == card
     return summary
@@ -157,8 +158,8 @@ def _select_by_cross_validation(tmp_path: Path, arrays: Path, monkeypatch: pytes
                                 arm: str) -> tuple[Path, dict]:
     """Pre-train briefly, then ``select: auto`` on 30 labels (6 for validation: it
     cross-validates), the choice forced to ``arm``: (run, summary)."""
+    from ssl_domains.autoselect import choice as selection
     from ssl_domains.engine.pretrain import pretrain
-    from ssl_domains.sweep import choice as selection
 
     real = selection.choose
 
@@ -184,7 +185,7 @@ def test_a_network_chosen_by_cross_validation_ships_trained_on_every_label(
     trained again on all 30 items for the median number of steps its folds trained (at the
     same number of epochs), its last weights, its threshold chosen on its out-of-fold scores; the export,
     evaluate and the model card say and do so."""
-    from ssl_domains.sweep.refit import network_note, refit_steps
+    from ssl_domains.autoselect.refit import network_note, refit_steps
 
     run, s = _select_by_cross_validation(tmp_path, arrays, monkeypatch, "ssl")
     assert s["selection"]["method"].startswith("5-fold cross-validation over the 30 labeled items")
@@ -281,7 +282,7 @@ def test_a_chosen_ensemble_ships_and_predicts_like_its_cell(
         tmp_path: Path, arrays: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever is chosen, the export predicts what the chosen candidate predicted: here the
     choice is forced to the ensemble to check its export end to end."""
-    from ssl_domains.sweep import choice as selection
+    from ssl_domains.autoselect import choice as selection
 
     real = selection.choose
 
@@ -346,5 +347,6 @@ def test_auto_refuses_several_processes(tmp_path: Path, arrays: Path,
     cfg = parse_config(make_config(tmp_path, arrays, **{"finetune.select": "auto"}))
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="without torchrun"):
-        select_finetune(cfg, tmp_path / "runs" / "t", registry=get_host().registry)
+        select_finetune(cfg, tmp_path / "runs" / "t", registry=get_host().registry,
+                        candidates=SweepCandidates())
     assert not (tmp_path / "runs" / "t" / "candidates").exists()

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssl_domains.autoselect import choice as sel
+from ssl_domains.autoselect import derived as auto
 from ssl_domains.engine.assess import Predictions, read_predictions, write_predictions
 from ssl_domains.errors import ContractError, SSLDomainsError
 from ssl_domains.scoring.metrics import classification_metrics
-from ssl_domains.sweep import choice as sel
-from ssl_domains.sweep import derived as auto
 
 
 def _two(p: np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@ from click.testing import CliRunner
 
 import ssl_domains.engine.finetune as finetune_mod
 import ssl_domains.engine.pretrain as pretrain_mod
+from ssl_domains.autoselect import choice as sel
+from ssl_domains.autoselect.arms import Size
 from ssl_domains.builtin.logistic import LogisticBaseline
 from ssl_domains.cli import cli, main
 from ssl_domains.config import InitConfig, load_config, parse_config
@@ -25,9 +27,7 @@ from ssl_domains.layout.sweep import parse_cell_name
 from ssl_domains.plugins import get_host, reset_host
 from ssl_domains.registry import Registry
 from ssl_domains.report.artifacts import read_results, summarize
-from ssl_domains.sweep import choice as sel
 from ssl_domains.sweep import run as sweep_mod
-from ssl_domains.sweep.grid import Size
 from ssl_domains.sweep.run import SweepFailed, run_sweep
 from tests.conftest import make_config, write_arrays, write_config
 from tests.report.test_report import (

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
+from ssl_domains.autoselect.arms import Size
 from ssl_domains.config import parse_config
-from ssl_domains.sweep.grid import Size
 from ssl_domains.sweep.run import run_sweep
 
 RECIPE = Path(__file__).resolve().parents[3] / "benchmarks" / "suite" / "recipes" / "signal.yaml"

@@ -218,8 +218,8 @@ def test_dense_task_needs_whole_cases(tmp_path: Path) -> None:
 
 
 def test_sweep_and_auto_in_cases_with_report(tmp_path: Path) -> None:
+    from ssl_domains.autoselect.arms import Size
     from ssl_domains.report.pages import build_report
-    from ssl_domains.sweep.grid import Size
     from ssl_domains.sweep.run import run_sweep
 
     cfg = load_config(_config(tmp_path, label_count=1), ["finetune.train.max_steps=20"])

@@ -93,7 +93,7 @@ def test_augment_applies_in_training_only_and_tta_flip_is_mirror_invariant() -> 
 def test_registers_auto_order_of_preference(ssl_host: Host, name: str) -> None:
     """``select: auto`` without ``finetune.prefer`` uses the order the task registers: the
     suite's image and volume ranking (the fine-tuned pre-trained network first)."""
-    from ssl_domains.sweep.choice import checked_preference
+    from ssl_domains.autoselect.choice import checked_preference
 
     entry = ssl_host.registry.get("finetune", name)
     order = checked_preference(entry.meta["prefer"], name)

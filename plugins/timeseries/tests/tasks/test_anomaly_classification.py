@@ -75,7 +75,7 @@ def test_registers_auto_order_of_preference(ssl_host: Host) -> None:
     """``select: auto`` without ``finetune.prefer`` uses the order the task registers: the
     suite's signal ranking (MiniRocket, then the ensemble, before fine-tuning; the other
     baselines last)."""
-    from ssl_domains.sweep.choice import checked_preference
+    from ssl_domains.autoselect.choice import checked_preference
 
     entry = ssl_host.registry.get("finetune", "anomaly_classification")
     order = checked_preference(entry.meta["prefer"], "anomaly_classification")

@@ -2,9 +2,10 @@
 the other arms: the candidates' cross-validation when the validation set is too small to
 choose on (each plain arm retrained per fold, as its cell was; computed once per size and
 seed, kept in ``<out>/cv/``, its fold runs shareable between jobs), the refit on every label
-of what cross-validation chose (:mod:`~ssl_domains.sweep.refit`), and the derived cell
-itself (:mod:`~ssl_domains.sweep.derived`). ``select: auto`` runs the same code on its
-one-cell sweep of candidates (:mod:`ssl_domains.autoselect`).
+of what cross-validation chose (:mod:`~ssl_domains.autoselect.refit`), and the derived cell
+itself (:mod:`~ssl_domains.autoselect.derived`). A sweep's ``auto`` and ``ensemble`` arms
+call :func:`run_derived`, and so does ``select: auto`` on its one-cell sweep of candidates;
+the sweep's jobs run the fold runs (:func:`run_fold_arm`) side by side.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ssl_domains.autoselect import derived
+from ssl_domains.autoselect.arms import Arm, Size, cell_config, cell_name
+from ssl_domains.autoselect.baseline import refit_baseline, run_baseline
+from ssl_domains.autoselect.choice import CV_FOLDS, PREFERENCE, checked_preference, small_validation
+from ssl_domains.autoselect.refit import refit_network, refit_steps
 from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.contracts import DatasetView
 from ssl_domains.engine import finetune as finetuning
@@ -28,11 +34,6 @@ from ssl_domains.files import read_json_object, write_json
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.registry import Registry
-from ssl_domains.sweep import derived
-from ssl_domains.sweep.baseline import refit_baseline, run_baseline
-from ssl_domains.sweep.choice import CV_FOLDS, PREFERENCE, checked_preference, small_validation
-from ssl_domains.sweep.grid import Arm, Size, cell_config, cell_name
-from ssl_domains.sweep.refit import refit_network, refit_steps
 
 __all__ = ["run_derived", "Derivation", "preference", "run_fold_arm", "cv_items", "cv_folder",
            "fold_file"]
@@ -52,7 +53,7 @@ def run_fold_arm(cfg: RunConfig, arm: Arm, seed: int, pre: InitConfig | None, re
     held-out fold), kept in :func:`fold_file` (reused when it holds the same held-out items):
     ``{"held", "probs", "ids", "trained", "left_out"}``, ``trained`` the network's
     ``(steps trained, training items)`` (what a refit on every label trains,
-    :func:`~ssl_domains.sweep.refit.refit_steps`), ``left_out`` why it has no probabilities.
+    :func:`~ssl_domains.autoselect.refit.refit_steps`), ``left_out`` why it has no probabilities.
     Several processes may run the folds of one cross-validation side by side."""
     held = [int(i) for i in sources["test"].indices]
     path = fold_file(folds, k, arm)
@@ -209,7 +210,7 @@ class Derivation:
         """Arm ``name`` fitted again on every labeled item (training + validation part, in
         the order of :meth:`cross_validate`'s out-of-fold probabilities ``oof``) into
         ``folder``: a baseline as it is fitted, a network for the steps its folds trained
-        (:mod:`~ssl_domains.sweep.refit`). False (nothing written) for a network whose folds
+        (:mod:`~ssl_domains.autoselect.refit`). False (nothing written) for a network whose folds
         recorded no steps."""
         base = next(a for a in self.arms if a.name == name)
         cell_cfg = cell_config(self.cfg, base, self.size, self.seed, self.pre)
@@ -233,7 +234,7 @@ def run_derived(cfg: RunConfig, arm: Arm, size: Size, seed: int, out: Path,
                 registry: Registry, alpha: float = 0.05, echo: Callable[[str], None] = print,
                 cv_folds: int = CV_FOLDS) -> dict[str, Any]:
     """Write the ``ensemble`` or ``auto`` cell of ``(size, seed)`` from the finished cells of
-    ``arms`` (see :mod:`ssl_domains.sweep.derived`); ``cv_folds`` below 2 makes ``auto``
+    ``arms`` (see :mod:`ssl_domains.autoselect.derived`); ``cv_folds`` below 2 makes ``auto``
     choose on the validation set whatever its size. ``registry`` gives the baselines and
     networks retrained in cross-validation.
 
@@ -281,7 +282,7 @@ def preference(cfg: RunConfig, registry: Registry) -> tuple[tuple[str, ...], str
     """The order of preference of ``auto`` and where it came from: the config's
     ``finetune.prefer``, else the one the fine-tuning task's plugin registered with it
     (``prefer`` in its ``@component``: what held up across the benchmark suite's datasets of
-    its kind), else :data:`~ssl_domains.sweep.choice.PREFERENCE` (simplest first; source
+    its kind), else :data:`~ssl_domains.autoselect.choice.PREFERENCE` (simplest first; source
     ``""``).
 
     Raises:

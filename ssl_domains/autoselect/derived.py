@@ -1,15 +1,16 @@
-"""The sweep's derived arms: ``ensemble`` and ``auto``, built from the other arms' cells.
+"""The derived arms (of a sweep and of ``select: auto``): ``ensemble`` and ``auto``, built
+from the other arms' cells.
 
 Both read the finished cells of the same labeled-set size and seed (same items, same split)
 and never look at test labels to decide anything:
 
 * ``ensemble``: the ``ssl`` cell and the strongest classical baseline (best validation AUROC
   among the baseline cells), probabilities averaged with the weight of
-  :data:`~ssl_domains.sweep.choice.WEIGHTS` that has the best validation AUROC; the
+  :data:`~ssl_domains.autoselect.choice.WEIGHTS` that has the best validation AUROC; the
   threshold is chosen on the averaged validation scores.
 * ``auto``: the best of the other arms (``ssl``, ``scratch``, ``linear_probe``, the baselines,
   ``ensemble``) on validation AUROC. When the validation set is small
-  (:func:`~ssl_domains.sweep.choice.small_validation`), validation AUROC is noise:
+  (:func:`~ssl_domains.autoselect.choice.small_validation`), validation AUROC is noise:
   the choice is made by stratified k-fold cross-validation over the labeled subset (training
   and validation items together). In each fold every candidate arm is trained exactly as its
   cell was (on the fold's training items minus an inner validation split for early stopping,
@@ -19,7 +20,7 @@ and never look at test labels to decide anything:
   validation part for early stopping and the threshold): ``auto``'s test numbers are that
   cell's. Chosen by cross-validation, a baseline or a network is fitted again on every
   labeled item (training and validation part; a network for the steps its folds trained), its
-  threshold chosen on its out-of-fold scores (:mod:`~ssl_domains.sweep.refit`;
+  threshold chosen on its out-of-fold scores (:mod:`~ssl_domains.autoselect.refit`;
   ``eval.json``'s ``refit`` says so); a chosen ensemble averages its two members so refitted
   (kept in ``members/``), with the weight chosen out of fold.
 
@@ -38,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ssl_domains.autoselect import choice as sel
+from ssl_domains.autoselect.arms import Arm
 from ssl_domains.contracts import DatasetView
 from ssl_domains.engine.assess import (
     EVAL_FILE,
@@ -56,8 +59,6 @@ from ssl_domains.files import write_json
 from ssl_domains.layout.names import EXPORT_DIR, MEMBERS_DIR, SEGMENTATION_DIR
 from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
-from ssl_domains.sweep import choice as sel
-from ssl_domains.sweep.grid import Arm
 
 __all__ = ["run_ensemble_cell", "run_auto_cell", "run_dense_auto_cell", "chose_by_cross_validation", "combined_cell",
            "labeled_set", "cross_validate", "fold_splits", "fold_sources"]
@@ -221,7 +222,7 @@ def run_auto_cell(cell: Path, candidates: Mapping[str, Path], threshold_rule: st
             validation set is small; None never cross-validates.
         seed: Seeds the bootstrap of the interval.
         alpha: 1 - confidence level of the interval.
-        preference: Order of preference of :func:`~ssl_domains.sweep.choice.choose`.
+        preference: Order of preference of :func:`~ssl_domains.autoselect.choice.choose`.
         preference_from: Where that order came from, for the rule's sentence.
         refit: ``refit(arm, cell, out_of_fold_probabilities, folds) -> bool`` writes the
             assessment and predictions of ``arm`` fitted again on every labeled item into

@@ -1,13 +1,13 @@
 """Refitting what ``select: auto`` chose by cross-validation on every label.
 
 When the validation part of a label budget is too small to choose on, ``auto`` chooses by
-k-fold cross-validation over all labeled items (:mod:`ssl_domains.sweep.derived`). The chosen
+k-fold cross-validation over all labeled items (:mod:`ssl_domains.autoselect.derived`). The chosen
 arm's own cell was trained on the budget's training part only: its validation part (a fifth
 of the labels) served to stop and to keep weights. The chosen model is then fitted again on
 every labeled item:
 
 * a classical baseline needs nothing to stop on
-  (:func:`~ssl_domains.sweep.baseline.refit_baseline`);
+  (:func:`~ssl_domains.autoselect.baseline.refit_baseline`);
 * a network (``ssl``, ``scratch``, ``linear_probe``) is trained with its cell's recipe for
   as many steps as its fold runs trained (where the recipe's early stopping stopped them, or
   the end of its schedule), the median over the folds, scaled to the same number of epochs
@@ -68,7 +68,7 @@ def refit_network(cfg: RunConfig, cell: Path, labeled: Any, oof: np.ndarray, fol
                   steps: int, sources: dict[str, Any], init: InitConfig | None,
                   registry: Registry) -> dict[str, Any]:
     """Fine-tune the network arm of ``cfg`` (a cell config:
-    :func:`~ssl_domains.sweep.grid.cell_config`) on every item of ``labeled`` for ``steps``
+    :func:`~ssl_domains.autoselect.arms.cell_config`) on every item of ``labeled`` for ``steps``
     steps (its schedule as configured), no early stopping, into ``cell`` (a run folder with
     its export); ``oof`` (the out-of-fold probabilities ``[N, K]`` of ``labeled``, in its
     order) stands for the validation predictions. Returns the ``eval.json`` content.

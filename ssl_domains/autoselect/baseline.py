@@ -1,5 +1,6 @@
-"""The sweep's baseline arm: a classical baseline (``fit``/``predict_proba`` on the stacked
-inputs) trained on a cell's training items, scored as a fine-tuning run is.
+"""The baseline arm (of a sweep and of ``select: auto``): a classical baseline
+(``fit``/``predict_proba`` on the stacked inputs) trained on a cell's training items, scored
+as a fine-tuning run is.
 
 A baseline cell folder holds what a fine-tuning run's does, without the network: ``eval.json``
 (with ``baseline``: its name and arguments), ``predictions/val.csv`` and ``test.csv``.
@@ -53,7 +54,7 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
     (:func:`~ssl_domains.engine.assess.finish_run`: threshold on validation, test only scored).
 
     Args:
-        cfg: The cell's config (:func:`~ssl_domains.sweep.grid.cell_config`).
+        cfg: The cell's config (:func:`~ssl_domains.autoselect.arms.cell_config`).
         ref: The baseline and its arguments.
         cell: The cell folder.
         sources: The fine-tuning datasets, shared by every cell.
@@ -153,7 +154,7 @@ def refit_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, labeled: Any,
     not see it); the test set is only scored.
 
     Args:
-        cfg: The baseline cell's config (:func:`~ssl_domains.sweep.grid.cell_config`).
+        cfg: The baseline cell's config (:func:`~ssl_domains.autoselect.arms.cell_config`).
         ref: The baseline and its arguments.
         cell: Folder to write (``eval.json`` with ``refit``, predictions).
         labeled: The labeled items, in the order of ``oof``.

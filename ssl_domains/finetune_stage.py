@@ -1,4 +1,11 @@
-"""The fine-tuning stage whatever ``finetune.select`` says: one model, or ``select: auto``."""
+"""The fine-tuning stage whatever ``finetune.select`` says: one model, or ``select: auto``.
+
+The CLI and the demo call :func:`finetune`. ``select: auto`` is :mod:`ssl_domains.autoselect`'s
+(the choice, cross-validation, refit, the chosen model's export); its candidates train as a
+sweep of one size and seed (:class:`~ssl_domains.sweep.run.SweepCandidates`, so that
+``--jobs`` runs them and their folds side by side with the sweep's job machinery). That is why
+this entry sits above :mod:`ssl_domains.sweep`, and :mod:`ssl_domains.autoselect` below it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from ssl_domains.config import InitConfig, RunConfig
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.errors import ConfigError
 from ssl_domains.registry import Registry
-from ssl_domains.sweep.run import CellRunner
+from ssl_domains.sweep.run import CellRunner, SweepCandidates
 
 __all__ = ["finetune"]
 
@@ -27,7 +34,8 @@ def finetune(cfg: RunConfig, run_path: Path, *, registry: Registry, init: InitCo
         ConfigError: ``jobs`` for a config that fine-tunes one model; what the stage raises.
     """
     if cfg.finetune is not None and cfg.finetune.select == "auto":
-        return select_finetune(cfg, run_path, init=init, registry=registry, jobs=jobs)
+        return select_finetune(cfg, run_path, init=init, registry=registry,
+                               candidates=SweepCandidates(jobs))
     if jobs is not None:
         raise ConfigError("--jobs/--gpus/--threads-per-job run select: auto's candidates and folds "
                           "side by side; "
