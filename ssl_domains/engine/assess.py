@@ -195,7 +195,6 @@ class Counts:
 
 #: Fields written even when ``None``.
 _ALWAYS = ("threshold",)
-_COUNT_FIELDS = ("n_train", "n_val", "n_test", "n_pool", "n_labels", "label_counts")
 
 
 class Assessment(_Model):

@@ -61,11 +61,10 @@ __all__ = ["is_dense", "dense_cases", "finetune_dense", "assess_dense", "trainin
 
 log = logging.getLogger(__name__)
 
-#: Voxels with lesion probability at or above this are lesion (the argmax of two classes).
+#: Voxels with lesion probability at or above this are lesion (the argmax of two classes); the
+#: FROC's lesion candidates are the components at or above it too, so the curve is the one
+#: ``sensitivity_at_1fp`` and ``cpm`` are read off.
 THRESHOLD = 0.5
-#: Lesion candidates of the FROC: components of the probability map at or above this (the
-#: decision threshold, so the curve is the one ``sensitivity_at_1fp`` and ``cpm`` are read off).
-FROC_CANDIDATES = THRESHOLD
 #: Bootstrap replicates of the test intervals (over cases).
 REPLICATES = 1000
 
