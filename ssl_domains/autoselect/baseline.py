@@ -47,6 +47,21 @@ def stack_inputs(ds: Any, key: str) -> Arrays:
     return x, y, ids
 
 
+def _predicted(model: Any, ref: ComponentRef, registry: Registry, arrays: Arrays) -> Predictions:
+    """``model``'s class probabilities of stacked ``arrays``, with their labels and ids.
+
+    Raises:
+        SSLDomainsError: ``predict_proba`` returned the wrong shape.
+    """
+    x, y, ids = arrays
+    probs = np.asarray(model.predict_proba(x), dtype=np.float64)
+    if probs.ndim != 2 or len(probs) != len(x):
+        entry = registry.get("baseline", ref.name)
+        raise SSLDomainsError(f"plugin {entry.plugin!r}: baseline {ref.name!r} predict_proba "
+                              f"returned shape {probs.shape} for {len(x)} items; expected [N, K]")
+    return Predictions(ids=ids, probs=probs, labels=y, loss=None)
+
+
 @keep_threads()
 def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[str, Any],
                  registry: Registry, cache: dict[int, Arrays] | None = None) -> dict[str, Any]:
@@ -93,18 +108,9 @@ def run_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, sources: dict[st
     x_tr, y_tr, _ = arrays(data["train"])
     model = registry.create("baseline", ref.name, **ref.args)
     model.fit(x_tr, y_tr)
-
-    def predict(ds: Any) -> Predictions:
-        x, y, ids = arrays(ds)
-        probs = np.asarray(model.predict_proba(x), dtype=np.float64)
-        if probs.ndim != 2 or len(probs) != len(x):
-            entry = registry.get("baseline", ref.name)
-            raise SSLDomainsError(f"plugin {entry.plugin!r}: baseline {ref.name!r} predict_proba "
-                                  f"returned shape {probs.shape} for {len(x)} items; expected [N, K]")
-        return Predictions(ids=ids, probs=probs, labels=y, loss=None)
-
-    val = predict(data["val"])
-    test = predict(data["test"]) if data["test"] is not None else None
+    val = _predicted(model, ref, registry, arrays(data["val"]))
+    test = _predicted(model, ref, registry, arrays(data["test"])) \
+        if data["test"] is not None else None
     assessment = finish_run(run.path, val, test, threshold_rule=fcfg.threshold_rule,
                             counts=finetuning.counts_of(data),
                             details={"baseline": ref.model_dump(mode="json"), "init": "baseline",
@@ -182,15 +188,8 @@ def refit_baseline(cfg: RunConfig, ref: ComponentRef, cell: Path, labeled: Any,
                               f"{len(y)} labeled items")
     model = registry.create("baseline", ref.name, **ref.args)
     model.fit(x, y)
-    test = None
-    if sources.get("test") is not None:
-        xt, yt, tids = stack_inputs(sources["test"], key)
-        p = np.asarray(model.predict_proba(xt), dtype=np.float64)
-        if p.ndim != 2 or len(p) != len(xt):
-            entry = registry.get("baseline", ref.name)
-            raise SSLDomainsError(f"plugin {entry.plugin!r}: baseline {ref.name!r} predict_proba "
-                                  f"returned shape {p.shape} for {len(xt)} items; expected [N, K]")
-        test = Predictions(ids=tids, probs=p, labels=yt, loss=None)
+    test = _predicted(model, ref, registry, stack_inputs(sources["test"], key)) \
+        if sources.get("test") is not None else None
     counts = {str(k): int(v) for k, v in zip(*np.unique(y, return_counts=True))}
     label_counts = {"train": counts, "val": counts}
     if test is not None and test.labels is not None:

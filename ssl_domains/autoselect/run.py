@@ -214,9 +214,9 @@ def select_finetune(cfg: RunConfig, run_path: Path, *, registry: Registry,
         x, y, _ = stack_inputs(fitted_on, key)
         save_baseline_export(folder, meta, ref=ref, key=key, x=x, y=y)
         if every_label:
-            _check_refit(folder, data["test"], refitted, registry)
+            _check_reproduces(folder, data["test"], refitted, "test", registry)
         else:
-            _check_baseline(folder, data["val"], cell(arm), registry)
+            _check_reproduces(folder, data["val"], cell(arm), "val", registry)
 
     tmp = run / ".export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -297,36 +297,23 @@ def _ship_dense(cfg: RunConfig, run: Path, auto_cell: Path, assessment: Assessme
     return assessment.to_json()
 
 
-def _check_refit(folder: Path, test_ds: Any, auto_cell: Path, registry: Registry) -> None:
-    """A baseline export refitted on every label must reproduce the auto cell's test scores
-    (there are no held-out validation scores of that fit to compare); without a test set
-    there is nothing to compare.
+def _check_reproduces(folder: Path, ds: Any, cell: Path, split: str, registry: Registry) -> None:
+    """A baseline export must reproduce the ``split`` scores ``cell`` holds: its candidate
+    cell's validation scores; refitted on every label, the auto cell's test scores (there are
+    no held-out validation scores of that fit to compare; without a test set there is nothing
+    to compare).
 
     Raises:
         SSLDomainsError: It does not (a baseline that is not deterministic).
     """
-    path = RunFolder(auto_cell).prediction_file("test")
-    if test_ds is None or not path.is_file():
+    path = RunFolder(cell).prediction_file(split)
+    if split == "test" and (ds is None or not path.is_file()):
         return
     model = SelectedModel(folder, read_export_config(folder), registry)
     want = read_predictions(path).probs
-    got = model.baseline_probs(test_ds).probs
+    got = model.baseline_probs(ds).probs
     if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):
-        raise SSLDomainsError(f"{folder}: the refitted baseline does not reproduce the test "
-                              f"scores of {auto_cell.name} (not deterministic?); give it a "
-                              "fixed random_state")
-
-
-def _check_baseline(folder: Path, val_ds: Any, cell: Path, registry: Registry) -> None:
-    """A baseline export must reproduce its candidate cell's validation scores.
-
-    Raises:
-        SSLDomainsError: It does not (a baseline that is not deterministic).
-    """
-    model = SelectedModel(folder, read_export_config(folder), registry)
-    want = read_predictions(RunFolder(cell).prediction_file("val")).probs
-    got = model.baseline_probs(val_ds).probs
-    if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=1e-6):
-        raise SSLDomainsError(f"{folder}: the refitted baseline does not reproduce the "
-                              f"validation scores of {cell.name} (not deterministic?); give it "
-                              "a fixed random_state")
+        scores = "test" if split == "test" else "validation"
+        raise SSLDomainsError(f"{folder}: the refitted baseline does not reproduce the {scores} "
+                              f"scores of {cell.name} (not deterministic?); give it a fixed "
+                              "random_state")

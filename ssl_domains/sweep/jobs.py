@@ -44,7 +44,6 @@ from ssl_domains.autoselect.derived import fold_sources, fold_splits
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, parse_config
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import EVAL_FILE, read_predictions
-from ssl_domains.engine.run_dir import RunFolderBusy, RunLock
 from ssl_domains.engine.runtime import keep_threads
 from ssl_domains.errors import ConfigError, DataError, SSLDomainsError
 from ssl_domains.files import append_line, read_json_object, write_json
@@ -53,7 +52,6 @@ from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.plugins import get_host
 from ssl_domains.sweep.run import (
     BUSY,
-    LOCKS_DIR,
     Cell,
     Outcome,
     Sweep,
@@ -62,6 +60,7 @@ from ssl_domains.sweep.run import (
     busy_members,
     finish_sweep,
     finished_cell,
+    locked,
     pretrain_once,
     progress_line,
     record_outcome,
@@ -239,22 +238,19 @@ def _dispatch(spec: SweepSpec, task: Task, echo: Callable[[str], None]) -> Outco
 
 def _run_fold(sw: Sweep, arm: Arm, size: Size, seed: int, k: int, name: str) -> Outcome:
     """Fold ``k`` of the cross-validation of ``(size, seed)`` for ``arm``, under its lock."""
-    try:
-        lock = RunLock(sw.out / LOCKS_DIR / name).acquire()
-    except RunFolderBusy as err:
-        return Outcome(name, "busy", message=str(err))
-    try:
+
+    def run() -> Outcome:
         labeled = cv_items(sw.cfg, arm, size, seed, sw.pre, sw.sources)
         split = fold_splits(labeled, seed, sw.cv_folds)[k]
         start = time.perf_counter()
         record = run_fold_arm(sw.cfg, arm, seed, sw.pre, sw.registry,
                               fold_sources(labeled, split), cv_folder(sw.out, size, seed), k,
                               sw.cv_folds, sw.echo)
-    finally:
-        lock.release()
-    if record["left_out"] is not None:
-        return Outcome(name, "skipped", message=f"left out: {record['left_out']}")
-    return Outcome(name, "computed", seconds=time.perf_counter() - start)
+        if record["left_out"] is not None:
+            return Outcome(name, "skipped", message=f"left out: {record['left_out']}")
+        return Outcome(name, "computed", seconds=time.perf_counter() - start)
+
+    return locked(sw.out, name, run)
 
 
 def _tables(sw: Sweep, spec: SweepSpec) -> Outcome:

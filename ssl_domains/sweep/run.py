@@ -103,7 +103,7 @@ from ssl_domains.sweep.grid import (
 from ssl_domains.sweep.results import summary_table, write_results
 
 __all__ = ["SweepResult", "SweepFailed", "Sweep", "Outcome", "CellRunner", "SweepCandidates", "run_sweep",
-           "run_cell", "finished_cell", "record_outcome", "finish_sweep", "progress_line",
+           "run_cell", "locked", "finished_cell", "record_outcome", "finish_sweep", "progress_line",
            "pretrain_once", "busy_members", "LOCKS_DIR", "BUSY"]
 
 
@@ -322,12 +322,18 @@ def run_cell(sw: Sweep, arm: Arm, size: Size, seed: int,
     """
     name = cell_name(arm, size, seed)
     cell = SweepFolder(sw.out).cell(name)
+    return locked(sw.out, name, lambda: _run_locked(sw, arm, size, seed, cell, skipped))
+
+
+def locked(out: Path, name: str, work: Callable[[], Outcome]) -> Outcome:
+    """``work()`` under the lock of job ``name`` of sweep folder ``out``
+    (``<out>/locks/<name>``); ``busy`` when another process holds it."""
     try:
-        lock = RunLock(sw.out / LOCKS_DIR / name).acquire()
+        lock = RunLock(out / LOCKS_DIR / name).acquire()
     except RunFolderBusy as err:
         return Outcome(name, "busy", message=str(err))
     try:
-        return _run_locked(sw, arm, size, seed, cell, skipped)
+        return work()
     finally:
         lock.release()
 
