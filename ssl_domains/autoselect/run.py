@@ -82,7 +82,6 @@ __all__ = ["select_finetune", "CandidateRunner"]
 log = logging.getLogger(__name__)
 
 
-
 class CandidateRunner(Protocol):
     """Trains the candidates of ``select: auto`` and its ``auto`` arm (the choice,
     :func:`~ssl_domains.autoselect.crossval.run_derived`) as a sweep of one labeled-set size and
