@@ -25,7 +25,7 @@ A sweep folder::
 
     sweep.json, config.yaml, environment.json, results.csv, stability.csv, summary.csv,
     summary.json, cells/<arm>_<size>_<seed>/ (run folders; an auto cell adds selection.json,
-    cv_oof.csv and members/), cv/<size>_<seed>.json, pretrain/, init/
+    cv_oof.csv and members/), cv/<size>_<seed>.json, locks/<cell>/.lock, pretrain/, init/
 """
 
 from __future__ import annotations
@@ -79,6 +79,9 @@ CV_DIR = "cv"
 MEMBERS_DIR = "members"
 #: What a cluster submission submitted (job ids per phase).
 CLUSTER_FILE = "cluster.json"
+#: One lock per cell or job (``locks/<name>/.lock``, a
+#: :class:`~ssl_domains.engine.run_dir.RunLock`): a cell is never run by two processes at once.
+LOCKS_DIR = "locks"
 
 #: Names that only this package may spell (files: anywhere in a string literal).
 FILE_NAMES = (
@@ -90,4 +93,4 @@ FILE_NAMES = (
 )
 #: Folder names that only this package may join onto a path (``x / "cells"``).
 FOLDER_NAMES = (CHECKPOINTS_DIR, PREDICTIONS_DIR, EXPORT_DIR, CELLS_DIR, CANDIDATES_DIR,
-                SEGMENTATION_DIR, MEMBERS_DIR)
+                SEGMENTATION_DIR, MEMBERS_DIR, LOCKS_DIR)

@@ -15,6 +15,7 @@ from ssl_domains.layout.names import (
     CELLS_DIR,
     CV_DIR,
     CV_OOF_FILE,
+    LOCKS_DIR,
     RESULTS_FILE,
     SELECTION_FILE,
     STABILITY_FILE,
@@ -53,6 +54,7 @@ class SweepFolder:
     summary_csv = at(SUMMARY_CSV)
     summary_json = at(SUMMARY_JSON)
     cv = at(CV_DIR, "cross-validation records of ``select: auto``")
+    locks = at(LOCKS_DIR, "``locks/<name>/``: the lock of each cell or job while it runs")
 
     def cell(self, name: str) -> Path:
         """The folder of cell ``name`` (:func:`cell_name`)."""

@@ -104,7 +104,7 @@ from ssl_domains.sweep.results import summary_table, write_results
 
 __all__ = ["SweepResult", "SweepFailed", "Sweep", "Outcome", "CellRunner", "SweepCandidates", "run_sweep",
            "run_cell", "locked", "finished_cell", "record_outcome", "finish_sweep", "progress_line",
-           "pretrain_once", "busy_members", "LOCKS_DIR", "BUSY"]
+           "pretrain_once", "busy_members", "BUSY"]
 
 
 @dataclass
@@ -229,9 +229,6 @@ def _stale_choice(done: Assessment, order: tuple[str, ...]) -> bool:
 # ---------------------------------------------------------------- one cell
 
 
-#: Where the sweep keeps one lock per cell (``<out>/locks/<cell>/.lock``, a
-#: :class:`~ssl_domains.engine.run_dir.RunLock`): a cell is never run by two processes at once.
-LOCKS_DIR = "locks"
 #: How a cell run by another process is filed among a sweep's unfinished cells.
 BUSY = "running in another process"
 
@@ -329,7 +326,7 @@ def locked(out: Path, name: str, work: Callable[[], Outcome]) -> Outcome:
     """``work()`` under the lock of job ``name`` of sweep folder ``out``
     (``<out>/locks/<name>``); ``busy`` when another process holds it."""
     try:
-        lock = RunLock(out / LOCKS_DIR / name).acquire()
+        lock = RunLock(SweepFolder(out).locks / name).acquire()
     except RunFolderBusy as err:
         return Outcome(name, "busy", message=str(err))
     try:
