@@ -152,14 +152,17 @@ def out_painting(x: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
 def corrupt(
     x: np.ndarray,
     rng: np.random.RandomState,
-    flip_rate: float = 0.4,
-    local_rate: float = 0.5,
-    nonlinear_rate: float = 0.9,
-    paint_rate: float = 0.9,
-    inpaint_rate: float = 0.2,
+    flip_rate: float,
+    local_rate: float,
+    nonlinear_rate: float,
+    paint_rate: float,
+    inpaint_rate: float,
     n_blocks: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Models Genesis corruption of one item ``[C, *spatial]`` with intensities in [0, 1].
+
+    The probabilities are those of :class:`GenesisRestoration` (whose arguments hold the
+    defaults).
 
     Returns:
         ``(corrupted, target)``; the target is ``x``, flipped like the input.
