@@ -232,16 +232,11 @@ def _check_swin_fit(sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.T
     """
     reshaped = {m.split(" ")[0] for m in mismatched}
     missing = [k for k in target if k not in out and k not in reshaped]
-    problems = []
-    if mismatched:
-        problems.append(f"{len(mismatched)} tensors with another shape, e.g. "
-                        f"{_short(mismatched, 2)}")
-    if orphans:
-        problems.append(f"{len(orphans)} checkpoint encoder tensors the backbone lacks, e.g. "
-                        f"{_short(orphans, 2)}")
-    if missing:
-        problems.append(f"{len(missing)} backbone tensors the checkpoint lacks, e.g. "
-                        f"{_short(missing, 2)}")
+    problems = [f"{len(keys)} {what}, e.g. {_short(keys, 2)}" for keys, what in (
+        (mismatched, "tensors with another shape"),
+        (orphans, "checkpoint encoder tensors the backbone lacks"),
+        (missing, "backbone tensors the checkpoint lacks"),
+    ) if keys]
     if problems:
         raise CheckpointError(
             f"swin_unetr checkpoint does not match this swin_encoder ({'; '.join(problems)}); "
