@@ -124,6 +124,41 @@ def _base_dataset(series_uid: str, study_uid: str, sop_uid: str, patient_name: s
     return ds
 
 
+def _normal(orientation: Sequence[float]) -> np.ndarray:
+    """The slice normal of an ImageOrientationPatient (row x column direction)."""
+    return np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
+
+
+def _slice_positions(n: int, origin: Sequence[float], spacing: float,
+                     normal: np.ndarray) -> np.ndarray:
+    """ImagePositionPatient of ``n`` slices ``spacing`` mm apart from ``origin`` along
+    ``normal``: ``[n, 3]``."""
+    return np.stack([np.asarray(origin, float) + k * spacing * normal for k in range(n)])
+
+
+def _shared_groups(orientation: Sequence[float], pixel_spacing: Sequence[float],
+                   slice_thickness: float) -> Dataset:
+    """An enhanced file's shared functional group: orientation and pixel measures."""
+    shared = Dataset()
+    ori = Dataset()
+    ori.ImageOrientationPatient = [float(v) for v in orientation]
+    meas = Dataset()
+    meas.PixelSpacing = [float(pixel_spacing[0]), float(pixel_spacing[1])]
+    meas.SliceThickness = float(slice_thickness)
+    shared.PlaneOrientationSequence = DicomSequence([ori])
+    shared.PixelMeasuresSequence = DicomSequence([meas])
+    return shared
+
+
+def _frame_at(position: Sequence[float]) -> Dataset:
+    """An enhanced file's per-frame functional group item placing the frame at ``position``."""
+    item = Dataset()
+    pos = Dataset()
+    pos.ImagePositionPatient = [round(float(v), 4) for v in position]
+    item.PlanePositionSequence = DicomSequence([pos])
+    return item
+
+
 def write_ct_series(
     folder: str | Path,
     volume_hu: np.ndarray,
@@ -169,16 +204,15 @@ def write_ct_series(
     rng = np.random.default_rng(seed)
     study_uid = _uid(f"study-{seed}")
     series_uid = series_uid or _uid(f"series-{seed}")
-    row_dir = np.asarray(orientation[:3], float)
-    col_dir = np.asarray(orientation[3:], float)
-    normal = np.cross(row_dir, col_dir)
+    normal = _normal(orientation)
+    at = positions if positions is not None else _slice_positions(n, origin, spacing[0], normal)
     order = rng.permutation(n) if shuffle else np.arange(n)
     stored = (np.asarray(volume_hu, np.int32) + 1024).clip(-32768, 32767).astype(np.int16)
     paths = []
     for k in range(n):
         sop_uid = _uid(f"sop-{seed}-{k}")
         ds = _base_dataset(series_uid, study_uid, sop_uid, patient_name, modality)
-        pos = positions[k] if positions is not None else np.asarray(origin, float) + k * spacing[0] * normal
+        pos = at[k]
         ds.ImagePositionPatient = [round(float(v), 4) for v in pos]
         ds.ImageOrientationPatient = [float(v) for v in orientation]
         ds.PixelSpacing = [float(spacing[1]), float(spacing[2])]
@@ -231,29 +265,16 @@ def write_enhanced_ct(
                        _uid(f"sop-{seed}"), "DEMO^ENHANCED", "CT",
                        sop_class="1.2.840.10008.5.1.4.1.1.2.1")
     del ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType
-    normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
     frame_order = list(range(n))[::-1] if reverse_frames else list(range(n))
-    shared = Dataset()
-    ori = Dataset()
-    ori.ImageOrientationPatient = [float(v) for v in orientation]
-    meas = Dataset()
-    meas.PixelSpacing = [float(spacing[1]), float(spacing[2])]
-    meas.SliceThickness = float(spacing[0])
+    shared = _shared_groups(orientation, spacing[1:], spacing[0])
     pvt = Dataset()
     pvt.RescaleIntercept = -1024
     pvt.RescaleSlope = 1
     pvt.RescaleType = "HU"
-    shared.PlaneOrientationSequence = DicomSequence([ori])
-    shared.PixelMeasuresSequence = DicomSequence([meas])
     shared.PixelValueTransformationSequence = DicomSequence([pvt])
     ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
-    per_frame = []
-    for k in frame_order:
-        item = Dataset()
-        pos = Dataset()
-        pos.ImagePositionPatient = [round(float(v), 4) for v in np.asarray(origin, float) + k * spacing[0] * normal]
-        item.PlanePositionSequence = DicomSequence([pos])
-        per_frame.append(item)
+    stack = _slice_positions(n, origin, spacing[0], _normal(orientation))
+    per_frame = [_frame_at(stack[k]) for k in frame_order]
     stored = (np.asarray(volume_hu, np.int32) + 1024).astype(np.int16)[frame_order]
     _save_multiframe(ds, per_frame, rows, cols, stored, path)
     return path
@@ -294,21 +315,10 @@ def write_enhanced_mr(
     del ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType
     ds.PixelRepresentation = 0
     ds.ImageType = ["ORIGINAL", "PRIMARY", "MIXED", "NONE"]
-    shared = Dataset()
-    ori = Dataset()
-    ori.ImageOrientationPatient = [float(v) for v in orientation]
-    meas = Dataset()
-    meas.PixelSpacing = [float(spacing[0]), float(spacing[1])]
-    meas.SliceThickness = 2.0
-    shared.PlaneOrientationSequence = DicomSequence([ori])
-    shared.PixelMeasuresSequence = DicomSequence([meas])
-    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([_shared_groups(orientation, spacing, 2.0)])
     per_frame = []
     for k in range(n):
-        item = Dataset()
-        pos = Dataset()
-        pos.ImagePositionPatient = [round(float(v), 4) for v in positions[k]]
-        item.PlanePositionSequence = DicomSequence([pos])
+        item = _frame_at(positions[k])
         ftype = Dataset()
         component = str(frame_types[k]).upper()
         ftype.FrameType = ["ORIGINAL", "PRIMARY", component[0] if component != "MAGNITUDE" else "M", "NONE"]
