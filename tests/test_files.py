@@ -82,7 +82,7 @@ def test_strict_json_has_no_nan_or_infinity(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     run.log({"stage": "pretrain", "step": 1, "loss": math.nan, "lr": math.inf})
-    assert _strict(run.metrics_file.read_text()) == {"stage": "pretrain", "step": 1, "loss": None, "lr": None}
+    assert _strict(run.layout.metrics.read_text()) == {"stage": "pretrain", "step": 1, "loss": None, "lr": None}
 
 
 def test_figure_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -337,7 +337,7 @@ def finetune(
         assert prepared.val_loader is not None
         val_preds = predict(task, prepared.val_loader, rt)
     test_preds = None
-    skipped_file = run.skipped if rt.is_main else None
+    skipped_file = run.layout.skipped if rt.is_main else None
     if test_ds is not None:
         test_preds = predict(task, make_loader(test_ds, fcfg.data, train=False, seed=cfg.seed, role="test",
                                                stage="finetune", skipped_file=skipped_file), rt)
@@ -357,7 +357,7 @@ def finetune(
             threshold=assessment.threshold, threshold_rule=fcfg.threshold_rule,
             data_stats=stats_of(data["pool"]),
         )
-        save_network_export(run.export, export_cfg, backbone=prepared.backbone, model=task,
+        save_network_export(run.layout.export, export_cfg, backbone=prepared.backbone, model=task,
                             card=model_card(cfg.model_dump(mode="json"), assessment))
     rt.barrier()
     run.close()

@@ -225,7 +225,7 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         if self.rt.is_main:
-            save_checkpoint(self.state(), self.run.checkpoints / self.stage, self.step,
+            save_checkpoint(self.state(), self.run.layout.checkpoints / self.stage, self.step,
                             keep=self.cfg.keep_checkpoints)
 
     # -- evaluation ---------------------------------------------------------------------------

@@ -131,13 +131,13 @@ def pretrain(
                                  data_stats=stats, steps=result.step, n_train=len(train_ds),
                                  best_val_loss=result.best_metric)
         save_network_export(
-            run.export, exported, backbone=prepared.backbone, model=prepared.task,  # the whole
+            run.layout.export, exported, backbone=prepared.backbone, model=prepared.task,  # the whole
             # pretext model: a dense fine-tuning task starts from its decoder too
             card=pretrain_card(cfg.model_dump(mode="json"), exported))
     rt.barrier()
     summary = {"stage": "pretrain", "steps": result.step, "epochs": result.epoch,
                "best_val_loss": result.best_metric, "seconds": result.seconds,
-               "n_train": len(train_ds), "n_val": len(val_ds), "export": str(run.export)}
+               "n_train": len(train_ds), "n_val": len(val_ds), "export": str(run.layout.export)}
     run.close()
     return summary
 
@@ -165,10 +165,10 @@ def _save_figures(task: nn.Module, loader: DataLoader, rt: Runtime, run: RunDir,
         log.warning("pretext figures failed: %s: %s", type(exc).__name__, exc)
         return
     for name, fig in figs.items():
-        png = run.figures / f"pretext_{name}.png"
+        png = run.layout.figures / f"pretext_{name}.png"
         try:
             with write_guard(png, png):  # a full disk: one line naming the file, no partial PNG
-                run.figures.mkdir(parents=True, exist_ok=True)
+                run.layout.figures.mkdir(parents=True, exist_ok=True)
                 fig.savefig(png, dpi=100, bbox_inches="tight")
         finally:
             pyplot = sys.modules.get("matplotlib.pyplot")  # loaded by the task, if it used it

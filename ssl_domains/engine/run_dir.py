@@ -215,7 +215,7 @@ def environment_info() -> dict[str, Any]:
 
 
 class RunDir:
-    """Paths and writers of one run folder (only rank 0 writes).
+    """The writers of one run folder (only rank 0 writes); its paths are :attr:`layout`'s.
 
     Args:
         path: The run folder.
@@ -223,47 +223,23 @@ class RunDir:
     """
 
     def __init__(self, path: str | Path, enabled: bool = True) -> None:
-        self.path = Path(path)
+        #: where each file of the folder lives
+        self.layout = RunFolder(path)
         self.enabled = enabled
         self._tb: Any = None
         #: the checkpoint :meth:`resume_state` read (named by errors of a resume)
         self.resume_file: Path | None = None
 
     @property
-    def layout(self) -> RunFolder:
-        """Where each file of the folder lives."""
-        return RunFolder(self.path)
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.layout.checkpoints
-
-    @property
-    def export(self) -> Path:
-        return self.layout.export
-
-    @property
-    def figures(self) -> Path:
-        return self.layout.figures
-
-    @property
-    def predictions(self) -> Path:
-        return self.layout.predictions
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.layout.metrics
-
-    @property
-    def skipped(self) -> Path:
-        """``skipped.json``: items skipped as unreadable."""
-        return self.layout.skipped
+    def path(self) -> Path:
+        """The run folder."""
+        return self.layout.path
 
     def create(self, cfg: RunConfig) -> None:
         """Make the folder and write ``config.yaml`` and ``environment.json``."""
         if not self.enabled:
             return
-        for p in (self.path, self.checkpoints, self.figures):
+        for p in (self.path, self.layout.checkpoints, self.layout.figures):
             with write_guard(p):
                 p.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.layout.config, dump_config(cfg))
@@ -273,7 +249,7 @@ class RunDir:
         """Append one JSON line to ``metrics.jsonl`` (and TensorBoard when installed)."""
         if not self.enabled:
             return
-        append_line(self.metrics_file, to_json(record, indent=None))
+        append_line(self.layout.metrics, to_json(record, indent=None))
         tb = self._tensorboard()
         if tb is not None:
             step = int(record.get("step", 0))
@@ -298,7 +274,7 @@ class RunDir:
         Raises:
             SSLDomainsError: The folder has no checkpoint of that stage.
         """
-        ckpt = latest_checkpoint(self.checkpoints / stage)
+        ckpt = latest_checkpoint(self.layout.checkpoints / stage)
         if ckpt is None:
             missing = self.layout.last_checkpoint(stage).relative_to(self.path)
             raise SSLDomainsError(f"{self.path}: nothing to resume (no {missing})")
@@ -307,10 +283,10 @@ class RunDir:
 
     def truncate_log_after(self, stage: str, step: int) -> None:
         """On resume, drop log lines of ``stage`` written after ``step`` (they will be redone)."""
-        if not self.enabled or not self.metrics_file.exists():
+        if not self.enabled or not self.layout.metrics.exists():
             return
         keep = []
-        for line in read_text(self.metrics_file).splitlines():
+        for line in read_text(self.layout.metrics).splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
@@ -318,7 +294,7 @@ class RunDir:
             if rec.get("stage") == stage and int(rec.get("step", 0)) > step:
                 continue
             keep.append(line)
-        atomic_write_text(self.metrics_file, "".join(k + "\n" for k in keep))
+        atomic_write_text(self.layout.metrics, "".join(k + "\n" for k in keep))
 
     def close(self) -> None:
         if self._tb:

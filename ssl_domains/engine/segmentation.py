@@ -573,7 +573,7 @@ def finetune_dense(cfg: RunConfig, run_path: Path, *, registry: Registry, init: 
             threshold=THRESHOLD, threshold_rule="argmax", roi_size=list(task.roi_size),
             data_stats=stats_of(data["pool"]),
             postprocessing=LARGEST_LESION if assessment.postprocessing else None)
-        save_network_export(run.export, export_cfg, backbone=backbone, model=task,
+        save_network_export(run.layout.export, export_cfg, backbone=backbone, model=task,
                             card=model_card(cfg.model_dump(mode="json"), assessment))
     rt.barrier()
     run.close()

@@ -136,7 +136,7 @@ def prepare(recipe: Recipe, *, init: InitConfig | None = None, where: StageRun |
     rank, world = (where.runtime.rank, where.runtime.world_size) if where is not None else (0, 1)
     # data-side randomness differs per rank; model init above is identical on every rank
     torch.manual_seed(cfg.seed + 1000 * rank)
-    skipped_file = where.run.skipped if where is not None and main else None
+    skipped_file = where.run.layout.skipped if where is not None and main else None
     train_loader = make_loader(data["train"], recipe.data_cfg, train=True, seed=cfg.seed, rank=rank,
                                world_size=world, role="training", stage=recipe.stage,
                                skipped_file=skipped_file)
@@ -151,7 +151,7 @@ def run_stage(recipe: Recipe, run_path: Path, *, init: InitConfig | None, resume
     resumes), train it (from the resume checkpoint when ``resume``); the caller assesses,
     exports and closes ``where.run``."""
     where, state = start_stage(recipe.cfg, run_path, recipe.stage, recipe.train_cfg.amp, resume)
-    weights = recipe.initial_weights(init, where.run.export) if state is None else None
+    weights = recipe.initial_weights(init, where.run.layout.export) if state is None else None
     prepared = prepare(recipe, init=weights, where=where)
     options = recipe.options(prepared, where.runtime)
     trainer = Trainer(prepared.task, prepared.train_loader, recipe.train_cfg, where, options)
