@@ -367,6 +367,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
     from ssl_domains.config import InitConfig, load_config
     from ssl_domains.files import refuse_foreign_folder
     from ssl_domains.layout.names import CLUSTER_FILE, SWEEP_FILE
+    from ssl_domains.layout.sweep import SweepFolder
     from ssl_domains.report.pages import build_report
     from ssl_domains.sweep.grid import parse_arms, parse_seeds, parse_sizes
     from ssl_domains.sweep.run import SweepFailed, run_sweep
@@ -397,7 +398,7 @@ def sweep_cmd(config: str, fractions: str | None, counts: str | None, seeds: int
             for line in result.submitted:
                 click.echo(f"submitted {line}")
             click.echo(f"the sweep goes on in {out_path} (jobs: {out_path / CLUSTER_FILE}, "
-                       f"logs: {out_path / 'logs'}); its last job writes results.csv and the "
+                       f"logs: {SweepFolder(out_path).logs}); its last job writes results.csv and the "
                        "report. Rerun the same command to see what failed and submit it again.")
             return
     except SweepFailed as err:  # the finished cells still get their report

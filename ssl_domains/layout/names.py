@@ -25,7 +25,8 @@ A sweep folder::
 
     sweep.json, config.yaml, environment.json, results.csv, stability.csv, summary.csv,
     summary.json, cells/<arm>_<size>_<seed>/ (run folders; an auto cell adds selection.json,
-    cv_oof.csv and members/), cv/<size>_<seed>.json, locks/<cell>/.lock, pretrain/, init/
+    cv_oof.csv and members/), cv/<size>_<seed>.json, locks/<cell>/.lock, logs/<job>.log and
+    logs/<job>.json, cluster.json and cluster/ (a cluster submission), pretrain/, init/
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ CLUSTER_FILE = "cluster.json"
 #: One lock per cell or job (``locks/<name>/.lock``, a
 #: :class:`~ssl_domains.engine.run_dir.RunLock`): a cell is never run by two processes at once.
 LOCKS_DIR = "locks"
+#: Per job: ``logs/<job>.log`` (what it said) and ``logs/<job>.json`` (its outcome).
+LOGS_DIR = "logs"
+#: submitit's folder of a cluster submission: its job scripts and their output.
+CLUSTER_DIR = "cluster"
 
 #: Names that only this package may spell (files: anywhere in a string literal).
 FILE_NAMES = (
@@ -93,4 +98,4 @@ FILE_NAMES = (
 )
 #: Folder names that only this package may join onto a path (``x / "cells"``).
 FOLDER_NAMES = (CHECKPOINTS_DIR, PREDICTIONS_DIR, EXPORT_DIR, CELLS_DIR, CANDIDATES_DIR,
-                SEGMENTATION_DIR, MEMBERS_DIR, LOCKS_DIR)
+                SEGMENTATION_DIR, MEMBERS_DIR, LOCKS_DIR, LOGS_DIR, CLUSTER_DIR)

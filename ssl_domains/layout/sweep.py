@@ -13,9 +13,11 @@ from typing import Any
 from ssl_domains.files import write_guard
 from ssl_domains.layout.names import (
     CELLS_DIR,
+    CLUSTER_DIR,
     CV_DIR,
     CV_OOF_FILE,
     LOCKS_DIR,
+    LOGS_DIR,
     RESULTS_FILE,
     SELECTION_FILE,
     STABILITY_FILE,
@@ -55,6 +57,16 @@ class SweepFolder:
     summary_json = at(SUMMARY_JSON)
     cv = at(CV_DIR, "cross-validation records of ``select: auto``")
     locks = at(LOCKS_DIR, "``locks/<name>/``: the lock of each cell or job while it runs")
+    logs = at(LOGS_DIR, "``logs/``: each job's log and outcome record")
+    cluster = at(CLUSTER_DIR, "submitit's folder of a cluster submission (job scripts, output)")
+
+    def job_log(self, job: str) -> Path:
+        """``logs/<job>.log``: what job ``job`` said."""
+        return self.logs / f"{job}.log"
+
+    def job_record(self, job: str) -> Path:
+        """``logs/<job>.json``: the outcome of job ``job``."""
+        return self.logs / f"{job}.json"
 
     def cell(self, name: str) -> Path:
         """The folder of cell ``name`` (:func:`cell_name`)."""

@@ -33,8 +33,8 @@ from ssl_domains.files import read_json_object, write_json
 from ssl_domains.layout.export import ExportFolder
 from ssl_domains.layout.names import CLUSTER_FILE
 from ssl_domains.layout.run import RunFolder
+from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.sweep.jobs import (
-    LOGS_DIR,
     SweepSpec,
     Task,
     previous_failures,
@@ -158,7 +158,7 @@ class ClusterJobs:
         res = self.resources
         if self._executor is None:
             cluster = "local" if self.kind == "submitit-local" else "slurm"
-            self._executor = submitit.AutoExecutor(folder=out / "cluster", cluster=cluster)
+            self._executor = submitit.AutoExecutor(folder=SweepFolder(out).cluster, cluster=cluster)
         params: dict[str, Any] = {"timeout_min": res.time_min, "cpus_per_task": res.cpus_per_job,
                                   "name": name}
         if res.gpus_per_job:
@@ -238,10 +238,10 @@ class ClusterJobs:
                 self.map(spec, [Task("pretrain")], lambda _t, o: outcomes.append(o))
                 if outcomes[0].status != "computed":
                     raise SSLDomainsError(f"pre-training job: {outcomes[0].message}; see "
-                                          f"{out / LOGS_DIR / 'pretrain.log'}")
+                                          f"{SweepFolder(out).job_log('pretrain')}")
             sw.echo(f"jobs: {self.kind}, {self.resources.cpus_per_job} CPU(s)"
                     f"{f' and {self.resources.gpus_per_job} GPU(s)' if self.resources.gpus_per_job else ''}"
-                    f" per job; logs in {out / LOGS_DIR}")
+                    f" per job; logs in {SweepFolder(out).logs}")
             self.run(sw, cells, result)
             return []
         return self._submit_all(sw, spec, cells, pretrain and not pre_done)
@@ -293,7 +293,7 @@ class ClusterJobs:
         submitit = _submitit()
         alive = []
         for name, job_id in state.get("jobs", {}).items():
-            job = submitit.SlurmJob(out / "cluster", job_id)
+            job = submitit.SlurmJob(SweepFolder(out).cluster, job_id)
             if str(job.state).upper().split()[0] in _ALIVE:
                 alive.append(f"{name} ({job_id})")
         return alive

@@ -69,12 +69,9 @@ from ssl_domains.sweep.run import (
 from ssl_domains.sweep.workers import Ended, Workers
 
 __all__ = ["SweepSpec", "Task", "run_task", "LocalJobs", "JobMap", "run_phases", "fold_tasks",
-           "previous_failures", "LOGS_DIR", "visible_gpus"]
+           "previous_failures", "visible_gpus"]
 
 log = logging.getLogger(__name__)
-
-#: Per job: ``<out>/logs/<job>.log`` (what it said) and ``<job>.json`` (its outcome).
-LOGS_DIR = "logs"
 
 
 @dataclass(frozen=True)
@@ -171,7 +168,7 @@ class Task:
 @contextmanager
 def _job_log(out: Path, task: Task) -> Iterator[Callable[[str], None]]:
     """``echo`` into ``<out>/logs/<job>.log``, with this project's log records."""
-    path = out / LOGS_DIR / f"{task.name}.log"
+    path = SweepFolder(out).job_log(task.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -209,7 +206,7 @@ def run_task(spec: SweepSpec, task: Task) -> Outcome:
         if not outcome.seconds:
             outcome.seconds = time.perf_counter() - start
         echo(f"--- {task.name}: {outcome.status} {outcome.message}".rstrip())
-    write_json(out / LOGS_DIR / f"{task.name}.json",
+    write_json(SweepFolder(out).job_record(task.name),
                {**asdict(outcome), "job": os.environ.get("SLURM_JOB_ID") or str(os.getpid())})
     return outcome
 
@@ -368,7 +365,7 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
         jobs.map(spec, plain, done)
     if errors:
         raise SSLDomainsError(f"{len(errors)} job(s) stopped with an error (first: {errors[0]}); "
-                              f"see {sw.out / LOGS_DIR}")
+                              f"see {SweepFolder(sw.out).logs}")
     skipped = tuple(result.skipped)
     todo = [c for c in todo if not _waits(c, result, echo)]
     groups = list(dict.fromkeys((s, seed) for a, s, seed in todo if a.derived))
@@ -385,7 +382,7 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
             jobs.map(spec, derived, done)
     if errors:
         raise SSLDomainsError(f"{len(errors)} job(s) stopped with an error (first: {errors[0]}); "
-                              f"see {sw.out / LOGS_DIR}")
+                              f"see {SweepFolder(sw.out).logs}")
 
 
 def _waits(cell: Cell, result: SweepResult, echo: Callable[[str], None]) -> bool:
@@ -464,7 +461,7 @@ class LocalJobs:
         self._workers.start()
 
     def run(self, sw: Sweep, cells: Sequence[Cell], result: SweepResult) -> None:
-        sw.echo(f"jobs: {self.describe()}; logs in {sw.out / LOGS_DIR}")
+        sw.echo(f"jobs: {self.describe()}; logs in {SweepFolder(sw.out).logs}")
         self.prepare()
         spec = SweepSpec.of(sw, threads=self.threads)
         if self.here:  # this process's jobs use its data and plugins (its own echo kept)
@@ -501,7 +498,7 @@ def _ended(spec: SweepSpec, task: Task, ended: Ended) -> Outcome:
     crash), recorded in ``<out>/logs/<job>.json`` as the job would have."""
     out = Path(spec.out)
     outcome = Outcome(task.name, "error", message=ended.message)
-    write_json(out / LOGS_DIR / f"{task.name}.json", {**asdict(outcome), "job": str(ended.pid)})
+    write_json(SweepFolder(out).job_record(task.name), {**asdict(outcome), "job": str(ended.pid)})
     return outcome
 
 
@@ -513,8 +510,7 @@ def previous_failures(out: Path, cells: Sequence[Cell]) -> list[str]:
         name = cell_name(arm, size, seed)
         if (SweepFolder(out).cell(name) / EVAL_FILE).is_file():
             continue
-        record = out / LOGS_DIR / f"{name}.json"
-        log = out / LOGS_DIR / f"{name}.log"
+        record, log = SweepFolder(out).job_record(name), SweepFolder(out).job_log(name)
         if record.is_file():
             try:
                 got = read_json_object(record)
