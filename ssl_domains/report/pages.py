@@ -216,7 +216,9 @@ def selection_text(rec: Selection, refit: str | None = None) -> str:
     low, high = rec.interval or (None, None)
     text = f"Model chosen by select: auto: {rec.chosen}, selection AUROC {hp.fmt(rec.score)}"
     if hp.is_number(low) and hp.is_number(high):
-        text += f" (95% bootstrap interval {hp.fmt(low)} to {hp.fmt(high)})"
+        # the record says its own interval's level (it follows select_alpha); old ones do not
+        text += (f" (interval {hp.fmt(low)} to {hp.fmt(high)}, "
+                 f"{rec.interval_method or 'bootstrap'})")
     text += f", chosen by {rec.method}"
     if rec.rule:
         text += f", as {rec.rule}"

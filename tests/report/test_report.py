@@ -241,9 +241,15 @@ def test_selection_is_shown_and_a_malformed_eval_json_is_a_note(run_dir: Path, s
     ev = json.loads((run_dir / "eval.json").read_text())
     (run_dir / "eval.json").write_text(json.dumps({**ev, "selection": record}))
     text, _ = parse(build_report(run_dir))
-    assert ("Model chosen by select: auto: ensemble, selection AUROC 0.812 (95% bootstrap interval "
-            "0.610 to 0.930), chosen by validation (120 items, chosen by validation AUROC); "
+    assert ("Model chosen by select: auto: ensemble, selection AUROC 0.812 (interval "
+            "0.610 to 0.930, bootstrap), chosen by validation (120 items, chosen by validation AUROC); "
             "runner-up ssl (0.700); ensemble of ssl and baseline:logistic, weight 0.75 on ssl.") in text
+    # a record that says its interval's level (select_alpha 0.1): the report says that level
+    method = "90% percentile bootstrap over the selection items (1000 class-stratified resamples)"
+    (run_dir / "eval.json").write_text(json.dumps({**ev, "selection": {**record, "interval_method": method}}))
+    text, _ = parse(build_report(run_dir))
+    assert f"selection AUROC 0.812 (interval 0.610 to 0.930, {method}), chosen by" in text
+    assert "95%" not in text.split("Model chosen by")[1].split("chosen by validation")[0]
     auto = sweep_dir / "sweep" / "cells" / "auto_1000_0"
     auto.mkdir()
     (auto / "selection.json").write_text(json.dumps(record))
