@@ -9,10 +9,12 @@ cluster job (:mod:`ssl_domains.sweep.cluster`). The jobs run in phases, each wai
 one before::
 
     pre-training (once per sweep, before any cell)
-    -> the ssl, scratch, linear_probe and baseline cells
-    -> the cross-validation folds of the sizes and seeds whose auto arm cross-validates
-       (one job per fold and arm)
+    -> the ssl, scratch, linear_probe and baseline cells, and beside them the
+       cross-validation folds of the sizes and seeds whose auto arm cross-validates (one job
+       per fold and arm; whether it does is known from the data), the longest jobs first
     -> the ensemble cells -> the auto cells (their refit on every label)
+
+(A cluster submission runs the folds after the cells, checking that each is needed.)
 
 Every number is the one the sequential sweep computes: a cell's config, seed, split and data
 do not depend on the process that runs it (each job builds the data from the config), and the
@@ -37,11 +39,12 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from ssl_domains.autoselect.arms import Arm, Size, cell_name
+from ssl_domains.autoselect.arms import Arm, Size, cell_config, cell_name
 from ssl_domains.autoselect.choice import small_validation
 from ssl_domains.autoselect.crossval import cv_folder, cv_items, run_fold_arm
 from ssl_domains.autoselect.derived import fold_sources, fold_splits
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, parse_config
+from ssl_domains.contracts import labels_of
 from ssl_domains.engine import finetune as finetuning
 from ssl_domains.engine.assess import EVAL_FILE, read_predictions
 from ssl_domains.engine.runtime import keep_threads
@@ -288,11 +291,17 @@ class JobMap(Protocol):
         """Run ``tasks`` side by side; ``done(task, outcome)`` as each finishes."""
 
 
-def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str]) -> list[Task]:
+def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str],
+               before_cells: bool = False) -> list[Task]:
     """The fold jobs of ``(size, seed)``: one per fold and finished plain arm when its ``auto``
     arm will cross-validate (as :func:`~ssl_domains.autoselect.crossval.run_derived` decides: a small
     validation set, ``cv_folds`` of 2 or more) and has not chosen yet; none otherwise (a
-    segmentation sweep's auto chooses on validation Dice, without folds)."""
+    segmentation sweep's auto chooses on validation Dice, without folds).
+
+    With ``before_cells``, decided before the plain cells ran: one per fold and plain arm,
+    the validation set's labels taken from the data (the cells' validation split is the
+    same), so that the folds run beside the cells. A fold of an arm whose cell then fails is
+    not used (the choice is made among the finished cells)."""
     arms = [a for a in sw.arms if a.name not in skipped]
     if sw.dense or sw.cv_folds < 2 or not any(a.name == "auto" for a in arms):
         return []
@@ -300,19 +309,39 @@ def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str]) -> list
         return []
     cells = SweepFolder(sw.out).cells
     plain = [a for a in arms if not a.derived
-             and (cells / cell_name(a, size, seed) / EVAL_FILE).is_file()]
+             and (before_cells or (cells / cell_name(a, size, seed) / EVAL_FILE).is_file())]
     if not plain or (SweepFolder(sw.out).cv / f"{size.tag}_{seed}.json").is_file():
         return []
-    val = read_predictions(RunFolder(cells / cell_name(plain[0], size, seed)).prediction_file("val"))
-    if val.labels is None or not small_validation(val.labels):
-        return []
     try:
+        labels = _val_labels(sw, plain[0], size, seed) if before_cells else read_predictions(
+            RunFolder(cells / cell_name(plain[0], size, seed)).prediction_file("val")).labels
+        if labels is None or not small_validation(labels):
+            return []
         splits = fold_splits(cv_items(sw.cfg, plain[0], size, seed, sw.pre, sw.sources), seed,
                              sw.cv_folds)
     except SSLDomainsError:  # the derived cells say why they cannot cross-validate
         return []
     return [Task("fold", a.name, size.tag, seed, k, tuple(skipped))
             for k in range(len(splits)) for a in plain]
+
+
+def _val_labels(sw: Sweep, arm: Arm, size: Size, seed: int) -> list[int] | None:
+    """The labels of the validation split of ``arm``'s cell of ``(size, seed)``, from the data
+    (what the cell's ``predictions/val.csv`` will hold)."""
+    cfg = cell_config(sw.cfg, arm, size, seed, sw.pre)
+    assert cfg.finetune is not None
+    return labels_of(finetuning.prepare_finetune_data(cfg, cfg.finetune, sw.sources)["val"])
+
+
+def _longest_first(tasks: Sequence[Task], arms: dict[str, Arm]) -> list[Task]:
+    """``tasks`` with the networks of the largest labeled sets first and the classical
+    baselines last (stable otherwise), so that short jobs fill the gaps at the end instead of a
+    long one running alone."""
+    def cost(task: Task) -> tuple[bool, float]:
+        size = Size.from_tag(task.size)
+        return arms[task.arm].baseline is None, float(size.count or size.fraction or 0)
+
+    return sorted(tasks, key=cost, reverse=True)
 
 
 def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
@@ -361,16 +390,26 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
         else:
             done(Task("cell", arm.name, size.tag, seed), reused)
     plain = [Task("cell", a.name, s.tag, seed) for a, s, seed in todo if not a.derived]
-    if plain:
-        jobs.map(spec, plain, done)
+    # the folds of a small validation set do not wait for the cells: they run beside them
+    groups = list(dict.fromkeys((s, seed) for a, s, seed in todo if a.derived))
+    early = [t for s, seed in groups for t in fold_tasks(sw, s, seed, (), before_cells=True)]
+    if early:
+        folds_total[0] = len(early)
+        echo(f"cross-validation: {len(early)} fold job(s) (fold x arm) for "
+             f"{len({(t.size, t.seed) for t in early})} size(s) and seed(s), beside the cells")
+    if plain or early:
+        jobs.map(spec, _longest_first(plain, arms) + _longest_first(early, arms), done)
     if errors:
         raise SSLDomainsError(f"{len(errors)} job(s) stopped with an error (first: {errors[0]}); "
                               f"see {SweepFolder(sw.out).logs}")
     skipped = tuple(result.skipped)
     todo = [c for c in todo if not _waits(c, result, echo)]
-    groups = list(dict.fromkeys((s, seed) for a, s, seed in todo if a.derived))
+    ran = {(Size.from_tag(t.size), t.seed) for t in early}
+    groups = [g for g in dict.fromkeys((s, seed) for a, s, seed in todo if a.derived)
+              if g not in ran]
     folds = [t for s, seed in groups for t in fold_tasks(sw, s, seed, skipped)]
     if folds:
+        folds_done[0] = 0
         folds_total[0] = len(folds)
         echo(f"cross-validation: {len(folds)} fold job(s) (fold x arm) for "
              f"{len({(t.size, t.seed) for t in folds})} size(s) and seed(s)")
