@@ -35,7 +35,7 @@ from ssl_domains.layout.run import RunFolder
 from ssl_domains.layout.sweep import SweepFolder
 from ssl_domains.registry import Registry
 
-__all__ = ["run_derived", "Derivation", "preference", "run_fold_arm", "cv_items", "cv_folder",
+__all__ = ["run_derived", "Derivation", "preference", "run_fold_arm", "cv_items", "cell_data", "cv_folder",
            "fold_file"]
 
 
@@ -127,10 +127,16 @@ def cv_items(cfg: RunConfig, arm: Arm, size: Size, seed: int, pre: InitConfig | 
              sources: dict[str, Any]) -> DatasetView:
     """The labeled subset of ``(size, seed)`` (training and validation part) that ``auto``
     cross-validates over: the same items whatever the arm."""
+    return derived.labeled_set(cell_data(cfg, arm, size, seed, pre, sources))
+
+
+def cell_data(cfg: RunConfig, arm: Arm, size: Size, seed: int, pre: InitConfig | None,
+              sources: dict[str, Any]) -> dict[str, Any]:
+    """The datasets of ``arm``'s cell of ``(size, seed)``
+    (:func:`~ssl_domains.engine.finetune.prepare_finetune_data`: ``train``, ``val``, ...)."""
     cell_cfg = cell_config(cfg, arm, size, seed, pre)
     assert cell_cfg.finetune is not None
-    data = finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
-    return derived.labeled_set(data)
+    return finetuning.prepare_finetune_data(cell_cfg, cell_cfg.finetune, sources)
 
 
 def cv_folder(out: Path, size: Size, seed: int) -> Path:

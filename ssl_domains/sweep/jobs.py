@@ -39,10 +39,10 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from ssl_domains.autoselect.arms import Arm, Size, cell_config, cell_name
+from ssl_domains.autoselect.arms import Arm, Size, cell_name
 from ssl_domains.autoselect.choice import small_validation
-from ssl_domains.autoselect.crossval import cv_folder, cv_items, run_fold_arm
-from ssl_domains.autoselect.derived import fold_sources, fold_splits
+from ssl_domains.autoselect.crossval import cell_data, cv_folder, cv_items, run_fold_arm
+from ssl_domains.autoselect.derived import fold_sources, fold_splits, labeled_set
 from ssl_domains.config import ComponentRef, InitConfig, RunConfig, parse_config
 from ssl_domains.contracts import labels_of
 from ssl_domains.engine import finetune as finetuning
@@ -312,25 +312,25 @@ def fold_tasks(sw: Sweep, size: Size, seed: int, skipped: Sequence[str],
              and (before_cells or (cells / cell_name(a, size, seed) / EVAL_FILE).is_file())]
     if not plain or (SweepFolder(sw.out).cv / f"{size.tag}_{seed}.json").is_file():
         return []
-    try:
-        labels = _val_labels(sw, plain[0], size, seed) if before_cells else read_predictions(
+    try:  # before the cells, their datasets are built once: validation labels and folds
+        data = cell_data(sw.cfg, plain[0], size, seed, sw.pre, sw.sources) if before_cells else None
+        labels = labels_of(data["val"]) if data is not None else read_predictions(
             RunFolder(cells / cell_name(plain[0], size, seed)).prediction_file("val")).labels
         if labels is None or not small_validation(labels):
             return []
-        splits = fold_splits(cv_items(sw.cfg, plain[0], size, seed, sw.pre, sw.sources), seed,
-                             sw.cv_folds)
+        labeled = labeled_set(data) if data is not None else \
+            cv_items(sw.cfg, plain[0], size, seed, sw.pre, sw.sources)
+        splits = fold_splits(labeled, seed, sw.cv_folds)
     except SSLDomainsError:  # the derived cells say why they cannot cross-validate
         return []
     return [Task("fold", a.name, size.tag, seed, k, tuple(skipped))
             for k in range(len(splits)) for a in plain]
 
 
-def _val_labels(sw: Sweep, arm: Arm, size: Size, seed: int) -> list[int] | None:
-    """The labels of the validation split of ``arm``'s cell of ``(size, seed)``, from the data
-    (what the cell's ``predictions/val.csv`` will hold)."""
-    cfg = cell_config(sw.cfg, arm, size, seed, sw.pre)
-    assert cfg.finetune is not None
-    return labels_of(finetuning.prepare_finetune_data(cfg, cfg.finetune, sw.sources)["val"])
+def _folds_line(folds: Sequence[Task]) -> str:
+    """The progress line announcing ``folds``."""
+    return (f"cross-validation: {len(folds)} fold job(s) (fold x arm) for "
+            f"{len({(t.size, t.seed) for t in folds})} size(s) and seed(s)")
 
 
 def _longest_first(tasks: Sequence[Task], arms: dict[str, Arm]) -> list[Task]:
@@ -395,8 +395,7 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
     early = [t for s, seed in groups for t in fold_tasks(sw, s, seed, (), before_cells=True)]
     if early:
         folds_total[0] = len(early)
-        echo(f"cross-validation: {len(early)} fold job(s) (fold x arm) for "
-             f"{len({(t.size, t.seed) for t in early})} size(s) and seed(s), beside the cells")
+        echo(_folds_line(early) + ", beside the cells")
     if plain or early:
         jobs.map(spec, _longest_first(plain, arms) + _longest_first(early, arms), done)
     if errors:
@@ -411,8 +410,7 @@ def run_phases(jobs: JobMap, sw: Sweep, spec: SweepSpec, cells: Sequence[Cell],
     if folds:
         folds_done[0] = 0
         folds_total[0] = len(folds)
-        echo(f"cross-validation: {len(folds)} fold job(s) (fold x arm) for "
-             f"{len({(t.size, t.seed) for t in folds})} size(s) and seed(s)")
+        echo(_folds_line(folds))
         jobs.map(spec, folds, done)
     for name in ("ensemble", "auto"):
         derived = [Task("cell", a.name, s.tag, seed, skipped=skipped) for a, s, seed in todo
